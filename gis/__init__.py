@@ -1,0 +1,1 @@
+"""Pure spatial logic for citygrid: no web framework, no database session."""

@@ -1,0 +1,1 @@
+"""citygrid service: HTTP API, persistence and CLI."""
