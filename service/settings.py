@@ -33,6 +33,9 @@ class GridSettings(BaseSettings):
     city: str = Field("410100", description="City key (GB/T 2260 code) carried by every row")
     boundary_tolerance_m: float = Field(15.0, description="Default locate candidate radius")
     max_upload_mb: int = Field(200, description="Largest accepted upload")
+    timezone: str = Field(
+        "Asia/Shanghai", description="Time zone of date-times sent without an offset"
+    )
 
     @field_validator("code_width")
     @classmethod

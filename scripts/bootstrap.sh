@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install what citygrid needs on Debian: PostgreSQL + PostGIS and GDAL from Debian's packages
+# (only when missing), then a virtualenv with the project and its dev tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+pg_major() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1; }
+
+missing=()
+[ -n "$(pg_major)" ] || missing+=(postgresql)
+command -v ogrinfo >/dev/null || missing+=(gdal-bin)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+major="$(pg_major)"
+if [ ! -f "/usr/share/postgresql/${major}/extension/postgis.control" ]; then
+  echo "installing PostGIS for PostgreSQL ${major}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-postgis-3"
+fi
+
+VENV="${VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[dev]"

@@ -1,0 +1,195 @@
+"""The ``citygrid`` command line: run the service, migrate, load the demo city, import, locate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service import migrations
+from service.database import make_engine, make_sessionmaker, resolve_database_url, session_scope
+from service.errors import CitygridError
+from service.factory import AppSettings
+from service.models import Grid
+from service.registry import Registry
+
+app = typer.Typer(help="citygrid: grid management for city management offices", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console,
+    )
+
+
+@contextmanager
+def _registry(settings: AppSettings) -> Iterator[Registry]:
+    engine = make_engine(resolve_database_url(settings.database))
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            yield Registry(session, settings.scheme, settings.grids.city)
+    finally:
+        engine.dispose()
+
+
+def _fail(exc: CitygridError) -> None:
+    console.print(f"[red]error:[/red] {exc.message}")
+    for err in exc.extra.get("errors", [])[:20]:
+        console.print(f"  - item {err.get('index')}: {err.get('reason')}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (creates the embedded database if needed)."""
+    settings = AppSettings()
+    engine = make_engine(resolve_database_url(settings.database))
+    migrations.upgrade(engine)
+    engine.dispose()
+    console.print("migrations applied")
+
+
+def load_demo(session: Session, settings: AppSettings, seed: int = 7) -> int:
+    """Write the demo city into an empty registry; return the number of grids written."""
+    from gis.demo import build_demo_city
+    from service.registry import GridInput
+
+    frame = build_demo_city(seed=seed, code_width=settings.grids.code_width)
+    registry = Registry(session, settings.scheme, settings.grids.city)
+    items = [
+        GridInput(
+            code=row.code, level=row.level, name=row.name, geometry=row.geometry,
+            parent_code=row.parent_code, responsible_unit=row.responsible_unit,
+            responsible_persons=list(row.responsible_persons), land_use=row.land_use,
+            management_grade=row.management_grade,
+        )
+        for row in frame.itertuples()
+    ]
+    with _progress() as bar:
+        task = bar.add_task("loading demo city", total=len(items))
+        registry.write(items, progress=lambda done: bar.update(task, completed=done))
+    return len(items)
+
+
+@app.command()
+def demo(seed: Annotated[int, typer.Option(help="Generator seed")] = 7) -> None:
+    """Load the demo city (skipped when grids already exist)."""
+    settings = AppSettings()
+    engine = make_engine(resolve_database_url(settings.database))
+    migrations.upgrade(engine)
+    with session_scope(make_sessionmaker(engine)) as session:
+        if session.scalar(select(Grid.id).limit(1)) is not None:
+            console.print("grids already present; demo city not loaded again")
+        else:
+            console.print(f"demo city loaded: {load_demo(session, settings, seed)} grids")
+    engine.dispose()
+
+
+@app.command()
+def run(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+    with_demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load the demo city")] = True,
+) -> None:
+    """Migrate, load the demo city when the registry is empty, and serve the API."""
+    import uvicorn
+
+    from service.factory import create_app
+
+    if with_demo:
+        demo()
+    else:
+        migrate()
+    console.print(f"serving on http://{host}:{port} (API docs at /docs)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@app.command("import")
+def import_(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON/GPKG/SHP zip/KML")],
+    level: Annotated[str | None, typer.Option(help="Level for features without one")] = None,
+    crs: Annotated[str | None, typer.Option(help="Source CRS when the file has none")] = None,
+    datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+) -> None:
+    """Import grids from a file, all or nothing."""
+    from service.imports import import_file
+
+    settings = AppSettings()
+    try:
+        with _registry(settings) as registry, _progress() as bar:
+            task = bar.add_task(f"importing {path.name}", total=None)
+
+            def advance(done: int) -> None:
+                bar.update(task, completed=done)
+
+            result = import_file(registry, path, level=level, crs=crs, datum=datum,
+                                 progress=advance)
+            bar.update(task, total=result["features"], completed=result["features"])
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"{result['features']} features: {len(result['created'])} created, "
+        f"{len(result['versioned'])} new versions, {len(result['updated'])} updated, "
+        f"{len(result['repaired'])} repaired"
+    )
+    for fix in result["repaired"]:
+        console.print(f"  repaired {fix['code']}: {fix['change']}")
+
+
+@app.command("locate-bulk")
+def locate_bulk(
+    source: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or GeoParquet")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet to write")],
+    datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+    chunk: Annotated[int, typer.Option(help="Points per step")] = 250_000,
+) -> None:
+    """Add a ``grid_code`` column to every point of a CSV/GeoParquet file."""
+    from service.bulk_locate import locate_points, read_points
+
+    settings = AppSettings()
+    try:
+        frame = read_points(source)
+        codes = np.empty(len(frame), dtype=object)
+        with _registry(settings) as registry, _progress() as bar:
+            task = bar.add_task("locating", total=len(frame))
+            for start in range(0, len(frame), chunk):
+                stop = min(start + chunk, len(frame))
+                codes[start:stop] = locate_points(
+                    registry, frame["lon"].to_numpy()[start:stop],
+                    frame["lat"].to_numpy()[start:stop], datum,
+                )
+                bar.update(task, completed=stop)
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    frame["grid_code"] = codes
+    if output.suffix.lower() in (".parquet", ".geoparquet"):
+        frame.to_parquet(output, index=False)
+    else:
+        frame.to_csv(output, index=False)
+    located = int(np.count_nonzero(codes != None))  # noqa: E711 - elementwise on objects
+    console.print(f"{located} of {len(frame)} points located; written to {output}")
+
+
+@app.command("db-stop")
+def db_stop() -> None:
+    """Stop the embedded database cluster (if it runs)."""
+    from service.embedded import EmbeddedCluster
+
+    EmbeddedCluster(AppSettings().database.data_dir).stop()
+    console.print("embedded database stopped")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,37 @@
+"""Request dependencies as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from service.factory import AppSettings
+from service.registry import Registry
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _settings(request: Request) -> AppSettings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+SettingsDep = Annotated[AppSettings, Depends(_settings)]
+
+
+def _registry(session: SessionDep, settings: SettingsDep) -> Registry:
+    return Registry(session, settings.scheme, settings.grids.city)
+
+
+RegistryDep = Annotated[Registry, Depends(_registry)]

@@ -1,0 +1,67 @@
+"""Domain errors (no HTTP) and the one table that maps them to HTTP status codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+
+class CitygridError(Exception):
+    """Base of every domain error: a message for humans, the offending field, extra facts."""
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+
+class InvalidInput(CitygridError):
+    """The request is well-formed but its content breaks a rule."""
+
+
+class BadParameter(CitygridError):
+    """A query parameter cannot be understood (OGC APIs answer these with 400)."""
+
+
+class NotFound(CitygridError):
+    """The named thing does not exist (at the requested time)."""
+
+
+class Conflict(CitygridError):
+    """The request clashes with stored data (overlap, duplicate, concurrent change)."""
+
+
+class PayloadTooLarge(CitygridError):
+    """An upload exceeds the configured limit."""
+
+
+STATUS_BY_ERROR: dict[type[CitygridError], int] = {
+    InvalidInput: 422,
+    BadParameter: 400,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+}
+
+
+def status_for(exc: CitygridError) -> int:
+    """HTTP status for a domain error (most specific class in the table wins)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every domain error as ``{"detail", "field", ...}`` with its mapped status."""
+
+    @app.exception_handler(CitygridError)
+    async def _handle(_: Request, exc: CitygridError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.message}
+        if exc.field:
+            body["field"] = exc.field
+        body.update(exc.extra)
+        return JSONResponse(status_code=status_for(exc), content=body)

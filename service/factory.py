@@ -1,0 +1,73 @@
+"""The FastAPI app factory; the lifespan owns the database engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gis.codes import CodeScheme
+from service.database import make_engine, make_sessionmaker, resolve_database_url
+from service.errors import install_error_handlers
+from service.settings import DatabaseSettings, GridSettings
+
+
+@dataclass
+class AppSettings:
+    """Everything the app needs, built explicitly in tests and from the environment otherwise."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    grids: GridSettings = field(default_factory=GridSettings)
+
+    @property
+    def scheme(self) -> CodeScheme:
+        return CodeScheme(self.grids.code_width)
+
+
+def create_app(
+    settings: AppSettings | None = None, sessions: sessionmaker[Session] | None = None
+) -> FastAPI:
+    """Build the citygrid app.
+
+    ``sessions`` lets tests hand in a session factory bound to their own transaction; otherwise
+    the lifespan creates the engine from ``settings.database`` and disposes it on shutdown.
+    """
+    settings = settings or AppSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine: Engine | None = None
+        if sessions is None:
+            engine = make_engine(
+                resolve_database_url(settings.database), settings.database.pool_size
+            )
+            app.state.sessions = make_sessionmaker(engine)
+        else:
+            app.state.sessions = sessions
+        yield
+        if engine is not None:
+            engine.dispose()
+
+    app = FastAPI(
+        title="citygrid",
+        summary="Grid management for city management offices (网格化城市管理)",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+
+    from service.routers import grids, ogc
+
+    app.include_router(grids.router)
+    app.include_router(ogc.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

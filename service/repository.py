@@ -1,0 +1,228 @@
+"""Queries on the grid registry. Shapely geometries cross in and out here and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import shapely
+from geoalchemy2.shape import from_shape, to_shape
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.orm import Session
+
+from service.models import Grid
+
+
+def valid_at(at: datetime) -> ColumnElement[bool]:
+    """Rows whose validity interval ``[valid_from, valid_to)`` contains ``at``."""
+    return and_(Grid.valid_from <= at, or_(Grid.valid_to.is_(None), Grid.valid_to > at))
+
+
+def to_multipolygon(geom: shapely.Geometry) -> shapely.MultiPolygon:
+    """Promote a Polygon to a MultiPolygon (the column type)."""
+    if isinstance(geom, shapely.Polygon):
+        return shapely.MultiPolygon([geom])
+    return geom
+
+
+def geom_of(row: Grid) -> shapely.Geometry:
+    """The row's geometry as shapely."""
+    return to_shape(row.geom)
+
+
+@dataclass(frozen=True)
+class GridFilter:
+    """Which grids to read: city, time, and optional level / parent subtree / bbox."""
+
+    city: str
+    at: datetime
+    level: str | None = None
+    parent_code: str | None = None
+    subtree_prefix: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+
+class GridRepository:
+    """Reads and writes ``grids`` rows for one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- reads -----------------------------------------------------------------------------
+    def _select(self, flt: GridFilter) -> Select[tuple[Grid]]:
+        stmt = select(Grid).where(Grid.city == flt.city, valid_at(flt.at))
+        if flt.level:
+            stmt = stmt.where(Grid.level == flt.level)
+        if flt.parent_code:
+            stmt = stmt.where(Grid.parent_code == flt.parent_code)
+        if flt.subtree_prefix:
+            stmt = stmt.where(Grid.code.startswith(flt.subtree_prefix, autoescape=True))
+        if flt.bbox:
+            stmt = stmt.where(Grid.geom.intersects(func.ST_MakeEnvelope(*flt.bbox, 4326)))
+        return stmt
+
+    def list(self, flt: GridFilter, limit: int | None = None, offset: int = 0) -> list[Grid]:
+        """Grids matching ``flt`` ordered by code."""
+        stmt = self._select(flt).order_by(Grid.code).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def count(self, flt: GridFilter) -> int:
+        """How many grids match ``flt``."""
+        stmt = select(func.count()).select_from(self._select(flt).subquery())
+        return int(self.session.scalar(stmt) or 0)
+
+    def extent(self, flt: GridFilter) -> tuple[float, float, float, float] | None:
+        """Bounding box (minlon, minlat, maxlon, maxlat) of the matching grids."""
+        sub = self._select(flt).subquery()
+        box = self.session.execute(
+            select(func.ST_XMin(func.ST_Extent(sub.c.geom)), func.ST_YMin(func.ST_Extent(sub.c.geom)),
+                   func.ST_XMax(func.ST_Extent(sub.c.geom)), func.ST_YMax(func.ST_Extent(sub.c.geom)))
+        ).one()
+        return None if box[0] is None else tuple(float(v) for v in box)  # type: ignore[return-value]
+
+    def get(self, city: str, code: str, at: datetime) -> Grid | None:
+        """The version of ``code`` valid at ``at``."""
+        stmt = select(Grid).where(Grid.city == city, Grid.code == code, valid_at(at))
+        return self.session.scalars(stmt).first()
+
+    def get_by_id(self, city: str, grid_id: int) -> Grid | None:
+        """A grid version by its row id."""
+        return self.session.scalars(
+            select(Grid).where(Grid.city == city, Grid.id == grid_id)
+        ).first()
+
+    def versions(self, city: str, code: str) -> list[Grid]:
+        """Every version of ``code``, oldest first."""
+        stmt = select(Grid).where(Grid.city == city, Grid.code == code).order_by(Grid.version)
+        return list(self.session.scalars(stmt))
+
+    def current_by_codes(self, city: str, codes: Sequence[str], at: datetime) -> dict[str, Grid]:
+        """Versions valid at ``at`` for each of ``codes`` that exists."""
+        if not codes:
+            return {}
+        stmt = select(Grid).where(Grid.city == city, Grid.code.in_(list(codes)), valid_at(at))
+        return {g.code: g for g in self.session.scalars(stmt)}
+
+    def chain(self, grid: Grid, at: datetime) -> list[Grid]:
+        """``grid`` and its ancestors up to the city, nearest first."""
+        out = [grid]
+        while out[-1].parent_code:
+            parent = self.get(grid.city, out[-1].parent_code, at)
+            if parent is None:
+                break
+            out.append(parent)
+        return out
+
+    def overlapping(
+        self, city: str, level: str, geom: shapely.Geometry, at: datetime, exclude: Sequence[str]
+    ) -> list[Grid]:
+        """Grids at ``level`` valid at ``at`` whose interiors meet ``geom``."""
+        stmt = select(Grid).where(
+            Grid.city == city,
+            Grid.level == level,
+            valid_at(at),
+            Grid.geom.intersects(from_shape(geom, srid=4326)),
+            func.ST_Relate(Grid.geom, from_shape(geom, srid=4326), "T********"),
+        )
+        if exclude:
+            stmt = stmt.where(Grid.code.not_in(list(exclude)))
+        return list(self.session.scalars(stmt))
+
+    def near_point(
+        self, city: str, level: str, lon: float, lat: float, radius_m: float, at: datetime
+    ) -> list[tuple[Grid, float, bool]]:
+        """Grids within ``radius_m`` metres of the point: (grid, metres, covers), nearest first.
+
+        The bbox prefilter uses the GiST index; distance is geodesic (geography).
+        """
+        point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+        # generous degree window so the index prefilter never cuts a true candidate
+        pad = radius_m / 100_000.0 * 2.0 + 1e-6
+        distance = func.ST_Distance(
+            func.Geography(Grid.geom), func.Geography(point)
+        ).label("distance")
+        covers = func.ST_Covers(Grid.geom, point).label("covers")
+        stmt = (
+            select(Grid, distance, covers)
+            .where(
+                Grid.city == city,
+                Grid.level == level,
+                valid_at(at),
+                Grid.geom.intersects(func.ST_Expand(point, pad)),
+            )
+            .order_by(text("covers DESC"), text("distance"), Grid.code)
+        )
+        rows = [(g, 0.0 if c else float(d), bool(c)) for g, d, c in self.session.execute(stmt)]
+        return [r for r in rows if r[2] or r[1] <= radius_m]
+
+    def nearest(
+        self, city: str, level: str, lon: float, lat: float, at: datetime
+    ) -> tuple[Grid, float] | None:
+        """The nearest grid at ``level`` and its geodesic distance in metres."""
+        point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+        knn = (
+            select(Grid)
+            .where(Grid.city == city, Grid.level == level, valid_at(at))
+            .order_by(Grid.geom.distance_centroid(point))
+            .limit(10)
+            .subquery()
+        )
+        distance = func.ST_Distance(func.Geography(knn.c.geom), func.Geography(point))
+        stmt = select(knn.c.id, distance.label("d")).order_by(text("d"), knn.c.code).limit(1)
+        row = self.session.execute(stmt).first()
+        if row is None:
+            return None
+        grid = self.session.get(Grid, row.id)
+        assert grid is not None
+        return grid, float(row.d)
+
+    def fingerprint(self, city: str, level: str) -> tuple[Any, ...]:
+        """Changes whenever a version of a grid at ``level`` is added or closed."""
+        stmt = select(func.count(), func.max(Grid.id), func.max(Grid.valid_to)).where(
+            Grid.city == city, Grid.level == level
+        )
+        return tuple(self.session.execute(stmt).one())
+
+    def content_digest(self, flt: GridFilter) -> str:
+        """A hash of every matching row's content: changes whenever an export would."""
+        sub = self._select(flt).subquery()
+        row_text = func.md5(cast(func.row(*sub.c), Text))
+        stmt = select(func.md5(func.string_agg(row_text, aggregate_order_by(literal(""), sub.c.code))))
+        return str(self.session.scalar(stmt) or "empty")
+
+    # -- writes ----------------------------------------------------------------------------
+    def add(self, grid: Grid) -> Grid:
+        """Insert a new grid version."""
+        self.session.add(grid)
+        self.session.flush()
+        return grid
+
+    def close_version(self, grid: Grid, at: datetime) -> None:
+        """End ``grid``'s validity at ``at``."""
+        self.session.execute(update(Grid).where(Grid.id == grid.id).values(valid_to=at))
+        grid.valid_to = at
+
+
+def new_grid(**values: Any) -> Grid:
+    """A ``Grid`` row from plain values; ``geom`` may be a shapely geometry."""
+    geom = values.pop("geom")
+    if isinstance(geom, shapely.Geometry):
+        geom = from_shape(to_multipolygon(geom), srid=4326)
+    return Grid(geom=geom, **values)

@@ -1,0 +1,194 @@
+"""``/api/grids``: the grid registry over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from gis.datum import transform_geometries
+from service import exports, imports, layout
+from service.bulk_locate import bulk_locate_upload
+from service.deps import RegistryDep, SettingsDep
+from service.errors import InvalidInput
+from service.geojson import grid_feature, parse_geometry
+from service.registry import GridInput, now
+from service.repository import GridFilter
+from service.schemas import GridCreate, GridUpdate, LocateOut
+from service.timeparse import aware
+
+router = APIRouter(prefix="/api/grids", tags=["grids"])
+
+LevelQ = Annotated[
+    Literal["city", "district", "street", "community", "unit"] | None,
+    Query(description="Grid level"),
+]
+AtQ = Annotated[
+    datetime | None,
+    Query(description="Answer as of this instant (default now; no offset = local time)"),
+]
+DatumQ = Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate datum")]
+
+
+def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError as exc:
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat numbers", field="bbox") from exc
+    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat with min <= max", field="bbox")
+    return parts  # type: ignore[return-value]
+
+
+@router.get("", summary="List grids (GeoJSON FeatureCollection)")
+def list_grids(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    level: LevelQ = None,
+    parent: Annotated[str | None, Query(description="Direct parent's code")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    at: AtQ = None,
+    datum: DatumQ = "wgs84",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    flt = GridFilter(
+        city=registry.city, at=aware(at, settings.grids.timezone) or now(),
+        level=level, parent_code=parent, bbox=_bbox(bbox),
+    )
+    rows = registry.repo.list(flt, limit=limit, offset=offset)
+    return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
+
+
+@router.post("", status_code=201, summary="Create a grid, or a new version of one")
+def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
+    try:
+        geom = parse_geometry(body.geometry)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="geometry") from exc
+    geom = transform_geometries(geom, body.datum, "wgs84")
+    item = GridInput(
+        code=body.code, level=body.level, name=body.name, geometry=geom,
+        parent_code=body.parent_code, responsible_unit=body.responsible_unit,
+        responsible_persons=[p.model_dump() for p in body.responsible_persons],
+        land_use=body.land_use, management_grade=body.management_grade,
+    )
+    registry.write([item])
+    return grid_feature(registry.get(body.code))
+
+
+@router.get("/locate", response_model=LocateOut, summary="Which unit grid covers a point")
+def locate(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    lon: Annotated[float, Query(description="Longitude in the given datum")],
+    lat: Annotated[float, Query(description="Latitude in the given datum")],
+    datum: Annotated[str, Query(description="wgs84 | gcj02 | bd09")] = "wgs84",
+    at: AtQ = None,
+    radius_m: Annotated[float, Query(ge=0, le=1000, description="Candidate radius")] = 15.0,
+) -> LocateOut:
+    result = registry.locate(lon, lat, datum, aware(at, settings.grids.timezone), radius_m)
+    return LocateOut.from_result(result)
+
+
+@router.post("/locate/bulk", summary="Locate many points (CSV or GeoParquet upload)")
+def locate_bulk(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="CSV with lon,lat columns, or GeoParquet")],
+    datum: Annotated[str, Form()] = "wgs84",
+) -> Response:
+    body, media_type = bulk_locate_upload(registry, file, datum, settings.grids.max_upload_mb)
+    return Response(content=body, media_type=media_type)
+
+
+@router.post("/import", summary="Import grids from GeoJSON, GeoPackage, zipped Shapefile or KML")
+def import_grids(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description="GeoJSON, GPKG, SHP (zip) or KML")],
+    level: Annotated[str | None, Form(description="Level for features without one")] = None,
+    crs: Annotated[str | None, Form(description="Source CRS if the file has none")] = None,
+    datum: Annotated[str, Form(description="wgs84 | gcj02 | bd09")] = "wgs84",
+) -> dict[str, Any]:
+    return imports.import_upload(
+        registry, file, level=level, crs=crs, datum=datum,
+        max_upload_mb=settings.grids.max_upload_mb,
+    )
+
+
+@router.get("/export", summary="Download grids for field teams and GIS tools")
+def export_grids(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    format: Annotated[Literal["geojson", "kml", "gpkg", "shp", "gpx"], Query()] = "geojson",
+    level: LevelQ = None,
+    parent: Annotated[str | None, Query(description="Subtree root code")] = None,
+    datum: DatumQ = "wgs84",
+    at: AtQ = None,
+) -> Response:
+    return exports.export_response(
+        registry, request.headers.get("if-none-match"), fmt=format, level=level,
+        parent=parent, datum=datum, at=aware(at, settings.grids.timezone),
+    )
+
+
+@router.get("/topology", summary="Topology check of one level under one parent")
+def topology(
+    registry: RegistryDep,
+    level: Annotated[Literal["district", "street", "community", "unit"], Query()],
+    parent: Annotated[str, Query(description="Parent code")],
+) -> dict[str, Any]:
+    return layout.topology_report(registry, level, parent)
+
+
+@router.post("/{code}/generate", status_code=201, summary="Generate unit grids inside a parent")
+def generate(
+    code: str,
+    registry: RegistryDep,
+    target_area_m2: Annotated[float, Query(gt=0)] = 10_000.0,
+    shape: Annotated[Literal["square", "hexagon"], Query()] = "square",
+    sliver_ratio: Annotated[float, Query(ge=0, lt=1)] = 0.25,
+) -> dict[str, Any]:
+    return layout.generate_children(registry, code, target_area_m2, shape, sliver_ratio)
+
+
+@router.get("/{code}", summary="One grid (the version valid now or at `at`)")
+def get_grid(
+    code: str, registry: RegistryDep, settings: SettingsDep, at: AtQ = None,
+    datum: DatumQ = "wgs84",
+) -> dict[str, Any]:
+    return grid_feature(registry.get(code, aware(at, settings.grids.timezone)), datum)
+
+
+@router.get("/{code}/versions", summary="Every version of a grid")
+def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> dict[str, Any]:
+    rows = registry.versions(code)
+    return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
+
+
+@router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
+def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> JSONResponse:
+    values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
+    if "responsible_persons" in values:
+        values["responsible_persons"] = [dict(p) for p in values["responsible_persons"]]
+    if body.geometry is not None:
+        current = registry.get(code)
+        try:
+            geom = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="geometry") from exc
+        attrs = {k: getattr(current, k) for k in
+                 ("name", "responsible_unit", "responsible_persons", "land_use",
+                  "management_grade")}
+        attrs.update(values)
+        registry.write([GridInput(code=code, level=current.level, geometry=geom,
+                                  parent_code=current.parent_code, **attrs)])
+    else:
+        registry.update_attributes(code, values)
+    return JSONResponse(grid_feature(registry.get(code)))
