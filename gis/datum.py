@@ -78,12 +78,20 @@ def gcj02_to_bd09(lon, lat) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bd09_to_gcj02(lon, lat) -> tuple[np.ndarray, np.ndarray]:
-    """BD-09 → GCJ-02."""
-    x = np.asarray(lon, dtype=float) - 0.0065
-    y = np.asarray(lat, dtype=float) - 0.006
+    """BD-09 → GCJ-02: the usual closed-form approximation, refined by iterating the forward
+    transform (the approximation alone is off by up to ~0.2 m)."""
+    blon, blat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    x, y = blon - 0.0065, blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    return z * np.cos(theta), z * np.sin(theta)
+    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    for _ in range(10):
+        tlon, tlat = gcj02_to_bd09(glon, glat)
+        rlon, rlat = blon - tlon, blat - tlat
+        glon, glat = glon + rlon, glat + rlat
+        if np.all(np.abs(rlon) < 1e-10) and np.all(np.abs(rlat) < 1e-10):
+            break
+    return glon, glat
 
 
 def check_datum(datum: str) -> Datum:
