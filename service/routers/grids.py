@@ -74,7 +74,7 @@ def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
     item = GridInput(
         code=body.code, level=body.level, name=body.name, geometry=geom,
         parent_code=body.parent_code, responsible_unit=body.responsible_unit,
-        responsible_persons=[p.model_dump() for p in body.responsible_persons],
+        responsible_persons=[p.model_dump(exclude_none=True) for p in body.responsible_persons],
         land_use=body.land_use, management_grade=body.management_grade,
     )
     registry.write([item])
@@ -175,8 +175,10 @@ def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> 
 @router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
 def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> JSONResponse:
     values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
-    if "responsible_persons" in values:
-        values["responsible_persons"] = [dict(p) for p in values["responsible_persons"]]
+    if body.responsible_persons is not None:
+        values["responsible_persons"] = [
+            p.model_dump(exclude_none=True) for p in body.responsible_persons
+        ]
     if body.geometry is not None:
         current = registry.get(code)
         try:

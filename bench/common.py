@@ -1,0 +1,72 @@
+"""Shared bench helpers: the demo database (embedded by default) and a live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from service import migrations  # noqa: E402
+from service.cli import load_demo  # noqa: E402
+from service.database import make_engine, resolve_database_url  # noqa: E402
+from service.factory import AppSettings  # noqa: E402
+from service.models import Grid  # noqa: E402
+
+
+def demo_engine() -> tuple[Engine, AppSettings]:
+    """Engine on the configured (or embedded) database, migrated, with the demo city loaded."""
+    settings = AppSettings()
+    engine = make_engine(resolve_database_url(settings.database))
+    migrations.upgrade(engine)
+    with Session(engine) as session:
+        exists = session.scalar(
+            select(Grid.id).where(Grid.city == settings.grids.city, Grid.level == "unit").limit(1)
+        )
+        if exists is None:
+            load_demo(session, settings)
+            session.commit()
+    return engine, settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def live_server():
+    """Run ``uvicorn service.app:app`` on a free port; yield its base URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=os.environ.copy(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("server did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
