@@ -32,3 +32,44 @@ def registry(session: Session, settings: AppSettings) -> Registry:
 @pytest.fixture
 def demo_registry(session: Session, demo_loaded: AppSettings) -> Registry:
     return Registry(session, demo_loaded.scheme, demo_loaded.grids.city)
+
+
+@pytest.fixture
+def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[str]:
+    """The app served by uvicorn on a free port in a thread, inside the test's transaction,
+    for real clients such as GDAL's ``ogrinfo``."""
+    import socket
+    import threading
+    import time
+
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    lock = threading.Lock()
+
+    @contextmanager
+    def serialised_session() -> Iterator[Session]:
+        # one connection carries the test's transaction: requests must take turns on it
+        with lock, sessions() as session:
+            yield session
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, sessions=serialised_session),  # type: ignore[arg-type]
+        host="127.0.0.1", port=port, log_level="warning",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
