@@ -184,8 +184,13 @@ def run_memory_paths(
     ]
 
 
-def run_db_paths(grids_gdf: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray,
-                 reference: np.ndarray, naive_points: int) -> list[dict]:
+def run_db_paths(
+    grids_gdf: gpd.GeoDataFrame,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    reference: np.ndarray,
+    naive_points: int,
+) -> list[dict]:
     """Time the in-database paths on PostGIS (``CITYGRID_DATABASE_URL`` or the embedded one).
 
     Points arrive by text COPY; the join takes, per point, the lowest code among grids whose
@@ -194,7 +199,6 @@ def run_db_paths(grids_gdf: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray,
     index. The naive path runs on the first ``naive_points`` points only (it is slow) and its
     rate is extrapolated.
     """
-    from sqlalchemy import text
 
     from service import migrations
     from service.database import make_engine, resolve_database_url
@@ -221,11 +225,15 @@ def run_db_paths(grids_gdf: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray,
         subdivide_s = time.perf_counter() - t
 
         n = len(lon)
-        csv = pd.DataFrame({"id": np.arange(n), "lon": lon, "lat": lat}).to_csv(
-            index=False, header=False, float_format="%.9f"
-        ).encode()
-        cur.execute("CREATE TEMP TABLE b_pts (id int PRIMARY KEY, lon float8, lat float8, "
-                    "geom geometry(Point, 4326))")
+        csv = (
+            pd.DataFrame({"id": np.arange(n), "lon": lon, "lat": lat})
+            .to_csv(index=False, header=False, float_format="%.9f")
+            .encode()
+        )
+        cur.execute(
+            "CREATE TEMP TABLE b_pts (id int PRIMARY KEY, lon float8, lat float8, "
+            "geom geometry(Point, 4326))"
+        )
         t = time.perf_counter()
         with cur.copy("COPY b_pts (id, lon, lat) FROM STDIN WITH (FORMAT csv)") as copy:
             copy.write(csv)
@@ -256,12 +264,19 @@ def run_db_paths(grids_gdf: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray,
 
     return [
         {"method": "PostGIS COPY points (text) + geom", "seconds": load_s, "points": n},
-        {"method": "PostGIS ST_Subdivide(64) + GiST build", "seconds": subdivide_s,
-         "points": None},
-        {"method": "PostGIS join, subdivided + GiST", "seconds": sub_s, "points": n,
-         "note": agree(sub, n)},
-        {"method": f"PostGIS join, whole polygons ({naive_n:,} pts)", "seconds": naive_s,
-         "points": naive_n, "note": agree(naive, naive_n)},
+        {"method": "PostGIS ST_Subdivide(64) + GiST build", "seconds": subdivide_s, "points": None},
+        {
+            "method": "PostGIS join, subdivided + GiST",
+            "seconds": sub_s,
+            "points": n,
+            "note": agree(sub, n),
+        },
+        {
+            "method": f"PostGIS join, whole polygons ({naive_n:,} pts)",
+            "seconds": naive_s,
+            "points": naive_n,
+            "note": agree(naive, naive_n),
+        },
     ]
 
 
@@ -316,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-db", action="store_true", help="skip the PostGIS paths")
-    parser.add_argument("--naive-points", type=int, default=200_000,
-                        help="points for the slow whole-polygon PostGIS join")
+    parser.add_argument(
+        "--naive-points",
+        type=int,
+        default=200_000,
+        help="points for the slow whole-polygon PostGIS join",
+    )
     opts = parser.parse_args(argv)
 
     grids = demo_grids(opts.seed) if opts.grids == "demo" else None

@@ -50,9 +50,20 @@ def live_server():
     """Run ``uvicorn service.app:app`` on a free port; yield its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=os.environ.copy(),
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
     )
     base = f"http://127.0.0.1:{port}"
     try:

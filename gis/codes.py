@@ -28,6 +28,7 @@ class CodeScheme:
 
     @property
     def sequence_digits(self) -> int:
+        """Digits of the unit-grid sequence (2 or 3)."""
         return self.width - 12
 
     def prefix_length(self, level: str) -> int:

@@ -117,8 +117,10 @@ def order_west_east_north_south(
         return []
     missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if missing.size:
-        raise ValueError(f"geometries at positions {missing.tolist()} are missing or empty; "
-                         "drop them before ordering")
+        raise ValueError(
+            f"geometries at positions {missing.tolist()} are missing or empty; "
+            "drop them before ordering"
+        )
     crs = utm_crs_for_geometries(geoms)
     points = to_metric(shapely.point_on_surface(geoms), crs)
     x, y = shapely.get_x(points), shapely.get_y(points)
@@ -128,37 +130,47 @@ def order_west_east_north_south(
 
 def _check_parent(parent: object) -> None:
     if not isinstance(parent, Polygon | MultiPolygon):
-        raise ValueError(f"parent must be a shapely Polygon or MultiPolygon, got "
-                         f"{type(parent).__name__}")
+        raise ValueError(
+            f"parent must be a shapely Polygon or MultiPolygon, got {type(parent).__name__}"
+        )
     if parent.is_empty:
         raise ValueError("parent polygon is empty; there is nothing to cut into cells")
     if not parent.is_valid:
-        raise ValueError(f"parent polygon is invalid ({shapely.is_valid_reason(parent)}); "
-                         "repair it first, e.g. with shapely.make_valid")
+        raise ValueError(
+            f"parent polygon is invalid ({shapely.is_valid_reason(parent)}); "
+            "repair it first, e.g. with shapely.make_valid"
+        )
     minx, miny, maxx, maxy = parent.bounds
     if not (-180.0 <= minx <= maxx <= 180.0 and -90.0 <= miny <= maxy <= 90.0):
-        raise ValueError(f"parent bounds {parent.bounds} are not lon/lat degrees; "
-                         "reproject the parent to EPSG:4326 first")
+        raise ValueError(
+            f"parent bounds {parent.bounds} are not lon/lat degrees; "
+            "reproject the parent to EPSG:4326 first"
+        )
 
 
 def _check_options(target_area_m2: float, shape: str, sliver_ratio: float) -> None:
     if shape not in SHAPES:
         raise ValueError(f"unknown cell shape {shape!r}; use one of {', '.join(SHAPES)}")
     if not (math.isfinite(target_area_m2) and target_area_m2 > 0):
-        raise ValueError(f"target_area_m2 must be a positive number of square metres, "
-                         f"got {target_area_m2}")
+        raise ValueError(
+            f"target_area_m2 must be a positive number of square metres, got {target_area_m2}"
+        )
     if target_area_m2 < MIN_TARGET_AREA_M2:
-        raise ValueError(f"target_area_m2={target_area_m2} m² is too small for a grid cell; "
-                         f"use at least {MIN_TARGET_AREA_M2:g} m² (unit grids are ~10,000 m²)")
+        raise ValueError(
+            f"target_area_m2={target_area_m2} m² is too small for a grid cell; "
+            f"use at least {MIN_TARGET_AREA_M2:g} m² (unit grids are ~10,000 m²)"
+        )
     if not (math.isfinite(sliver_ratio) and 0.0 <= sliver_ratio <= 1.0):
         raise ValueError(f"sliver_ratio must be between 0 and 1, got {sliver_ratio}")
 
 
 def _check_cell_count(count: float, target_area_m2: float) -> None:
     if count > MAX_CELLS:
-        raise ValueError(f"the parent would produce about {count:,.0f} cells of "
-                         f"{target_area_m2:g} m², more than the limit of {MAX_CELLS:,}; "
-                         "use a larger target_area_m2 or cut a smaller parent")
+        raise ValueError(
+            f"the parent would produce about {count:,.0f} cells of "
+            f"{target_area_m2:g} m², more than the limit of {MAX_CELLS:,}; "
+            "use a larger target_area_m2 or cut a smaller parent"
+        )
 
 
 def _lattice(parent_m: shapely.Geometry, area: float, shape: str) -> tuple[np.ndarray, np.ndarray]:
@@ -193,10 +205,16 @@ class _SquareLayout:
         # Vertices come from integer multiples of the side so that shared edges are identical.
         x0, x1 = self._x(cols), self._x(cols + 1)
         y0, y1 = self._y(rows + 1), self._y(rows)
-        ring = np.stack([
-            np.column_stack([x0, y0]), np.column_stack([x1, y0]), np.column_stack([x1, y1]),
-            np.column_stack([x0, y1]), np.column_stack([x0, y0]),
-        ], axis=1)
+        ring = np.stack(
+            [
+                np.column_stack([x0, y0]),
+                np.column_stack([x1, y0]),
+                np.column_stack([x1, y1]),
+                np.column_stack([x0, y1]),
+                np.column_stack([x0, y0]),
+            ],
+            axis=1,
+        )
         return shapely.polygons(ring)
 
     def _x(self, k: np.ndarray) -> np.ndarray:
@@ -262,8 +280,11 @@ def _candidate_cells(
     offsets = layout.col_offset(rows[band_index])
     first = np.floor((parts_bounds[:, 0] - minx - offsets) / layout.col_width).astype(int) - 1
     last = np.ceil((parts_bounds[:, 2] - minx - offsets) / layout.col_width).astype(int) + 1
-    pairs = {(int(r), c) for r, a, b in zip(band_index, first, last, strict=True)
-             for c in range(a, b + 1)}
+    pairs = {
+        (int(r), c)
+        for r, a, b in zip(band_index, first, last, strict=True)
+        for c in range(a, b + 1)
+    }
     if not pairs:
         return np.empty(0, dtype=int), np.empty(0, dtype=int)
     rc = np.array(sorted(pairs), dtype=int)

@@ -135,13 +135,17 @@ def _check_arguments(grids: object, parent: object, tolerance_m2: float) -> None
     if "code" not in grids.columns:
         raise ValueError("grids has no 'code' column; name the grid code column 'code'")
     if grids.crs is not None and CRS.from_user_input(grids.crs) != WGS84:
-        raise ValueError(f"grids are in {grids.crs.to_string()}, expected lon/lat; "
-                         "reproject them with grids.to_crs(4326) first")
+        raise ValueError(
+            f"grids are in {grids.crs.to_string()}, expected lon/lat; "
+            "reproject them with grids.to_crs(4326) first"
+        )
     if parent is not None and (
         not isinstance(parent, shapely.Polygon | shapely.MultiPolygon) or parent.is_empty
     ):
-        raise ValueError("parent must be a non-empty shapely Polygon or MultiPolygon in lon/lat, "
-                         f"got {parent!r:.80}; pass None to skip the gap and outside checks")
+        raise ValueError(
+            "parent must be a non-empty shapely Polygon or MultiPolygon in lon/lat, "
+            f"got {parent!r:.80}; pass None to skip the gap and outside checks"
+        )
     if not (math.isfinite(tolerance_m2) and tolerance_m2 >= 0):
         raise ValueError(f"tolerance_m2 must be a non-negative number, got {tolerance_m2}")
 
@@ -184,8 +188,10 @@ def _invalid_findings(geoms: np.ndarray, codes: list[str]) -> list[Finding]:
     for geom, code in zip(geoms, codes, strict=True):
         problem = _geometry_problem(geom)
         if problem is not None:
-            message = (f"grid {code or '(no code)'} has an invalid geometry: {problem}; "
-                       "fix it in the source data (e.g. shapely.make_valid or ST_MakeValid)")
+            message = (
+                f"grid {code or '(no code)'} has an invalid geometry: {problem}; "
+                "fix it in the source data (e.g. shapely.make_valid or ST_MakeValid)"
+            )
             findings.append(Finding("invalid", (code,), None, message, _invalid_location(geom)))
     return findings
 
@@ -252,8 +258,10 @@ def _overlap_findings(
     findings = []
     for a, b, overlap, area in zip(first, second, overlaps, areas, strict=True):
         if area > tolerance_m2:
-            message = (f"grids {codes[a]} and {codes[b]} overlap by {area:.1f} m²; "
-                       "move their shared edge so that each place belongs to one grid")
+            message = (
+                f"grids {codes[a]} and {codes[b]} overlap by {area:.1f} m²; "
+                "move their shared edge so that each place belongs to one grid"
+            )
             pair = (codes[a], codes[b])
             findings.append(Finding("overlap", pair, float(area), message, to_wgs84(overlap, crs)))
     return findings
@@ -319,8 +327,10 @@ def _outside_findings(
     findings = []
     for row, part, area in zip(candidates, outside, areas, strict=True):
         if area > tolerance_m2:
-            message = (f"{area:.1f} m² of grid {codes[row]} lies outside the parent; "
-                       "clip the grid to the parent or move it under the right parent")
+            message = (
+                f"{area:.1f} m² of grid {codes[row]} lies outside the parent; "
+                "clip the grid to the parent or move it under the right parent"
+            )
             location = to_wgs84(part, crs)
             code = (codes[row],)
             findings.append(Finding("outside_parent", code, float(area), message, location))

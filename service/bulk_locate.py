@@ -79,13 +79,19 @@ def read_points(path: Path) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InvalidInput(f"cannot read the points file: {exc}", field="file") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    for alias, name in (("lng", "lon"), ("longitude", "lon"), ("x", "lon"),
-                        ("latitude", "lat"), ("y", "lat")):
+    for alias, name in (
+        ("lng", "lon"),
+        ("longitude", "lon"),
+        ("x", "lon"),
+        ("latitude", "lat"),
+        ("y", "lat"),
+    ):
         if alias in frame.columns and name not in frame.columns:
             frame = frame.rename(columns={alias: name})
     if "lon" not in frame.columns or "lat" not in frame.columns:
-        raise InvalidInput("points need 'lon' and 'lat' columns (or a point geometry)",
-                           field="file")
+        raise InvalidInput(
+            "points need 'lon' and 'lat' columns (or a point geometry)", field="file"
+        )
     frame["lon"] = pd.to_numeric(frame["lon"], errors="coerce")
     frame["lat"] = pd.to_numeric(frame["lat"], errors="coerce")
     return frame

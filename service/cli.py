@@ -21,14 +21,19 @@ from service.factory import AppSettings
 from service.models import Grid
 from service.registry import Registry
 
-app = typer.Typer(help="citygrid: grid management for city management offices", no_args_is_help=True)
+app = typer.Typer(
+    help="citygrid: grid management for city management offices", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -68,9 +73,14 @@ def load_demo(session: Session, settings: AppSettings, seed: int = 7) -> int:
     registry = Registry(session, settings.scheme, settings.grids.city)
     items = [
         GridInput(
-            code=row.code, level=row.level, name=row.name, geometry=row.geometry,
-            parent_code=row.parent_code, responsible_unit=row.responsible_unit,
-            responsible_persons=list(row.responsible_persons), land_use=row.land_use,
+            code=row.code,
+            level=row.level,
+            name=row.name,
+            geometry=row.geometry,
+            parent_code=row.parent_code,
+            responsible_unit=row.responsible_unit,
+            responsible_persons=list(row.responsible_persons),
+            land_use=row.land_use,
             management_grade=row.management_grade,
         )
         for row in frame.itertuples()
@@ -116,7 +126,9 @@ def run(
 
 @app.command("import")
 def import_(
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON/GPKG/SHP zip/KML")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON/GPKG/SHP zip/KML")
+    ],
     level: Annotated[str | None, typer.Option(help="Level for features without one")] = None,
     crs: Annotated[str | None, typer.Option(help="Source CRS when the file has none")] = None,
     datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
@@ -132,8 +144,9 @@ def import_(
             def advance(done: int) -> None:
                 bar.update(task, completed=done)
 
-            result = import_file(registry, path, level=level, crs=crs, datum=datum,
-                                 progress=advance)
+            result = import_file(
+                registry, path, level=level, crs=crs, datum=datum, progress=advance
+            )
             bar.update(task, total=result["features"], completed=result["features"])
     except CitygridError as exc:
         _fail(exc)
@@ -166,8 +179,10 @@ def locate_bulk(
             for start in range(0, len(frame), chunk):
                 stop = min(start + chunk, len(frame))
                 codes[start:stop] = locate_points(
-                    registry, frame["lon"].to_numpy()[start:stop],
-                    frame["lat"].to_numpy()[start:stop], datum,
+                    registry,
+                    frame["lon"].to_numpy()[start:stop],
+                    frame["lat"].to_numpy()[start:stop],
+                    datum,
                 )
                 bar.update(task, completed=stop)
     except CitygridError as exc:

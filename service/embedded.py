@@ -61,6 +61,7 @@ class EmbeddedCluster:
 
     @property
     def pgdata(self) -> Path:
+        """The cluster's data directory."""
         return self.root / "pgdata"
 
     @property
@@ -73,7 +74,9 @@ class EmbeddedCluster:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            raise EmbeddedDatabaseError(f"{args[0]} failed: {result.stderr.strip() or result.stdout}")
+            raise EmbeddedDatabaseError(
+                f"{args[0]} failed: {result.stderr.strip() or result.stdout}"
+            )
         return result
 
     def _chown_for_postgres(self) -> None:
@@ -88,9 +91,11 @@ class EmbeddedCluster:
             os.chown(path, pg.pw_uid, pg.pw_gid)
 
     def initialised(self) -> bool:
+        """Whether ``initdb`` has run."""
         return (self.pgdata / "PG_VERSION").exists()
 
     def running(self) -> bool:
+        """Whether the cluster's server runs."""
         if not (self.pgdata / "postmaster.pid").exists():
             return False
         try:
@@ -101,9 +106,11 @@ class EmbeddedCluster:
 
     @property
     def port(self) -> int:
+        """The port the cluster listens on (remembered between runs)."""
         return int(self._port_file.read_text().strip())
 
     def url(self, database: str | None = None) -> str:
+        """SQLAlchemy URL of ``database`` (default: the citygrid database)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database or self.database}"
 
     def start(self) -> str:
@@ -112,8 +119,14 @@ class EmbeddedCluster:
         self._chown_for_postgres()
         if not self.initialised():
             self._run(
-                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C.UTF-8",
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
             )
         if not self.running():
             port = self.port if self._port_file.exists() else _free_port()
@@ -122,8 +135,17 @@ class EmbeddedCluster:
             self._port_file.write_text(str(port))
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
             self._run(
-                "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.pgdata),
-                "-l", str(self.pgdata / "server.log"), "-o", options,
+                "pg_ctl",
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.pgdata),
+                "-l",
+                str(self.pgdata / "server.log"),
+                "-o",
+                options,
             )
         self._ensure_database()
         return self.url()
@@ -138,7 +160,10 @@ class EmbeddedCluster:
         while True:
             try:
                 conn = psycopg.connect(
-                    host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                    host="127.0.0.1",
+                    port=self.port,
+                    user="postgres",
+                    dbname="postgres",
                     autocommit=True,
                 )
                 break

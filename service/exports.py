@@ -21,8 +21,9 @@ _CACHE_LOCK = Lock()
 _CACHE_SIZE = 16
 
 
-def export_filter(registry: Registry, level: str | None, parent: str | None,
-                  at: datetime | None) -> GridFilter:
+def export_filter(
+    registry: Registry, level: str | None, parent: str | None, at: datetime | None
+) -> GridFilter:
     """Grids at ``level`` in ``parent``'s subtree (the parent itself excluded), valid at ``at``."""
     at = at or now()
     prefix = None
@@ -45,15 +46,23 @@ def export_frame(registry: Registry, flt: GridFilter, parent: str | None) -> gpd
 
 
 def export_response(
-    registry: Registry, if_none_match: str | None, *, fmt: str, level: str | None,
-    parent: str | None, datum: str, at: datetime | None,
+    registry: Registry,
+    if_none_match: str | None,
+    *,
+    fmt: str,
+    level: str | None,
+    parent: str | None,
+    datum: str,
+    at: datetime | None,
 ) -> Response:
     """The export file, or 304 when the client's ETag still matches."""
     flt = export_filter(registry, level, parent, at)
     digest = registry.repo.content_digest(flt)
-    etag = '"' + hashlib.sha256(
-        f"{fmt}|{datum}|{level}|{parent}|{digest}".encode()
-    ).hexdigest()[:32] + '"'
+    etag = (
+        '"'
+        + hashlib.sha256(f"{fmt}|{datum}|{level}|{parent}|{digest}".encode()).hexdigest()[:32]
+        + '"'
+    )
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=304, headers=headers)

@@ -25,6 +25,7 @@ class AppSettings:
 
     @property
     def scheme(self) -> CodeScheme:
+        """The configured grid code scheme."""
         return CodeScheme(self.grids.code_width)
 
 

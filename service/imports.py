@@ -19,7 +19,12 @@ from service.uploads import saved_upload
 
 
 def import_upload(
-    registry: Registry, file: UploadFile, *, level: str | None, crs: str | None, datum: str,
+    registry: Registry,
+    file: UploadFile,
+    *,
+    level: str | None,
+    crs: str | None,
+    datum: str,
     max_upload_mb: int,
 ) -> dict[str, Any]:
     """Import an uploaded file; see ``import_file``."""
@@ -28,8 +33,13 @@ def import_upload(
 
 
 def import_file(
-    registry: Registry, path: Path, *, level: str | None = None, crs: str | None = None,
-    datum: str = "wgs84", progress: Callable[[int], None] | None = None,
+    registry: Registry,
+    path: Path,
+    *,
+    level: str | None = None,
+    crs: str | None = None,
+    datum: str = "wgs84",
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Read ``path`` and write its grids to the registry (nothing stored on any error)."""
     try:
@@ -42,7 +52,10 @@ def import_file(
 
 
 def import_frame(
-    registry: Registry, frame: gpd.GeoDataFrame, *, level: str | None = None,
+    registry: Registry,
+    frame: gpd.GeoDataFrame,
+    *,
+    level: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Repair what can be repaired without changing areas, then write every feature."""
@@ -55,16 +68,24 @@ def import_frame(
         )
     repaired = repair_polygons(list(frame.geometry))
     if repaired.errors:
-        errors = [{"index": i, "code": _text(frame.iloc[i].get("code")), "field": "geometry",
-                   "reason": msg} for i, msg in repaired.errors]
+        errors = [
+            {
+                "index": i,
+                "code": _text(frame.iloc[i].get("code")),
+                "field": "geometry",
+                "reason": msg,
+            }
+            for i, msg in repaired.errors
+        ]
         raise InvalidInput(
             f"{len(errors)} feature(s) have geometries that cannot be repaired without changing "
             f"their area, nothing stored: {errors[0]['reason']}",
-            field="geometry", errors=errors,
+            field="geometry",
+            errors=errors,
         )
     items = [
-        _item(row, geom, level) for (_, row), geom in zip(frame.iterrows(), repaired.geometries,
-                                                           strict=True)
+        _item(row, geom, level)
+        for (_, row), geom in zip(frame.iterrows(), repaired.geometries, strict=True)
     ]
     report = registry.write(items, progress=progress)
     return {
@@ -72,8 +93,9 @@ def import_frame(
         "created": report.created,
         "versioned": report.versioned,
         "updated": report.updated,
-        "repaired": [{"index": i, "code": items[i].code, "change": msg}
-                     for i, msg in repaired.changes],
+        "repaired": [
+            {"index": i, "code": items[i].code, "change": msg} for i, msg in repaired.changes
+        ],
     }
 
 

@@ -41,7 +41,9 @@ def generate_children(
         )
     except ValueError as exc:
         raise InvalidInput(str(exc), field="target_area_m2") from exc
-    digits = registry.scheme.prefix_length(child_level) - registry.scheme.prefix_length(parent.level)
+    digits = registry.scheme.prefix_length(child_level) - registry.scheme.prefix_length(
+        parent.level
+    )
     items = []
     for seq, cell in enumerate(cells, start=1):
         try:
@@ -51,11 +53,17 @@ def generate_children(
                 f"{len(cells)} cells do not fit the code: {exc}", field="target_area_m2"
             ) from exc
         name = f"{parent.name}第{seq:0{digits}d}网格"
-        items.append(GridInput(
-            code=code, level=child_level, name=name, geometry=cell,
-            responsible_unit=parent.responsible_unit, land_use=parent.land_use,
-            management_grade=parent.management_grade,
-        ))
+        items.append(
+            GridInput(
+                code=code,
+                level=child_level,
+                name=name,
+                geometry=cell,
+                responsible_unit=parent.responsible_unit,
+                land_use=parent.land_use,
+                management_grade=parent.management_grade,
+            )
+        )
     registry.write(items)
     rows = registry.repo.current_by_codes(registry.city, [i.code for i in items], now())
     return {

@@ -47,6 +47,7 @@ class GridInput:
     management_grade: str | None = None
 
     def attributes(self) -> dict[str, Any]:
+        """The descriptive attributes (everything but code, level and geometry)."""
         return {name: getattr(self, name) for name in ATTRIBUTES}
 
 
@@ -142,7 +143,9 @@ class Registry:
 
     # -- writes ----------------------------------------------------------------------------
     def write(
-        self, items: Sequence[GridInput], at: datetime | None = None,
+        self,
+        items: Sequence[GridInput],
+        at: datetime | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> WriteReport:
         """Create or version every item, all or nothing.
@@ -154,8 +157,10 @@ class Registry:
         called with the number of items checked so far, for progress bars.
         """
         at = at or now()
-        order = sorted(range(len(items)), key=lambda i: LEVELS.index(items[i].level)
-                       if items[i].level in LEVELS else -1)
+        order = sorted(
+            range(len(items)),
+            key=lambda i: LEVELS.index(items[i].level) if items[i].level in LEVELS else -1,
+        )
         errors: list[dict[str, Any]] = []
         parents: dict[str, str | None] = {}
         seen: dict[str, int] = {}
@@ -165,13 +170,19 @@ class Registry:
                 parents[item.code] = check_code(self.scheme, item)
                 item.geometry = check_geometry(item.geometry, f"grid {item.code}")
             except InvalidInput as exc:
-                errors.append({"index": i, "code": item.code, "field": exc.field,
-                               "reason": exc.message})
+                errors.append(
+                    {"index": i, "code": item.code, "field": exc.field, "reason": exc.message}
+                )
                 continue
             if item.code in seen:
-                errors.append({"index": i, "code": item.code, "field": "code",
-                               "reason": f"code {item.code} appears twice (also item "
-                                         f"{seen[item.code]})"})
+                errors.append(
+                    {
+                        "index": i,
+                        "code": item.code,
+                        "field": "code",
+                        "reason": f"code {item.code} appears twice (also item {seen[item.code]})",
+                    }
+                )
             seen[item.code] = i
         if errors:
             raise InvalidInput(_summary(errors), field="features", errors=errors)
@@ -197,8 +208,9 @@ class Registry:
             if current is None:
                 self._insert(item, parents[item.code], at, version=self._next_version(item.code))
                 report.created.append(item.code)
-            elif shapely.equals_exact(geom_of(current).normalize(),
-                                      to_multipolygon(item.geometry).normalize(), 1e-12):
+            elif shapely.equals_exact(
+                geom_of(current).normalize(), to_multipolygon(item.geometry).normalize(), 1e-12
+            ):
                 for name, value in item.attributes().items():
                     setattr(current, name, value)
                 report.updated.append(item.code)
@@ -230,15 +242,29 @@ class Registry:
         return rows[-1].version + 1 if rows else 1
 
     def _insert(self, item: GridInput, parent: str | None, at: datetime, version: int) -> None:
-        self.repo.add(new_grid(
-            city=self.city, code=item.code, version=version, level=item.level,
-            parent_code=parent, area_m2=round(float(area_m2(item.geometry)), 2),
-            valid_from=at, valid_to=None, geom=item.geometry, **item.attributes(),
-        ))
+        self.repo.add(
+            new_grid(
+                city=self.city,
+                code=item.code,
+                version=version,
+                level=item.level,
+                parent_code=parent,
+                area_m2=round(float(area_m2(item.geometry)), 2),
+                valid_from=at,
+                valid_to=None,
+                geom=item.geometry,
+                **item.attributes(),
+            )
+        )
 
     def _hierarchy_errors(
-        self, index: int, item: GridInput, parent_code: str | None,
-        batch: dict[str, GridInput], existing: dict[str, Grid], at: datetime,
+        self,
+        index: int,
+        item: GridInput,
+        parent_code: str | None,
+        batch: dict[str, GridInput],
+        existing: dict[str, Grid],
+        at: datetime,
     ) -> list[dict[str, Any]]:
         if parent_code is None:
             return []
@@ -247,24 +273,45 @@ class Registry:
         elif parent_code in existing:
             parent_geom, parent_lvl = geom_of(existing[parent_code]), existing[parent_code].level
         else:
-            return [{"index": index, "code": item.code, "field": "parent_code",
-                     "reason": f"parent {parent_code} does not exist; create it first or "
-                               "include it in the same import"}]
+            return [
+                {
+                    "index": index,
+                    "code": item.code,
+                    "field": "parent_code",
+                    "reason": f"parent {parent_code} does not exist; create it first or "
+                    "include it in the same import",
+                }
+            ]
         if parent_lvl != parent_level(item.level):
-            return [{"index": index, "code": item.code, "field": "level",
-                     "reason": f"parent {parent_code} is a {parent_lvl}, a {item.level} "
-                               f"needs a {parent_level(item.level)}"}]
+            return [
+                {
+                    "index": index,
+                    "code": item.code,
+                    "field": "level",
+                    "reason": f"parent {parent_code} is a {parent_lvl}, a {item.level} "
+                    f"needs a {parent_level(item.level)}",
+                }
+            ]
         outside = outside_area_m2(item.geometry, parent_geom)
         if outside > AREA_TOLERANCE_M2:
-            return [{"index": index, "code": item.code, "field": "geometry",
-                     "reason": f"{outside:.1f} m² of grid {item.code} lies outside its parent "
-                               f"{parent_code}; a {item.level} must lie inside its "
-                               f"{parent_lvl}",
-                     "outside_m2": round(outside, 2)}]
+            return [
+                {
+                    "index": index,
+                    "code": item.code,
+                    "field": "geometry",
+                    "reason": f"{outside:.1f} m² of grid {item.code} lies outside its parent "
+                    f"{parent_code}; a {item.level} must lie inside its "
+                    f"{parent_lvl}",
+                    "outside_m2": round(outside, 2),
+                }
+            ]
         return []
 
     def _overlap_conflicts(
-        self, items: Sequence[GridInput], order: Sequence[int], at: datetime,
+        self,
+        items: Sequence[GridInput],
+        order: Sequence[int],
+        at: datetime,
         progress: Callable[[int], None] | None,
     ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
@@ -278,10 +325,17 @@ class Registry:
                 continue
             area = overlap_area_m2(items[ia].geometry, items[ib].geometry)
             if area > AREA_TOLERANCE_M2:
-                out.append({"index": ia, "code": codes[a], "field": "geometry",
-                            "reason": f"grid {codes[a]} overlaps grid {codes[b]} in the same "
-                                      f"file by {area:.1f} m²",
-                            "overlap_m2": round(area, 2), "other": codes[b]})
+                out.append(
+                    {
+                        "index": ia,
+                        "code": codes[a],
+                        "field": "geometry",
+                        "reason": f"grid {codes[a]} overlaps grid {codes[b]} in the same "
+                        f"file by {area:.1f} m²",
+                        "overlap_m2": round(area, 2),
+                        "other": codes[b],
+                    }
+                )
         batch_codes = set(codes)
         for done, i in enumerate(order, start=1):
             item = items[i]
@@ -294,15 +348,26 @@ class Registry:
                     continue  # being replaced in the same write; checked against the file above
                 area = overlap_area_m2(item.geometry, geom_of(other))
                 if area > AREA_TOLERANCE_M2:
-                    out.append({"index": i, "code": item.code, "field": "geometry",
-                                "reason": f"grid {item.code} overlaps stored grid {other.code} "
-                                          f"by {area:.1f} m²",
-                                "overlap_m2": round(area, 2), "other": other.code})
+                    out.append(
+                        {
+                            "index": i,
+                            "code": item.code,
+                            "field": "geometry",
+                            "reason": f"grid {item.code} overlaps stored grid {other.code} "
+                            f"by {area:.1f} m²",
+                            "overlap_m2": round(area, 2),
+                            "other": other.code,
+                        }
+                    )
         return out
 
     # -- locate ----------------------------------------------------------------------------
     def locate(
-        self, lon: float, lat: float, datum: str = "wgs84", at: datetime | None = None,
+        self,
+        lon: float,
+        lat: float,
+        datum: str = "wgs84",
+        at: datetime | None = None,
         radius_m: float = 15.0,
     ) -> LocateResult:
         """The unit grid covering a point, its chain, and every grid within ``radius_m``.
@@ -319,13 +384,19 @@ class Registry:
             msg = f"point ({lon:.6f}, {lat:.6f}) lies outside every unit grid"
             if nearest is not None:
                 grid, dist = nearest
-                extra.update(nearest_code=grid.code, nearest_name=grid.name,
-                             nearest_distance_m=round(dist, 2))
+                extra.update(
+                    nearest_code=grid.code,
+                    nearest_name=grid.name,
+                    nearest_distance_m=round(dist, 2),
+                )
                 msg += f"; nearest is {grid.code} ({grid.name}) {dist:.1f} m away"
             raise NotFound(msg, field="lon,lat", **extra)
         grid = min(covering, key=lambda g: g.code)
         return LocateResult(
-            lon=lon, lat=lat, grid=grid, chain=self.repo.chain(grid, at)[1:],
+            lon=lon,
+            lat=lat,
+            grid=grid,
+            chain=self.repo.chain(grid, at)[1:],
             candidates=[(g, d) for g, d, _ in near],
         )
 

@@ -92,8 +92,12 @@ class GridRepository:
         """Bounding box (minlon, minlat, maxlon, maxlat) of the matching grids."""
         sub = self._select(flt).subquery()
         box = self.session.execute(
-            select(func.ST_XMin(func.ST_Extent(sub.c.geom)), func.ST_YMin(func.ST_Extent(sub.c.geom)),
-                   func.ST_XMax(func.ST_Extent(sub.c.geom)), func.ST_YMax(func.ST_Extent(sub.c.geom)))
+            select(
+                func.ST_XMin(func.ST_Extent(sub.c.geom)),
+                func.ST_YMin(func.ST_Extent(sub.c.geom)),
+                func.ST_XMax(func.ST_Extent(sub.c.geom)),
+                func.ST_YMax(func.ST_Extent(sub.c.geom)),
+            )
         ).one()
         return None if box[0] is None else tuple(float(v) for v in box)  # type: ignore[return-value]
 
@@ -155,9 +159,9 @@ class GridRepository:
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
         # generous degree window so the index prefilter never cuts a true candidate
         pad = radius_m / 100_000.0 * 2.0 + 1e-6
-        distance = func.ST_Distance(
-            func.Geography(Grid.geom), func.Geography(point)
-        ).label("distance")
+        distance = func.ST_Distance(func.Geography(Grid.geom), func.Geography(point)).label(
+            "distance"
+        )
         covers = func.ST_Covers(Grid.geom, point).label("covers")
         stmt = (
             select(Grid, distance, covers)
@@ -204,7 +208,9 @@ class GridRepository:
         """A hash of every matching row's content: changes whenever an export would."""
         sub = self._select(flt).subquery()
         row_text = func.md5(cast(func.row(*sub.c), Text))
-        stmt = select(func.md5(func.string_agg(row_text, aggregate_order_by(literal(""), sub.c.code))))
+        stmt = select(
+            func.md5(func.string_agg(row_text, aggregate_order_by(literal(""), sub.c.code)))
+        )
         return str(self.session.scalar(stmt) or "empty")
 
     # -- writes ----------------------------------------------------------------------------

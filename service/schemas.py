@@ -76,11 +76,15 @@ class LocateOut(BaseModel):
 
     @classmethod
     def from_result(cls, r: LocateResult) -> LocateOut:
+        """Shape a domain locate result for the API."""
         def ref(g: Any) -> dict[str, Any]:
             return {"code": g.code, "name": g.name, "level": g.level, "version": g.version}
 
         return cls(
-            lon=r.lon, lat=r.lat, grid=ref(r.grid), chain=[ref(g) for g in r.chain],
+            lon=r.lon,
+            lat=r.lat,
+            grid=ref(r.grid),
+            chain=[ref(g) for g in r.chain],
             responsible_unit=r.grid.responsible_unit,
             responsible_persons=r.grid.responsible_persons or [],
             near_boundary=len(r.candidates) > 1,

@@ -32,8 +32,12 @@ def _reachable(url: str) -> bool:
     u = make_url(url)
     try:
         psycopg.connect(
-            host=u.host, port=u.port or 5432, user=u.username, dbname=u.database,
-            password=u.password, connect_timeout=3,
+            host=u.host,
+            port=u.port or 5432,
+            user=u.username,
+            dbname=u.database,
+            password=u.password,
+            connect_timeout=3,
         ).close()
     except psycopg.OperationalError:
         return False
@@ -79,8 +83,13 @@ def engine(database_url: str) -> Iterator[Engine]:
 def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSettings:
     return AppSettings(
         database=DatabaseSettings(_env_file=None, database_url=database_url),
-        grids=GridSettings(_env_file=None, city=city, code_width=code_width,
-                           timezone="Asia/Shanghai", max_upload_mb=50),
+        grids=GridSettings(
+            _env_file=None,
+            city=city,
+            code_width=code_width,
+            timezone="Asia/Shanghai",
+            max_upload_mb=50,
+        ),
     )
 
 

@@ -44,8 +44,12 @@ def upgrade() -> None:
         sa.Column(
             "geom",
             geoalchemy2.types.Geometry(
-                geometry_type="MULTIPOLYGON", srid=4326, spatial_index=False,
-                from_text="ST_GeomFromEWKT", name="geometry", nullable=False,
+                geometry_type="MULTIPOLYGON",
+                srid=4326,
+                spatial_index=False,
+                from_text="ST_GeomFromEWKT",
+                name="geometry",
+                nullable=False,
             ),
             nullable=False,
         ),
@@ -58,7 +62,10 @@ def upgrade() -> None:
     )
     op.create_index("ix_grids_city_level_parent", "grids", ["city", "level", "parent_code"])
     op.create_index(
-        "uq_grids_current_code", "grids", ["city", "code"], unique=True,
+        "uq_grids_current_code",
+        "grids",
+        ["city", "code"],
+        unique=True,
         postgresql_where=sa.text("valid_to IS NULL"),
     )
     op.create_index("idx_grids_geom", "grids", ["geom"], postgresql_using="gist")

@@ -38,7 +38,9 @@ def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
     try:
         parts = tuple(float(v) for v in value.split(","))
     except ValueError as exc:
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat numbers", field="bbox") from exc
+        raise InvalidInput(
+            "bbox must be minlon,minlat,maxlon,maxlat numbers", field="bbox"
+        ) from exc
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
         raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat with min <= max", field="bbox")
     return parts  # type: ignore[return-value]
@@ -57,8 +59,11 @@ def list_grids(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     flt = GridFilter(
-        city=registry.city, at=aware(at, settings.grids.timezone) or now(),
-        level=level, parent_code=parent, bbox=_bbox(bbox),
+        city=registry.city,
+        at=aware(at, settings.grids.timezone) or now(),
+        level=level,
+        parent_code=parent,
+        bbox=_bbox(bbox),
     )
     rows = registry.repo.list(flt, limit=limit, offset=offset)
     return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
@@ -72,10 +77,15 @@ def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
         raise InvalidInput(str(exc), field="geometry") from exc
     geom = transform_geometries(geom, body.datum, "wgs84")
     item = GridInput(
-        code=body.code, level=body.level, name=body.name, geometry=geom,
-        parent_code=body.parent_code, responsible_unit=body.responsible_unit,
+        code=body.code,
+        level=body.level,
+        name=body.name,
+        geometry=geom,
+        parent_code=body.parent_code,
+        responsible_unit=body.responsible_unit,
         responsible_persons=[p.model_dump(exclude_none=True) for p in body.responsible_persons],
-        land_use=body.land_use, management_grade=body.management_grade,
+        land_use=body.land_use,
+        management_grade=body.management_grade,
     )
     registry.write([item])
     return grid_feature(registry.get(body.code))
@@ -116,7 +126,11 @@ def import_grids(
     datum: Annotated[str, Form(description="wgs84 | gcj02 | bd09")] = "wgs84",
 ) -> dict[str, Any]:
     return imports.import_upload(
-        registry, file, level=level, crs=crs, datum=datum,
+        registry,
+        file,
+        level=level,
+        crs=crs,
+        datum=datum,
         max_upload_mb=settings.grids.max_upload_mb,
     )
 
@@ -133,8 +147,13 @@ def export_grids(
     at: AtQ = None,
 ) -> Response:
     return exports.export_response(
-        registry, request.headers.get("if-none-match"), fmt=format, level=level,
-        parent=parent, datum=datum, at=aware(at, settings.grids.timezone),
+        registry,
+        request.headers.get("if-none-match"),
+        fmt=format,
+        level=level,
+        parent=parent,
+        datum=datum,
+        at=aware(at, settings.grids.timezone),
     )
 
 
@@ -160,7 +179,10 @@ def generate(
 
 @router.get("/{code}", summary="One grid (the version valid now or at `at`)")
 def get_grid(
-    code: str, registry: RegistryDep, settings: SettingsDep, at: AtQ = None,
+    code: str,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    at: AtQ = None,
     datum: DatumQ = "wgs84",
 ) -> dict[str, Any]:
     return grid_feature(registry.get(code, aware(at, settings.grids.timezone)), datum)
@@ -185,12 +207,28 @@ def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> JSONRespo
             geom = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
         except ValueError as exc:
             raise InvalidInput(str(exc), field="geometry") from exc
-        attrs = {k: getattr(current, k) for k in
-                 ("name", "responsible_unit", "responsible_persons", "land_use",
-                  "management_grade")}
+        attrs = {
+            k: getattr(current, k)
+            for k in (
+                "name",
+                "responsible_unit",
+                "responsible_persons",
+                "land_use",
+                "management_grade",
+            )
+        }
         attrs.update(values)
-        registry.write([GridInput(code=code, level=current.level, geometry=geom,
-                                  parent_code=current.parent_code, **attrs)])
+        registry.write(
+            [
+                GridInput(
+                    code=code,
+                    level=current.level,
+                    geometry=geom,
+                    parent_code=current.parent_code,
+                    **attrs,
+                )
+            ]
+        )
     else:
         registry.update_attributes(code, values)
     return JSONResponse(grid_feature(registry.get(code)))

@@ -66,8 +66,12 @@ def landing(request: Request) -> dict[str, Any]:
         "description": "The five-level city management grid registry as OGC API - Features",
         "links": [
             _link(base, "self", title="This document"),
-            _link(f"{root}/openapi.json", "service-desc",
-                  "application/vnd.oai.openapi+json;version=3.0", "API definition"),
+            _link(
+                f"{root}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "API definition",
+            ),
             _link(f"{root}/docs", "service-doc", "text/html", "API documentation"),
             _link(f"{base}/conformance", "conformance", title="Conformance classes"),
             _link(f"{base}/collections", "data", title="Collections"),
@@ -131,13 +135,13 @@ def _bbox(raw: str | None) -> tuple[float, float, float, float] | None:
     try:
         parts = [float(v) for v in raw.split(",")]
     except ValueError as exc:
-        raise BadParameter("bbox must be 4 numbers: minlon,minlat,maxlon,maxlat",
-                           field="bbox") from exc
+        raise BadParameter(
+            "bbox must be 4 numbers: minlon,minlat,maxlon,maxlat", field="bbox"
+        ) from exc
     if len(parts) == 6:  # 3D bbox: drop heights
         parts = [parts[0], parts[1], parts[3], parts[4]]
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise BadParameter("bbox must be minlon,minlat,maxlon,maxlat with min <= max",
-                           field="bbox")
+        raise BadParameter("bbox must be minlon,minlat,maxlon,maxlat with min <= max", field="bbox")
     return parts[0], parts[1], parts[2], parts[3]
 
 
@@ -145,8 +149,10 @@ def _instant(raw: str | None, tz: str) -> datetime:
     if raw is None:
         return now()
     if "/" in raw:
-        raise BadParameter("datetime must be one instant (grids valid then); intervals are not "
-                           "supported", field="datetime")
+        raise BadParameter(
+            "datetime must be one instant (grids valid then); intervals are not supported",
+            field="datetime",
+        )
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as exc:
@@ -162,12 +168,15 @@ def items(
     known = {"limit", "offset", "bbox", "datetime", "f"}
     unknown = set(request.query_params) - known
     if unknown:
-        raise BadParameter(f"unknown parameter(s): {', '.join(sorted(unknown))}",
-                           field=sorted(unknown)[0])
+        raise BadParameter(
+            f"unknown parameter(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
+        )
     limit = min(_int_param(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
     offset = _int_param(request, "offset", 0)
     flt = GridFilter(
-        city=registry.city, level=level, bbox=_bbox(request.query_params.get("bbox")),
+        city=registry.city,
+        level=level,
+        bbox=_bbox(request.query_params.get("bbox")),
         at=_instant(request.query_params.get("datetime"), settings.grids.timezone),
     )
     rows = registry.repo.list(flt, limit=limit, offset=offset)
@@ -175,11 +184,19 @@ def items(
     url = request.url
     links = [_link(str(url), "self", GEOJSON)]
     if offset + len(rows) < matched:
-        links.append(_link(str(url.include_query_params(offset=offset + limit, limit=limit)),
-                           "next", GEOJSON))
+        links.append(
+            _link(
+                str(url.include_query_params(offset=offset + limit, limit=limit)), "next", GEOJSON
+            )
+        )
     if offset > 0:
-        links.append(_link(str(url.include_query_params(offset=max(0, offset - limit),
-                                                        limit=limit)), "prev", GEOJSON))
+        links.append(
+            _link(
+                str(url.include_query_params(offset=max(0, offset - limit), limit=limit)),
+                "prev",
+                GEOJSON,
+            )
+        )
     links.append(_link(f"{_base(request)}/collections/{level}", "collection"))
     body = {
         "type": "FeatureCollection",

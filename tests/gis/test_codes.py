@@ -7,26 +7,32 @@ import pytest
 from gis.codes import CodeError, CodeScheme, parent_level
 
 
-@pytest.mark.parametrize(("width", "code", "level"), [
-    (14, "41010000000000", "city"),
-    (14, "41010500000000", "district"),
-    (14, "41010500300000", "street"),
-    (14, "41010500300200", "community"),
-    (14, "41010500300207", "unit"),
-    (15, "410105003002107", "unit"),
-    (15, "410105003002000", "community"),
-])
+@pytest.mark.parametrize(
+    ("width", "code", "level"),
+    [
+        (14, "41010000000000", "city"),
+        (14, "41010500000000", "district"),
+        (14, "41010500300000", "street"),
+        (14, "41010500300200", "community"),
+        (14, "41010500300207", "unit"),
+        (15, "410105003002107", "unit"),
+        (15, "410105003002000", "community"),
+    ],
+)
 def test_valid_codes_pass(width: int, code: str, level: str) -> None:
     assert CodeScheme(width).validate(code, level) == code
 
 
-@pytest.mark.parametrize(("code", "level", "fragment"), [
-    ("41010500300207", "community", "must be zeros"),
-    ("4101050030020", "unit", "13 digits"),
-    ("41010500300200", "unit", "all-zero unit part"),
-    ("41010500000000", "street", "all-zero street part"),
-    ("4101050030020x", "unit", "digits only"),
-])
+@pytest.mark.parametrize(
+    ("code", "level", "fragment"),
+    [
+        ("41010500300207", "community", "must be zeros"),
+        ("4101050030020", "unit", "13 digits"),
+        ("41010500300200", "unit", "all-zero unit part"),
+        ("41010500000000", "street", "all-zero street part"),
+        ("4101050030020x", "unit", "digits only"),
+    ],
+)
 def test_invalid_codes_say_why(code: str, level: str, fragment: str) -> None:
     with pytest.raises(CodeError, match=fragment):
         CodeScheme(14).validate(code, level)

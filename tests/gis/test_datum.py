@@ -36,8 +36,9 @@ def test_round_trip_is_within_a_millimetre(name: str) -> None:
 
 def test_offset_in_zhengzhou_is_hundreds_of_metres() -> None:
     glon, glat = datum.wgs84_to_gcj02(113.65, 34.75)
-    metres = np.hypot((glon - 113.65) * 111_320 * np.cos(np.radians(34.75)),
-                      (glat - 34.75) * 110_574)
+    metres = np.hypot(
+        (glon - 113.65) * 111_320 * np.cos(np.radians(34.75)), (glat - 34.75) * 110_574
+    )
     assert 100 < metres < 700
 
 

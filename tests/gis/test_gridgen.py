@@ -38,8 +38,9 @@ PARENTS_M = {
     "rectangle": box(0, 0, 1020, 630),
     "disc": Point(0, 0).buffer(700, quad_segs=32),
     "hole": Polygon(box(0, 0, 1000, 1000).exterior.coords, [HOLE.exterior.coords]),
-    "multipolygon": MultiPolygon([box(0, 0, 1000, 500), box(1100, 0, 1130, 30),
-                                  box(1500, -300, 2000, 200)]),
+    "multipolygon": MultiPolygon(
+        [box(0, 0, 1000, 500), box(1100, 0, 1130, 30), box(1500, -300, 2000, 200)]
+    ),
 }
 
 
@@ -47,8 +48,11 @@ def shared_boundary_length(cell, others):
     return sum(shapely.length(shapely.intersection(cell.boundary, o.boundary)) for o in others)
 
 
-@pytest.fixture(scope="module", params=[(p, s) for p in PARENTS_M for s in ("square", "hexagon")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(p, s) for p in PARENTS_M for s in ("square", "hexagon")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def generated(request):
     name, shape = request.param
     parent_m = PARENTS_M[name]
@@ -149,8 +153,12 @@ def test_sliver_joins_the_neighbour_with_the_longest_shared_edge():
     assert len(cells_m) == 4
     south_east = [c for c in cells_m if c.contains(Point(150, 50))][0]
     north_east = [c for c in cells_m if c.contains(Point(150, 150))][0]
-    assert shapely.symmetric_difference(south_east, shapely.union(
-        box(100, 0, 200, 100), box(200, 70, 220, 110))).area < 1e-3
+    assert (
+        shapely.symmetric_difference(
+            south_east, shapely.union(box(100, 0, 200, 100), box(200, 70, 220, 110))
+        ).area
+        < 1e-3
+    )
     assert north_east.area == pytest.approx(10_000.0, rel=1e-6)
 
 
@@ -195,8 +203,9 @@ def test_hexagon_rows_come_north_to_south_then_west_to_east():
 
 def test_order_helper_recovers_coding_order_of_shuffled_jittered_grid():
     rng = np.random.default_rng(7)
-    cells_m = [box(x, y, x + 100, y + 100)
-               for y in range(500, -1, -100) for x in range(0, 1000, 100)]
+    cells_m = [
+        box(x, y, x + 100, y + 100) for y in range(500, -1, -100) for x in range(0, 1000, 100)
+    ]
     # Wobbly digitising: each cell is shifted up to 15 m each way, less than half a row.
     wobbly = [shapely.affinity.translate(c, *rng.uniform(-15, 15, 2)) for c in cells_m]
     shuffle = rng.permutation(len(wobbly))
@@ -225,8 +234,11 @@ def test_order_helper_rejects_empty_geometry():
     [
         (Point(113.65, 34.75), {}, "Polygon or MultiPolygon"),
         (Polygon(), {}, "empty"),
-        (Polygon([(113.65, 34.75), (113.66, 34.76), (113.66, 34.75), (113.65, 34.76)]), {},
-         "invalid"),
+        (
+            Polygon([(113.65, 34.75), (113.66, 34.76), (113.66, 34.75), (113.65, 34.76)]),
+            {},
+            "invalid",
+        ),
         (box(500_000, 3_800_000, 501_000, 3_801_000), {}, "lon/lat"),
         (None, {"target_area_m2": 0.0}, "positive"),
         (None, {"target_area_m2": -10.0}, "positive"),

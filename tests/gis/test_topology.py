@@ -33,13 +33,15 @@ def metres(geom_ll):
 
 
 def grids(cells_m: dict[str, shapely.Geometry]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"code": list(cells_m)},
-                            geometry=[lonlat(g) for g in cells_m.values()], crs=4326)
+    return gpd.GeoDataFrame(
+        {"code": list(cells_m)}, geometry=[lonlat(g) for g in cells_m.values()], crs=4326
+    )
 
 
 def grid_rows(rows: list[tuple[str, shapely.Geometry]]) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"code": [c for c, _ in rows]},
-                            geometry=[lonlat(g) for _, g in rows], crs=4326)
+    return gpd.GeoDataFrame(
+        {"code": [c for c, _ in rows]}, geometry=[lonlat(g) for _, g in rows], crs=4326
+    )
 
 
 def same_place(found_ll, expected_m, rel=1e-6):
@@ -50,8 +52,10 @@ def same_place(found_ll, expected_m, rel=1e-6):
 
 PARENT = box(0, 0, 200, 200)
 TILING = {
-    "01": box(0, 100, 100, 200), "02": box(100, 100, 200, 200),
-    "03": box(0, 0, 100, 100), "04": box(100, 0, 200, 100),
+    "01": box(0, 100, 100, 200),
+    "02": box(100, 100, 200, 200),
+    "03": box(0, 0, 100, 100),
+    "04": box(100, 0, 200, 100),
 }
 
 
@@ -116,8 +120,7 @@ def test_cell_sticking_out_of_parent_reports_outside_part():
 
 
 def test_duplicate_code_is_reported_once_at_union_of_its_grids():
-    rows = [("01", TILING["01"]), ("02", TILING["02"]), ("03", TILING["03"]),
-            ("03", TILING["04"])]
+    rows = [("01", TILING["01"]), ("02", TILING["02"]), ("03", TILING["03"]), ("03", TILING["04"])]
     findings = check_topology(grid_rows(rows), lonlat(PARENT))
     assert [f.kind for f in findings] == ["duplicate_code"]
     assert findings[0].codes == ("03",)
@@ -149,7 +152,8 @@ def test_invalid_grid_is_repaired_for_the_other_checks():
     repaired = shapely.make_valid(bow_tie)
     expected_overlap = repaired.intersection(wide)
     expected_gaps = PARENT.difference(
-        shapely.union_all([TILING["01"], TILING["02"], repaired, wide]))
+        shapely.union_all([TILING["01"], TILING["02"], repaired, wide])
+    )
     assert [f.kind for f in findings].count("invalid") == 1
     overlaps = of_kind(findings, "overlap")
     assert [f.codes for f in overlaps] == [("03", "04")]
@@ -221,7 +225,8 @@ def test_finding_serialises_as_geojson_feature():
     assert restored["properties"]["codes"] == ["01", "02"]
     assert restored["properties"]["area_m2"] == pytest.approx(2000.0, rel=1e-6)
     assert shapely.geometry.shape(restored["geometry"]).equals_exact(
-        check_topology(grids(cells), lonlat(PARENT))[0].geometry, tolerance=1e-12)
+        check_topology(grids(cells), lonlat(PARENT))[0].geometry, tolerance=1e-12
+    )
 
 
 def test_finding_without_location_has_null_geojson_geometry():

@@ -57,12 +57,16 @@ def small_city() -> list[GridInput]:
     seq = 1
     for row_top in (200, 100):  # north row first
         for x in range(0, 400, 100):
-            items.append(GridInput(
-                unit_code(COMM_A, seq), "unit", f"甲社区第{seq:02d}网格",
-                lonlat(mbox(x, row_top - 100, x + 100, row_top)),
-                responsible_unit="经八路街道办", responsible_persons=[
-                    {"name": f"网格员{seq}", "phone": f"1380000{seq:04d}"}],
-            ))
+            items.append(
+                GridInput(
+                    unit_code(COMM_A, seq),
+                    "unit",
+                    f"甲社区第{seq:02d}网格",
+                    lonlat(mbox(x, row_top - 100, x + 100, row_top)),
+                    responsible_unit="经八路街道办",
+                    responsible_persons=[{"name": f"网格员{seq}", "phone": f"1380000{seq:04d}"}],
+                )
+            )
             seq += 1
     lake = mbox(500, 50, 600, 150)
     west_b = shapely.difference(mbox(400, 0, 700, 200), lake)
@@ -70,6 +74,7 @@ def small_city() -> list[GridInput]:
     # a multipolygon grid: two separate strips at the east end of community B
     strips = shapely.MultiPolygon([mbox(700, 0, 800, 90), mbox(700, 110, 800, 200)])
     items.append(GridInput(unit_code(COMM_B, 2), "unit", "乙社区第02网格", lonlat(strips)))
-    items.append(GridInput(unit_code(COMM_B, 3), "unit", "乙社区第03网格",
-                           lonlat(mbox(700, 90, 800, 110))))
+    items.append(
+        GridInput(unit_code(COMM_B, 3), "unit", "乙社区第03网格", lonlat(mbox(700, 90, 800, 110)))
+    )
     return items

@@ -41,7 +41,6 @@ def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Itera
     import socket
     import threading
     import time
-
     from contextlib import contextmanager
 
     import uvicorn
@@ -57,10 +56,14 @@ def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Itera
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, sessions=serialised_session),  # type: ignore[arg-type]
-        host="127.0.0.1", port=port, log_level="warning",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, sessions=serialised_session),  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

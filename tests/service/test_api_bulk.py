@@ -19,8 +19,9 @@ from service.repository import GridFilter, geom_of
 @pytest.fixture
 def units(demo_registry: Registry) -> gpd.GeoDataFrame:
     rows = demo_registry.repo.list(GridFilter(city=demo_registry.city, at=now(), level="unit"))
-    return gpd.GeoDataFrame({"code": [g.code for g in rows]},
-                            geometry=[geom_of(g) for g in rows], crs=4326)
+    return gpd.GeoDataFrame(
+        {"code": [g.code for g in rows]}, geometry=[geom_of(g) for g in rows], crs=4326
+    )
 
 
 def _points(units: gpd.GeoDataFrame, n: int = 3000) -> tuple[np.ndarray, np.ndarray]:
@@ -45,7 +46,8 @@ def test_bulk_csv_matches_geopandas_including_shared_vertices(
 ) -> None:
     lon, lat = _points(units)
     csv = pd.DataFrame({"id": range(len(lon)), "lon": lon, "lat": lat}).to_csv(
-        index=False, float_format="%.17g")
+        index=False, float_format="%.17g"
+    )
     r = demo_client.post("/api/grids/locate/bulk", files={"file": ("p.csv", csv)})
     assert r.status_code == 200, r.text
     out = pd.read_csv(io.StringIO(r.text), dtype={"grid_code": str})
@@ -53,20 +55,27 @@ def test_bulk_csv_matches_geopandas_including_shared_vertices(
     expected = _expected(units, lon, lat)
     assert got == expected
     assert sum(c is None for c in got) > 50  # some points fall outside the district
-    ties = gpd.sjoin(gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326), units,
-                     predicate="intersects").index.value_counts()
+    ties = gpd.sjoin(
+        gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat), crs=4326),
+        units,
+        predicate="intersects",
+    ).index.value_counts()
     assert (ties > 1).sum() >= 40
 
 
 def test_bulk_parquet_in_gcj02(demo_client: TestClient, units: gpd.GeoDataFrame) -> None:
     lon, lat = _points(units, 500)
     glon, glat = from_wgs84(lon, lat, "gcj02")
-    frame = gpd.GeoDataFrame({"n": range(len(lon))}, geometry=gpd.points_from_xy(glon, glat),
-                             crs=4326)
+    frame = gpd.GeoDataFrame(
+        {"n": range(len(lon))}, geometry=gpd.points_from_xy(glon, glat), crs=4326
+    )
     buf = io.BytesIO()
     frame.to_parquet(buf)
-    r = demo_client.post("/api/grids/locate/bulk", data={"datum": "gcj02"},
-                         files={"file": ("p.parquet", buf.getvalue())})
+    r = demo_client.post(
+        "/api/grids/locate/bulk",
+        data={"datum": "gcj02"},
+        files={"file": ("p.parquet", buf.getvalue())},
+    )
     assert r.status_code == 200, r.text
     out = pd.read_parquet(io.BytesIO(r.content))
     interior = [i for i in range(len(lon)) if not _near_edge(units, lon[i], lat[i])]
@@ -91,18 +100,22 @@ def test_bulk_locate_sees_a_new_boundary_version(
     assert first.text.strip().splitlines()[1].endswith(code)
     # shrink the grid so the point is no longer covered: the cached index must be rebuilt
     smaller = geom_of(grid).difference(point.buffer(0.0002))
-    r = demo_client.patch(f"/api/grids/{code}",
-                          json={"geometry": shapely.geometry.mapping(smaller)})
+    r = demo_client.patch(
+        f"/api/grids/{code}", json={"geometry": shapely.geometry.mapping(smaller)}
+    )
     assert r.status_code == 200, r.text
     second = demo_client.post("/api/grids/locate/bulk", files={"file": ("p.csv", csv)})
     assert not second.text.strip().splitlines()[1].endswith(code)
 
 
-@pytest.mark.parametrize(("content", "field"), [
-    ("foo,bar\n1,2\n", "file"),
-    ("lon,lat\n113.6,95\n", "lon,lat"),
-    ("lon,lat\n113.6,\n", "lon,lat"),
-])
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        ("foo,bar\n1,2\n", "file"),
+        ("lon,lat\n113.6,95\n", "lon,lat"),
+        ("lon,lat\n113.6,\n", "lon,lat"),
+    ],
+)
 def test_bulk_bad_rows_are_422(demo_client: TestClient, content: str, field: str) -> None:
     r = demo_client.post("/api/grids/locate/bulk", files={"file": ("p.csv", content)})
     assert r.status_code == 422, r.text
@@ -111,8 +124,9 @@ def test_bulk_bad_rows_are_422(demo_client: TestClient, content: str, field: str
 
 def test_bulk_accepts_x_y_column_names(demo_client: TestClient, units) -> None:
     point = units.geometry.iloc[3].representative_point()
-    r = demo_client.post("/api/grids/locate/bulk",
-                         files={"file": ("p.csv", f"x,y\n{point.x!r},{point.y!r}\n")})
+    r = demo_client.post(
+        "/api/grids/locate/bulk", files={"file": ("p.csv", f"x,y\n{point.x!r},{point.y!r}\n")}
+    )
     assert r.status_code == 200
     assert r.text.strip().splitlines()[1].endswith(units["code"].iloc[3])
 

@@ -22,9 +22,13 @@ from service.registry import Registry
 def _frame(items=None) -> gpd.GeoDataFrame:
     items = items if items is not None else small_city()
     return gpd.GeoDataFrame(
-        {"code": [i.code for i in items], "level": [i.level for i in items],
-         "name": [i.name for i in items]},
-        geometry=[i.geometry for i in items], crs="EPSG:4326",
+        {
+            "code": [i.code for i in items],
+            "level": [i.level for i in items],
+            "name": [i.name for i in items],
+        },
+        geometry=[i.geometry for i in items],
+        crs="EPSG:4326",
     )
 
 
@@ -108,8 +112,9 @@ def test_bowtie_rejects_the_whole_import(client: TestClient, tmp_path: Path) -> 
 
 def test_overlapping_import_is_409_and_nothing_stored(client: TestClient, tmp_path: Path) -> None:
     items = small_city()
-    items.append(type(items[0])(unit_code(COMM_A, 9), "unit", "重叠",
-                                lonlat(mbox(50, 50, 150, 150))))
+    items.append(
+        type(items[0])(unit_code(COMM_A, 9), "unit", "重叠", lonlat(mbox(50, 50, 150, 150)))
+    )
     path = tmp_path / "overlap.geojson"
     _frame(items).to_file(path)
     r = _upload(client, path)
@@ -118,7 +123,9 @@ def test_overlapping_import_is_409_and_nothing_stored(client: TestClient, tmp_pa
     assert _count(client, "city") == 0
 
 
-def test_reimport_with_changed_boundary_creates_versions(client: TestClient, tmp_path: Path) -> None:
+def test_reimport_with_changed_boundary_creates_versions(
+    client: TestClient, tmp_path: Path
+) -> None:
     path = tmp_path / "v1.geojson"
     _frame().to_file(path)
     assert _upload(client, path).status_code == 200
@@ -131,13 +138,16 @@ def test_reimport_with_changed_boundary_creates_versions(client: TestClient, tmp
     assert client.get(f"/api/grids/{unit_code(COMM_A, 1)}").json()["properties"]["version"] == 2
 
 
-@pytest.mark.parametrize(("name", "content", "status", "fragment"), [
-    ("empty.geojson", b"", 422, "empty"),
-    ("none.geojson", b'{"type":"FeatureCollection","features":[]}', 422, "no features"),
-    ("table.csv", b"code,name\n1,a\n", 422, "geometry"),
-    ("notes.txt", b"hello", 422, ""),
-    ("broken.gpkg", b"not a geopackage at all", 422, ""),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "status", "fragment"),
+    [
+        ("empty.geojson", b"", 422, "empty"),
+        ("none.geojson", b'{"type":"FeatureCollection","features":[]}', 422, "no features"),
+        ("table.csv", b"code,name\n1,a\n", 422, "geometry"),
+        ("notes.txt", b"hello", 422, ""),
+        ("broken.gpkg", b"not a geopackage at all", 422, ""),
+    ],
+)
 def test_bad_files_are_4xx_and_nothing_stored(
     client: TestClient, name: str, content: bytes, status: int, fragment: str
 ) -> None:
@@ -171,23 +181,26 @@ def city(registry: Registry) -> Registry:
 
 
 def _units_of(community: str) -> dict[str, shapely.Geometry]:
-    return {i.code: i.geometry for i in small_city() if i.level == "unit"
-            and i.code.startswith(community[:12])}
+    return {
+        i.code: i.geometry
+        for i in small_city()
+        if i.level == "unit" and i.code.startswith(community[:12])
+    }
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "kml", "shp"])
 def test_export_round_trips_through_gdal(
     client: TestClient, city: Registry, tmp_path: Path, fmt: str
 ) -> None:
-    r = client.get("/api/grids/export", params={"format": fmt, "level": "unit",
-                                                "parent": COMM_A})
+    r = client.get("/api/grids/export", params={"format": fmt, "level": "unit", "parent": COMM_A})
     assert r.status_code == 200, r.text
     path = tmp_path / r.headers["content-disposition"].split('"')[1]
     path.write_bytes(r.content)
     # GDAL's own CLI reads the file: feature count as an independent check
     source = str(path) if fmt != "shp" else f"/vsizip/{path}"
-    info = subprocess.run(["ogrinfo", "-ro", "-al", "-so", source], capture_output=True,
-                          text=True, check=True).stdout
+    info = subprocess.run(
+        ["ogrinfo", "-ro", "-al", "-so", source], capture_output=True, text=True, check=True
+    ).stdout
     assert "Feature Count: 8" in info
     frame = pyogrio.read_dataframe(source)
     codes = frame["code"].astype(str).tolist()
@@ -200,8 +213,7 @@ def test_export_round_trips_through_gdal(
 
 @pytest.mark.filterwarnings("ignore:Value .* parsed incompletely:RuntimeWarning")
 def test_gpx_export_has_tracks_with_codes(client: TestClient, city: Registry, tmp_path) -> None:
-    r = client.get("/api/grids/export", params={"format": "gpx", "level": "unit",
-                                                "parent": COMM_A})
+    r = client.get("/api/grids/export", params={"format": "gpx", "level": "unit", "parent": COMM_A})
     path = tmp_path / "grids.gpx"
     path.write_bytes(r.content)
     tracks = pyogrio.read_dataframe(path, layer="tracks", columns=["desc"])
@@ -210,12 +222,17 @@ def test_gpx_export_has_tracks_with_codes(client: TestClient, city: Registry, tm
 
 def test_gcj02_export_is_shifted_like_amap(client: TestClient, city: Registry) -> None:
     wgs = client.get("/api/grids/export", params={"format": "geojson", "level": "community"})
-    gcj = client.get("/api/grids/export", params={"format": "geojson", "level": "community",
-                                                  "datum": "gcj02"})
-    a = {f["properties"]["code"]: shapely.geometry.shape(f["geometry"])
-         for f in json.loads(wgs.content)["features"]}
-    b = {f["properties"]["code"]: shapely.geometry.shape(f["geometry"])
-         for f in json.loads(gcj.content)["features"]}
+    gcj = client.get(
+        "/api/grids/export", params={"format": "geojson", "level": "community", "datum": "gcj02"}
+    )
+    a = {
+        f["properties"]["code"]: shapely.geometry.shape(f["geometry"])
+        for f in json.loads(wgs.content)["features"]
+    }
+    b = {
+        f["properties"]["code"]: shapely.geometry.shape(f["geometry"])
+        for f in json.loads(gcj.content)["features"]
+    }
     expected = transform_geometries(a[COMM_A], "wgs84", "gcj02")
     assert shapely.hausdorff_distance(b[COMM_A], expected) < 1e-6
     assert shapely.hausdorff_distance(b[COMM_A], a[COMM_A]) > 1e-3  # hundreds of metres

@@ -11,8 +11,11 @@ from service.registry import Registry
 
 def _feature_body(item, **extra):
     return {
-        "code": item.code, "level": item.level, "name": item.name,
-        "geometry": shapely.geometry.mapping(item.geometry), **extra,
+        "code": item.code,
+        "level": item.level,
+        "name": item.name,
+        "geometry": shapely.geometry.mapping(item.geometry),
+        **extra,
     }
 
 
@@ -84,19 +87,37 @@ def test_missing_parent_is_422(client: TestClient) -> None:
 
 def test_overlap_is_409(client: TestClient) -> None:
     _load(client)
-    body = {"code": unit_code(COMM_A, 9), "level": "unit", "name": "x",
-            "geometry": shapely.geometry.mapping(lonlat(mbox(10, 110, 60, 160)))}
+    body = {
+        "code": unit_code(COMM_A, 9),
+        "level": "unit",
+        "name": "x",
+        "geometry": shapely.geometry.mapping(lonlat(mbox(10, 110, 60, 160))),
+    }
     r = client.post("/api/grids", json=body)
     assert r.status_code == 409
     assert unit_code(COMM_A, 1) in r.json()["detail"]
 
 
 def test_malformed_geometry_is_422(client: TestClient) -> None:
-    r = client.post("/api/grids", json={"code": "41010000000000", "level": "city", "name": "x",
-                                        "geometry": {"type": "Polygon", "coordinates": "nope"}})
+    r = client.post(
+        "/api/grids",
+        json={
+            "code": "41010000000000",
+            "level": "city",
+            "name": "x",
+            "geometry": {"type": "Polygon", "coordinates": "nope"},
+        },
+    )
     assert r.status_code == 422 and r.json()["field"] == "geometry"
-    r = client.post("/api/grids", json={"code": "41010000000000", "level": "city", "name": "x",
-                                        "geometry": {"type": "Point", "coordinates": [1, 2]}})
+    r = client.post(
+        "/api/grids",
+        json={
+            "code": "41010000000000",
+            "level": "city",
+            "name": "x",
+            "geometry": {"type": "Point", "coordinates": [1, 2]},
+        },
+    )
     assert r.status_code == 422 and "Polygon" in r.json()["detail"]
 
 
@@ -104,8 +125,10 @@ def test_patch_with_geometry_creates_version_and_at_reads_old(client: TestClient
     _load(client)
     code = unit_code(COMM_A, 4)
     before = client.get(f"/api/grids/{code}").json()
-    r = client.patch(f"/api/grids/{code}", json={
-        "geometry": shapely.geometry.mapping(lonlat(mbox(300, 150, 400, 200)))})
+    r = client.patch(
+        f"/api/grids/{code}",
+        json={"geometry": shapely.geometry.mapping(lonlat(mbox(300, 150, 400, 200)))},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["properties"]["version"] == 2
     old = client.get(f"/api/grids/{code}", params={"at": before["properties"]["valid_from"]})
@@ -118,8 +141,10 @@ def test_patch_with_geometry_creates_version_and_at_reads_old(client: TestClient
 def test_patch_attributes_keeps_version(client: TestClient) -> None:
     _load(client)
     code = unit_code(COMM_A, 4)
-    r = client.patch(f"/api/grids/{code}", json={
-        "responsible_persons": [{"name": "王芳", "phone": "13900000000"}]})
+    r = client.patch(
+        f"/api/grids/{code}",
+        json={"responsible_persons": [{"name": "王芳", "phone": "13900000000"}]},
+    )
     assert r.status_code == 200
     props = client.get(f"/api/grids/{code}").json()["properties"]
     assert props["version"] == 1
@@ -136,9 +161,12 @@ def test_gcj02_geometry_is_stored_in_wgs84(client: TestClient, registry: Registr
 
     city = small_city()[0]
     gcj = transform_geometries(city.geometry, "wgs84", "gcj02")
-    r = client.post("/api/grids", json=_feature_body(city, datum="gcj02") | {
-        "geometry": shapely.geometry.mapping(gcj)})
+    r = client.post(
+        "/api/grids",
+        json=_feature_body(city, datum="gcj02") | {"geometry": shapely.geometry.mapping(gcj)},
+    )
     assert r.status_code == 201
     stored = shapely.geometry.shape(r.json()["geometry"])
-    assert shapely.equals_exact(stored.normalize(),
-                                shapely.MultiPolygon([city.geometry]).normalize(), 1e-8)
+    assert shapely.equals_exact(
+        stored.normalize(), shapely.MultiPolygon([city.geometry]).normalize(), 1e-8
+    )

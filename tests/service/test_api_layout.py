@@ -14,8 +14,9 @@ from service.repository import new_grid
 
 @pytest.fixture
 def no_units_in_b(registry: Registry) -> Registry:
-    registry.write([i for i in small_city() if not i.code.startswith(COMM_B[:12]) or
-                    i.level != "unit"])
+    registry.write(
+        [i for i in small_city() if not i.code.startswith(COMM_B[:12]) or i.level != "unit"]
+    )
     registry.session.commit()
     return registry
 
@@ -24,8 +25,9 @@ def no_units_in_b(registry: Registry) -> Registry:
 def test_generated_cells_tile_the_community_in_code_order(
     client: TestClient, no_units_in_b: Registry, shape: str
 ) -> None:
-    r = client.post(f"/api/grids/{COMM_B}/generate",
-                    params={"target_area_m2": 5000, "shape": shape})
+    r = client.post(
+        f"/api/grids/{COMM_B}/generate", params={"target_area_m2": 5000, "shape": shape}
+    )
     assert r.status_code == 201, r.text
     feats = r.json()["features"]
     codes = [f["id"] for f in feats]
@@ -58,10 +60,14 @@ def test_generate_refuses_more_cells_than_codes(client: TestClient, no_units_in_
 
 
 def test_generate_bad_parameters(client: TestClient, no_units_in_b) -> None:
-    assert client.post(f"/api/grids/{COMM_B}/generate",
-                       params={"shape": "triangle"}).status_code == 422
-    assert client.post(f"/api/grids/{COMM_B}/generate",
-                       params={"target_area_m2": -5}).status_code == 422
+    assert (
+        client.post(f"/api/grids/{COMM_B}/generate", params={"shape": "triangle"}).status_code
+        == 422
+    )
+    assert (
+        client.post(f"/api/grids/{COMM_B}/generate", params={"target_area_m2": -5}).status_code
+        == 422
+    )
     assert client.post("/api/grids/41010599999900/generate").status_code == 404
 
 
@@ -77,11 +83,20 @@ def test_topology_finds_the_lake_gap_and_legacy_overlap(
 ) -> None:
     registry.write(small_city())
     # legacy data written behind the registry's back: an overlapping cell in community B
-    registry.repo.add(new_grid(
-        city=registry.city, code=unit_code(COMM_B, 9), version=1, level="unit",
-        parent_code=COMM_B, name="旧数据", area_m2=0.0, valid_from=now(), valid_to=None,
-        geom=lonlat(mbox(650, 0, 750, 50)),
-    ))
+    registry.repo.add(
+        new_grid(
+            city=registry.city,
+            code=unit_code(COMM_B, 9),
+            version=1,
+            level="unit",
+            parent_code=COMM_B,
+            name="旧数据",
+            area_m2=0.0,
+            valid_from=now(),
+            valid_to=None,
+            geom=lonlat(mbox(650, 0, 750, 50)),
+        )
+    )
     registry.session.commit()
     body = client.get("/api/grids/topology", params={"level": "unit", "parent": COMM_B}).json()
     assert body["ok"] is False
@@ -92,7 +107,8 @@ def test_topology_finds_the_lake_gap_and_legacy_overlap(
     assert shapely.geometry.shape(gap["geometry"]).symmetric_difference(lake).area < 1e-12
     overlaps = [f for f in body["features"] if f["properties"]["kind"] == "overlap"]
     assert {tuple(sorted(f["properties"]["codes"])) for f in overlaps} == {
-        (unit_code(COMM_B, 1), unit_code(COMM_B, 9)), (unit_code(COMM_B, 2), unit_code(COMM_B, 9)),
+        (unit_code(COMM_B, 1), unit_code(COMM_B, 9)),
+        (unit_code(COMM_B, 2), unit_code(COMM_B, 9)),
     }
 
 

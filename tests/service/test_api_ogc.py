@@ -50,8 +50,9 @@ def test_bbox_filter_matches_shapely_intersects(client: TestClient, city: Regist
     units = {g.code: g.geometry for g in small_city() if g.level == "unit"}
     first = units[unit_code(COMM_A, 1)]
     bbox = first.centroid.buffer(0.0003).bounds
-    page = client.get("/ogc/collections/unit/items",
-                      params={"bbox": ",".join(map(str, bbox))}).json()
+    page = client.get(
+        "/ogc/collections/unit/items", params={"bbox": ",".join(map(str, bbox))}
+    ).json()
     expected = sorted(c for c, g in units.items() if g.intersects(shapely.box(*bbox)))
     assert sorted(f["id"] for f in page["features"]) == expected
 
@@ -70,15 +71,29 @@ def test_item_by_id_and_errors(client: TestClient, city: Registry) -> None:
 def test_gdal_ogrinfo_lists_and_reads_collections(live_server: str, city: Registry) -> None:
     out = subprocess.run(
         ["ogrinfo", "-ro", "-q", f"OAPIF:{live_server}/ogc"],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     for level in ("city", "district", "street", "community", "unit"):
         assert level in out
     # read every unit grid through GDAL (it pages with limit/next) and compare with the source
     dump = subprocess.run(
-        ["ogr2ogr", "-f", "GeoJSON", "/vsistdout/", f"OAPIF:{live_server}/ogc", "unit",
-         "-oo", "PAGE_SIZE=4"],
-        capture_output=True, text=True, timeout=120, check=True,
+        [
+            "ogr2ogr",
+            "-f",
+            "GeoJSON",
+            "/vsistdout/",
+            f"OAPIF:{live_server}/ogc",
+            "unit",
+            "-oo",
+            "PAGE_SIZE=4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     ).stdout
     features = json.loads(dump)["features"]
     source = {g.code: g.geometry for g in small_city() if g.level == "unit"}

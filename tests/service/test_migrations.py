@@ -32,5 +32,7 @@ def test_downgrade_then_upgrade_restores_schema(engine: Engine) -> None:
     after = inspect(engine)
     assert sorted(after.get_table_names()) == before
     assert {ix["name"] for ix in after.get_indexes("grids")} >= {
-        "idx_grids_geom", "uq_grids_current_code", "ix_grids_city_level_parent",
+        "idx_grids_geom",
+        "uq_grids_current_code",
+        "ix_grids_city_level_parent",
     }

@@ -50,7 +50,12 @@ def test_parent_code_is_derived_and_chain_reaches_city(city: Registry) -> None:
     grid = city.get(unit_code(COMM_A, 5))
     assert grid.parent_code == COMM_A
     assert [g.level for g in city.repo.chain(grid, now())] == [
-        "unit", "community", "street", "district", "city"]
+        "unit",
+        "community",
+        "street",
+        "district",
+        "city",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -74,8 +79,7 @@ def test_bad_unit_codes_are_rejected_and_nothing_is_stored(
 
 
 def test_child_code_must_start_with_parent_prefix(city: Registry) -> None:
-    item = GridInput("41010500100109", "unit", "x", lonlat(mbox(0, 0, 50, 50)),
-                     parent_code=COMM_B)
+    item = GridInput("41010500100109", "unit", "x", lonlat(mbox(0, 0, 50, 50)), parent_code=COMM_B)
     with pytest.raises(InvalidInput, match="must start with|does not match"):
         city.write([item])
 
@@ -108,15 +112,22 @@ def test_overlapping_sibling_is_a_conflict_and_nothing_is_stored(city: Registry)
 
 
 def test_neighbours_sharing_an_edge_do_not_conflict(city: Registry) -> None:
-    assert len(city.repo.list(
-        __import__("service.repository", fromlist=["GridFilter"]).GridFilter(
-            city=city.city, at=now(), level="unit")
-    )) == 11
+    assert (
+        len(
+            city.repo.list(
+                __import__("service.repository", fromlist=["GridFilter"]).GridFilter(
+                    city=city.city, at=now(), level="unit"
+                )
+            )
+        )
+        == 11
+    )
 
 
 def test_invalid_ring_is_rejected_with_location(registry: Registry) -> None:
-    bowtie = shapely.Polygon([(113.65, 34.75), (113.66, 34.76), (113.66, 34.75),
-                              (113.65, 34.76), (113.65, 34.75)])
+    bowtie = shapely.Polygon(
+        [(113.65, 34.75), (113.66, 34.76), (113.66, 34.75), (113.65, 34.76), (113.65, 34.75)]
+    )
     item = GridInput("41010000000000", "city", "x", bowtie)
     with pytest.raises(InvalidInput, match="Self-intersection"):
         registry.write([item])
@@ -170,7 +181,7 @@ def test_point_on_shared_edge_goes_to_lowest_code(city: Registry) -> None:
         assert city.locate(lon, lat).grid.code == covering[0]
     assert ties == 4  # every corner of an interior-row cell is shared
     # the north-west corner of unit 06 touches units 01, 02, 05 and 06: 01 wins
-    nw = min(corners, key=lambda c: (c[0] - c[1]))
+    nw = min(corners, key=lambda c: c[0] - c[1])
     assert city.locate(*nw).grid.code == unit_code(COMM_A, 1)
 
 
@@ -208,10 +219,15 @@ def test_locate_converts_gcj02_input(city: Registry) -> None:
     assert result.lon == pytest.approx(lon, abs=1e-7)
 
 
-@pytest.mark.parametrize(("lon", "lat", "datum", "field"), [
-    (200.0, 34.0, "wgs84", "lon"), (113.0, -95.0, "wgs84", "lat"),
-    (113.0, 34.0, "utm", "datum"), (float("nan"), 34.0, "wgs84", "lon"),
-])
+@pytest.mark.parametrize(
+    ("lon", "lat", "datum", "field"),
+    [
+        (200.0, 34.0, "wgs84", "lon"),
+        (113.0, -95.0, "wgs84", "lat"),
+        (113.0, 34.0, "utm", "datum"),
+        (float("nan"), 34.0, "wgs84", "lon"),
+    ],
+)
 def test_locate_rejects_bad_input(registry: Registry, lon, lat, datum, field) -> None:
     with pytest.raises(InvalidInput) as err:
         registry.locate(lon, lat, datum=datum)
@@ -222,8 +238,10 @@ def test_locate_at_a_past_time_uses_the_version_valid_then(city: Registry) -> No
     code = unit_code(COMM_A, 1)
     t0 = now()
     # shrink unit 01 to its east half; the west half becomes uncovered
-    city.write([GridInput(code, "unit", "x", lonlat(mbox(50, 100, 100, 200)))],
-               at=t0 + timedelta(seconds=1))
+    city.write(
+        [GridInput(code, "unit", "x", lonlat(mbox(50, 100, 100, 200)))],
+        at=t0 + timedelta(seconds=1),
+    )
     lon, lat = point_lonlat(20, 150)
     with pytest.raises(NotFound):
         city.locate(lon, lat, at=t0 + timedelta(seconds=2))
