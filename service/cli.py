@@ -98,7 +98,8 @@ def demo(seed: Annotated[int, typer.Option(help="Generator seed")] = 7) -> None:
     engine = make_engine(resolve_database_url(settings.database))
     migrations.upgrade(engine)
     with session_scope(make_sessionmaker(engine)) as session:
-        if session.scalar(select(Grid.id).limit(1)) is not None:
+        present = select(Grid.id).where(Grid.city == settings.grids.city).limit(1)
+        if session.scalar(present) is not None:
             console.print("grids already present; demo city not loaded again")
         else:
             console.print(f"demo city loaded: {load_demo(session, settings, seed)} grids")
