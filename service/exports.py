@@ -11,7 +11,8 @@ from threading import Lock
 import geopandas as gpd
 from fastapi import Response
 
-from gis.io import write_features
+from gis.io import VectorFileError, write_features
+from service.errors import InvalidInput, NotFound
 from service.geojson import grid_properties
 from service.registry import Registry, now
 from service.repository import GridFilter, geom_of
@@ -70,7 +71,16 @@ def export_response(
         cached = _CACHE.get(etag)
     if cached is None:
         frame = export_frame(registry, flt, parent)
-        cached = write_features(frame, fmt, layer_name=level or "grids", datum=datum)
+        if frame.empty:
+            raise NotFound(
+                f"no grids match level={level or 'any'}, parent={parent or 'any'} at "
+                f"{flt.at.isoformat()}; nothing to export",
+                field="level" if level else "parent",
+            )
+        try:
+            cached = write_features(frame, fmt, layer_name=level or "grids", datum=datum)
+        except VectorFileError as exc:
+            raise InvalidInput(str(exc), field="format") from exc
         with _CACHE_LOCK:
             _CACHE[etag] = cached
             while len(_CACHE) > _CACHE_SIZE:

@@ -185,7 +185,7 @@ class Registry:
                 )
             seen[item.code] = i
         if errors:
-            raise InvalidInput(_summary(errors), field="features", errors=errors)
+            raise InvalidInput(_summary(errors), field=_field(errors, items), errors=errors)
 
         existing = self.repo.current_by_codes(
             self.city, [*seen, *(p for p in parents.values() if p)], at
@@ -197,9 +197,9 @@ class Registry:
             errors.extend(self._hierarchy_errors(i, item, parents[item.code], batch, existing, at))
         conflicts.extend(self._overlap_conflicts(items, order, at, progress))
         if errors:
-            raise InvalidInput(_summary(errors), field="features", errors=errors)
+            raise InvalidInput(_summary(errors), field=_field(errors, items), errors=errors)
         if conflicts:
-            raise Conflict(_summary(conflicts), field="geometry", errors=conflicts)
+            raise Conflict(_summary(conflicts), field=_field(conflicts, items), errors=conflicts)
 
         report = WriteReport()
         for i in order:
@@ -434,6 +434,11 @@ def to_wgs84_point(lon: float, lat: float, datum: str) -> tuple[float, float]:
         raise InvalidInput(f"lat {lat} is out of range -90..90", field="lat")
     x, y = datums.to_wgs84(lon, lat, datum)
     return float(x), float(y)
+
+
+def _field(errors: list[dict[str, Any]], items: Sequence[GridInput]) -> str:
+    """The offending field when one grid was written; ``features`` for a batch."""
+    return str(errors[0]["field"]) if len(items) == 1 else "features"
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:

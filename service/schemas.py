@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from service.registry import LocateResult
 
@@ -45,6 +45,13 @@ class GridUpdate(BaseModel):
     responsible_persons: list[Person] | None = None
     land_use: str | None = None
     management_grade: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name cannot be null; leave it out to keep the current name")
+        return value
 
 
 class GridRef(BaseModel):

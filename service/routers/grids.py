@@ -197,9 +197,9 @@ def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> 
 @router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
 def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> JSONResponse:
     values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
-    if body.responsible_persons is not None:
+    if "responsible_persons" in values:  # null clears the list
         values["responsible_persons"] = [
-            p.model_dump(exclude_none=True) for p in body.responsible_persons
+            p.model_dump(exclude_none=True) for p in body.responsible_persons or []
         ]
     if body.geometry is not None:
         current = registry.get(code)

@@ -251,6 +251,15 @@ def test_export_etag_gives_304_until_data_changes(client: TestClient, city: Regi
     assert other.headers["etag"] != changed.headers["etag"]
 
 
+@pytest.mark.parametrize("fmt", ["geojson", "gpx", "shp"])
+def test_export_of_nothing_is_404_not_an_empty_file(
+    client: TestClient, city: Registry, fmt: str
+) -> None:
+    r = client.get("/api/grids/export",
+                   params={"format": fmt, "level": "city", "at": "2000-01-01T00:00:00Z"})
+    assert r.status_code == 404 and "nothing to export" in r.json()["detail"]
+
+
 def test_export_bad_parameters_are_4xx(client: TestClient, city: Registry) -> None:
     assert client.get("/api/grids/export", params={"format": "dwg"}).status_code == 422
     assert client.get("/api/grids/export", params={"parent": "41019999999900"}).status_code == 404

@@ -83,6 +83,7 @@ def test_missing_parent_is_422(client: TestClient) -> None:
     r = client.post("/api/grids", json=_feature_body(unit))
     assert r.status_code == 422
     assert "does not exist" in r.json()["detail"]
+    assert r.json()["field"] == "parent_code"
 
 
 def test_overlap_is_409(client: TestClient) -> None:
@@ -96,6 +97,7 @@ def test_overlap_is_409(client: TestClient) -> None:
     r = client.post("/api/grids", json=body)
     assert r.status_code == 409
     assert unit_code(COMM_A, 1) in r.json()["detail"]
+    assert r.json()["field"] == "geometry"
 
 
 def test_malformed_geometry_is_422(client: TestClient) -> None:
@@ -170,3 +172,11 @@ def test_gcj02_geometry_is_stored_in_wgs84(client: TestClient, registry: Registr
     assert shapely.equals_exact(
         stored.normalize(), shapely.MultiPolygon([city.geometry]).normalize(), 1e-8
     )
+
+
+def test_patch_with_null_name_is_422_and_keeps_the_name(client: TestClient) -> None:
+    _load(client)
+    code = unit_code(COMM_A, 4)
+    r = client.patch(f"/api/grids/{code}", json={"name": None})
+    assert r.status_code == 422 and "name" in r.text
+    assert client.get(f"/api/grids/{code}").json()["properties"]["name"] == "甲社区第04网格"
