@@ -84,6 +84,7 @@ class LocateOut(BaseModel):
     @classmethod
     def from_result(cls, r: LocateResult) -> LocateOut:
         """Shape a domain locate result for the API."""
+
         def ref(g: Any) -> dict[str, Any]:
             return {"code": g.code, "name": g.name, "level": g.level, "version": g.version}
 

@@ -255,8 +255,9 @@ def test_export_etag_gives_304_until_data_changes(client: TestClient, city: Regi
 def test_export_of_nothing_is_404_not_an_empty_file(
     client: TestClient, city: Registry, fmt: str
 ) -> None:
-    r = client.get("/api/grids/export",
-                   params={"format": fmt, "level": "city", "at": "2000-01-01T00:00:00Z"})
+    r = client.get(
+        "/api/grids/export", params={"format": fmt, "level": "city", "at": "2000-01-01T00:00:00Z"}
+    )
     assert r.status_code == 404 and "nothing to export" in r.json()["detail"]
 
 
