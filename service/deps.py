@@ -8,18 +8,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from service.database import session_scope
 from service.factory import AppSettings
 from service.registry import Registry
 
 
 def _session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(request.app.state.sessions) as session:
+        yield session
 
 
 def _settings(request: Request) -> AppSettings:

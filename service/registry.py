@@ -227,15 +227,37 @@ class Registry:
         self.session.flush()
         return report
 
-    def update_attributes(self, code: str, values: dict[str, Any]) -> Grid:
-        """Change attributes of the current version of ``code`` in place (no new version)."""
+    def change(
+        self, code: str, values: dict[str, Any], geometry: shapely.Geometry | None = None
+    ) -> Grid:
+        """Change attributes of ``code``; a new ``geometry`` makes a new version.
+
+        Attributes change in place on the current version; a boundary change goes through
+        ``write`` (all rules apply) and returns the new version.
+        """
         grid = self.get(code)
-        for name, value in values.items():
-            if name not in ATTRIBUTES:
-                raise InvalidInput(f"{name!r} cannot be changed here", field=name)
-            setattr(grid, name, value)
-        self.session.flush()
-        return grid
+        unknown = set(values) - set(ATTRIBUTES)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidInput(f"{name!r} cannot be changed here", field=name)
+        if geometry is None:
+            for name, value in values.items():
+                setattr(grid, name, value)
+            self.session.flush()
+            return grid
+        attrs = {name: getattr(grid, name) for name in ATTRIBUTES} | values
+        self.write(
+            [
+                GridInput(
+                    code=code,
+                    level=grid.level,
+                    geometry=geometry,
+                    parent_code=grid.parent_code,
+                    **attrs,
+                )
+            ]
+        )
+        return self.get(code)
 
     def _next_version(self, code: str) -> int:
         rows = self.repo.versions(self.city, code)

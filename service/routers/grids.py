@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from fastapi.responses import JSONResponse
 
 from gis.datum import transform_geometries
 from service import exports, imports, layout
@@ -195,40 +194,16 @@ def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> 
 
 
 @router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
-def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> JSONResponse:
+def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
     if "responsible_persons" in values:  # null clears the list
         values["responsible_persons"] = [
             p.model_dump(exclude_none=True) for p in body.responsible_persons or []
         ]
+    geometry = None
     if body.geometry is not None:
-        current = registry.get(code)
         try:
-            geom = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
+            geometry = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
         except ValueError as exc:
             raise InvalidInput(str(exc), field="geometry") from exc
-        attrs = {
-            k: getattr(current, k)
-            for k in (
-                "name",
-                "responsible_unit",
-                "responsible_persons",
-                "land_use",
-                "management_grade",
-            )
-        }
-        attrs.update(values)
-        registry.write(
-            [
-                GridInput(
-                    code=code,
-                    level=current.level,
-                    geometry=geom,
-                    parent_code=current.parent_code,
-                    **attrs,
-                )
-            ]
-        )
-    else:
-        registry.update_attributes(code, values)
-    return JSONResponse(grid_feature(registry.get(code)))
+    return grid_feature(registry.change(code, values, geometry))
