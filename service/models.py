@@ -7,8 +7,12 @@ from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
+    Boolean,
     CheckConstraint,
+    ForeignKey,
+    ForeignKeyConstraint,
     DateTime,
     Float,
     Index,
@@ -71,3 +75,173 @@ class Grid(Base):
     geom: Mapped[WKBElement] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=True)
     )
+
+
+class HotspotKind(Base):
+    """A kind of hotspot (farmer market, rail corridor …); cities add their own."""
+
+    __tablename__ = "hotspot_kinds"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    default_buffer_m: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    default_risk_weight: Mapped[float] = mapped_column(Float, server_default=text("1"))
+
+
+class Hotspot(Base):
+    """A place that breeds problems, with an influence zone (its geometry buffered in metres)."""
+
+    __tablename__ = "hotspots"
+    __table_args__ = (
+        UniqueConstraint("city", "key", name="uq_hotspots_city_key"),
+        ForeignKeyConstraint(
+            ["city", "kind"],
+            ["hotspot_kinds.city", "hotspot_kinds.key"],
+            name="fk_hotspots_kind",
+        ),
+        CheckConstraint("buffer_m >= 0", name="ck_hotspots_buffer"),
+        CheckConstraint(
+            "ST_GeometryType(geom) IN ('ST_Point', 'ST_MultiPoint', 'ST_LineString', "
+            "'ST_MultiLineString', 'ST_Polygon', 'ST_MultiPolygon')",
+            name="ck_hotspots_geometry_type",
+        ),
+        CheckConstraint("active_to IS NULL OR active_to > active_from", name="ck_hotspots_active"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    key: Mapped[str] = mapped_column(String(60))
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(Text)
+    buffer_m: Mapped[float] = mapped_column(Float)
+    active_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    active_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner_unit: Mapped[str | None] = mapped_column(Text)
+    owner_name: Mapped[str | None] = mapped_column(Text)
+    owner_phone: Mapped[str | None] = mapped_column(Text)
+    risk_weight: Mapped[float] = mapped_column(Float, server_default=text("1"))
+    patrol_quota_per_week: Mapped[int | None] = mapped_column(Integer)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=True))
+    zone: Mapped[WKBElement] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True)
+    )
+
+
+class Category(Base):
+    """A case category (event or component class) with its deadline and default department."""
+
+    __tablename__ = "categories"
+    __table_args__ = (
+        CheckConstraint("family IN ('event', 'component')", name="ck_categories_family"),
+        CheckConstraint("deadline_unit IN ('hours', 'days')", name="ck_categories_unit"),
+        CheckConstraint("deadline_amount > 0", name="ck_categories_deadline"),
+    )
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), primary_key=True)
+    family: Mapped[str] = mapped_column(String(12))
+    major_code: Mapped[str] = mapped_column(String(4))
+    major_name: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    deadline_amount: Mapped[float] = mapped_column(Float)
+    deadline_unit: Mapped[str] = mapped_column(String(8))
+    department: Mapped[str] = mapped_column(Text)
+    required_fields: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    local: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class RoutingRule(Base):
+    """Who handles a case: by category prefix × area (grid code prefix); most specific wins."""
+
+    __tablename__ = "routing_rules"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12), index=True)
+    category_prefix: Mapped[str] = mapped_column(String(8), server_default=text("''"))
+    area_prefix: Mapped[str] = mapped_column(String(15), server_default=text("''"))
+    department: Mapped[str] = mapped_column(Text)
+    hotspot_owner_first: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class Case(Base):
+    """One reported problem, mapped to the grid valid when it was reported."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["city", "category_code"],
+            ["categories.city", "categories.code"],
+            name="fk_cases_category",
+        ),
+        Index("ix_cases_city_reported", "city", "reported_at", "id"),
+        Index("ix_cases_city_status", "city", "status"),
+        Index(
+            "ix_cases_city_grid",
+            "city",
+            "grid_code",
+            postgresql_ops={"grid_code": "text_pattern_ops"},
+        ),
+        Index(
+            "uq_cases_idempotency",
+            "city",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    category_code: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(Text)
+    reporters: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    photos: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    datum: Mapped[str] = mapped_column(String(8), server_default=text("'wgs84'"))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    grid_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("grids.id"))
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    grid_candidates: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    hotspot_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    department: Mapped[str | None] = mapped_column(Text)
+    routed_by: Mapped[str | None] = mapped_column(Text)
+    duplicate_of: Mapped[int | None] = mapped_column(BigInteger)
+    recurring_of: Mapped[int | None] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    lock_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class CaseEvent(Base):
+    """One step of a case's history; append-only (a trigger refuses updates and deletes)."""
+
+    __tablename__ = "case_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
+    photos: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
