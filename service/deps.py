@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from service.cases import CaseService
 from service.database import session_scope
 from service.factory import AppSettings
+from service.hotspots import HotspotService
 from service.registry import Registry
 
 
@@ -31,3 +33,15 @@ def _registry(session: SessionDep, settings: SettingsDep) -> Registry:
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
+
+
+def _cases(session: SessionDep, settings: SettingsDep) -> CaseService:
+    return CaseService(session, settings)
+
+
+def _hotspots(session: SessionDep, settings: SettingsDep) -> HotspotService:
+    return HotspotService(session, settings.grids.city)
+
+
+CaseServiceDep = Annotated[CaseService, Depends(_cases)]
+HotspotServiceDep = Annotated[HotspotService, Depends(_hotspots)]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gis.codes import CodeScheme
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
-from service.settings import DatabaseSettings, GridSettings
+from service.settings import CaseSettings, DatabaseSettings, GridSettings
 
 
 @dataclass
@@ -22,6 +22,7 @@ class AppSettings:
 
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     grids: GridSettings = field(default_factory=GridSettings)
+    cases: CaseSettings = field(default_factory=CaseSettings)
 
     @property
     def scheme(self) -> CodeScheme:
@@ -62,10 +63,10 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
 
-    from service.routers import grids, ogc
+    from service.routers import cases, catalogue, grids, hotspots, ogc
 
-    app.include_router(grids.router)
-    app.include_router(ogc.router)
+    for module in (grids, cases, hotspots, catalogue, ogc):
+        app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

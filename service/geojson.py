@@ -1,14 +1,17 @@
-"""GeoJSON rendering of grid rows (coordinates converted to the requested datum)."""
+"""JSON rendering of grids (GeoJSON), cases and their history, in the requested datum."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import shapely
+from geoalchemy2.shape import to_shape
 
 from gis import datum as datums
-from service.models import Grid
+from service.models import Case, CaseEvent, Grid
 from service.repository import geom_of
+from service.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
 
 
 def grid_properties(grid: Grid) -> dict[str, Any]:
@@ -52,3 +55,63 @@ def parse_geometry(value: Any, field: str = "geometry") -> shapely.Geometry:
         return shapely.geometry.shape(value)
     except Exception as exc:  # shapely raises several types for malformed input
         raise ValueError(f"{field} is not valid GeoJSON: {exc}") from exc
+
+
+def case_json(case: Case, datum: str = "wgs84") -> dict[str, Any]:
+    """A case as JSON, with its status label, allowed next actions and overdue flag."""
+    point = to_shape(case.geom)
+    lon, lat = datums.from_wgs84(point.x, point.y, datum)
+    late = (
+        case.status in OPEN_STATUSES
+        and case.deadline_at is not None
+        and case.deadline_at < datetime.now(UTC)
+    )
+    return {
+        "id": case.id,
+        "status": case.status,
+        "status_label": LABELS_ZH[case.status],
+        "allowed_actions": allowed_actions(case.status),
+        "version": case.lock_version,
+        "category_code": case.category_code,
+        "source": case.source,
+        "description": case.description,
+        "address": case.address,
+        "lon": float(lon),
+        "lat": float(lat),
+        "datum": datum,
+        "reported_at": case.reported_at.isoformat(),
+        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "overdue": late,
+        "grid_code": case.grid_code,
+        "unassigned": case.grid_code is None,
+        "grid_candidates": case.grid_candidates,
+        "near_boundary": len(case.grid_candidates) > 1,
+        "hotspot_ids": list(case.hotspot_ids),
+        "department": case.department,
+        "routed_by": case.routed_by,
+        "suspected_duplicate_of": case.duplicate_of if case.status != "merged" else None,
+        "merged_into": case.duplicate_of if case.status == "merged" else None,
+        "recurring_of": case.recurring_of,
+        "reporters": case.reporters,
+        "fields": case.fields,
+        "photos": case.photos,
+    }
+
+
+def event_json(event: CaseEvent) -> dict[str, Any]:
+    """One history step as JSON."""
+    where = to_shape(event.geom) if event.geom is not None else None
+    return {
+        "id": event.id,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "actor": event.actor,
+        "at": event.at.isoformat(),
+        "note": event.note,
+        "photos": event.photos,
+        "lon": where.x if where else None,
+        "lat": where.y if where else None,
+        "data": event.data,
+    }

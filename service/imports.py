@@ -1,9 +1,11 @@
-"""Grid import from vector files: read, repair, validate, write — all or nothing."""
+"""Imports from vector files: grids (read, repair, validate, write — all or nothing) and
+hotspots."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from fastapi import UploadFile
 from gis.io import VectorFileError, read_features
 from gis.repair import repair_polygons
 from service.errors import InvalidInput
+from service.hotspots import HotspotInput
 from service.registry import ATTRIBUTES, GridInput, Registry
 from service.uploads import saved_upload
 
@@ -137,3 +140,68 @@ def _item(row: pd.Series, geom: Any, level: str | None) -> GridInput:
         responsible_persons=_persons(row),
         **values,
     )
+
+
+def hotspots_from_upload(
+    file: UploadFile,
+    *,
+    kind: str | None,
+    crs: str | None,
+    datum: str,
+    max_upload_mb: int,
+    tz: str,
+) -> list[HotspotInput]:
+    """Hotspots described by an uploaded vector file (validated later, all or nothing)."""
+    with saved_upload(file, max_upload_mb) as path:
+        try:
+            frame = read_features(path, crs=crs, datum=datum)
+        except VectorFileError as exc:
+            raise InvalidInput(str(exc), field="file") from exc
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="datum" if "datum" in str(exc) else "crs") from exc
+    items = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        try:
+            items.append(
+                HotspotInput(
+                    key=_text(row.get("key")) or "",
+                    kind=_text(row.get("kind")) or kind or "",
+                    name=_text(row.get("name")) or _text(row.get("key")) or "",
+                    geometry=row.geometry,
+                    buffer_m=_number(row.get("buffer_m")),
+                    active_from=_time(row.get("active_from"), tz),
+                    active_to=_time(row.get("active_to"), tz),
+                    owner_unit=_text(row.get("owner_unit")),
+                    owner_name=_text(row.get("owner_name")),
+                    owner_phone=_text(row.get("owner_phone")),
+                    risk_weight=_number(row.get("risk_weight")),
+                    patrol_quota_per_week=_int(row.get("patrol_quota_per_week")),
+                )
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"feature {i}: {exc}", field="file", index=i) from exc
+    return items
+
+
+def _number(value: Any) -> float | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a number") from exc
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _time(value: Any, tz: str) -> datetime | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(tz)
+    return stamp.to_pydatetime()

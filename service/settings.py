@@ -52,3 +52,16 @@ class ServerSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+
+
+class CaseSettings(BaseSettings):
+    """Rules for cases: duplicate and recurrence windows, and the working day."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    duplicate_radius_m: float = Field(30.0, description="Same category within this distance")
+    duplicate_window_hours: float = Field(24.0, description="… and within this time")
+    recurrence_days: int = Field(30, description="Closed this recently counts as recurring")
+    working_periods: str = Field(
+        "09:00-12:00,13:30-17:30", description="Working periods of a working day, local time"
+    )

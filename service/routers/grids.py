@@ -13,6 +13,7 @@ from service.bulk_locate import bulk_locate_upload
 from service.deps import RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import grid_feature, parse_geometry
+from service.params import parse_bbox
 from service.registry import GridInput, now
 from service.repository import GridFilter
 from service.schemas import GridCreate, GridUpdate, LocateOut
@@ -29,20 +30,6 @@ AtQ = Annotated[
     Query(description="Answer as of this instant (default now; no offset = local time)"),
 ]
 DatumQ = Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate datum")]
-
-
-def _bbox(value: str | None) -> tuple[float, float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        parts = tuple(float(v) for v in value.split(","))
-    except ValueError as exc:
-        raise InvalidInput(
-            "bbox must be minlon,minlat,maxlon,maxlat numbers", field="bbox"
-        ) from exc
-    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat with min <= max", field="bbox")
-    return parts  # type: ignore[return-value]
 
 
 @router.get("", summary="List grids (GeoJSON FeatureCollection)")
@@ -62,7 +49,7 @@ def list_grids(
         at=aware(at, settings.grids.timezone) or now(),
         level=level,
         parent_code=parent,
-        bbox=_bbox(bbox),
+        bbox=parse_bbox(bbox),
     )
     rows = registry.repo.list(flt, limit=limit, offset=offset)
     return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}

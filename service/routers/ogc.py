@@ -12,6 +12,7 @@ from gis.codes import LEVELS
 from service.deps import RegistryDep, SettingsDep
 from service.errors import BadParameter, NotFound
 from service.geojson import grid_feature
+from service.params import parse_bbox
 from service.registry import now
 from service.repository import GridFilter
 from service.timeparse import aware
@@ -129,22 +130,6 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return value
 
 
-def _bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    if raw is None:
-        return None
-    try:
-        parts = [float(v) for v in raw.split(",")]
-    except ValueError as exc:
-        raise BadParameter(
-            "bbox must be 4 numbers: minlon,minlat,maxlon,maxlat", field="bbox"
-        ) from exc
-    if len(parts) == 6:  # 3D bbox: drop heights
-        parts = [parts[0], parts[1], parts[3], parts[4]]
-    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
-        raise BadParameter("bbox must be minlon,minlat,maxlon,maxlat with min <= max", field="bbox")
-    return parts[0], parts[1], parts[2], parts[3]
-
-
 def _instant(raw: str | None, tz: str) -> datetime:
     if raw is None:
         return now()
@@ -176,7 +161,7 @@ def items(
     flt = GridFilter(
         city=registry.city,
         level=level,
-        bbox=_bbox(request.query_params.get("bbox")),
+        bbox=parse_bbox(request.query_params.get("bbox"), BadParameter),
         at=_instant(request.query_params.get("datetime"), settings.grids.timezone),
     )
     rows = registry.repo.list(flt, limit=limit, offset=offset)

@@ -78,3 +78,22 @@ def small_city() -> list[GridInput]:
         GridInput(unit_code(COMM_B, 3), "unit", "乙社区第03网格", lonlat(mbox(700, 90, 800, 110)))
     )
     return items
+
+
+MARKET = mbox(120, 120, 180, 180)  # a market inside unit A-02, 20 m buffer
+RAIL_X = 350  # a north-south rail line at x = 350 m, 10 m buffer
+
+
+def hotspot_inputs():
+    """Hotspots of the small city (as service inputs)."""
+    from shapely.geometry import LineString
+
+    from service.hotspots import HotspotInput
+
+    return [
+        HotspotInput("market-01", "farmer_market", "甲农贸市场", lonlat(MARKET), buffer_m=20,
+                     owner_unit="甲市场管理办", owner_name="李经理", owner_phone="13700000000"),
+        HotspotInput("rail-01", "rail_corridor", "京广铁路沿线",
+                     lonlat(LineString([(X0 + RAIL_X, Y0 - 50), (X0 + RAIL_X, Y0 + 250)])),
+                     buffer_m=10, owner_unit="铁路护路办"),
+    ]

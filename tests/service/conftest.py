@@ -76,3 +76,27 @@ def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Itera
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@pytest.fixture
+def case_city(registry: Registry, session: Session) -> Registry:
+    """The small city with the standard catalogue, two hotspots and two routing rules."""
+    from cityfixture import COMM_B, hotspot_inputs, small_city
+
+    from service.catalogue import Catalogue, seed_catalogue
+    from service.hotspots import HotspotService
+
+    from datetime import UTC, datetime
+
+    since = datetime(2025, 1, 1, tzinfo=UTC)  # grids and hotspots exist well before any case
+    registry.write(small_city(), at=since)
+    seed_catalogue(session, registry.city)
+    spots = hotspot_inputs()
+    for spot in spots:
+        spot.active_from = since
+    HotspotService(session, registry.city).create(spots)
+    catalogue = Catalogue(session, registry.city)
+    catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
+    catalogue.add_rule(category_prefix="0102", area_prefix=COMM_B[:12], department="乙社区环卫组")
+    session.commit()
+    return registry

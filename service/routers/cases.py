@@ -1,0 +1,186 @@
+"""``/api/cases``: intake, workflow, history, ledger and exports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import StreamingResponse
+
+from service.cases import Action, CaseInput
+from service.deps import CaseServiceDep, SettingsDep
+from service.errors import BadParameter
+from service.geojson import case_json, event_json
+from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
+from service.params import parse_bbox
+from service.schemas import ActionIn, CaseCreate
+from service.timeparse import aware
+
+router = APIRouter(prefix="/api/cases", tags=["cases"])
+
+
+def case_filter(
+    settings: SettingsDep,
+    grid: Annotated[str | None, Query(description="Grid code: its whole subtree")] = None,
+    category: Annotated[str | None, Query(description="Category code or prefix ('05')")] = None,
+    status: Annotated[str | None, Query(description="Comma-separated statuses")] = None,
+    source: Annotated[str | None, Query()] = None,
+    department: Annotated[str | None, Query()] = None,
+    hotspot: Annotated[int | None, Query(description="Cases matched to this hotspot")] = None,
+    reported_from: Annotated[datetime | None, Query(alias="from")] = None,
+    reported_to: Annotated[datetime | None, Query(alias="to")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+) -> CaseFilter:
+    """Ledger filters from query parameters (naive times are local time)."""
+    tz = settings.grids.timezone
+    return CaseFilter(
+        grid=grid,
+        category=category,
+        statuses=tuple(s.strip() for s in status.split(",") if s.strip()) if status else (),
+        source=source,
+        department=department,
+        hotspot=hotspot,
+        reported_from=aware(reported_from, tz),
+        reported_to=aware(reported_to, tz),
+        bbox=parse_bbox(bbox),
+        overdue=overdue,
+    )
+
+
+FilterDep = Annotated[CaseFilter, Depends(case_filter)]
+
+
+@router.post("", status_code=201, summary="Report a problem (idempotent with a key)")
+def create_case(
+    body: CaseCreate,
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    item = CaseInput(
+        category_code=body.category_code,
+        lon=body.lon,
+        lat=body.lat,
+        datum=body.datum,
+        source=body.source,
+        description=body.description,
+        address=body.address,
+        reporter=body.reporter.model_dump(exclude_none=True) if body.reporter else None,
+        reported_at=aware(body.reported_at, settings.grids.timezone),
+        fields=body.fields,
+        photos=body.photos,
+        idempotency_key=idempotency_key or body.idempotency_key,
+        allow_unassigned=body.allow_unassigned,
+    )
+    case, created = cases.intake(item, actor=body.source)
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return case_json(case, body.datum)
+
+
+def _ledger(cases: Any) -> Ledger:
+    return Ledger(cases.session, cases.registry)
+
+
+@router.get("", summary="The ledger (问题台账): filtered, newest first, keyset paging")
+def list_cases(
+    cases: CaseServiceDep,
+    flt: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    rows, nxt = _ledger(cases).page(flt, limit, cursor)
+    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+
+
+@router.get("/overdue", summary="Open cases past their deadline")
+def overdue_cases(
+    cases: CaseServiceDep,
+    flt: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    rows, nxt = _ledger(cases).page(CaseFilter(**{**flt.__dict__, "overdue": True}), limit, cursor)
+    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+
+
+@router.get("/due", summary="Open cases due within N hours")
+def due_cases(
+    cases: CaseServiceDep,
+    flt: FilterDep,
+    within_hours: Annotated[float, Query(gt=0, le=24 * 30)] = 4.0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    rows, nxt = _ledger(cases).page(
+        CaseFilter(**{**flt.__dict__, "due_within_hours": within_hours}), limit, cursor
+    )
+    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+
+
+@router.get("/export", summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)")
+def export_cases(
+    cases: CaseServiceDep,
+    flt: FilterDep,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    lang: Annotated[Literal["zh", "en"], Query()] = "zh",
+) -> Response:
+    ledger = _ledger(cases)
+    if format == "xlsx":
+        return Response(
+            export_xlsx(ledger, flt, lang),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": 'attachment; filename="ledger.xlsx"'},
+        )
+    return StreamingResponse(
+        export_csv(ledger, flt, lang),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
+    )
+
+
+@router.get("/{case_id}", summary="One case")
+def get_case(
+    case_id: int,
+    cases: CaseServiceDep,
+    datum: Annotated[Literal["wgs84", "gcj02", "bd09"], Query()] = "wgs84",
+) -> dict[str, Any]:
+    return case_json(cases.get(case_id), datum)
+
+
+@router.post("/{case_id}/actions", summary="Move a case along the workflow")
+def act(
+    case_id: int,
+    body: ActionIn,
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    version = body.version
+    if version is None and if_match:
+        try:
+            version = int(if_match.strip('W/"'))
+        except ValueError as exc:
+            raise BadParameter("If-Match must carry the case version", field="If-Match") from exc
+    step = Action(
+        action=body.action,
+        actor=body.actor,
+        note=body.note,
+        photos=body.photos,
+        lon=body.lon,
+        lat=body.lat,
+        datum=body.datum,
+        expected_version=version,
+        deadline_at=aware(body.deadline_at, settings.grids.timezone),
+        into=body.into,
+    )
+    return case_json(cases.act(case_id, step))
+
+
+@router.get("/{case_id}/history", summary="Every step of a case (append-only)")
+def history(case_id: int, cases: CaseServiceDep) -> list[dict[str, Any]]:
+    return [event_json(e) for e in cases.history(case_id)]

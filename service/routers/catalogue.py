@@ -1,0 +1,75 @@
+"""``/api/categories`` and ``/api/routing-rules``: the catalogue and who handles what."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from service.catalogue import Catalogue
+from service.deps import SessionDep, SettingsDep
+from service.models import Category, RoutingRule
+from service.schemas import CategoryIn, RoutingRuleIn
+
+router = APIRouter(tags=["catalogue"])
+
+
+def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
+    return Catalogue(session, settings.grids.city)
+
+
+CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
+
+
+def category_json(c: Category) -> dict[str, Any]:
+    """A category as JSON."""
+    return {
+        "code": c.code,
+        "family": c.family,
+        "major_code": c.major_code,
+        "major_name": c.major_name,
+        "name": c.name,
+        "deadline_amount": c.deadline_amount,
+        "deadline_unit": c.deadline_unit,
+        "department": c.department,
+        "required_fields": c.required_fields,
+        "local": c.local,
+    }
+
+
+def rule_json(r: RoutingRule) -> dict[str, Any]:
+    """A routing rule as JSON."""
+    return {
+        "id": r.id,
+        "category_prefix": r.category_prefix,
+        "area_prefix": r.area_prefix,
+        "department": r.department,
+        "hotspot_owner_first": r.hotspot_owner_first,
+        "priority": r.priority,
+    }
+
+
+@router.get("/api/categories", summary="The case category catalogue")
+def list_categories(catalogue: CatalogueDep) -> list[dict[str, Any]]:
+    return [category_json(c) for c in catalogue.categories()]
+
+
+@router.post("/api/categories", status_code=201, summary="Add a local category")
+def add_category(body: CategoryIn, catalogue: CatalogueDep) -> dict[str, Any]:
+    return category_json(catalogue.add_category(**body.model_dump()))
+
+
+@router.get("/api/routing-rules", summary="Routing rules (most specific wins)")
+def list_rules(catalogue: CatalogueDep) -> list[dict[str, Any]]:
+    return [rule_json(r) for r in catalogue.rules()]
+
+
+@router.post("/api/routing-rules", status_code=201, summary="Add a routing rule")
+def add_rule(body: RoutingRuleIn, catalogue: CatalogueDep) -> dict[str, Any]:
+    return rule_json(catalogue.add_rule(**body.model_dump()))
+
+
+@router.delete("/api/routing-rules/{rule_id}", status_code=204, summary="Remove a rule")
+def delete_rule(rule_id: int, catalogue: CatalogueDep) -> Response:
+    catalogue.delete_rule(rule_id)
+    return Response(status_code=204)

@@ -1,0 +1,171 @@
+"""``/api/hotspots``: hotspot kinds, hotspots, nearby hotspots, grids a hotspot touches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import shapely
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from geoalchemy2.shape import to_shape
+
+from gis.datum import transform_geometries
+from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
+from service.errors import InvalidInput
+from service.geojson import parse_geometry
+from service.hotspots import HotspotInput
+from service.imports import hotspots_from_upload
+from service.models import Hotspot
+from service.params import parse_bbox
+from service.schemas import HotspotCreate, HotspotKindIn
+from service.timeparse import aware
+
+router = APIRouter(tags=["hotspots"])
+
+
+def hotspot_feature(spot: Hotspot, with_zone: bool = False) -> dict[str, Any]:
+    """A hotspot as a GeoJSON Feature (its own geometry; the zone on request)."""
+    props: dict[str, Any] = {
+        "id": spot.id,
+        "key": spot.key,
+        "kind": spot.kind,
+        "name": spot.name,
+        "buffer_m": spot.buffer_m,
+        "active_from": spot.active_from.isoformat(),
+        "active_to": spot.active_to.isoformat() if spot.active_to else None,
+        "owner_unit": spot.owner_unit,
+        "owner_name": spot.owner_name,
+        "owner_phone": spot.owner_phone,
+        "risk_weight": spot.risk_weight,
+        "patrol_quota_per_week": spot.patrol_quota_per_week,
+    }
+    if with_zone:
+        props["zone"] = shapely.geometry.mapping(to_shape(spot.zone))
+    return {
+        "type": "Feature",
+        "id": spot.id,
+        "geometry": shapely.geometry.mapping(to_shape(spot.geom)),
+        "properties": props,
+    }
+
+
+@router.get("/api/hotspot-kinds", summary="Hotspot kinds of this city")
+def list_kinds(hotspots: HotspotServiceDep) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": k.key,
+            "name": k.name,
+            "default_buffer_m": k.default_buffer_m,
+            "default_risk_weight": k.default_risk_weight,
+        }
+        for k in hotspots.kinds()
+    ]
+
+
+@router.post("/api/hotspot-kinds", status_code=201, summary="Add a city's own hotspot kind")
+def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep) -> dict[str, Any]:
+    kind = hotspots.add_kind(body.key, body.name, body.default_buffer_m, body.default_risk_weight)
+    return {
+        "key": kind.key,
+        "name": kind.name,
+        "default_buffer_m": kind.default_buffer_m,
+        "default_risk_weight": kind.default_risk_weight,
+    }
+
+
+@router.get("/api/hotspots", summary="Hotspots (GeoJSON)")
+def list_hotspots(
+    hotspots: HotspotServiceDep,
+    settings: SettingsDep,
+    kind: Annotated[str | None, Query()] = None,
+    active_at: Annotated[datetime | None, Query(description="Only those active then")] = None,
+    bbox: Annotated[str | None, Query()] = None,
+    zones: Annotated[bool, Query(description="Include influence zones")] = False,
+) -> dict[str, Any]:
+    rows = hotspots.list(kind, aware(active_at, settings.grids.timezone), parse_bbox(bbox))
+    return {
+        "type": "FeatureCollection",
+        "features": [hotspot_feature(h, with_zone=zones) for h in rows],
+    }
+
+
+@router.post("/api/hotspots", status_code=201, summary="Create a hotspot")
+def create_hotspot(
+    body: HotspotCreate, hotspots: HotspotServiceDep, settings: SettingsDep
+) -> dict[str, Any]:
+    try:
+        geom = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="geometry") from exc
+    tz = settings.grids.timezone
+    item = HotspotInput(
+        key=body.key,
+        kind=body.kind,
+        name=body.name,
+        geometry=geom,
+        buffer_m=body.buffer_m,
+        active_from=aware(body.active_from, tz),
+        active_to=aware(body.active_to, tz),
+        owner_unit=body.owner_unit,
+        owner_name=body.owner_name,
+        owner_phone=body.owner_phone,
+        risk_weight=body.risk_weight,
+        patrol_quota_per_week=body.patrol_quota_per_week,
+    )
+    return hotspot_feature(hotspots.create([item])[0], with_zone=True)
+
+
+@router.post("/api/hotspots/import", summary="Import hotspots (GeoJSON/GPKG/SHP zip/KML)")
+def import_hotspots(
+    hotspots: HotspotServiceDep,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File()],
+    kind: Annotated[str | None, Form(description="Kind for features without one")] = None,
+    crs: Annotated[str | None, Form()] = None,
+    datum: Annotated[str, Form()] = "wgs84",
+) -> dict[str, Any]:
+    items = hotspots_from_upload(
+        file,
+        kind=kind,
+        crs=crs,
+        datum=datum,
+        max_upload_mb=settings.grids.max_upload_mb,
+        tz=settings.grids.timezone,
+    )
+    rows = hotspots.create(items)
+    return {"created": [h.id for h in rows], "keys": [h.key for h in rows]}
+
+
+@router.get("/api/hotspots/near", summary="Hotspots near a point, nearest first")
+def near(
+    hotspots: HotspotServiceDep,
+    settings: SettingsDep,
+    lon: float,
+    lat: float,
+    datum: Annotated[str, Query()] = "wgs84",
+    radius_m: Annotated[float, Query(gt=0, le=5000)] = 200.0,
+    at: Annotated[datetime | None, Query()] = None,
+) -> list[dict[str, Any]]:
+    found = hotspots.near(lon, lat, datum, radius_m, aware(at, settings.grids.timezone))
+    return [
+        {**hotspot_feature(h)["properties"], "distance_m": round(d, 2), "in_zone": inside}
+        for h, d, inside in found
+    ]
+
+
+@router.get("/api/hotspots/{hotspot_id}", summary="One hotspot with its influence zone")
+def get_hotspot(hotspot_id: int, hotspots: HotspotServiceDep) -> dict[str, Any]:
+    return hotspot_feature(hotspots.get(hotspot_id), with_zone=True)
+
+
+@router.get(
+    "/api/hotspots/{hotspot_id}/grids",
+    summary="Grids a hotspot touches, with the share of the hotspot in each",
+)
+def hotspot_grids(
+    hotspot_id: int,
+    hotspots: HotspotServiceDep,
+    registry: RegistryDep,
+    level: Annotated[Literal["unit", "community", "street", "district"], Query()] = "unit",
+) -> dict[str, Any]:
+    return hotspots.grids_touched(hotspot_id, registry, level)
