@@ -71,6 +71,7 @@ class Action:
     expected_version: int | None = None
     deadline_at: datetime | None = None
     into: int | None = None
+    department: str | None = None
 
 
 class CaseService:
@@ -273,6 +274,10 @@ class CaseService:
             data = self._extend(case, step.deadline_at)
         elif step.action == "merge":
             data = self._merge_into(case, step, t)
+        elif step.action == "dispatch" and step.department:
+            data = {"department": step.department, "previous": case.department}
+            case.department = step.department
+            case.routed_by = f"dispatcher {step.actor}"
         elif step.action == "verify":
             case.closed_at = t
         elif step.action == "reopen":

@@ -34,6 +34,10 @@ class Conflict(CitygridError):
     """The request clashes with stored data (overlap, duplicate, concurrent change)."""
 
 
+class PreconditionRequired(CitygridError):
+    """A change needs the version the client saw (optimistic locking)."""
+
+
 class PayloadTooLarge(CitygridError):
     """An upload exceeds the configured limit."""
 
@@ -44,6 +48,7 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    PreconditionRequired: 428,
 }
 
 

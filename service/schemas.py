@@ -150,6 +150,9 @@ class ActionIn(BaseModel):
     version: int | None = Field(None, description="The version you saw (or If-Match header)")
     deadline_at: datetime | None = Field(None, description="extend: the new deadline")
     into: int | None = Field(None, description="merge: the case this duplicate folds into")
+    department: str | None = Field(
+        None, max_length=200, description="dispatch: send to this department instead"
+    )
 
 
 class CategoryIn(BaseModel):

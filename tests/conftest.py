@@ -132,3 +132,9 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 @pytest.fixture
 def settings(database_url: str) -> AppSettings:
     return make_settings(TEST_CITY, database_url)
+
+
+@pytest.fixture(scope="session")
+def settings_for(database_url: str):
+    """Settings for another city key on the test database (for committed, isolated data)."""
+    return lambda city: make_settings(city, database_url)

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from service.cases import Action, CaseInput
 from service.deps import CaseServiceDep, SettingsDep
-from service.errors import BadParameter
+from service.errors import BadParameter, PreconditionRequired
 from service.geojson import case_json, event_json
 from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
 from service.params import parse_bbox
@@ -166,6 +166,12 @@ def act(
             version = int(if_match.strip('W/"'))
         except ValueError as exc:
             raise BadParameter("If-Match must carry the case version", field="If-Match") from exc
+    if version is None:
+        raise PreconditionRequired(
+            "send the case version you acted on (the 'version' field or an If-Match header), "
+            "so that two dispatchers never overwrite each other",
+            field="version",
+        )
     step = Action(
         action=body.action,
         actor=body.actor,
@@ -177,6 +183,7 @@ def act(
         expected_version=version,
         deadline_at=aware(body.deadline_at, settings.grids.timezone),
         into=body.into,
+        department=body.department,
     )
     return case_json(cases.act(case_id, step))
 

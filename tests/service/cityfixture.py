@@ -91,9 +91,22 @@ def hotspot_inputs():
     from service.hotspots import HotspotInput
 
     return [
-        HotspotInput("market-01", "farmer_market", "甲农贸市场", lonlat(MARKET), buffer_m=20,
-                     owner_unit="甲市场管理办", owner_name="李经理", owner_phone="13700000000"),
-        HotspotInput("rail-01", "rail_corridor", "京广铁路沿线",
-                     lonlat(LineString([(X0 + RAIL_X, Y0 - 50), (X0 + RAIL_X, Y0 + 250)])),
-                     buffer_m=10, owner_unit="铁路护路办"),
+        HotspotInput(
+            "market-01",
+            "farmer_market",
+            "甲农贸市场",
+            lonlat(MARKET),
+            buffer_m=20,
+            owner_unit="甲市场管理办",
+            owner_name="李经理",
+            owner_phone="13700000000",
+        ),
+        HotspotInput(
+            "rail-01",
+            "rail_corridor",
+            "京广铁路沿线",
+            lonlat(LineString([(X0 + RAIL_X, Y0 - 50), (X0 + RAIL_X, Y0 + 250)])),
+            buffer_m=10,
+            owner_unit="铁路护路办",
+        ),
     ]

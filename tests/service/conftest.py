@@ -81,12 +81,12 @@ def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Itera
 @pytest.fixture
 def case_city(registry: Registry, session: Session) -> Registry:
     """The small city with the standard catalogue, two hotspots and two routing rules."""
+    from datetime import UTC, datetime
+
     from cityfixture import COMM_B, hotspot_inputs, small_city
 
     from service.catalogue import Catalogue, seed_catalogue
     from service.hotspots import HotspotService
-
-    from datetime import UTC, datetime
 
     since = datetime(2025, 1, 1, tzinfo=UTC)  # grids and hotspots exist well before any case
     registry.write(small_city(), at=since)
