@@ -152,7 +152,7 @@ class Ledger:
     def category_names(self) -> dict[str, str]:
         """Category code → name for this city."""
         stmt = select(Category.code, Category.name).where(Category.city == self.city)
-        return dict(self.session.execute(stmt).tuples().all())
+        return {code: name for code, name in self.session.execute(stmt)}
 
 
 def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> list[Any]:
