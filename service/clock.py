@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import date, time
 from functools import lru_cache
 
 from gis.workclock import WorkClock, WorkingHours
@@ -21,11 +21,25 @@ def _periods(text: str) -> tuple[tuple[time, time], ...]:
         ) from exc
 
 
+def _days(text: str, name: str) -> tuple[date, ...]:
+    try:
+        return tuple(date.fromisoformat(d.strip()) for d in text.split(",") if d.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name} must be comma-separated YYYY-MM-DD dates") from exc
+
+
 @lru_cache(maxsize=8)
-def _clock(tz: str, periods: str) -> WorkClock:
-    return WorkClock(tz=tz, hours=WorkingHours(periods=_periods(periods)))
+def _clock(tz: str, periods: str, holidays: str, workdays: str) -> WorkClock:
+    return WorkClock(
+        tz=tz,
+        hours=WorkingHours(periods=_periods(periods)),
+        extra_holidays=_days(holidays, "CITYGRID_EXTRA_HOLIDAYS"),
+        extra_workdays=_days(workdays, "CITYGRID_EXTRA_WORKDAYS"),
+    )
 
 
 def work_clock(settings: AppSettings) -> WorkClock:
-    """The clock for ``settings`` (Chinese public holidays and make-up working days)."""
-    return _clock(settings.grids.timezone, settings.cases.working_periods)
+    """The clock for ``settings``: Chinese public holidays and make-up working days from the
+    calendar package, the city's own extra days, Monday–Friday for years not yet published."""
+    c = settings.cases
+    return _clock(settings.grids.timezone, c.working_periods, c.extra_holidays, c.extra_workdays)

@@ -65,3 +65,9 @@ class CaseSettings(BaseSettings):
     working_periods: str = Field(
         "09:00-12:00,13:30-17:30", description="Working periods of a working day, local time"
     )
+    extra_holidays: str = Field(
+        "",
+        description="Comma-separated local days off (YYYY-MM-DD), e.g. next year's "
+        "holidays before the calendar package knows them",
+    )
+    extra_workdays: str = Field("", description="Comma-separated extra working days")
