@@ -63,9 +63,9 @@ def create_app(
     app.state.settings = settings
     install_error_handlers(app)
 
-    from service.routers import cases, catalogue, grids, hotspots, ogc
+    from service.routers import cases, catalogue, grids, hotspots, ogc, open311
 
-    for module in (grids, cases, hotspots, catalogue, ogc):
+    for module in (grids, cases, hotspots, catalogue, open311, ogc):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -26,7 +26,9 @@ def cases(client: TestClient, case_city) -> list[dict]:
         lon, lat = point_lonlat(x + (i // 6) * 40 % 50, y)
         body = {
             "category_code": ("0102", "0104", "0201")[i % 3],
-            "lon": lon, "lat": lat, "source": "patrol" if i % 2 else "citizen",
+            "lon": lon,
+            "lat": lat,
+            "source": "patrol" if i % 2 else "citizen",
             "reported_at": (BASE + timedelta(hours=i)).isoformat(),
             "description": f"问题{i}",
         }
@@ -39,8 +41,9 @@ def cases(client: TestClient, case_city) -> list[dict]:
 def _all_pages(client: TestClient, limit: int, **params) -> list[dict]:
     items, cursor = [], None
     while True:
-        page = client.get("/api/cases", params={"limit": limit, **params}
-                          | ({"cursor": cursor} if cursor else {})).json()
+        page = client.get(
+            "/api/cases", params={"limit": limit, **params} | ({"cursor": cursor} if cursor else {})
+        ).json()
         items += page["items"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -60,19 +63,23 @@ def test_filters_match_an_independent_count(client: TestClient, cases) -> None:
         return sorted(c["id"] for c in _all_pages(client, 7, **params))
 
     assert got(grid=COMM_B) == expect(lambda c: c["grid_code"].startswith(COMM_B[:12]))
-    assert got(grid=unit_code(COMM_A, 2)) == expect(lambda c: c["grid_code"] ==
-                                                     unit_code(COMM_A, 2))
+    assert got(grid=unit_code(COMM_A, 2)) == expect(
+        lambda c: c["grid_code"] == unit_code(COMM_A, 2)
+    )
     assert got(category="01") == expect(lambda c: c["category_code"].startswith("01"))
     assert got(source="patrol") == expect(lambda c: c["source"] == "patrol")
     start, end = BASE + timedelta(hours=5), BASE + timedelta(hours=9)
     assert got(**{"from": start.isoformat(), "to": end.isoformat()}) == expect(
-        lambda c: start <= datetime.fromisoformat(c["reported_at"]) < end)
+        lambda c: start <= datetime.fromisoformat(c["reported_at"]) < end
+    )
     west = point_lonlat(0, 0) + point_lonlat(400, 200)
     assert got(bbox=",".join(map(str, west))) == expect(
-        lambda c: c["grid_code"].startswith(COMM_A[:12]))
+        lambda c: c["grid_code"].startswith(COMM_A[:12])
+    )
     assert got(status="reported,closed") == expect(lambda c: True)
     assert got(overdue="true") == expect(
-        lambda c: datetime.fromisoformat(c["deadline_at"]) < datetime.now(SHANGHAI))
+        lambda c: datetime.fromisoformat(c["deadline_at"]) < datetime.now(SHANGHAI)
+    )
 
 
 def test_bad_filters_are_4xx(client: TestClient, cases) -> None:
@@ -84,8 +91,7 @@ def test_bad_filters_are_4xx(client: TestClient, cases) -> None:
 
 
 def test_csv_export_in_chinese_matches_the_ledger(client: TestClient, cases) -> None:
-    r = client.get("/api/cases/export", params={"format": "csv", "lang": "zh",
-                                                "grid": COMM_A})
+    r = client.get("/api/cases/export", params={"format": "csv", "lang": "zh", "grid": COMM_A})
     assert r.status_code == 200
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][:4] == ["案件编号", "状态", "类别代码", "类别名称"]
