@@ -151,7 +151,8 @@ class CaseService:
             deadline_at=deadline,
             updated_at=t,
             datum=item.datum,
-            geom=from_shape(Point(lon, lat), srid=4326),
+            lon=lon,
+            lat=lat,
             grid_id=grid.id if grid else None,
             grid_code=grid.code if grid else None,
             grid_candidates=candidates,
@@ -165,18 +166,7 @@ class CaseService:
         )
         self.session.add(case)
         self.session.flush()
-        self._event(
-            case,
-            "report",
-            None,
-            "reported",
-            actor,
-            reported_at,
-            item.description,
-            item.photos,
-            (lon, lat),
-            {"routed_by": route.routed_by},
-        )
+        # the report itself is the case row; the history stores the steps after it
         return case, True
 
     def _grid(self, lon: float, lat: float, at: datetime, allow_unassigned: bool):
@@ -361,8 +351,8 @@ class CaseService:
             )
         )
 
-    def history(self, case_id: int) -> list[CaseEvent]:
-        """Every step of a case, oldest first."""
-        self.get(case_id)
+    def history(self, case_id: int) -> tuple[Case, list[CaseEvent]]:
+        """The case (its report is the first step) and every later step, oldest first."""
+        case = self.get(case_id)
         stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
-        return list(self.session.scalars(stmt))
+        return case, list(self.session.scalars(stmt))

@@ -59,8 +59,7 @@ def parse_geometry(value: Any, field: str = "geometry") -> shapely.Geometry:
 
 def case_json(case: Case, datum: str = "wgs84") -> dict[str, Any]:
     """A case as JSON, with its status label, allowed next actions and overdue flag."""
-    point = to_shape(case.geom)
-    lon, lat = datums.from_wgs84(point.x, point.y, datum)
+    lon, lat = datums.from_wgs84(case.lon, case.lat, datum)
     late = (
         case.status in OPEN_STATUSES
         and case.deadline_at is not None
@@ -114,4 +113,21 @@ def event_json(event: CaseEvent) -> dict[str, Any]:
         "lon": where.x if where else None,
         "lat": where.y if where else None,
         "data": event.data,
+    }
+
+
+def report_json(case: Case) -> dict[str, Any]:
+    """The report that opened a case, as the first history step."""
+    return {
+        "id": None,
+        "action": "report",
+        "from_status": None,
+        "to_status": "reported",
+        "actor": case.source,
+        "at": case.reported_at.isoformat(),
+        "note": case.description,
+        "photos": case.photos,
+        "lon": case.lon,
+        "lat": case.lat,
+        "data": {"routed_by": case.routed_by, "reporters": case.reporters},
     }

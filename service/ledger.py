@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from geoalchemy2.shape import to_shape
 from sqlalchemy import Select, and_, func, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -157,7 +156,6 @@ class Ledger:
 
 def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> list[Any]:
     """The export row of one case (timestamps ISO 8601 with offset)."""
-    point = to_shape(case.geom)
     late = case.status in OPEN_STATUSES and case.deadline_at is not None and case.deadline_at < t
     values = {
         "id": case.id,
@@ -173,8 +171,8 @@ def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> lis
         "deadline_at": case.deadline_at.isoformat() if case.deadline_at else "",
         "closed_at": case.closed_at.isoformat() if case.closed_at else "",
         "overdue": ("是" if late else "否") if lang == "zh" else late,
-        "lon": round(point.x, 7),
-        "lat": round(point.y, 7),
+        "lon": round(case.lon, 7),
+        "lat": round(case.lat, 7),
         "hotspot_ids": ",".join(str(h) for h in case.hotspot_ids),
         "duplicate_of": case.duplicate_of or "",
         "recurring_of": case.recurring_of or "",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     DateTime,
     Float,
     ForeignKey,
@@ -176,7 +177,14 @@ class Case(Base):
             name="fk_cases_category",
         ),
         Index("ix_cases_city_reported", "city", "reported_at", "id"),
-        Index("ix_cases_city_status", "city", "status"),
+        Index(
+            "ix_cases_open_deadline",
+            "city",
+            "deadline_at",
+            postgresql_where=text(
+                "status IN ('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
+            ),
+        ),
         Index(
             "ix_cases_city_grid",
             "city",
@@ -209,7 +217,13 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     datum: Mapped[str] = mapped_column(String(8), server_default=text("'wgs84'"))
-    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    # derived in the database so bulk loads send two floats instead of a geometry to parse
+    geom: Mapped[WKBElement] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=True),
+        Computed("ST_SetSRID(ST_MakePoint(lon, lat), 4326)", persisted=True),
+    )
     grid_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("grids.id"))
     grid_code: Mapped[str | None] = mapped_column(String(15))
     grid_candidates: Mapped[list[dict[str, Any]]] = mapped_column(

@@ -101,6 +101,8 @@ def upgrade() -> None:
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("datum", sa.String(length=8), server_default=sa.text("'wgs84'"), nullable=False),
+        sa.Column("lon", sa.Float(), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=False),
         sa.Column(
             "geom",
             Geometry(
@@ -112,6 +114,7 @@ def upgrade() -> None:
                 name="geometry",
                 nullable=False,
             ),
+            sa.Computed("ST_SetSRID(ST_MakePoint(lon, lat), 4326)", persisted=True),
             nullable=False,
         ),
         sa.Column("grid_id", sa.BigInteger(), nullable=True),
@@ -162,7 +165,15 @@ def upgrade() -> None:
         postgresql_ops={"grid_code": "text_pattern_ops"},
     )
     op.create_index("ix_cases_city_reported", "cases", ["city", "reported_at", "id"], unique=False)
-    op.create_index("ix_cases_city_status", "cases", ["city", "status"], unique=False)
+    op.create_index(
+        "ix_cases_open_deadline",
+        "cases",
+        ["city", "deadline_at"],
+        unique=False,
+        postgresql_where=sa.text(
+            "status IN ('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
+        ),
+    )
     op.create_index(
         "uq_cases_idempotency",
         "cases",
@@ -309,7 +320,7 @@ def downgrade() -> None:
         table_name="cases",
         postgresql_where=sa.text("idempotency_key IS NOT NULL"),
     )
-    op.drop_index("ix_cases_city_status", table_name="cases")
+    op.drop_index("ix_cases_open_deadline", table_name="cases")
     op.drop_index("ix_cases_city_reported", table_name="cases")
     op.drop_index(
         "ix_cases_city_grid", table_name="cases", postgresql_ops={"grid_code": "text_pattern_ops"}

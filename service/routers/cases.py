@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from service.cases import Action, CaseInput
 from service.deps import CaseServiceDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
-from service.geojson import case_json, event_json
+from service.geojson import case_json, event_json, report_json
 from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
 from service.params import parse_bbox
 from service.schemas import ActionIn, CaseCreate
@@ -190,4 +190,5 @@ def act(
 
 @router.get("/{case_id}/history", summary="Every step of a case (append-only)")
 def history(case_id: int, cases: CaseServiceDep) -> list[dict[str, Any]]:
-    return [event_json(e) for e in cases.history(case_id)]
+    case, events = cases.history(case_id)
+    return [report_json(case), *(event_json(e) for e in events)]

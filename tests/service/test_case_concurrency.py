@@ -70,4 +70,4 @@ def test_concurrent_dispatch_one_wins_other_gets_409(
         case = service.get(committed_case)
         assert (case.status, case.lock_version) == ("dispatched", 3)
         actors = [e.actor for e in session.query(CaseEvent).filter_by(case_id=committed_case)]
-        assert actors == ["system", "setup", "甲"]  # nothing from the loser, nothing lost
+        assert actors == ["setup", "甲"]  # nothing from the loser, nothing lost
