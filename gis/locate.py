@@ -233,6 +233,44 @@ class GridIndex:
         keep = dist <= radius_m
         return self._ranked(idx[keep], dist[keep])
 
+    def candidates_many(
+        self, lon: np.ndarray, lat: np.ndarray, radius_m: float, located: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`candidates` for many points at once (bulk intake).
+
+        Parameters
+        ----------
+        lon, lat : array_like
+            WGS 84 points in degrees.
+        radius_m : float
+            Search radius in metres.
+        located : np.ndarray
+            The result of :meth:`locate` for the same points; that grid is listed at distance 0.
+
+        Returns
+        -------
+        (point, grid, distance_m) : tuple of np.ndarray
+            One row per (point, grid within ``radius_m``) pair, sorted by point, then distance,
+            then code; ``grid`` indexes ``codes``.
+        """
+        x, y = _validated_points(lon, lat)
+        if not (math.isfinite(radius_m) and radius_m >= 0):
+            raise ValueError(f"radius_m must be a finite distance >= 0 in metres, got {radius_m}")
+        empty = np.empty(0, dtype=np.int64)
+        if not len(self) or not x.size:
+            return empty, empty, np.empty(0)
+        points_m = metric.to_metric(shapely.points(x, y), self._metric_crs)
+        point, internal = self._metric_tree.query(points_m, predicate="dwithin",
+                                                  distance=radius_m)
+        grid = self._order[internal]
+        dist = shapely.distance(self._metric_geoms[internal], points_m[point])
+        own = np.asarray(located)[point] == grid
+        dist[own] = 0.0
+        keep = own | (dist <= radius_m)
+        point, grid, internal, dist = point[keep], grid[keep], internal[keep], dist[keep]
+        order = np.lexsort((internal, dist, point))
+        return point[order], grid[order], dist[order]
+
     def nearest(self, lon: float, lat: float) -> tuple[int, float] | None:
         """The grid nearest to a point and its distance in metres.
 
