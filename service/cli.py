@@ -50,7 +50,8 @@ def _registry(settings: AppSettings) -> Iterator[Registry]:
 def _fail(exc: CitygridError) -> None:
     console.print(f"[red]error:[/red] {exc.message}")
     for err in exc.extra.get("errors", [])[:20]:
-        console.print(f"  - item {err.get('index')}: {err.get('reason')}")
+        where = err.get("row", err.get("index"))
+        console.print(f"  - {'row' if 'row' in err else 'item'} {where}: {err.get('reason')}")
     raise typer.Exit(1)
 
 
@@ -196,6 +197,44 @@ def locate_bulk(
         frame.to_csv(output, index=False)
     located = int(np.count_nonzero(codes != None))  # noqa: E711 - elementwise on objects
     console.print(f"{located} of {len(frame)} points located; written to {output}")
+
+
+@app.command("import-cases")
+def import_cases(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV/Parquet/GeoJSON")],
+    mode: Annotated[str, typer.Option(help="all (all or nothing) or rows")] = "all",
+    datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+    allow_unassigned: Annotated[bool, typer.Option(help="Keep points outside grids")] = False,
+) -> None:
+    """Bulk-import cases: mapped to grid, hotspots and department, with a progress bar."""
+    from service.case_import import CaseImporter, read_case_file
+
+    settings = AppSettings()
+    engine = make_engine(resolve_database_url(settings.database))
+    try:
+        frame = read_case_file(path)
+        with session_scope(make_sessionmaker(engine)) as session, _progress() as bar:
+            tasks: dict[str, int] = {}
+
+            def advance(step: str, done: int) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=len(frame))
+                bar.update(tasks[step], completed=done)
+
+            report = CaseImporter(session, settings, progress=advance).run(
+                frame, mode=mode, datum=datum, allow_unassigned=allow_unassigned
+            )
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    finally:
+        engine.dispose()
+    console.print(
+        f"{report.rows} rows: {report.created} created, {report.replayed} already imported, "
+        f"{report.unassigned} unassigned, {report.error_count} rejected"
+    )
+    for err in report.errors[:20]:
+        console.print(f"  row {err['row']} {err['field']}: {err['reason']}")
 
 
 @app.command("db-stop")

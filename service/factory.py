@@ -14,6 +14,7 @@ from gis.codes import CodeScheme
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
 from service.settings import CaseSettings, DatabaseSettings, GridSettings
+from service.timeparse import DisplayTimeZone
 
 
 @dataclass
@@ -61,6 +62,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
     install_error_handlers(app)
 
     from service.routers import cases, catalogue, grids, hotspots, ogc, open311

@@ -11,10 +11,11 @@ from geoalchemy2.shape import to_shape
 from gis import datum as datums
 from service.models import Case, CaseEvent, Grid
 from service.repository import geom_of
+from service.timeparse import iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
 
 
-def grid_properties(grid: Grid) -> dict[str, Any]:
+def grid_properties(grid: Grid, tz: str | None = None) -> dict[str, Any]:
     """The attributes of a grid version as plain JSON values."""
     return {
         "code": grid.code,
@@ -27,8 +28,8 @@ def grid_properties(grid: Grid) -> dict[str, Any]:
         "responsible_persons": grid.responsible_persons or [],
         "land_use": grid.land_use,
         "management_grade": grid.management_grade,
-        "valid_from": grid.valid_from.isoformat(),
-        "valid_to": grid.valid_to.isoformat() if grid.valid_to else None,
+        "valid_from": iso(grid.valid_from, tz),
+        "valid_to": iso(grid.valid_to, tz),
     }
 
 
@@ -57,7 +58,7 @@ def parse_geometry(value: Any, field: str = "geometry") -> shapely.Geometry:
         raise ValueError(f"{field} is not valid GeoJSON: {exc}") from exc
 
 
-def case_json(case: Case, datum: str = "wgs84") -> dict[str, Any]:
+def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
     """A case as JSON, with its status label, allowed next actions and overdue flag."""
     lon, lat = datums.from_wgs84(case.lon, case.lat, datum)
     late = (
@@ -78,9 +79,9 @@ def case_json(case: Case, datum: str = "wgs84") -> dict[str, Any]:
         "lon": float(lon),
         "lat": float(lat),
         "datum": datum,
-        "reported_at": case.reported_at.isoformat(),
-        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else None,
-        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+        "reported_at": iso(case.reported_at, tz),
+        "deadline_at": iso(case.deadline_at, tz),
+        "closed_at": iso(case.closed_at, tz),
         "overdue": late,
         "grid_code": case.grid_code,
         "unassigned": case.grid_code is None,
@@ -98,7 +99,7 @@ def case_json(case: Case, datum: str = "wgs84") -> dict[str, Any]:
     }
 
 
-def event_json(event: CaseEvent) -> dict[str, Any]:
+def event_json(event: CaseEvent, tz: str | None = None) -> dict[str, Any]:
     """One history step as JSON."""
     where = to_shape(event.geom) if event.geom is not None else None
     return {
@@ -107,7 +108,7 @@ def event_json(event: CaseEvent) -> dict[str, Any]:
         "from_status": event.from_status,
         "to_status": event.to_status,
         "actor": event.actor,
-        "at": event.at.isoformat(),
+        "at": iso(event.at, tz),
         "note": event.note,
         "photos": event.photos,
         "lon": where.x if where else None,
@@ -116,7 +117,7 @@ def event_json(event: CaseEvent) -> dict[str, Any]:
     }
 
 
-def report_json(case: Case) -> dict[str, Any]:
+def report_json(case: Case, tz: str | None = None) -> dict[str, Any]:
     """The report that opened a case, as the first history step."""
     return {
         "id": None,
@@ -124,7 +125,7 @@ def report_json(case: Case) -> dict[str, Any]:
         "from_status": None,
         "to_status": "reported",
         "actor": case.source,
-        "at": case.reported_at.isoformat(),
+        "at": iso(case.reported_at, tz),
         "note": case.description,
         "photos": case.photos,
         "lon": case.lon,

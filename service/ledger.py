@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.errors import BadParameter, InvalidInput
 from service.models import Case, Category
 from service.registry import Registry, now
+from service.timeparse import iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES, STATUSES
 
 
@@ -167,9 +168,9 @@ def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> lis
         "address": case.address or "",
         "grid_code": case.grid_code or "",
         "department": case.department or "",
-        "reported_at": case.reported_at.isoformat(),
-        "deadline_at": case.deadline_at.isoformat() if case.deadline_at else "",
-        "closed_at": case.closed_at.isoformat() if case.closed_at else "",
+        "reported_at": iso(case.reported_at),
+        "deadline_at": iso(case.deadline_at) or "",
+        "closed_at": iso(case.closed_at) or "",
         "overdue": ("是" if late else "否") if lang == "zh" else late,
         "lon": round(case.lon, 7),
         "lat": round(case.lat, 7),

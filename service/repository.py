@@ -197,6 +197,18 @@ class GridRepository:
         assert grid is not None
         return grid, float(row.d)
 
+    def versions_overlapping(
+        self, city: str, level: str, start: datetime, end: datetime
+    ) -> list[Grid]:
+        """Every version at ``level`` valid at some instant of ``[start, end]``."""
+        stmt = select(Grid).where(
+            Grid.city == city,
+            Grid.level == level,
+            Grid.valid_from <= end,
+            or_(Grid.valid_to.is_(None), Grid.valid_to > start),
+        )
+        return list(self.session.scalars(stmt))
+
     def fingerprint(self, city: str, level: str) -> tuple[Any, ...]:
         """Changes whenever a version of a grid at ``level`` is added or closed."""
         stmt = select(func.count(), func.max(Grid.id), func.max(Grid.valid_to)).where(

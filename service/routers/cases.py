@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
+from service.case_import import CaseImporter, read_case_file
 from service.cases import Action, CaseInput
 from service.deps import CaseServiceDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
@@ -16,6 +17,7 @@ from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
 from service.params import parse_bbox
 from service.schemas import ActionIn, CaseCreate
 from service.timeparse import aware
+from service.uploads import saved_upload
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
 
@@ -84,6 +86,34 @@ def create_case(
 
 def _ledger(cases: Any) -> Ledger:
     return Ledger(cases.session, cases.registry)
+
+
+@router.post(
+    "/import",
+    summary="Bulk intake from CSV, Parquet or GeoJSON (all or nothing, or per-row errors)",
+)
+def import_cases(
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="Columns category_code, lon, lat, optional "
+            "reported_at, source, datum, description, "
+            "address, reporter_name, reporter_phone, "
+            "idempotency_key, field_<name>"
+        ),
+    ],
+    mode: Annotated[Literal["all", "rows"], Form()] = "all",
+    datum: Annotated[Literal["wgs84", "gcj02", "bd09"], Form()] = "wgs84",
+    allow_unassigned: Annotated[bool, Form()] = False,
+) -> dict[str, Any]:
+    with saved_upload(file, settings.grids.max_upload_mb) as path:
+        frame = read_case_file(path)
+    report = CaseImporter(cases.session, settings).run(
+        frame, mode=mode, datum=datum, allow_unassigned=allow_unassigned
+    )
+    return report.as_dict()
 
 
 @router.get("", summary="The ledger (问题台账): filtered, newest first, keyset paging")

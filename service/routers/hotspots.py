@@ -18,7 +18,7 @@ from service.imports import hotspots_from_upload
 from service.models import Hotspot
 from service.params import parse_bbox
 from service.schemas import HotspotCreate, HotspotKindIn
-from service.timeparse import aware
+from service.timeparse import aware, iso
 
 router = APIRouter(tags=["hotspots"])
 
@@ -31,8 +31,8 @@ def hotspot_feature(spot: Hotspot, with_zone: bool = False) -> dict[str, Any]:
         "kind": spot.kind,
         "name": spot.name,
         "buffer_m": spot.buffer_m,
-        "active_from": spot.active_from.isoformat(),
-        "active_to": spot.active_to.isoformat() if spot.active_to else None,
+        "active_from": iso(spot.active_from),
+        "active_to": iso(spot.active_to),
         "owner_unit": spot.owner_unit,
         "owner_name": spot.owner_name,
         "owner_phone": spot.owner_phone,

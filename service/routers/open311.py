@@ -24,7 +24,7 @@ from service.errors import BadParameter, CitygridError, NotFound, status_for
 from service.geojson import case_json
 from service.ledger import CaseFilter, Ledger
 from service.models import Case
-from service.timeparse import aware
+from service.timeparse import aware, iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -84,9 +84,9 @@ def _request_json(case: Case, names: dict[str, str]) -> dict[str, Any]:
         "description": case.description,
         "agency_responsible": case.department,
         "service_notice": None,
-        "requested_datetime": case.reported_at.isoformat(),
-        "updated_datetime": case.updated_at.isoformat(),
-        "expected_datetime": case.deadline_at.isoformat() if case.deadline_at else None,
+        "requested_datetime": iso(case.reported_at),
+        "updated_datetime": iso(case.updated_at),
+        "expected_datetime": iso(case.deadline_at),
         "address": case.address,
         "address_id": None,
         "zipcode": None,

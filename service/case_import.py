@@ -1,0 +1,706 @@
+"""Bulk case intake: a million rows mapped and stored in one vectorised pass.
+
+The same rules as ``CaseService.intake`` — grid valid at report time with boundary candidates,
+hotspots active then (nearest first), routing, working-time deadline, duplicates, recurrence,
+idempotency — computed with numpy/shapely over whole columns, then streamed into PostGIS with
+COPY while the next chunk is being encoded. ``mode="all"`` stores everything or nothing;
+``mode="rows"`` stores the good rows and reports the bad ones.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from queue import Queue
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gis import datum as datums
+from gis.hotspots import HotspotIndex
+from gis.locate import GridIndex
+from gis.metric import to_metric, utm_crs_for_geometries
+from gis.proximity import duplicate_links, recurrence_links
+from service.cases import SOURCES
+from service.catalogue import load_router
+from service.clock import work_clock
+from service.errors import InvalidInput
+from service.factory import AppSettings
+from service.models import Case, Category, Hotspot
+from service.registry import now
+from service.repository import GridRepository, geom_of
+from service.workflow import OPEN_STATUSES
+
+MAX_ERRORS_LISTED = 1000
+CHUNK_ROWS = 50_000
+COLUMNS = (
+    "id",
+    "city",
+    "category_code",
+    "source",
+    "status",
+    "description",
+    "address",
+    "reporters",
+    "fields",
+    "reported_at",
+    "deadline_at",
+    "updated_at",
+    "datum",
+    "lon",
+    "lat",
+    "grid_id",
+    "grid_code",
+    "grid_candidates",
+    "hotspot_ids",
+    "department",
+    "routed_by",
+    "duplicate_of",
+    "recurring_of",
+    "idempotency_key",
+    "request_hash",
+)
+
+
+@dataclass
+class ImportReport:
+    """What a bulk import did."""
+
+    rows: int = 0
+    created: int = 0
+    replayed: int = 0
+    unassigned: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_count: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "replayed": self.replayed,
+            "unassigned": self.unassigned,
+            "error_count": self.error_count,
+            "errors": self.errors,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def read_case_file(path: Path) -> pd.DataFrame:
+    """A case table from CSV, (Geo)Parquet or a vector file (GeoJSON, GPKG …)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pacsv.read_csv(
+                path,
+                convert_options=pacsv.ConvertOptions(
+                    column_types={
+                        "category_code": pa.string(),
+                        "idempotency_key": pa.string(),
+                        "reporter_phone": pa.string(),
+                    },
+                    strings_can_be_null=True,
+                ),
+            ).to_pandas()
+        elif suffix in (".parquet", ".geoparquet"):
+            frame = pd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path)
+            if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+                gdf = gdf.to_crs(4326)
+            frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+            frame["lon"], frame["lat"] = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+    except (pa.ArrowInvalid, ValueError, OSError) as exc:
+        raise InvalidInput(f"cannot read the case file: {exc}", field="file") from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
+
+
+class _Errors:
+    """Per-row errors collected column by column."""
+
+    def __init__(self, n: int) -> None:
+        self.field = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
+
+    def add(self, mask: np.ndarray, name: str, reason: str | np.ndarray) -> None:
+        fresh = mask & (self.field == None)  # noqa: E711 - elementwise on objects
+        self.field[fresh] = name
+        self.reason[fresh] = reason if isinstance(reason, str) else reason[fresh]
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.field != None  # noqa: E711
+
+    def listed(self) -> list[dict[str, Any]]:
+        rows = np.flatnonzero(self.bad)[:MAX_ERRORS_LISTED]
+        return [{"row": int(r) + 1, "field": self.field[r], "reason": self.reason[r]} for r in rows]
+
+
+class CaseImporter:
+    """One bulk import on one session (the caller commits)."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: AppSettings,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.city = settings.grids.city
+        self.progress = progress or (lambda step, done: None)
+
+    def run(
+        self,
+        frame: pd.DataFrame,
+        *,
+        mode: str = "all",
+        datum: str = "wgs84",
+        allow_unassigned: bool = False,
+    ) -> ImportReport:
+        """Validate, map and store ``frame``; see the module docstring."""
+        if mode not in ("all", "rows"):
+            raise InvalidInput("mode must be 'all' (all or nothing) or 'rows'", field="mode")
+        clock = time.perf_counter
+        report = ImportReport(rows=len(frame))
+        if not len(frame):
+            raise InvalidInput("the file has no rows", field="file")
+        missing = [c for c in ("category_code", "lon", "lat") if c not in frame.columns]
+        if missing:
+            raise InvalidInput(
+                f"missing column(s): {', '.join(missing)} (needed: category_code, lon, lat)",
+                field="file",
+            )
+        t0 = clock()
+        cols = self._validate(frame, datum)
+        errors = cols.pop("errors")
+        report.seconds["validate"] = clock() - t0
+        self.progress("validated", len(frame))
+
+        t0 = clock()
+        self._map_grids(cols, errors, allow_unassigned)
+        report.seconds["grids"] = clock() - t0
+        self.progress("grids", len(frame))
+
+        replay = self._idempotency(cols, errors)
+        report.replayed = int(replay.sum())
+        report.error_count = int(errors.bad.sum())
+        report.errors = errors.listed()
+        if report.error_count and mode == "all":
+            raise InvalidInput(
+                f"{report.error_count} of {len(frame)} row(s) rejected, nothing stored; first: "
+                f"row {report.errors[0]['row']}: {report.errors[0]['reason']}",
+                field="rows",
+                errors=report.errors,
+                error_count=report.error_count,
+            )
+        keep = ~errors.bad & ~replay
+        cols = {k: v[keep] for k, v in cols.items()}
+        if not keep.any():
+            return report
+
+        t0 = clock()
+        self._hotspots_and_routes(cols)
+        report.seconds["hotspots+routing"] = clock() - t0
+        t0 = clock()
+        self._deadlines(cols)
+        self._proximity(cols)
+        report.seconds["deadlines+duplicates"] = clock() - t0
+        self.progress("mapped", len(frame))
+
+        t0 = clock()
+        self._store(cols)
+        report.seconds["store"] = clock() - t0
+        report.created = int(keep.sum())
+        report.unassigned = int((cols["grid_code"] == None).sum())  # noqa: E711
+        return report
+
+    # -- validation ------------------------------------------------------------------------
+    def _validate(self, frame: pd.DataFrame, default_datum: str) -> dict[str, Any]:
+        n = len(frame)
+        errors = _Errors(n)
+        cats = {
+            c.code: c
+            for c in self.session.scalars(select(Category).where(Category.city == self.city))
+        }
+        code = frame["category_code"].astype("string").fillna("").str.strip().to_numpy(object)
+        errors.add(
+            ~np.isin(code, list(cats)), "category_code", "unknown category; see GET /api/categories"
+        )
+        lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float)
+        lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(float)
+        errors.add(
+            ~np.isfinite(lon) | (np.abs(lon) > 180), "lon", "lon must be a number in -180..180"
+        )
+        errors.add(~np.isfinite(lat) | (np.abs(lat) > 90), "lat", "lat must be a number in -90..90")
+        datum_col = (
+            frame["datum"].astype("string").fillna(default_datum).to_numpy(object)
+            if "datum" in frame
+            else np.full(n, default_datum, dtype=object)
+        )
+        errors.add(
+            ~np.isin(datum_col, datums.DATUMS), "datum", "datum must be wgs84, gcj02 or bd09"
+        )
+        source = (
+            frame["source"].astype("string").fillna("import").to_numpy(object)
+            if "source" in frame
+            else np.full(n, "import", dtype=object)
+        )
+        errors.add(
+            ~np.isin(source, SOURCES), "source", f"source must be one of {', '.join(SOURCES)}"
+        )
+        t_now = now()
+        reported = self._times(frame, errors, t_now)
+        fields = self._required_fields(frame, code, cats, errors)
+        key = (
+            frame["idempotency_key"].astype("string").to_numpy(object)
+            if "idempotency_key" in frame
+            else np.full(n, None, dtype=object)
+        )
+        key = np.where(pd.isna(key), None, key)
+        dup_key = pd.Series(key).duplicated(keep="first").to_numpy() & (key != None)  # noqa: E711
+        errors.add(
+            dup_key, "idempotency_key", "the same idempotency_key appears earlier in the file"
+        )
+        ok = np.isfinite(lon) & np.isfinite(lat) & np.isin(datum_col, datums.DATUMS)
+        wlon, wlat = lon.copy(), lat.copy()
+        for name in ("gcj02", "bd09"):
+            sel = ok & (datum_col == name)
+            if sel.any():
+                wlon[sel], wlat[sel] = datums.to_wgs84(lon[sel], lat[sel], name)
+        text = {
+            name: (
+                frame[name].astype("string").to_numpy(object)
+                if name in frame
+                else np.full(n, None, dtype=object)
+            )
+            for name in ("description", "address", "reporter_name", "reporter_phone")
+        }
+        distinct, inverse = np.unique(code.astype(str), return_inverse=True)
+        hashed = pd.util.hash_pandas_object(
+            frame.drop(columns=["idempotency_key"], errors="ignore"), index=False
+        )
+        return {
+            "errors": errors,
+            "category_code": code,
+            "lon": wlon,
+            "lat": wlat,
+            "datum": datum_col,
+            "source": source,
+            "reported_at": reported,
+            "fields": fields,
+            "idempotency_key": key,
+            "request_hash": hashed.map("{:016x}".format).to_numpy(object),
+            **{k: np.where(pd.isna(v), None, v) for k, v in text.items()},
+            "deadline_amount": np.array(
+                [cats[c].deadline_amount if c in cats else 0.0 for c in distinct]
+            )[inverse],
+            "deadline_unit": np.array(
+                [cats[c].deadline_unit if c in cats else "hours" for c in distinct], dtype=object
+            )[inverse],
+        }
+
+    def _times(self, frame: pd.DataFrame, errors: _Errors, t_now: datetime) -> np.ndarray:
+        n = len(frame)
+        now64 = np.datetime64(t_now.replace(tzinfo=None), "us")
+        if "reported_at" not in frame:
+            return np.full(n, now64)
+        raw = frame["reported_at"]
+        parsed = pd.to_datetime(raw, errors="coerce", utc=False, format="mixed")
+        if getattr(parsed.dt, "tz", None) is None:
+            parsed = parsed.dt.tz_localize(
+                self.settings.grids.timezone, ambiguous="NaT", nonexistent="NaT"
+            )
+        utc = parsed.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[us]")
+        given = raw.notna().to_numpy()
+        errors.add(given & np.isnat(utc), "reported_at", "reported_at is not a date-time")
+        utc = np.where(given, utc, now64)
+        errors.add(
+            utc > now64 + np.timedelta64(5, "m"), "reported_at", "reported_at is in the future"
+        )
+        return utc
+
+    def _required_fields(
+        self, frame: pd.DataFrame, code: np.ndarray, cats: dict[str, Category], errors: _Errors
+    ) -> np.ndarray:
+        n = len(frame)
+        extra = [c for c in frame.columns if c.startswith("field_")]
+        fields = np.full(n, "{}", dtype=object)
+        if extra:
+            sub = frame[extra].rename(columns=lambda c: c[len("field_") :])
+            has = sub.notna().any(axis=1).to_numpy()
+            fields[has] = [
+                json.dumps(
+                    {k: v for k, v in row.items() if pd.notna(v)}, ensure_ascii=False, default=str
+                )
+                for row in sub[has].to_dict("records")
+            ]
+        for cat in cats.values():
+            for name in cat.required_fields:
+                col = f"field_{name}"
+                present = frame[col].notna().to_numpy() if col in frame else np.zeros(n, dtype=bool)
+                errors.add(
+                    (code == cat.code) & ~present,
+                    f"field_{name}",
+                    f"category {cat.code} ({cat.name}) needs column field_{name}",
+                )
+        return fields
+
+    # -- mapping ---------------------------------------------------------------------------
+    def _map_grids(self, cols: dict[str, Any], errors: _Errors, allow_unassigned: bool) -> None:
+        n = len(cols["lon"])
+        grid_id = np.full(n, -1, dtype=np.int64)
+        grid_code = np.full(n, None, dtype=object)
+        candidates = np.full(n, "[]", dtype=object)
+        valid = ~errors.bad
+        times = cols["reported_at"]
+        if valid.any():
+            start = _aware(times[valid].min())
+            end = _aware(times[valid].max())
+            versions = GridRepository(self.session).versions_overlapping(
+                self.city, "unit", start, end
+            )
+            for lo, hi, rows in _epochs(versions, times, valid):
+                sel = np.flatnonzero(valid & (times >= lo) & (times < hi))
+                if not len(sel) or not rows:
+                    continue
+                index, ids = _index_for(rows)
+                found = index.locate(cols["lon"][sel], cols["lat"][sel])
+                hit = found >= 0
+                grid_id[sel[hit]] = ids[found[hit]]
+                grid_code[sel[hit]] = np.asarray(index.codes, dtype=object)[found[hit]]
+                candidates[sel[hit]] = _candidate_json(
+                    index,
+                    cols["lon"][sel[hit]],
+                    cols["lat"][sel[hit]],
+                    found[hit],
+                    self.settings.grids.boundary_tolerance_m,
+                )
+        outside = valid & (grid_code == None)  # noqa: E711
+        if outside.any() and not allow_unassigned:
+            errors.add(
+                outside,
+                "lon,lat",
+                "outside every unit grid valid at reported_at; set "
+                "allow_unassigned to store it without a grid",
+            )
+        cols.update(grid_id=grid_id, grid_code=grid_code, grid_candidates=candidates)
+
+    def _idempotency(self, cols: dict[str, Any], errors: _Errors) -> np.ndarray:
+        key = cols["idempotency_key"]
+        replay = np.zeros(len(key), dtype=bool)
+        given = np.flatnonzero(key != None)  # noqa: E711
+        if not len(given):
+            return replay
+        known: dict[str, tuple[int, str]] = {}
+        keys = list(key[given])
+        for start in range(0, len(keys), 50_000):
+            stmt = select(Case.idempotency_key, Case.id, Case.request_hash).where(
+                Case.city == self.city, Case.idempotency_key.in_(keys[start : start + 50_000])
+            )
+            known.update({k: (i, h) for k, i, h in self.session.execute(stmt)})
+        if not known:
+            return replay
+        hashes = cols["request_hash"]
+        clash = np.zeros(len(key), dtype=bool)
+        reason = np.full(len(key), None, dtype=object)
+        for row in given:
+            hit = known.get(key[row])
+            if hit is None:
+                continue
+            if hit[1] == hashes[row]:
+                replay[row] = True
+            else:
+                clash[row] = True
+                reason[row] = f"idempotency_key was used for a different report (case {hit[0]})"
+        errors.add(clash, "idempotency_key", reason)
+        return replay
+
+    def _hotspots_and_routes(self, cols: dict[str, Any]) -> None:
+        n = len(cols["lon"])
+        spots = list(self.session.scalars(select(Hotspot).where(Hotspot.city == self.city)))
+        ids = np.full(n, "{}", dtype=object)
+        owner = np.full(n, None, dtype=object)
+        if spots:
+            index = HotspotIndex(
+                [h.id for h in spots], [geom_of(h) for h in spots], [h.buffer_m for h in spots]
+            )
+            point, pos, _ = index.match(cols["lon"], cols["lat"])
+            t = cols["reported_at"]
+            start = np.array([_naive(h.active_from) for h in spots], dtype="datetime64[us]")
+            stop = np.array(
+                [_naive(h.active_to) if h.active_to else np.datetime64("NaT") for h in spots],
+                dtype="datetime64[us]",
+            )
+            live = (start[pos] <= t[point]) & (np.isnat(stop[pos]) | (t[point] < stop[pos]))
+            point, pos = point[live], pos[live]
+            if len(point):
+                spot_ids = np.array([h.id for h in spots])[pos].astype(str)
+                grouped = pd.Series(spot_ids).groupby(point, sort=False).agg(",".join)
+                ids[grouped.index.to_numpy()] = "{" + grouped.to_numpy(object) + "}"
+                owners = np.array([h.owner_unit for h in spots], dtype=object)[pos]
+                has = owners != None  # noqa: E711
+                first = pd.Series(owners[has]).groupby(point[has], sort=False).first()
+                owner[first.index.to_numpy()] = first.to_numpy(object)
+        router = load_router(self.session, self.city)
+        combos = pd.DataFrame(
+            {"c": cols["category_code"], "g": cols["grid_code"], "o": owner}
+        ).fillna("")
+        inverse = combos.groupby(["c", "g", "o"], sort=False).ngroup().to_numpy()
+        first_row = pd.Series(np.arange(n)).groupby(inverse).first().to_numpy()
+        routes = [
+            router.route(cols["category_code"][r], cols["grid_code"][r], [owner[r]])
+            for r in first_row
+        ]
+        cols["hotspot_ids"] = ids
+        cols["department"] = np.array([r.department for r in routes], dtype=object)[inverse]
+        cols["routed_by"] = np.array([r.routed_by for r in routes], dtype=object)[inverse]
+
+    def _deadlines(self, cols: dict[str, Any]) -> None:
+        clock = work_clock(self.settings)
+        per_day = clock.hours.hours_per_day
+        hours = np.where(
+            cols["deadline_unit"] == "days",
+            cols["deadline_amount"] * per_day,
+            cols["deadline_amount"],
+        )
+        cols["deadline_at"] = clock.add(cols["reported_at"], hours, "hours")
+
+    def _proximity(self, cols: dict[str, Any]) -> None:
+        """Suspected duplicates (open, same category, R m, T h) and recurrences."""
+        cases = self.settings.cases
+        n = len(cols["lon"])
+        t = cols["reported_at"]
+        lo, hi = _aware(t.min()), _aware(t.max())
+        window = pd.Timedelta(hours=cases.duplicate_window_hours)
+        lookback = pd.Timedelta(days=cases.recurrence_days)
+        cats = list(np.unique(cols["category_code"]))
+        open_rows = self.session.execute(
+            select(Case.id, Case.lon, Case.lat, Case.reported_at, Case.category_code).where(
+                Case.city == self.city,
+                Case.status.in_(OPEN_STATUSES),
+                Case.duplicate_of.is_(None),
+                Case.category_code.in_(cats),
+                Case.reported_at.between(lo - window, hi + window),
+            )
+        ).all()
+        closed_rows = self.session.execute(
+            select(Case.id, Case.lon, Case.lat, Case.closed_at, Case.category_code).where(
+                Case.city == self.city,
+                Case.status == "closed",
+                Case.category_code.in_(cats),
+                Case.closed_at.between(lo - lookback, hi),
+            )
+        ).all()
+        lon = np.concatenate([cols["lon"], [r[1] for r in open_rows]])
+        lat = np.concatenate([cols["lat"], [r[2] for r in open_rows]])
+        crs = utm_crs_for_geometries(shapely.points(lon, lat))
+        xy = _metric_xy(lon, lat, crs)
+        secs = np.concatenate([_seconds(t), [_aware(r[3]).timestamp() for r in open_rows]])
+        cat = np.concatenate([cols["category_code"], [r[4] for r in open_rows]]).astype(object)
+        is_new = np.arange(len(lon)) < n
+        link = duplicate_links(
+            xy[:, 0], xy[:, 1], secs, cat, is_new, cases.duplicate_radius_m, window.total_seconds()
+        )[:n]
+        cols["_duplicate_link"] = link
+        cols["_open_ids"] = np.array([r[0] for r in open_rows], dtype=np.int64)
+        rec = np.full(n, -1, dtype=np.int64)
+        if closed_rows:
+            cxy = _metric_xy(
+                np.array([r[1] for r in closed_rows]), np.array([r[2] for r in closed_rows]), crs
+            )
+            found = recurrence_links(
+                xy[:n, 0],
+                xy[:n, 1],
+                secs[:n],
+                cols["category_code"].astype(object),
+                cxy[:, 0],
+                cxy[:, 1],
+                np.array([_aware(r[3]).timestamp() for r in closed_rows]),
+                np.array([r[4] for r in closed_rows], dtype=object),
+                cases.duplicate_radius_m,
+                lookback.total_seconds(),
+            )
+            closed_ids = np.array([r[0] for r in closed_rows], dtype=np.int64)
+            rec = np.where(found >= 0, closed_ids[np.maximum(found, 0)], -1)
+        cols["recurring_of"] = rec
+
+    # -- storage ---------------------------------------------------------------------------
+    def _store(self, cols: dict[str, Any]) -> None:
+        n = len(cols["lon"])
+        # ids up front so duplicates can point at rows of the same file
+        ids = np.fromiter(
+            self.session.scalars(
+                select(func.nextval("cases_id_seq")).select_from(func.generate_series(1, n))
+            ),
+            dtype=np.int64,
+            count=n,
+        )
+        link = cols.pop("_duplicate_link")
+        open_ids = cols.pop("_open_ids")
+        dup = np.full(n, -1, dtype=np.int64)
+        inside = (link >= 0) & (link < n)
+        dup[inside] = ids[link[inside]]
+        known = link >= n
+        dup[known] = open_ids[link[known] - n]
+        t_now = np.datetime64(now().replace(tzinfo=None), "us")
+        at_iso = pd.Series(cols["reported_at"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(object)
+        reporters = _reporters_json(
+            cols["reporter_name"], cols["reporter_phone"], cols["source"], at_iso
+        )
+        table = pa.table(
+            {
+                "id": ids,
+                "city": pa.array(np.full(n, self.city, dtype=object)),
+                "category_code": cols["category_code"],
+                "source": cols["source"],
+                "status": pa.array(np.full(n, "reported", dtype=object)),
+                "description": cols["description"],
+                "address": cols["address"],
+                "reporters": reporters,
+                "fields": cols["fields"],
+                "reported_at": pa.array(cols["reported_at"], pa.timestamp("us", tz="UTC")),
+                "deadline_at": pa.array(cols["deadline_at"], pa.timestamp("us", tz="UTC")),
+                "updated_at": pa.array(np.full(n, t_now), pa.timestamp("us", tz="UTC")),
+                "datum": cols["datum"],
+                "lon": cols["lon"],
+                "lat": cols["lat"],
+                "grid_id": pa.array(cols["grid_id"], mask=cols["grid_id"] < 0),
+                "grid_code": cols["grid_code"],
+                "grid_candidates": cols["grid_candidates"],
+                "hotspot_ids": cols["hotspot_ids"],
+                "department": cols["department"],
+                "routed_by": cols["routed_by"],
+                "duplicate_of": pa.array(dup, mask=dup < 0),
+                "recurring_of": pa.array(cols["recurring_of"], mask=cols["recurring_of"] < 0),
+                "idempotency_key": cols["idempotency_key"],
+                "request_hash": cols["request_hash"],
+            }
+        )
+        _copy(self.session, table, self.progress)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+_INDEX_CACHE: dict[frozenset[int], tuple[GridIndex, np.ndarray]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _index_for(rows: list[Any]) -> tuple[GridIndex, np.ndarray]:
+    """A point index over these grid versions (cached by their ids)."""
+    key = frozenset(r.id for r in rows)
+    with _INDEX_LOCK:
+        hit = _INDEX_CACHE.get(key)
+    if hit:
+        return hit
+    index = GridIndex([r.code for r in rows], [geom_of(r) for r in rows])
+    built = (index, np.array([r.id for r in rows], dtype=np.int64))
+    with _INDEX_LOCK:
+        if len(_INDEX_CACHE) > 8:
+            _INDEX_CACHE.clear()
+        _INDEX_CACHE[key] = built
+    return built
+
+
+def _epochs(versions: list[Any], times: np.ndarray, valid: np.ndarray):  # noqa: ANN202
+    """Time slices in which the set of valid versions does not change."""
+    marks = sorted(
+        {_naive(v.valid_from) for v in versions}
+        | {_naive(v.valid_to) for v in versions if v.valid_to}
+    )
+    edges = [np.datetime64("0001-01-01", "us"), *marks, np.datetime64("9999-01-01", "us")]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        rows = [
+            v
+            for v in versions
+            if _naive(v.valid_from) <= lo and (v.valid_to is None or _naive(v.valid_to) >= hi)
+        ]
+        yield lo, hi, rows
+
+
+def _candidate_json(
+    index: GridIndex, lon: np.ndarray, lat: np.ndarray, found: np.ndarray, radius_m: float
+) -> np.ndarray:
+    point, grid, dist = index.candidates_many(lon, lat, radius_m, found)
+    codes = np.asarray(index.codes, dtype=object)
+    item = (
+        '{"code": "'
+        + codes[grid].astype(str)
+        + '", "distance_m": '
+        + np.round(dist, 2).astype(str)
+        + "}"
+    )
+    joined = pd.Series(item).groupby(point, sort=True).agg(", ".join)
+    out = np.full(len(lon), "[]", dtype=object)
+    out[joined.index.to_numpy()] = "[" + joined.to_numpy(object) + "]"
+    return out
+
+
+def _reporters_json(
+    name: np.ndarray, phone: np.ndarray, source: np.ndarray, at: np.ndarray
+) -> np.ndarray:
+    base = '[{"source": "' + source.astype(str) + '", "at": "' + at.astype(str) + '"}]'
+    out = np.asarray(base, dtype=object)
+    who = np.flatnonzero((name != None) | (phone != None))  # noqa: E711
+    for i in who:
+        entry = {"name": name[i], "phone": phone[i], "source": source[i], "at": at[i]}
+        out[i] = json.dumps([{k: v for k, v in entry.items() if v is not None}], ensure_ascii=False)
+    return out
+
+
+def _copy(session: Session, table: pa.Table, progress: Callable[[str, int], None]) -> None:
+    """COPY the table in CSV chunks; encoding the next chunk overlaps sending this one."""
+    names = ",".join(table.column_names)
+    chunks: Queue[bytes | None] = Queue(maxsize=4)
+
+    def encode() -> None:
+        for start in range(0, table.num_rows, CHUNK_ROWS):
+            sink = io.BytesIO()
+            pacsv.write_csv(
+                table.slice(start, CHUNK_ROWS), sink, pacsv.WriteOptions(include_header=False)
+            )
+            chunks.put(sink.getvalue())
+        chunks.put(None)
+
+    worker = threading.Thread(target=encode, daemon=True)
+    worker.start()
+    raw = session.connection().connection.driver_connection
+    sent = 0
+    with raw.cursor() as cur, cur.copy(f"COPY cases ({names}) FROM STDIN WITH (FORMAT csv)") as cp:
+        while (chunk := chunks.get()) is not None:
+            cp.write(chunk)
+            sent = min(sent + CHUNK_ROWS, table.num_rows)
+            progress("stored", sent)
+    worker.join()
+
+
+def _naive(value: datetime) -> np.datetime64:
+    return np.datetime64(value.astimezone(UTC).replace(tzinfo=None), "us")
+
+
+def _aware(value: np.datetime64 | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return pd.Timestamp(value).tz_localize("UTC").to_pydatetime()
+
+
+def _seconds(t: np.ndarray) -> np.ndarray:
+    return t.astype("datetime64[us]").astype(np.int64) / 1e6
+
+
+def _metric_xy(lon: np.ndarray, lat: np.ndarray, crs: Any) -> np.ndarray:
+    return shapely.get_coordinates(to_metric(shapely.points(lon, lat), crs))
