@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service import migrations  # noqa: E402
-from service.cli import load_demo  # noqa: E402
 from service.database import make_engine, resolve_database_url  # noqa: E402
+from service.demo_world import load_demo_grids  # noqa: E402
 from service.factory import AppSettings  # noqa: E402
 from service.models import Grid  # noqa: E402
 
@@ -34,7 +34,7 @@ def demo_engine() -> tuple[Engine, AppSettings]:
             select(Grid.id).where(Grid.city == settings.grids.city, Grid.level == "unit").limit(1)
         )
         if exists is None:
-            load_demo(session, settings)
+            load_demo_grids(session, settings)
             session.commit()
     return engine, settings
 
@@ -81,3 +81,27 @@ def live_server():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@contextmanager
+def scratch_database():
+    """A throw-away database on the configured (or embedded) server, migrated; dropped after."""
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    base = make_url(resolve_database_url(AppSettings().database))
+    name = f"citygrid_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    try:
+        migrations.upgrade(engine)
+        yield engine, url
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

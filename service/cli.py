@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from service import migrations
 from service.database import make_engine, make_sessionmaker, resolve_database_url, session_scope
@@ -65,36 +64,14 @@ def migrate() -> None:
     console.print("migrations applied")
 
 
-def load_demo(session: Session, settings: AppSettings, seed: int = 7) -> int:
-    """Write the demo city into an empty registry; return the number of grids written."""
-    from gis.demo import build_demo_city
-    from service.registry import GridInput
-
-    frame = build_demo_city(seed=seed, code_width=settings.grids.code_width)
-    registry = Registry(session, settings.scheme, settings.grids.city)
-    items = [
-        GridInput(
-            code=row.code,
-            level=row.level,
-            name=row.name,
-            geometry=row.geometry,
-            parent_code=row.parent_code,
-            responsible_unit=row.responsible_unit,
-            responsible_persons=list(row.responsible_persons),
-            land_use=row.land_use,
-            management_grade=row.management_grade,
-        )
-        for row in frame.itertuples()
-    ]
-    with _progress() as bar:
-        task = bar.add_task("loading demo city", total=len(items))
-        registry.write(items, progress=lambda done: bar.update(task, completed=done))
-    return len(items)
-
-
 @app.command()
-def demo(seed: Annotated[int, typer.Option(help="Generator seed")] = 7) -> None:
-    """Load the demo city (skipped when grids already exist)."""
+def demo(
+    seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
+    cases: Annotated[int, typer.Option(help="Generated cases to load")] = 20_000,
+) -> None:
+    """Load the demo city (grids, hotspots, cases); skipped when the city already has grids."""
+    from service.demo_world import load_demo_world
+
     settings = AppSettings()
     engine = make_engine(resolve_database_url(settings.database))
     migrations.upgrade(engine)
@@ -103,7 +80,16 @@ def demo(seed: Annotated[int, typer.Option(help="Generator seed")] = 7) -> None:
         if session.scalar(present) is not None:
             console.print("grids already present; demo city not loaded again")
         else:
-            console.print(f"demo city loaded: {load_demo(session, settings, seed)} grids")
+            with _progress() as bar:
+                tasks: dict[str, int] = {}
+
+                def advance(step: str, done: int, total: int) -> None:
+                    if step not in tasks:
+                        tasks[step] = bar.add_task(f"demo {step}", total=total)
+                    bar.update(tasks[step], completed=done)
+
+                counts = load_demo_world(session, settings, seed, cases, advance)
+            console.print("demo city loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     engine.dispose()
 
 

@@ -96,11 +96,11 @@ def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSett
 @pytest.fixture(scope="session")
 def demo_loaded(engine: Engine, database_url: str) -> AppSettings:
     """The demo city committed once per run under ``DEMO_CITY`` (tests roll back on top)."""
-    from service.cli import load_demo
+    from service.demo_world import load_demo_grids
 
     settings = make_settings(DEMO_CITY, database_url)
     with Session(engine) as session:
-        load_demo(session, settings)
+        load_demo_grids(session, settings)
         session.commit()
     return settings
 

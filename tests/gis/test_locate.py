@@ -339,10 +339,12 @@ def test_candidates_many_equals_candidates_point_by_point() -> None:
     from gis.locate import GridIndex
 
     rng = np.random.default_rng(9)
-    seeds = shapely.multipoints(np.column_stack([rng.uniform(113.64, 113.66, 60),
-                                                 rng.uniform(34.74, 34.76, 60)]))
-    cells = shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=shapely.box(
-        113.64, 34.74, 113.66, 34.76)))
+    seeds = shapely.multipoints(
+        np.column_stack([rng.uniform(113.64, 113.66, 60), rng.uniform(34.74, 34.76, 60)])
+    )
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(seeds, extend_to=shapely.box(113.64, 34.74, 113.66, 34.76))
+    )
     cells = shapely.intersection(cells, shapely.box(113.64, 34.74, 113.66, 34.76))
     codes = [f"4101050010010{i:02d}"[-14:] for i in range(len(cells))]
     index = GridIndex(codes, list(cells))
@@ -351,7 +353,6 @@ def test_candidates_many_equals_candidates_point_by_point() -> None:
     point, grid, dist = index.candidates_many(lon, lat, 15.0, located)
     for i in range(len(lon)):
         expected = index.candidates(lon[i], lat[i], 15.0)
-        got = [(int(g), float(d)) for g, d in zip(grid[point == i], dist[point == i],
-                                                  strict=True)]
+        got = [(int(g), float(d)) for g, d in zip(grid[point == i], dist[point == i], strict=True)]
         assert [g for g, _ in got] == [g for g, _ in expected]
         assert np.allclose([d for _, d in got], [d for _, d in expected], atol=1e-6)

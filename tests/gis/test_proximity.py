@@ -17,9 +17,15 @@ def brute_duplicates(x, y, t, cat, new):
     for i in range(n):
         if not new[i]:
             continue
-        cands = [j for j in range(n) if j != i and cat[j] == cat[i]
-                 and np.hypot(x[i] - x[j], y[i] - y[j]) <= R and abs(t[i] - t[j]) <= W
-                 and (not new[j] or rank[j] < rank[i])]
+        cands = [
+            j
+            for j in range(n)
+            if j != i
+            and cat[j] == cat[i]
+            and np.hypot(x[i] - x[j], y[i] - y[j]) <= R
+            and abs(t[i] - t[j]) <= W
+            and (not new[j] or rank[j] < rank[i])
+        ]
         if cands:
             best[i] = min(cands, key=lambda j: (np.hypot(x[i] - x[j], y[i] - y[j]), rank[j]))
     root = list(best)

@@ -291,10 +291,14 @@ def test_recurrence_after_closure_is_flagged(client: TestClient, case_city) -> N
 def test_history_is_append_only(client: TestClient, case_city, session) -> None:
     cid = report(client, 50, 50).json()["id"]
     act(client, cid, "register")
-    for sql in ("UPDATE case_events SET note = 'x' WHERE case_id = :c",
-                "DELETE FROM case_events WHERE case_id = :c"):
+    for sql in (
+        "UPDATE case_events SET note = 'x' WHERE case_id = :c",
+        "DELETE FROM case_events WHERE case_id = :c",
+    ):
         with pytest.raises(DBAPIError, match="append-only"):
             with session.begin_nested():
                 session.execute(text(sql), {"c": cid})
     assert [h["action"] for h in client.get(f"/api/cases/{cid}/history").json()] == [
-        "report", "register"]
+        "report",
+        "register",
+    ]

@@ -16,6 +16,7 @@ from service.factory import AppSettings
 from service.models import Grid
 
 CLI_CITY = "990200"  # committed by the CLI; removed after each test
+DEMO_CLI_CITY = "990210"  # the demo loaded by the CLI (cases and history stay)
 
 
 @pytest.fixture
@@ -23,14 +24,16 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine):
     monkeypatch.setenv("CITYGRID_DATABASE_URL", database_url)
     monkeypatch.setenv("CITYGRID_CITY", CLI_CITY)
     yield
+    # the CLI commits for real: remove the grids it imported (the demo test writes cases with
+    # append-only history into a city of its own; the database is dropped after the run)
     with Session(engine) as session:
         session.query(Grid).filter(Grid.city == CLI_CITY).delete()
         session.commit()
 
 
-def _grids(engine: Engine) -> int:
+def _grids(engine: Engine, city: str = CLI_CITY) -> int:
     with Session(engine) as session:
-        return session.scalar(select(func.count()).where(Grid.city == CLI_CITY))
+        return session.scalar(select(func.count()).where(Grid.city == city))
 
 
 def _file(tmp_path: Path, items) -> Path:
@@ -63,14 +66,16 @@ def test_cli_import_of_bad_file_stores_nothing(cli_env, engine: Engine, tmp_path
     assert _grids(engine) == 0
 
 
-def test_cli_demo_loads_once(cli_env, engine: Engine) -> None:
-    first = CliRunner().invoke(app, ["demo"])
+def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch) -> None:
+    monkeypatch.setenv("CITYGRID_CITY", DEMO_CLI_CITY)
+    first = CliRunner().invoke(app, ["demo", "--cases", "300"])
     assert first.exit_code == 0, first.output
-    n = _grids(engine)
+    n = _grids(engine, DEMO_CLI_CITY)
     assert 1300 < n < 1800
-    second = CliRunner().invoke(app, ["demo"])
+    assert "cases" in first.output
+    second = CliRunner().invoke(app, ["demo", "--cases", "300"])
     assert "not loaded again" in second.output
-    assert _grids(engine) == n
+    assert _grids(engine, DEMO_CLI_CITY) == n
 
 
 def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,204 @@
+"""The demo city: grids, catalogue, hotspots, routing rules and a season of cases.
+
+Everything is generated from one seed (``gis.demo``, ``gis.demo_hotspots``) and written through
+the same services as real data, so the demo exercises every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from service.case_import import CaseImporter
+from service.catalogue import Catalogue, seed_catalogue
+from service.factory import AppSettings
+from service.hotspots import HotspotInput, HotspotService
+from service.registry import GridInput, Registry
+
+DEMO_SINCE = datetime(2025, 1, 1, tzinfo=UTC)  # demo grids are valid from here on
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    return None
+
+
+def load_demo_grids(
+    session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """Write the demo city's five levels of grids; return how many."""
+    from gis.demo import build_demo_city
+
+    frame = build_demo_city(seed=seed, code_width=settings.grids.code_width)
+    items = [
+        GridInput(
+            code=row.code,
+            level=row.level,
+            name=row.name,
+            geometry=row.geometry,
+            parent_code=row.parent_code,
+            responsible_unit=row.responsible_unit,
+            responsible_persons=list(row.responsible_persons),
+            land_use=row.land_use,
+            management_grade=row.management_grade,
+        )
+        for row in frame.itertuples()
+    ]
+    Registry(session, settings.scheme, settings.grids.city).write(
+        items, at=DEMO_SINCE, progress=lambda done: progress("grids", done, len(items))
+    )
+    return len(items)
+
+
+def load_demo_hotspots(session: Session, settings: AppSettings, seed: int = 7) -> int:
+    """Markets, the rail corridor, construction sites, school gates … and routing rules."""
+    from gis.demo_hotspots import build_demo_hotspots
+
+    frame = build_demo_hotspots(seed=seed)
+    items = [
+        HotspotInput(
+            key=row.key,
+            kind=row.kind,
+            name=row.name,
+            geometry=row.geometry,
+            buffer_m=float(row.buffer_m),
+            active_from=_when(row.active_from) or DEMO_SINCE,
+            active_to=_when(row.active_to),
+            owner_unit=row.owner_unit,
+            owner_name=row.owner_name,
+            owner_phone=row.owner_phone,
+            risk_weight=float(row.risk_weight),
+            patrol_quota_per_week=None
+            if pd.isna(row.patrol_quota_per_week)
+            else int(row.patrol_quota_per_week),
+        )
+        for row in frame.itertuples()
+    ]
+    HotspotService(session, settings.grids.city).create(items)
+    catalogue = Catalogue(session, settings.grids.city)
+    # market and site managers take street-order and construction problems next to them
+    catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
+    catalogue.add_rule(
+        category_prefix="03", department="住房和城乡建设局", hotspot_owner_first=True
+    )
+    return len(items)
+
+
+def load_demo_cases(
+    session: Session, settings: AppSettings, n: int, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """``n`` generated cases (bulk intake), then a realistic spread of workflow states."""
+    from gis.demo_hotspots import generate_cases
+
+    frame = generate_cases(n, seed=seed)
+    frame = frame.assign(
+        reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
+        # the catalogue asks these categories for extra fields
+        field_site_name=np.where(frame["category_code"] == "0303", "工地(演示)", None),
+        field_shop_name=np.where(frame["category_code"] == "0203", "沿街商铺(演示)", None),
+    )
+    report = CaseImporter(session, settings).run(frame, mode="rows")
+    progress("cases", report.created, n)
+    _advance(session, settings, seed, progress)
+    return report.created
+
+
+def _advance(session: Session, settings: AppSettings, seed: int, progress: Progress) -> None:
+    """Move cases along legal workflow paths: most closed, some stuck (overdue), a few rejected.
+
+    Written in bulk (one COPY of history rows, one UPDATE) — the paths are checked against the
+    workflow's transition table once, so the result is what the API would have produced.
+    """
+    from sqlalchemy import select, text
+
+    from service.models import Case
+    from service.registry import now
+    from service.workflow import next_status
+
+    plans = {
+        "closed": ["register", "dispatch", "handle", "feedback", "verify"],
+        "fed_back": ["register", "dispatch", "handle", "feedback"],
+        "handling": ["register", "dispatch", "handle"],
+        "dispatched": ["register", "dispatch"],
+        "rejected": ["reject"],
+        "reported": [],
+    }
+    statuses = {}
+    for name, steps in plans.items():
+        status = "reported"
+        for step in steps:
+            status = next_status(status, step)  # raises if a plan breaks the workflow
+        statuses[name] = status
+    rows = session.execute(
+        select(Case.id, Case.reported_at).where(Case.city == settings.grids.city)
+    ).all()
+    if not rows:
+        return
+    rng = np.random.default_rng(seed)
+    names = list(plans)
+    pick = rng.choice(len(names), size=len(rows), p=[0.70, 0.04, 0.06, 0.06, 0.04, 0.10])
+    t_now = now()
+    events, updates = [], []
+    for (case_id, reported), k in zip(rows, pick, strict=True):
+        steps = plans[names[k]]
+        gaps = rng.exponential(3.0, len(steps)) + 0.2  # hours between steps
+        times = [reported + pd.Timedelta(hours=float(h)) for h in np.cumsum(gaps)]
+        if not steps or times[-1] > t_now:
+            continue
+        status = "reported"
+        for step, at in zip(steps, times, strict=True):
+            after = next_status(status, step)
+            note = "非城管职责" if step == "reject" else ""
+            events.append((case_id, step, status, after, "demo", at.isoformat(), note))
+            status = after
+        closed = times[-1].isoformat() if status == "closed" else ""
+        updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur:
+        with cur.copy(
+            "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
+        ) as copy:
+            for row in events:
+                copy.write_row(row)
+        cur.execute(
+            "CREATE TEMP TABLE demo_states (id bigint, status text, closed_at text, "
+            "lock_version int, updated_at text) ON COMMIT DROP"
+        )
+        with cur.copy("COPY demo_states FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row(row)
+    session.execute(
+        text(
+            "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
+            "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
+            "updated_at = d.updated_at::timestamptz FROM demo_states d WHERE c.id = d.id"
+        )
+    )
+    progress("workflow", len(updates), len(rows))
+
+
+def load_demo_world(
+    session: Session,
+    settings: AppSettings,
+    seed: int = 7,
+    cases: int = 0,
+    progress: Progress = _quiet,
+) -> dict[str, int]:
+    """Grids, catalogue, hotspots, rules and ``cases`` cases for ``settings.grids.city``."""
+    out = {"grids": load_demo_grids(session, settings, seed, progress)}
+    out["categories"] = seed_catalogue(session, settings.grids.city)
+    out["hotspots"] = load_demo_hotspots(session, settings, seed)
+    if cases:
+        out["cases"] = load_demo_cases(session, settings, cases, seed, progress)
+    return out
+
+
+def _when(value: object) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()
