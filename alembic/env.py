@@ -4,9 +4,9 @@ The connection comes from ``config.attributes["connection"]`` (tests, CLI) or fr
 settings (``CITYGRID_DATABASE_URL`` or the embedded cluster).
 """
 
-from alembic import context
 from geoalchemy2 import alembic_helpers
 
+from alembic import context
 from service.database import make_engine, resolve_database_url
 from service.models import Base
 from service.settings import DatabaseSettings

@@ -13,7 +13,8 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import shapely
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
@@ -176,8 +177,6 @@ class CaseImporter:
         """Validate, map and store ``frame``; see the module docstring."""
         if mode not in ("all", "rows"):
             raise InvalidInput("mode must be 'all' (all or nothing) or 'rows'", field="mode")
-        clock = time.perf_counter
-        report = ImportReport(rows=len(frame))
         if not len(frame):
             raise InvalidInput("the file has no rows", field="file")
         missing = [c for c in ("category_code", "lon", "lat") if c not in frame.columns]
@@ -186,49 +185,41 @@ class CaseImporter:
                 f"missing column(s): {', '.join(missing)} (needed: category_code, lon, lat)",
                 field="file",
             )
-        t0 = clock()
-        cols = self._validate(frame, datum)
-        errors = cols.pop("errors")
-        report.seconds["validate"] = clock() - t0
+        report = ImportReport(rows=len(frame))
+        with _timed(report, "validate"):
+            cols = self._validate(frame, datum)
+            errors = cols.pop("errors")
         self.progress("validated", len(frame))
-
-        t0 = clock()
-        self._map_grids(cols, errors, allow_unassigned)
-        report.seconds["grids"] = clock() - t0
-        self.progress("grids", len(frame))
-
+        with _timed(report, "locate grids"):
+            epochs = self._locate(cols, errors, allow_unassigned)
         replay = self._idempotency(cols, errors)
         report.replayed = int(replay.sum())
         report.error_count = int(errors.bad.sum())
         report.errors = errors.listed()
         if report.error_count and mode == "all":
+            first = report.errors[0]
             raise InvalidInput(
                 f"{report.error_count} of {len(frame)} row(s) rejected, nothing stored; first: "
-                f"row {report.errors[0]['row']}: {report.errors[0]['reason']}",
+                f"row {first['row']}: {first['reason']}",
                 field="rows",
                 errors=report.errors,
                 error_count=report.error_count,
             )
         keep = ~errors.bad & ~replay
-        cols = {k: v[keep] for k, v in cols.items()}
         if not keep.any():
             return report
-
-        t0 = clock()
-        self._hotspots_and_routes(cols)
-        report.seconds["hotspots+routing"] = clock() - t0
-        t0 = clock()
-        self._deadlines(cols)
-        self._proximity(cols)
-        report.seconds["deadlines+duplicates"] = clock() - t0
-        self.progress("mapped", len(frame))
-
-        t0 = clock()
-        self._store(cols)
-        report.seconds["store"] = clock() - t0
+        cols = {k: v[keep] for k, v in cols.items()}
+        with _timed(report, "duplicates+recurrence"):
+            self._proximity(cols)
+        with _timed(report, "map+store (pipelined)"):
+            self._store(cols, self._context(epochs))
         report.created = int(keep.sum())
         report.unassigned = int((cols["grid_code"] == None).sum())  # noqa: E711
         return report
+
+    def _cursor(self) -> Any:
+        """A raw psycopg cursor on the session's connection (arrays and COPY, no ORM cost)."""
+        return self.session.connection().connection.driver_connection.cursor()
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, frame: pd.DataFrame, default_datum: str) -> dict[str, Any]:
@@ -362,20 +353,23 @@ class CaseImporter:
         return fields
 
     # -- mapping ---------------------------------------------------------------------------
-    def _map_grids(self, cols: dict[str, Any], errors: _Errors, allow_unassigned: bool) -> None:
+    # -- mapping ---------------------------------------------------------------------------
+    def _locate(
+        self, cols: dict[str, Any], errors: _Errors, allow_unassigned: bool
+    ) -> list[tuple[GridIndex, np.ndarray]]:
+        """Grid valid at each report time (all rows at once: cheap, and errors come early)."""
         n = len(cols["lon"])
         grid_id = np.full(n, -1, dtype=np.int64)
         grid_code = np.full(n, None, dtype=object)
-        candidates = np.full(n, "[]", dtype=object)
+        epoch = np.full(n, -1, dtype=np.int64)
         valid = ~errors.bad
         times = cols["reported_at"]
+        indexes: list[tuple[GridIndex, np.ndarray]] = []
         if valid.any():
-            start = _aware(times[valid].min())
-            end = _aware(times[valid].max())
             versions = GridRepository(self.session).versions_overlapping(
-                self.city, "unit", start, end
+                self.city, "unit", _aware(times[valid].min()), _aware(times[valid].max())
             )
-            for lo, hi, rows in _epochs(versions, times, valid):
+            for lo, hi, rows in _epochs(versions):
                 sel = np.flatnonzero(valid & (times >= lo) & (times < hi))
                 if not len(sel) or not rows:
                     continue
@@ -384,22 +378,46 @@ class CaseImporter:
                 hit = found >= 0
                 grid_id[sel[hit]] = ids[found[hit]]
                 grid_code[sel[hit]] = np.asarray(index.codes, dtype=object)[found[hit]]
-                candidates[sel[hit]] = _candidate_json(
-                    index,
-                    cols["lon"][sel[hit]],
-                    cols["lat"][sel[hit]],
-                    found[hit],
-                    self.settings.grids.boundary_tolerance_m,
-                )
+                epoch[sel[hit]] = len(indexes)
+                cols.setdefault("_found", np.full(n, -1, dtype=np.int64))[sel] = found
+                indexes.append((index, ids))
         outside = valid & (grid_code == None)  # noqa: E711
         if outside.any() and not allow_unassigned:
             errors.add(
                 outside,
                 "lon,lat",
-                "outside every unit grid valid at reported_at; set "
-                "allow_unassigned to store it without a grid",
+                "outside every unit grid valid at reported_at; set allow_unassigned to store it "
+                "without a grid",
             )
-        cols.update(grid_id=grid_id, grid_code=grid_code, grid_candidates=candidates)
+        cols.setdefault("_found", np.full(n, -1, dtype=np.int64))
+        cols.update(grid_id=grid_id, grid_code=grid_code, _epoch=epoch)
+        return indexes
+
+    def _context(self, epochs: list[tuple[GridIndex, np.ndarray]]) -> _Context:
+        """Everything the per-chunk mapping needs, read from the database up front."""
+        spots = list(self.session.scalars(select(Hotspot).where(Hotspot.city == self.city)))
+        index = (
+            HotspotIndex(
+                [h.id for h in spots], [geom_of(h) for h in spots], [h.buffer_m for h in spots]
+            )
+            if spots
+            else None
+        )
+        return _Context(
+            epochs=epochs,
+            radius_m=self.settings.grids.boundary_tolerance_m,
+            spots=index,
+            spot_ids=np.array([h.id for h in spots], dtype=np.int64),
+            spot_owner=np.array([h.owner_unit for h in spots], dtype=object),
+            spot_start=np.array([_naive(h.active_from) for h in spots], dtype="datetime64[us]"),
+            spot_stop=np.array(
+                [_naive(h.active_to) if h.active_to else np.datetime64("NaT") for h in spots],
+                dtype="datetime64[us]",
+            ),
+            router=load_router(self.session, self.city),
+            clock=work_clock(self.settings),
+            city=self.city,
+        )
 
     def _idempotency(self, cols: dict[str, Any], errors: _Errors) -> np.ndarray:
         key = cols["idempotency_key"]
@@ -407,13 +425,13 @@ class CaseImporter:
         given = np.flatnonzero(key != None)  # noqa: E711
         if not len(given):
             return replay
-        known: dict[str, tuple[int, str]] = {}
-        keys = list(key[given])
-        for start in range(0, len(keys), 50_000):
-            stmt = select(Case.idempotency_key, Case.id, Case.request_hash).where(
-                Case.city == self.city, Case.idempotency_key.in_(keys[start : start + 50_000])
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT idempotency_key, id, request_hash FROM cases WHERE city = %s "
+                "AND idempotency_key = ANY(%s)",
+                (self.city, list(key[given])),
             )
-            known.update({k: (i, h) for k, i, h in self.session.execute(stmt)})
+            known = {k: (i, h) for k, i, h in cur.fetchall()}
         if not known:
             return replay
         hashes = cols["request_hash"]
@@ -431,58 +449,8 @@ class CaseImporter:
         errors.add(clash, "idempotency_key", reason)
         return replay
 
-    def _hotspots_and_routes(self, cols: dict[str, Any]) -> None:
-        n = len(cols["lon"])
-        spots = list(self.session.scalars(select(Hotspot).where(Hotspot.city == self.city)))
-        ids = np.full(n, "{}", dtype=object)
-        owner = np.full(n, None, dtype=object)
-        if spots:
-            index = HotspotIndex(
-                [h.id for h in spots], [geom_of(h) for h in spots], [h.buffer_m for h in spots]
-            )
-            point, pos, _ = index.match(cols["lon"], cols["lat"])
-            t = cols["reported_at"]
-            start = np.array([_naive(h.active_from) for h in spots], dtype="datetime64[us]")
-            stop = np.array(
-                [_naive(h.active_to) if h.active_to else np.datetime64("NaT") for h in spots],
-                dtype="datetime64[us]",
-            )
-            live = (start[pos] <= t[point]) & (np.isnat(stop[pos]) | (t[point] < stop[pos]))
-            point, pos = point[live], pos[live]
-            if len(point):
-                spot_ids = np.array([h.id for h in spots])[pos].astype(str)
-                grouped = pd.Series(spot_ids).groupby(point, sort=False).agg(",".join)
-                ids[grouped.index.to_numpy()] = "{" + grouped.to_numpy(object) + "}"
-                owners = np.array([h.owner_unit for h in spots], dtype=object)[pos]
-                has = owners != None  # noqa: E711
-                first = pd.Series(owners[has]).groupby(point[has], sort=False).first()
-                owner[first.index.to_numpy()] = first.to_numpy(object)
-        router = load_router(self.session, self.city)
-        combos = pd.DataFrame(
-            {"c": cols["category_code"], "g": cols["grid_code"], "o": owner}
-        ).fillna("")
-        inverse = combos.groupby(["c", "g", "o"], sort=False).ngroup().to_numpy()
-        first_row = pd.Series(np.arange(n)).groupby(inverse).first().to_numpy()
-        routes = [
-            router.route(cols["category_code"][r], cols["grid_code"][r], [owner[r]])
-            for r in first_row
-        ]
-        cols["hotspot_ids"] = ids
-        cols["department"] = np.array([r.department for r in routes], dtype=object)[inverse]
-        cols["routed_by"] = np.array([r.routed_by for r in routes], dtype=object)[inverse]
-
-    def _deadlines(self, cols: dict[str, Any]) -> None:
-        clock = work_clock(self.settings)
-        per_day = clock.hours.hours_per_day
-        hours = np.where(
-            cols["deadline_unit"] == "days",
-            cols["deadline_amount"] * per_day,
-            cols["deadline_amount"],
-        )
-        cols["deadline_at"] = clock.add(cols["reported_at"], hours, "hours")
-
     def _proximity(self, cols: dict[str, Any]) -> None:
-        """Suspected duplicates (open, same category, R m, T h) and recurrences."""
+        """Suspected duplicates (open, same category, R m, T h) and recurrences; ids."""
         cases = self.settings.cases
         n = len(cols["lon"])
         t = cols["reported_at"]
@@ -517,8 +485,16 @@ class CaseImporter:
         link = duplicate_links(
             xy[:, 0], xy[:, 1], secs, cat, is_new, cases.duplicate_radius_m, window.total_seconds()
         )[:n]
-        cols["_duplicate_link"] = link
-        cols["_open_ids"] = np.array([r[0] for r in open_rows], dtype=np.int64)
+        # ids up front so duplicates can point at rows of the same file
+        with self._cursor() as cur:
+            cur.execute("SELECT nextval('cases_id_seq') FROM generate_series(1, %s)", (n,))
+            ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        open_ids = np.array([r[0] for r in open_rows], dtype=np.int64)
+        dup = np.full(n, -1, dtype=np.int64)
+        inside = (link >= 0) & (link < n)
+        dup[inside] = ids[link[inside]]
+        known = link >= n
+        dup[known] = open_ids[link[known] - n]
         rec = np.full(n, -1, dtype=np.int64)
         if closed_rows:
             cxy = _metric_xy(
@@ -538,64 +514,161 @@ class CaseImporter:
             )
             closed_ids = np.array([r[0] for r in closed_rows], dtype=np.int64)
             rec = np.where(found >= 0, closed_ids[np.maximum(found, 0)], -1)
-        cols["recurring_of"] = rec
+        cols.update(id=ids, duplicate_of=dup, recurring_of=rec)
 
     # -- storage ---------------------------------------------------------------------------
-    def _store(self, cols: dict[str, Any]) -> None:
+    def _store(self, cols: dict[str, Any], ctx: _Context) -> None:
+        """Map and encode chunk k+1 in a worker thread while chunk k streams into COPY."""
         n = len(cols["lon"])
-        # ids up front so duplicates can point at rows of the same file
-        ids = np.fromiter(
-            self.session.scalars(
-                select(func.nextval("cases_id_seq")).select_from(func.generate_series(1, n))
+        chunks: Queue[bytes | BaseException | None] = Queue(maxsize=3)
+
+        def produce() -> None:
+            try:
+                for start in range(0, n, CHUNK_ROWS):
+                    part = {k: v[start : start + CHUNK_ROWS] for k, v in cols.items()}
+                    sink = io.BytesIO()
+                    pacsv.write_csv(
+                        _chunk_table(part, ctx), sink, pacsv.WriteOptions(include_header=False)
+                    )
+                    chunks.put(sink.getvalue())
+                chunks.put(None)
+            except BaseException as exc:  # handed to the main thread, which re-raises
+                chunks.put(exc)
+
+        worker = threading.Thread(target=produce, daemon=True)
+        worker.start()
+        sent = 0
+        with (
+            self._cursor() as cur,
+            cur.copy(f"COPY cases ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy,
+        ):
+            while (chunk := chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                copy.write(chunk)
+                sent = min(sent + CHUNK_ROWS, n)
+                self.progress("stored", sent)
+        worker.join()
+
+
+@dataclass
+class _Context:
+    """Read-only inputs of the per-chunk mapping (safe to use from the worker thread)."""
+
+    epochs: list[tuple[GridIndex, np.ndarray]]
+    radius_m: float
+    spots: HotspotIndex | None
+    spot_ids: np.ndarray
+    spot_owner: np.ndarray
+    spot_start: np.ndarray
+    spot_stop: np.ndarray
+    router: Any
+    clock: Any
+    city: str
+
+
+def _chunk_table(c: dict[str, Any], ctx: _Context) -> pa.Table:
+    """Boundary candidates, hotspots, department and deadline for one chunk, as a table."""
+    n = len(c["lon"])
+    candidates = np.full(n, "[]", dtype=object)
+    for k, (index, _) in enumerate(ctx.epochs):
+        sel = np.flatnonzero(c["_epoch"] == k)
+        if len(sel):
+            candidates[sel] = _candidate_json(
+                index, c["lon"][sel], c["lat"][sel], c["_found"][sel], ctx.radius_m
+            )
+    spot_ids, owner = _hotspots(c, ctx)
+    department, routed_by = _routes(c, owner, ctx)
+    hours = np.where(
+        c["deadline_unit"] == "days",
+        c["deadline_amount"] * ctx.clock.hours.hours_per_day,
+        c["deadline_amount"],
+    )
+    deadline = ctx.clock.add(c["reported_at"], hours, "hours")
+    at_iso = pd.Series(c["reported_at"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(object)
+    stamp = pa.timestamp("us", tz="UTC")
+    updated = np.full(n, np.datetime64(now().replace(tzinfo=None), "us"))
+    return pa.table(
+        {
+            "id": c["id"],
+            "city": pa.array(np.full(n, ctx.city, dtype=object)),
+            "category_code": c["category_code"],
+            "source": c["source"],
+            "status": pa.array(np.full(n, "reported", dtype=object)),
+            "description": c["description"],
+            "address": c["address"],
+            "reporters": _reporters_json(
+                c["reporter_name"], c["reporter_phone"], c["source"], at_iso
             ),
-            dtype=np.int64,
-            count=n,
-        )
-        link = cols.pop("_duplicate_link")
-        open_ids = cols.pop("_open_ids")
-        dup = np.full(n, -1, dtype=np.int64)
-        inside = (link >= 0) & (link < n)
-        dup[inside] = ids[link[inside]]
-        known = link >= n
-        dup[known] = open_ids[link[known] - n]
-        t_now = np.datetime64(now().replace(tzinfo=None), "us")
-        at_iso = pd.Series(cols["reported_at"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(object)
-        reporters = _reporters_json(
-            cols["reporter_name"], cols["reporter_phone"], cols["source"], at_iso
-        )
-        table = pa.table(
-            {
-                "id": ids,
-                "city": pa.array(np.full(n, self.city, dtype=object)),
-                "category_code": cols["category_code"],
-                "source": cols["source"],
-                "status": pa.array(np.full(n, "reported", dtype=object)),
-                "description": cols["description"],
-                "address": cols["address"],
-                "reporters": reporters,
-                "fields": cols["fields"],
-                "reported_at": pa.array(cols["reported_at"], pa.timestamp("us", tz="UTC")),
-                "deadline_at": pa.array(cols["deadline_at"], pa.timestamp("us", tz="UTC")),
-                "updated_at": pa.array(np.full(n, t_now), pa.timestamp("us", tz="UTC")),
-                "datum": cols["datum"],
-                "lon": cols["lon"],
-                "lat": cols["lat"],
-                "grid_id": pa.array(cols["grid_id"], mask=cols["grid_id"] < 0),
-                "grid_code": cols["grid_code"],
-                "grid_candidates": cols["grid_candidates"],
-                "hotspot_ids": cols["hotspot_ids"],
-                "department": cols["department"],
-                "routed_by": cols["routed_by"],
-                "duplicate_of": pa.array(dup, mask=dup < 0),
-                "recurring_of": pa.array(cols["recurring_of"], mask=cols["recurring_of"] < 0),
-                "idempotency_key": cols["idempotency_key"],
-                "request_hash": cols["request_hash"],
-            }
-        )
-        _copy(self.session, table, self.progress)
+            "fields": c["fields"],
+            "reported_at": pa.array(c["reported_at"], stamp),
+            "deadline_at": pa.array(deadline, stamp),
+            "updated_at": pa.array(updated, stamp),
+            "datum": c["datum"],
+            "lon": c["lon"],
+            "lat": c["lat"],
+            "grid_id": pa.array(c["grid_id"], mask=c["grid_id"] < 0),
+            "grid_code": c["grid_code"],
+            "grid_candidates": candidates,
+            "hotspot_ids": spot_ids,
+            "department": department,
+            "routed_by": routed_by,
+            "duplicate_of": pa.array(c["duplicate_of"], mask=c["duplicate_of"] < 0),
+            "recurring_of": pa.array(c["recurring_of"], mask=c["recurring_of"] < 0),
+            "idempotency_key": c["idempotency_key"],
+            "request_hash": c["request_hash"],
+        }
+    )
+
+
+def _hotspots(c: dict[str, Any], ctx: _Context) -> tuple[np.ndarray, np.ndarray]:
+    """Active hotspots whose zone covers each point ("{id,…}" nearest first) and the nearest
+    owner unit."""
+    n = len(c["lon"])
+    ids = np.full(n, "{}", dtype=object)
+    owner = np.full(n, None, dtype=object)
+    if ctx.spots is None:
+        return ids, owner
+    point, pos, _ = ctx.spots.match(c["lon"], c["lat"])
+    t = c["reported_at"]
+    live = (ctx.spot_start[pos] <= t[point]) & (
+        np.isnat(ctx.spot_stop[pos]) | (t[point] < ctx.spot_stop[pos])
+    )
+    point, pos = point[live], pos[live]
+    if not len(point):
+        return ids, owner
+    ids = _join_groups(point, ctx.spot_ids[pos].astype(str), n, "{}", "{", "}")
+    owners = ctx.spot_owner[pos]
+    has = np.flatnonzero(owners != None)  # noqa: E711
+    if len(has):
+        # pairs are sorted by point then distance: the first owner is the nearest
+        first = has[np.r_[True, point[has][1:] != point[has][:-1]]]
+        owner[point[first]] = owners[first]
+    return ids, owner
+
+
+def _routes(c: dict[str, Any], owner: np.ndarray, ctx: _Context) -> tuple[np.ndarray, ...]:
+    """Department per row: the router runs once per distinct (category, grid, owner)."""
+    combos = pd.DataFrame({"c": c["category_code"], "g": c["grid_code"], "o": owner}).fillna("")
+    inverse = combos.groupby(["c", "g", "o"], sort=False).ngroup().to_numpy()
+    first_row = pd.Series(np.arange(len(inverse))).groupby(inverse).first().to_numpy()
+    routes = [
+        ctx.router.route(c["category_code"][r], c["grid_code"][r], [owner[r]]) for r in first_row
+    ]
+    department = np.array([r.department for r in routes], dtype=object)[inverse]
+    return department, np.array([r.routed_by for r in routes], dtype=object)[inverse]
 
 
 # -- helpers ------------------------------------------------------------------------------------
+@contextmanager
+def _timed(report: ImportReport, phase: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        report.seconds[phase] = time.perf_counter() - start
+
+
 _INDEX_CACHE: dict[frozenset[int], tuple[GridIndex, np.ndarray]] = {}
 _INDEX_LOCK = threading.Lock()
 
@@ -616,7 +689,7 @@ def _index_for(rows: list[Any]) -> tuple[GridIndex, np.ndarray]:
     return built
 
 
-def _epochs(versions: list[Any], times: np.ndarray, valid: np.ndarray):  # noqa: ANN202
+def _epochs(versions: list[Any]):  # noqa: ANN202
     """Time slices in which the set of valid versions does not change."""
     marks = sorted(
         {_naive(v.valid_from) for v in versions}
@@ -632,60 +705,48 @@ def _epochs(versions: list[Any], times: np.ndarray, valid: np.ndarray):  # noqa:
         yield lo, hi, rows
 
 
+def _join_groups(
+    group: np.ndarray, items: np.ndarray, n: int, empty: str, open_: str, close: str
+) -> np.ndarray:
+    """Per group id (``group`` sorted ascending), its items joined with ", " and wrapped."""
+    out = np.full(n, empty, dtype=object)
+    if not len(group):
+        return out
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    pieces = items.astype(object)
+    later = np.ones(len(pieces), dtype=bool)
+    later[starts] = False
+    pieces[later] = ", " + pieces[later].astype(str)
+    joined = np.add.reduceat(pieces, starts)  # object add: string concatenation in C
+    out[group[starts]] = open_ + joined.astype(str) + close
+    return out
+
+
 def _candidate_json(
     index: GridIndex, lon: np.ndarray, lat: np.ndarray, found: np.ndarray, radius_m: float
 ) -> np.ndarray:
     point, grid, dist = index.candidates_many(lon, lat, radius_m, found)
-    codes = np.asarray(index.codes, dtype=object)
-    item = (
-        '{"code": "'
-        + codes[grid].astype(str)
-        + '", "distance_m": '
-        + np.round(dist, 2).astype(str)
-        + "}"
+    codes = np.asarray(index.codes, dtype=str)
+    item = np.char.add(
+        np.char.add('{"code": "', codes[grid]),
+        np.char.add('", "distance_m": ', np.round(dist, 2).astype(str)),
     )
-    joined = pd.Series(item).groupby(point, sort=True).agg(", ".join)
-    out = np.full(len(lon), "[]", dtype=object)
-    out[joined.index.to_numpy()] = "[" + joined.to_numpy(object) + "]"
-    return out
+    # only points with more than their own grid in reach keep a list (near a boundary)
+    several = np.bincount(point, minlength=len(lon)) > 1
+    keep = several[point]
+    return _join_groups(point[keep], np.char.add(item[keep], "}"), len(lon), "[]", "[", "]")
 
 
 def _reporters_json(
     name: np.ndarray, phone: np.ndarray, source: np.ndarray, at: np.ndarray
 ) -> np.ndarray:
-    base = '[{"source": "' + source.astype(str) + '", "at": "' + at.astype(str) + '"}]'
-    out = np.asarray(base, dtype=object)
+    """Reporter entries where the file names one (the case row already holds source/time)."""
+    out = np.full(len(name), "[]", dtype=object)
     who = np.flatnonzero((name != None) | (phone != None))  # noqa: E711
     for i in who:
         entry = {"name": name[i], "phone": phone[i], "source": source[i], "at": at[i]}
         out[i] = json.dumps([{k: v for k, v in entry.items() if v is not None}], ensure_ascii=False)
     return out
-
-
-def _copy(session: Session, table: pa.Table, progress: Callable[[str, int], None]) -> None:
-    """COPY the table in CSV chunks; encoding the next chunk overlaps sending this one."""
-    names = ",".join(table.column_names)
-    chunks: Queue[bytes | None] = Queue(maxsize=4)
-
-    def encode() -> None:
-        for start in range(0, table.num_rows, CHUNK_ROWS):
-            sink = io.BytesIO()
-            pacsv.write_csv(
-                table.slice(start, CHUNK_ROWS), sink, pacsv.WriteOptions(include_header=False)
-            )
-            chunks.put(sink.getvalue())
-        chunks.put(None)
-
-    worker = threading.Thread(target=encode, daemon=True)
-    worker.start()
-    raw = session.connection().connection.driver_connection
-    sent = 0
-    with raw.cursor() as cur, cur.copy(f"COPY cases ({names}) FROM STDIN WITH (FORMAT csv)") as cp:
-        while (chunk := chunks.get()) is not None:
-            cp.write(chunk)
-            sent = min(sent + CHUNK_ROWS, table.num_rows)
-            progress("stored", sent)
-    worker.join()
 
 
 def _naive(value: datetime) -> np.datetime64:

@@ -142,9 +142,9 @@ class CaseService:
             status="reported",
             description=item.description,
             address=item.address,
-            reporters=[
-                {**(item.reporter or {}), "source": item.source, "at": reported_at.isoformat()}
-            ],
+            reporters=[{**item.reporter, "source": item.source, "at": reported_at.isoformat()}]
+            if item.reporter
+            else [],
             fields=item.fields,
             photos=item.photos,
             reported_at=reported_at,
@@ -180,8 +180,9 @@ class CaseService:
                 field="lon,lat",
                 **exc.extra,
             ) from exc
+        # stored only near a boundary: elsewhere the grid itself is the only candidate
         candidates = [{"code": g.code, "distance_m": round(d, 2)} for g, d in found.candidates]
-        return found.grid, candidates
+        return found.grid, candidates if len(candidates) > 1 else []
 
     def _near_same_category(self, code: str, lon: float, lat: float):
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)

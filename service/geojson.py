@@ -85,7 +85,8 @@ def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[s
         "overdue": late,
         "grid_code": case.grid_code,
         "unassigned": case.grid_code is None,
-        "grid_candidates": case.grid_candidates,
+        "grid_candidates": case.grid_candidates
+        or ([{"code": case.grid_code, "distance_m": 0.0}] if case.grid_code else []),
         "near_boundary": len(case.grid_candidates) > 1,
         "hotspot_ids": list(case.hotspot_ids),
         "department": case.department,

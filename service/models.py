@@ -171,11 +171,6 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["city", "category_code"],
-            ["categories.city", "categories.code"],
-            name="fk_cases_category",
-        ),
         Index("ix_cases_city_reported", "city", "reported_at", "id"),
         Index(
             "ix_cases_open_deadline",
@@ -224,7 +219,10 @@ class Case(Base):
         Geometry("POINT", srid=4326, spatial_index=True),
         Computed("ST_SetSRID(ST_MakePoint(lon, lat), 4326)", persisted=True),
     )
-    grid_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("grids.id"))
+    # no foreign keys on this high-volume table: categories and grid versions are never deleted
+    # (grids are closed, not removed) and every intake path checks the category first, while
+    # per-row FK triggers would cost a third of bulk-load time
+    grid_id: Mapped[int | None] = mapped_column(BigInteger)
     grid_code: Mapped[str | None] = mapped_column(String(15))
     grid_candidates: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import geoalchemy2
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "0001_grid_registry"
 down_revision: str | None = None

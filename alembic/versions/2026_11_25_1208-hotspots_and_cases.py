@@ -8,9 +8,10 @@ Create Date: 2026-11-25 12:08:58.636556
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "0002_hotspots_cases"
 down_revision: str | None = "0001_grid_registry"
@@ -138,15 +139,6 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
         sa.Column("lock_version", sa.Integer(), server_default=sa.text("1"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["city", "category_code"],
-            ["categories.city", "categories.code"],
-            name="fk_cases_category",
-        ),
-        sa.ForeignKeyConstraint(
-            ["grid_id"],
-            ["grids.id"],
-        ),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_geospatial_index(
