@@ -295,7 +295,8 @@ class HotspotIndex:
         local, hotspot_pos = local[inside], hotspot_pos[inside]
         # Project each matched case once, even when it lies in several zones.
         unique, inverse = np.unique(local, return_inverse=True)
-        points_m = np.asarray(metric.to_metric(points[unique], self._crs))[inverse]
+        mx, my = metric.to_metric_xy(x[chunk[unique]], y[chunk[unique]], self._crs)
+        points_m = shapely.points(mx, my)[inverse]
         distance_m = shapely.distance(points_m, self._metric_geoms[hotspot_pos])
         # A case on the hotspot's own geometry in lon/lat (inside a polygon, on a line) is 0 m
         # away exactly, whatever the sub-millimetre gap between lon/lat and UTM edges says.

@@ -259,9 +259,8 @@ class GridIndex:
         empty = np.empty(0, dtype=np.int64)
         if not len(self) or not x.size:
             return empty, empty, np.empty(0)
-        points_m = metric.to_metric(shapely.points(x, y), self._metric_crs)
-        point, internal = self._metric_tree.query(points_m, predicate="dwithin",
-                                                  distance=radius_m)
+        points_m = shapely.points(*metric.to_metric_xy(x, y, self._metric_crs))
+        point, internal = self._metric_tree.query(points_m, predicate="dwithin", distance=radius_m)
         grid = self._order[internal]
         dist = shapely.distance(self._metric_geoms[internal], points_m[point])
         own = np.asarray(located)[point] == grid

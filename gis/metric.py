@@ -49,6 +49,19 @@ def to_metric(geoms, crs: CRS):
     return transform(geoms, WGS84, crs)
 
 
+def to_metric_xy(lon, lat, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Project coordinate arrays (no geometries built: points are the hot path of bulk work)."""
+    x, y = _transformer(WGS84, crs).transform(np.asarray(lon, float), np.asarray(lat, float))
+    return np.asarray(x), np.asarray(y)
+
+
+def utm_crs_for_xy(lon: np.ndarray, lat: np.ndarray) -> CRS:
+    """The UTM CRS for the centre of the bounding box of coordinate arrays."""
+    return utm_crs_for(
+        (np.nanmin(lon) + np.nanmax(lon)) / 2.0, (np.nanmin(lat) + np.nanmax(lat)) / 2.0
+    )
+
+
 def to_wgs84(geoms, crs: CRS):
     """Project geometries in metric ``crs`` back to lon/lat."""
     return transform(geoms, crs, WGS84)

@@ -10,8 +10,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 
-def _pairs(x: np.ndarray, y: np.ndarray, t: np.ndarray, radius_m: float,
-           window_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pairs(
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, radius_m: float, window_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i < j) within ``radius_m`` metres and ``window_s`` seconds, with distances."""
     if len(x) < 2:
         empty = np.empty(0, dtype=np.int64)
@@ -27,8 +28,13 @@ def _pairs(x: np.ndarray, y: np.ndarray, t: np.ndarray, radius_m: float,
 
 
 def duplicate_links(
-    x: np.ndarray, y: np.ndarray, t: np.ndarray, category: np.ndarray, is_new: np.ndarray,
-    radius_m: float, window_s: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    t: np.ndarray,
+    category: np.ndarray,
+    is_new: np.ndarray,
+    radius_m: float,
+    window_s: float,
 ) -> np.ndarray:
     """For each new report, the report it duplicates (index), or -1.
 
@@ -88,9 +94,16 @@ def duplicate_links(
 
 
 def recurrence_links(
-    x: np.ndarray, y: np.ndarray, t: np.ndarray, category: np.ndarray,
-    closed_x: np.ndarray, closed_y: np.ndarray, closed_t: np.ndarray,
-    closed_category: np.ndarray, radius_m: float, lookback_s: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    t: np.ndarray,
+    category: np.ndarray,
+    closed_x: np.ndarray,
+    closed_y: np.ndarray,
+    closed_t: np.ndarray,
+    closed_category: np.ndarray,
+    radius_m: float,
+    lookback_s: float,
 ) -> np.ndarray:
     """For each report, the nearest closed report of its category within ``radius_m`` metres
     closed during the ``lookback_s`` seconds before it (index into the closed arrays), or -1."""

@@ -26,14 +26,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import shapely
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
 from gis.hotspots import HotspotIndex
 from gis.locate import GridIndex
-from gis.metric import to_metric, utm_crs_for_geometries
+from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.proximity import duplicate_links, recurrence_links
 from service.cases import SOURCES
 from service.catalogue import load_router
@@ -477,8 +476,8 @@ class CaseImporter:
         ).all()
         lon = np.concatenate([cols["lon"], [r[1] for r in open_rows]])
         lat = np.concatenate([cols["lat"], [r[2] for r in open_rows]])
-        crs = utm_crs_for_geometries(shapely.points(lon, lat))
-        xy = _metric_xy(lon, lat, crs)
+        crs = utm_crs_for_xy(lon, lat)
+        xy = np.column_stack(to_metric_xy(lon, lat, crs))
         secs = np.concatenate([_seconds(t), [_aware(r[3]).timestamp() for r in open_rows]])
         cat = np.concatenate([cols["category_code"], [r[4] for r in open_rows]]).astype(object)
         is_new = np.arange(len(lon)) < n
@@ -486,9 +485,7 @@ class CaseImporter:
             xy[:, 0], xy[:, 1], secs, cat, is_new, cases.duplicate_radius_m, window.total_seconds()
         )[:n]
         # ids up front so duplicates can point at rows of the same file
-        with self._cursor() as cur:
-            cur.execute("SELECT nextval('cases_id_seq') FROM generate_series(1, %s)", (n,))
-            ids = np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
+        ids = self._new_ids(n)
         open_ids = np.array([r[0] for r in open_rows], dtype=np.int64)
         dup = np.full(n, -1, dtype=np.int64)
         inside = (link >= 0) & (link < n)
@@ -497,8 +494,12 @@ class CaseImporter:
         dup[known] = open_ids[link[known] - n]
         rec = np.full(n, -1, dtype=np.int64)
         if closed_rows:
-            cxy = _metric_xy(
-                np.array([r[1] for r in closed_rows]), np.array([r[2] for r in closed_rows]), crs
+            cxy = np.column_stack(
+                to_metric_xy(
+                    np.array([r[1] for r in closed_rows]),
+                    np.array([r[2] for r in closed_rows]),
+                    crs,
+                )
             )
             found = recurrence_links(
                 xy[:n, 0],
@@ -515,6 +516,25 @@ class CaseImporter:
             closed_ids = np.array([r[0] for r in closed_rows], dtype=np.int64)
             rec = np.where(found >= 0, closed_ids[np.maximum(found, 0)], -1)
         cols.update(id=ids, duplicate_of=dup, recurring_of=rec)
+
+    def _new_ids(self, n: int) -> np.ndarray:
+        """``n`` fresh case ids from the sequence (one round trip when they are contiguous,
+        which they are unless another session draws ids at the same moment)."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT min(i), max(i) FROM (SELECT nextval('cases_id_seq') AS i "
+                "FROM generate_series(1, %s)) s",
+                (n,),
+            )
+            low, high = cur.fetchone()
+            if high - low + 1 == n:
+                return np.arange(low, high + 1, dtype=np.int64)
+            # interleaved with another writer: the block is not contiguous; take our own ids
+            cur.execute(
+                "SELECT i FROM (SELECT nextval('cases_id_seq') AS i FROM generate_series(1, %s)) s",
+                (n,),
+            )
+            return np.array([r[0] for r in cur.fetchall()], dtype=np.int64)
 
     # -- storage ---------------------------------------------------------------------------
     def _store(self, cols: dict[str, Any], ctx: _Context) -> None:
@@ -585,7 +605,6 @@ def _chunk_table(c: dict[str, Any], ctx: _Context) -> pa.Table:
         c["deadline_amount"],
     )
     deadline = ctx.clock.add(c["reported_at"], hours, "hours")
-    at_iso = pd.Series(c["reported_at"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy(object)
     stamp = pa.timestamp("us", tz="UTC")
     updated = np.full(n, np.datetime64(now().replace(tzinfo=None), "us"))
     return pa.table(
@@ -598,7 +617,7 @@ def _chunk_table(c: dict[str, Any], ctx: _Context) -> pa.Table:
             "description": c["description"],
             "address": c["address"],
             "reporters": _reporters_json(
-                c["reporter_name"], c["reporter_phone"], c["source"], at_iso
+                c["reporter_name"], c["reporter_phone"], c["source"], c["reported_at"]
             ),
             "fields": c["fields"],
             "reported_at": pa.array(c["reported_at"], stamp),
@@ -744,7 +763,8 @@ def _reporters_json(
     out = np.full(len(name), "[]", dtype=object)
     who = np.flatnonzero((name != None) | (phone != None))  # noqa: E711
     for i in who:
-        entry = {"name": name[i], "phone": phone[i], "source": source[i], "at": at[i]}
+        when = pd.Timestamp(at[i]).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = {"name": name[i], "phone": phone[i], "source": source[i], "at": when}
         out[i] = json.dumps([{k: v for k, v in entry.items() if v is not None}], ensure_ascii=False)
     return out
 
@@ -761,7 +781,3 @@ def _aware(value: np.datetime64 | datetime) -> datetime:
 
 def _seconds(t: np.ndarray) -> np.ndarray:
     return t.astype("datetime64[us]").astype(np.int64) / 1e6
-
-
-def _metric_xy(lon: np.ndarray, lat: np.ndarray, crs: Any) -> np.ndarray:
-    return shapely.get_coordinates(to_metric(shapely.points(lon, lat), crs))
