@@ -22,8 +22,6 @@ Run: ``python bench/bench_locate.py [--points 1000000] [--grids demo|voronoi] [-
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -37,6 +35,8 @@ from shapely import affinity
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import machine_line  # noqa: E402
 
 from gis.locate import GridIndex  # noqa: E402
 
@@ -283,24 +283,6 @@ def run_db_paths(
 # -- report ------------------------------------------------------------------------------------
 
 
-def machine_info() -> str:
-    """CPU model, cores and library versions."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"{model}; {os.cpu_count()} logical cores ({usable} usable); Python "
-        f"{platform.python_version()}, numpy {np.__version__}, shapely {shapely.__version__} "
-        f"(GEOS {shapely.geos_version_string}), geopandas {gpd.__version__}"
-    )
-
-
 def print_table(rows: list[dict]) -> None:
     """Method, seconds, points/s and speed-up against the baseline row."""
     base = next((r["seconds"] for r in rows if r.get("baseline")), None)
@@ -347,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         grids = voronoi_grids(opts.n_grids, opts.seed)
         source = "Voronoi tiling"
     lon, lat = random_points(grids, opts.points)
-    print(machine_info())
+    print(machine_line())
     print(f"{len(grids):,} grids ({source}), {opts.points:,} points, best of {opts.repeat}\n")
     rows = run_memory_paths(grids, lon, lat, repeat=opts.repeat)
     if not opts.no_db:

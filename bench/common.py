@@ -108,10 +108,13 @@ def scratch_database():
 
 
 def machine_line() -> str:
-    """CPU model and core count, printed above every benchmark."""
+    """CPU model, cores and library versions, printed above every benchmark."""
     import platform
 
-    model = platform.machine()
+    import numpy as np
+    import shapely
+
+    model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -119,4 +122,7 @@ def machine_line() -> str:
                 break
     except OSError:
         pass
-    return f"{model}; {os.cpu_count()} cores; Python {platform.python_version()}"
+    return (
+        f"{model}; {os.cpu_count()} cores; Python {platform.python_version()}, numpy "
+        f"{np.__version__}, shapely {shapely.__version__} (GEOS {shapely.geos_version_string})"
+    )

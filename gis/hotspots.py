@@ -47,6 +47,7 @@ import shapely
 from pyproj import CRS
 
 from gis import metric
+from gis.points import validated_point, validated_points
 
 __all__ = ["QUAD_SEGS", "HotspotIndex", "influence_zones", "length_in_grids", "share_in_grids"]
 
@@ -202,7 +203,7 @@ class HotspotIndex:
         ValueError
             If the arrays differ in shape or hold non-finite or out-of-range coordinates.
         """
-        x, y = _validated_points(lon, lat)
+        x, y = validated_points(lon, lat)
         x, y = x.ravel(), y.ravel()
         parts = [self._match_chunk(x, y, c) for c in self._candidate_chunks(x, y)]
         if not parts:
@@ -229,7 +230,7 @@ class HotspotIndex:
         ValueError
             If the point is not finite or out of range.
         """
-        x, y = _validated_scalar_point(lon, lat)
+        x, y = validated_point(lon, lat)
         _, pos, dist = self.match(np.array([x]), np.array([y]))
         return [(int(self._ids[p]), float(d)) for p, d in zip(pos, dist, strict=True)]
 
@@ -255,7 +256,7 @@ class HotspotIndex:
         ValueError
             If the point or radius is not finite or out of range.
         """
-        x, y = _validated_scalar_point(lon, lat)
+        x, y = validated_point(lon, lat)
         if not (math.isfinite(radius_m) and radius_m >= 0):
             raise ValueError(f"radius_m must be a finite distance >= 0 in metres, got {radius_m}")
         if not len(self):
@@ -574,25 +575,3 @@ def _check_lonlat(geoms: np.ndarray, labels: list[str], kind: str) -> None:
             f"{name[i]}: invalid geometry ({shapely.is_valid_reason(geoms[i])}); repair it "
             "(e.g. gis.repair.repair_polygons or shapely.make_valid) first"
         )
-
-
-def _validated_points(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(lon, dtype=np.float64)
-    y = np.asarray(lat, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"lon and lat must have the same shape, got {x.shape} and {y.shape}")
-    for name, values, limit in (("lon", x, 180.0), ("lat", y, 90.0)):
-        bad = ~(np.abs(values) <= limit)  # also catches NaN
-        if bad.any():
-            first = int(np.flatnonzero(bad.ravel())[0])
-            raise ValueError(
-                f"{int(bad.sum())} {name} value(s) are not finite or outside "
-                f"[-{limit:g}, {limit:g}] (first at position {first}: {values.ravel()[first]}); "
-                "drop or fix them before matching"
-            )
-    return x, y
-
-
-def _validated_scalar_point(lon: float, lat: float) -> tuple[float, float]:
-    x, y = _validated_points(np.asarray([lon]), np.asarray([lat]))
-    return float(x[0]), float(y[0])

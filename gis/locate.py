@@ -54,6 +54,7 @@ import shapely
 from pyproj import CRS
 
 from gis import metric
+from gis.points import validated_point, validated_points
 
 __all__ = ["GridIndex"]
 
@@ -178,7 +179,7 @@ class GridIndex:
         ValueError
             If the arrays differ in shape or hold non-finite or out-of-range coordinates.
         """
-        x, y = _validated_points(lon, lat)
+        x, y = validated_points(lon, lat)
         found = self._locate_internal(x.ravel(), y.ravel())
         if not len(self):
             return found.reshape(x.shape)
@@ -219,7 +220,7 @@ class GridIndex:
         ValueError
             If the point or radius is not finite or out of range.
         """
-        x, y = _validated_scalar_point(lon, lat)
+        x, y = validated_point(lon, lat)
         if not (math.isfinite(radius_m) and radius_m >= 0):
             raise ValueError(f"radius_m must be a finite distance >= 0 in metres, got {radius_m}")
         if not len(self):
@@ -253,7 +254,7 @@ class GridIndex:
             One row per (point, grid within ``radius_m``) pair, sorted by point, then distance,
             then code; ``grid`` indexes ``codes``.
         """
-        x, y = _validated_points(lon, lat)
+        x, y = validated_points(lon, lat)
         if not (math.isfinite(radius_m) and radius_m >= 0):
             raise ValueError(f"radius_m must be a finite distance >= 0 in metres, got {radius_m}")
         empty = np.empty(0, dtype=np.int64)
@@ -290,7 +291,7 @@ class GridIndex:
         ValueError
             If the point is not finite or out of range.
         """
-        x, y = _validated_scalar_point(lon, lat)
+        x, y = validated_point(lon, lat)
         if not len(self):
             return None
         covering = self._covering_internal(x, y)
@@ -400,29 +401,6 @@ def _check_grid_geometries(codes: list[str], geoms: np.ndarray) -> None:
             f"grid {codes[i]}: coordinates are not lon/lat degrees (bounds {tuple(b[i])}); "
             "reproject to EPSG:4326 first"
         )
-
-
-def _validated_points(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(lon, dtype=np.float64)
-    y = np.asarray(lat, dtype=np.float64)
-    if x.shape != y.shape:
-        raise ValueError(f"lon and lat must have the same shape, got {x.shape} and {y.shape}")
-    for name, values, limit in (("lon", x, 180.0), ("lat", y, 90.0)):
-        bad = ~(np.abs(values) <= limit)  # also catches NaN
-        if bad.any():
-            first = int(np.flatnonzero(bad.ravel())[0])
-            problem = "not finite" if not np.isfinite(values.ravel()[first]) else "out of range"
-            raise ValueError(
-                f"{int(bad.sum())} {name} value(s) are not finite or outside "
-                f"[-{limit:g}, {limit:g}] (first at position {first}: {values.ravel()[first]}, "
-                f"{problem}); drop or fix them before locating"
-            )
-    return x, y
-
-
-def _validated_scalar_point(lon: float, lat: float) -> tuple[float, float]:
-    x, y = _validated_points(np.asarray([lon]), np.asarray([lat]))
-    return float(x[0]), float(y[0])
 
 
 # -- lookup raster ------------------------------------------------------------------------------
