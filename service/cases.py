@@ -215,6 +215,11 @@ class CaseService:
         )
         return self.session.scalar(stmt)
 
+    def by_ids(self, ids: list[int]) -> list[Case]:
+        """The cases of this city among ``ids`` (unknown ids are skipped), in id order."""
+        stmt = select(Case).where(Case.city == self.city, Case.id.in_(ids)).order_by(Case.id)
+        return list(self.session.scalars(stmt))
+
     def by_key(self, key: str) -> Case | None:
         """The case created with idempotency ``key``."""
         return self.session.scalar(

@@ -199,11 +199,7 @@ def list_requests(request: Request, cases: CaseServiceDep, settings: SettingsDep
     try:
         if q.get("service_request_id"):
             ids = [int(i) for i in q["service_request_id"].split(",") if i.strip()]
-            rows = [
-                c
-                for c in (cases.session.get(Case, i) for i in ids)
-                if c is not None and c.city == cases.city
-            ]
+            rows = cases.by_ids(ids)
             return JSONResponse([_request_json(c, names) for c in rows])
         statuses: tuple[str, ...] = ()
         if q.get("status"):
