@@ -260,14 +260,31 @@ class GridIndex:
         empty = np.empty(0, dtype=np.int64)
         if not len(self) or not x.size:
             return empty, empty, np.empty(0)
-        points_m = shapely.points(*metric.to_metric_xy(x, y, self._metric_crs))
-        point, internal = self._metric_tree.query(points_m, predicate="dwithin", distance=radius_m)
+        located = np.asarray(located)
+        # Points whose raster cell lies farther than the radius from every boundary cell have
+        # only their own grid in reach: answer them without building geometries.
+        near = np.ones(x.shape, dtype=bool)
+        if self._raster is not None:
+            minx, miny, maxx, maxy = self._bounds
+            inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+            cells = _cell_of(self._raster, x[inside], y[inside])
+            near[inside] = self._edge_distance_m[cells] <= radius_m
+        far = np.flatnonzero(~near & (located >= 0))
+        near_idx = np.flatnonzero(near)
+        points_m = shapely.points(*metric.to_metric_xy(x[near_idx], y[near_idx], self._metric_crs))
+        local, internal = self._metric_tree.query(points_m, predicate="dwithin", distance=radius_m)
+        point = near_idx[local]
         grid = self._order[internal]
-        dist = shapely.distance(self._metric_geoms[internal], points_m[point])
-        own = np.asarray(located)[point] == grid
+        dist = shapely.distance(self._metric_geoms[internal], points_m[local])
+        own = located[point] == grid
         dist[own] = 0.0
         keep = own | (dist <= radius_m)
-        point, grid, internal, dist = point[keep], grid[keep], internal[keep], dist[keep]
+        point, grid, dist = point[keep], grid[keep], dist[keep]
+        internal = internal[keep]
+        point = np.concatenate([point, far])
+        grid = np.concatenate([grid, located[far]])
+        dist = np.concatenate([dist, np.zeros(far.size)])
+        internal = np.concatenate([internal, self._internal_of[located[far]]])
         order = np.lexsort((internal, dist, point))
         return point[order], grid[order], dist[order]
 
@@ -331,6 +348,32 @@ class GridIndex:
         # Internal indices ascend with the code, so (distance, internal) is (distance, code).
         order = np.lexsort((internal, dist))
         return [(int(self._order[internal[i]]), float(dist[i])) for i in order]
+
+    @cached_property
+    def _internal_of(self) -> np.ndarray:
+        """Internal (code-sorted) position of each external index."""
+        inverse = np.empty(len(self._order), dtype=np.int64)
+        inverse[self._order] = np.arange(len(self._order))
+        return inverse
+
+    @cached_property
+    def _edge_distance_m(self) -> np.ndarray:
+        """Per raster cell, a lower bound of the metres from any point in it to any boundary.
+
+        Distance transform of the boundary-cell mask (centre to centre, in metres at the
+        raster's widest latitude), less one cell diagonal for the spread of both cells.
+        """
+        from scipy.ndimage import distance_transform_edt
+
+        r = self._raster
+        lat = max(abs(r.y0), abs(r.y0 + r.ny * r.dy))
+        mx = r.dx * 111_320.0 * math.cos(math.radians(min(lat, 89.0))) * 0.999
+        my = r.dy * 110_574.0 * 0.999
+        boundary = (r.table < -1).reshape(r.ny, r.nx)
+        if not boundary.any():
+            return np.full(r.nx * r.ny, np.inf)
+        edt = distance_transform_edt(~boundary, sampling=(my, mx)).ravel()
+        return edt - math.hypot(mx, my)
 
     @cached_property
     def _metric_crs(self) -> CRS:
