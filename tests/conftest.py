@@ -9,8 +9,11 @@ environment never leaks into the tests.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -45,17 +48,22 @@ def _reachable(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def admin_url() -> Iterator[str]:
     url = os.environ.get("CITYGRID_TEST_ADMIN_URL", DEFAULT_ADMIN_URL)
     if _reachable(url):
         yield url
         return
-    cluster = EmbeddedCluster(tmp_path_factory.mktemp("pgcluster"), database="postgres")
+    # pytest's own temp folders are private to root; the cluster's server (run as the postgres
+    # user when we are root) must be able to reach its folder
+    root = Path(tempfile.mkdtemp(prefix="citygrid-test-pg-"))
+    root.chmod(0o755)
+    cluster = EmbeddedCluster(root, database="postgres")
     cluster.start()
     try:
         yield cluster.url("postgres")
     finally:
         cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
