@@ -21,3 +21,4 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check service gis layers tests bench
+	$(VENV)/bin/mypy gis service

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import geopandas as gpd
 import numpy as np
@@ -205,7 +206,7 @@ def build_demo_city(
     params = DemoParams(
         seed=seed,
         code_width=code_width,
-        center=tuple(center),
+        center=cast(tuple[float, float], tuple(center)),  # DemoParams checks it is a pair
         n_streets=n_streets,
         n_communities=n_communities,
         n_units=n_units,
@@ -250,7 +251,9 @@ def build_demo_roads(
         One LineString per connected road piece, columns ``name``, ``kind`` ("main" or
         "secondary") and ``geometry`` in EPSG:4326, ordered by kind then name.
     """
-    params = DemoParams(seed=seed, center=tuple(center), n_units=n_units, **options)
+    # DemoParams checks that center is a (lon, lat) pair.
+    center_pair = cast(tuple[float, float], tuple(center))
+    params = DemoParams(seed=seed, center=center_pair, n_units=n_units, **options)
     layout = _plan_layout(params)
     return _roads_frame(layout)
 
@@ -312,7 +315,9 @@ def _road_lines(
     half = 0.5 * math.hypot(maxx - minx, maxy - miny) + params.road_spacing_m
     base = rng.uniform(-np.pi / 9, np.pi / 9)  # the grid is never axis-aligned by construction
     angles = (base, base + np.pi / 2 + rng.uniform(-np.pi / 18, np.pi / 18))
-    lines, kinds, names = [], [], []
+    lines: list[LineString] = []
+    kinds: list[str] = []
+    names: list[str] = []
     main_pool = list(_MAIN_ROAD_NAMES)
     rng.shuffle(main_pool)
     for family, angle in enumerate(angles):
@@ -622,7 +627,9 @@ def _balance_regions(
     return label
 
 
-def _connected_without(label: np.ndarray, links: list[dict[int, float]], g: int, b: int) -> bool:
+def _connected_without(
+    label: np.ndarray, links: list[dict[int, float]], g: int, b: int | np.integer
+) -> bool:
     rest = set(np.flatnonzero(label == g).tolist()) - {b}
     if not rest:
         return False
@@ -861,7 +868,7 @@ def _unit_grids(coder: _Coder, community: _Grid, members: np.ndarray) -> list[_G
     return grids
 
 
-def _coding_order(geoms: list, row_height: float | None = None) -> np.ndarray:
+def _coding_order(geoms: list | np.ndarray, row_height: float | None = None) -> np.ndarray:
     """Positions of ``geoms`` in coding order: rows north→south, then west→east.
 
     Rows are bands of ``row_height`` metres below the northernmost representative point; the

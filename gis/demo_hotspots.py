@@ -231,6 +231,7 @@ class _City:
     def street_of(self, geom) -> str:
         """Name of the street that holds the representative point of ``geom``."""
         point = shapely.point_on_surface(geom)
+        hit: np.ndarray | list[int]  # the covering streets, else the one nearest
         hit = np.flatnonzero(shapely.covers(self.street_geoms, point))
         if not hit.size:
             hit = [int(np.argmin(shapely.distance(self.street_geoms, point)))]
@@ -630,7 +631,8 @@ def _construction_sites(ctx: _City, rng: np.random.Generator, taken: list) -> li
             "with a larger road_spacing_m or n_units"
         )
     finished = set(rng.choice(8, size=3, replace=False).tolist())
-    spots, names = [], set()
+    spots: list[_Spot] = []
+    names: set[str] = set()
     for k, geom in enumerate(geoms):
         active_from, active_to = _site_period(rng, k in finished)
         spots.append(

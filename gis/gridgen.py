@@ -18,10 +18,12 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import shapely
 from shapely import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from gis.metric import to_metric, to_wgs84, utm_crs_for_geometries
 
@@ -173,7 +175,7 @@ def _check_cell_count(count: float, target_area_m2: float) -> None:
         )
 
 
-def _lattice(parent_m: shapely.Geometry, area: float, shape: str) -> tuple[np.ndarray, np.ndarray]:
+def _lattice(parent_m: BaseGeometry, area: float, shape: str) -> tuple[np.ndarray, np.ndarray]:
     """Lattice cells (metric) that intersect the parent, with their lattice row numbers."""
     layout = _SquareLayout(parent_m, area) if shape == "square" else _HexLayout(parent_m, area)
     rows, cols = _candidate_cells(parent_m, layout)
@@ -188,7 +190,7 @@ def _lattice(parent_m: shapely.Geometry, area: float, shape: str) -> tuple[np.nd
 class _SquareLayout:
     """Squares of side sqrt(area); row r spans y in [top - (r+1)s, top - r s]."""
 
-    def __init__(self, parent_m: shapely.Geometry, area: float) -> None:
+    def __init__(self, parent_m: BaseGeometry, area: float) -> None:
         self.minx, miny, _, self.maxy = parent_m.bounds
         self.side = math.sqrt(area)
         # One spare row: float rounding must never leave the southern edge uncovered.
@@ -215,7 +217,8 @@ class _SquareLayout:
             ],
             axis=1,
         )
-        return shapely.polygons(ring)
+        # An array of rings gives an array of polygons; the stubs also allow a single Polygon.
+        return cast(np.ndarray, shapely.polygons(ring))
 
     def _x(self, k: np.ndarray) -> np.ndarray:
         return self.minx + k * self.side
@@ -231,7 +234,7 @@ class _HexLayout:
     the anchor, so neighbouring hexagons share bit-identical vertices.
     """
 
-    def __init__(self, parent_m: shapely.Geometry, area: float) -> None:
+    def __init__(self, parent_m: BaseGeometry, area: float) -> None:
         self.minx, miny, _, self.maxy = parent_m.bounds
         radius = math.sqrt(2.0 * area / (3.0 * math.sqrt(3.0)))
         self.half_w, self.half_r = math.sqrt(3.0) * radius / 2.0, radius / 2.0
@@ -252,7 +255,8 @@ class _HexLayout:
         xs = [self._x(k + dk) for dk in (0, 1, 1, 0, -1, -1, 0)]
         ys = [self._y(m + dm) for dm in (-2, -1, 1, 2, 1, -1, -2)]
         ring = np.stack([np.column_stack([x, y]) for x, y in zip(xs, ys, strict=True)], axis=1)
-        return shapely.polygons(ring)
+        # An array of rings gives an array of polygons; the stubs also allow a single Polygon.
+        return cast(np.ndarray, shapely.polygons(ring))
 
     def _x(self, k: np.ndarray) -> np.ndarray:
         return self.minx + k * self.half_w
@@ -262,7 +266,7 @@ class _HexLayout:
 
 
 def _candidate_cells(
-    parent_m: shapely.Geometry, layout: _SquareLayout | _HexLayout
+    parent_m: BaseGeometry, layout: _SquareLayout | _HexLayout
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of lattice cells near the parent, row band by row band.
 
@@ -272,7 +276,8 @@ def _candidate_cells(
     minx, _, maxx, _ = parent_m.bounds
     rows = np.arange(layout.nrows)
     bottom, top = layout.row_extent(rows)
-    bands = shapely.box(minx, bottom, maxx, top)
+    # shapely broadcasts scalar x bounds against the row arrays; its stubs want all of one kind.
+    bands = shapely.box(minx, bottom, maxx, top)  # type: ignore[call-overload]
     parts, band_index = shapely.get_parts(shapely.intersection(bands, parent_m), return_index=True)
     present = ~shapely.is_empty(parts)
     parts, band_index = parts[present], band_index[present]
@@ -292,7 +297,7 @@ def _candidate_cells(
 
 
 def _clip(
-    cells: np.ndarray, rows: np.ndarray, parent_m: shapely.Geometry
+    cells: np.ndarray, rows: np.ndarray, parent_m: BaseGeometry
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clip cells to the parent; every polygon piece of a clipped cell becomes its own piece."""
     # Cells within a few grid units of the parent boundary are clipped too: snap rounding may

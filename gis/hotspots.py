@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import shapely
@@ -261,7 +262,8 @@ class HotspotIndex:
             raise ValueError(f"radius_m must be a finite distance >= 0 in metres, got {radius_m}")
         if not len(self):
             return []
-        point_m = metric.to_metric(shapely.Point(x, y), self._crs)
+        # A non-empty index always has its CRS (set in __init__).
+        point_m = metric.to_metric(shapely.Point(x, y), cast(CRS, self._crs))
         near = self._own_tree.query(point_m, predicate="dwithin", distance=radius_m)
         # As in match(): on the own geometry in lon/lat means 0 m, even for radius 0.
         on_own = np.flatnonzero(shapely.intersects_xy(self._geoms, x, y))
@@ -296,8 +298,9 @@ class HotspotIndex:
         local, hotspot_pos = local[inside], hotspot_pos[inside]
         # Project each matched case once, even when it lies in several zones.
         unique, inverse = np.unique(local, return_inverse=True)
-        mx, my = metric.to_metric_xy(x[chunk[unique]], y[chunk[unique]], self._crs)
-        points_m = shapely.points(mx, my)[inverse]
+        mx, my = metric.to_metric_xy(x[chunk[unique]], y[chunk[unique]], cast(CRS, self._crs))
+        # Arrays in, array out; the stubs cannot tell an array from a scalar here.
+        points_m = cast(np.ndarray, shapely.points(mx, my))[inverse]
         distance_m = shapely.distance(points_m, self._metric_geoms[hotspot_pos])
         # A case on the hotspot's own geometry in lon/lat (inside a polygon, on a line) is 0 m
         # away exactly, whatever the sub-millimetre gap between lon/lat and UTM edges says.
@@ -529,7 +532,8 @@ def _validated_grids(
         )
     if len(set(codes_list)) != len(codes_list):
         seen: set[str] = set()
-        dup = next(c for c in codes_list if c in seen or seen.add(c))
+        # set.add returns None (falsy): the generator records each code as it goes.
+        dup = next(c for c in codes_list if c in seen or seen.add(c))  # type: ignore[func-returns-value]
         raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
     labels = [str(c) for c in codes_list]
     for label, geom in zip(labels, geom_arr, strict=True):

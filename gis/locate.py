@@ -48,6 +48,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import numpy as np
 import shapely
@@ -265,13 +266,18 @@ class GridIndex:
         # only their own grid in reach: answer them without building geometries.
         near = np.ones(x.shape, dtype=bool)
         if self._raster is not None:
+            assert self._bounds is not None  # a raster is only built for a non-empty index
             minx, miny, maxx, maxy = self._bounds
             inside = (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
             cells = _cell_of(self._raster, x[inside], y[inside])
             near[inside] = self._edge_distance_m[cells] <= radius_m
         far = np.flatnonzero(~near & (located >= 0))
         near_idx = np.flatnonzero(near)
-        points_m = shapely.points(*metric.to_metric_xy(x[near_idx], y[near_idx], self._metric_crs))
+        # Arrays in, array out; the stubs cannot tell an array from a scalar here.
+        points_m = cast(
+            np.ndarray,
+            shapely.points(*metric.to_metric_xy(x[near_idx], y[near_idx], self._metric_crs)),
+        )
         local, internal = self._metric_tree.query(points_m, predicate="dwithin", distance=radius_m)
         point = near_idx[local]
         grid = self._order[internal]
@@ -325,6 +331,7 @@ class GridIndex:
         out = np.full(x.shape, -1, dtype=np.int64)
         if self._raster is None:
             return out
+        assert self._bounds is not None  # a raster is only built for a non-empty index
         minx, miny, maxx, maxy = self._bounds
         # Outside the grids' total bounds nothing can cover the point.
         inside = np.flatnonzero((x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy))
@@ -366,6 +373,7 @@ class GridIndex:
         from scipy.ndimage import distance_transform_edt
 
         r = self._raster
+        assert r is not None  # only called once a raster exists (see candidates_many)
         lat = max(abs(r.y0), abs(r.y0 + r.ny * r.dy))
         mx = r.dx * 111_320.0 * math.cos(math.radians(min(lat, 89.0))) * 0.999
         my = r.dy * 110_574.0 * 0.999
@@ -411,7 +419,8 @@ def _validated_grids(
         raise ValueError(f"grid codes must be non-empty strings, got {bad[0]!r}")
     if len(set(codes_list)) != len(codes_list):
         seen: set[str] = set()
-        dup = next(c for c in codes_list if c in seen or seen.add(c))
+        # set.add returns None (falsy): the generator records each code as it goes.
+        dup = next(c for c in codes_list if c in seen or seen.add(c))  # type: ignore[func-returns-value]
         raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
     _check_grid_geometries(codes_list, geom_arr)
     return codes_list, geom_arr
@@ -534,7 +543,7 @@ def _fill_interior_runs(
     """
     x0, y0, dx, dy, nx, ny = grid
     inner = ~boundary.reshape(ny, nx)
-    starts = inner.copy()
+    starts: np.ndarray = inner.copy()
     starts[:, 1:] &= ~inner[:, :-1]
     starts = starts.ravel()
     first = np.flatnonzero(starts)

@@ -98,6 +98,7 @@ def repair_polygons(
 def _repair_one(geom: BaseGeometry | None, max_area_change: float) -> tuple[BaseGeometry, list]:
     """Return the usable geometry and the notes describing what changed, or raise _Rejected."""
     _check_kind(geom)
+    assert geom is not None  # _check_kind rejects None
     notes: list[str] = []
     if shapely.has_z(geom):
         geom = shapely.force_2d(geom)

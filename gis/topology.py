@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
 
 from gis.metric import WGS84, to_metric, to_wgs84, utm_crs_for_geometries
 
@@ -60,7 +61,7 @@ class Finding:
     codes: tuple[str, ...]
     area_m2: float | None
     message: str
-    geometry: shapely.Geometry
+    geometry: BaseGeometry
 
     def to_geojson_feature(self) -> dict[str, Any]:
         """The finding as a GeoJSON Feature (properties: kind, codes, area_m2, message)."""
@@ -166,7 +167,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _keep_polygons(geom: shapely.Geometry) -> shapely.Geometry:
+def _keep_polygons(geom: BaseGeometry) -> BaseGeometry:
     type_id = shapely.get_type_id(geom)
     if type_id in _POLYGONAL_TYPE_IDS:
         return geom
@@ -178,7 +179,9 @@ def _keep_polygons(geom: shapely.Geometry) -> shapely.Geometry:
 
 
 def _metric_crs(repaired: np.ndarray, parent: shapely.Geometry | None) -> CRS | None:
-    everything = repaired if parent is None else np.append(repaired, parent)
+    everything = (
+        repaired if parent is None else np.append(repaired, np.array([parent], dtype=object))
+    )
     everything = everything[~shapely.is_empty(everything)]
     return utm_crs_for_geometries(everything) if everything.size else None
 
@@ -196,7 +199,7 @@ def _invalid_findings(geoms: np.ndarray, codes: list[str]) -> list[Finding]:
     return findings
 
 
-def _geometry_problem(geom: shapely.Geometry | None) -> str | None:
+def _geometry_problem(geom: BaseGeometry | None) -> str | None:
     if geom is None:
         return "geometry is missing"
     if geom.is_empty:
@@ -208,7 +211,7 @@ def _geometry_problem(geom: shapely.Geometry | None) -> str | None:
     return None
 
 
-def _invalid_location(geom: shapely.Geometry | None) -> shapely.Geometry:
+def _invalid_location(geom: BaseGeometry | None) -> BaseGeometry:
     """The point GEOS names in its validity reason, else a point on the geometry."""
     if geom is None or geom.is_empty:
         return shapely.Point()

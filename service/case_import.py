@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from queue import Queue
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import numpy as np
@@ -218,7 +218,8 @@ class CaseImporter:
 
     def _cursor(self) -> Any:
         """A raw psycopg cursor on the session's connection (arrays and COPY, no ORM cost)."""
-        return self.session.connection().connection.driver_connection.cursor()
+        # An open session connection always has its driver connection (Optional in the stubs).
+        return cast(Any, self.session.connection().connection.driver_connection).cursor()
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, frame: pd.DataFrame, default_datum: str) -> dict[str, Any]:
@@ -262,7 +263,8 @@ class CaseImporter:
             if "idempotency_key" in frame
             else np.full(n, None, dtype=object)
         )
-        key = np.where(pd.isna(key), None, key)
+        # numpy's stubs take no None as the object fill value.
+        key = np.where(pd.isna(key), None, key)  # type: ignore[call-overload]
         dup_key = pd.Series(key).duplicated(keep="first").to_numpy() & (key != None)  # noqa: E711
         errors.add(
             dup_key, "idempotency_key", "the same idempotency_key appears earlier in the file"
@@ -296,7 +298,8 @@ class CaseImporter:
             "fields": fields,
             "idempotency_key": key,
             "request_hash": hashed.map("{:016x}".format).to_numpy(object),
-            **{k: np.where(pd.isna(v), None, v) for k, v in text.items()},
+            # numpy's stubs take no None as the object fill value.
+            **{k: np.where(pd.isna(v), None, v) for k, v in text.items()},  # type: ignore[call-overload]
             "deadline_amount": np.array(
                 [cats[c].deadline_amount if c in cats else 0.0 for c in distinct]
             )[inverse],
@@ -508,7 +511,8 @@ class CaseImporter:
                 cols["category_code"].astype(object),
                 cxy[:, 0],
                 cxy[:, 1],
-                np.array([_aware(r[3]).timestamp() for r in closed_rows]),
+                # closed_at BETWEEN ... leaves no NULL closed_at in closed_rows.
+                np.array([_aware(cast(datetime, r[3])).timestamp() for r in closed_rows]),
                 np.array([r[4] for r in closed_rows], dtype=object),
                 cases.duplicate_radius_m,
                 lookback.total_seconds(),

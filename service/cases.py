@@ -11,13 +11,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gis.workclock import Unit
 from service.catalogue import load_router
 from service.clock import work_clock
 from service.errors import Conflict, InvalidInput, NotFound
@@ -132,8 +133,9 @@ class CaseService:
         route = load_router(self.session, self.city).route(
             cat.code, grid.code if grid else None, [h.owner_unit for h, _ in spots]
         )
+        # ck_categories_unit keeps deadline_unit to "hours" or "days".
         deadline = work_clock(self.settings).add(
-            reported_at, cat.deadline_amount, cat.deadline_unit
+            reported_at, cat.deadline_amount, cast(Unit, cat.deadline_unit)
         )
         case = Case(
             city=self.city,

@@ -10,7 +10,14 @@ from typing import Annotated
 import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from sqlalchemy import select
 
 from service import migrations
@@ -81,7 +88,7 @@ def demo(
             console.print("grids already present; demo city not loaded again")
         else:
             with _progress() as bar:
-                tasks: dict[str, int] = {}
+                tasks: dict[str, TaskID] = {}
 
                 def advance(step: str, done: int, total: int) -> None:
                     if step not in tasks:
@@ -200,7 +207,7 @@ def import_cases(
     try:
         frame = read_case_file(path)
         with session_scope(make_sessionmaker(engine)) as session, _progress() as bar:
-            tasks: dict[str, int] = {}
+            tasks: dict[str, TaskID] = {}
 
             def advance(step: str, done: int) -> None:
                 if step not in tasks:

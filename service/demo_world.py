@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -99,8 +100,9 @@ def load_demo_cases(
     frame = frame.assign(
         reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
         # the catalogue asks these categories for extra fields
-        field_site_name=np.where(frame["category_code"] == "0303", "工地(演示)", None),
-        field_shop_name=np.where(frame["category_code"] == "0203", "沿街商铺(演示)", None),
+        # numpy's stubs take neither a pandas Series as condition nor None as a fill value.
+        field_site_name=np.where(frame["category_code"] == "0303", "工地(演示)", None),  # type: ignore[call-overload]
+        field_shop_name=np.where(frame["category_code"] == "0203", "沿街商铺(演示)", None),  # type: ignore[call-overload]
     )
     report = CaseImporter(session, settings).run(frame, mode="rows")
     progress("cases", report.created, n)
@@ -159,6 +161,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         closed = times[-1].isoformat() if status == "closed" else ""
         updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
     raw = session.connection().connection.driver_connection
+    assert raw is not None  # an open session connection always has its driver connection
+    row: tuple[object, ...]  # one COPY row; history and state rows differ in shape
     with raw.cursor() as cur:
         with cur.copy(
             "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
@@ -198,7 +202,7 @@ def load_demo_world(
     return out
 
 
-def _when(value: object) -> datetime | None:
+def _when(value: Any) -> datetime | None:
     if value is None or pd.isna(value):
         return None
     return pd.Timestamp(value).to_pydatetime()

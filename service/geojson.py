@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import shapely
 from geoalchemy2.shape import to_shape
+from shapely.geometry.base import BaseGeometry
 
 from gis import datum as datums
 from service.models import Case, CaseEvent, Grid
@@ -48,7 +49,7 @@ def grid_feature(grid: Grid, datum: str = "wgs84", with_geometry: bool = True) -
     }
 
 
-def parse_geometry(value: Any, field: str = "geometry") -> shapely.Geometry:
+def parse_geometry(value: Any, field: str = "geometry") -> BaseGeometry:
     """A shapely geometry from a GeoJSON geometry dict; ``ValueError`` names what is wrong."""
     if not isinstance(value, dict) or "type" not in value:
         raise ValueError(f"{field} must be a GeoJSON geometry object with 'type'")
@@ -102,7 +103,8 @@ def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[s
 
 def event_json(event: CaseEvent, tz: str | None = None) -> dict[str, Any]:
     """One history step as JSON."""
-    where = to_shape(event.geom) if event.geom is not None else None
+    # case_events.geom is a POINT column.
+    where = cast(shapely.Point, to_shape(event.geom)) if event.geom is not None else None
     return {
         "id": event.id,
         "action": event.action,

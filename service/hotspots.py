@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +32,7 @@ class HotspotInput:
     key: str
     kind: str
     name: str
-    geometry: shapely.Geometry
+    geometry: BaseGeometry
     buffer_m: float | None = None
     active_from: datetime | None = None
     active_to: datetime | None = None
@@ -94,7 +96,7 @@ class HotspotService:
             stmt = stmt.where(Hotspot.zone.intersects(func.ST_MakeEnvelope(*bbox, 4326)))
         return list(self.session.scalars(stmt))
 
-    def create(self, items: list[HotspotInput]) -> list[Hotspot]:
+    def create(self, items: builtins.list[HotspotInput]) -> builtins.list[Hotspot]:
         """Create hotspots, all or nothing; zones are buffered in metres."""
         kinds = {k.key: k for k in self.kinds()}
         errors: list[dict[str, Any]] = []
@@ -174,7 +176,7 @@ class HotspotService:
 
     def near(
         self, lon: float, lat: float, datum: str, radius_m: float, at: datetime | None = None
-    ) -> list[tuple[Hotspot, float, bool]]:
+    ) -> builtins.list[tuple[Hotspot, float, bool]]:
         """Hotspots whose geometry is within ``radius_m`` metres: (hotspot, metres, in zone)."""
         lon, lat = to_wgs84_point(lon, lat, datum)
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
@@ -190,7 +192,9 @@ class HotspotService:
         )
         return [(h, float(d), bool(inside)) for h, d, inside in self.session.execute(stmt)]
 
-    def covering(self, lon: float, lat: float, at: datetime) -> list[tuple[Hotspot, float]]:
+    def covering(
+        self, lon: float, lat: float, at: datetime
+    ) -> builtins.list[tuple[Hotspot, float]]:
         """Active hotspots whose influence zone covers the point, nearest geometry first."""
         point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
         distance = func.ST_Distance(func.Geography(Hotspot.geom), func.Geography(point))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
+from shapely import MultiPolygon
 
 from gis.codes import LEVELS, CodeError
 from gis.gridgen import generate_cells
@@ -36,8 +37,9 @@ def generate_children(
             field="code",
         )
     try:
+        parent_geom = cast(MultiPolygon, geom_of(parent))  # grids.geom is a MULTIPOLYGON column
         cells = generate_cells(
-            geom_of(parent), target_area_m2=target_area_m2, shape=shape, sliver_ratio=sliver_ratio
+            parent_geom, target_area_m2=target_area_m2, shape=shape, sliver_ratio=sliver_ratio
         )
     except ValueError as exc:
         raise InvalidInput(str(exc), field="target_area_m2") from exc

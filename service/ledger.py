@@ -82,7 +82,7 @@ class Ledger:
         self.registry = registry
         self.city = registry.city
 
-    def _where(self, flt: CaseFilter) -> Select[tuple[Case]]:
+    def _where(self, flt: CaseFilter) -> Select[Case]:
         stmt = select(Case).where(Case.city == self.city)
         if flt.grid:
             root = self.registry.get(flt.grid)
@@ -103,7 +103,8 @@ class Ledger:
         if flt.department:
             stmt = stmt.where(Case.department == flt.department)
         if flt.hotspot is not None:
-            stmt = stmt.where(Case.hotspot_ids.any(flt.hotspot))
+            # An ARRAY column's any(value); the stubs only know the relationship any(criterion).
+            stmt = stmt.where(Case.hotspot_ids.any(flt.hotspot))  # type: ignore[arg-type]
         if flt.reported_from:
             stmt = stmt.where(Case.reported_at >= flt.reported_from)
         if flt.reported_to:

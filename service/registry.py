@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import shapely
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
@@ -39,7 +40,7 @@ class GridInput:
     code: str
     level: str
     name: str
-    geometry: shapely.Geometry
+    geometry: BaseGeometry
     parent_code: str | None = None
     responsible_unit: str | None = None
     responsible_persons: list[dict[str, Any]] = field(default_factory=list)
@@ -77,7 +78,7 @@ def check_code(scheme: CodeScheme, item: GridInput) -> str | None:
     return derived
 
 
-def check_geometry(geom: shapely.Geometry, label: str) -> shapely.Geometry:
+def check_geometry(geom: BaseGeometry, label: str) -> BaseGeometry:
     """A valid (Multi)Polygon with lon/lat in range, or ``InvalidInput``."""
     if geom is None or geom.is_empty:
         raise InvalidInput(f"{label}: geometry is empty", field="geometry")
@@ -228,7 +229,7 @@ class Registry:
         return report
 
     def change(
-        self, code: str, values: dict[str, Any], geometry: shapely.Geometry | None = None
+        self, code: str, values: dict[str, Any], geometry: BaseGeometry | None = None
     ) -> Grid:
         """Change attributes of ``code``; a new ``geometry`` makes a new version.
 

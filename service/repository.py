@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from typing import cast as type_cast
 
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy import (
     ColumnElement,
     Select,
@@ -25,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from service.models import Grid
+from service.models import Grid, Hotspot
 
 
 def valid_at(at: datetime) -> ColumnElement[bool]:
@@ -37,10 +40,11 @@ def to_multipolygon(geom: shapely.Geometry) -> shapely.MultiPolygon:
     """Promote a Polygon to a MultiPolygon (the column type)."""
     if isinstance(geom, shapely.Polygon):
         return shapely.MultiPolygon([geom])
-    return geom
+    # Callers pass checked polygonal geometry, so anything else is already a MultiPolygon.
+    return type_cast(shapely.MultiPolygon, geom)
 
 
-def geom_of(row: Grid) -> shapely.Geometry:
+def geom_of(row: Grid | Hotspot) -> BaseGeometry:
     """The row's geometry as shapely."""
     return to_shape(row.geom)
 
@@ -64,7 +68,7 @@ class GridRepository:
         self.session = session
 
     # -- reads -----------------------------------------------------------------------------
-    def _select(self, flt: GridFilter) -> Select[tuple[Grid]]:
+    def _select(self, flt: GridFilter) -> Select[Grid]:
         stmt = select(Grid).where(Grid.city == flt.city, valid_at(flt.at))
         if flt.level:
             stmt = stmt.where(Grid.level == flt.level)
@@ -112,7 +116,7 @@ class GridRepository:
             select(Grid).where(Grid.city == city, Grid.id == grid_id)
         ).first()
 
-    def versions(self, city: str, code: str) -> list[Grid]:
+    def versions(self, city: str, code: str) -> builtins.list[Grid]:
         """Every version of ``code``, oldest first."""
         stmt = select(Grid).where(Grid.city == city, Grid.code == code).order_by(Grid.version)
         return list(self.session.scalars(stmt))
@@ -124,7 +128,7 @@ class GridRepository:
         stmt = select(Grid).where(Grid.city == city, Grid.code.in_(list(codes)), valid_at(at))
         return {g.code: g for g in self.session.scalars(stmt)}
 
-    def chain(self, grid: Grid, at: datetime) -> list[Grid]:
+    def chain(self, grid: Grid, at: datetime) -> builtins.list[Grid]:
         """``grid`` and its ancestors up to the city, nearest first."""
         out = [grid]
         while out[-1].parent_code:
@@ -135,8 +139,8 @@ class GridRepository:
         return out
 
     def overlapping(
-        self, city: str, level: str, geom: shapely.Geometry, at: datetime, exclude: Sequence[str]
-    ) -> list[Grid]:
+        self, city: str, level: str, geom: BaseGeometry, at: datetime, exclude: Sequence[str]
+    ) -> builtins.list[Grid]:
         """Grids at ``level`` valid at ``at`` whose interiors meet ``geom``."""
         stmt = select(Grid).where(
             Grid.city == city,
@@ -151,7 +155,7 @@ class GridRepository:
 
     def near_point(
         self, city: str, level: str, lon: float, lat: float, radius_m: float, at: datetime
-    ) -> list[tuple[Grid, float, bool]]:
+    ) -> builtins.list[tuple[Grid, float, bool]]:
         """Grids within ``radius_m`` metres of the point: (grid, metres, covers), nearest first.
 
         The bbox prefilter uses the GiST index; distance is geodesic (geography).
@@ -199,7 +203,7 @@ class GridRepository:
 
     def versions_overlapping(
         self, city: str, level: str, start: datetime, end: datetime
-    ) -> list[Grid]:
+    ) -> builtins.list[Grid]:
         """Every version at ``level`` valid at some instant of ``[start, end]``."""
         stmt = select(Grid).where(
             Grid.city == city,
