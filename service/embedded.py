@@ -9,11 +9,13 @@ system user that Debian's packages create.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +54,40 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _postgres_can_enter(path: Path) -> bool:
+    """Whether the postgres system user can traverse ``path`` (its nearest existing part)."""
+    while not path.exists():
+        path = path.parent
+    check = ["runuser", "-u", "postgres", "--", "test", "-x", str(path)]
+    return subprocess.run(check, capture_output=True, check=False).returncode == 0
+
+
+def _reachable(root: Path) -> Path:
+    """``root``, or — as root, when the server's user cannot reach it (a project under /root,
+    say) — a folder of its own under /var/lib/citygrid, named after the project folder."""
+    if os.geteuid() != 0 or _postgres_can_enter(root.parent):
+        return root
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:12]
+    moved = Path("/var/lib/citygrid") / digest
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    moved.parent.chmod(0o755)
+    print(
+        f"citygrid: the postgres user cannot reach {root}; the embedded database lives in "
+        f"{moved} instead",
+        file=sys.stderr,
+    )
+    return moved
+
+
 @dataclass
 class EmbeddedCluster:
     """A PostGIS cluster living in ``root`` (``root/pgdata`` holds the data files)."""
 
     root: Path
     database: str = "citygrid"
+
+    def __post_init__(self) -> None:
+        self.root = _reachable(Path(self.root).resolve())
 
     @property
     def pgdata(self) -> Path:
