@@ -123,6 +123,41 @@ class Ledger:
             )
         return stmt
 
+    def counts(self, flt: CaseFilter, by: str, level: str = "unit") -> list[dict[str, Any]]:
+        """Cases per grid (at ``level``) or per hotspot: total, open, overdue, recurring and
+        suspected duplicates — the figures behind rankings and heat maps."""
+        cases = self._where(flt).subquery()
+        if by == "hotspot":
+            # one row per (case, hotspot): a case near two hotspots counts for both
+            sub = select(func.unnest(cases.c.hotspot_ids).label("key"), *cases.c).subquery()
+            key: Any = sub.c.key
+        elif by == "grid":
+            sub = cases
+            n = self.registry.scheme.prefix_length(level)
+            key = func.rpad(func.substr(sub.c.grid_code, 1, n), self.registry.scheme.width, "0")
+        else:
+            raise InvalidInput("by must be grid or hotspot", field="by")
+        is_open = sub.c.status.in_(OPEN_STATUSES)
+        suspected = and_(sub.c.duplicate_of.is_not(None), sub.c.status != "merged")
+        stmt = (
+            select(
+                key.label("key"),
+                func.count().label("cases"),
+                func.count().filter(is_open).label("open"),
+                func.count().filter(and_(is_open, sub.c.deadline_at < now())).label("overdue"),
+                func.count().filter(sub.c.recurring_of.is_not(None)).label("recurring"),
+                func.count().filter(suspected).label("suspected_duplicates"),
+            )
+            .where(key.is_not(None))
+            .group_by(key)
+            .order_by(func.count().desc(), key)
+        )
+        names = ("cases", "open", "overdue", "recurring", "suspected_duplicates")
+        return [
+            {by: row.key, **{k: int(getattr(row, k)) for k in names}}
+            for row in self.session.execute(stmt)
+        ]
+
     def page(
         self, flt: CaseFilter, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Case], str | None]:

@@ -152,6 +152,18 @@ def due_cases(
     return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
 
 
+@router.get("/counts", summary="Case counts per grid or per hotspot (open, overdue, recurring)")
+def case_counts(
+    cases: CaseServiceDep,
+    flt: FilterDep,
+    by: Annotated[Literal["grid", "hotspot"], Query()] = "grid",
+    level: Annotated[
+        Literal["district", "street", "community", "unit"], Query(description="by=grid")
+    ] = "unit",
+) -> list[dict[str, Any]]:
+    return _ledger(cases).counts(flt, by, level)
+
+
 @router.get("/export", summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)")
 def export_cases(
     cases: CaseServiceDep,
