@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+from pyogrio.errors import DataLayerError, DataSourceError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -124,8 +125,11 @@ def read_case_file(path: Path) -> pd.DataFrame:
                 gdf = gdf.to_crs(4326)
             frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
             frame["lon"], frame["lat"] = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    except (pa.ArrowInvalid, ValueError, OSError) as exc:
-        raise InvalidInput(f"cannot read the case file: {exc}", field="file") from exc
+    except (pa.ArrowInvalid, ValueError, OSError, DataSourceError, DataLayerError) as exc:
+        raise InvalidInput(
+            f"cannot read the case file (CSV, Parquet or a vector file such as GeoJSON): {exc}",
+            field="file",
+        ) from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     return frame
 

@@ -158,6 +158,10 @@ class Ledger:
             for row in self.session.execute(stmt)
         ]
 
+    def check(self, flt: CaseFilter) -> None:
+        """Raise now for a bad filter (a streamed export cannot answer 4xx once it started)."""
+        self._where(flt)
+
     def page(
         self, flt: CaseFilter, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Case], str | None]:

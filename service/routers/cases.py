@@ -172,6 +172,7 @@ def export_cases(
     lang: Annotated[Literal["zh", "en"], Query()] = "zh",
 ) -> Response:
     ledger = _ledger(cases)
+    ledger.check(flt)
     if format == "xlsx":
         return Response(
             export_xlsx(ledger, flt, lang),

@@ -83,6 +83,8 @@ def test_filters_match_an_independent_count(client: TestClient, cases) -> None:
 
 
 def test_bad_filters_are_4xx(client: TestClient, cases) -> None:
+    export = client.get("/api/cases/export", params={"status": "null"})
+    assert export.status_code == 422 and "unknown status" in export.json()["detail"]
     assert client.get("/api/cases", params={"status": "lost"}).status_code == 422
     assert client.get("/api/cases", params={"cursor": "garbage!"}).status_code == 400
     assert client.get("/api/cases", params={"grid": "41019999999999"}).status_code == 404
@@ -123,31 +125,35 @@ def test_due_within_lists_only_open_cases_due_soon(client: TestClient, case_city
     assert client.get("/api/cases/due", params={"within_hours": 0.0001}).json()["items"] == []
 
 
-def test_counts_per_grid_and_hotspot_match_an_independent_tally(
-    client: TestClient, cases
-) -> None:
+def test_counts_per_grid_and_hotspot_match_an_independent_tally(client: TestClient, cases) -> None:
     from collections import Counter
 
     # one recurrence: close a case, then report the same category next to it
     first = cases[0]
     for step in ("register", "dispatch", "feedback", "verify"):
         version = client.get(f"/api/cases/{first['id']}").json()["version"]
-        client.post(f"/api/cases/{first['id']}/actions",
-                    json={"action": step, "actor": "x", "version": version})
-    again = client.post("/api/cases", json={
-        "category_code": first["category_code"], "lon": first["lon"], "lat": first["lat"]}).json()
+        client.post(
+            f"/api/cases/{first['id']}/actions",
+            json={"action": step, "actor": "x", "version": version},
+        )
+    again = client.post(
+        "/api/cases",
+        json={"category_code": first["category_code"], "lon": first["lon"], "lat": first["lat"]},
+    ).json()
     assert again["recurring_of"] == first["id"]
     everything = _all_pages(client, 100)
 
-    by_community = client.get("/api/cases/counts", params={"by": "grid",
-                                                           "level": "community"}).json()
+    by_community = client.get(
+        "/api/cases/counts", params={"by": "grid", "level": "community"}
+    ).json()
     tally = Counter(c["grid_code"][:12] + "00" for c in everything)
     assert {r["grid"]: r["cases"] for r in by_community} == dict(tally)
     recurring = {r["grid"]: r["recurring"] for r in by_community if r["recurring"]}
     assert recurring == {again["grid_code"][:12] + "00": 1}
     open_total = sum(r["open"] for r in by_community)
-    assert open_total == sum(c["status"] not in ("closed", "rejected", "merged")
-                             for c in everything)
+    assert open_total == sum(
+        c["status"] not in ("closed", "rejected", "merged") for c in everything
+    )
 
     by_spot = client.get("/api/cases/counts", params={"by": "hotspot"}).json()
     spot_tally = Counter(h for c in everything for h in c["hotspot_ids"])
@@ -155,6 +161,7 @@ def test_counts_per_grid_and_hotspot_match_an_independent_tally(
     assert spot_tally  # the fixture's market and rail line collect cases
 
     only_0102 = client.get("/api/cases/counts", params={"by": "grid", "category": "0102"}).json()
-    assert sum(r["cases"] for r in only_0102) == sum(c["category_code"] == "0102"
-                                                     for c in everything)
+    assert sum(r["cases"] for r in only_0102) == sum(
+        c["category_code"] == "0102" for c in everything
+    )
     assert client.get("/api/cases/counts", params={"by": "street_lamp"}).status_code == 422

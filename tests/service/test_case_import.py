@@ -189,3 +189,8 @@ def test_bad_files(client: TestClient, case_city, content: bytes, fragment: str)
     r = client.post("/api/cases/import", files={"file": ("x.csv", io.BytesIO(content))})
     assert r.status_code == 422, r.text
     assert fragment in r.json()["detail"]
+
+
+def test_unreadable_file_without_suffix_is_422(client: TestClient, case_city) -> None:
+    r = client.post("/api/cases/import", files={"file": ("file", io.BytesIO(b"[\xdd\xb8"))})
+    assert r.status_code == 422 and r.json()["field"] == "file"
