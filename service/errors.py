@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 
 class CitygridError(Exception):
@@ -62,6 +63,14 @@ def status_for(exc: CitygridError) -> int:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Render every domain error as ``{"detail", "field", ...}`` with its mapped status."""
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refused a value the schemas let through (a NUL character in text, say)
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return JSONResponse(
+            status_code=422, content={"detail": f"a value cannot be stored: {reason}"}
+        )
 
     @app.exception_handler(CitygridError)
     async def _handle(_: Request, exc: CitygridError) -> JSONResponse:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path
+
 from service.errors import CitygridError, InvalidInput
+
+IdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id")]
 
 
 def parse_bbox(

@@ -14,7 +14,7 @@ from service.deps import CaseServiceDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
 from service.geojson import case_json, event_json, report_json
 from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
-from service.params import parse_bbox
+from service.params import IdPath, parse_bbox
 from service.schemas import ActionIn, CaseCreate
 from service.timeparse import aware
 from service.uploads import saved_upload
@@ -188,7 +188,7 @@ def export_cases(
 
 @router.get("/{case_id}", summary="One case")
 def get_case(
-    case_id: int,
+    case_id: IdPath,
     cases: CaseServiceDep,
     datum: Annotated[Literal["wgs84", "gcj02", "bd09"], Query()] = "wgs84",
 ) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def get_case(
 
 @router.post("/{case_id}/actions", summary="Move a case along the workflow")
 def act(
-    case_id: int,
+    case_id: IdPath,
     body: ActionIn,
     cases: CaseServiceDep,
     settings: SettingsDep,
@@ -232,6 +232,6 @@ def act(
 
 
 @router.get("/{case_id}/history", summary="Every step of a case (append-only)")
-def history(case_id: int, cases: CaseServiceDep) -> list[dict[str, Any]]:
+def history(case_id: IdPath, cases: CaseServiceDep) -> list[dict[str, Any]]:
     case, events = cases.history(case_id)
     return [report_json(case), *(event_json(e) for e in events)]

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from service.catalogue import Catalogue
 from service.deps import SessionDep, SettingsDep
 from service.models import Category, RoutingRule
+from service.params import IdPath
 from service.schemas import CategoryIn, RoutingRuleIn
 
 router = APIRouter(tags=["catalogue"])
@@ -70,6 +71,6 @@ def add_rule(body: RoutingRuleIn, catalogue: CatalogueDep) -> dict[str, Any]:
 
 
 @router.delete("/api/routing-rules/{rule_id}", status_code=204, summary="Remove a rule")
-def delete_rule(rule_id: int, catalogue: CatalogueDep) -> Response:
+def delete_rule(rule_id: IdPath, catalogue: CatalogueDep) -> Response:
     catalogue.delete_rule(rule_id)
     return Response(status_code=204)

@@ -16,7 +16,7 @@ from service.geojson import parse_geometry
 from service.hotspots import HotspotInput
 from service.imports import hotspots_from_upload
 from service.models import Hotspot
-from service.params import parse_bbox
+from service.params import IdPath, parse_bbox
 from service.schemas import HotspotCreate, HotspotKindIn
 from service.timeparse import aware, iso
 
@@ -154,7 +154,7 @@ def near(
 
 
 @router.get("/api/hotspots/{hotspot_id}", summary="One hotspot with its influence zone")
-def get_hotspot(hotspot_id: int, hotspots: HotspotServiceDep) -> dict[str, Any]:
+def get_hotspot(hotspot_id: IdPath, hotspots: HotspotServiceDep) -> dict[str, Any]:
     return hotspot_feature(hotspots.get(hotspot_id), with_zone=True)
 
 
@@ -163,7 +163,7 @@ def get_hotspot(hotspot_id: int, hotspots: HotspotServiceDep) -> dict[str, Any]:
     summary="Grids a hotspot touches, with the share of the hotspot in each",
 )
 def hotspot_grids(
-    hotspot_id: int,
+    hotspot_id: IdPath,
     hotspots: HotspotServiceDep,
     registry: RegistryDep,
     level: Annotated[Literal["unit", "community", "street", "district"], Query()] = "unit",

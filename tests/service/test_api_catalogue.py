@@ -1,0 +1,31 @@
+"""Catalogue and routing rules over HTTP, and values the database cannot store."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+LOCAL = {"code": "0602", "family": "event", "major_name": "其他事件", "name": "焚烧垃圾(乡村)",
+         "deadline_amount": 2, "deadline_unit": "hours", "department": "乡镇环保所"}
+
+
+def test_local_category_is_added_once_and_used_at_intake(client: TestClient, case_city) -> None:
+    r = client.post("/api/categories", json=LOCAL)
+    assert r.status_code == 201 and r.json()["local"] is True and r.json()["major_code"] == "06"
+    assert client.post("/api/categories", json=LOCAL).status_code == 409
+    codes = [c["code"] for c in client.get("/api/categories").json()]
+    assert "0602" in codes and codes == sorted(codes)
+
+
+def test_routing_rules_can_be_listed_and_removed(client: TestClient, case_city) -> None:
+    rules = client.get("/api/routing-rules").json()
+    assert len(rules) == 2
+    assert client.delete(f"/api/routing-rules/{rules[0]['id']}").status_code == 204
+    assert len(client.get("/api/routing-rules").json()) == 1
+    assert client.delete(f"/api/routing-rules/{rules[0]['id']}").status_code == 404
+    assert client.delete("/api/routing-rules/783835332479102931173376").status_code == 422
+
+
+def test_text_the_database_cannot_store_is_422_not_500(client: TestClient, case_city) -> None:
+    r = client.post("/api/categories", json=LOCAL | {"code": "0603", "name": "bad\u0000name"})
+    assert r.status_code == 422 and "cannot be stored" in r.json()["detail"]
+    assert "0603" not in [c["code"] for c in client.get("/api/categories").json()]
