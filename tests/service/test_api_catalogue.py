@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-LOCAL = {"code": "0602", "family": "event", "major_name": "其他事件", "name": "焚烧垃圾(乡村)",
-         "deadline_amount": 2, "deadline_unit": "hours", "department": "乡镇环保所"}
+LOCAL = {
+    "code": "0602",
+    "family": "event",
+    "major_name": "其他事件",
+    "name": "焚烧垃圾(乡村)",
+    "deadline_amount": 2,
+    "deadline_unit": "hours",
+    "department": "乡镇环保所",
+}
 
 
 def test_local_category_is_added_once_and_used_at_intake(client: TestClient, case_city) -> None:
