@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             session.commit()
         rows = generate_cases(3 * opts.requests, seed=5, start="2026-11-01", end="2026-11-20")
         rows = rows[~rows["category_code"].isin(["0303", "0203"])]  # no extra fields needed
-        direct_rows, http_rows = rows.iloc[: opts.requests], rows.iloc[opts.requests :]
+        direct_rows = rows.iloc[: opts.requests]
+        http_rows = rows.iloc[opts.requests : 2 * opts.requests]
 
         direct: list[float] = []
         with Session(engine) as session:
