@@ -675,15 +675,9 @@ def _hotspots(c: dict[str, Any], ctx: _Context) -> tuple[np.ndarray, np.ndarray]
 
 
 def _routes(c: dict[str, Any], owner: np.ndarray, ctx: _Context) -> tuple[np.ndarray, ...]:
-    """Department per row: the router runs once per distinct (category, grid, owner)."""
-    combos = pd.DataFrame({"c": c["category_code"], "g": c["grid_code"], "o": owner}).fillna("")
-    inverse = combos.groupby(["c", "g", "o"], sort=False).ngroup().to_numpy()
-    first_row = pd.Series(np.arange(len(inverse))).groupby(inverse).first().to_numpy()
-    routes = [
-        ctx.router.route(c["category_code"][r], c["grid_code"][r], [owner[r]]) for r in first_row
-    ]
-    department = np.array([r.department for r in routes], dtype=object)[inverse]
-    return department, np.array([r.routed_by for r in routes], dtype=object)[inverse]
+    """Department per row, by the same rules as the single intake (vectorised)."""
+    department, routed_by = ctx.router.route_many(c["category_code"], c["grid_code"], owner)
+    return department, routed_by
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -152,6 +154,34 @@ class Router:
                     return Route(owner, f"hotspot owner (rule {rule.id})")
                 return Route(rule.department, f"rule {rule.id}")
         return Route(self.categories[category_code].department, "category default")
+
+    def route_many(
+        self, category_codes: np.ndarray, grid_codes: np.ndarray, owners: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`route` for whole columns (bulk intake): departments and reasons."""
+        n = len(category_codes)
+        cats = pd.Series(category_codes, dtype=object).astype(str)
+        grids = pd.Series(grid_codes, dtype=object).fillna("").astype(str)
+        has_owner = pd.Series(owners, dtype=object).notna().to_numpy()
+        department = np.full(n, None, dtype=object)
+        reason = np.full(n, None, dtype=object)
+        left = np.ones(n, dtype=bool)
+        for rule in self.rules:  # most specific first: the first rule that matches wins
+            hit = left & cats.str.startswith(rule.category_prefix).to_numpy()
+            hit &= grids.str.startswith(rule.area_prefix).to_numpy()
+            if not hit.any():
+                continue
+            to_owner = hit & has_owner if rule.hotspot_owner_first else np.zeros(n, dtype=bool)
+            department[to_owner] = owners[to_owner]
+            reason[to_owner] = f"hotspot owner (rule {rule.id})"
+            plain = hit & ~to_owner
+            department[plain] = rule.department
+            reason[plain] = f"rule {rule.id}"
+            left &= ~hit
+        defaults = {code: cat.department for code, cat in self.categories.items()}
+        department[left] = cats[left].map(defaults).to_numpy(dtype=object)
+        reason[left] = "category default"
+        return department, reason
 
 
 def load_router(session: Session, city: str) -> Router:

@@ -36,3 +36,56 @@ def test_text_the_database_cannot_store_is_422_not_500(client: TestClient, case_
     r = client.post("/api/categories", json=LOCAL | {"code": "0603", "name": "bad\u0000name"})
     assert r.status_code == 422 and "cannot be stored" in r.json()["detail"]
     assert "0603" not in [c["code"] for c in client.get("/api/categories").json()]
+
+
+def test_route_many_equals_route_row_by_row() -> None:
+    import numpy as np
+
+    from service.catalogue import Router
+    from service.models import Category, RoutingRule
+
+    cats = {c: Category(code=c, department=f"默认{c}") for c in ("0102", "0501", "0502", "0303")}
+    rules = [
+        RoutingRule(
+            id=1,
+            category_prefix="05",
+            area_prefix="",
+            department="执法",
+            hotspot_owner_first=True,
+            priority=0,
+        ),
+        RoutingRule(
+            id=2,
+            category_prefix="0501",
+            area_prefix="410105001",
+            department="街道一",
+            hotspot_owner_first=False,
+            priority=0,
+        ),
+        RoutingRule(
+            id=3,
+            category_prefix="",
+            area_prefix="410105002",
+            department="街道二",
+            hotspot_owner_first=False,
+            priority=5,
+        ),
+        RoutingRule(
+            id=4,
+            category_prefix="03",
+            area_prefix="",
+            department="住建",
+            hotspot_owner_first=True,
+            priority=0,
+        ),
+    ]
+    router = Router(rules, cats)
+    rng = np.random.default_rng(2)
+    n = 2000
+    category = rng.choice(list(cats), n).astype(object)
+    grid = rng.choice(["41010500100101", "41010500200301", "41010500300101", None], n)
+    owner = rng.choice(["市场办", None, "工地项目部"], n)
+    department, reason = router.route_many(category, grid, owner)
+    for k in range(n):
+        one = router.route(category[k], grid[k], [owner[k]])
+        assert (department[k], reason[k]) == (one.department, one.routed_by), k
