@@ -515,3 +515,22 @@ def test_bad_grids_are_rejected() -> None:
         length_in_grids(
             shapely.LineString([at(0, 0), at(5, 5)]), codes, [*grids[:3], shapely.Point(LON0, LAT0)]
         )
+
+
+def test_bbox_scan_and_tree_paths_agree(monkeypatch) -> None:
+    import numpy as np
+    import shapely
+
+    import gis.hotspots as hs
+
+    rng = np.random.default_rng(12)
+    n = 300  # more than the bbox-scan threshold, so the default takes the tree path
+    geoms = list(shapely.points(rng.uniform(113.64, 113.66, n), rng.uniform(34.74, 34.76, n)))
+    index = hs.HotspotIndex(list(range(1, n + 1)), geoms, rng.uniform(20, 120, n))
+    lon, lat = rng.uniform(113.639, 113.661, 5000), rng.uniform(34.739, 34.761, 5000)
+    tree = index.match(lon, lat)
+    monkeypatch.setattr(hs, "_FEW_ZONES", 10_000)
+    scan = index.match(lon, lat)
+    for a, b in zip(tree, scan, strict=True):
+        assert np.array_equal(a, b)
+    assert len(tree[0]) > 1000
