@@ -1,46 +1,21 @@
-"""Bulk point → unit grid assignment with an in-memory index of the current unit grids.
-
-The index is cached per process and rebuilt when the registry's fingerprint of unit grids
-(count, newest row, latest closing) changes, so any new version or retirement invalidates it.
-"""
+"""Bulk point → unit grid assignment with the in-memory index of the current unit grids
+(``service.grid_index``: cached per process, reloaded when a unit-grid version is added or
+closed)."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from threading import Lock
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from fastapi import UploadFile
 
 from gis import datum as datums
-from gis.locate import GridIndex
-from service.errors import InvalidInput, NotFound
-from service.registry import Registry, now
-from service.repository import GridFilter, geom_of
+from service.errors import InvalidInput
+from service.grid_index import current_unit_index
+from service.registry import Registry
 from service.uploads import saved_upload
-
-_LOCK = Lock()
-_CACHE: dict[str, tuple[tuple[Any, ...], GridIndex, np.ndarray]] = {}
-
-
-def unit_index(registry: Registry) -> tuple[GridIndex, np.ndarray]:
-    """The cached index of current unit grids and their codes (rebuilt on change)."""
-    fingerprint = registry.repo.fingerprint(registry.city, "unit")
-    with _LOCK:
-        hit = _CACHE.get(registry.city)
-        if hit and hit[0] == fingerprint:
-            return hit[1], hit[2]
-    rows = registry.repo.list(GridFilter(city=registry.city, at=now(), level="unit"))
-    if not rows:
-        raise NotFound("no unit grids are registered yet; import or generate them first")
-    codes = np.array([g.code for g in rows], dtype=object)
-    index = GridIndex(list(codes), [geom_of(g) for g in rows])
-    with _LOCK:
-        _CACHE[registry.city] = (fingerprint, index, codes)
-    return index, codes
 
 
 def locate_points(registry: Registry, lon: np.ndarray, lat: np.ndarray, datum: str) -> np.ndarray:
@@ -60,7 +35,8 @@ def locate_points(registry: Registry, lon: np.ndarray, lat: np.ndarray, datum: s
             field="lon,lat",
         )
     lon, lat = datums.to_wgs84(lon, lat, datum)
-    index, codes = unit_index(registry)
+    index = current_unit_index(registry)
+    codes = np.asarray(index.codes, dtype=object)
     found = index.locate(lon, lat)
     out = np.full(len(found), None, dtype=object)
     hit = found >= 0

@@ -41,6 +41,7 @@ from service.catalogue import load_router
 from service.clock import work_clock
 from service.errors import InvalidInput
 from service.factory import AppSettings
+from service.grid_index import index_for
 from service.models import Case, Category, Hotspot
 from service.registry import now
 from service.repository import GridRepository, geom_of
@@ -369,6 +370,7 @@ class CaseImporter:
         grid_id = np.full(n, -1, dtype=np.int64)
         grid_code = np.full(n, None, dtype=object)
         epoch = np.full(n, -1, dtype=np.int64)
+        found_all = np.full(n, -1, dtype=np.int64)  # position in its epoch's index
         valid = ~errors.bad
         times = cols["reported_at"]
         indexes: list[tuple[GridIndex, np.ndarray]] = []
@@ -380,13 +382,13 @@ class CaseImporter:
                 sel = np.flatnonzero(valid & (times >= lo) & (times < hi))
                 if not len(sel) or not rows:
                     continue
-                index, ids = _index_for(rows)
+                index, ids = index_for(rows)
                 found = index.locate(cols["lon"][sel], cols["lat"][sel])
                 hit = found >= 0
                 grid_id[sel[hit]] = ids[found[hit]]
                 grid_code[sel[hit]] = np.asarray(index.codes, dtype=object)[found[hit]]
                 epoch[sel[hit]] = len(indexes)
-                cols.setdefault("_found", np.full(n, -1, dtype=np.int64))[sel] = found
+                found_all[sel] = found
                 indexes.append((index, ids))
         outside = valid & (grid_code == None)  # noqa: E711
         if outside.any() and not allow_unassigned:
@@ -396,8 +398,7 @@ class CaseImporter:
                 "outside every unit grid valid at reported_at; set allow_unassigned to store it "
                 "without a grid",
             )
-        cols.setdefault("_found", np.full(n, -1, dtype=np.int64))
-        cols.update(grid_id=grid_id, grid_code=grid_code, _epoch=epoch)
+        cols.update(grid_id=grid_id, grid_code=grid_code, _epoch=epoch, _found=found_all)
         return indexes
 
     def _context(self, epochs: list[tuple[GridIndex, np.ndarray]]) -> _Context:
@@ -689,26 +690,6 @@ def _timed(report: ImportReport, phase: str) -> Iterator[None]:
         yield
     finally:
         report.seconds[phase] = time.perf_counter() - start
-
-
-_INDEX_CACHE: dict[frozenset[int], tuple[GridIndex, np.ndarray]] = {}
-_INDEX_LOCK = threading.Lock()
-
-
-def _index_for(rows: list[Any]) -> tuple[GridIndex, np.ndarray]:
-    """A point index over these grid versions (cached by their ids)."""
-    key = frozenset(r.id for r in rows)
-    with _INDEX_LOCK:
-        hit = _INDEX_CACHE.get(key)
-    if hit:
-        return hit
-    index = GridIndex([r.code for r in rows], [geom_of(r) for r in rows])
-    built = (index, np.array([r.id for r in rows], dtype=np.int64))
-    with _INDEX_LOCK:
-        if len(_INDEX_CACHE) > 8:
-            _INDEX_CACHE.clear()
-        _INDEX_CACHE[key] = built
-    return built
 
 
 def _epochs(versions: list[Any]):  # noqa: ANN202
