@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +18,8 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy import select
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from service import migrations
 from service.database import make_engine, make_sessionmaker, resolve_database_url, session_scope
@@ -44,13 +45,40 @@ def _progress() -> Progress:
 
 
 @contextmanager
-def _registry(settings: AppSettings) -> Iterator[Registry]:
+def _engine(settings: AppSettings, migrate: bool = False) -> Iterator[Engine]:
+    """An engine on the configured (or embedded) database, migrated on request."""
     engine = make_engine(resolve_database_url(settings.database))
     try:
-        with session_scope(make_sessionmaker(engine)) as session:
-            yield Registry(session, settings.scheme, settings.grids.city)
+        if migrate:
+            migrations.upgrade(engine)
+        yield engine
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _session(settings: AppSettings, migrate: bool = False) -> Iterator[Session]:
+    """A session committed on success, rolled back on error."""
+    with _engine(settings, migrate) as engine, session_scope(make_sessionmaker(engine)) as s:
+        yield s
+
+
+@contextmanager
+def _registry(settings: AppSettings) -> Iterator[Registry]:
+    with _session(settings) as session:
+        yield Registry(session, settings.scheme, settings.grids.city)
+
+
+def _steps(bar: Progress) -> Callable[[str, int, int], None]:
+    """A progress callback that shows one bar per named step."""
+    tasks: dict[str, TaskID] = {}
+
+    def advance(step: str, done: int, total: int) -> None:
+        if step not in tasks:
+            tasks[step] = bar.add_task(step, total=total)
+        bar.update(tasks[step], completed=done)
+
+    return advance
 
 
 def _fail(exc: CitygridError) -> None:
@@ -64,11 +92,8 @@ def _fail(exc: CitygridError) -> None:
 @app.command()
 def migrate() -> None:
     """Apply database migrations (creates the embedded database if needed)."""
-    settings = AppSettings()
-    engine = make_engine(resolve_database_url(settings.database))
-    migrations.upgrade(engine)
-    engine.dispose()
-    console.print("migrations applied")
+    with _engine(AppSettings(), migrate=True):
+        console.print("migrations applied")
 
 
 @app.command()
@@ -80,24 +105,14 @@ def demo(
     from service.demo_world import load_demo_world
 
     settings = AppSettings()
-    engine = make_engine(resolve_database_url(settings.database))
-    migrations.upgrade(engine)
-    with session_scope(make_sessionmaker(engine)) as session:
+    with _session(settings, migrate=True) as session:
         present = select(Grid.id).where(Grid.city == settings.grids.city).limit(1)
         if session.scalar(present) is not None:
             console.print("grids already present; demo city not loaded again")
         else:
             with _progress() as bar:
-                tasks: dict[str, TaskID] = {}
-
-                def advance(step: str, done: int, total: int) -> None:
-                    if step not in tasks:
-                        tasks[step] = bar.add_task(f"demo {step}", total=total)
-                    bar.update(tasks[step], completed=done)
-
-                counts = load_demo_world(session, settings, seed, cases, advance)
+                counts = load_demo_world(session, settings, seed, cases, _steps(bar))
             console.print("demo city loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    engine.dispose()
 
 
 @app.command()
@@ -203,25 +218,16 @@ def import_cases(
     from service.case_import import CaseImporter, read_case_file
 
     settings = AppSettings()
-    engine = make_engine(resolve_database_url(settings.database))
     try:
         frame = read_case_file(path)
-        with session_scope(make_sessionmaker(engine)) as session, _progress() as bar:
-            tasks: dict[str, TaskID] = {}
-
-            def advance(step: str, done: int) -> None:
-                if step not in tasks:
-                    tasks[step] = bar.add_task(step, total=len(frame))
-                bar.update(tasks[step], completed=done)
-
-            report = CaseImporter(session, settings, progress=advance).run(
-                frame, mode=mode, datum=datum, allow_unassigned=allow_unassigned
-            )
+        with _session(settings) as session, _progress() as bar:
+            steps = _steps(bar)
+            report = CaseImporter(
+                session, settings, progress=lambda step, done: steps(step, done, len(frame))
+            ).run(frame, mode=mode, datum=datum, allow_unassigned=allow_unassigned)
     except CitygridError as exc:
         _fail(exc)
         return
-    finally:
-        engine.dispose()
     console.print(
         f"{report.rows} rows: {report.created} created, {report.replayed} already imported, "
         f"{report.unassigned} unassigned, {report.error_count} rejected"
