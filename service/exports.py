@@ -31,8 +31,7 @@ def export_filter(
     if parent:
         root = registry.get(parent, at)
         prefix = root.code[: registry.scheme.prefix_length(root.level)]
-    flt = GridFilter(city=registry.city, at=at, level=level, subtree_prefix=prefix)
-    return flt
+    return GridFilter(city=registry.city, at=at, level=level, subtree_prefix=prefix)
 
 
 def export_frame(registry: Registry, flt: GridFilter, parent: str | None) -> gpd.GeoDataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -88,6 +89,11 @@ def _ledger(cases: Any) -> Ledger:
     return Ledger(cases.session, cases.registry)
 
 
+def _page(cases: Any, flt: CaseFilter, limit: int, cursor: str | None) -> dict[str, Any]:
+    rows, nxt = _ledger(cases).page(flt, limit, cursor)
+    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+
+
 @router.post(
     "/import",
     summary="Bulk intake from CSV, Parquet or GeoJSON (all or nothing, or per-row errors)",
@@ -123,8 +129,7 @@ def list_cases(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> dict[str, Any]:
-    rows, nxt = _ledger(cases).page(flt, limit, cursor)
-    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+    return _page(cases, flt, limit, cursor)
 
 
 @router.get("/overdue", summary="Open cases past their deadline")
@@ -134,8 +139,7 @@ def overdue_cases(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    rows, nxt = _ledger(cases).page(CaseFilter(**{**flt.__dict__, "overdue": True}), limit, cursor)
-    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+    return _page(cases, replace(flt, overdue=True), limit, cursor)
 
 
 @router.get("/due", summary="Open cases due within N hours")
@@ -146,10 +150,7 @@ def due_cases(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    rows, nxt = _ledger(cases).page(
-        CaseFilter(**{**flt.__dict__, "due_within_hours": within_hours}), limit, cursor
-    )
-    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+    return _page(cases, replace(flt, due_within_hours=within_hours), limit, cursor)
 
 
 @router.get("/counts", summary="Case counts per grid or per hotspot (open, overdue, recurring)")
