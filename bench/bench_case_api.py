@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-import httpx
+import httpx2 as httpx
 import numpy as np
 from common import live_server, machine_line, scratch_database
 from sqlalchemy.orm import Session

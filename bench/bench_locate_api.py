@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 
-import httpx
+import httpx2 as httpx
 import numpy as np
 from common import demo_engine, live_server
 from sqlalchemy.orm import Session

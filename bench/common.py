@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 

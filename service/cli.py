@@ -102,17 +102,25 @@ def demo(
     cases: Annotated[int, typer.Option(help="Generated cases to load")] = 20_000,
 ) -> None:
     """Load the demo city (grids, hotspots, cases); skipped when the city already has grids."""
-    from service.demo_world import load_demo_world
+    from service.demo_world import load_demo_patrol, load_demo_streets, load_demo_world
+    from service.models import Street, Worker
 
     settings = AppSettings()
-    with _session(settings, migrate=True) as session:
-        present = select(Grid.id).where(Grid.city == settings.grids.city).limit(1)
-        if session.scalar(present) is not None:
-            console.print("grids already present; demo city not loaded again")
-        else:
-            with _progress() as bar:
-                counts = load_demo_world(session, settings, seed, cases, _steps(bar))
+    city = settings.grids.city
+    with _session(settings, migrate=True) as session, _progress() as bar:
+        present = select(Grid.id).where(Grid.city == city).limit(1)
+        if session.scalar(present) is None:
+            counts = load_demo_world(session, settings, seed, cases, _steps(bar))
             console.print("demo city loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            return
+        # a database from before patrols existed gets the parts it lacks
+        if session.scalar(select(Street.id).where(Street.city == city).limit(1)) is None:
+            load_demo_streets(session, settings, seed)
+        if session.scalar(select(Worker.code).where(Worker.city == city).limit(1)) is None:
+            fixes = load_demo_patrol(session, settings, seed, _steps(bar))
+            console.print(f"demo patrol loaded: {fixes} fixes")
+        else:
+            console.print("demo city already present; not loaded again")
 
 
 @app.command()
@@ -234,6 +242,63 @@ def import_cases(
     )
     for err in report.errors[:20]:
         console.print(f"  row {err['row']} {err['field']}: {err['reason']}")
+
+
+@app.command("import-fixes")
+def import_fixes(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or GPX")],
+    device_id: Annotated[str | None, typer.Option(help="Phone of a GPX file")] = None,
+    mode: Annotated[str, typer.Option(help="all (all or nothing) or rows")] = "all",
+    datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+) -> None:
+    """Import GPS fixes (idempotent per device and time) and rebuild the tracks they touch."""
+    from service.fix_ingest import FixIngester, read_fix_file
+
+    settings = AppSettings()
+    try:
+        frame = read_fix_file(path, device_id)
+        with _session(settings) as session, _progress() as bar:
+            report = FixIngester(session, settings, progress=_steps(bar)).run(
+                frame, mode=mode, datum=datum
+            )
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"{report.rows} fixes: {report.stored} stored, {report.replayed} already stored, "
+        f"{report.repeated} repeated, {report.error_count} rejected; "
+        f"{report.tracks} tracks rebuilt for {report.devices} devices"
+    )
+    for err in report.errors[:20]:
+        console.print(f"  row {err['row']} {err['field']}: {err['reason']}")
+
+
+@app.command("coverage")
+def coverage(
+    start: Annotated[str, typer.Argument(help="First period start, e.g. 2026-11-16")],
+    periods: Annotated[int, typer.Option(help="How many consecutive periods")] = 1,
+    period: Annotated[str, typer.Option(help="hour | day | week")] = "day",
+) -> None:
+    """Compute and store patrol coverage for consecutive periods (read later by the API)."""
+    from datetime import datetime
+
+    from service.coverage import PERIODS, CoverageService
+
+    settings = AppSettings()
+    try:
+        first = datetime.fromisoformat(start)
+        with _session(settings) as session, _progress() as bar:
+            task = bar.add_task(f"coverage per {period}", total=periods)
+            service = CoverageService(session, settings)
+            for k in range(periods):
+                run = service.run(period, first + k * PERIODS.get(period, PERIODS["day"]))
+                bar.update(task, completed=k + 1)
+    except (CitygridError, ValueError) as exc:
+        if isinstance(exc, CitygridError):
+            _fail(exc)
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"coverage stored for {periods} {period}(s), last computed {run.computed_at}")
 
 
 @app.command("db-stop")

@@ -186,19 +186,72 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
     progress("workflow", len(updates), len(rows))
 
 
+def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) -> int:
+    """The demo city's roads as street centre lines (for street-length coverage)."""
+    from geoalchemy2.shape import from_shape
+
+    from gis.demo import build_demo_roads
+    from service.models import Street
+
+    roads = build_demo_roads(seed=seed)
+    session.add_all(
+        Street(
+            city=settings.grids.city,
+            name=row.name,
+            kind=row.kind,
+            geom=from_shape(row.geometry, srid=4326),
+        )
+        for row in roads.itertuples()
+    )
+    session.flush()
+    return len(roads)
+
+
+def load_demo_patrol(
+    session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """About 60 grid workers with a phone each and a week of their GPS fixes (tracks built)."""
+    from gis.demo import build_demo_city
+    from gis.demo_patrol import build_demo_patrol
+    from service.fix_ingest import FixIngester
+    from service.patrol import PatrolService, WorkerInput
+
+    city = build_demo_city(seed=seed, code_width=settings.grids.code_width)
+    demo = build_demo_patrol(city, seed=seed, tz=settings.grids.timezone)
+    patrol = PatrolService(session, settings.grids.city)
+    for w in demo.workers.to_dict("records"):
+        patrol.save_worker(
+            WorkerInput(
+                code=w["code"],
+                name=w["name"],
+                team=w["team"],
+                grid_codes=list(w["grid_codes"]),
+                devices=[w["device_id"]],
+            )
+        )
+    fixes = demo.fixes.assign(time=demo.fixes["time"].map(lambda t: t.isoformat()))
+    report = FixIngester(session, settings, progress=progress).run(fixes, mode="rows")
+    return report.stored
+
+
 def load_demo_world(
     session: Session,
     settings: AppSettings,
     seed: int = 7,
     cases: int = 0,
     progress: Progress = _quiet,
+    patrol: bool = True,
 ) -> dict[str, int]:
-    """Grids, catalogue, hotspots, rules and ``cases`` cases for ``settings.grids.city``."""
+    """Grids, catalogue, hotspots, rules, streets, ``cases`` cases and (with ``patrol``) a
+    week of patrol tracks for ``settings.grids.city``."""
     out = {"grids": load_demo_grids(session, settings, seed, progress)}
     out["categories"] = seed_catalogue(session, settings.grids.city)
     out["hotspots"] = load_demo_hotspots(session, settings, seed)
+    out["streets"] = load_demo_streets(session, settings, seed)
     if cases:
         out["cases"] = load_demo_cases(session, settings, cases, seed, progress)
+    if patrol:
+        out["fixes"] = load_demo_patrol(session, settings, seed, progress)
     return out
 
 

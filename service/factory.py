@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gis.codes import CodeScheme
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
-from service.settings import CaseSettings, DatabaseSettings, GridSettings
+from service.settings import CaseSettings, DatabaseSettings, GridSettings, PatrolSettings
 from service.timeparse import DisplayTimeZone
 
 
@@ -24,6 +24,7 @@ class AppSettings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     grids: GridSettings = field(default_factory=GridSettings)
     cases: CaseSettings = field(default_factory=CaseSettings)
+    patrol: PatrolSettings = field(default_factory=PatrolSettings)
 
     @property
     def scheme(self) -> CodeScheme:
@@ -65,9 +66,18 @@ def create_app(
     app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
     install_error_handlers(app)
 
-    from service.routers import cases, catalogue, grids, hotspots, ogc, open311
+    from service.routers import (
+        cases,
+        catalogue,
+        coverage,
+        grids,
+        hotspots,
+        ogc,
+        open311,
+        patrol,
+    )
 
-    for module in (grids, cases, hotspots, catalogue, open311, ogc):
+    for module in (grids, cases, hotspots, catalogue, patrol, coverage, open311, ogc):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

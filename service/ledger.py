@@ -85,8 +85,7 @@ class Ledger:
     def _where(self, flt: CaseFilter) -> Select[Case]:
         stmt = select(Case).where(Case.city == self.city)
         if flt.grid:
-            root = self.registry.get(flt.grid)
-            prefix = root.code[: self.registry.scheme.prefix_length(root.level)]
+            prefix = self.registry.subtree_prefix(flt.grid)
             stmt = stmt.where(Case.grid_code.startswith(prefix, autoescape=True))
         if flt.category:
             stmt = stmt.where(Case.category_code.startswith(flt.category, autoescape=True))

@@ -8,6 +8,7 @@ from typing import Any
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
     ARRAY,
+    REAL,
     BigInteger,
     Boolean,
     CheckConstraint,
@@ -257,3 +258,166 @@ class CaseEvent(Base):
         Geometry("POINT", srid=4326, spatial_index=False)
     )
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class Worker(Base):
+    """A grid worker (网格员) and the unit grids assigned to them."""
+
+    __tablename__ = "workers"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    team: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    grid_codes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(15)), server_default=text("'{}'::varchar[]")
+    )
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+
+
+class Device(Base):
+    """A phone that sends GPS fixes, carried by one worker; ``id`` is the compact key fixes use."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("city", "device_id", name="uq_devices_city_device"),
+        ForeignKeyConstraint(
+            ["city", "worker_code"], ["workers.city", "workers.code"], name="fk_devices_worker"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    device_id: Mapped[str] = mapped_column(String(64))
+    worker_code: Mapped[str] = mapped_column(String(32))
+
+
+class PatrolSession(Base):
+    """A patrol shift of one worker on one device; tracks never run across a session edge."""
+
+    __tablename__ = "patrol_sessions"
+    __table_args__ = (
+        Index("ix_patrol_sessions_device", "device_key", "started_at"),
+        CheckConstraint("ended_at IS NULL OR ended_at > started_at", name="ck_sessions_order"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    device_key: Mapped[int] = mapped_column(BigInteger, ForeignKey("devices.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class GpsFix(Base):
+    """One raw GPS fix as received (converted to WGS 84); one per device and timestamp.
+
+    Cleaning never edits fixes: it decides which fixes make up the derived tracks.
+    """
+
+    __tablename__ = "gps_fixes"
+    __table_args__ = (
+        # time-ordered appends: a BRIN index serves period scans at a fraction of a btree's cost
+        Index("ix_gps_fixes_at", "at", postgresql_using="brin"),
+    )
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    # no foreign key: 100k+ fixes/s are loaded by COPY and every path checks the device first
+    device_key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(REAL)
+    speed_mps: Mapped[float | None] = mapped_column(REAL)
+
+
+class PatrolTrack(Base):
+    """A cleaned stretch of one device's fixes, rebuilt whenever fixes in its window arrive."""
+
+    __tablename__ = "patrol_tracks"
+    __table_args__ = (
+        Index("ix_patrol_tracks_city_time", "city", "started_at", "ended_at"),
+        Index("ix_patrol_tracks_device_time", "device_key", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    device_key: Mapped[int] = mapped_column(BigInteger)
+    worker_code: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    n_fixes: Mapped[int] = mapped_column(Integer)
+    length_m: Mapped[float] = mapped_column(Float)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # M = Unix time of each vertex (seconds): the line keeps its timing for coverage
+    geom: Mapped[WKBElement] = mapped_column(
+        Geometry("LINESTRINGM", srid=4326, dimension=3, spatial_index=True)
+    )
+
+
+class Street(Base):
+    """A street centre line; grids with streets also get a street-length coverage share."""
+
+    __tablename__ = "streets"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str | None] = mapped_column(String(20))
+    geom: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=True))
+
+
+class CoverageRun(Base):
+    """Coverage of one period, stored so maps and rankings read it without recomputing."""
+
+    __tablename__ = "coverage_runs"
+    __table_args__ = (
+        UniqueConstraint("city", "period", "period_start", name="uq_coverage_runs_period"),
+        CheckConstraint("period IN ('hour', 'day', 'week')", name="ck_coverage_runs_period"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    period: Mapped[str] = mapped_column(String(8))
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # what the run was computed from (tracks and grid set); a different one means stale
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    radius_m: Mapped[float] = mapped_column(Float)
+
+
+class GridCoverage(Base):
+    """Coverage of one unit grid in one period (see ``gis.coverage``)."""
+
+    __tablename__ = "grid_coverage"
+
+    run_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("coverage_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    covered_share: Mapped[float] = mapped_column(Float)
+    street_share: Mapped[float | None] = mapped_column(Float)
+    visits: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    dwell_s: Mapped[float] = mapped_column(Float)
+    first_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    mean_revisit_s: Mapped[float | None] = mapped_column(Float)
+
+
+class HotspotCoverage(Base):
+    """Coverage of one hotspot's influence zone in one period, against its patrol quota."""
+
+    __tablename__ = "hotspot_coverage"
+
+    run_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("coverage_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    hotspot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    covered_share: Mapped[float | None] = mapped_column(Float)
+    visits: Mapped[int] = mapped_column(Integer)
+    workers: Mapped[int] = mapped_column(Integer)
+    dwell_s: Mapped[float] = mapped_column(Float)
+    last_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quota_visits: Mapped[float | None] = mapped_column(Float)

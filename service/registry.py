@@ -135,6 +135,15 @@ class Registry:
             raise NotFound(f"no grid with code {code!r}{when}", field="code")
         return grid
 
+    def subtree_prefix(self, code: str, field: str = "grid") -> str:
+        """The code prefix shared by ``code`` and every grid below it (``NotFound`` naming
+        ``field`` when no such grid is valid now)."""
+        try:
+            root = self.get(code)
+        except NotFound as exc:
+            raise NotFound(exc.message, field=field) from exc
+        return root.code[: self.scheme.prefix_length(root.level)]
+
     def versions(self, code: str) -> list[Grid]:
         """Every version of ``code``."""
         rows = self.repo.versions(self.city, code)

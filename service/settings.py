@@ -71,3 +71,20 @@ class CaseSettings(BaseSettings):
         "holidays before the calendar package knows them",
     )
     extra_workdays: str = Field("", description="Comma-separated extra working days")
+
+
+class PatrolSettings(BaseSettings):
+    """Rules for GPS fixes, track cleaning and coverage (see ``gis.patrol``, ``gis.coverage``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_PATROL_", extra="ignore")
+
+    max_accuracy_m: float = Field(50.0, description="Fixes reporting a worse accuracy are dropped")
+    max_speed_mps: float = Field(30.0, description="Faster than this between fixes is a jump")
+    gap_s: float = Field(300.0, description="A silence longer than this splits a track")
+    stationary_radius_m: float = Field(10.0, description="Standing still: jitter within this")
+    stationary_window_s: float = Field(180.0, description="… for at least this long")
+    outside_city_m: float = Field(500.0, description="Fixes farther outside the city are refused")
+    future_tolerance_s: float = Field(300.0, description="Phone clocks may run this far ahead")
+    coverage_radius_m: float = Field(25.0, description="A place this close to a track was seen")
+    coverage_cell_m: float = Field(2.0, description="Raster cell of the coverage computation")
+    visit_merge_s: float = Field(600.0, description="Back in a grid within this: same visit")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 
+@overload
+def aware(value: datetime, tz: str) -> datetime: ...
+@overload
+def aware(value: None, tz: str) -> None: ...
 def aware(value: datetime | None, tz: str) -> datetime | None:
     """``value`` with a time zone (naive values are taken as local time in ``tz``)."""
     if value is None or value.tzinfo is not None:
@@ -40,3 +44,16 @@ class DisplayTimeZone:
             await self.app(scope, receive, send)
         finally:
             DISPLAY_TZ.reset(token)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def from_epoch_us(values: Any) -> list[datetime]:
+    """Aware UTC datetimes from integer microseconds since the Unix epoch (exact)."""
+    return [_EPOCH + timedelta(microseconds=int(v)) for v in values]
+
+
+def epoch_us(value: datetime) -> int:
+    """Integer microseconds since the Unix epoch of an aware datetime (exact)."""
+    return (value - _EPOCH) // timedelta(microseconds=1)

@@ -24,7 +24,7 @@ from service import migrations
 from service.database import make_engine
 from service.embedded import EmbeddedCluster
 from service.factory import AppSettings
-from service.settings import DatabaseSettings, GridSettings
+from service.settings import DatabaseSettings, GridSettings, PatrolSettings
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_CITY = "990100"  # empty city key: tests that need a blank registry
@@ -98,6 +98,7 @@ def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSett
             timezone="Asia/Shanghai",
             max_upload_mb=50,
         ),
+        patrol=PatrolSettings(_env_file=None),
     )
 
 

@@ -1,0 +1,142 @@
+"""``/api/patrol``: workers and their phones, patrol sessions, GPS fixes and tracks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+
+from service.deps import SessionDep, SettingsDep
+from service.errors import InvalidInput
+from service.fix_ingest import FixIngester, read_fix_file
+from service.models import PatrolSession, Worker
+from service.params import IdPath
+from service.patrol import PatrolService, WorkerInput
+from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
+from service.timeparse import aware, iso
+from service.uploads import saved_upload
+
+router = APIRouter(prefix="/api/patrol", tags=["patrol"])
+
+
+def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
+    return PatrolService(session, settings.grids.city)
+
+
+PatrolDep = Annotated[PatrolService, Depends(_patrol)]
+
+
+def _worker_json(worker: Worker, devices: list[str]) -> dict[str, Any]:
+    return {
+        "code": worker.code,
+        "name": worker.name,
+        "team": worker.team,
+        "phone": worker.phone,
+        "grid_codes": list(worker.grid_codes),
+        "devices": devices,
+        "active": worker.active,
+    }
+
+
+def _session_json(row: PatrolSession, device_id: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "device_id": device_id,
+        "started_at": iso(row.started_at),
+        "ended_at": iso(row.ended_at),
+    }
+
+
+@router.put("/workers/{code}", summary="Create or update a worker (assigned grids, phones)")
+def save_worker(code: str, body: WorkerIn, patrol: PatrolDep, response: Response) -> dict[str, Any]:
+    if code != body.code:
+        raise InvalidInput("the code in the path and in the body differ", field="code")
+    worker, created = patrol.save_worker(WorkerInput(**body.model_dump()))
+    response.status_code = 201 if created else 200
+    return _worker_json(worker, patrol.devices_of([worker.code])[worker.code])
+
+
+@router.get("/workers", summary="Workers (optionally one team)")
+def list_workers(patrol: PatrolDep, team: str | None = None) -> list[dict[str, Any]]:
+    workers = patrol.workers(team)
+    devices = patrol.devices_of([w.code for w in workers])
+    return [_worker_json(w, devices[w.code]) for w in workers]
+
+
+@router.get("/workers/{code}", summary="One worker")
+def get_worker(code: str, patrol: PatrolDep) -> dict[str, Any]:
+    worker = patrol.worker(code)
+    return _worker_json(worker, patrol.devices_of([code])[code])
+
+
+@router.post("/sessions", status_code=201, summary="Start a patrol session on a phone")
+def start_session(body: SessionStart, patrol: PatrolDep, settings: SettingsDep) -> dict[str, Any]:
+    row = patrol.start_session(body.device_id, aware(body.started_at, settings.grids.timezone))
+    return _session_json(row, body.device_id)
+
+
+@router.post("/sessions/{session_id}/end", summary="End a patrol session")
+def end_session(
+    session_id: IdPath, body: SessionEnd, patrol: PatrolDep, settings: SettingsDep
+) -> dict[str, Any]:
+    row = patrol.end_session(session_id, aware(body.ended_at, settings.grids.timezone))
+    return _session_json(row, patrol.device_of_session(row).device_id)
+
+
+@router.post(
+    "/fixes",
+    summary="A batch of GPS fixes (idempotent per device and timestamp)",
+    responses={422: {"description": "Bad fixes (listed per row); nothing stored in mode=all"}},
+)
+def post_fixes(body: FixBatchIn, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
+    frame = pd.DataFrame(
+        {
+            "device_id": [f.device_id or body.device_id for f in body.fixes],
+            "time": [f.time.isoformat() for f in body.fixes],
+            "lon": [f.lon for f in body.fixes],
+            "lat": [f.lat for f in body.fixes],
+            "accuracy_m": [f.accuracy_m for f in body.fixes],
+            "speed_mps": [f.speed_mps for f in body.fixes],
+        }
+    )
+    if frame["device_id"].isna().any():
+        raise InvalidInput("give device_id for the batch or for every fix", field="device_id")
+    return FixIngester(session, settings).run(frame, mode=body.mode, datum=body.datum).as_dict()
+
+
+@router.post("/fixes/upload", summary="Fixes from a CSV or GPX file")
+def upload_fixes(
+    session: SessionDep,
+    settings: SettingsDep,
+    file: Annotated[
+        UploadFile,
+        File(description="CSV (device_id, time, lon, lat[, accuracy_m, speed_mps, datum]) or GPX"),
+    ],
+    device_id: Annotated[str | None, Form(description="Required for GPX files")] = None,
+    mode: Annotated[Literal["all", "rows"], Form()] = "all",
+    datum: Annotated[Literal["wgs84", "gcj02", "bd09"], Form()] = "wgs84",
+) -> dict[str, Any]:
+    with saved_upload(file, settings.grids.max_upload_mb) as path:
+        if path.suffix.lower() == ".gpx" and not device_id:
+            raise InvalidInput(
+                "a GPX file needs device_id (the phone that recorded it)", field="device_id"
+            )
+        frame = read_fix_file(path, device_id)
+    return FixIngester(session, settings).run(frame, mode=mode, datum=datum).as_dict()
+
+
+@router.get("/tracks", summary="Cleaned tracks overlapping a time range, as GeoJSON")
+def tracks(
+    patrol: PatrolDep,
+    settings: SettingsDep,
+    start: Annotated[datetime, Query(alias="from")],
+    end: Annotated[datetime, Query(alias="to")],
+    worker: str | None = None,
+    device_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    tz = settings.grids.timezone
+    features = patrol.tracks(aware(start, tz), aware(end, tz), worker, device_id, limit)
+    return {"type": "FeatureCollection", "features": features}
