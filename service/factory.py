@@ -75,9 +75,10 @@ def create_app(
         ogc,
         open311,
         patrol,
+        tiles,
     )
 
-    for module in (grids, cases, hotspots, catalogue, patrol, coverage, open311, ogc):
+    for module in (grids, cases, hotspots, catalogue, patrol, coverage, open311, ogc, tiles):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

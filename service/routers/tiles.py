@@ -1,0 +1,67 @@
+"""``/tiles``: Mapbox vector tiles of grids and open cases for the dispatcher map."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+
+from service.deps import SessionDep, SettingsDep
+from service.tiles import MVT_MEDIA_TYPE, TileCache, TileService, tile_request
+
+router = APIRouter(prefix="/tiles", tags=["tiles"])
+
+# grids change rarely: browsers may reuse a tile for a minute; cases are revalidated every time
+CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
+_CACHE_LOCK = threading.Lock()
+
+
+def tile_cache(app: FastAPI) -> TileCache:
+    """The app's tile cache (made on first use; tests may set ``app.state.tile_cache``)."""
+    with _CACHE_LOCK:
+        cache = getattr(app.state, "tile_cache", None)
+        if cache is None:
+            cache = app.state.tile_cache = TileCache()
+        return cache
+
+
+def _etag_matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+@router.get(
+    "/{layer}/{z}/{x}/{y}.mvt",
+    summary="A vector tile (grids or open cases)",
+    response_class=Response,
+    responses={
+        200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "Mapbox vector tile"},
+        304: {"description": "The tile matches If-None-Match"},
+    },
+)
+def get_tile(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    layer: Annotated[str, Path(description="grids | cases")],
+    z: Annotated[int, Path(description="Zoom, 0-22")],
+    x: Annotated[int, Path(description="Column, 0..2^z-1 (west to east)")],
+    y: Annotated[int, Path(description="Row, 0..2^z-1 (north to south)")],
+    level: Annotated[
+        Literal["city", "district", "street", "community", "unit"] | None,
+        Query(description="grids: draw only this level, whatever the zoom"),
+    ] = None,
+    category: Annotated[
+        str | None, Query(description="cases: category code or prefix ('05')")
+    ] = None,
+    grid: Annotated[str | None, Query(description="cases: a grid code (its whole subtree)")] = None,
+) -> Response:
+    req = tile_request(layer, z, x, y, level=level, category=category, grid=grid)
+    tile = TileService(session, settings).tile(req, tile_cache(request.app))
+    headers = {"ETag": tile.etag, "Cache-Control": CACHE_CONTROL[req.layer]}
+    if _etag_matches(request.headers.get("if-none-match"), tile.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=tile.data, media_type=MVT_MEDIA_TYPE, headers=headers)

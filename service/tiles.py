@@ -1,0 +1,394 @@
+"""Mapbox vector tiles of grids and open cases, built by PostGIS (``ST_AsMVT``).
+
+Tiles are in Web Mercator tile coordinates (extent 4096, buffer 64) on the XYZ scheme (y = 0
+at the north edge), for Leaflet.VectorGrid and the like.
+
+``grids`` — current grid versions; the levels depend on the zoom (``level=`` forces one):
+
+=========  ===================
+zoom       levels
+=========  ===================
+0–9        city, district
+10–12      district, street
+13–14      street, community
+15–22      community, unit
+=========  ===================
+
+A tile holds exactly the grids whose boundary intersects the tile (touching included), with
+``code, name, level, responsible_unit`` and the row id as feature id. Geometry is simplified
+by one tile unit (``ST_Simplify`` in metres) before ``ST_AsMVTGeom`` snaps it to the tile grid,
+so a polygon smaller than a tile unit vanishes.
+
+``cases`` — open cases (reported … fed_back). From zoom 14 on, one point per case in the MVT
+layer ``cases`` with ``id, category_code, status, overdue (deadline_at < now), reported_at``
+(ISO 8601 in the display time zone); cases up to the 64-unit buffer around the tile are
+included so symbols are not cut at tile edges. Below zoom 14 — or when a tile would carry
+more than 10,000 points — the tile holds the MVT layer ``case_clusters`` instead: the tile is
+cut into 32 × 32 cells (128 tile units, 32 screen pixels on a 256 px tile), and each cell
+with cases becomes one point at their mean position with ``count`` and ``overdue`` (how many of
+them are overdue); a case belongs to exactly one tile there (west and north edges inclusive).
+So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
+(a grid's whole subtree).
+
+Caching: rendered tiles live in a per-app LRU (:class:`TileCache`) keyed by the tile, its
+filters and the layer's *data version*, a change detector read from the database:
+for cases the number of open cases, the largest and the sum of their row versions (``xmin``)
+and the number overdue now; for grids the number of rows, the same ``xmin`` figures and how
+many validity boundaries (``valid_from``/``valid_to``) lie in the past. Any committed insert,
+update or status change, a deadline passing or a grid version starting or ending changes it.
+The version is read at most once per ``version_ttl`` seconds (default 1 s) per layer, so a
+change shows in tiles within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cachetools import LRUCache
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gis.codes import LEVELS
+from service.errors import BadParameter, NotFound
+from service.factory import AppSettings
+from service.registry import Registry, now
+from service.workflow import OPEN_STATUSES
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+TILE_LAYERS: tuple[str, ...] = ("grids", "cases")
+EXTENT = 4096
+BUFFER = 64
+MAX_ZOOM = 22
+# (first zoom, levels shown from there on)
+GRID_LEVELS_BY_ZOOM: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (0, ("city", "district")),
+    (10, ("district", "street")),
+    (13, ("street", "community")),
+    (15, ("community", "unit")),
+)
+CASE_POINTS_FROM_ZOOM = 14
+MAX_POINTS = 10_000
+CLUSTER_CELL = 128  # tile units: 32 × 32 cells per tile, at most 1,024 clusters
+WORLD_M = 2 * 20037508.342789244  # Web Mercator world width in metres
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    """One tile of one layer, with its filters (validated by :func:`tile_request`)."""
+
+    layer: str
+    z: int
+    x: int
+    y: int
+    level: str | None = None
+    category: str | None = None
+    grid: str | None = None
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Encoded tile bytes and their strong ETag."""
+
+    data: bytes
+    etag: str
+
+
+def tile_request(
+    layer: str,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    level: str | None = None,
+    category: str | None = None,
+    grid: str | None = None,
+) -> TileRequest:
+    """Check a tile address and its filters; domain errors name the parameter."""
+    if layer not in TILE_LAYERS:
+        raise NotFound(
+            f"no tile layer {layer!r}; layers are {', '.join(TILE_LAYERS)}",
+            field="layer",
+            layers=list(TILE_LAYERS),
+        )
+    if not 0 <= z <= MAX_ZOOM:
+        raise BadParameter(f"z must be between 0 and {MAX_ZOOM}, got {z}", field="z")
+    for name, value in (("x", x), ("y", y)):
+        if not 0 <= value < 2**z:
+            raise BadParameter(
+                f"{name} must be between 0 and {2**z - 1} at zoom {z}, got {value}", field=name
+            )
+    if layer == "grids" and (category is not None or grid is not None):
+        name = "category" if category is not None else "grid"
+        raise BadParameter(f"{name} filters the cases layer only", field=name)
+    if layer == "cases" and level is not None:
+        raise BadParameter("level applies to the grids layer only", field="level")
+    if category is not None and not (category.isascii() and category.isalnum()):
+        raise BadParameter(
+            f"category must be a category code or prefix such as 05 or 0102, got {category!r}",
+            field="category",
+        )
+    if grid is not None and not (grid.isascii() and grid.isdigit()):
+        raise BadParameter(f"grid must be a grid code (digits), got {grid!r}", field="grid")
+    if level is not None and level not in LEVELS:
+        raise BadParameter(
+            f"unknown level {level!r}; levels are {', '.join(LEVELS)}", field="level"
+        )
+    return TileRequest(layer, z, x, y, level, category or None, grid or None)
+
+
+def grid_levels(z: int, forced: str | None = None) -> tuple[str, ...]:
+    """Grid levels drawn at zoom ``z`` (just ``forced`` when given)."""
+    if forced:
+        return (forced,)
+    shown = GRID_LEVELS_BY_ZOOM[0][1]
+    for first, levels in GRID_LEVELS_BY_ZOOM:
+        if z >= first:
+            shown = levels
+    return shown
+
+
+def tile_unit_m(z: int) -> float:
+    """Size of one tile unit (1/EXTENT of a tile) in Web Mercator metres at zoom ``z``."""
+    return WORLD_M / 2**z / EXTENT
+
+
+class TileCache:
+    """Thread-safe LRU of encoded tiles (bounded in bytes) plus memoised data versions."""
+
+    def __init__(self, max_bytes: int = 64 * 2**20, version_ttl: float = 1.0) -> None:
+        self.version_ttl = version_ttl
+        self._tiles: LRUCache[Hashable, Tile] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda tile: max(len(tile.data), 1)
+        )
+        self._versions: dict[Hashable, tuple[float, Hashable]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Tile | None:
+        """The cached tile for ``key``, if any."""
+        with self._lock:
+            return self._tiles.get(key)
+
+    def put(self, key: Hashable, tile: Tile) -> None:
+        """Keep ``tile`` (a tile larger than the whole cache is not kept)."""
+        with self._lock:
+            try:
+                self._tiles[key] = tile
+            except ValueError:  # larger than max_bytes
+                pass
+
+    def version(self, key: Hashable, read: Callable[[], Hashable]) -> Hashable:
+        """The data version for ``key``: ``read()`` at most once per ``version_ttl`` seconds."""
+        t = time.monotonic()
+        with self._lock:
+            memo = self._versions.get(key)
+        if memo is not None and t - memo[0] < self.version_ttl:
+            return memo[1]
+        value = read()
+        with self._lock:
+            self._versions[key] = (t, value)
+        return value
+
+    def __len__(self) -> int:
+        """How many tiles are cached."""
+        with self._lock:
+            return len(self._tiles)
+
+
+class TileService:
+    """Vector tiles for one city on one session."""
+
+    def __init__(self, session: Session, settings: AppSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.city = settings.grids.city
+
+    def tile(self, req: TileRequest, cache: TileCache) -> Tile:
+        """The encoded tile for ``req`` (from ``cache`` while the data version holds)."""
+        t = now()
+        filters = self._filters(req)
+        version = cache.version((self.city, req.layer), lambda: self.data_version(req.layer, t))
+        key = (self.city, req.layer, req.z, req.x, req.y, req.level, filters, version)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+        data = self.render(req, filters, t)
+        tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"')
+        cache.put(key, tile)
+        return tile
+
+    # -- filters ---------------------------------------------------------------------------
+    def _filters(self, req: TileRequest) -> tuple[str | None, str | None]:
+        """(category prefix, grid code prefix), each checked against the stored data."""
+        category = grid_prefix = None
+        if req.category is not None:
+            category = req.category
+            hit = self.session.execute(
+                text(
+                    "SELECT 1 FROM categories WHERE city = :city "
+                    "AND starts_with(code, :prefix) LIMIT 1"
+                ),
+                {"city": self.city, "prefix": category},
+            ).first()
+            if hit is None:
+                raise NotFound(
+                    f"no category code starts with {category!r}; see GET /api/categories",
+                    field="category",
+                )
+        if req.grid is not None:
+            registry = Registry(self.session, self.settings.scheme, self.city)
+            root = registry.repo.get(self.city, req.grid, now())
+            if root is None:
+                raise NotFound(f"no grid with code {req.grid!r}", field="grid")
+            grid_prefix = root.code[: registry.scheme.prefix_length(root.level)]
+        return category, grid_prefix
+
+    # -- data versions ---------------------------------------------------------------------
+    def data_version(self, layer: str, at: datetime) -> Hashable:
+        """A tuple that changes whenever the layer's tiles may change (see module doc)."""
+        if layer == "grids":
+            sql = (
+                "SELECT count(*), max(xmin::text::bigint), sum(xmin::text::bigint), "
+                "count(*) FILTER (WHERE valid_from <= :at) "
+                "+ count(*) FILTER (WHERE valid_to <= :at) "
+                "FROM grids WHERE city = :city"
+            )
+        else:
+            sql = (
+                "SELECT count(*), max(xmin::text::bigint), sum(xmin::text::bigint), "
+                "count(*) FILTER (WHERE deadline_at < :at) "
+                f"FROM cases WHERE city = :city AND status IN {_OPEN}"
+            )
+        row = self.session.execute(text(sql), {"city": self.city, "at": at}).one()
+        return tuple(None if v is None else int(v) for v in row)
+
+    # -- rendering -------------------------------------------------------------------------
+    def render(
+        self, req: TileRequest, filters: tuple[str | None, str | None], at: datetime
+    ) -> bytes:
+        """Encode the tile in PostGIS."""
+        if req.layer == "grids":
+            return self._grids(req, at)
+        category, grid_prefix = filters
+        params: dict[str, Any] = {
+            "z": req.z,
+            "x": req.x,
+            "y": req.y,
+            "city": self.city,
+            "at": at,
+            "category": category,
+            "grid_prefix": grid_prefix,
+        }
+        if req.z >= CASE_POINTS_FROM_ZOOM:
+            n = self.session.execute(text(_COUNT_CASES), params | {"limit": MAX_POINTS + 1})
+            if int(n.scalar_one()) <= MAX_POINTS:
+                # answers carry local time: format reported_at in the display zone
+                self.session.execute(
+                    text("SELECT set_config('TimeZone', :tz, true)"),
+                    {"tz": self.settings.grids.timezone},
+                )
+                return self._scalar(_CASE_POINTS, params)
+        return self._scalar(_CASE_CLUSTERS, params | {"cell": CLUSTER_CELL})
+
+    def _grids(self, req: TileRequest, at: datetime) -> bytes:
+        params = {
+            "z": req.z,
+            "x": req.x,
+            "y": req.y,
+            "city": self.city,
+            "levels": list(grid_levels(req.z, req.level)),
+            "at": at,
+            "tolerance": tile_unit_m(req.z),
+        }
+        return self._scalar(_GRIDS, params)
+
+    def _scalar(self, sql: str, params: dict[str, Any]) -> bytes:
+        value = self.session.execute(text(sql), params).scalar()
+        return bytes(value) if value is not None else b""
+
+
+_GRIDS = f"""
+WITH env AS (
+    SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
+           ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AS wgs
+)
+SELECT ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') FROM (
+    SELECT g.id, g.code, g.name, g.level, g.responsible_unit,
+           ST_AsMVTGeom(
+               ST_Simplify(ST_Transform(g.geom, 3857), :tolerance, true),
+               env.merc, {EXTENT}, {BUFFER}, true
+           ) AS geom
+    FROM grids g, env
+    WHERE g.city = :city
+      AND g.level = ANY(:levels)
+      AND g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)
+      AND g.geom && env.wgs
+      AND ST_Intersects(g.geom, env.wgs)
+) t
+WHERE t.geom IS NOT NULL
+"""
+
+# a literal list, so the planner can use the partial index on open cases
+_OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+
+_CASE_WHERE = f"""
+    c.city = :city
+    AND c.status IN {_OPEN}
+    AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
+    AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
+"""
+
+# points: the tile plus its buffer, so a symbol near the edge is drawn by both tiles
+_BUFFERED_ENV = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326)"
+
+_COUNT_CASES = f"""
+SELECT count(*) FROM (
+    SELECT 1 FROM cases c
+    WHERE {_CASE_WHERE} AND c.geom && {_BUFFERED_ENV}
+    LIMIT :limit
+) n
+"""
+
+_CASE_POINTS = f"""
+WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc, {_BUFFERED_ENV} AS wgs)
+SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
+    SELECT c.id, c.category_code, c.status,
+           COALESCE(c.deadline_at < :at, false) AS overdue,
+           to_char(c.reported_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS reported_at,
+           ST_AsMVTGeom(ST_Transform(c.geom, 3857), env.merc, {EXTENT}, {BUFFER}, true) AS geom
+    FROM cases c, env
+    WHERE {_CASE_WHERE} AND c.geom && env.wgs
+) t
+WHERE t.geom IS NOT NULL
+"""
+
+# clusters: each case in exactly one tile (west/north edges inclusive), one point per cell
+_CASE_CLUSTERS = f"""
+WITH env AS (
+    SELECT ST_XMin(e) AS x0, ST_YMax(e) AS y1, ST_XMax(e) - ST_XMin(e) AS size,
+           ST_XMax(e) AS x1, ST_YMin(e) AS y0,
+           ST_Transform(e, 4326) AS wgs
+    FROM ST_TileEnvelope(:z, :x, :y) AS e
+), pts AS (
+    SELECT ({EXTENT} * (ST_X(m) - env.x0) / env.size) AS px,
+           ({EXTENT} * (env.y1 - ST_Y(m)) / env.size) AS py,
+           COALESCE(deadline_at < :at, false) AS overdue
+    FROM env, cases c, LATERAL ST_Transform(c.geom, 3857) AS m
+    WHERE {_CASE_WHERE} AND c.geom && env.wgs
+      AND ST_X(m) >= env.x0 AND ST_X(m) < env.x1 AND ST_Y(m) > env.y0 AND ST_Y(m) <= env.y1
+), cells AS (
+    SELECT floor(px / :cell) AS cx, floor(py / :cell) AS cy, count(*) AS n,
+           count(*) FILTER (WHERE overdue) AS n_overdue, avg(px) AS px, avg(py) AS py
+    FROM pts GROUP BY 1, 2
+)
+SELECT ST_AsMVT(t, 'case_clusters', {EXTENT}, 'geom') FROM (
+    SELECT ST_MakePoint(round(px), round(py)) AS geom,
+           n::int AS count, n_overdue::int AS overdue
+    FROM cells
+) t
+"""
