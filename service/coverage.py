@@ -48,6 +48,8 @@ PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedel
 _RASTERS: dict[tuple[frozenset[int], float], CoverageRaster] = {}
 _RASTER_LOCK = Lock()
 _MAX_RASTERS = 4
+_RESULTS: dict[tuple[str, datetime, datetime, str], Coverage] = {}
+_MAX_RESULTS = 16
 
 
 def period_bounds(period: str, start: datetime, tz: str) -> tuple[datetime, datetime]:
@@ -103,7 +105,7 @@ class CoverageService:
         if run is not None:
             self.session.delete(run)
             self.session.flush()
-        result = self.compute(begin, end)
+        result = self._compute(begin, end)
         run = CoverageRun(
             city=self.city,
             period=period,
@@ -226,7 +228,21 @@ class CoverageService:
 
     # -- computation ----------------------------------------------------------------------------
     def compute(self, start: datetime, end: datetime) -> Coverage:
-        """Coverage of ``[start, end)`` from the stored tracks (nothing stored)."""
+        """Coverage of ``[start, end)`` from the stored tracks (nothing stored; the last few
+        results are kept in memory while their fingerprint holds)."""
+        key = (self.city, start, end, self._fingerprint(start, end))
+        with _RASTER_LOCK:
+            hit = _RESULTS.get(key)
+        if hit is not None:
+            return hit
+        result = self._compute(start, end)
+        with _RASTER_LOCK:
+            if len(_RESULTS) >= _MAX_RESULTS:
+                _RESULTS.pop(next(iter(_RESULTS)))
+            _RESULTS[key] = result
+        return result
+
+    def _compute(self, start: datetime, end: datetime) -> Coverage:
         rows = self.registry.repo.list(GridFilter(city=self.city, at=start, level="unit"))
         if not rows:
             raise NotFound("no unit grids were valid then; import or generate grids first")
@@ -252,9 +268,11 @@ class CoverageService:
             hit = _RASTERS.get(key)
         if hit is not None:
             return hit
-        raster = CoverageRaster.build(
-            [r.code for r in rows], np.array([geom_of(r) for r in rows], dtype=object), cell, index
-        )
+        # the cached index may list the same grids in another order: follow its order
+        by_code = {r.code: r for r in rows}
+        codes = list(index.codes)
+        geoms = np.array([geom_of(by_code[c]) for c in codes], dtype=object)
+        raster = CoverageRaster.build(codes, geoms, cell, index)
         with _RASTER_LOCK:
             if len(_RASTERS) >= _MAX_RASTERS:
                 _RASTERS.clear()

@@ -71,6 +71,7 @@ def create_app(
         catalogue,
         coverage,
         grids,
+        heat,
         hotspots,
         ogc,
         open311,
@@ -78,7 +79,18 @@ def create_app(
         tiles,
     )
 
-    for module in (grids, cases, hotspots, catalogue, patrol, coverage, open311, ogc, tiles):
+    for module in (
+        grids,
+        cases,
+        hotspots,
+        catalogue,
+        patrol,
+        coverage,
+        heat,
+        open311,
+        ogc,
+        tiles,
+    ):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

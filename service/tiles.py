@@ -30,6 +30,10 @@ them are overdue); a case belongs to exactly one tile there (west and north edge
 So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
 (a grid's whole subtree).
 
+``datum=gcj02`` serves the same tiles for a GCJ-02 base map (AMap, Tencent): every geometry
+is shifted by the GCJ-02 offset at the tile's centre (the offset varies by a metre or two across
+a tile at zoom 12 and deeper, far below the 100–700 m it corrects).
+
 Caching: rendered tiles live in a per-app LRU (:class:`TileCache`) keyed by the tile, its
 filters and the layer's *data version*, a change detector read from the database:
 for cases the number of open cases, the largest and the sum of their row versions (``xmin``)
@@ -43,6 +47,7 @@ change shows in tiles within that time.
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -50,11 +55,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from cachetools import LRUCache
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
+from gis.datum import from_wgs84
 from service.errors import BadParameter, NotFound
 from service.factory import AppSettings
 from service.registry import Registry, now
@@ -62,6 +69,8 @@ from service.workflow import OPEN_STATUSES
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TILE_LAYERS: tuple[str, ...] = ("grids", "cases")
+# base maps drawn in these datums can be served (AMap/Tencent tiles are GCJ-02 Web Mercator)
+TILE_DATUMS: tuple[str, ...] = ("wgs84", "gcj02")
 EXTENT = 4096
 BUFFER = 64
 MAX_ZOOM = 22
@@ -89,6 +98,21 @@ class TileRequest:
     level: str | None = None
     category: str | None = None
     grid: str | None = None
+    datum: str = "wgs84"
+
+    def shift(self) -> tuple[float, float]:
+        """Degrees to add to WGS 84 coordinates so they sit on a ``datum`` base map here.
+
+        GCJ-02 moves points by a few hundred metres, smoothly: one shift taken at the tile's
+        centre is within a metre or two across a city-scale tile (zoom 12 and deeper).
+        """
+        if self.datum == "wgs84":
+            return 0.0, 0.0
+        n = 2.0**self.z
+        lon = (self.x + 0.5) / n * 360.0 - 180.0
+        lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (self.y + 0.5) / n))))
+        slon, slat = from_wgs84(np.array([lon]), np.array([lat]), self.datum)
+        return float(slon[0] - lon), float(slat[0] - lat)
 
 
 @dataclass(frozen=True)
@@ -108,6 +132,7 @@ def tile_request(
     level: str | None = None,
     category: str | None = None,
     grid: str | None = None,
+    datum: str = "wgs84",
 ) -> TileRequest:
     """Check a tile address and its filters; domain errors name the parameter."""
     if layer not in TILE_LAYERS:
@@ -139,7 +164,12 @@ def tile_request(
         raise BadParameter(
             f"unknown level {level!r}; levels are {', '.join(LEVELS)}", field="level"
         )
-    return TileRequest(layer, z, x, y, level, category or None, grid or None)
+    if datum not in TILE_DATUMS:
+        raise BadParameter(
+            f"datum must be one of {', '.join(TILE_DATUMS)} (Web-Mercator base maps)",
+            field="datum",
+        )
+    return TileRequest(layer, z, x, y, level, category or None, grid or None, datum)
 
 
 def grid_levels(z: int, forced: str | None = None) -> tuple[str, ...]:
@@ -213,7 +243,7 @@ class TileService:
         t = now()
         filters = self._filters(req)
         version = cache.version((self.city, req.layer), lambda: self.data_version(req.layer, t))
-        key = (self.city, req.layer, req.z, req.x, req.y, req.level, filters, version)
+        key = (self.city, req.layer, req.z, req.x, req.y, req.level, req.datum, filters, version)
         cached = cache.get(key)
         if cached is not None:
             return cached
@@ -275,6 +305,7 @@ class TileService:
         if req.layer == "grids":
             return self._grids(req, at)
         category, grid_prefix = filters
+        dx, dy = req.shift()
         params: dict[str, Any] = {
             "z": req.z,
             "x": req.x,
@@ -283,6 +314,8 @@ class TileService:
             "at": at,
             "category": category,
             "grid_prefix": grid_prefix,
+            "dx": dx,
+            "dy": dy,
         }
         if req.z >= CASE_POINTS_FROM_ZOOM:
             n = self.session.execute(text(_COUNT_CASES), params | {"limit": MAX_POINTS + 1})
@@ -304,6 +337,8 @@ class TileService:
             "levels": list(grid_levels(req.z, req.level)),
             "at": at,
             "tolerance": tile_unit_m(req.z),
+            "dx": req.shift()[0],
+            "dy": req.shift()[1],
         }
         return self._scalar(_GRIDS, params)
 
@@ -315,12 +350,12 @@ class TileService:
 _GRIDS = f"""
 WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
-           ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326) AS wgs
+           ST_Translate(ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326), -:dx, -:dy) AS wgs
 )
 SELECT ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') FROM (
     SELECT g.id, g.code, g.name, g.level, g.responsible_unit,
            ST_AsMVTGeom(
-               ST_Simplify(ST_Transform(g.geom, 3857), :tolerance, true),
+               ST_Simplify(ST_Transform(ST_Translate(g.geom, :dx, :dy), 3857), :tolerance, true),
                env.merc, {EXTENT}, {BUFFER}, true
            ) AS geom
     FROM grids g, env
@@ -344,7 +379,10 @@ _CASE_WHERE = f"""
 """
 
 # points: the tile plus its buffer, so a symbol near the edge is drawn by both tiles
-_BUFFERED_ENV = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326)"
+_BUFFERED_ENV = (
+    f"ST_Translate(ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326), "
+    "-:dx, -:dy)"
+)
 
 _COUNT_CASES = f"""
 SELECT count(*) FROM (
@@ -360,7 +398,10 @@ SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
     SELECT c.id, c.category_code, c.status,
            COALESCE(c.deadline_at < :at, false) AS overdue,
            to_char(c.reported_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS reported_at,
-           ST_AsMVTGeom(ST_Transform(c.geom, 3857), env.merc, {EXTENT}, {BUFFER}, true) AS geom
+           ST_AsMVTGeom(
+               ST_Transform(ST_Translate(c.geom, :dx, :dy), 3857),
+               env.merc, {EXTENT}, {BUFFER}, true
+           ) AS geom
     FROM cases c, env
     WHERE {_CASE_WHERE} AND c.geom && env.wgs
 ) t
@@ -372,13 +413,13 @@ _CASE_CLUSTERS = f"""
 WITH env AS (
     SELECT ST_XMin(e) AS x0, ST_YMax(e) AS y1, ST_XMax(e) - ST_XMin(e) AS size,
            ST_XMax(e) AS x1, ST_YMin(e) AS y0,
-           ST_Transform(e, 4326) AS wgs
+           ST_Translate(ST_Transform(e, 4326), -:dx, -:dy) AS wgs
     FROM ST_TileEnvelope(:z, :x, :y) AS e
 ), pts AS (
     SELECT ({EXTENT} * (ST_X(m) - env.x0) / env.size) AS px,
            ({EXTENT} * (env.y1 - ST_Y(m)) / env.size) AS py,
            COALESCE(deadline_at < :at, false) AS overdue
-    FROM env, cases c, LATERAL ST_Transform(c.geom, 3857) AS m
+    FROM env, cases c, LATERAL ST_Transform(ST_Translate(c.geom, :dx, :dy), 3857) AS m
     WHERE {_CASE_WHERE} AND c.geom && env.wgs
       AND ST_X(m) >= env.x0 AND ST_X(m) < env.x1 AND ST_Y(m) > env.y0 AND ST_Y(m) <= env.y1
 ), cells AS (

@@ -58,8 +58,11 @@ def get_tile(
         str | None, Query(description="cases: category code or prefix ('05')")
     ] = None,
     grid: Annotated[str | None, Query(description="cases: a grid code (its whole subtree)")] = None,
+    datum: Annotated[
+        str, Query(description="wgs84, or gcj02 to line up with AMap/Tencent base maps")
+    ] = "wgs84",
 ) -> Response:
-    req = tile_request(layer, z, x, y, level=level, category=category, grid=grid)
+    req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)
     tile = TileService(session, settings).tile(req, tile_cache(request.app))
     headers = {"ETag": tile.etag, "Cache-Control": CACHE_CONTROL[req.layer]}
     if _etag_matches(request.headers.get("if-none-match"), tile.etag):

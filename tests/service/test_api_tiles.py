@@ -455,3 +455,28 @@ def test_reported_at_of_a_case_from_long_ago(client: TestClient, reported: list[
     ]
     assert feature["properties"]["reported_at"] == "2025-06-02T10:00:00+08:00"
     assert datetime.fromisoformat(old["deadline_at"]) < datetime.now(SHANGHAI) - timedelta(days=1)
+
+
+def test_gcj02_tiles_line_up_with_a_gcj02_base_map(
+    demo_client: TestClient, demo_grids: list[Grid]
+) -> None:
+    from gis.datum import transform_geometries
+
+    z = 16
+    lon, lat = demo_centre(demo_grids)
+    glon, glat = transform_geometries(shapely.Point(lon, lat), "wgs84", "gcj02").coords[0]
+    x, y = tile_of(glon, glat, z)  # the tile the AMap base map draws there
+    got = grid_tile(demo_client, z, x, y, datum="gcj02")
+    box = lonlat_box(z, x, y)
+    by_code = {g.code: g for g in demo_grids}
+    checked = 0
+    for code, feature in got.items():
+        shifted = transform_geometries(to_shape(by_code[code].geom), "wgs84", "gcj02")
+        if shifted.within(box):
+            drawn = tile_geometry_to_lonlat(z, x, y, feature["geometry"])
+            # one shift per tile: the offset drifts ~1 m across a zoom-16 tile (+ snapping)
+            assert metres(drawn).hausdorff_distance(metres(shifted)) < 2.5, code
+            checked += 1
+    assert checked > 0
+    r = demo_client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params={"datum": "bd09"})
+    assert r.status_code == 400 and r.json()["field"] == "datum"
