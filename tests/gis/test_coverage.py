@@ -162,3 +162,15 @@ def test_fixes_must_be_sorted():
         FixTable(
             np.array([0, 0]), np.array([1, 1]), np.array([10.0, 0.0]), np.zeros(2), np.zeros(2)
         )
+
+
+def test_burning_in_chunks_marks_the_same_cells(grids, monkeypatch):
+    from gis import coverage
+
+    codes, geoms, raster = grids
+    paths = [[(10 * k, 5), (10 * k + 40, 95), (390 - 10 * k, 50)] for k in range(6)]
+    fixes = _fixes([list(LineString(p).segmentize(7).coords) for p in paths])
+    whole = raster.burn_lines(fixes)
+    monkeypatch.setattr(coverage, "_BURN_CHUNK", 10)  # every few tracks a chunk
+    assert len(coverage._track_chunks(fixes.track, 10)) > 3
+    assert (raster.burn_lines(fixes) == whole).all()
