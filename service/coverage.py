@@ -6,7 +6,8 @@ recomputes it only when the tracks overlapping the period, the unit grids or the
 changed since (a fingerprint of them is kept with the run).
 
 Periods start on local boundaries (``CITYGRID_TIMEZONE``): an hour on the hour, a day at
-midnight, a week on Monday at midnight. The grids are the unit grids valid at the period's start.
+midnight, a week on Monday at midnight. The grids are the unit grids valid at the period's start
+(or, for periods before the registry existed, the grids valid now).
 """
 
 from __future__ import annotations
@@ -126,20 +127,29 @@ class CoverageService:
         """Coverage of the unit grids of a period (optionally one grid's subtree)."""
         run = self.run(period, start)
         stmt = (
-            select(GridCoverage, Grid.name, Grid.area_m2)
-            .join(Grid, (Grid.code == GridCoverage.grid_code) & (Grid.city == self.city))
-            .where(GridCoverage.run_id == run.id, Grid.level == "unit")
-            .where(Grid.valid_from <= run.period_start)
-            .where((Grid.valid_to.is_(None)) | (Grid.valid_to > run.period_start))
+            select(GridCoverage)
+            .where(GridCoverage.run_id == run.id)
             .order_by(GridCoverage.grid_code)
         )
         if grid:
             prefix = self.registry.subtree_prefix(grid)
             stmt = stmt.where(GridCoverage.grid_code.startswith(prefix, autoescape=True))
+        grids = {g.code: g for g in self.unit_grids(run.period_start)}
         rows = []
-        for cov, name, area in self.session.execute(stmt):
-            rows.append(_grid_row(cov, name, area, run.period_end))
+        for cov in self.session.scalars(stmt):
+            g = grids[cov.grid_code]
+            rows.append(_grid_row(cov, g.name, g.area_m2, run.period_end))
         return run, rows
+
+    def unit_grids(self, at: datetime) -> list[Grid]:
+        """The unit grids coverage is measured on at ``at``: those valid then, or — for
+        periods before the registry existed — those valid now."""
+        rows = self.registry.repo.list(GridFilter(city=self.city, at=at, level="unit"))
+        if not rows:
+            rows = self.registry.repo.list(GridFilter(city=self.city, at=now(), level="unit"))
+        if not rows:
+            raise NotFound("no unit grids are registered; import or generate grids first")
+        return rows
 
     def hotspot_rows(
         self, period: str, start: datetime
@@ -243,9 +253,7 @@ class CoverageService:
         return result
 
     def _compute(self, start: datetime, end: datetime) -> Coverage:
-        rows = self.registry.repo.list(GridFilter(city=self.city, at=start, level="unit"))
-        if not rows:
-            raise NotFound("no unit grids were valid then; import or generate grids first")
+        rows = self.unit_grids(start)
         index, ids = index_for(rows)
         raster = self._raster(rows, index, ids)
         fixes, lon, lat = self._fixes(raster, start, end)
@@ -387,11 +395,8 @@ class CoverageService:
         self.session.flush()
 
     def _grid_names(self, codes: list[str], at: datetime) -> dict[str, str]:
-        if not codes:
-            return {}
-        rows = self.registry.repo.list(GridFilter(city=self.city, at=at, level="unit"))
         wanted = set(codes)
-        return {r.code: r.name for r in rows if r.code in wanted}
+        return {r.code: r.name for r in self.unit_grids(at) if r.code in wanted} if codes else {}
 
 
 def _records(frame: pd.DataFrame) -> list[Any]:

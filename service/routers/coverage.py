@@ -12,11 +12,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from geoalchemy2.shape import to_shape
 from shapely.geometry import mapping
-from sqlalchemy import select
 
 from service.coverage import CoverageService
 from service.deps import SessionDep, SettingsDep
-from service.models import CoverageRun, Grid
+from service.models import CoverageRun
 from service.timeparse import aware, iso
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"])
@@ -93,15 +92,7 @@ def grid_coverage(
 
 def _geometries(cov: CoverageService, codes: list[str], at: datetime) -> dict[str, Any]:
     wanted = set(codes)
-    rows = cov.session.scalars(
-        select(Grid).where(
-            Grid.city == cov.city,
-            Grid.level == "unit",
-            Grid.valid_from <= at,
-            (Grid.valid_to.is_(None)) | (Grid.valid_to > at),
-        )
-    )
-    return {g.code: mapping(to_shape(g.geom)) for g in rows if g.code in wanted}
+    return {g.code: mapping(to_shape(g.geom)) for g in cov.unit_grids(at) if g.code in wanted}
 
 
 @router.get("/hotspots", summary="Coverage of each active hotspot against its patrol quota")

@@ -13,7 +13,16 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from service.factory import AppSettings
-from service.models import Grid
+from service.models import (
+    CoverageRun,
+    Device,
+    GpsFix,
+    Grid,
+    GridCoverage,
+    HotspotCoverage,
+    PatrolTrack,
+    Worker,
+)
 
 CLI_CITY = "990200"  # committed by the CLI; removed after each test
 DEMO_CLI_CITY = "990210"  # the demo loaded by the CLI (cases and history stay)
@@ -27,7 +36,12 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine):
     # the CLI commits for real: remove the grids it imported (the demo test writes cases with
     # append-only history into a city of its own; the database is dropped after the run)
     with Session(engine) as session:
-        session.query(Grid).filter(Grid.city == CLI_CITY).delete()
+        for model in (GridCoverage, HotspotCoverage):
+            session.query(model).filter(
+                model.run_id.in_(select(CoverageRun.id).where(CoverageRun.city == CLI_CITY))
+            ).delete(synchronize_session=False)
+        for model in (CoverageRun, PatrolTrack, GpsFix, Device, Worker, Grid):
+            session.query(model).filter(model.city == CLI_CITY).delete()
         session.commit()
 
 
@@ -82,3 +96,42 @@ def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("CITYGRID_CODE_WIDTH", "16")
     with pytest.raises(ValueError, match="14 .* or 15"):
         AppSettings()
+
+
+def test_cli_imports_fixes_and_computes_coverage(cli_env, engine: Engine, tmp_path) -> None:
+    from test_api_patrol import walk
+
+    from service.patrol import PatrolService, WorkerInput
+
+    assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
+    with Session(engine) as session:
+        PatrolService(session, CLI_CITY).save_worker(
+            WorkerInput(code="W9", name="赵敏", devices=["phone-9"])
+        )
+        session.commit()
+    fixes = walk([(2, 50), (398, 50)])
+    path = tmp_path / "fixes.csv"
+    lines = ["device_id,time,lon,lat,accuracy_m"]
+    lines += [f"phone-9,{f['time']},{f['lon']},{f['lat']},6" for f in fixes]
+    lines.append("phone-0,2026-11-17T09:30:00+08:00,113.65,34.75,6")  # an unknown phone
+    path.write_text("\n".join(lines))
+    refused = CliRunner().invoke(app, ["import-fixes", str(path)])
+    assert refused.exit_code == 1 and "phone-0" in refused.output
+    done = CliRunner().invoke(app, ["import-fixes", str(path), "--mode", "rows"])
+    assert done.exit_code == 0, done.output
+    assert f"{len(fixes)} stored" in done.output and "1 rejected" in done.output
+    again = CliRunner().invoke(app, ["import-fixes", str(path), "--mode", "rows"])
+    assert f"{len(fixes)} already stored" in again.output
+    cov = CliRunner().invoke(app, ["coverage", "2026-11-16", "--period", "day", "--periods", "3"])
+    assert cov.exit_code == 0, cov.output
+    with Session(engine) as session:
+        runs = session.scalars(select(CoverageRun).where(CoverageRun.city == CLI_CITY)).all()
+        assert len(runs) == 3
+        visits = session.scalar(
+            select(func.sum(GridCoverage.visits)).where(
+                GridCoverage.run_id.in_([r.id for r in runs])
+            )
+        )
+        assert visits == 4  # the walk crosses the four grids of the south row, on the 17th
+    bad = CliRunner().invoke(app, ["coverage", "2026-11-16T10:30", "--period", "day"])
+    assert bad.exit_code == 1 and "starts at" in bad.output
