@@ -19,9 +19,9 @@ Layers
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
