@@ -426,6 +426,9 @@ def _grid_row(cov: GridCoverage, name: str, area_m2: float, end: datetime) -> di
         "visits": cov.visits,
         "workers": cov.workers,
         "effort_worker_minutes": round(cov.dwell_s / 60.0, 2),
+        "dwell_minutes_per_visit": round(cov.dwell_s / 60.0 / cov.visits, 2)
+        if cov.visits
+        else None,
         "first_visit_at": cov.first_visit_at,
         "last_visit_at": cov.last_visit_at,
         "hours_since_last_visit": _hours_since(cov.last_visit_at, end),

@@ -65,6 +65,7 @@ def test_effort_and_last_visit(client, patrolled):
     first = rows[unit_code(COMM_A, 5)]
     # x = 2..98 m: fixes 0..8 in A-05 (fix 9 at 110 m is in A-06): 9 segments of 10 s
     assert first["effort_worker_minutes"] == pytest.approx(90 / 60)
+    assert first["dwell_minutes_per_visit"] == pytest.approx(90 / 60)  # one visit
     assert first["workers"] == 1
     assert first["last_visit_at"].startswith("2026-11-17T09:01:20")
 
