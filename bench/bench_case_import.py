@@ -3,10 +3,14 @@
 Runs in a throw-away database on the configured (or embedded) server with the demo city. The
 figure: rows/s from a CSV file on disk to committed rows (read, validate, map to the grid
 version valid at report time with boundary candidates, hotspots, routing, working-time
-deadlines, duplicate/recurrence links, COPY). The baseline, measured in the same run on the
-same rows: the naive path — COPY the raw rows into the same ``cases`` table, then
-``UPDATE … FROM grids WHERE ST_Contains`` — which maps the grid only (no hotspots, routing,
-deadlines or duplicate checks).
+deadlines, duplicate/recurrence links, binary COPY, commit). The baseline, measured in the
+same run on the same rows: the naive path — COPY the raw rows into the same ``cases`` table,
+then ``UPDATE … FROM grids WHERE ST_Contains`` — which maps the grid only (no hotspots,
+routing, deadlines or duplicate checks).
+
+Besides wall-clock phases it prints the CPU seconds of this process and of the PostgreSQL
+backend that ran the COPY (when the server is on this machine), and the load average: the
+machine has 2 cores, shared with other work, so a busy neighbour shows up there first.
 
 Run: ``python bench/bench_case_import.py [--rows 1000000] [--naive-rows 200000]``.
 """
@@ -64,13 +68,21 @@ def main(argv: list[str] | None = None) -> int:
         frame.to_csv(path, index=False)
         size_mb = path.stat().st_size / 1e6
 
+        load_before = os.getloadavg()
         t0 = time.perf_counter()
         with Session(engine) as session:
+            backend = _cpu_clock(session.connection().exec_driver_sql("SELECT pg_backend_pid()"))
+            backend_start, python_start = backend(), time.process_time()
             table = read_case_file(path)
+            read_s = time.perf_counter() - t0
             report = CaseImporter(session, settings).run(table, mode="rows")
+            commit_start = time.perf_counter()
             session.commit()
+            commit_s = time.perf_counter() - commit_start
+            backend_s, python_s = backend() - backend_start, time.process_time() - python_start
         total = time.perf_counter() - t0
         rate = report.created / total
+        load_after = os.getloadavg()
 
         naive_n = min(opts.naive_rows, opts.rows)
         naive_s = _naive(engine, frame.head(naive_n), settings.grids.city)
@@ -85,11 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         f"{'citygrid bulk intake (file → mapped, committed rows)':<58} "
         f"{report.created:>10,} {total:>8.1f} {rate:>10,.0f}"
     )
-    for phase, secs in report.seconds.items():
+    phases = {"read file": read_s, **report.seconds, "commit": commit_s}
+    for phase, secs in phases.items():
         print(f"    {phase:<54} {'':>10} {secs:>8.1f}")
     print(
-        f"    (read file {total - sum(report.seconds.values()):.1f} s, rejected rows "
-        f"{report.error_count:,} outside every grid)"
+        f"    (other {total - sum(phases.values()):.1f} s; rejected rows {report.error_count:,}"
+        f" outside every grid)"
+    )
+    backend_note = f"{backend_s:.1f} s" if backend_s >= 0 else "n/a (server not on this machine)"
+    print(
+        f"    CPU: this process {python_s:.1f} s, PostgreSQL backend {backend_note}; load "
+        f"average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     print(
         f"{'naive: COPY raw into cases, UPDATE … FROM grids ST_Contains':<58} "
@@ -100,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         f"(goals: >= 100,000 rows/s and >= 5x)"
     )
     return 0
+
+
+def _cpu_clock(pid_result):
+    """CPU seconds (user + system) of the backend with this pid, read from /proc; -1 when the
+    server runs elsewhere."""
+    stat = Path(f"/proc/{pid_result.scalar()}/stat")
+
+    def seconds() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return -1.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    return seconds
 
 
 def _naive(engine, frame, city: str) -> float:
