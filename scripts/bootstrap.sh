@@ -13,6 +13,8 @@ missing=()
 [ -n "$(pg_major)" ] || missing+=(postgresql)
 command -v ogrinfo >/dev/null || missing+=(gdal-bin)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+command -v chromium >/dev/null || missing+=(chromium)  # the dispatcher page's browser test
+[ -n "$(fc-list :lang=zh 2>/dev/null)" ] || missing+=(fonts-wqy-zenhei)  # Chinese in screenshots
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

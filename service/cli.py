@@ -301,6 +301,98 @@ def coverage(
     console.print(f"coverage stored for {periods} {period}(s), last computed {run.computed_at}")
 
 
+@app.command("heatmap")
+def heatmap(
+    out: Annotated[Path, typer.Option("--out", "-o", help="map.png or map.html to write")],
+    layer: Annotated[
+        str, typer.Option(help="grids | hexbins | kde | gi | coverage | tracks | blind")
+    ] = "grids",
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD (default: 30 days ago)")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", help="Last day, included (default: today)")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="Category code or prefix")] = None,
+    grid: Annotated[str | None, typer.Option(help="A grid code: only its subtree")] = None,
+    per: Annotated[str, typer.Option(help="grids/gi: km2 | grid | patrol_hour")] = "km2",
+    metric: Annotated[str, typer.Option(help="coverage: share | since")] = "share",
+    size: Annotated[str, typer.Option(help="PNG size WIDTHxHEIGHT in pixels")] = "1600x1200",
+) -> None:
+    """Draw a heat layer to a PNG (matplotlib) or a self-contained offline HTML page."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from layers.page import FilterError, PageFilter
+    from layers.report import POPUP_FIELDS, heat_html, heat_png
+    from service.heat import LAYERS, HeatService
+    from service.repository import GridFilter, geom_of
+
+    settings = AppSettings()
+    tz = settings.grids.timezone
+    suffix = out.suffix.lower()
+    try:
+        if suffix not in (".png", ".html"):
+            raise FilterError("--out must end in .png or .html", field="out")
+        if layer not in LAYERS:
+            raise FilterError(f"--layer must be one of {', '.join(LAYERS)}", field="layer")
+        width, _, height = size.lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise FilterError("--size must look like 1600x1200", field="size")
+        flt = PageFilter.parse(first, last, category, grid, today=datetime.now(ZoneInfo(tz)).date())
+        options = {"grids": {"per": per}, "gi": {"per": per}, "coverage": {"metric": metric}}
+        with _session(settings) as session:
+            heat = HeatService(session, settings)
+            window = heat.checked(*flt.window(tz), flt.category, flt.grid)
+            body = heat.layer(layer, window, **options.get(layer, {}))
+            outlines = None
+            if body.get("type") == "ImageOverlay":
+                registry = Registry(session, settings.scheme, settings.grids.city)
+                prefix = registry.subtree_prefix(flt.grid) if flt.grid else None
+                rows = registry.repo.list(
+                    GridFilter(settings.grids.city, window.end, "unit", subtree_prefix=prefix)
+                )
+                outlines = {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "geometry": geom_of(r).__geo_interface__} for r in rows
+                    ],
+                }
+        title = f"citygrid {layer}: {body['legend']['title']}"
+        parts = [f"cases reported {flt.first_day} – {flt.last_day}"]
+        parts += [f"category {flt.category}"] if flt.category else []
+        parts += [f"grid {flt.grid}"] if flt.grid else []
+        subtitle = " · ".join(parts)
+        if suffix == ".png":
+            data = heat_png(
+                body,
+                title=title,
+                subtitle=subtitle,
+                outlines=outlines,
+                size=(int(width), int(height)),
+            )
+            out.write_bytes(data)
+        else:
+            page = heat_html(
+                body,
+                title=title,
+                subtitle=subtitle,
+                outlines=outlines,
+                popup_fields=POPUP_FIELDS.get(layer, ()),
+            )
+            out.write_text(page, encoding="utf-8")
+    except FilterError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:  # a layer with nothing to draw, a size out of range
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{layer} written to {out} ({out.stat().st_size:,} bytes)")
+
+
 @app.command("db-stop")
 def db_stop() -> None:
     """Stop the embedded database cluster (if it runs)."""

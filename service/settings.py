@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -88,3 +89,32 @@ class PatrolSettings(BaseSettings):
     coverage_radius_m: float = Field(25.0, description="A place this close to a track was seen")
     coverage_cell_m: float = Field(2.0, description="Raster cell of the coverage computation")
     visit_merge_s: float = Field(600.0, description="Back in a grid within this: same visit")
+
+
+OSM_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+class MapSettings(BaseSettings):
+    """The dispatcher map's base map (``CITYGRID_MAP_*``).
+
+    ``none`` draws the overlays on a blank background and works offline; ``osm`` uses
+    ``tile_url`` (any XYZ template: OpenStreetMap or an intranet tile server); ``tianditu``
+    the national 天地图 vector map and labels (needs ``tianditu_key``); ``amap`` AMap tiles, which
+    are in GCJ-02, so every overlay is requested shifted to GCJ-02.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_MAP_", extra="ignore")
+
+    basemap: Literal["none", "osm", "tianditu", "amap"] = Field(
+        "none", description="none (blank, offline) | osm | tianditu | amap"
+    )
+    tile_url: str = Field(OSM_TILE_URL, description="XYZ tile template for basemap=osm")
+    tianditu_key: str | None = Field(None, description="天地图 browser key for basemap=tianditu")
+
+    @model_validator(mode="after")
+    def _key_for_tianditu(self) -> MapSettings:
+        if self.basemap == "tianditu" and not self.tianditu_key:
+            raise ValueError("CITYGRID_MAP_BASEMAP=tianditu needs CITYGRID_MAP_TIANDITU_KEY")
+        if self.basemap == "osm" and not all(k in self.tile_url for k in ("{z}", "{x}", "{y}")):
+            raise ValueError("CITYGRID_MAP_TILE_URL must be an XYZ template with {z}, {x}, {y}")
+        return self

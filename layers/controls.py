@@ -1,0 +1,148 @@
+"""Controls of the dispatcher map: the filter panel and the "no heat layer" choice."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from folium.elements import JSCSSMixin
+from folium.map import Layer
+from folium.template import Template
+
+from layers.remote import RUNTIME_CSS, RUNTIME_JS
+
+__all__ = ["Choice", "FilterPanel", "NoLayer"]
+
+POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a select: submitted ``value``, shown ``label``, ``group`` (optgroup)."""
+
+    value: str
+    label: str
+    group: str = ""
+
+
+class FilterPanel(JSCSSMixin):
+    """A Leaflet control with a GET form (period, category, grid) and the active filter.
+
+    Submitting reloads the page with ``from``, ``to``, ``category`` and ``grid`` as query
+    parameters; the server validates them. ``note`` lines ``(label, value)`` say what the map
+    shows now.
+    """
+
+    default_js = [RUNTIME_JS]
+    default_css = [RUNTIME_CSS]
+
+    _template = Template(
+        """
+        {% macro html(this, kwargs) %}
+        <div id="{{ this.get_name() }}" class="citygrid-filter leaflet-control">
+          <h1>{{ this.title|e }}</h1>
+          <form method="get" action="{{ this.action|e }}" class="citygrid-filter-form">
+            <label for="{{ this.get_name() }}_from">From</label>
+            <input type="date" id="{{ this.get_name() }}_from" name="from"
+                   value="{{ this.first_day|e }}">
+            <label for="{{ this.get_name() }}_to">To</label>
+            <input type="date" id="{{ this.get_name() }}_to" name="to"
+                   value="{{ this.last_day|e }}">
+            <label for="{{ this.get_name() }}_category">Category</label>
+            <select id="{{ this.get_name() }}_category" name="category">
+              <option value="">all categories</option>
+              {%- for group, choices in this.groups %}
+              <optgroup label="{{ group|e }}">
+                {%- for c in choices %}
+                <option value="{{ c.value|e }}"
+                  {%- if c.value == this.category %} selected{% endif %}>
+                  {{- c.label|e -}}
+                </option>
+                {%- endfor %}
+              </optgroup>
+              {%- endfor %}
+            </select>
+            <label for="{{ this.get_name() }}_grid">Grid</label>
+            <input type="text" id="{{ this.get_name() }}_grid" name="grid"
+                   value="{{ this.grid|e }}" placeholder="grid code (any level)"
+                   autocomplete="off">
+            <div class="citygrid-filter-actions">
+              <button type="submit">Apply</button>
+              <a href="{{ this.action|e }}">Reset</a>
+            </div>
+          </form>
+          <div class="citygrid-active-filter">
+            {%- for label, value in this.note %}
+            <div>{{ label|e }}: <b>{{ value|e }}</b></div>
+            {%- endfor %}
+          </div>
+        </div>
+        {% endmacro %}
+
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = L.control({position: {{ this.position|tojson }}});
+        {{ this.get_name() }}.onAdd = function () {
+            var div = document.getElementById({{ this.get_name()|tojson }});
+            L.DomEvent.disableClickPropagation(div);
+            L.DomEvent.disableScrollPropagation(div);
+            return div;
+        };
+        {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        *,
+        first_day: str,
+        last_day: str,
+        category: str | None,
+        grid: str | None,
+        categories: Sequence[Choice],
+        note: Sequence[tuple[str, str]],
+        title: str = "Dispatcher map",
+        action: str = "/",
+        position: str = "topleft",
+    ) -> None:
+        super().__init__()
+        self._name = "FilterPanel"
+        if position not in POSITIONS:
+            raise ValueError(f"position must be one of {', '.join(POSITIONS)}")
+        if not action.startswith("/"):
+            raise ValueError("action must be a path on this service")
+        values = [c.value for c in categories]
+        if category and category not in values:
+            raise ValueError(f"category {category!r} is not among the choices")
+        self.first_day = first_day
+        self.last_day = last_day
+        self.category = category or ""
+        self.grid = grid or ""
+        self.title = title
+        self.action = action
+        self.position = position
+        self.note = list(note)
+        groups: dict[str, list[Choice]] = {}
+        for c in categories:
+            groups.setdefault(c.group, []).append(c)
+        self.groups = list(groups.items())
+
+
+class NoLayer(JSCSSMixin, Layer):
+    """An empty layer: "none" among mutually exclusive (radio) layers."""
+
+    default_js = [RUNTIME_JS]
+    default_css = [RUNTIME_CSS]
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = new L.Citygrid.Nothing({{ this.options|tojson }});
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(self, name: str, *, overlay: bool = False, show: bool = False) -> None:
+        super().__init__(name=name, overlay=overlay, control=True, show=show)
+        self._name = "NoLayer"
+        self.options = {"title": name}

@@ -1,0 +1,601 @@
+"""The dispatcher's map page: one folium map whose layers fetch aggregates and tiles.
+
+:func:`dispatcher_page` builds the whole HTML from plain data (:class:`PageOptions`); it never
+touches a database. Nothing heavy is embedded: the heat layers fetch ``/api/heat/{layer}`` when
+shown, grid boundaries and open cases come as vector tiles, hotspots from ``/api/hotspots``.
+The heat layers are mutually exclusive (radio buttons in the layer control, with "no heat
+layer"), so their legends never pile up; boundaries, hotspots and cases are overlays on top.
+Every script and stylesheet comes from ``/static`` (:func:`layers.assets.render_offline`); the
+only external URL a page may name is the configured base-map tile template.
+
+With an AMap base map (GCJ-02 tiles) every data URL asks for ``datum=gcj02`` so the overlays
+sit on the shifted streets; the bounds given must then be in GCJ-02 too.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal, cast
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import folium
+from branca.element import Element, Figure
+
+from layers.assets import LOCAL_BY_URL, render_offline
+from layers.controls import Choice, FilterPanel, NoLayer
+from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
+from layers.vectortiles import CaseTiles, GridBoundaryTiles
+
+__all__ = [
+    "LAYER_TITLES",
+    "BaseMap",
+    "CategoryOption",
+    "FilterError",
+    "PageFilter",
+    "PageOptions",
+    "dispatcher_page",
+    "error_page",
+]
+
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+TIANDITU_TILES = (
+    "https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk={key}"
+)
+AMAP_TILES = (
+    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+    "&x={x}&y={y}&z={z}"
+)
+
+# Titles in the layer control (and keys of L.Citygrid.layers in the browser).
+LAYER_TITLES: dict[str, str] = {
+    "density": "Problems: cases per km²",
+    "per_patrol_hour": "Problems: cases per patrol hour",
+    "hexbins": "Problems: hexagon bins",
+    "kde": "Problems: kernel density",
+    "gi": "Problems: hot/cold spots (Gi*)",
+    "coverage": "Patrol: covered share",
+    "since": "Patrol: hours since last visit",
+    "tracks": "Patrol: track density",
+    "blind": "Blind spots: many problems, little patrol",
+    "no_heat": "No heat layer",
+    "boundaries": "Grid boundaries",
+    "hotspots": "Hotspots",
+    "cases": "Open cases",
+}
+DEFAULT_HEAT = "density"
+
+# open statuses (service.workflow.OPEN_STATUSES) → point colour; overdue cases are red
+STATUS_COLOURS = {
+    "reported": "#807dba",
+    "registered": "#6baed6",
+    "dispatched": "#2171b5",
+    "handling": "#41ab5d",
+    "fed_back": "#fd8d3c",
+}
+OVERDUE_COLOUR = "#e31a1c"
+CLUSTER_COLOUR = "#3182bd"
+CLUSTER_OVERDUE_COLOUR = "#cb181d"
+LEVEL_STYLES: dict[str, dict[str, Any]] = {
+    "city": {"color": "#000000", "weight": 3.5},
+    "district": {"color": "#252525", "weight": 3},
+    "street": {"color": "#4d4d4d", "weight": 2},
+    "community": {"color": "#525252", "weight": 1.6, "dashArray": "6 4"},
+    "unit": {"color": "#737373", "weight": 0.8},
+}
+# hotspot kinds in the order given → these colours (ColorBrewer Dark2, then Set1)
+KIND_PALETTE = (
+    "#1b9e77",
+    "#d95f02",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+)
+
+GRID_POPUP = """
+<div class="citygrid-popup-title">{name}</div>
+<table>
+<tr><th>Grid code</th><td>{code}</td></tr>
+<tr><th>Responsible unit</th><td>{responsible_unit}</td></tr>
+<tr><th>Responsible person</th><td>{responsible_person}</td></tr>
+<tr><th>Phone</th><td>{responsible_phone}</td></tr>
+<tr><th>Cases in period</th><td>{cases}</td></tr>
+<tr><th>… per km²</th><td>{per_km2|num}</td></tr>
+<tr><th>… per patrol hour</th><td>{per_patrol_hour|num}</td></tr>
+<tr><th>Open now</th><td>{open}</td></tr>
+<tr><th>Overdue now</th><td>{overdue}</td></tr>
+<tr><th>Covered by patrols</th><td>{covered_share|pct}</td></tr>
+<tr><th>Patrol visits</th><td>{visits}</td></tr>
+</table>
+"""
+HEXBIN_POPUP = "<b>{count}</b> cases in this hexagon"
+GI_POPUP = """
+<div class="citygrid-popup-title">{code}</div>
+<table>
+<tr><th>Class</th><td>{class}</td></tr>
+<tr><th>Density</th><td>{value|num}</td></tr>
+<tr><th>Gi* z-score</th><td>{z}</td></tr>
+<tr><th>p (permutations)</th><td>{p}</td></tr>
+</table>
+"""
+COVERAGE_POPUP = """
+<div class="citygrid-popup-title">{code}</div>
+<table>
+<tr><th>Covered share</th><td>{covered_share|pct}</td></tr>
+<tr><th>Visits</th><td>{visits}</td></tr>
+<tr><th>Value shown</th><td>{value|num}</td></tr>
+</table>
+"""
+BLIND_POPUP = """
+<div class="citygrid-popup-title">{code}</div>
+<table>
+<tr><th>Cases</th><td>{cases}</td></tr>
+<tr><th>Patrol hours</th><td>{patrol_hours|num}</td></tr>
+<tr><th>Cases per patrol hour</th><td>{cases_per_patrol_hour|num}</td></tr>
+</table>
+"""
+HOTSPOT_POPUP = """
+<div class="citygrid-popup-title">{name}</div>
+<table>
+<tr><th>Kind</th><td>{kind_label}</td></tr>
+<tr><th>Influence zone</th><td>{buffer_m|num} m</td></tr>
+<tr><th>Owner unit</th><td>{owner_unit}</td></tr>
+<tr><th>Contact</th><td>{owner_name} {owner_phone}</td></tr>
+</table>
+"""
+CASE_POPUP = """
+<div class="citygrid-popup-title">Case {id}</div>
+<table>
+<tr><th>Category</th><td>{category_code}</td></tr>
+<tr><th>Status</th><td>{status_label}</td></tr>
+<tr><th>Overdue</th><td>{late|yesno}</td></tr>
+<tr><th>Reported</th><td>{reported_at}</td></tr>
+</table>
+"""
+
+
+class FilterError(ValueError):
+    """A page filter value that cannot be used; ``field`` names the query parameter."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PageFilter:
+    """What the heat layers aggregate: cases reported from ``first_day`` to ``last_day``
+    (both included, local dates), optionally one category (code or prefix) and one grid's
+    subtree. Open cases are always the ones open now."""
+
+    first_day: date
+    last_day: date
+    category: str | None = None
+    grid: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        first: str | None,
+        last: str | None,
+        category: str | None,
+        grid: str | None,
+        *,
+        today: date,
+        default_days: int = 30,
+    ) -> PageFilter:
+        """The filter from query strings (``YYYY-MM-DD`` dates; empty means default).
+
+        Raises
+        ------
+        FilterError
+            A value that is not a date, a period that ends before it starts, or a category
+            or grid code with characters no code has.
+        """
+        last_day = _date(last, "to") or today
+        first_day = _date(first, "from") or last_day - timedelta(days=default_days - 1)
+        if last_day < first_day:
+            raise FilterError(
+                f"the period ends ({last_day}) before it starts ({first_day})", field="to"
+            )
+        category = (category or "").strip() or None
+        grid = (grid or "").strip() or None
+        if category is not None and not (
+            category.isascii() and category.isalnum() and len(category) <= 8
+        ):
+            raise FilterError(
+                f"category must be a category code or prefix such as 05 or 0102, got {category!r}",
+                field="category",
+            )
+        if grid is not None and not (grid.isascii() and grid.isdigit() and len(grid) <= 15):
+            raise FilterError(f"grid must be a grid code (digits), got {grid!r}", field="grid")
+        return cls(first_day, last_day, category, grid)
+
+    def window(self, tz: str) -> tuple[datetime, datetime]:
+        """``[start, end)``: local midnight of the first day to midnight after the last."""
+        zone = ZoneInfo(tz)
+        start = datetime.combine(self.first_day, time(0), zone)
+        end = datetime.combine(self.last_day + timedelta(days=1), time(0), zone)
+        return start, end
+
+    def query(self) -> dict[str, str]:
+        """The filter as ``/api/heat`` parameters (``to`` is exclusive there)."""
+        params = {
+            "from": self.first_day.isoformat(),
+            "to": (self.last_day + timedelta(days=1)).isoformat(),
+        }
+        if self.category:
+            params["category"] = self.category
+        if self.grid:
+            params["grid"] = self.grid
+        return params
+
+
+def _date(value: str | None, name: str) -> date | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FilterError(
+            f"{name!r} must be a date like 2026-11-16, got {value!r}", field=name
+        ) from None
+
+
+@dataclass(frozen=True)
+class BaseMap:
+    """The base map under the overlays (see ``service.settings.MapSettings``)."""
+
+    kind: Literal["none", "osm", "tianditu", "amap"] = "none"
+    tile_url: str = OSM_TILES
+    tianditu_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("none", "osm", "tianditu", "amap"):
+            raise ValueError(f"unknown base map {self.kind!r}")
+        if self.kind == "tianditu" and not self.tianditu_key:
+            raise ValueError("the tianditu base map needs a key")
+
+    @property
+    def datum(self) -> str:
+        """Datum the overlays must be drawn in: AMap tiles are GCJ-02."""
+        return "gcj02" if self.kind == "amap" else "wgs84"
+
+    def tile_layers(self) -> list[dict[str, Any]]:
+        """``folium.TileLayer`` arguments, bottom first (Tianditu: streets, then labels)."""
+        if self.kind == "osm":
+            attr = "© OpenStreetMap contributors" if self.tile_url == OSM_TILES else "base map"
+            return [{"tiles": self.tile_url, "attr": attr, "max_zoom": 19}]
+        if self.kind == "tianditu":
+            return [
+                {
+                    "tiles": TIANDITU_TILES.format(
+                        layer=layer, key=self.tianditu_key, s="{s}", z="{z}", x="{x}", y="{y}"
+                    ),
+                    "attr": "© 天地图 Tianditu",
+                    "subdomains": "01234567",
+                    "max_zoom": 18,
+                }
+                for layer in ("vec", "cva")
+            ]
+        if self.kind == "amap":
+            return [
+                {
+                    "tiles": AMAP_TILES,
+                    "attr": "© 高德地图 AutoNavi",
+                    "subdomains": "1234",
+                    "max_zoom": 18,
+                }
+            ]
+        return []
+
+    def allowed_urls(self) -> list[str]:
+        """Prefixes of the external URLs the page may name: the tile templates (up to their
+        first ``&``, which the page writes escaped)."""
+        return [layer["tiles"].split("&")[0] for layer in self.tile_layers()]
+
+
+@dataclass(frozen=True)
+class CategoryOption:
+    """A catalogue category for the filter's select."""
+
+    code: str
+    name: str
+    major_code: str
+    major_name: str
+    family: str = "event"
+
+    @property
+    def major_prefix(self) -> str:
+        """The code prefix of its major class (``01``, or ``B01`` for components)."""
+        return self.code[:-2]
+
+
+@dataclass(frozen=True)
+class PageOptions:
+    """Everything the page shows, as plain data.
+
+    ``bounds`` (west, south, east, north) is the area the map opens on, in the base map's
+    datum; ``grid_name`` names the filter's grid in the note; ``status_labels`` names the
+    open statuses; ``hotspot_kinds`` lists ``(key, name)`` in legend order.
+    """
+
+    bounds: tuple[float, float, float, float]
+    filter: PageFilter
+    categories: Sequence[CategoryOption] = ()
+    hotspot_kinds: Sequence[tuple[str, str]] = ()
+    status_labels: Mapping[str, str] = field(default_factory=dict)
+    grid_name: str | None = None
+    basemap: BaseMap = field(default_factory=BaseMap)
+    heat_url: str = "/api/heat"
+    tiles_url: str = "/tiles"
+    hotspots_url: str = "/api/hotspots"
+    page_url: str = "/"
+    title: str = "citygrid dispatcher map"
+
+    def __post_init__(self) -> None:
+        west, south, east, north = self.bounds
+        if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+            raise ValueError(f"bounds must be (west, south, east, north) in degrees: {self.bounds}")
+
+
+def dispatcher_page(options: PageOptions) -> str:
+    """The dispatcher's map page as one HTML string (assets from ``/static``)."""
+    m = _map(options)
+    for kind in LAYER_TITLES:
+        layer = _layer(kind, options)
+        if layer is not None:
+            layer.add_to(m)
+    _filter_panel(options).add_to(m)
+    folium.LayerControl(position="topright", collapsed=False).add_to(m)
+    west, south, east, north = options.bounds
+    # the filter panel sits on the left, the layer control and legends on the right
+    m.fit_bounds(
+        [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
+    )
+    return render_offline(m, allowed_urls=options.basemap.allowed_urls())
+
+
+def error_page(status: int, message: str, field: str | None = None, back: str = "/") -> str:
+    """A small HTML page for a refused request: the status, the message and the field."""
+    reason = {400: "Bad request", 404: "Not found", 422: "Cannot show this"}.get(status, "Error")
+    where = f"<p>Parameter: <code>{html.escape(field)}</code></p>" if field else ""
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{status} {reason} — citygrid</title>"
+        '<link rel="icon" href="data:,">'
+        f'<link rel="stylesheet" href="{RUNTIME_CSS[1]}"></head>'
+        f'<body><main class="citygrid-error-page"><h1>{status} {reason}</h1>'
+        f'<p class="citygrid-error-message">{html.escape(message)}</p>{where}'
+        f'<p><a href="{html.escape(back)}">Back to the map</a></p></main></body></html>'
+    )
+
+
+# -- building blocks ---------------------------------------------------------------------------
+def _map(options: PageOptions) -> folium.Map:
+    west, south, east, north = options.bounds
+    m = folium.Map(
+        location=[(south + north) / 2, (west + east) / 2],
+        zoom_start=13,
+        tiles=None,
+        max_zoom=19,
+        control_scale=True,
+    )
+    # only Leaflet: the page uses no folium marker, popup or Bootstrap element
+    leaflet_js = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
+    leaflet_css = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css"
+    assert leaflet_js in LOCAL_BY_URL and leaflet_css in LOCAL_BY_URL
+    m.default_js = [("leaflet", leaflet_js)]
+    m.default_css = [("leaflet_css", leaflet_css)]
+    root = cast(Figure, m.get_root())
+    root.title = options.title
+    root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
+    for spec in options.basemap.tile_layers():
+        folium.TileLayer(**spec, name="base map", overlay=False, control=False).add_to(m)
+    return m
+
+
+def _url(base: str, path: str, params: Mapping[str, str | None]) -> str:
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    url = f"{base.rstrip('/')}/{path}" if path else base
+    return url + (f"?{query}" if query else "")
+
+
+def _layer(kind: str, options: PageOptions) -> Any:
+    """One layer of the page by its key in :data:`LAYER_TITLES` (heat layers are radio)."""
+    title = LAYER_TITLES[kind]
+    datum = {"datum": options.basemap.datum} if options.basemap.datum != "wgs84" else {}
+    flt = {**options.filter.query(), **datum}
+    show = kind == DEFAULT_HEAT
+
+    def heat(layer: str, **extra: str) -> str:
+        return _url(options.heat_url, layer, {**flt, **extra})
+
+    radio: dict[str, Any] = {"overlay": False, "show": show, "legend_order": 0}  # legend first
+    if kind == "density":
+        return RemoteGeoJson(
+            heat("grids"), title, popup=GRID_POPUP, stroke="#7f7f7f", weight=0.5, **radio
+        )
+    if kind == "per_patrol_hour":
+        return RemoteGeoJson(
+            heat("grids", per="patrol_hour"),
+            title,
+            popup=GRID_POPUP,
+            stroke="#7f7f7f",
+            weight=0.5,
+            **radio,
+        )
+    if kind == "hexbins":
+        return RemoteGeoJson(
+            heat("hexbins"), title, popup=HEXBIN_POPUP, stroke="#ffffff", weight=0.5, **radio
+        )
+    if kind == "kde":
+        return RemoteImageOverlay(heat("kde"), title, **radio)
+    if kind == "gi":
+        return RemoteGeoJson(
+            heat("gi"), title, popup=GI_POPUP, stroke="#999999", weight=0.4, **radio
+        )
+    if kind == "coverage":
+        return RemoteGeoJson(
+            heat("coverage", metric="share"),
+            title,
+            popup=COVERAGE_POPUP,
+            stroke="#999999",
+            weight=0.4,
+            **radio,
+        )
+    if kind == "since":
+        return RemoteGeoJson(
+            heat("coverage", metric="since"),
+            title,
+            popup=COVERAGE_POPUP,
+            stroke="#999999",
+            weight=0.4,
+            **radio,
+        )
+    if kind == "tracks":
+        return RemoteImageOverlay(heat("tracks"), title, **radio)
+    if kind == "blind":
+        return RemoteGeoJson(
+            heat("blind"),
+            title,
+            popup=BLIND_POPUP,
+            stroke="#67000d",
+            weight=1.2,
+            fill_opacity=0.75,
+            **radio,
+        )
+    if kind == "no_heat":
+        return NoLayer(title, show=False)
+    if kind == "boundaries":
+        return GridBoundaryTiles(
+            _url(options.tiles_url, "grids/{z}/{x}/{y}.mvt", datum),
+            title,
+            level_styles=LEVEL_STYLES,
+            legend=_boundary_legend(),
+        )
+    if kind == "hotspots":
+        return _hotspots(options, title, datum)
+    if kind == "cases":
+        cases_filter = {"category": options.filter.category, "grid": options.filter.grid}
+        return CaseTiles(
+            _url(options.tiles_url, "cases/{z}/{x}/{y}.mvt", {**cases_filter, **datum}),
+            title,
+            status_colors=STATUS_COLOURS,
+            status_labels=options.status_labels,
+            overdue_color=OVERDUE_COLOUR,
+            cluster_color=CLUSTER_COLOUR,
+            cluster_overdue_color=CLUSTER_OVERDUE_COLOUR,
+            popup=CASE_POPUP,
+            legend=_case_legend(options.status_labels),
+            show=False,  # thousands of points would hide the heat layer; one click away
+        )
+    raise KeyError(kind)
+
+
+def _hotspots(options: PageOptions, title: str, datum: Mapping[str, str]) -> RemoteGeoJson:
+    colours = {
+        key: KIND_PALETTE[i % len(KIND_PALETTE)] for i, (key, _) in enumerate(options.hotspot_kinds)
+    }
+    names = dict(options.hotspot_kinds)
+    legend = {
+        "title": "Hotspots by kind (dashed: influence zone)",
+        "rows": [{"color": colours[k], "label": names[k]} for k in colours],
+    }
+    active = datetime.combine(options.filter.last_day, time(12)).isoformat()
+    return RemoteGeoJson(
+        _url(options.hotspots_url, "", {"zones": "true", "active_at": active, **datum}),
+        title,
+        popup=HOTSPOT_POPUP,
+        color_by=("kind", colours),
+        lookups={"kind": names},
+        zone_property="zone",
+        weight=2.5,
+        fill_opacity=0.35,
+        legend=legend,
+        pane="citygridHotspots",
+        show=True,
+    )
+
+
+def _boundary_legend() -> dict[str, Any]:
+    rows = [
+        {
+            "color": style["color"],
+            "label": label,
+            "shape": "dash" if "dashArray" in style else "line",
+            "width": max(1, round(style["weight"])),
+        }
+        for label, style in (
+            ("district", LEVEL_STYLES["district"]),
+            ("street (from zoom 10)", LEVEL_STYLES["street"]),
+            ("community (from zoom 13)", LEVEL_STYLES["community"]),
+            ("unit grid (from zoom 15)", LEVEL_STYLES["unit"]),
+        )
+    ]
+    return {"title": "Grid boundaries", "rows": rows}
+
+
+def _case_legend(labels: Mapping[str, str]) -> dict[str, Any]:
+    rows = [
+        {"color": colour, "label": labels.get(status, status), "shape": "circle"}
+        for status, colour in STATUS_COLOURS.items()
+    ]
+    rows += [
+        {"color": OVERDUE_COLOUR, "label": "overdue", "shape": "circle"},
+        {"color": CLUSTER_COLOUR, "label": "cluster (number of cases)", "shape": "circle"},
+        {"color": CLUSTER_OVERDUE_COLOUR, "label": "cluster with overdue cases", "shape": "circle"},
+    ]
+    return {"title": "Open cases now (points from zoom 14)", "rows": rows}
+
+
+def _filter_panel(options: PageOptions) -> FilterPanel:
+    flt = options.filter
+    choices = _category_choices(options.categories)
+    names = {c.value: c.label for c in choices}
+    if flt.category and flt.category not in names:
+        choices.append(Choice(flt.category, f"{flt.category} (code prefix)", "other"))
+        names[flt.category] = choices[-1].label
+    grid = flt.grid and (f"{flt.grid} {options.grid_name}" if options.grid_name else flt.grid)
+    note = [
+        ("Cases reported", f"{flt.first_day.isoformat()} – {flt.last_day.isoformat()}"),
+        ("Category", names[flt.category] if flt.category else "all categories"),
+        ("Area", grid or "whole city"),
+        ("Open cases", "as of now"),
+    ]
+    return FilterPanel(
+        first_day=flt.first_day.isoformat(),
+        last_day=flt.last_day.isoformat(),
+        category=flt.category,
+        grid=flt.grid,
+        categories=choices,
+        note=note,
+        title=options.title,
+        action=options.page_url,
+    )
+
+
+def _category_choices(categories: Sequence[CategoryOption]) -> list[Choice]:
+    """Per major class: the whole class (its prefix), then each category."""
+    choices: list[Choice] = []
+    seen: set[str] = set()
+    for c in sorted(categories, key=lambda c: c.code):
+        family = "部件 component" if c.family == "component" else "事件 event"
+        group = f"{c.major_prefix} {c.major_name} ({family})"
+        if c.major_prefix not in seen:
+            seen.add(c.major_prefix)
+            choices.append(Choice(c.major_prefix, f"{c.major_prefix} {c.major_name} (all)", group))
+        choices.append(Choice(c.code, f"{c.code} {c.name}", group))
+    return choices

@@ -1,0 +1,188 @@
+"""Vector tile layers of the dispatcher map (Leaflet.VectorGrid, protobuf tiles from ``/tiles``).
+
+VectorGrid 1.3.0 is drawn with its SVG renderer; its canvas renderer calls
+``L.DomEvent.fakeStop``, which Leaflet 1.8 removed, and ``dispatcher.js`` (loaded first)
+defines a shim for it anyway. Clustering of open cases happens on the server (the ``cases``
+tiles carry ``case_clusters`` below zoom 14): the browser only draws circles sized by count
+with the count as a label, and single cases from zoom 14 on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from folium.elements import JSCSSMixin
+from folium.map import Layer
+from folium.template import Template
+
+from layers.assets import STATIC_URL, VECTORGRID
+from layers.remote import RUNTIME_CSS, RUNTIME_JS, check_colour, check_template, legend_json
+from layers.styles import Legend
+
+__all__ = ["CaseTiles", "GridBoundaryTiles"]
+
+VECTORGRID_JS = (
+    "vectorGrid",
+    f"{STATIC_URL}/{VECTORGRID.path('Leaflet.VectorGrid.bundled.min.js')}",
+)
+
+
+def _check_tile_url(url: str) -> str:
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//"):
+        raise ValueError("a tile URL must be a path on this service such as /tiles/grids/…")
+    for part in ("{z}", "{x}", "{y}"):
+        if part not in url:
+            raise ValueError(f"a tile URL template needs {{z}}, {{x}} and {{y}}; {part} is missing")
+    return url
+
+
+class _VectorTiles(JSCSSMixin, Layer):
+    # the runtime first, so its fakeStop shim is defined before VectorGrid loads
+    default_js = [RUNTIME_JS, VECTORGRID_JS]
+    default_css = [RUNTIME_CSS]
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        legend: Legend | Mapping[str, Any] | None,
+        pane: str,
+        max_native_zoom: int,
+        overlay: bool,
+        control: bool,
+        show: bool,
+    ) -> None:
+        if not name:
+            raise ValueError("a layer needs a name (it is its title in the layer control)")
+        if not 0 <= max_native_zoom <= 22:
+            raise ValueError("max_native_zoom must be between 0 and 22")
+        super().__init__(name=name, overlay=overlay, control=control, show=show)
+        self.url = _check_tile_url(url)
+        self.options: dict[str, Any] = {
+            "title": name,
+            "pane": pane,
+            "legend": legend_json(legend),
+            "maxNativeZoom": max_native_zoom,
+        }
+
+
+class GridBoundaryTiles(_VectorTiles):
+    """Grid boundaries from the ``grids`` tiles: one line style per level.
+
+    The tiles choose the levels by zoom (district and street lines below zoom 13, community
+    and unit grids from zoom 15; see ``service/tiles.py``); ``level_styles`` maps a level to
+    Leaflet path options (``color``, ``weight``, ``dashArray``, ``opacity``).
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = L.Citygrid.gridBoundaries(
+            {{ this.url|tojson }}, {{ this.options|tojson }}
+        );
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        level_styles: Mapping[str, Mapping[str, Any]],
+        legend: Legend | Mapping[str, Any] | None = None,
+        pane: str = "citygridBoundaries",
+        max_native_zoom: int = 20,
+        overlay: bool = True,
+        control: bool = True,
+        show: bool = True,
+    ) -> None:
+        super().__init__(
+            url,
+            name,
+            legend=legend,
+            pane=pane,
+            max_native_zoom=max_native_zoom,
+            overlay=overlay,
+            control=control,
+            show=show,
+        )
+        self._name = "GridBoundaryTiles"
+        allowed = {"color", "weight", "dashArray", "opacity"}
+        styles: dict[str, dict[str, Any]] = {}
+        for level, style in level_styles.items():
+            unknown = set(style) - allowed
+            if unknown:
+                raise ValueError(f"unknown style option(s) for {level}: {', '.join(unknown)}")
+            if "color" in style:
+                check_colour(style["color"], f"colour of level {level!r}")
+            styles[level] = dict(style)
+        self.options["levelStyles"] = styles
+
+
+class CaseTiles(_VectorTiles):
+    """Open cases from the ``cases`` tiles: clusters below ``points_from_zoom``, then points.
+
+    Points are filled by ``status_colors[status]`` (red ``overdue_color`` when overdue) and
+    open ``popup`` (a template over ``id, category_code, status, status_label, overdue, late,
+    reported_at``) on click; a cluster circle grows with its ``count``, shows it as a label,
+    is ``cluster_overdue_color`` when any of its cases is overdue and zooms in on click.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = L.Citygrid.caseTiles(
+            {{ this.url|tojson }}, {{ this.options|tojson }}
+        );
+        {%- endmacro %}
+        """
+    )
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        status_colors: Mapping[str, str],
+        status_labels: Mapping[str, str] | None = None,
+        overdue_color: str = "#e31a1c",
+        cluster_color: str = "#3182bd",
+        cluster_overdue_color: str = "#de2d26",
+        popup: str | None = None,
+        points_from_zoom: int = 14,
+        legend: Legend | Mapping[str, Any] | None = None,
+        pane: str = "citygridCases",
+        max_native_zoom: int = 20,
+        overlay: bool = True,
+        control: bool = True,
+        show: bool = True,
+    ) -> None:
+        super().__init__(
+            url,
+            name,
+            legend=legend,
+            pane=pane,
+            max_native_zoom=max_native_zoom,
+            overlay=overlay,
+            control=control,
+            show=show,
+        )
+        self._name = "CaseTiles"
+        if not status_colors:
+            raise ValueError("status_colors needs a colour per open status")
+        self.options.update(
+            {
+                "statusColors": {
+                    s: check_colour(c, f"colour of status {s!r}") for s, c in status_colors.items()
+                },
+                "statusLabels": dict(status_labels or {}),
+                "overdueColor": check_colour(overdue_color, "overdue_color"),
+                "clusterColor": check_colour(cluster_color, "cluster_color"),
+                "clusterOverdueColor": check_colour(cluster_overdue_color, "cluster_overdue_color"),
+                "popup": check_template(popup, "popup"),
+                "pointsFromZoom": points_from_zoom,
+            }
+        )
