@@ -7,13 +7,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gis.codes import CodeScheme
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
-from service.settings import CaseSettings, DatabaseSettings, GridSettings, PatrolSettings
+from service.settings import (
+    CaseSettings,
+    DatabaseSettings,
+    GridSettings,
+    MapSettings,
+    PatrolSettings,
+)
 from service.timeparse import DisplayTimeZone
 
 
@@ -25,6 +32,7 @@ class AppSettings:
     grids: GridSettings = field(default_factory=GridSettings)
     cases: CaseSettings = field(default_factory=CaseSettings)
     patrol: PatrolSettings = field(default_factory=PatrolSettings)
+    map: MapSettings = field(default_factory=MapSettings)
 
     @property
     def scheme(self) -> CodeScheme:
@@ -64,6 +72,8 @@ def create_app(
     )
     app.state.settings = settings
     app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
+    # heat layers and GeoJSON exports are large, repetitive text: gzip cuts them ~5-10×
+    app.add_middleware(GZipMiddleware, minimum_size=4096)
     install_error_handlers(app)
 
     from service.routers import (
@@ -75,6 +85,7 @@ def create_app(
         hotspots,
         ogc,
         open311,
+        pages,
         patrol,
         tiles,
     )
@@ -90,8 +101,10 @@ def create_app(
         open311,
         ogc,
         tiles,
+        pages,
     ):
         app.include_router(module.router)
+    pages.mount_static(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -24,7 +24,7 @@ layer ``cases`` with ``id, category_code, status, overdue (deadline_at < now), r
 (ISO 8601 in the display time zone); cases up to the 64-unit buffer around the tile are
 included so symbols are not cut at tile edges. Below zoom 14 — or when a tile would carry
 more than 10,000 points — the tile holds the MVT layer ``case_clusters`` instead: the tile is
-cut into 32 × 32 cells (128 tile units, 32 screen pixels on a 256 px tile), and each cell
+cut into 8 × 8 cells (512 tile units, 32 screen pixels on a 256 px tile), and each cell
 with cases becomes one point at their mean position with ``count`` and ``overdue`` (how many of
 them are overdue); a case belongs to exactly one tile there (west and north edges inclusive).
 So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
@@ -83,7 +83,7 @@ GRID_LEVELS_BY_ZOOM: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 CASE_POINTS_FROM_ZOOM = 14
 MAX_POINTS = 10_000
-CLUSTER_CELL = 128  # tile units: 32 × 32 cells per tile, at most 1,024 clusters
+CLUSTER_CELL = 512  # tile units: 8 × 8 cells of 32 px per tile, at most 64 clusters
 WORLD_M = 2 * 20037508.342789244  # Web Mercator world width in metres
 
 

@@ -23,8 +23,10 @@ from service.timeparse import aware, iso
 router = APIRouter(tags=["hotspots"])
 
 
-def hotspot_feature(spot: Hotspot, with_zone: bool = False) -> dict[str, Any]:
-    """A hotspot as a GeoJSON Feature (its own geometry; the zone on request)."""
+def hotspot_feature(
+    spot: Hotspot, with_zone: bool = False, datum: str = "wgs84"
+) -> dict[str, Any]:
+    """A hotspot as a GeoJSON Feature (its own geometry; the zone on request), in ``datum``."""
     props: dict[str, Any] = {
         "id": spot.id,
         "key": spot.key,
@@ -40,11 +42,14 @@ def hotspot_feature(spot: Hotspot, with_zone: bool = False) -> dict[str, Any]:
         "patrol_quota_per_week": spot.patrol_quota_per_week,
     }
     if with_zone:
-        props["zone"] = shapely.geometry.mapping(to_shape(spot.zone))
+        zone = transform_geometries(to_shape(spot.zone), "wgs84", datum)
+        props["zone"] = shapely.geometry.mapping(zone)
     return {
         "type": "Feature",
         "id": spot.id,
-        "geometry": shapely.geometry.mapping(to_shape(spot.geom)),
+        "geometry": shapely.geometry.mapping(
+            transform_geometries(to_shape(spot.geom), "wgs84", datum)
+        ),
         "properties": props,
     }
 
@@ -81,11 +86,14 @@ def list_hotspots(
     active_at: Annotated[datetime | None, Query(description="Only those active then")] = None,
     bbox: Annotated[str | None, Query()] = None,
     zones: Annotated[bool, Query(description="Include influence zones")] = False,
+    datum: Annotated[
+        Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
+    ] = "wgs84",
 ) -> dict[str, Any]:
     rows = hotspots.list(kind, aware(active_at, settings.grids.timezone), parse_bbox(bbox))
     return {
         "type": "FeatureCollection",
-        "features": [hotspot_feature(h, with_zone=zones) for h in rows],
+        "features": [hotspot_feature(h, with_zone=zones, datum=datum) for h in rows],
     }
 
 

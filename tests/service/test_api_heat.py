@@ -177,3 +177,10 @@ def test_bad_requests_name_the_parameter(heat_city, path, params, status, field)
     r = heat_city.get(path, params=params)
     assert r.status_code == status, r.text
     assert r.json()["field"] == field
+
+
+def test_large_answers_are_gzipped(heat_city):
+    r = heat_city.get("/api/heat/grids", params=WINDOW, headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["content-encoding"] == "gzip"
+    assert r.json()["type"] == "FeatureCollection"  # the client undoes it transparently
