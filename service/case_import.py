@@ -47,9 +47,9 @@ from service.grid_index import index_for
 from service.models import Case, Category, Hotspot
 from service.registry import now
 from service.repository import GridRepository, geom_of
+from service.rowerrors import RowErrors
 from service.workflow import OPEN_STATUSES
 
-MAX_ERRORS_LISTED = 1000
 CHUNK_ROWS = 50_000
 _STAMP = pa.timestamp("us", tz="UTC")
 # The rows as they travel: PostgreSQL's binary COPY format, encoded from Arrow by pgpq, so the
@@ -149,27 +149,6 @@ def read_case_file(path: Path) -> pd.DataFrame:
     return frame
 
 
-class _Errors:
-    """Per-row errors collected column by column."""
-
-    def __init__(self, n: int) -> None:
-        self.field = np.full(n, None, dtype=object)
-        self.reason = np.full(n, None, dtype=object)
-
-    def add(self, mask: np.ndarray, name: str, reason: str | np.ndarray) -> None:
-        fresh = mask & (self.field == None)  # noqa: E711 - elementwise on objects
-        self.field[fresh] = name
-        self.reason[fresh] = reason if isinstance(reason, str) else reason[fresh]
-
-    @property
-    def bad(self) -> np.ndarray:
-        return self.field != None  # noqa: E711
-
-    def listed(self) -> list[dict[str, Any]]:
-        rows = np.flatnonzero(self.bad)[:MAX_ERRORS_LISTED]
-        return [{"row": int(r) + 1, "field": self.field[r], "reason": self.reason[r]} for r in rows]
-
-
 class CaseImporter:
     """One bulk import on one session (the caller commits)."""
 
@@ -244,7 +223,7 @@ class CaseImporter:
     # -- validation ------------------------------------------------------------------------
     def _validate(self, frame: pd.DataFrame, default_datum: str) -> dict[str, Any]:
         n = len(frame)
-        errors = _Errors(n)
+        errors = RowErrors(n)
         cats = {
             c.code: c
             for c in self.session.scalars(select(Category).where(Category.city == self.city))
@@ -329,7 +308,7 @@ class CaseImporter:
             )[inverse],
         }
 
-    def _times(self, frame: pd.DataFrame, errors: _Errors, t_now: datetime) -> np.ndarray:
+    def _times(self, frame: pd.DataFrame, errors: RowErrors, t_now: datetime) -> np.ndarray:
         n = len(frame)
         now64 = np.datetime64(t_now.replace(tzinfo=None), "us")
         if "reported_at" not in frame:
@@ -350,7 +329,7 @@ class CaseImporter:
         return utc
 
     def _required_fields(
-        self, frame: pd.DataFrame, code: np.ndarray, cats: dict[str, Category], errors: _Errors
+        self, frame: pd.DataFrame, code: np.ndarray, cats: dict[str, Category], errors: RowErrors
     ) -> pa.Array:
         n = len(frame)
         fields = _fields_json(frame, [c for c in frame.columns if c.startswith("field_")])
@@ -368,7 +347,7 @@ class CaseImporter:
     # -- mapping ---------------------------------------------------------------------------
     # -- mapping ---------------------------------------------------------------------------
     def _locate(
-        self, cols: dict[str, Any], errors: _Errors, allow_unassigned: bool
+        self, cols: dict[str, Any], errors: RowErrors, allow_unassigned: bool
     ) -> list[tuple[GridIndex, np.ndarray]]:
         """Grid valid at each report time (all rows at once: cheap, and errors come early)."""
         n = len(cols["lon"])
@@ -432,7 +411,7 @@ class CaseImporter:
             city=self.city,
         )
 
-    def _idempotency(self, cols: dict[str, Any], errors: _Errors) -> np.ndarray:
+    def _idempotency(self, cols: dict[str, Any], errors: RowErrors) -> np.ndarray:
         """Rows already stored under their key: a replay when the report is the same, an error
         when the key was used for a different one."""
         key = cols["idempotency_key"]
