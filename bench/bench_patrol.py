@@ -88,16 +88,30 @@ def _fold(v: np.ndarray, half: float) -> np.ndarray:
     return np.where(w < 2 * half, w, period - w) - half
 
 
+def _demo_with_workers(engine, url: str, n_workers: int):
+    """Settings on ``url``, with the demo grids and ``n_workers`` workers with phone-<i>."""
+    from service.demo_world import load_demo_grids
+    from service.factory import AppSettings
+    from service.patrol import PatrolService, WorkerInput
+
+    os.environ["CITYGRID_DATABASE_URL"] = url
+    settings = AppSettings()
+    with Session(engine) as session:
+        load_demo_grids(session, settings)
+        patrol = PatrolService(session, settings.grids.city)
+        for d in range(n_workers):
+            patrol.save_worker(WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]))
+        session.commit()
+    return settings
+
+
 # -- part 1: intake --------------------------------------------------------------------------------
 def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
     """Fixes/s end to end into PostGIS, beside row-by-row ORM inserts."""
     from gis import metric
     from gis.demo import build_demo_city
-    from service.demo_world import load_demo_grids
-    from service.factory import AppSettings
     from service.fix_ingest import FixIngester, read_fix_file
     from service.models import GpsFix
-    from service.patrol import PatrolService, WorkerInput
 
     city = build_demo_city()
     units = city[city["level"] == "unit"]
@@ -119,14 +133,7 @@ def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
     ).sort_values(["device_id", "time"], kind="stable")
     out: dict[str, float] = {"fixes": float(len(table)), "devices": float(n_workers)}
     with scratch_database() as (engine, url), tempfile.TemporaryDirectory() as tmp:
-        os.environ["CITYGRID_DATABASE_URL"] = url
-        settings = AppSettings()
-        with Session(engine) as session:
-            load_demo_grids(session, settings)
-            patrol = PatrolService(session, settings.grids.city)
-            for d in range(n_workers):
-                patrol.save_worker(WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]))
-            session.commit()
+        settings = _demo_with_workers(engine, url, n_workers)
         path = Path(tmp) / "fixes.csv"
         table.to_csv(path, index=False)
         out["csv_mb"] = path.stat().st_size / 1e6
@@ -217,10 +224,7 @@ def db_day(n_workers: int) -> dict[str, float]:
     from gis import metric
     from gis.demo import build_demo_city
     from service.coverage import CoverageService, period_bounds
-    from service.demo_world import load_demo_grids
-    from service.factory import AppSettings
     from service.fix_ingest import FixIngester
-    from service.patrol import PatrolService, WorkerInput
 
     city = build_demo_city()
     units = np.asarray(city[city["level"] == "unit"].geometry)
@@ -239,14 +243,7 @@ def db_day(n_workers: int) -> dict[str, float]:
     ).sort_values(["device_id", "time"], kind="stable", ignore_index=True)
     out: dict[str, float] = {"workers": n_workers, "fixes": len(frame)}
     with scratch_database() as (engine, url):
-        os.environ["CITYGRID_DATABASE_URL"] = url
-        settings = AppSettings()
-        with Session(engine) as session:
-            load_demo_grids(session, settings)
-            patrol = PatrolService(session, settings.grids.city)
-            for d in range(n_workers):
-                patrol.save_worker(WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]))
-            session.commit()
+        settings = _demo_with_workers(engine, url, n_workers)
         t0 = time.perf_counter()
         with Session(engine) as session:
             report = FixIngester(session, settings).run(frame, mode="rows")
