@@ -152,7 +152,7 @@ class HeatService:
         """Cases counted in hexagons of ``size_m`` metres (flat to flat)."""
         if not 50 <= size_m <= 5000:
             raise InvalidInput("size_m must be between 50 and 5000 metres", field="size_m")
-        lon, lat, _ = self._cases(flt)
+        lon, lat = self._cases(flt)
         _, geoms, _ = self._grids(flt)
         crs = utm_crs_for_geometries(np.asarray(geoms, dtype=object))
         hexes = hexbin_counts(lon, lat, size_m, crs=crs)
@@ -165,7 +165,7 @@ class HeatService:
 
     def kde(self, flt: HeatFilter, bandwidth_m: float = 150.0) -> dict[str, Any]:
         """Kernel density surface of the cases as a PNG overlay."""
-        lon, lat, _ = self._cases(flt)
+        lon, lat = self._cases(flt)
         return self._surface(flt, lon, lat, bandwidth_m, "Cases per km² (kernel density)")
 
     def gi(self, flt: HeatFilter, per: str = "km2", permutations: int = 999) -> dict[str, Any]:
@@ -274,33 +274,38 @@ class HeatService:
             raise NotFound("no unit grids in this area at that time", field="grid")
         return [r.code for r in rows], [geom_of(r) for r in rows], rows
 
-    def _cases(self, flt: HeatFilter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        stmt = select(Case.lon, Case.lat, Case.grid_code).where(
+    def _case_filter(self, flt: HeatFilter) -> list[Any]:
+        """Cases reported in the window (merged duplicates are not separate problems)."""
+        where = [
             Case.city == self.city,
             Case.reported_at >= flt.start,
             Case.reported_at < flt.end,
             Case.status != "merged",
-        )
+        ]
         if flt.category:
-            stmt = stmt.where(Case.category_code.startswith(flt.category, autoescape=True))
+            where.append(Case.category_code.startswith(flt.category, autoescape=True))
         if flt.grid:
             prefix = self.registry.subtree_prefix(flt.grid)
-            stmt = stmt.where(Case.grid_code.startswith(prefix, autoescape=True))
-        rows = self.session.execute(stmt).all()
-        frame = pd.DataFrame(rows, columns=["lon", "lat", "grid_code"])
-        return (
-            frame["lon"].to_numpy(float),
-            frame["lat"].to_numpy(float),
-            frame["grid_code"].to_numpy(object),
-        )
+            where.append(Case.grid_code.startswith(prefix, autoescape=True))
+        return where
+
+    def _cases(self, flt: HeatFilter) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.session.execute(select(Case.lon, Case.lat).where(*self._case_filter(flt)))
+        frame = pd.DataFrame(rows.all(), columns=["lon", "lat"])
+        return frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
 
     def _density(
         self, flt: HeatFilter, codes: list[str], geoms: list[Any], per: str
     ) -> pd.DataFrame:
         if per not in ("km2", "grid", "patrol_hour"):
             raise InvalidInput("per must be km2, grid or patrol_hour", field="per")
-        _, _, grid_codes = self._cases(flt)
-        counts = pd.Series(grid_codes).dropna().value_counts()
+        # counted in the database: a month of a big city is ~100k cases, one row per grid back
+        per_grid = self.session.execute(
+            select(Case.grid_code, func.count())
+            .where(*self._case_filter(flt), Case.grid_code.is_not(None))
+            .group_by(Case.grid_code)
+        ).all()
+        counts = pd.Series(dict(per_grid), dtype=float)
         counts = counts[counts.index.isin(codes)]
         hours = None
         if per == "patrol_hour":
