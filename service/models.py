@@ -421,3 +421,13 @@ class HotspotCoverage(Base):
     dwell_s: Mapped[float] = mapped_column(Float)
     last_visit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     quota_visits: Mapped[float | None] = mapped_column(Float)
+
+
+class ChangeCounter(Base):
+    """A counter bumped (in the writing transaction) by every statement that changes a table:
+    a cheap, exact "has anything changed" for caches such as the vector tiles."""
+
+    __tablename__ = "change_counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

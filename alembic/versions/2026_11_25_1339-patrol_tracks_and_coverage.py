@@ -8,8 +8,9 @@ Create Date: 2026-11-25 13:39:03.941606
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
 from geoalchemy2 import Geometry
+
+from alembic import op
 
 revision: str = "0003_patrol"
 down_revision: str | None = "0002_hotspots_cases"

@@ -480,3 +480,23 @@ def test_gcj02_tiles_line_up_with_a_gcj02_base_map(
     assert checked > 0
     r = demo_client.get(f"/tiles/grids/{z}/{x}/{y}.mvt", params={"datum": "bd09"})
     assert r.status_code == 400 and r.json()["field"] == "datum"
+
+
+def test_data_version_changes_with_writes_and_when_a_deadline_passes(
+    client: TestClient, reported: list[dict], session: Session, settings: AppSettings
+) -> None:
+    service = tiles.TileService(session, settings)
+    at = datetime.now(SHANGHAI)
+    before = service.data_version("cases", at)
+    assert service.data_version("cases", at) == before  # nothing changed: same version
+    report(client, 60, 60)
+    after = service.data_version("cases", at)
+    assert after != before
+    # the next deadline among open cases: just after it passes, an overdue flag flips
+    upcoming = min(
+        datetime.fromisoformat(c["deadline_at"])
+        for c in open_cases(reported)
+        if datetime.fromisoformat(c["deadline_at"]) > at
+    )
+    assert service.data_version("cases", upcoming + timedelta(seconds=1)) != after
+    assert service.data_version("cases", upcoming - timedelta(seconds=1)) == after
