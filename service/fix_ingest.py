@@ -44,6 +44,8 @@ from service.timeparse import epoch_us, from_epoch_us
 from service.tracks import TrackWriter
 
 _US = 1_000_000
+_LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")
+_LOCK_BUCKETS = 256
 _OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
 
@@ -180,6 +182,7 @@ class FixIngester:
         self.progress("validate", len(frame), len(frame))
 
         clock = time.perf_counter()
+        self._lock_devices(good["device_key"])
         windows = self._windows(good)
         stored = self._stored_fixes(windows)
         fresh = ~_isin_keys(good, stored)
@@ -305,6 +308,21 @@ class FixIngester:
         return shapely.contains_xy(zone, x, y)
 
     # -- storage -------------------------------------------------------------------------------
+    def _lock_devices(self, device_key: np.ndarray) -> None:
+        """Serialise batches of the same phones until this transaction ends.
+
+        Two batches of one phone at once would both miss the other's fixes (a duplicate-key
+        error for the second) and both rebuild the same tracks. Transaction-scoped advisory
+        locks on 256 buckets of device keys, taken in order (no deadlock), make the second
+        wait and then see the first's fixes as replayed.
+        """
+        buckets = sorted({int(k) % _LOCK_BUCKETS for k in np.unique(device_key)})
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b",
+                (_LOCK_SPACE, buckets),
+            )
+
     def _cursor(self) -> Any:
         return cast(Any, self.session.connection().connection.driver_connection).cursor()
 
