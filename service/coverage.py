@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from gis.coverage import CoverageRaster, FixTable, grid_coverage, zone_coverage
@@ -49,6 +49,7 @@ PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedel
 _RASTERS: dict[tuple[frozenset[int], float], CoverageRaster] = {}
 _RASTER_LOCK = Lock()
 _MAX_RASTERS = 4
+_LOCK_SPACE = 0x6376  # advisory-lock namespace of coverage runs ("cv")
 _RESULTS: dict[tuple[str, datetime, datetime, str], Coverage] = {}
 _MAX_RESULTS = 16
 
@@ -93,6 +94,11 @@ class CoverageService:
     def run(self, period: str, start: datetime) -> CoverageRun:
         """The stored run of a period, computed now if missing or stale."""
         begin, end = period_bounds(period, start, self.settings.grids.timezone)
+        # two readers of a stale period at once: the second waits and reuses the first's run
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+            {"space": _LOCK_SPACE, "key": f"{self.city}/{period}/{begin.isoformat()}"},
+        )
         fingerprint = self._fingerprint(begin, end)
         run = self.session.scalars(
             select(CoverageRun).where(
