@@ -22,12 +22,14 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from threading import Lock
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import func, select
+from cachetools import LRUCache
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from gis.datum import from_wgs84, transform_geometries
@@ -59,14 +61,36 @@ class HeatFilter:
     grid: str | None = None
 
 
+class HeatCache:
+    """Answers by filter and data version, so a map opened by many dispatchers (or a layer
+    switched on and off) is computed once while nothing changes."""
+
+    def __init__(self, maxsize: int = 64) -> None:
+        self._answers: LRUCache[Any, dict[str, Any]] = LRUCache(maxsize=maxsize)
+        self._lock = Lock()
+
+    def get(self, key: Any) -> dict[str, Any] | None:
+        """The cached answer, if any."""
+        with self._lock:
+            return self._answers.get(key)
+
+    def put(self, key: Any, body: dict[str, Any]) -> None:
+        """Remember an answer."""
+        with self._lock:
+            self._answers[key] = body
+
+
 class HeatService:
     """Heat-map layers for one city on one session."""
 
-    def __init__(self, session: Session, settings: AppSettings) -> None:
+    def __init__(
+        self, session: Session, settings: AppSettings, cache: HeatCache | None = None
+    ) -> None:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
         self.registry = Registry(session, settings.scheme, self.city)
+        self.cache = cache
 
     def checked(
         self,
@@ -99,8 +123,34 @@ class HeatService:
     ) -> dict[str, Any]:
         """One layer by name (see the module docstring), in ``datum`` coordinates (GCJ-02 for
         an AMap base map)."""
+        key: tuple[Any, ...] = ()
+        if self.cache is not None:
+            key = (self.city, name, flt, datum, tuple(sorted(options.items())))
+            key += (self._version(flt),)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
         body = self._layer(name, flt, **options)
-        return body if datum == "wgs84" else _shifted(body, datum)
+        body = body if datum == "wgs84" else _shifted(body, datum)
+        if self.cache is not None:
+            self.cache.put(key, body)
+        return body
+
+    def _version(self, flt: HeatFilter) -> tuple[Any, ...]:
+        """Changes whenever any layer of ``flt`` could: a write to cases or grids (their
+        change counters), an open case's deadline passing, new or rebuilt tracks."""
+        row = self.session.execute(
+            text(
+                "SELECT (SELECT array_agg(version ORDER BY name) FROM change_counters), "
+                "(SELECT min(deadline_at) FROM cases WHERE city = :city "
+                f" AND status IN ({', '.join(repr(s) for s in OPEN_STATUSES)}) "
+                " AND deadline_at > :now), "
+                "(SELECT row(count(*), max(id), max(built_at))::text FROM patrol_tracks "
+                " WHERE city = :city AND started_at < :end AND ended_at >= :start)"
+            ),
+            {"city": self.city, "now": now(), "start": flt.start, "end": flt.end},
+        ).one()
+        return (tuple(row[0] or ()), row[1], row[2])
 
     def _layer(self, name: str, flt: HeatFilter, **options: Any) -> dict[str, Any]:
         builders: dict[str, Callable[..., dict[str, Any]]] = {

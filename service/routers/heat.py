@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, FastAPI, Query, Request
 
 from service.deps import SessionDep, SettingsDep
-from service.heat import LAYERS, HeatService
+from service.heat import LAYERS, HeatCache, HeatService
 from service.timeparse import aware
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"])
+_CACHE_LOCK = threading.Lock()
+
+
+def heat_cache(app: FastAPI) -> HeatCache:
+    """The app's cache of heat answers (made on first use)."""
+    with _CACHE_LOCK:
+        cache = getattr(app.state, "heat_cache", None)
+        if cache is None:
+            cache = app.state.heat_cache = HeatCache()
+        return cache
 
 
 @router.get(
@@ -21,6 +32,7 @@ router = APIRouter(prefix="/api/heat", tags=["heat maps"])
     "(default: the last 30 days), optionally one category (prefix) and one grid's subtree.",
 )
 def heat_layer(
+    request: Request,
     layer: str,
     session: SessionDep,
     settings: SettingsDep,
@@ -38,7 +50,7 @@ def heat_layer(
         Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
     ] = "wgs84",
 ) -> dict[str, Any]:
-    heat = HeatService(session, settings)
+    heat = HeatService(session, settings, heat_cache(request.app))
     tz = settings.grids.timezone
     flt = heat.checked(aware(start, tz), aware(end, tz), category, grid)
     by_layer: dict[str, dict[str, Any]] = {

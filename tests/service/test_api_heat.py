@@ -184,3 +184,20 @@ def test_large_answers_are_gzipped(heat_city):
     assert r.status_code == 200
     assert r.headers["content-encoding"] == "gzip"
     assert r.json()["type"] == "FeatureCollection"  # the client undoes it transparently
+
+
+def test_answers_are_reused_until_the_data_changes(heat_city):
+    first = heat_city.get("/api/heat/grids", params=WINDOW).json()
+    cache = heat_city.app.state.heat_cache
+    assert heat_city.get("/api/heat/grids", params=WINDOW).json() == first
+    assert len(cache._answers) == 1  # served from the cache, not recomputed
+    lon, lat = point_lonlat(50, 150)  # a new case in A-01
+    r = heat_city.post(
+        "/api/cases",
+        json={"category_code": "0102", "lon": lon, "lat": lat, "reported_at": "2026-11-18T10:00"},
+    )
+    assert r.status_code == 201
+    after = heat_city.get("/api/heat/grids", params=WINDOW).json()
+    cases = {f["properties"]["code"]: f["properties"]["cases"] for f in after["features"]}
+    assert cases[unit_code(COMM_A, 1)] == 1
+    assert len(cache._answers) == 2
