@@ -189,6 +189,7 @@ def grid_coverage(
     radius_m: float = 25.0,
     streets: np.ndarray | None = None,
     merge_s: float = 600.0,
+    covered: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Coverage of every grid of ``raster`` by the tracks in ``fixes``.
 
@@ -207,6 +208,8 @@ def grid_coverage(
         Street centre lines in ``raster.crs``; adds ``street_share``.
     merge_s : float
         Leaving a grid and coming back within this time is one visit.
+    covered : np.ndarray of bool, optional
+        :meth:`CoverageRaster.covered` of the same fixes and radius, when already computed.
 
     Returns
     -------
@@ -219,7 +222,8 @@ def grid_coverage(
     grid_of_fix = np.asarray(grid_of_fix, dtype=np.int64)
     if grid_of_fix.shape != (len(fixes),):
         raise ValueError("grid_of_fix must give one grid index per fix")
-    covered = raster.covered(fixes, radius_m)
+    if covered is None:
+        covered = raster.covered(fixes, radius_m)
     labels = raster.labels
     cells = raster.cells_per_grid
     seen = np.bincount(labels[covered & (labels >= 0)], minlength=n)
@@ -241,18 +245,25 @@ def zone_coverage(
     zones: np.ndarray,
     radius_m: float = 25.0,
     merge_s: float = 600.0,
+    covered: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Coverage of (possibly overlapping) zones such as hotspot influence zones.
 
     ``zones`` are metric polygons in ``raster.crs``. The covered share is the covered cells in
     the zone over the zone's exact area: parts of a zone beyond the grids' raster count as not
-    covered. Columns as :func:`grid_coverage` except ``street_share``.
+    covered. Columns as :func:`grid_coverage` except ``street_share``. ``covered`` reuses
+    :meth:`CoverageRaster.covered` of the same fixes and radius when the caller has it.
     """
-    covered = raster.covered(fixes, radius_m)
+    if covered is None:
+        covered = raster.covered(fixes, radius_m)
     rows = []
     for zone in np.asarray(zones):
-        inside_fix = shapely.contains_xy(zone, fixes.x, fixes.y)
-        label = np.where(inside_fix, 0, -1)
+        minx, miny, maxx, maxy = zone.bounds
+        near = np.flatnonzero(
+            (fixes.x >= minx) & (fixes.x <= maxx) & (fixes.y >= miny) & (fixes.y <= maxy)
+        )
+        label = np.full(len(fixes), -1, dtype=np.int64)
+        label[near[shapely.contains_xy(zone, fixes.x[near], fixes.y[near])]] = 0
         share = _cell_share(raster, covered, zone)
         table = _visit_table(fixes, label, _visits(fixes, label, merge_s), 1)
         rows.append({"covered_share": share, **table.iloc[0].to_dict()})
@@ -331,8 +342,10 @@ def _visit_table(fixes: FixTable, grid_of_fix: np.ndarray, visits: _Visits, n: i
     if visits.grid.size:
         np.fmin.at(first, visits.grid, visits.start)
         np.fmax.at(last, visits.grid, visits.start)
-    pairs = np.unique(np.c_[grid_of_fix[inside], fixes.worker[inside]], axis=0)
-    workers = np.bincount(pairs[:, 0], minlength=n) if pairs.size else np.zeros(n, np.int64)
+    # distinct (grid, worker) pairs through one integer key: a 1-D unique is far faster
+    worker = np.asarray(fixes.worker[inside], dtype=np.int64)
+    key = np.unique(grid_of_fix[inside] * (int(worker.max(initial=0)) + 1) + worker)
+    workers = np.bincount(key // (int(worker.max(initial=0)) + 1), minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         revisit = np.where(count > 1, (last - first) / (count - 1), np.nan)
     last_seen = np.full(n, np.nan)

@@ -265,6 +265,7 @@ class CoverageService:
         fixes, lon, lat = self._fixes(raster, start, end)
         grid_of_fix = index.locate(lon, lat)
         p = self.settings.patrol
+        covered = raster.covered(fixes, p.coverage_radius_m)
         grids = grid_coverage(
             raster,
             fixes,
@@ -272,8 +273,17 @@ class CoverageService:
             radius_m=p.coverage_radius_m,
             streets=self._streets(raster),
             merge_s=p.visit_merge_s,
+            covered=covered,
         )
-        return Coverage(grids, self._hotspots(raster, fixes, start, end))
+        return Coverage(grids, self._hotspots(raster, fixes, start, end, covered))
+
+    def warm(self) -> None:
+        """Build today's grid index and coverage raster now (a few seconds for a district), so
+        the first map or coverage request after a start does not wait for them."""
+        rows = self.registry.repo.list(GridFilter(city=self.city, at=now(), level="unit"))
+        if rows:
+            index, ids = index_for(rows)
+            self._raster(rows, index, ids)
 
     def _raster(self, rows: list[Grid], index: Any, ids: np.ndarray) -> CoverageRaster:
         cell = self.settings.patrol.coverage_cell_m
@@ -314,7 +324,12 @@ class CoverageService:
         )
 
     def _hotspots(
-        self, raster: CoverageRaster, fixes: FixTable, start: datetime, end: datetime
+        self,
+        raster: CoverageRaster,
+        fixes: FixTable,
+        start: datetime,
+        end: datetime,
+        covered: np.ndarray,
     ) -> pd.DataFrame:
         spots = self.session.scalars(
             select(Hotspot)
@@ -327,7 +342,7 @@ class CoverageService:
         zones = to_metric(np.array([to_shape(s.zone) for s in spots], dtype=object), raster.crs)
         p = self.settings.patrol
         table = zone_coverage(
-            raster, fixes, np.asarray(zones), p.coverage_radius_m, p.visit_merge_s
+            raster, fixes, np.asarray(zones), p.coverage_radius_m, p.visit_merge_s, covered
         )
         weeks = (end - start) / timedelta(days=7)
         table.insert(0, "hotspot_id", [s.id for s in spots])

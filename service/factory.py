@@ -58,6 +58,7 @@ def create_app(
                 resolve_database_url(settings.database), settings.database.pool_size
             )
             app.state.sessions = make_sessionmaker(engine)
+            _warm_in_background(app.state.sessions, settings)
         else:
             app.state.sessions = sessions
         yield
@@ -111,3 +112,20 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _warm_in_background(sessions: sessionmaker[Session], settings: AppSettings) -> None:
+    """Build the in-memory grid index and coverage raster while the server already answers."""
+    import logging
+    import threading
+
+    def warm() -> None:
+        from service.coverage import CoverageService
+
+        try:
+            with sessions() as session:
+                CoverageService(session, settings).warm()
+        except Exception:  # a cold cache only costs the first request some seconds
+            logging.getLogger("citygrid").warning("warming the caches failed", exc_info=True)
+
+    threading.Thread(target=warm, name="citygrid-warm", daemon=True).start()

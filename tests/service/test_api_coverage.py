@@ -164,3 +164,18 @@ def test_problems_per_patrol_hour_puts_unpatrolled_problem_grids_first(client, p
     a05 = _by_code(rows)[unit_code(COMM_A, 5)]
     assert a05["cases"] == 1
     assert a05["cases_per_patrol_hour"] == pytest.approx(1 / (90 / 3600), rel=1e-3)
+
+
+def test_warming_builds_the_raster_the_first_request_uses(case_city, session, settings):
+    from service import coverage
+
+    coverage._RASTERS.clear()
+    coverage.CoverageService(session, settings).warm()
+    assert len(coverage._RASTERS) == 1
+    (raster,) = coverage._RASTERS.values()
+    assert set(raster.codes) == {
+        g.code
+        for g in case_city.repo.list(
+            coverage.GridFilter(city=case_city.city, at=coverage.now(), level="unit")
+        )
+    }
