@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Lock
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -340,9 +340,14 @@ class HeatService:
         return where
 
     def _cases(self, flt: HeatFilter) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.session.execute(select(Case.lon, Case.lat).where(*self._case_filter(flt)))
-        frame = pd.DataFrame(rows.all(), columns=["lon", "lat"])
-        return frame["lon"].to_numpy(float), frame["lat"].to_numpy(float)
+        # plain driver rows: ORM row objects would cost more than the aggregation itself
+        stmt = select(Case.lon, Case.lat).where(*self._case_filter(flt))
+        compiled = stmt.compile(dialect=self.session.get_bind().dialect)
+        driver = cast(Any, self.session.connection().connection.driver_connection)
+        with driver.cursor() as cur:
+            cur.execute(str(compiled), compiled.params)
+            lonlat = np.array(cur.fetchall(), dtype=float).reshape(-1, 2)
+        return lonlat[:, 0], lonlat[:, 1]
 
     def _density(
         self, flt: HeatFilter, codes: list[str], geoms: list[Any], per: str
