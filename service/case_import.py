@@ -41,6 +41,7 @@ from gis.proximity import DuplicateFinder, RecurrenceFinder
 from service.cases import SOURCES
 from service.catalogue import load_router
 from service.clock import work_clock
+from service.database import driver_cursor
 from service.errors import InvalidInput
 from service.factory import AppSettings
 from service.grid_index import index_for
@@ -214,11 +215,6 @@ class CaseImporter:
         report.created = int(keep.sum())
         report.unassigned = int((cols["grid_code"] == None).sum())  # noqa: E711
         return report
-
-    def _cursor(self) -> Any:
-        """A raw psycopg cursor on the session's connection (arrays and COPY, no ORM cost)."""
-        # An open session connection always has its driver connection (Optional in the stubs).
-        return cast(Any, self.session.connection().connection.driver_connection).cursor()
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, frame: pd.DataFrame, default_datum: str) -> dict[str, Any]:
@@ -419,7 +415,7 @@ class CaseImporter:
         given = np.flatnonzero(key != None)  # noqa: E711
         if not len(given):
             return replay
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             # the keys travel as one JSON text: psycopg adapts a Python list to a text[]
             # literal element by element (seconds per million keys)
             cur.execute(
@@ -523,7 +519,7 @@ class CaseImporter:
     def _new_ids(self, n: int) -> np.ndarray:
         """``n`` fresh case ids from the sequence (one round trip when they are contiguous,
         which they are unless another session draws ids at the same moment)."""
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "SELECT min(i), max(i) FROM (SELECT nextval('cases_id_seq') AS i "
                 "FROM generate_series(1, %s)) s",
@@ -579,7 +575,7 @@ class CaseImporter:
         worker.start()
         try:
             with (
-                self._cursor() as cur,
+                driver_cursor(self.session) as cur,
                 cur.copy(f"COPY cases ({', '.join(COLUMNS)}) FROM STDIN (FORMAT binary)") as copy,
             ):
                 while (chunk := chunks.get()) is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,3 +42,10 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def driver_cursor(session: Session) -> Any:
+    """A raw psycopg cursor on the session's connection, inside its transaction: COPY and
+    bulk reads without ORM row objects."""
+    # An open session connection always has its driver connection (Optional in the stubs).
+    return cast(Any, session.connection().connection.driver_connection).cursor()

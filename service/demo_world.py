@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from service.case_import import CaseImporter
 from service.catalogue import Catalogue, seed_catalogue
+from service.database import driver_cursor
 from service.factory import AppSettings
 from service.hotspots import HotspotInput, HotspotService
 from service.registry import GridInput, Registry
@@ -160,10 +161,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
             status = after
         closed = times[-1].isoformat() if status == "closed" else ""
         updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
-    raw = session.connection().connection.driver_connection
-    assert raw is not None  # an open session connection always has its driver connection
     row: tuple[object, ...]  # one COPY row; history and state rows differ in shape
-    with raw.cursor() as cur:
+    with driver_cursor(session) as cur:
         with cur.copy(
             "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
         ) as copy:

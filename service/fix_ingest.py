@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from gis import datum as datums
 from gis.metric import to_metric, to_metric_xy, utm_crs_for_geometries
 from gis.patrol import CleaningRules
+from service.database import driver_cursor
 from service.errors import InvalidInput, NotFound
 from service.factory import AppSettings
 from service.models import Device, Grid
@@ -188,7 +189,7 @@ class FixIngester:
         fresh = ~_isin_keys(good, stored)
         report.replayed = int((~fresh).sum())
         new = {k: v[fresh] for k, v in good.items()}
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             report.stored = copy_arrow(cur, "gps_fixes", self._fix_table(new))
         report.seconds["store"] = time.perf_counter() - clock
         self.progress("store", report.stored, report.stored)
@@ -317,14 +318,11 @@ class FixIngester:
         wait and then see the first's fixes as replayed.
         """
         buckets = sorted({int(k) % _LOCK_BUCKETS for k in np.unique(device_key)})
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "SELECT count(pg_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b",
                 (_LOCK_SPACE, buckets),
             )
-
-    def _cursor(self) -> Any:
-        return cast(Any, self.session.connection().connection.driver_connection).cursor()
 
     def _windows(self, good: dict[str, np.ndarray]) -> pd.DataFrame:
         """Per device: the batch's time span widened by the gap and to the tracks it touches."""
@@ -339,7 +337,7 @@ class FixIngester:
         lo = (span["min"] - gap).to_numpy().copy()
         hi = (span["max"] + gap).to_numpy().copy()
         keys = span.index.to_numpy()
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "SELECT w.k, min(t.started_at), max(t.ended_at) "
                 "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
@@ -363,7 +361,7 @@ class FixIngester:
         names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
         if windows.empty:
             return {n: np.zeros(0) for n in names}
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
                 "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from threading import Lock
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from gis.metric import utm_crs_for_geometries
 from layers.styles import HOT_SPOT_COLOURS, classify, hot_spot_legend
 from service.catalogue import Catalogue
 from service.coverage import CoverageService
+from service.database import driver_cursor
 from service.errors import InvalidInput, NotFound
 from service.factory import AppSettings
 from service.models import Case, Grid
@@ -343,8 +344,7 @@ class HeatService:
         # plain driver rows: ORM row objects would cost more than the aggregation itself
         stmt = select(Case.lon, Case.lat).where(*self._case_filter(flt))
         compiled = stmt.compile(dialect=self.session.get_bind().dialect)
-        driver = cast(Any, self.session.connection().connection.driver_connection)
-        with driver.cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(str(compiled), compiled.params)
             lonlat = np.array(cur.fetchall(), dtype=float).reshape(-1, 2)
         return lonlat[:, 0], lonlat[:, 1]

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.patrol import CleaningRules, clean_fixes
+from service.database import driver_cursor
 from service.pgcopy import copy_arrow
 from service.registry import now
 from service.timeparse import from_epoch_us
@@ -35,9 +35,6 @@ class TrackWriter:
         self.city = city
         self.rules = rules
 
-    def _cursor(self) -> Any:
-        return cast(Any, self.session.connection().connection.driver_connection).cursor()
-
     def rebuild(
         self,
         windows: pd.DataFrame,
@@ -51,7 +48,7 @@ class TrackWriter:
         """
         keys = windows["device_key"].tolist()
         lo, hi = from_epoch_us(windows["lo"].to_numpy()), from_epoch_us(windows["hi"].to_numpy())
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "DELETE FROM patrol_tracks t "
                 "USING unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
@@ -87,7 +84,7 @@ class TrackWriter:
             y[order],
             worker_of,
         )
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             copy_arrow(cur, "patrol_tracks", table)
         progress("tracks", table.num_rows, table.num_rows)
         return table.num_rows, cleaned.counts()
@@ -96,7 +93,7 @@ class TrackWriter:
         self, device: np.ndarray, at_us: np.ndarray, keys: list[int]
     ) -> np.ndarray:
         """The patrol session each fix falls in (-1 outside every session)."""
-        with self._cursor() as cur:
+        with driver_cursor(self.session) as cur:
             cur.execute(
                 "SELECT id, device_key, (extract(epoch FROM started_at) * 1000000)::bigint, "
                 "(extract(epoch FROM ended_at) * 1000000)::bigint FROM patrol_sessions "
@@ -182,8 +179,7 @@ class StoredTracks:
 
 def read_tracks(session: Session, city: str, start: datetime, end: datetime) -> StoredTracks:
     """Every track of ``city`` that has a vertex in ``[start, end)`` (whole tracks)."""
-    cur = cast(Any, session.connection().connection.driver_connection).cursor()
-    with cur:
+    with driver_cursor(session) as cur:
         cur.execute(
             "SELECT id, device_key, worker_code, ST_AsBinary(geom) FROM patrol_tracks "
             "WHERE city = %s AND started_at < %s AND ended_at >= %s ORDER BY id",

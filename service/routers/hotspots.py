@@ -23,9 +23,7 @@ from service.timeparse import aware, iso
 router = APIRouter(tags=["hotspots"])
 
 
-def hotspot_feature(
-    spot: Hotspot, with_zone: bool = False, datum: str = "wgs84"
-) -> dict[str, Any]:
+def hotspot_feature(spot: Hotspot, with_zone: bool = False, datum: str = "wgs84") -> dict[str, Any]:
     """A hotspot as a GeoJSON Feature (its own geometry; the zone on request), in ``datum``."""
     props: dict[str, Any] = {
         "id": spot.id,
