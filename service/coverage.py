@@ -99,7 +99,7 @@ class CoverageService:
             text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
             {"space": _LOCK_SPACE, "key": f"{self.city}/{period}/{begin.isoformat()}"},
         )
-        fingerprint = self._fingerprint(begin, end)
+        fingerprint = self.fingerprint(begin, end)
         run = self.session.scalars(
             select(CoverageRun).where(
                 CoverageRun.city == self.city,
@@ -246,7 +246,7 @@ class CoverageService:
     def compute(self, start: datetime, end: datetime) -> Coverage:
         """Coverage of ``[start, end)`` from the stored tracks (nothing stored; the last few
         results are kept in memory while their fingerprint holds)."""
-        key = (self.city, start, end, self._fingerprint(start, end))
+        key = (self.city, start, end, self.fingerprint(start, end))
         with _RASTER_LOCK:
             hit = _RESULTS.get(key)
         if hit is not None:
@@ -353,7 +353,9 @@ class CoverageService:
         ]
         return table
 
-    def _fingerprint(self, start: datetime, end: datetime) -> str:
+    def fingerprint(self, start: datetime, end: datetime) -> str:
+        """Changes whenever the coverage of ``[start, end)`` could: its tracks, the unit
+        grids, the active hotspots, the streets or the coverage settings."""
         tracks = self.session.execute(
             select(func.count(), func.max(PatrolTrack.id), func.max(PatrolTrack.built_at)).where(
                 PatrolTrack.city == self.city,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from cachetools import LRUCache
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gis.datum import from_wgs84, transform_geometries
@@ -45,6 +45,7 @@ from service.models import Case, Grid
 from service.registry import Registry, now
 from service.repository import GridFilter, geom_of
 from service.tracks import read_tracks
+from service.versions import data_version
 from service.workflow import OPEN_STATUSES
 
 LAYERS = ("grids", "hexbins", "kde", "gi", "coverage", "tracks", "blind")
@@ -138,20 +139,15 @@ class HeatService:
         return body
 
     def _version(self, flt: HeatFilter) -> tuple[Any, ...]:
-        """Changes whenever any layer of ``flt`` could: a write to cases or grids (their
-        change counters), an open case's deadline passing, new or rebuilt tracks."""
-        row = self.session.execute(
-            text(
-                "SELECT (SELECT array_agg(version ORDER BY name) FROM change_counters), "
-                "(SELECT min(deadline_at) FROM cases WHERE city = :city "
-                f" AND status IN ({', '.join(repr(s) for s in OPEN_STATUSES)}) "
-                " AND deadline_at > :now), "
-                "(SELECT row(count(*), max(id), max(built_at))::text FROM patrol_tracks "
-                " WHERE city = :city AND started_at < :end AND ended_at >= :start)"
-            ),
-            {"city": self.city, "now": now(), "start": flt.start, "end": flt.end},
-        ).one()
-        return (tuple(row[0] or ()), row[1], row[2])
+        """Changes whenever any layer of ``flt`` could: a write to cases or grids, an open
+        case's deadline passing, a grid version starting or ending (``service.versions``),
+        new or rebuilt tracks of the window (the coverage fingerprint)."""
+        moment = now()
+        return (
+            data_version(self.session, self.city, "cases", moment),
+            data_version(self.session, self.city, "grids", moment),
+            CoverageService(self.session, self.settings).fingerprint(flt.start, flt.end),
+        )
 
     def _layer(self, name: str, flt: HeatFilter, **options: Any) -> dict[str, Any]:
         builders: dict[str, Callable[..., dict[str, Any]]] = {

@@ -66,7 +66,7 @@ from gis.datum import from_wgs84
 from service.errors import BadParameter, NotFound
 from service.factory import AppSettings
 from service.registry import Registry, now
-from service.workflow import OPEN_STATUSES
+from service.versions import OPEN_SQL, data_version
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TILE_LAYERS: tuple[str, ...] = ("grids", "cases")
@@ -273,31 +273,13 @@ class TileService:
                 )
         if req.grid is not None:
             registry = Registry(self.session, self.settings.scheme, self.city)
-            root = registry.repo.get(self.city, req.grid, now())
-            if root is None:
-                raise NotFound(f"no grid with code {req.grid!r}", field="grid")
-            grid_prefix = root.code[: registry.scheme.prefix_length(root.level)]
+            grid_prefix = registry.subtree_prefix(req.grid)
         return category, grid_prefix
 
     # -- data versions ---------------------------------------------------------------------
     def data_version(self, layer: str, at: datetime) -> Hashable:
-        """A tuple that changes whenever the layer's tiles may change (see module doc): the
-        table's change counter and the next moment a tile would change by itself (an open
-        case's deadline, a grid version starting or ending)."""
-        if layer == "grids":
-            sql = (
-                "SELECT (SELECT version FROM change_counters WHERE name = 'grids'), "
-                "(SELECT min(b) FROM grids, LATERAL (VALUES (valid_from), (valid_to)) v(b) "
-                " WHERE city = :city AND b > :at)"
-            )
-        else:
-            sql = (
-                "SELECT (SELECT version FROM change_counters WHERE name = 'cases'), "
-                "(SELECT min(deadline_at) FROM cases WHERE city = :city "
-                f" AND status IN {_OPEN} AND deadline_at > :at)"
-            )
-        row = self.session.execute(text(sql), {"city": self.city, "at": at}).one()
-        return tuple(row)
+        """A tuple that changes whenever the layer's tiles may change (``service.versions``)."""
+        return data_version(self.session, self.city, layer, at)
 
     # -- rendering -------------------------------------------------------------------------
     def render(
@@ -370,12 +352,10 @@ SELECT ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') FROM (
 WHERE t.geom IS NOT NULL
 """
 
-# a literal list, so the planner can use the partial index on open cases
-_OPEN = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 _CASE_WHERE = f"""
     c.city = :city
-    AND c.status IN {_OPEN}
+    AND c.status IN {OPEN_SQL}
     AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
 """
