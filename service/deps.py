@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import threading
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
 
 from service.cases import CaseService
@@ -45,3 +46,17 @@ def _hotspots(session: SessionDep, settings: SettingsDep) -> HotspotService:
 
 CaseServiceDep = Annotated[CaseService, Depends(_cases)]
 HotspotServiceDep = Annotated[HotspotService, Depends(_hotspots)]
+
+
+T = TypeVar("T")
+_STATE_LOCK = threading.Lock()
+
+
+def app_cache(app: FastAPI, name: str, make: Callable[[], T]) -> T:
+    """The app's cache ``app.state.<name>``, made on first use (tests may set their own)."""
+    with _STATE_LOCK:
+        cache = getattr(app.state, name, None)
+        if cache is None:
+            cache = make()
+            setattr(app.state, name, cache)
+        return cache

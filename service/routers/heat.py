@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
-from service.deps import SessionDep, SettingsDep
+from service.deps import SessionDep, SettingsDep, app_cache
 from service.heat import LAYERS, HeatCache, HeatService
 from service.timeparse import aware
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"])
-_CACHE_LOCK = threading.Lock()
 
 
 def heat_cache(app: FastAPI) -> HeatCache:
     """The app's cache of heat answers (made on first use)."""
-    with _CACHE_LOCK:
-        cache = getattr(app.state, "heat_cache", None)
-        if cache is None:
-            cache = app.state.heat_cache = HeatCache()
-        return cache
+    return app_cache(app, "heat_cache", HeatCache)
 
 
 @router.get(

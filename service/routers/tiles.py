@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
-from service.deps import SessionDep, SettingsDep
+from service.deps import SessionDep, SettingsDep, app_cache
 from service.tiles import MVT_MEDIA_TYPE, TileCache, TileService, tile_request
 
 router = APIRouter(prefix="/tiles", tags=["tiles"])
 
 # grids change rarely: browsers may reuse a tile for a minute; cases are revalidated every time
 CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
-_CACHE_LOCK = threading.Lock()
 
 
 def tile_cache(app: FastAPI) -> TileCache:
     """The app's tile cache (made on first use; tests may set ``app.state.tile_cache``)."""
-    with _CACHE_LOCK:
-        cache = getattr(app.state, "tile_cache", None)
-        if cache is None:
-            cache = app.state.tile_cache = TileCache()
-        return cache
+    return app_cache(app, "tile_cache", TileCache)
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
