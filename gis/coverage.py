@@ -64,13 +64,6 @@ class FixTable:
     def __len__(self) -> int:
         return len(self.t)
 
-    def between(self, start: float, end: float) -> FixTable:
-        """The fixes with ``start <= t < end``."""
-        keep = (self.t >= start) & (self.t < end)
-        return FixTable(
-            self.track[keep], self.worker[keep], self.t[keep], self.x[keep], self.y[keep]
-        )
-
     def segment_seconds(self) -> np.ndarray:
         """Duration from each fix to the next fix of its track (0 at a track's end)."""
         dt = np.zeros(len(self), dtype=np.float64)

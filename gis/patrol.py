@@ -68,13 +68,10 @@ class CleanedFixes:
         0 for a kept fix, else the index of its reason in :data:`REASONS`.
     track : np.ndarray of int64
         Track number (0, 1, … in device then time order) of each kept fix, -1 for dropped ones.
-    order : np.ndarray of int64
-        Positions of the input sorted by device, then time (ties in input order).
     """
 
     reason: np.ndarray
     track: np.ndarray
-    order: np.ndarray
 
     @property
     def kept(self) -> np.ndarray:
@@ -130,7 +127,7 @@ def clean_fixes(
     dev, ts, xs, ys = device[order], t[order], x[order], y[order]
     reason = np.zeros(n, dtype=np.uint8)
     if n == 0:
-        return CleanedFixes(reason, np.full(0, -1, np.int64), order)
+        return CleanedFixes(reason, np.full(0, -1, np.int64))
 
     same_device = np.r_[False, dev[1:] == dev[:-1]]
     reason[same_device & np.r_[False, ts[1:] == ts[:-1]]] = DUPLICATE
@@ -147,7 +144,7 @@ def clean_fixes(
     out_reason[order] = reason
     out_track = np.empty(n, dtype=np.int64)
     out_track[order] = track_sorted
-    return CleanedFixes(out_reason, out_track, order)
+    return CleanedFixes(out_reason, out_track)
 
 
 def _checked(device, t, x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -171,11 +171,6 @@ class StoredTracks:
     lat: np.ndarray
     t: np.ndarray  # Unix seconds
 
-    @property
-    def empty(self) -> bool:
-        """No tracks."""
-        return self.track_id.size == 0
-
 
 def read_tracks(session: Session, city: str, start: datetime, end: datetime) -> StoredTracks:
     """Every track of ``city`` that has a vertex in ``[start, end)`` (whole tracks)."""
