@@ -1,0 +1,42 @@
+"""change counters take their values from a sequence
+
+A counter value must name one state of its table for ever: caches in every server process key
+on it. ``version + 1`` is undone by a rollback, so a later transaction could reuse a number that
+a rolled-back one had shown; a sequence never hands out a value twice.
+
+Revision ID: 0005_counter_sequence
+Revises: 0004_change_counters
+Create Date: 2026-11-29 14:00:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0005_counter_sequence"
+down_revision: str | None = "0004_change_counters"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE SEQUENCE change_counter_seq")
+    op.execute(
+        "SELECT setval('change_counter_seq', "
+        "(SELECT coalesce(max(version), 0) + 1 FROM change_counters), false)"
+    )
+    op.execute(
+        "CREATE OR REPLACE FUNCTION citygrid_bump_change_counter() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN UPDATE change_counters "
+        "SET version = nextval('change_counter_seq') WHERE name = TG_TABLE_NAME; "
+        "RETURN NULL; END $$"
+    )
+
+
+def downgrade() -> None:
+    op.execute(
+        "CREATE OR REPLACE FUNCTION citygrid_bump_change_counter() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN UPDATE change_counters SET version = version + 1 "
+        "WHERE name = TG_TABLE_NAME; RETURN NULL; END $$"
+    )
+    op.execute("DROP SEQUENCE change_counter_seq")
