@@ -55,6 +55,12 @@ def to_metric_xy(lon, lat, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(x), np.asarray(y)
 
 
+def from_metric_xy(x, y, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinate arrays in metric ``crs`` back to lon/lat."""
+    lon, lat = _transformer(crs, WGS84).transform(np.asarray(x, float), np.asarray(y, float))
+    return np.asarray(lon), np.asarray(lat)
+
+
 def utm_crs_for_xy(lon: np.ndarray, lat: np.ndarray) -> CRS:
     """The UTM CRS for the centre of the bounding box of coordinate arrays."""
     return utm_crs_for(

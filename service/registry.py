@@ -20,6 +20,7 @@ from gis import datum as datums
 from gis.codes import LEVELS, CodeError, CodeScheme, parent_level
 from gis.metric import area_m2, to_metric, utm_crs_for_geometries
 from service.errors import Conflict, InvalidInput, NotFound
+from service.grid_snapshot import snapshot_for
 from service.models import Grid
 from service.repository import GridRepository, geom_of, new_grid, to_multipolygon
 
@@ -407,11 +408,11 @@ class Registry:
         A point on an edge shared by several grids goes to the one with the lowest code.
         """
         lon, lat = to_wgs84_point(lon, lat, datum)
-        at = at or now()
-        near = self.repo.near_point(self.city, "unit", lon, lat, radius_m, at)
+        grids = snapshot_for(self.session, self.city, at) or _StoredGrids(self.repo, self.city, at)
+        near = grids.near(lon, lat, radius_m)
         covering = [g for g, _, covers in near if covers]
         if not covering:
-            nearest = self.repo.nearest(self.city, "unit", lon, lat, at)
+            nearest = grids.nearest(lon, lat)
             extra: dict[str, Any] = {"lon": lon, "lat": lat}
             msg = f"point ({lon:.6f}, {lat:.6f}) lies outside every unit grid"
             if nearest is not None:
@@ -428,9 +429,25 @@ class Registry:
             lon=lon,
             lat=lat,
             grid=grid,
-            chain=self.repo.chain(grid, at)[1:],
+            chain=grids.chain(grid),
             candidates=[(g, d) for g, d, _ in near],
         )
+
+
+class _StoredGrids:
+    """Unit grids valid at a past moment, read from PostGIS (the snapshot's slow twin)."""
+
+    def __init__(self, repo: GridRepository, city: str, at: datetime | None) -> None:
+        self.repo, self.city, self.at = repo, city, at or now()
+
+    def near(self, lon: float, lat: float, radius_m: float) -> list[tuple[Grid, float, bool]]:
+        return self.repo.near_point(self.city, "unit", lon, lat, radius_m, self.at)
+
+    def nearest(self, lon: float, lat: float) -> tuple[Grid, float] | None:
+        return self.repo.nearest(self.city, "unit", lon, lat, self.at)
+
+    def chain(self, grid: Grid) -> list[Grid]:
+        return self.repo.chain(grid, self.at)[1:]
 
 
 @dataclass

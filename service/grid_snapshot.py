@@ -1,0 +1,148 @@
+"""The grids valid now, held in memory by each server process.
+
+Locating a point is the hottest read of the service (every phone report, every citizen report,
+every dispatcher click). Answering it from PostGIS costs five queries and the transfer of the
+parent polygons; answering it from memory costs one primary-key read of the grids' change
+counter, which proves the snapshot is still the truth:
+
+* the counter is bumped, inside the writing transaction, by every statement that writes
+  ``grids``, from a sequence — so a value names one state of the table, never reused even after
+  a rollback;
+* the snapshot also remembers the validity boundaries around the moment it was read (the latest
+  ``valid_from``/``valid_to`` not after it and the next one after it): any instant in between
+  sees exactly the same set of versions.
+
+Each process keeps one snapshot per city; the first request after a change rebuilds it
+(~0.1 s for the demo's 1,500 unit grids).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from gis.locate import GridIndex, geodesic_distances_m
+from service.models import Grid
+from service.repository import geom_of, valid_at
+
+_GRID_COUNTER = text("SELECT version FROM change_counters WHERE name = 'grids'")
+_BOUNDARIES = text(
+    "SELECT max(b) FILTER (WHERE b <= :at), min(b) FILTER (WHERE b > :at) "
+    "FROM grids, LATERAL (VALUES (valid_from), (valid_to)) v(b) "
+    "WHERE city = :city AND b IS NOT NULL"
+)
+
+
+@dataclass(frozen=True)
+class GridSnapshot:
+    """Every grid version of one city valid during ``[since, until)``, read at ``version``.
+
+    The rows are detached from any session and only ever read.
+    """
+
+    city: str
+    version: int
+    since: datetime | None
+    until: datetime | None
+    by_code: Mapping[str, Grid]
+    units: GridIndex
+    unit_rows: tuple[Grid, ...]  # in ``units.codes`` order
+
+    def serves(self, at: datetime) -> bool:
+        """Whether the versions valid at ``at`` are exactly this snapshot's."""
+        return (self.since is None or self.since <= at) and (self.until is None or at < self.until)
+
+    def chain(self, grid: Grid) -> list[Grid]:
+        """``grid``'s ancestors up to the city, nearest first."""
+        out: list[Grid] = []
+        code = grid.parent_code
+        while code and (parent := self.by_code.get(code)) is not None:
+            out.append(parent)
+            code = parent.parent_code
+        return out
+
+    def near(self, lon: float, lat: float, radius_m: float) -> list[tuple[Grid, float, bool]]:
+        """Unit grids within ``radius_m`` of a WGS 84 point: (grid, metres, covers), covering
+        grids first (lowest code first), then by distance — as the database query orders them.
+
+        Distances are geodesic (WGS 84 ellipsoid), like PostGIS ``geography`` distances.
+        """
+        covering = set(self.units.covering(lon, lat))
+        # the index measures in UTM metres; widen its search so no geodesic candidate is lost
+        found = self.units.candidates(lon, lat, radius_m * 1.002 + 0.01)
+        idx = np.array([i for i, _ in found], dtype=np.int64)
+        rows = [self.unit_rows[i] for i in idx]
+        dist = geodesic_distances_m([geom_of(r) for r in rows], lon, lat)
+        out = [
+            (row, 0.0 if i in covering else float(d), i in covering)
+            for i, row, d in zip(idx.tolist(), rows, dist, strict=True)
+        ]
+        out = [r for r in out if r[2] or r[1] <= radius_m]
+        return sorted(out, key=lambda r: (not r[2], r[1], r[0].code))
+
+    def nearest(self, lon: float, lat: float) -> tuple[Grid, float] | None:
+        """The nearest unit grid and its geodesic distance in metres."""
+        hit = self.units.nearest(lon, lat)
+        if hit is None:
+            return None
+        row = self.unit_rows[hit[0]]
+        return row, float(geodesic_distances_m([geom_of(row)], lon, lat)[0])
+
+
+_LOCK = threading.Lock()
+_SNAPSHOTS: dict[str, GridSnapshot] = {}
+
+
+def grid_version(session: Session) -> int:
+    """The grids' change counter as this session's transaction sees it."""
+    return int(session.execute(_GRID_COUNTER).scalar_one())
+
+
+def snapshot_for(session: Session, city: str, at: datetime | None = None) -> GridSnapshot | None:
+    """The snapshot of ``city`` serving ``at``; ``None`` for a moment it does not serve.
+
+    With ``at`` omitted (now) the snapshot is rebuilt when the grids changed, so the answer is
+    never ``None``. A past moment outside the snapshot's validity is left to the database:
+    rebuilding for every historical query would only thrash the cache.
+    """
+    version = grid_version(session)
+    with _LOCK:
+        snap = _SNAPSHOTS.get(city)
+    if snap is not None and snap.version == version and snap.serves(at or datetime.now(UTC)):
+        return snap
+    if at is not None and not _is_now(at):
+        return None
+    snap = _build(session, city, version, datetime.now(UTC))
+    with _LOCK:
+        _SNAPSHOTS[city] = snap
+    return snap if at is None or snap.serves(at) else None
+
+
+def _is_now(at: datetime, slack_s: float = 300.0) -> bool:
+    """Within a few minutes of now: a report sent a little late is still about today's grids."""
+    return abs((datetime.now(UTC) - at).total_seconds()) <= slack_s
+
+
+def _build(session: Session, city: str, version: int, at: datetime) -> GridSnapshot:
+    since, until = session.execute(_BOUNDARIES, {"city": city, "at": at}).one()
+    # plain column rows made into transient objects: never in (or taken from) any session's
+    # identity map, so the snapshot cannot change under, or be changed by, the caller's session
+    table = Grid.__table__
+    result = session.execute(select(*table.c).where(Grid.city == city, valid_at(at)))
+    rows = [Grid(**row._mapping) for row in result]
+    units = sorted((r for r in rows if r.level == "unit"), key=lambda r: r.code)
+    return GridSnapshot(
+        city=city,
+        version=version,
+        since=since,
+        until=until,
+        by_code={r.code: r for r in rows},
+        units=GridIndex([r.code for r in units], [geom_of(r) for r in units]),
+        unit_rows=tuple(units),
+    )
