@@ -27,6 +27,7 @@ from service.errors import CitygridError
 from service.factory import AppSettings
 from service.models import Grid
 from service.registry import Registry
+from service.settings import ServerSettings
 
 app = typer.Typer(
     help="citygrid: grid management for city management offices", no_args_is_help=True
@@ -125,21 +126,37 @@ def demo(
 
 @app.command()
 def run(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str | None, typer.Option(help="Default CITYGRID_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default CITYGRID_PORT")] = None,
+    workers: Annotated[int | None, typer.Option(help="Default CITYGRID_WORKERS")] = None,
     with_demo: Annotated[bool, typer.Option("--demo/--no-demo", help="Load the demo city")] = True,
 ) -> None:
     """Migrate, load the demo city when the registry is empty, and serve the API."""
+    import os
+
     import uvicorn
 
-    from service.factory import create_app
-
+    server = ServerSettings()
+    host, port = host or server.host, port or server.port
+    workers = workers or server.workers
     if with_demo:
         demo()
     else:
         migrate()
-    console.print(f"serving on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    # every worker process uses the database the command just prepared (and never starts a
+    # second embedded cluster)
+    os.environ["CITYGRID_DATABASE_URL"] = resolve_database_url(AppSettings().database)
+    console.print(
+        f"serving on http://{host}:{port} with {workers} worker process(es) (API docs at /docs)"
+    )
+    uvicorn.run(
+        "service.app:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_graceful_shutdown=10,
+    )
 
 
 @app.command("import")

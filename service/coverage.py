@@ -281,6 +281,9 @@ class CoverageService:
         """Build today's grid index and coverage raster now (a few seconds for a district), so
         the first map or coverage request after a start does not wait for them."""
         rows = self.registry.repo.list(GridFilter(city=self.city, at=now(), level="unit"))
+        # the rows are loaded: end the read-only transaction so its connection goes back to
+        # the pool instead of idling through seconds of raster work
+        self.session.commit()
         if rows:
             index, ids = index_for(rows)
             self._raster(rows, index, ids)

@@ -20,11 +20,19 @@ def resolve_database_url(settings: DatabaseSettings) -> str:
     return EmbeddedCluster(settings.data_dir).start()
 
 
-def make_engine(url: str, pool_size: int = 5) -> Engine:
+def make_engine(
+    url: str, pool_size: int = 5, pool_timeout_s: float = 30.0, max_overflow: int = 10
+) -> Engine:
     """A pooled engine for ``url`` (psycopg 3 driver)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout_s,
+        pool_pre_ping=True,
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

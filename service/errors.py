@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 
 class CitygridError(Exception):
@@ -21,6 +22,10 @@ class CitygridError(Exception):
 
 class InvalidInput(CitygridError):
     """The request is well-formed but its content breaks a rule."""
+
+
+class BadRequestBody(CitygridError):
+    """The request body cannot be read at all (nested too deeply, not UTF-8, …)."""
 
 
 class BadParameter(CitygridError):
@@ -45,6 +50,7 @@ class PayloadTooLarge(CitygridError):
 
 STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     InvalidInput: 422,
+    BadRequestBody: 400,
     BadParameter: 400,
     NotFound: 404,
     Conflict: 409,
@@ -70,6 +76,16 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         return JSONResponse(
             status_code=422, content={"detail": f"a value cannot be stored: {reason}"}
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def _no_connection(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # admission control keeps this from happening; if the pool is still exhausted (sized
+        # below the admission limit, or held by background work) the client should come back
+        return JSONResponse(
+            status_code=503,
+            content={"detail": "no database connection is free; retry after 1 s"},
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(CitygridError)

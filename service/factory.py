@@ -6,20 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gis.codes import CodeScheme
+from service.bodyguard import GuardedRoute
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
+from service.overload import AdmissionControl
 from service.settings import (
     CaseSettings,
     DatabaseSettings,
     GridSettings,
     MapSettings,
     PatrolSettings,
+    ServerSettings,
 )
 from service.timeparse import DisplayTimeZone
 
@@ -33,11 +37,31 @@ class AppSettings:
     cases: CaseSettings = field(default_factory=CaseSettings)
     patrol: PatrolSettings = field(default_factory=PatrolSettings)
     map: MapSettings = field(default_factory=MapSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def __post_init__(self) -> None:
+        active = self.server.max_active_requests
+        if self.pool_size() <= active:
+            raise ValueError(
+                f"CITYGRID_POOL_SIZE ({self.pool_size()}) must be larger than "
+                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active}): every admitted request needs a "
+                "connection and background work needs its own"
+            )
+        if self.server.thread_count() < active:
+            raise ValueError(
+                f"CITYGRID_THREADS ({self.server.thread_count()}) must be at least "
+                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active})"
+            )
 
     @property
     def scheme(self) -> CodeScheme:
         """The configured grid code scheme."""
         return CodeScheme(self.grids.code_width)
+
+    def pool_size(self) -> int:
+        """Database connections per process: one per admitted request, and some for the
+        background (cache warming, coverage runs)."""
+        return self.database.pool_size or self.server.max_active_requests + 4
 
 
 def create_app(
@@ -55,12 +79,17 @@ def create_app(
         engine: Engine | None = None
         if sessions is None:
             engine = make_engine(
-                resolve_database_url(settings.database), settings.database.pool_size
+                resolve_database_url(settings.database),
+                pool_size=settings.pool_size(),
+                pool_timeout_s=settings.database.pool_timeout_s,
+                max_overflow=0,  # the pool is exactly what the settings size it to
             )
             app.state.sessions = make_sessionmaker(engine)
             _warm_in_background(app.state.sessions, settings)
         else:
             app.state.sessions = sessions
+        # the thread pool is sized with the admission limit and the database pool
+        to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
         yield
         if engine is not None:
             engine.dispose()
@@ -72,10 +101,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.router.route_class = GuardedRoute  # the app's own routes parse bodies like the rest
     app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
     # heat layers and GeoJSON exports are large, repetitive text: gzip cuts them ~5-10×
     app.add_middleware(GZipMiddleware, minimum_size=4096)
     install_error_handlers(app)
+    # outermost: a request the process cannot take on is refused before any other work
+    app.add_middleware(
+        AdmissionControl,
+        limit=settings.server.max_active_requests,
+        queue=settings.server.max_queued_requests,
+        wait_s=settings.server.queue_wait_s,
+    )
 
     from service.routers import (
         cases,
@@ -121,9 +158,12 @@ def _warm_in_background(sessions: sessionmaker[Session], settings: AppSettings) 
 
     def warm() -> None:
         from service.coverage import CoverageService
+        from service.grid_snapshot import snapshot_for
 
         try:
             with sessions() as session:
+                snapshot_for(session, settings.grids.city)
+                session.commit()
                 CoverageService(session, settings).warm()
         except Exception:  # a cold cache only costs the first request some seconds
             logging.getLogger("citygrid").warning("warming the caches failed", exc_info=True)

@@ -22,7 +22,15 @@ class DatabaseSettings(BaseSettings):
 
     database_url: str | None = None
     data_dir: Path = PROJECT_ROOT / "var"
-    pool_size: int = 5
+    pool_size: int | None = Field(
+        None,
+        description="Connections per server process (default: CITYGRID_MAX_ACTIVE_REQUESTS + "
+        "4, so every admitted request has one and background work has its own)",
+        ge=1,
+    )
+    pool_timeout_s: float = Field(
+        5.0, description="Longest wait for a connection before the request is answered 503", gt=0
+    )
 
 
 class GridSettings(BaseSettings):
@@ -47,12 +55,36 @@ class GridSettings(BaseSettings):
 
 
 class ServerSettings(BaseSettings):
-    """Where the HTTP server listens."""
+    """Where the HTTP server listens and how much work each process takes on at once.
+
+    A process admits ``max_active_requests`` requests at a time; up to ``max_queued_requests``
+    more wait at most ``queue_wait_s`` for a place, and the rest are answered at once with 503
+    and ``Retry-After``. The thread pool (``threads``) and the database pool
+    (``CITYGRID_POOL_SIZE``) are sized from the same number, so an admitted request never
+    waits for a thread or a connection held by a request that is itself waiting: overload
+    costs a quick 503, never a lock-up.
+    """
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(2, ge=1, description="Server processes (each with its own pools)")
+    max_active_requests: int = Field(16, ge=1, description="Requests a process works on at once")
+    max_queued_requests: int = Field(
+        64, ge=0, description="Requests that may wait for a place; more are answered 503"
+    )
+    queue_wait_s: float = Field(
+        0.5, gt=0, description="Longest wait for a place before the request is answered 503"
+    )
+    threads: int | None = Field(
+        None, ge=1, description="Worker threads per process (default: max_active_requests + 8)"
+    )
+
+    def thread_count(self) -> int:
+        """Threads for sync routes and file I/O: every admitted request can have one, plus
+        room for what runs beside them (static files, uploads' temporary files)."""
+        return self.threads or self.max_active_requests + 8
 
 
 class CaseSettings(BaseSettings):
