@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
+from service.bodyguard import GuardedRoute
 from service.case_import import CaseImporter, read_case_file
 from service.cases import Action, CaseInput
 from service.deps import CaseServiceDep, SettingsDep
@@ -20,7 +21,7 @@ from service.schemas import ActionIn, CaseCreate
 from service.timeparse import aware
 from service.uploads import saved_upload
 
-router = APIRouter(prefix="/api/cases", tags=["cases"])
+router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 
 
 def case_filter(

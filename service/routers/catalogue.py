@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
+from service.bodyguard import GuardedRoute
 from service.catalogue import Catalogue
 from service.deps import SessionDep, SettingsDep
 from service.models import Category, RoutingRule
 from service.params import IdPath
 from service.schemas import CategoryIn, RoutingRuleIn
 
-router = APIRouter(tags=["catalogue"])
+router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
 
 
 def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:

@@ -13,12 +13,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from geoalchemy2.shape import to_shape
 from shapely.geometry import mapping
 
+from service.bodyguard import GuardedRoute
 from service.coverage import CoverageService
 from service.deps import SessionDep, SettingsDep
 from service.models import CoverageRun
 from service.timeparse import aware, iso
 
-router = APIRouter(prefix="/api/coverage", tags=["coverage"])
+router = APIRouter(prefix="/api/coverage", tags=["coverage"], route_class=GuardedRoute)
 
 Period = Literal["hour", "day", "week"]
 Format = Literal["json", "geojson", "csv"]

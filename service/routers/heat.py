@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
+from service.bodyguard import GuardedRoute
 from service.deps import SessionDep, SettingsDep, app_cache
 from service.heat import LAYERS, HeatCache, HeatService
 from service.timeparse import aware
 
-router = APIRouter(prefix="/api/heat", tags=["heat maps"])
+router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRoute)
 
 
 def heat_cache(app: FastAPI) -> HeatCache:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gis.codes import LEVELS
+from service.bodyguard import GuardedRoute
 from service.deps import RegistryDep, SettingsDep
 from service.errors import BadParameter, NotFound
 from service.geojson import grid_feature
@@ -17,7 +18,7 @@ from service.registry import now
 from service.repository import GridFilter
 from service.timeparse import aware
 
-router = APIRouter(prefix="/ogc", tags=["OGC API - Features"])
+router = APIRouter(prefix="/ogc", tags=["OGC API - Features"], route_class=GuardedRoute)
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"

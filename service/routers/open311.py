@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from service.bodyguard import GuardedRoute
 from service.cases import CaseInput
 from service.catalogue import Catalogue
 from service.deps import CaseServiceDep, SettingsDep
@@ -27,7 +28,7 @@ from service.models import Case
 from service.timeparse import aware, iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES
 
-router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
 
 
 def _error(exc: CitygridError) -> JSONResponse:

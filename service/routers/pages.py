@@ -29,6 +29,7 @@ from layers.page import (
     dispatcher_page,
     error_page,
 )
+from service.bodyguard import GuardedRoute
 from service.catalogue import Catalogue
 from service.deps import SessionDep, SettingsDep
 from service.errors import CitygridError, NotFound, status_for
@@ -39,7 +40,7 @@ from service.registry import Registry, now
 from service.repository import GridFilter
 from service.workflow import LABELS_ZH, OPEN_STATUSES
 
-router = APIRouter(tags=["pages"])
+router = APIRouter(tags=["pages"], route_class=GuardedRoute)
 
 
 def mount_static(app: FastAPI) -> None:

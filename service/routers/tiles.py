@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
+from service.bodyguard import GuardedRoute
 from service.deps import SessionDep, SettingsDep, app_cache
 from service.tiles import MVT_MEDIA_TYPE, TileCache, TileService, tile_request
 
-router = APIRouter(prefix="/tiles", tags=["tiles"])
+router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 
 # grids change rarely: browsers may reuse a tile for a minute; cases are revalidated every time
 CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
