@@ -10,14 +10,14 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gis.hotspots import influence_zones, length_in_grids, share_in_grids
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Hotspot, HotspotKind
 from service.registry import Registry, now, to_wgs84_point
-from service.repository import GridFilter, geom_of, to_multipolygon
+from service.repository import GridFilter, geom_of, intersects_bbox, to_multipolygon
 
 
 def active_at(at: datetime) -> ColumnElement[bool]:
@@ -85,16 +85,39 @@ class HotspotService:
         kind: str | None = None,
         at: datetime | None = None,
         bbox: tuple[float, float, float, float] | None = None,
-    ) -> list[Hotspot]:
-        """Hotspots (active at ``at`` when given), by kind and bbox."""
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> builtins.list[Hotspot]:
+        """Hotspots (active at ``at`` when given), by kind and bbox (zones meeting it), by id."""
+        stmt = self._select(kind, at, bbox).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(self.session.scalars(stmt))
+
+    def count(
+        self,
+        kind: str | None = None,
+        at: datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+    ) -> int:
+        """How many hotspots :meth:`list` would return without a limit."""
+        sub = self._select(kind, at, bbox).subquery()
+        return int(self.session.scalar(select(func.count()).select_from(sub)) or 0)
+
+    def _select(
+        self,
+        kind: str | None,
+        at: datetime | None,
+        bbox: tuple[float, float, float, float] | None,
+    ) -> Select[Hotspot]:
         stmt = select(Hotspot).where(Hotspot.city == self.city).order_by(Hotspot.id)
         if kind:
             stmt = stmt.where(Hotspot.kind == kind)
         if at:
             stmt = stmt.where(active_at(at))
         if bbox:
-            stmt = stmt.where(Hotspot.zone.intersects(func.ST_MakeEnvelope(*bbox, 4326)))
-        return list(self.session.scalars(stmt))
+            stmt = stmt.where(intersects_bbox(Hotspot.zone, bbox))
+        return stmt
 
     def create(self, items: builtins.list[HotspotInput]) -> builtins.list[Hotspot]:
         """Create hotspots, all or nothing; zones are buffered in metres."""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from service.errors import BadParameter, InvalidInput
 from service.models import Case, Category
 from service.registry import Registry, now
+from service.repository import intersects_bbox
 from service.timeparse import iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES, STATUSES
 
@@ -109,7 +110,7 @@ class Ledger:
         if flt.reported_to:
             stmt = stmt.where(Case.reported_at < flt.reported_to)
         if flt.bbox:
-            stmt = stmt.where(Case.geom.intersects(func.ST_MakeEnvelope(*flt.bbox, 4326)))
+            stmt = stmt.where(intersects_bbox(Case.geom, flt.bbox))
         t = now()
         if flt.overdue is not None:
             late = and_(Case.status.in_(OPEN_STATUSES), Case.deadline_at < t)

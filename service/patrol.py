@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from service.errors import Conflict, InvalidInput, NotFound
@@ -175,27 +175,49 @@ class PatrolService:
         worker: str | None = None,
         device_id: str | None = None,
         limit: int = 1000,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first)."""
+        stmt = (
+            self._tracks(start, end, worker, device_id)
+            .add_columns(Device.device_id, func.ST_AsBinary(PatrolTrack.geom))
+            .order_by(PatrolTrack.started_at, PatrolTrack.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_track_feature(t, d, g) for t, d, g in self.session.execute(stmt)]
+
+    def count_tracks(
+        self,
+        start: datetime,
+        end: datetime,
+        worker: str | None = None,
+        device_id: str | None = None,
+    ) -> int:
+        """How many tracks :meth:`tracks` finds without a limit."""
+        sub = self._tracks(start, end, worker, device_id).subquery()
+        return int(self.session.scalar(select(func.count()).select_from(sub)) or 0)
+
+    def _tracks(
+        self, start: datetime, end: datetime, worker: str | None, device_id: str | None
+    ) -> Select[PatrolTrack]:
         if end <= start:
             raise InvalidInput("'to' must be after 'from'", field="to")
         stmt = (
-            select(PatrolTrack, Device.device_id, func.ST_AsBinary(PatrolTrack.geom))
+            select(PatrolTrack)
             .join(Device, Device.id == PatrolTrack.device_key)
             .where(
                 PatrolTrack.city == self.city,
                 PatrolTrack.started_at < end,
                 PatrolTrack.ended_at >= start,
             )
-            .order_by(PatrolTrack.started_at, PatrolTrack.id)
-            .limit(limit)
         )
         if worker:
             self.worker(worker)
             stmt = stmt.where(PatrolTrack.worker_code == worker)
         if device_id:
             stmt = stmt.where(PatrolTrack.device_key == self.device(device_id).id)
-        return [_track_feature(t, d, g) for t, d, g in self.session.execute(stmt)]
+        return stmt
 
 
 def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes) -> dict[str, Any]:

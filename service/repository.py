@@ -44,6 +44,16 @@ def to_multipolygon(geom: shapely.Geometry) -> shapely.MultiPolygon:
     return type_cast(shapely.MultiPolygon, geom)
 
 
+def intersects_bbox(column: Any, bbox: tuple[float, float, float, float]) -> ColumnElement[bool]:
+    """Rows whose geometry meets the lon/lat box — the geometry itself, not its envelope.
+
+    (GeoAlchemy2's ``column.intersects()`` is the ``&&`` envelope operator, which also returns
+    a concave or diagonal shape whose bounding box merely reaches into the box; ``ST_Intersects``
+    uses the same index and then tests the shapes.)
+    """
+    return func.ST_Intersects(column, func.ST_MakeEnvelope(*bbox, 4326))
+
+
 def geom_of(row: Grid | Hotspot) -> BaseGeometry:
     """The row's geometry as shapely."""
     return to_shape(row.geom)
@@ -77,7 +87,7 @@ class GridRepository:
         if flt.subtree_prefix:
             stmt = stmt.where(Grid.code.startswith(flt.subtree_prefix, autoescape=True))
         if flt.bbox:
-            stmt = stmt.where(Grid.geom.intersects(func.ST_MakeEnvelope(*flt.bbox, 4326)))
+            stmt = stmt.where(intersects_bbox(Grid.geom, flt.bbox))
         return stmt
 
     def list(self, flt: GridFilter, limit: int | None = None, offset: int = 0) -> list[Grid]:
@@ -146,7 +156,7 @@ class GridRepository:
             Grid.city == city,
             Grid.level == level,
             valid_at(at),
-            Grid.geom.intersects(from_shape(geom, srid=4326)),
+            func.ST_Intersects(Grid.geom, from_shape(geom, srid=4326)),
             func.ST_Relate(Grid.geom, from_shape(geom, srid=4326), "T********"),
         )
         if exclude:
@@ -173,11 +183,13 @@ class GridRepository:
                 Grid.city == city,
                 Grid.level == level,
                 valid_at(at),
-                Grid.geom.intersects(func.ST_Expand(point, pad)),
+                Grid.geom.op("&&")(func.ST_Expand(point, pad)),  # index window only
             )
             .order_by(text("covers DESC"), text("distance"), Grid.code)
         )
         rows = [(g, 0.0 if c else float(d), bool(c)) for g, d, c in self.session.execute(stmt)]
+        # covering grids are at distance 0 (geography may measure 1e-9 m on an edge): by code
+        rows.sort(key=lambda r: (not r[2], r[1], r[0].code))
         return [r for r in rows if r[2] or r[1] <= radius_m]
 
     def nearest(

@@ -9,17 +9,19 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
 from service import exports, imports, layout
+from service.bodyguard import GuardedRoute
 from service.bulk_locate import bulk_locate_upload
 from service.deps import RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import grid_feature, parse_geometry
+from service.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.params import parse_bbox
 from service.registry import GridInput, now
 from service.repository import GridFilter
 from service.schemas import GridCreate, GridUpdate, LocateOut
 from service.timeparse import aware
 
-router = APIRouter(prefix="/api/grids", tags=["grids"])
+router = APIRouter(prefix="/api/grids", tags=["grids"], route_class=GuardedRoute)
 
 LevelQ = Annotated[
     Literal["city", "district", "street", "community", "unit"] | None,
@@ -32,8 +34,10 @@ AtQ = Annotated[
 DatumQ = Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate datum")]
 
 
-@router.get("", summary="List grids (GeoJSON FeatureCollection)")
+@router.get("", summary="List grids (GeoJSON FeatureCollection, paged)")
 def list_grids(
+    request: Request,
+    response: Response,
     registry: RegistryDep,
     settings: SettingsDep,
     level: LevelQ = None,
@@ -41,8 +45,8 @@ def list_grids(
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
     at: AtQ = None,
     datum: DatumQ = "wgs84",
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: LimitQ = 1000,
+    offset: OffsetQ = 0,
 ) -> dict[str, Any]:
     flt = GridFilter(
         city=registry.city,
@@ -52,7 +56,9 @@ def list_grids(
         bbox=parse_bbox(bbox),
     )
     rows = registry.repo.list(flt, limit=limit, offset=offset)
-    return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
+    features = [grid_feature(g, datum) for g in rows]
+    matched = number_matched(len(rows), limit, offset, lambda: registry.repo.count(flt))
+    return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
 @router.post("", status_code=201, summary="Create a grid, or a new version of one")

@@ -6,21 +6,23 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import shapely
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from geoalchemy2.shape import to_shape
 
 from gis.datum import transform_geometries
+from service.bodyguard import GuardedRoute
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import parse_geometry
 from service.hotspots import HotspotInput
 from service.imports import hotspots_from_upload
 from service.models import Hotspot
+from service.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.params import IdPath, parse_bbox
 from service.schemas import HotspotCreate, HotspotKindIn
 from service.timeparse import aware, iso
 
-router = APIRouter(tags=["hotspots"])
+router = APIRouter(tags=["hotspots"], route_class=GuardedRoute)
 
 
 def hotspot_feature(spot: Hotspot, with_zone: bool = False, datum: str = "wgs84") -> dict[str, Any]:
@@ -76,23 +78,29 @@ def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep) -> dict[str, Any]
     }
 
 
-@router.get("/api/hotspots", summary="Hotspots (GeoJSON)")
+@router.get("/api/hotspots", summary="Hotspots (GeoJSON, paged)")
 def list_hotspots(
+    request: Request,
+    response: Response,
     hotspots: HotspotServiceDep,
     settings: SettingsDep,
     kind: Annotated[str | None, Query()] = None,
     active_at: Annotated[datetime | None, Query(description="Only those active then")] = None,
-    bbox: Annotated[str | None, Query()] = None,
+    bbox: Annotated[
+        str | None, Query(description="minlon,minlat,maxlon,maxlat: zones meeting the box")
+    ] = None,
     zones: Annotated[bool, Query(description="Include influence zones")] = False,
     datum: Annotated[
         Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
     ] = "wgs84",
+    limit: LimitQ = 1000,
+    offset: OffsetQ = 0,
 ) -> dict[str, Any]:
-    rows = hotspots.list(kind, aware(active_at, settings.grids.timezone), parse_bbox(bbox))
-    return {
-        "type": "FeatureCollection",
-        "features": [hotspot_feature(h, with_zone=zones, datum=datum) for h in rows],
-    }
+    args = (kind, aware(active_at, settings.grids.timezone), parse_bbox(bbox))
+    rows = hotspots.list(*args, limit=limit, offset=offset)
+    matched = number_matched(len(rows), limit, offset, lambda: hotspots.count(*args))
+    features = [hotspot_feature(h, with_zone=zones, datum=datum) for h in rows]
+    return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
 @router.post("/api/hotspots", status_code=201, summary="Create a hotspot")

@@ -6,19 +6,21 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
+from service.bodyguard import GuardedRoute
 from service.deps import SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.fix_ingest import FixIngester, read_fix_file
 from service.models import PatrolSession, Worker
+from service.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.params import IdPath
 from service.patrol import PatrolService, WorkerInput
 from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
 from service.timeparse import aware, iso
 from service.uploads import saved_upload
 
-router = APIRouter(prefix="/api/patrol", tags=["patrol"])
+router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
 
 
 def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
@@ -127,16 +129,21 @@ def upload_fixes(
     return FixIngester(session, settings).run(frame, mode=mode, datum=datum).as_dict()
 
 
-@router.get("/tracks", summary="Cleaned tracks overlapping a time range, as GeoJSON")
+@router.get("/tracks", summary="Cleaned tracks overlapping a time range, as GeoJSON (paged)")
 def tracks(
+    request: Request,
+    response: Response,
     patrol: PatrolDep,
     settings: SettingsDep,
     start: Annotated[datetime, Query(alias="from")],
     end: Annotated[datetime, Query(alias="to")],
     worker: str | None = None,
     device_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    limit: LimitQ = 1000,
+    offset: OffsetQ = 0,
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
-    features = patrol.tracks(aware(start, tz), aware(end, tz), worker, device_id, limit)
-    return {"type": "FeatureCollection", "features": features}
+    args = (aware(start, tz), aware(end, tz), worker, device_id)
+    features = patrol.tracks(*args, limit=limit, offset=offset)
+    matched = number_matched(len(features), limit, offset, lambda: patrol.count_tracks(*args))
+    return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
