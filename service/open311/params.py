@@ -174,7 +174,13 @@ def _whole(name: str, value: Any, default: int, maximum: int) -> int:
 
 
 def case_input(fields: dict[str, str], key: str | None, tz: str) -> CaseInput:
-    """The case a POSTed service request reports (``BadParameter`` naming a bad field)."""
+    """The case a POSTed service request reports (``BadParameter`` naming a bad field);
+    ``key`` is the Idempotency-Key header."""
+    if key is not None and len(key) > FIELD_LIMITS["idempotency_key"]:
+        raise BadParameter(
+            f"Idempotency-Key is longer than {FIELD_LIMITS['idempotency_key']} characters",
+            field="Idempotency-Key",
+        )
     for name, value in fields.items():
         limit = ATTRIBUTE_LIMIT if name.startswith("attribute[") else FIELD_LIMITS.get(name)
         if limit is not None and len(value) > limit:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gis.datum import DATUMS, from_wgs84
@@ -44,6 +44,7 @@ from service.workflow import LABELS_ZH, OPEN_STATUSES
 
 router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"])
 
+Fmt = Annotated[str, Path(description="xml (the standard's default) or json")]
 Jurisdiction = Annotated[
     str | None,
     Query(description="Optional: this server serves one jurisdiction (default: the city key)"),
@@ -79,7 +80,7 @@ def _categories(cases: CaseService) -> list[Category]:
 
 @router.get("/discovery.{fmt}", summary="Open311 service discovery")
 @router.get("/v2/discovery.{fmt}", include_in_schema=False)
-def discovery(fmt: str, request: Request, cases: CaseServiceDep, settings: SettingsDep) -> Response:
+def discovery(fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep) -> Response:
     out = _format(fmt)
     stamp = changeset(_categories(cases))
     keys = given(settings.cases.open311_api_keys)
@@ -118,7 +119,7 @@ def _service(cat: Category) -> dict[str, Any]:
 
 @router.get("/v2/services.{fmt}", summary="Service list (the category catalogue)")
 def services(
-    fmt: str, cases: CaseServiceDep, settings: SettingsDep, jurisdiction_id: Jurisdiction = None
+    fmt: Fmt, cases: CaseServiceDep, settings: SettingsDep, jurisdiction_id: Jurisdiction = None
 ) -> Response:
     out = _format(fmt)
     check_jurisdiction(jurisdiction_id, _served(settings))
@@ -128,7 +129,7 @@ def services(
 @router.get("/v2/services/{service_code}.{fmt}", summary="Service definition (extra attributes)")
 def service_definition(
     service_code: str,
-    fmt: str,
+    fmt: Fmt,
     cases: CaseServiceDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,
@@ -225,9 +226,49 @@ def _intake(cases: CaseService, item: CaseInput, fmt: str) -> tuple[Case, bool]:
     return cases.intake(item, "open311")
 
 
-@router.post("/v2/requests.{fmt}", summary="Submit a service request")
+_TEXT = {"type": "string"}
+POST_FIELDS = {
+    "type": "object",
+    "required": ["service_code"],
+    "properties": {
+        "service_code": _TEXT | {"description": "From services.xml"},
+        "lat": _TEXT | {"description": "WGS 84 (or datum); required: no geocoding here"},
+        "long": _TEXT | {"description": "WGS 84 (or datum); required: no geocoding here"},
+        "address_string": _TEXT,
+        "description": _TEXT | {"maxLength": 4000},
+        "media_url": _TEXT,
+        "first_name": _TEXT,
+        "last_name": _TEXT,
+        "phone": _TEXT,
+        "email": _TEXT,
+        "device_id": _TEXT,
+        "account_id": _TEXT,
+        "requested_datetime": _TEXT,
+        "jurisdiction_id": _TEXT,
+        "api_key": _TEXT | {"description": "Needed when CITYGRID_OPEN311_API_KEYS is set"},
+        "datum": _TEXT | {"description": "Extension: wgs84 (default), gcj02, bd09"},
+        "idempotency_key": _TEXT | {"description": "Extension: or the Idempotency-Key header"},
+    },
+    "additionalProperties": _TEXT | {"description": "attribute[code] per service definition"},
+}
+
+
+@router.post(
+    "/v2/requests.{fmt}",
+    summary="Submit a service request",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": POST_FIELDS},
+                "multipart/form-data": {"schema": POST_FIELDS},
+                "application/json": {"schema": POST_FIELDS},
+            },
+        }
+    },
+)
 async def create_request(
-    fmt: str, request: Request, cases: CaseServiceDep, settings: SettingsDep
+    fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep
 ) -> Response:
     out = _format(fmt)
     fields = await _fields(request)
@@ -237,8 +278,6 @@ async def create_request(
     )
     check_api_key(fields.get("api_key") or query.get("api_key"), settings.cases.open311_api_keys)
     key = given(request.headers.get("idempotency-key"))
-    if key is not None and len(key) > 200:
-        raise BadParameter("Idempotency-Key is longer than 200 characters", field="Idempotency-Key")
     item = case_input(fields, key, settings.grids.timezone)
     case, created = await run_in_threadpool(_intake, cases, item, fmt)
     payload = [
@@ -255,7 +294,7 @@ async def create_request(
 
 @router.get("/v2/requests.{fmt}", summary="Query service requests (paged)")
 def list_requests(
-    fmt: str,
+    fmt: Fmt,
     request: Request,
     cases: CaseServiceDep,
     settings: SettingsDep,
@@ -312,7 +351,7 @@ def _link(request: Request, flt: RequestFilter, number: int, size: int, rel: str
 @router.get("/v2/requests/{service_request_id}.{fmt}", summary="One service request")
 def get_request(
     service_request_id: str,
-    fmt: str,
+    fmt: Fmt,
     cases: CaseServiceDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,

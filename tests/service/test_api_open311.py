@@ -286,6 +286,10 @@ def test_idempotency_header_prevents_a_second_request(client: TestClient, case_c
     assert again.json()[0]["service_request_id"] == first.json()[0]["service_request_id"]
     changed = client.post(f"{V2}/requests.json", data=_form(description="别的"), headers=headers)
     assert changed.status_code == 409 and _errors(changed)[0]["code"] == 409
+    too_long = client.post(
+        f"{V2}/requests.xml", data=_form(), headers={"Idempotency-Key": "k" * 201}
+    )
+    assert too_long.status_code == 400 and "Idempotency-Key" in _errors(too_long)[0]["description"]
     assert _count_cases(client) == 1
 
 
