@@ -13,10 +13,13 @@ as the queue drains (at most ``wait_s`` after a burst).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+from starlette.routing import get_route_path
+
+from service.errors import error_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,14 +46,12 @@ class AdmissionControl:
         queue: int,
         wait_s: float,
         retry_after_s: int = 1,
-        render: Callable[[Scope, int, str], tuple[bytes, str]] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.queue = queue
         self.wait_s = wait_s
         self.retry_after_s = retry_after_s
-        self.render = render or _json_error
         self.active = 0
         self.waiting: deque[asyncio.Future[None]] = deque()
         self.shed = 0  # answered 503 since start (for logs and tests)
@@ -62,7 +63,7 @@ class AdmissionControl:
             return
         if not await self._admit():
             self.shed += 1
-            await self._busy(scope, send)
+            await self._busy(scope, receive, send)
             return
         try:
             await self.app(scope, receive, send)
@@ -106,25 +107,15 @@ class AdmissionControl:
                 return
         self.active -= 1
 
-    async def _busy(self, scope: Scope, send: Send) -> None:
+    async def _busy(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = (
             f"the service is busy ({self.limit} requests in progress, {len(self.waiting)} "
             f"waiting); retry after {self.retry_after_s} s"
         )
-        body, media_type = self.render(scope, 503, message)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", media_type.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(self.retry_after_s).encode()),
-                ],
-            }
+        response = error_response(
+            get_route_path(scope),
+            503,
+            {"detail": message},
+            {"Retry-After": str(self.retry_after_s)},
         )
-        await send({"type": "http.response.body", "body": body})
-
-
-def _json_error(scope: Scope, status: int, message: str) -> tuple[bytes, str]:
-    return json.dumps({"detail": message}).encode(), "application/json"
+        await response(scope, receive, send)

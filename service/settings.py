@@ -104,6 +104,19 @@ class CaseSettings(BaseSettings):
         "holidays before the calendar package knows them",
     )
     extra_workdays: str = Field("", description="Comma-separated extra working days")
+    # Open311 GeoReport v2 intake (``/open311``)
+    open311_jurisdiction: str | None = Field(
+        None, description="The jurisdiction_id this server answers for (default: the city key)"
+    )
+    open311_api_keys: str = Field(
+        "",
+        description="Comma-separated api_key values accepted on Open311 POSTs; empty = POST "
+        "is open to anyone (until accounts and API keys arrive)",
+    )
+    open311_contact: str = Field(
+        "the city management office (城市管理局) that runs this server",
+        description="Who to ask about the Open311 API (discovery's contact)",
+    )
 
 
 class PatrolSettings(BaseSettings):

@@ -1,42 +1,112 @@
-"""Open311 GeoReport v2 façade at ``/open311/v2`` for citizen-reporting apps.
+"""Open311 GeoReport v2 at ``/open311/v2`` for citizen-reporting apps, discovery at ``/open311``.
 
-Standard fields (service_code, lat, long, address_string, description, media_url, first_name,
-last_name, phone, email, attribute[...]) map onto the case intake; every request also answers
-the extensions ``grid_code``, ``detailed_status`` and ``detailed_status_label``. POSTs take an
-``Idempotency-Key`` header (or an ``idempotency_key`` field) and a ``datum`` field (default
-wgs84, as the standard says). Errors use Open311's shape: ``[{"code": 400, "description": …}]``.
+Every resource answers XML (``.xml``, the standard's default) and JSON (``.json``). Standard
+fields (service_code, lat, long, address_string, description, media_url, first_name, last_name,
+phone, email, device_id, account_id, attribute[...]) map onto the case intake. Extensions: every
+request also answers ``grid_code``, ``detailed_status`` and ``detailed_status_label``; POSTs
+take an ``Idempotency-Key`` header (or ``idempotency_key`` field) and a ``datum`` field, GETs a
+``datum`` for the answered lat/long (default wgs84, as the standard says); ``GET requests``
+pages with ``page``/``page_size`` and a ``Link: <…>; rel="next"`` header. Errors, whatever
+raised them, are Open311's ``errors`` document (see ``service.errors.error_response``).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from gis.datum import DATUMS, from_wgs84
 from service.bodyguard import GuardedRoute
-from service.cases import CaseInput
+from service.cases import CaseInput, CaseService
 from service.catalogue import Catalogue
 from service.deps import CaseServiceDep, SettingsDep
-from service.errors import BadParameter, CitygridError, NotFound, status_for
-from service.geojson import case_json
-from service.ledger import CaseFilter, Ledger
-from service.models import Case
-from service.timeparse import aware, iso
+from service.errors import BadParameter, InvalidInput, NotFound
+from service.factory import AppSettings
+from service.models import Case, Category
+from service.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
+from service.open311.params import (
+    RequestFilter,
+    case_input,
+    check_api_key,
+    check_jurisdiction,
+    given,
+    paging,
+    request_filter,
+    request_ids,
+    row_id,
+)
+from service.open311.queries import changeset, find_requests
+from service.registry import now
+from service.timeparse import iso
 from service.workflow import LABELS_ZH, OPEN_STATUSES
 
-router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
+router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
+
+Fmt = Annotated[str, Path(description="xml (the standard's default) or json")]
+Jurisdiction = Annotated[
+    str | None,
+    Query(description="Optional: this server serves one jurisdiction (default: the city key)"),
+]
+Datum = Annotated[
+    str | None,
+    Query(description="Extension: datum of the answered lat/long, wgs84 (default), gcj02, bd09"),
+]
 
 
-def _error(exc: CitygridError) -> JSONResponse:
-    code = status_for(exc)
-    return JSONResponse([{"code": code, "description": exc.message}], status_code=code)
+def _format(fmt: str) -> Format:
+    if fmt not in ("xml", "json"):
+        raise NotFound(f"GeoReport v2 answers .xml or .json, not .{fmt}", field="format")
+    return "xml" if fmt == "xml" else "json"
 
 
-def _service(cat: Any) -> dict[str, Any]:
+def _served(settings: AppSettings) -> str:
+    return settings.cases.open311_jurisdiction or settings.grids.city
+
+
+def _datum(value: str | None) -> str:
+    datum = given(value) or "wgs84"
+    if datum not in DATUMS:
+        raise BadParameter(
+            f"datum must be one of {', '.join(DATUMS)}, got {datum!r}", field="datum"
+        )
+    return datum
+
+
+def _categories(cases: CaseService) -> list[Category]:
+    return Catalogue(cases.session, cases.city).categories()
+
+
+@router.get("/discovery.{fmt}", summary="Open311 service discovery")
+@router.get("/v2/discovery.{fmt}", include_in_schema=False)
+def discovery(fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep) -> Response:
+    out = _format(fmt)
+    stamp = changeset(_categories(cases))
+    keys = given(settings.cases.open311_api_keys)
+    payload = {
+        "changeset": stamp,
+        "contact": settings.cases.open311_contact,
+        "key_service": (
+            "POST needs an api_key: ask the operators of this server for one"
+            if keys
+            else "No api_key is needed: this server accepts service requests from anyone"
+        ),
+        "endpoints": [
+            {
+                "specification": SPECIFICATION,
+                "url": str(request.base_url).rstrip("/") + "/open311/v2",
+                "changeset": stamp,
+                "type": "production",
+                "formats": [MEDIA_TYPES["xml"].split(";")[0], MEDIA_TYPES["json"].split(";")[0]],
+            }
+        ],
+    }
+    return document(out, "discovery", payload)
+
+
+def _service(cat: Category) -> dict[str, Any]:
     return {
         "service_code": cat.code,
         "service_name": cat.name,
@@ -48,17 +118,26 @@ def _service(cat: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/services.json", summary="Service list (the category catalogue)")
-def services(cases: CaseServiceDep) -> list[dict[str, Any]]:
-    return [_service(c) for c in Catalogue(cases.session, cases.city).categories()]
+@router.get("/v2/services.{fmt}", summary="Service list (the category catalogue)")
+def services(
+    fmt: Fmt, cases: CaseServiceDep, settings: SettingsDep, jurisdiction_id: Jurisdiction = None
+) -> Response:
+    out = _format(fmt)
+    check_jurisdiction(jurisdiction_id, _served(settings))
+    return document(out, "services", [_service(c) for c in _categories(cases)])
 
 
-@router.get("/services/{service_code}.json", summary="Service definition (extra attributes)")
-def service_definition(service_code: str, cases: CaseServiceDep) -> JSONResponse:
-    try:
-        cat = cases.category(service_code)
-    except CitygridError as exc:
-        return _error(NotFound(exc.message))
+@router.get("/v2/services/{service_code}.{fmt}", summary="Service definition (extra attributes)")
+def service_definition(
+    service_code: str,
+    fmt: Fmt,
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    jurisdiction_id: Jurisdiction = None,
+) -> Response:
+    out = _format(fmt)
+    check_jurisdiction(jurisdiction_id, _served(settings))
+    cat = _category(cases, service_code, fmt)
     attributes = [
         {
             "variable": True,
@@ -71,11 +150,21 @@ def service_definition(service_code: str, cases: CaseServiceDep) -> JSONResponse
         }
         for i, name in enumerate(cat.required_fields, start=1)
     ]
-    return JSONResponse({"service_code": cat.code, "attributes": attributes})
+    return document(out, "service_definition", {"service_code": cat.code, "attributes": attributes})
 
 
-def _request_json(case: Case, names: dict[str, str]) -> dict[str, Any]:
-    body = case_json(case)
+def _category(cases: CaseService, code: str, fmt: str) -> Category:
+    try:
+        return cases.category(code)
+    except InvalidInput as exc:
+        raise NotFound(
+            f"service_code {code!r} not found; the services are listed at services.{fmt}",
+            field="service_code",
+        ) from exc
+
+
+def _request(case: Case, names: dict[str, str], datum: str) -> dict[str, Any]:
+    lon, lat = from_wgs84(case.lon, case.lat, datum)
     return {
         "service_request_id": str(case.id),
         "status": "open" if case.status in OPEN_STATUSES else "closed",
@@ -91,8 +180,8 @@ def _request_json(case: Case, names: dict[str, str]) -> dict[str, Any]:
         "address": case.address,
         "address_id": None,
         "zipcode": None,
-        "lat": body["lat"],
-        "long": body["lon"],
+        "lat": float(lat),
+        "long": float(lon),
         "media_url": case.photos[0] if case.photos else None,
         "grid_code": case.grid_code,
         "detailed_status": case.status,
@@ -100,144 +189,181 @@ def _request_json(case: Case, names: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def _fields(request: Request) -> dict[str, Any]:
-    if request.headers.get("content-type", "").startswith("application/json"):
+async def _fields(request: Request) -> dict[str, str]:
+    """The POSTed fields: a form (the standard's encoding, or multipart) or a JSON object."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json":
         try:
-            data = await request.json()
+            data = await request.json()  # the shared body guard refuses hostile JSON
         except json.JSONDecodeError as exc:
             raise BadParameter("body is not valid JSON", field="body") from exc
         if not isinstance(data, dict):
-            raise BadParameter("body must be a JSON object", field="body")
-        return data
-    return dict(await request.form())
-
-
-def _float(fields: dict[str, Any], name: str) -> float:
-    raw = fields.get(name)
-    if raw in (None, ""):
-        raise BadParameter(f"{name} is required (WGS 84 decimal degrees)", field=name)
-    try:
-        return float(raw)
-    except (TypeError, ValueError) as exc:
-        raise BadParameter(f"{name} must be a number, got {raw!r}", field=name) from exc
-
-
-def _case_input(fields: dict[str, Any], key: str | None, tz: str) -> CaseInput:
-    code = fields.get("service_code")
-    if not code:
-        raise BadParameter("service_code is required (see services.json)", field="service_code")
-    attributes = {
-        k[len("attribute[") : -1]: v
-        for k, v in fields.items()
-        if k.startswith("attribute[") and k.endswith("]")
-    }
-    name = " ".join(str(fields[k]) for k in ("first_name", "last_name") if fields.get(k))
-    reporter = {
-        k: v
-        for k, v in {
-            "name": name or None,
-            "phone": fields.get("phone"),
-            "email": fields.get("email"),
-            "device_id": fields.get("device_id"),
-        }.items()
-        if v
-    }
-    media = fields.get("media_url")
-    reported = None
-    if fields.get("requested_datetime"):
-        try:
-            reported = aware(datetime.fromisoformat(str(fields["requested_datetime"])), tz)
-        except ValueError as exc:
-            raise BadParameter(
-                "requested_datetime must be ISO 8601", field="requested_datetime"
-            ) from exc
-    return CaseInput(
-        category_code=str(code),
-        lon=_float(fields, "long"),
-        lat=_float(fields, "lat"),
-        datum=str(fields.get("datum") or "wgs84"),
-        source="open311",
-        description=fields.get("description"),
-        address=fields.get("address_string"),
-        reporter=reporter or None,
-        reported_at=reported,
-        fields=attributes,
-        photos=[media] if media else [],
-        idempotency_key=key or fields.get("idempotency_key"),
+            raise BadParameter("body must be a JSON object of fields", field="body")
+        return _json_fields(data)
+    if media in ("", "application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    raise BadParameter(
+        "send the service request as application/x-www-form-urlencoded (the standard), "
+        f"multipart/form-data or application/json, not {media}",
+        field="Content-Type",
     )
 
 
-@router.post("/requests.json", summary="Submit a service request")
+def _json_fields(data: dict[str, Any]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for key, value in data.items():
+        if key == "attribute" and isinstance(value, dict):
+            fields.update(_json_fields({f"attribute[{k}]": v for k, v in value.items()}))
+        elif isinstance(value, str | int | float) and not isinstance(value, bool):
+            fields[key] = str(value)
+        elif value is not None:
+            raise BadParameter(f"{key} must be a string or a number", field=key)
+    return fields
+
+
+def _intake(cases: CaseService, item: CaseInput, fmt: str) -> tuple[Case, bool]:
+    _category(cases, item.category_code, fmt)  # the standard's 404 for an unknown service_code
+    return cases.intake(item, "open311")
+
+
+_TEXT = {"type": "string"}
+POST_FIELDS = {
+    "type": "object",
+    "required": ["service_code"],
+    "properties": {
+        "service_code": _TEXT | {"description": "From services.xml"},
+        "lat": _TEXT | {"description": "WGS 84 (or datum); required: no geocoding here"},
+        "long": _TEXT | {"description": "WGS 84 (or datum); required: no geocoding here"},
+        "address_string": _TEXT,
+        "description": _TEXT | {"maxLength": 4000},
+        "media_url": _TEXT,
+        "first_name": _TEXT,
+        "last_name": _TEXT,
+        "phone": _TEXT,
+        "email": _TEXT,
+        "device_id": _TEXT,
+        "account_id": _TEXT,
+        "requested_datetime": _TEXT,
+        "jurisdiction_id": _TEXT,
+        "api_key": _TEXT | {"description": "Needed when CITYGRID_OPEN311_API_KEYS is set"},
+        "datum": _TEXT | {"description": "Extension: wgs84 (default), gcj02, bd09"},
+        "idempotency_key": _TEXT | {"description": "Extension: or the Idempotency-Key header"},
+    },
+    "additionalProperties": _TEXT | {"description": "attribute[code] per service definition"},
+}
+
+
+@router.post(
+    "/v2/requests.{fmt}",
+    summary="Submit a service request",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": POST_FIELDS},
+                "multipart/form-data": {"schema": POST_FIELDS},
+                "application/json": {"schema": POST_FIELDS},
+            },
+        }
+    },
+)
 async def create_request(
-    request: Request, cases: CaseServiceDep, settings: SettingsDep
-) -> JSONResponse:
-    try:
-        fields = await _fields(request)
-        item = _case_input(fields, request.headers.get("idempotency-key"), settings.grids.timezone)
-        case, created = await run_in_threadpool(cases.intake, item, "open311")
-    except CitygridError as exc:
-        # answered, not raised: roll back here so nothing half-done is committed
-        await run_in_threadpool(cases.session.rollback)
-        return _error(exc)
-    return JSONResponse(
-        [
-            {
-                "service_request_id": str(case.id),
-                "service_notice": case.department,
-                "account_id": None,
-                "grid_code": case.grid_code,
-            }
-        ],
-        status_code=201 if created else 200,
+    fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep
+) -> Response:
+    out = _format(fmt)
+    fields = await _fields(request)
+    query = request.query_params  # some clients send these two in the URL of the POST
+    check_jurisdiction(
+        fields.get("jurisdiction_id") or query.get("jurisdiction_id"), _served(settings)
+    )
+    check_api_key(fields.get("api_key") or query.get("api_key"), settings.cases.open311_api_keys)
+    key = given(request.headers.get("idempotency-key"))
+    item = case_input(fields, key, settings.grids.timezone)
+    case, created = await run_in_threadpool(_intake, cases, item, fmt)
+    payload = [
+        {
+            "service_request_id": str(case.id),
+            "service_notice": case.department,
+            "account_id": None,
+            "grid_code": case.grid_code,
+        }
+    ]
+    replayed = None if created else {"Idempotent-Replayed": "true"}
+    return document(out, "service_requests", payload, 201 if created else 200, replayed)
+
+
+@router.get("/v2/requests.{fmt}", summary="Query service requests (paged)")
+def list_requests(
+    fmt: Fmt,
+    request: Request,
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    jurisdiction_id: Jurisdiction = None,
+    service_request_id: Annotated[
+        str | None, Query(description="Comma-separated ids; overrides every other argument")
+    ] = None,
+    service_code: Annotated[str | None, Query(description="Comma-separated codes")] = None,
+    start_date: Annotated[
+        str | None, Query(description="Earliest requested_datetime (default: end_date − 90 days)")
+    ] = None,
+    end_date: Annotated[
+        str | None, Query(description="Latest requested_datetime (default: now); ≤ 90 days span")
+    ] = None,
+    status: Annotated[str | None, Query(description="open, closed or open,closed")] = None,
+    page: Annotated[str | None, Query(description="Extension: page number, from 1")] = None,
+    page_size: Annotated[
+        str | None, Query(description="Extension: requests per page, 1 to 1000 (default 1000)")
+    ] = None,
+    datum: Datum = None,
+) -> Response:
+    out = _format(fmt)
+    check_jurisdiction(jurisdiction_id, _served(settings))
+    shown = _datum(datum)
+    names = {c.code: c.name for c in _categories(cases)}
+    if given(service_request_id):
+        rows = cases.by_ids(request_ids(service_request_id))
+        return document(out, "service_requests", [_request(c, names, shown) for c in rows])
+    flt = request_filter(service_code, status, start_date, end_date, settings.grids.timezone, now())
+    number, size = paging(page, page_size)
+    rows = find_requests(cases.session, cases.city, flt, size + 1, (number - 1) * size)
+    links = []
+    if len(rows) > size:
+        links.append(_link(request, flt, number + 1, size, "next"))
+    if number > 1:
+        links.append(_link(request, flt, number - 1, size, "prev"))
+    payload = [_request(c, names, shown) for c in rows[:size]]
+    return document(
+        out, "service_requests", payload, headers={"Link": ", ".join(links)} if links else None
     )
 
 
-@router.get("/requests.json", summary="Query service requests")
-def list_requests(request: Request, cases: CaseServiceDep, settings: SettingsDep) -> JSONResponse:
-    q = request.query_params
-    ledger = Ledger(cases.session, cases.registry)
-    names = {c.code: c.name for c in Catalogue(cases.session, cases.city).categories()}
-    try:
-        if q.get("service_request_id"):
-            ids = [int(i) for i in q["service_request_id"].split(",") if i.strip()]
-            rows = cases.by_ids(ids)
-            return JSONResponse([_request_json(c, names) for c in rows])
-        statuses: tuple[str, ...] = ()
-        if q.get("status"):
-            wanted = {s.strip() for s in q["status"].split(",")}
-            if wanted - {"open", "closed"}:
-                raise BadParameter("status must be open and/or closed", field="status")
-            statuses = tuple(
-                s
-                for s in (*OPEN_STATUSES, "closed", "rejected", "merged")
-                if ("open" if s in OPEN_STATUSES else "closed") in wanted
-            )
-        tz = settings.grids.timezone
-        start = aware(datetime.fromisoformat(q["start_date"]), tz) if q.get("start_date") else None
-        end = aware(datetime.fromisoformat(q["end_date"]), tz) if q.get("end_date") else None
-        rows, _ = ledger.page(
-            CaseFilter(
-                category=q.get("service_code"),
-                statuses=statuses,
-                reported_from=start,
-                reported_to=end,
-            ),
-            limit=1000,
-        )
-    except CitygridError as exc:
-        return _error(exc)
-    except ValueError:
-        return _error(BadParameter("service_request_id must be integers; dates ISO 8601"))
-    return JSONResponse([_request_json(c, names) for c in rows])
+def _link(request: Request, flt: RequestFilter, number: int, size: int, rel: str) -> str:
+    # the window is pinned, so reports arriving meanwhile do not shift the following pages
+    url = request.url.include_query_params(
+        page=number,
+        page_size=size,
+        start_date=flt.start.isoformat(),
+        end_date=flt.end.isoformat(),
+    )
+    return f'<{url}>; rel="{rel}"'
 
 
-@router.get("/requests/{request_id}.json", summary="One service request")
-def get_request(request_id: str, cases: CaseServiceDep) -> JSONResponse:
-    try:
-        case = cases.get(int(request_id))
-    except ValueError:
-        return _error(BadParameter("service_request_id must be an integer"))
-    except CitygridError as exc:
-        return _error(exc)
-    names = {c.code: c.name for c in Catalogue(cases.session, cases.city).categories()}
-    return JSONResponse([_request_json(case, names)])
+@router.get("/v2/requests/{service_request_id}.{fmt}", summary="One service request")
+def get_request(
+    service_request_id: str,
+    fmt: Fmt,
+    cases: CaseServiceDep,
+    settings: SettingsDep,
+    jurisdiction_id: Jurisdiction = None,
+    datum: Datum = None,
+) -> Response:
+    out = _format(fmt)
+    check_jurisdiction(jurisdiction_id, _served(settings))
+    shown = _datum(datum)
+    ident = row_id(service_request_id)
+    if ident is None:
+        raise NotFound(f"no service request {service_request_id!r}", field="service_request_id")
+    case = cases.get(ident)
+    names = {c.code: c.name for c in _categories(cases)}
+    return document(out, "service_requests", [_request(case, names, shown)])
