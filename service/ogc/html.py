@@ -57,11 +57,13 @@ def _value(key: str, value: Any) -> str:
     if isinstance(value, list):
         if value and all(_is_link(v) for v in value):
             return "<ul>" + "".join(f"<li>{_link(v)}</li>" for v in value) + "</ul>"
-        if value and all(isinstance(v, dict) for v in value) and key != "parameters":
+        if value and all(isinstance(v, dict) for v in value):
             return _table(value)
         return "<ul>" + "".join(f"<li>{_value(key, v)}</li>" for v in value) + "</ul>"
     if value is None:
         return "<i>null</i>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         return f'<a href="{escape(value)}">{escape(value)}</a>'
     return escape(str(value))
