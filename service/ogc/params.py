@@ -34,6 +34,9 @@ def reject_unknown(names: Iterable[str], accepted: frozenset[str]) -> None:
         )
 
 
+_BIGINT = 2**63 - 1  # PostgreSQL's LIMIT/OFFSET range
+
+
 def _integer(raw: str | None, name: str, default: int, minimum: int) -> int:
     if raw is None:
         return default
@@ -54,7 +57,10 @@ def limit(raw: str | None) -> int:
 
 def offset(raw: str | None) -> int:
     """How many selected features to skip."""
-    return _integer(raw, "offset", 0, 0)
+    value = _integer(raw, "offset", 0, 0)
+    if value > _BIGINT:
+        raise invalid(f"offset must be at most {_BIGINT}", "offset")
+    return value
 
 
 def bbox(raw: str | None) -> tuple[float, float, float, float] | None:
