@@ -1,33 +1,41 @@
-"""OGC API – Features Part 1 (Core, GeoJSON, OAS 3.0) at ``/ogc``: one collection per level."""
+"""OGC API – Features Part 1 (Core, GeoJSON, HTML, OAS 3.0) at ``/ogc``: one collection per
+grid level, one feature per grid version."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
 from service.bodyguard import GuardedRoute
-from service.deps import RegistryDep, SettingsDep
-from service.errors import BadParameter, NotFound
+from service.deps import SessionDep, SettingsDep
+from service.errors import NotFound
 from service.geojson import grid_feature
-from service.params import parse_bbox
+from service.models import Grid
+from service.ogc import features, html, params
+from service.ogc.openapi import (
+    CONFORMANCE,
+    CRS84,
+    GEOJSON,
+    GREGORIAN,
+    HTML,
+    ITEMS_ACCEPTED,
+    ITEMS_QUERY,
+    JSON,
+    OPENAPI_JSON,
+    OTHER_ACCEPTED,
+    OTHER_QUERY,
+    document,
+)
 from service.registry import now
-from service.repository import GridFilter
-from service.timeparse import aware
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"], route_class=GuardedRoute)
 
-GEOJSON = "application/geo+json"
-JSON = "application/json"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-CONFORMANCE = [
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-]
 TITLES = {
     "city": "City (市)",
     "district": "Districts (区/县)",
@@ -35,8 +43,7 @@ TITLES = {
     "community": "Communities (社区/村)",
     "unit": "Unit grids (单元网格)",
 }
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 10_000
+_VERSIONED_ID = re.compile(r"^(?P<code>.+)\.v(?P<version>[1-9][0-9]{0,8})$")
 
 
 def _base(request: Request) -> str:
@@ -50,163 +57,228 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
     return link
 
 
+def _wants_html(request: Request) -> bool:
+    """``f=html|json`` decides; else an Accept header naming text/html before any JSON type."""
+    f = request.query_params.get("f")
+    if f is not None:
+        if f not in ("json", "html"):
+            raise params.invalid(f"f must be json or html, got {f!r}", "f")
+        return f == "html"
+    accept = request.headers.get("accept", "")
+    at = accept.find("text/html")
+    return at >= 0 and not any(0 <= accept.find(t) < at for t in ("json", "*/*"))
+
+
+def _self_and_alternate(request: Request, own_type: str) -> list[dict[str, str]]:
+    """``self`` (this encoding) and ``alternate`` (the other one) for the requested URL."""
+    url = request.url
+    if _wants_html(request):
+        return [
+            _link(str(url.include_query_params(f="html")), "self", HTML, "This page"),
+            _link(str(url.include_query_params(f="json")), "alternate", own_type, "As JSON"),
+        ]
+    return [
+        _link(str(url.remove_query_params("f")), "self", own_type, "This document"),
+        _link(str(url.include_query_params(f="html")), "alternate", HTML, "As HTML"),
+    ]
+
+
+def _answer(request: Request, body: dict[str, Any], media_type: str, title: str) -> Response:
+    if _wants_html(request):
+        return HTMLResponse(html.page(title, body))
+    return JSONResponse(body, media_type=media_type)
+
+
 def _collection_id(collection_id: str) -> str:
     if collection_id not in LEVELS:
-        raise NotFound(
-            f"no collection {collection_id!r}; collections are {', '.join(LEVELS)}",
-            field="collectionId",
-        )
+        message = f"no collection {collection_id!r}; collections are {', '.join(LEVELS)}"
+        raise NotFound(message, field="collectionId", code="NotFound", description=message)
     return collection_id
 
 
-@router.get("", summary="Landing page")
-def landing(request: Request) -> dict[str, Any]:
+def _stamp(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _feature(grid: Grid, base: str) -> dict[str, Any]:
+    feature = grid_feature(grid)
+    feature["id"] = f"{grid.code}.v{grid.version}"
+    feature["links"] = [
+        _link(f"{base}/collections/{grid.level}/items/{feature['id']}", "self", GEOJSON),
+        _link(f"{base}/collections/{grid.level}", "collection", JSON),
+    ]
+    return feature
+
+
+@router.get("", summary="Landing page", openapi_extra={"parameters": OTHER_QUERY})
+def landing(request: Request) -> Response:
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
     base = _base(request)
-    root = str(request.base_url).rstrip("/")
-    return {
+    body = {
         "title": "citygrid grids",
         "description": "The five-level city management grid registry as OGC API - Features",
         "links": [
-            _link(base, "self", title="This document"),
-            _link(
-                f"{root}/openapi.json",
-                "service-desc",
-                "application/vnd.oai.openapi+json;version=3.0",
-                "API definition",
-            ),
-            _link(f"{root}/docs", "service-doc", "text/html", "API documentation"),
-            _link(f"{base}/conformance", "conformance", title="Conformance classes"),
-            _link(f"{base}/collections", "data", title="Collections"),
+            *_self_and_alternate(request, JSON),
+            _link(f"{base}/api", "service-desc", OPENAPI_JSON, "API definition (OpenAPI 3.0)"),
+            _link(f"{base}/api.html", "service-doc", HTML, "API documentation"),
+            _link(f"{base}/conformance", "conformance", JSON, "Conformance classes"),
+            _link(f"{base}/collections", "data", JSON, "Collections"),
         ],
     }
+    return _answer(request, body, JSON, "citygrid grids")
 
 
-@router.get("/conformance", summary="Conformance classes")
-def conformance() -> dict[str, Any]:
-    return {"conformsTo": CONFORMANCE}
+@router.get(
+    "/api", summary="API definition (OpenAPI 3.0)", openapi_extra={"parameters": OTHER_QUERY}
+)
+def api_definition(request: Request) -> Response:
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
+    return _answer(request, document(_base(request)), OPENAPI_JSON, "API definition")
 
 
-def _collection(request: Request, registry: Any, level: str) -> dict[str, Any]:
+@router.get("/api.html", summary="API documentation (HTML)", include_in_schema=False)
+def api_documentation(request: Request) -> HTMLResponse:
+    params.reject_unknown(request.query_params, frozenset())
+    return HTMLResponse(html.page("API documentation", document(_base(request))))
+
+
+@router.get(
+    "/conformance", summary="Conformance classes", openapi_extra={"parameters": OTHER_QUERY}
+)
+def conformance(request: Request) -> Response:
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
+    body = {"links": _self_and_alternate(request, JSON), "conformsTo": CONFORMANCE}
+    return _answer(request, body, JSON, "Conformance classes")
+
+
+def _collection(request: Request, session: Session, city: str, level: str) -> dict[str, Any]:
     base = _base(request)
-    extent = registry.repo.extent(GridFilter(city=registry.city, at=now(), level=level))
     out: dict[str, Any] = {
         "id": level,
         "title": TITLES[level],
+        "description": (
+            f"{TITLES[level]}: one feature per grid version; the versions valid now unless "
+            "datetime asks for another time or a period"
+        ),
         "itemType": "feature",
         "crs": [CRS84],
         "links": [
-            _link(f"{base}/collections/{level}", "self"),
+            _link(f"{base}/collections/{level}", "self", JSON, TITLES[level]),
+            _link(f"{base}/collections/{level}?f=html", "alternate", HTML, "As HTML"),
             _link(f"{base}/collections/{level}/items", "items", GEOJSON, "Features"),
+            _link(f"{base}/collections/{level}/items?f=html", "items", HTML, "Features as HTML"),
         ],
     }
-    if extent:
-        out["extent"] = {"spatial": {"bbox": [list(extent)], "crs": CRS84}}
+    extent = features.extent(session, city, level)
+    if extent is not None:
+        out["extent"] = {
+            "spatial": {"bbox": [list(extent.bbox)], "crs": CRS84},
+            "temporal": {
+                "interval": [[_stamp(extent.start), _stamp(extent.end)]],
+                "trs": GREGORIAN,
+            },
+        }
     return out
 
 
-@router.get("/collections", summary="Collections: one per grid level")
-def collections(request: Request, registry: RegistryDep) -> dict[str, Any]:
-    base = _base(request)
-    return {
-        "links": [_link(f"{base}/collections", "self")],
-        "collections": [_collection(request, registry, level) for level in LEVELS],
+@router.get(
+    "/collections",
+    summary="Collections: one per grid level",
+    openapi_extra={"parameters": OTHER_QUERY},
+)
+def collections(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
+    body = {
+        "links": _self_and_alternate(request, JSON),
+        "collections": [
+            _collection(request, session, settings.grids.city, level) for level in LEVELS
+        ],
     }
+    return _answer(request, body, JSON, "Collections")
 
 
-@router.get("/collections/{collection_id}", summary="One collection")
-def collection(collection_id: str, request: Request, registry: RegistryDep) -> dict[str, Any]:
-    return _collection(request, registry, _collection_id(collection_id))
-
-
-def _int_param(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadParameter(f"{name} must be an integer", field=name) from exc
-    if value < (1 if name == "limit" else 0):
-        raise BadParameter(f"{name} must be at least {1 if name == 'limit' else 0}", field=name)
-    return value
-
-
-def _instant(raw: str | None, tz: str) -> datetime:
-    if raw is None:
-        return now()
-    if "/" in raw:
-        raise BadParameter(
-            "datetime must be one instant (grids valid then); intervals are not supported",
-            field="datetime",
-        )
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadParameter("datetime must be an RFC 3339 instant", field="datetime") from exc
-    return aware(value, tz) or now()
-
-
-@router.get("/collections/{collection_id}/items", summary="Features of a collection")
-def items(
-    collection_id: str, request: Request, registry: RegistryDep, settings: SettingsDep
-) -> JSONResponse:
+@router.get(
+    "/collections/{collection_id}",
+    summary="One collection",
+    openapi_extra={"parameters": OTHER_QUERY},
+)
+def collection(
+    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
     level = _collection_id(collection_id)
-    known = {"limit", "offset", "bbox", "datetime", "f"}
-    unknown = set(request.query_params) - known
-    if unknown:
-        raise BadParameter(
-            f"unknown parameter(s): {', '.join(sorted(unknown))}", field=sorted(unknown)[0]
-        )
-    limit = min(_int_param(request, "limit", DEFAULT_LIMIT), MAX_LIMIT)
-    offset = _int_param(request, "offset", 0)
-    flt = GridFilter(
-        city=registry.city,
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
+    body = _collection(request, session, settings.grids.city, level)
+    return _answer(request, body, JSON, TITLES[level])
+
+
+@router.get(
+    "/collections/{collection_id}/items",
+    summary="Features of a collection (limit, offset, bbox, datetime)",
+    openapi_extra={"parameters": ITEMS_QUERY},
+)
+def items(
+    collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
+) -> Response:
+    level = _collection_id(collection_id)
+    q = request.query_params
+    params.reject_unknown(q, ITEMS_ACCEPTED)
+    limit = params.limit(q.get("limit"))
+    offset = params.offset(q.get("offset"))
+    query = features.FeatureQuery(
+        city=settings.grids.city,
         level=level,
-        bbox=parse_bbox(request.query_params.get("bbox"), BadParameter),
-        at=_instant(request.query_params.get("datetime"), settings.grids.timezone),
+        period=params.period(q.get("datetime"), settings.grids.timezone, now()),
+        bbox=params.bbox(q.get("bbox")),
     )
-    rows = registry.repo.list(flt, limit=limit, offset=offset)
-    matched = registry.repo.count(flt)
-    url = request.url
-    links = [_link(str(url), "self", GEOJSON)]
+    rows = features.page(session, query, limit, offset)
+    matched = features.count(session, query)
+    base = _base(request)
+    own = HTML if _wants_html(request) else GEOJSON
+    links = _self_and_alternate(request, GEOJSON)
     if offset + len(rows) < matched:
-        links.append(
-            _link(
-                str(url.include_query_params(offset=offset + limit, limit=limit)), "next", GEOJSON
-            )
-        )
+        nxt = request.url.include_query_params(offset=offset + limit, limit=limit)
+        links.append(_link(str(nxt), "next", own, "Next page"))
     if offset > 0:
-        links.append(
-            _link(
-                str(url.include_query_params(offset=max(0, offset - limit), limit=limit)),
-                "prev",
-                GEOJSON,
-            )
-        )
-    links.append(_link(f"{_base(request)}/collections/{level}", "collection"))
+        prev = request.url.include_query_params(offset=max(0, offset - limit), limit=limit)
+        links.append(_link(str(prev), "prev", own, "Previous page"))
+    links.append(_link(f"{base}/collections/{level}", "collection", JSON, TITLES[level]))
     body = {
         "type": "FeatureCollection",
-        "features": [grid_feature(g) for g in rows],
+        "features": [_feature(g, base) for g in rows],
         "numberMatched": matched,
         "numberReturned": len(rows),
-        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "timeStamp": _stamp(datetime.now(UTC)),
         "links": links,
     }
-    return JSONResponse(body, media_type=GEOJSON)
+    return _answer(request, body, GEOJSON, f"{TITLES[level]}: features")
 
 
-@router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
+@router.get(
+    "/collections/{collection_id}/items/{feature_id}",
+    summary="One feature (one grid version)",
+    openapi_extra={"parameters": OTHER_QUERY},
+)
 def item(
-    collection_id: str, feature_id: str, request: Request, registry: RegistryDep
-) -> JSONResponse:
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> Response:
     level = _collection_id(collection_id)
-    grid = registry.repo.get(registry.city, feature_id, now())
-    if grid is None or grid.level != level:
-        raise NotFound(f"no feature {feature_id!r} in collection {level!r}", field="featureId")
-    feature = grid_feature(grid)
+    params.reject_unknown(request.query_params, OTHER_ACCEPTED)
+    versioned = _VERSIONED_ID.match(feature_id)
+    code, number = (
+        (versioned["code"], int(versioned["version"])) if versioned else (feature_id, None)
+    )
+    grid = features.version(session, settings.grids.city, level, code, number, now())
+    if grid is None:
+        message = f"no feature {feature_id!r} in collection {level!r}"
+        raise NotFound(message, field="featureId", code="NotFound", description=message)
     base = _base(request)
-    feature["links"] = [
-        _link(f"{base}/collections/{level}/items/{feature_id}", "self", GEOJSON),
-        _link(f"{base}/collections/{level}", "collection"),
+    body = _feature(grid, base)
+    body["links"] = [
+        *_self_and_alternate(request, GEOJSON),
+        _link(f"{base}/collections/{level}", "collection", JSON, TITLES[level]),
     ]
-    return JSONResponse(feature, media_type=GEOJSON)
+    return _answer(request, body, GEOJSON, f"{TITLES[level]}: {body['id']}")

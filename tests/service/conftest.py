@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
@@ -38,10 +39,22 @@ def demo_registry(session: Session, demo_loaded: AppSettings) -> Registry:
 def live_server(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[str]:
     """The app served by uvicorn on a free port in a thread, inside the test's transaction,
     for real clients such as GDAL's ``ogrinfo``."""
+    with _serve(settings, sessions) as url:
+        yield url
+
+
+@pytest.fixture
+def demo_live_server(demo_loaded: AppSettings, sessions: sessionmaker[Session]) -> Iterator[str]:
+    """``live_server`` on the demo city."""
+    with _serve(demo_loaded, sessions) as url:
+        yield url
+
+
+@contextmanager
+def _serve(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[str]:
     import socket
     import threading
     import time
-    from contextlib import contextmanager
 
     import uvicorn
 
