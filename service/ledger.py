@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select, tuple_
+from sqlalchemy import Select, and_, any_, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from service.errors import BadParameter, InvalidInput
@@ -103,8 +103,7 @@ class Ledger:
         if flt.department:
             stmt = stmt.where(Case.department == flt.department)
         if flt.hotspot is not None:
-            # An ARRAY column's any(value); the stubs only know the relationship any(criterion).
-            stmt = stmt.where(Case.hotspot_ids.any(flt.hotspot))  # type: ignore[arg-type]
+            stmt = stmt.where(literal(flt.hotspot) == any_(Case.hotspot_ids))
         if flt.reported_from:
             stmt = stmt.where(Case.reported_at >= flt.reported_from)
         if flt.reported_to:
