@@ -46,8 +46,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server():
-    """Run ``uvicorn service.app:app`` on a free port; yield its base URL."""
+def live_server(workers: int = 1, env: dict[str, str] | None = None):
+    """Run ``uvicorn service.app:app`` (``workers`` processes) on a free port; yield its URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -59,11 +59,13 @@ def live_server():
             "127.0.0.1",
             "--port",
             str(port),
+            "--workers",
+            str(workers),
             "--log-level",
             "warning",
         ],
         cwd=ROOT,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -1,0 +1,214 @@
+"""The service under open-loop load: locate at 200/s, case intake at 50/s, tiles at 200/s (cold
+and warm), and the recovery after a 10× burst.
+
+Requests leave on a fixed schedule whatever the server does (``loadgen``); latency runs from the
+scheduled send time to the last byte, so queueing anywhere counts. The server is
+``uvicorn service.app:app`` with ``--workers`` processes on a throw-away database holding the
+demo world. Baselines in the same run: ``Registry.locate`` and ``CaseService.intake`` called
+directly in this process, and the tiles' ST_AsMVT SQL alone.
+
+Run: ``python bench/bench_load.py [--seconds 60] [--workers 2] [--only locate,intake,tiles,burst]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+from bench_tiles import _tiles
+from common import live_server, machine_line, scratch_database
+from loadgen import Report, Request, constant_rate, phases, run_load
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gis.demo_hotspots import generate_cases
+from service.cases import CaseInput, CaseService
+from service.demo_world import load_demo_world
+from service.errors import CitygridError
+from service.factory import AppSettings
+from service.registry import Registry, now
+from service.repository import GridFilter, GridRepository
+from service.tiles import TileService, tile_request
+
+
+def _ms(samples: list[float]) -> str:
+    ms = np.array(samples) * 1000
+    return f"p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms"
+
+
+def _line(name: str, report: Report, target: str = "") -> None:
+    answered = [o for o in report.outcomes if o.status]
+    ms = np.array([o.latency * 1000 for o in answered])
+    p50, p99 = np.percentile(ms, [50, 99]) if ms.size else (np.nan, np.nan)
+    print(
+        f"  {name:<34} p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  max {ms.max():8.1f} ms"
+        f"  {report.statuses()} {target}"
+    )
+
+
+def _direct(label: str, calls: Callable[[int], None], n: int) -> None:
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        try:
+            calls(i)
+        except CitygridError:
+            pass  # a point outside every grid still costs its time
+        times.append(time.perf_counter() - t)
+    print(f"  baseline {label:<25} {_ms(times)}  (in this process, no HTTP)")
+
+
+def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+    with Session(engine) as session:
+        registry = Registry(session, settings.scheme, settings.grids.city)
+        box = registry.repo.extent(GridFilter(city=registry.city, at=now(), level="unit"))
+        assert box is not None
+        n = int(200 * seconds)
+        lon, lat = rng.uniform(box[0], box[2], n), rng.uniform(box[1], box[3], n)
+        _direct("Registry.locate", lambda i: registry.locate(lon[i], lat[i]), min(n, 4000))
+    report = run_load(
+        base,
+        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}"),
+        constant_rate(200, seconds),
+    )
+    _line("GET /api/grids/locate at 200/s", report, "(target p99 <= 10 ms)")
+
+
+def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+    rows = generate_cases(int(120 * seconds) + 4000, seed=9, start="2026-11-01", end="2026-11-20")
+    rows = rows[~rows["category_code"].isin(["0303", "0203"])]  # no required extra fields
+    direct_rows, http_rows = rows.iloc[:1000], rows.iloc[1000:]
+    with Session(engine) as session:
+        cases = CaseService(session, settings)
+
+        def one(i: int) -> None:
+            row = direct_rows.iloc[i]
+            cases.intake(CaseInput(row.category_code, row.lon, row.lat, allow_unassigned=True))
+            session.commit()
+
+        _direct("CaseService.intake", one, len(direct_rows))
+
+    def request(i: int) -> Request:
+        row = http_rows.iloc[i]
+        body = {
+            "category_code": row.category_code,
+            "lon": float(row.lon),
+            "lat": float(row.lat),
+            "source": row.source,
+            "description": row.description,
+            "allow_unassigned": True,
+            "idempotency_key": f"load-{row.idempotency_key}",
+        }
+        return Request(
+            "/api/cases",
+            method="POST",
+            body=json.dumps(body).encode(),
+            headers=(("content-type", "application/json"),),
+        )
+
+    report = run_load(base, request, constant_rate(50, seconds))
+    _line("POST /api/cases at 50/s", report, "(target p99 <= 10 ms)")
+
+
+def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+    with Session(engine) as session:
+        extent = GridRepository(session).extent(
+            GridFilter(city=settings.grids.city, at=now(), level="district")
+        )
+        assert extent is not None
+        coords = _tiles(extent, range(12, 17))
+        categories = list(
+            session.scalars(text("SELECT DISTINCT category_code FROM cases ORDER BY 1"))
+        )
+        service = TileService(session, settings)
+        sample = [coords[i] for i in rng.choice(len(coords), size=min(200, len(coords)))]
+        _direct(
+            "ST_AsMVT (cases tile)",
+            lambda i: service.render(tile_request("cases", *sample[i % len(sample)])),
+            len(sample),
+        )
+    n = int(200 * seconds)
+    # cold: every URL is new to the server's tile cache (the cases layer filtered by each
+    # category makes distinct tiles); warm: the same URLs again
+    urls = [f"/tiles/grids/{z}/{x}/{y}.mvt" for z, x, y in coords]
+    urls += [f"/tiles/cases/{z}/{x}/{y}.mvt" for z, x, y in coords]
+    urls += [f"/tiles/cases/{z}/{x}/{y}.mvt?category={c}" for c in categories for z, x, y in coords]
+    rng.shuffle(urls)
+    cold = urls[:n]
+    report = run_load(base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200))
+    _line(f"tiles cold ({len(cold)} misses) at 200/s", report)
+    warm = [cold[i] for i in rng.integers(0, len(cold), n)]
+    report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds))
+    _line("tiles warm (cache hits) at 200/s", report)
+
+
+def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+    with Session(engine) as session:
+        box = GridRepository(session).extent(
+            GridFilter(city=settings.grids.city, at=now(), level="unit")
+        )
+    assert box is not None
+    schedule = phases((200, 5), (2000, 2), (200, 10))
+    lon = rng.uniform(box[0], box[2], len(schedule))
+    lat = rng.uniform(box[1], box[3], len(schedule))
+    report = run_load(
+        base,
+        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}"),
+        schedule,
+    )
+    before = [o for o in report.outcomes if o.due < 5]
+    during = [o for o in report.outcomes if 5 <= o.due < 7]
+    after = [o for o in report.outcomes if o.due >= 7]
+    steady = np.percentile([o.latency for o in before if o.status == 200], 99)
+    # recovered: from the first 100 ms window after which every request is answered (not 503)
+    # within twice the steady p99
+    late = [o.due for o in after if o.status in (0, 503) or o.latency > max(2 * steady, 0.01)]
+    recovered_s = (max(late) - 7 + 0.1) if late else 0.0
+    shed = sum(o.status == 503 for o in during)
+    print(
+        f"  10x burst (2,000/s for 2 s between 200/s): {shed} of {len(during)} shed with 503, "
+        f"{sum(o.status == 0 for o in report.outcomes)} unanswered; back to normal "
+        f"{recovered_s:.1f} s after the burst (target <= 1 s)"
+    )
+    _line("  after the burst, 200/s", Report(after))
+
+
+SCENARIOS = {"locate": locate, "intake": intake, "tiles": tiles, "burst": burst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the demo world on a scratch database, serve it, run the chosen scenarios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    opts = parser.parse_args(argv)
+    print(machine_line())
+    rng = np.random.default_rng(3)
+    with scratch_database() as (engine, url):
+        os.environ["CITYGRID_DATABASE_URL"] = url
+        settings = AppSettings()
+        with Session(engine) as session:
+            load_demo_world(session, settings, cases=opts.cases)
+            session.execute(text("ANALYZE"))
+            session.commit()
+        print(
+            f"demo world ({opts.cases} cases) on a scratch database; server: {opts.workers} "
+            f"worker process(es); open-loop load, latency from the scheduled send time"
+        )
+        with live_server(workers=opts.workers) as base:
+            time.sleep(3)  # let the workers warm their grid snapshots
+            for name in opts.only.split(","):
+                print(f"{name}:")
+                SCENARIOS[name](base, engine, settings, opts.seconds, rng)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
