@@ -52,7 +52,7 @@ from typing import cast
 
 import numpy as np
 import shapely
-from pyproj import CRS, Geod
+from pyproj import CRS
 
 from gis import metric
 from gis.points import validated_point, validated_points
@@ -393,6 +393,11 @@ class GridIndex:
         edt = distance_transform_edt(~boundary, sampling=(my, mx)).ravel()
         return edt - math.hypot(mx, my)
 
+    @property
+    def metric_crs(self) -> CRS:
+        """The UTM CRS in which :meth:`candidates` and :meth:`nearest` measure."""
+        return self._metric_crs
+
     @cached_property
     def _metric_crs(self) -> CRS:
         return metric.utm_crs_for_geometries(self._geoms)
@@ -407,30 +412,9 @@ class GridIndex:
         return shapely.STRtree(self._metric_geoms)
 
     def _point_metric(self, x: float, y: float) -> shapely.Point:
-        return metric.to_metric(shapely.Point(x, y), self._metric_crs)
-
-
-def geodesic_distances_m(geoms: Sequence[shapely.Geometry], lon: float, lat: float) -> np.ndarray:
-    """Shortest distance in metres on the WGS 84 ellipsoid from a point to each geometry.
-
-    The nearest point of each geometry is found in the point's UTM zone and the distance to it
-    measured on the ellipsoid, which agrees with PostGIS ``geography`` distances to well under a
-    millimetre at the distances a locate looks at. 0 where a geometry covers the point.
-    """
-    x, y = validated_point(lon, lat)
-    if not len(geoms):
-        return np.empty(0)
-    crs = metric.utm_crs_for(x, y)
-    point_m = metric.to_metric(shapely.Point(x, y), crs)
-    near_m = shapely.shortest_line(np.asarray(metric.to_metric(np.asarray(geoms), crs)), point_m)
-    ends = shapely.get_coordinates(near_m).reshape(-1, 2, 2)[:, 0, :]
-    end_lon, end_lat = metric.from_metric_xy(ends[:, 0], ends[:, 1], crs)
-    _, _, dist = _GEOD.inv(end_lon, end_lat, np.full(len(ends), x), np.full(len(ends), y))
-    covered = shapely.intersects_xy(np.asarray(geoms), x, y)
-    return np.where(covered, 0.0, np.asarray(dist))
-
-
-_GEOD = Geod(ellps="WGS84")
+        # coordinates through the cached transformer: 20x cheaper than transforming a Point
+        mx, my = metric.to_metric_xy(x, y, self._metric_crs)
+        return shapely.Point(float(mx), float(my))
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS, Proj, Transformer
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -59,6 +59,18 @@ def from_metric_xy(x, y, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
     """Coordinate arrays in metric ``crs`` back to lon/lat."""
     lon, lat = _transformer(crs, WGS84).transform(np.asarray(x, float), np.asarray(y, float))
     return np.asarray(lon), np.asarray(lat)
+
+
+@lru_cache(maxsize=64)
+def _proj(crs: CRS) -> Proj:
+    return Proj(crs)
+
+
+def scale_factor(lon: float, lat: float, crs: CRS) -> float:
+    """Point scale of the conformal metric ``crs`` at a lon/lat: a short projected distance
+    divided by this is the distance on the WGS 84 ellipsoid (UTM: 0.9996 on the central
+    meridian, up to ~1.001 at a zone's edge)."""
+    return float(_proj(crs).get_factors(lon, lat).meridional_scale)
 
 
 def utm_crs_for_xy(lon: np.ndarray, lat: np.ndarray) -> CRS:

@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from gis.locate import GridIndex, geodesic_distances_m
+from gis import metric
+from gis.locate import GridIndex
 from service.models import Grid
 from service.repository import geom_of, valid_at
 
@@ -71,17 +71,17 @@ class GridSnapshot:
         """Unit grids within ``radius_m`` of a WGS 84 point: (grid, metres, covers), covering
         grids first (lowest code first), then by distance — as the database query orders them.
 
-        Distances are geodesic (WGS 84 ellipsoid), like PostGIS ``geography`` distances.
+        Distances are geodesic (WGS 84 ellipsoid), like PostGIS ``geography`` distances: the
+        index measures in UTM, and UTM is conformal, so a short UTM distance divided by the
+        point's scale factor is the ellipsoidal one (to micrometres at these distances).
         """
         covering = set(self.units.covering(lon, lat))
-        # the index measures in UTM metres; widen its search so no geodesic candidate is lost
-        found = self.units.candidates(lon, lat, radius_m * 1.002 + 0.01)
-        idx = np.array([i for i, _ in found], dtype=np.int64)
-        rows = [self.unit_rows[i] for i in idx]
-        dist = geodesic_distances_m([geom_of(r) for r in rows], lon, lat)
+        scale = metric.scale_factor(lon, lat, self.units.metric_crs)
+        # widen the index's search by the scale so no geodesic candidate is lost
+        found = self.units.candidates(lon, lat, radius_m * scale + 1e-6)
         out = [
-            (row, 0.0 if i in covering else float(d), i in covering)
-            for i, row, d in zip(idx.tolist(), rows, dist, strict=True)
+            (self.unit_rows[i], 0.0 if i in covering else d / scale, i in covering)
+            for i, d in found
         ]
         out = [r for r in out if r[2] or r[1] <= radius_m]
         return sorted(out, key=lambda r: (not r[2], r[1], r[0].code))
@@ -91,8 +91,8 @@ class GridSnapshot:
         hit = self.units.nearest(lon, lat)
         if hit is None:
             return None
-        row = self.unit_rows[hit[0]]
-        return row, float(geodesic_distances_m([geom_of(row)], lon, lat)[0])
+        scale = metric.scale_factor(lon, lat, self.units.metric_crs)
+        return self.unit_rows[hit[0]], hit[1] / scale
 
 
 _LOCK = threading.Lock()
