@@ -206,19 +206,22 @@ def peak_growth(setup: str, call: str) -> dict:
     """Run ``call`` in a fresh Python process after ``setup`` (imports); answer the growth of the
     process's peak resident memory in MB and the outcome (``"read"`` or the exception).
 
-    A separate process, so that the peak is this call's and not an earlier test's.
+    The peak is the process's own ``VmHWM`` (Linux): ``ru_maxrss`` would start at the parent's
+    size, which exec passes on, and hide anything smaller than the test run itself.
     """
     script = (
-        "import json, resource\n"
+        "import json, re\n"
+        "def peak():\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    return int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
         f"{setup}\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "before = peak()\n"
         "try:\n"
         f"    {call}\n"
         "    outcome = 'read'\n"
         "except Exception as exc:\n"
         "    outcome = f'{type(exc).__name__}: {exc}'\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print(json.dumps({'growth_mb': (after - before) / 1024, 'outcome': outcome}))\n"
+        "print(json.dumps({'growth_mb': (peak() - before) / 1024, 'outcome': outcome}))\n"
     )
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run(
