@@ -31,6 +31,14 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from gis.datum import check_datum, transform_geometries
+from gis.limits import (
+    FileLimits,
+    UnsafeFile,
+    check_geopackage,
+    compression_of,
+    extract_members,
+    zip_members,
+)
 
 #: Input file types by extension, with the format name used in messages.
 READ_SUFFIXES: dict[str, str] = {
@@ -107,7 +115,7 @@ def read_features(
     crs: str | None = None,
     datum: str = "wgs84",
     layer: str | None = None,
-    max_features: int | None = None,
+    limits: FileLimits | None = None,
 ) -> gpd.GeoDataFrame:
     """Read a vector file into a GeoDataFrame in EPSG:4326 (WGS 84 lon/lat).
 
@@ -123,6 +131,11 @@ def read_features(
     specifications say so) and an error for GeoPackage and Shapefile. After reprojection,
     coordinates in the GCJ-02 or BD-09 datum (``datum``) are shifted back to WGS 84.
 
+    What the file may cost is checked first (``gis.limits``): a zip's central directory before
+    anything is decompressed, then only the members read are unzipped, by a copy that stops at
+    their declared sizes; GeoPackage views are refused; features are counted before reading and
+    the read stops past ``limits.max_rows``.
+
     Column names are lower-cased; attribute values are kept as they come.
 
     Parameters
@@ -136,8 +149,8 @@ def read_features(
     layer : str, optional
         Layer to read: a layer name in a GeoPackage, KML or GPX file, or the name (without
         ``.shp``) or path of one Shapefile in a zip holding several.
-    max_features : int, optional
-        Refuse files with more features than this.
+    limits : FileLimits, optional
+        Size, member, ratio and feature limits (default: ``FileLimits()``).
 
     Returns
     -------
@@ -147,17 +160,23 @@ def read_features(
     Raises
     ------
     VectorFileError
-        Unreadable, empty, non-spatial or too large file, unsupported type, ambiguous or unknown
-        layer, missing CRS, or coordinates outside the lon/lat range.
+        Unreadable, empty or non-spatial file, unsupported type, ambiguous or unknown layer,
+        missing CRS, or coordinates outside the lon/lat range.
+    gis.limits.FileTooLarge
+        More features, zip members or uncompressed data than ``limits`` allow.
+    gis.limits.UnsafeFile
+        A zip member leaving its folder, a link, sizes that lie; a GeoPackage view.
     """
     path = Path(path)
     check_datum(datum)
     source_crs = _parse_crs(crs)
-    kind, gdal_path, layer = _locate(path, layer)
-    with _gdal_warnings(kind):
-        layers = _choose_layers(gdal_path, kind, layer)
-        _check_feature_count(gdal_path, layers, max_features)
-        frame = _concat([_read_layer(gdal_path, kind, name) for name in layers])
+    limits = limits or FileLimits()
+    with tempfile.TemporaryDirectory(prefix="citygrid-unzip-") as unzipped:
+        kind, gdal_path, layer = _locate(path, layer, limits, Path(unzipped))
+        with _gdal_warnings(kind):
+            layers = _choose_layers(gdal_path, kind, layer)
+            counts = _feature_counts(gdal_path, layers, limits)
+            frame = _concat([_read_layer(gdal_path, kind, n, counts[n]) for n in layers])
     frame = _to_wgs84(frame, kind, source_crs, datum)
     return _tidy_columns(frame, kind)
 
@@ -247,15 +266,22 @@ def _parse_crs(crs: str | None) -> CRS | None:
         raise VectorFileError(f"unknown CRS {crs!r}; give it as EPSG:xxxx") from exc
 
 
-def _locate(path: Path, layer: str | None) -> tuple[str, str, str | None]:
-    """The kind of data, the path GDAL opens, and the layer still to choose inside it."""
+def _locate(
+    path: Path, layer: str | None, limits: FileLimits, unzipped: Path
+) -> tuple[str, str, str | None]:
+    """The kind of data, the path GDAL opens, and the layer still to choose inside it.
+
+    A zip's members are unzipped into ``unzipped``: GDAL never opens an uploaded zip.
+    """
     if not path.is_file():
         raise VectorFileError(f"{path.name}: no such file")
     if path.stat().st_size == 0:
         raise VectorFileError(f"{path.name}: file has no features (it is empty)")
     kind = _KIND_OF_SUFFIX.get(path.suffix.lower()) or _sniff(path)
     if kind == "zip":
-        return _locate_in_zip(path, layer)
+        return _locate_in_zip(path, layer, limits, unzipped)
+    if kind == "gpkg":
+        check_geopackage(path)
     return kind, str(path), layer
 
 
@@ -276,6 +302,12 @@ def _sniff(path: Path) -> str:
         return "gpx"
     supported = ", ".join(f"{name} ({suffix})" for suffix, name in READ_SUFFIXES.items())
     suffix = path.suffix.lower() or "(no extension)"
+    compressed = compression_of(head)
+    if compressed:
+        raise VectorFileError(
+            f"{path.name}: {compressed}-compressed files are not read (a zipped Shapefile and "
+            f"KMZ excepted); send the file uncompressed, as one of: {supported}"
+        )
     if suffix in _TABLE_SUFFIXES:
         raise VectorFileError(
             f"{path.name}: a {suffix} table has no geometry column; "
@@ -284,29 +316,37 @@ def _sniff(path: Path) -> str:
     raise VectorFileError(f"{path.name}: unsupported file type {suffix}; use one of: {supported}")
 
 
-def _locate_in_zip(path: Path, layer: str | None) -> tuple[str, str, str | None]:
-    """Find the Shapefile (or the KML of a KMZ) inside a zip; ``layer`` picks one of several."""
+def _locate_in_zip(
+    path: Path, layer: str | None, limits: FileLimits, unzipped: Path
+) -> tuple[str, str, str | None]:
+    """Find the Shapefile (or the KML of a KMZ) inside a zip and unzip it into ``unzipped``;
+    ``layer`` picks one of several Shapefiles."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            members = [
-                PurePosixPath(name)
-                for name in archive.namelist()
-                if not name.endswith("/") and "__MACOSX" not in name
-            ]
-    except zipfile.BadZipFile as exc:
+        listed = zip_members(path, limits)
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
         raise VectorFileError(f"{path.name}: not a readable zip file ({exc})") from exc
-    members = [m for m in members if not m.name.startswith(".")]
+    infos = {
+        PurePosixPath(info.filename.replace("\\", "/")): info
+        for info in listed
+        if not info.is_dir() and "__MACOSX" not in info.filename
+    }
+    members = [m for m in infos if not m.name.startswith(".")]
     shps = [m for m in members if m.suffix.lower() == ".shp"]
     if shps:
         shp = _pick_shapefile(path, shps, layer)
         _check_shapefile_parts(path, shp, members)
-        return "shp", f"/vsizip/{path.resolve()}/{shp}", None
+        parts = [m for m in members if m.parent == shp.parent and m.stem == shp.stem]
+        extract_members(path, [infos[m] for m in parts], unzipped, limits)
+        return "shp", str(unzipped / shp.name), None
     kmls = sorted((m for m in members if m.suffix.lower() == ".kml"), key=_doc_kml_first)
     if kmls:
-        return "kml", f"/vsizip/{path.resolve()}/{kmls[0]}", layer
+        extract_members(path, [infos[kmls[0]]], unzipped, limits)
+        return "kml", str(unzipped / kmls[0].name), layer
+    nested = [str(m) for m in members if m.suffix.lower() in (".zip", ".kmz")]
     raise VectorFileError(
         f"{path.name}: the zip contains no .shp file; zip the .shp, .shx, .dbf and .prj "
         "files of the Shapefile together"
+        + (f" (a zip inside the zip is not opened: {', '.join(nested)})" if nested else "")
     )
 
 
@@ -389,27 +429,34 @@ def _count(gdal_path: str, layer: str) -> int:
         ) from exc
 
 
-def _check_feature_count(gdal_path: str, layers: list[str], max_features: int | None) -> None:
-    total = sum(_count(gdal_path, layer) for layer in layers)
-    if total == 0:
+def _feature_counts(gdal_path: str, layers: list[str], limits: FileLimits) -> dict[str, int]:
+    """Features per layer, refused when there are none or more than ``limits.max_rows``."""
+    counts = {layer: _count(gdal_path, layer) for layer in layers}
+    if sum(counts.values()) == 0:
         raise VectorFileError(f"{Path(gdal_path).name}: file has no features")
-    if max_features is not None and total > max_features:
-        raise VectorFileError(
-            f"{Path(gdal_path).name}: file has {total} features, the limit is {max_features}; "
-            "split it"
-        )
+    limits.check_rows(sum(counts.values()), "features")
+    return counts
 
 
 # --- reading: data ------------------------------------------------------------------------
 
 
-def _read_layer(gdal_path: str, kind: str, layer: str) -> gpd.GeoDataFrame:
+def _read_layer(gdal_path: str, kind: str, layer: str, count: int) -> gpd.GeoDataFrame:
+    """Read at most one feature more than counted: a stored count that lies (a GeoPackage's
+    ``gpkg_ogr_contents``, a Shapefile's header) then costs no more than the truth would."""
+    name = Path(gdal_path).name
     try:
-        frame = pyogrio.read_dataframe(gdal_path, layer=layer)
+        # pyogrio allocates max_features rows up front: give the count, not the limit
+        frame = pyogrio.read_dataframe(gdal_path, layer=layer, max_features=count + 1)
     except _GDAL_ERRORS as exc:
         raise VectorFileError(
-            f"{Path(gdal_path).name}: cannot read layer {layer!r}; the file may be damaged ({exc})"
+            f"{name}: cannot read layer {layer!r}; the file may be damaged ({exc})"
         ) from exc
+    if len(frame) > count:
+        raise UnsafeFile(
+            f"{name}: layer {layer!r} holds more features than its header declares; the file "
+            "is damaged or crafted"
+        )
     if kind == "gpx":
         frame = _gpx_fix_extensions(frame, gdal_path, layer)
         frame = frame.set_geometry(_close_tracks(frame.geometry.values))
@@ -426,30 +473,32 @@ def _gpx_fix_extensions(frame: gpd.GeoDataFrame, gdal_path: str, layer: str) -> 
     """Take ``<extensions>`` values as text from the XML.
 
     GDAL guesses the type of extension values from their text, so a 14-digit grid code is read
-    as a 32-bit integer and clamped to 2147483647 (and leading zeros would be lost).
+    as a 32-bit integer and clamped to 2147483647 (and leading zeros would be lost). The XML is
+    streamed, each track dropped once read: a whole-document tree takes ~10 times the file.
     """
     element = {"tracks": "trk", "routes": "rte", "waypoints": "wpt"}.get(layer)
     if element is None:
         return frame
+    prefixes: dict[str, str] = {}
+    rows = []
+    depth = 0
+    root = None
     try:
-        events = ET.iterparse(gdal_path, events=("start-ns",))
-        prefixes = {uri: prefix for _, (prefix, uri) in events}
-        root = ET.parse(gdal_path).getroot()
+        for event, item in ET.iterparse(gdal_path, events=("start-ns", "start", "end")):
+            if event == "start-ns":
+                prefix, uri = item
+                prefixes[uri] = prefix
+            elif event == "start":
+                depth += 1
+                root = item if root is None else root
+            else:
+                depth -= 1
+                if depth == 1 and root is not None:  # a child of <gpx> is complete
+                    if _local(item.tag) == element:
+                        rows.append(_extension_values(item, prefixes))
+                    root.clear()
     except ET.ParseError:
         return frame  # GDAL read what XML parsing refuses; keep GDAL's values
-    rows = []
-    for item in root:
-        if _local(item.tag) != element:
-            continue
-        values = {}
-        for ext in (e for e in item if _local(e.tag) == "extensions"):
-            for field in ext:
-                # GDAL names the column "prefix_element", e.g. ogr_code for <ogr:code>
-                uri = field.tag[1:].split("}")[0] if field.tag.startswith("{") else ""
-                prefix = prefixes.get(uri)
-                key = f"{prefix}_{_local(field.tag)}" if prefix else _local(field.tag)
-                values[key] = field.text
-        rows.append(values)
     if len(rows) != len(frame):
         return frame  # not the document GDAL read; keep GDAL's values
     text = pd.DataFrame(rows, index=frame.index, dtype=object)
@@ -457,6 +506,18 @@ def _gpx_fix_extensions(frame: gpd.GeoDataFrame, gdal_path: str, layer: str) -> 
     for column in text.columns.intersection(frame.columns):
         frame[column] = text[column]
     return frame
+
+
+def _extension_values(item: ET.Element, prefixes: dict[str, str]) -> dict[str, str | None]:
+    values = {}
+    for ext in (e for e in item if _local(e.tag) == "extensions"):
+        for field in ext:
+            # GDAL names the column "prefix_element", e.g. ogr_code for <ogr:code>
+            uri = field.tag[1:].split("}")[0] if field.tag.startswith("{") else ""
+            prefix = prefixes.get(uri)
+            key = f"{prefix}_{_local(field.tag)}" if prefix else _local(field.tag)
+            values[key] = field.text
+    return values
 
 
 def _local(tag: str) -> str:

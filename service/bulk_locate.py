@@ -12,10 +12,11 @@ import pandas as pd
 from fastapi import UploadFile
 
 from gis import datum as datums
+from gis.limits import FileLimits, check_csv, check_parquet
 from service.errors import InvalidInput
 from service.grid_index import current_unit_index
 from service.registry import Registry
-from service.uploads import saved_upload
+from service.uploads import file_refusals, saved_upload
 
 
 def locate_points(registry: Registry, lon: np.ndarray, lat: np.ndarray, datum: str) -> np.ndarray:
@@ -44,14 +45,19 @@ def locate_points(registry: Registry, lon: np.ndarray, lat: np.ndarray, datum: s
     return out
 
 
-def read_points(path: Path) -> pd.DataFrame:
-    """A table with ``lon`` and ``lat`` columns from CSV or (Geo)Parquet."""
+def read_points(path: Path, limits: FileLimits | None = None) -> pd.DataFrame:
+    """A table with ``lon`` and ``lat`` columns from CSV or (Geo)Parquet, within ``limits``."""
     suffix = path.suffix.lower()
+    limits = limits or FileLimits()
     try:
-        if suffix in (".parquet", ".geoparquet"):
-            frame = _read_parquet(path)
-        else:
-            frame = pd.read_csv(path)
+        with file_refusals():
+            if suffix in (".parquet", ".geoparquet"):
+                check_parquet(path, limits)
+                frame = _read_parquet(path)
+            else:
+                check_csv(path, limits)
+                # never by the name: pandas would gunzip or unzip a file called .gz or .zip
+                frame = pd.read_csv(path, compression=None)
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InvalidInput(f"cannot read the points file: {exc}", field="file") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -92,11 +98,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def bulk_locate_upload(
-    registry: Registry, file: UploadFile, datum: str, max_upload_mb: int
+    registry: Registry, file: UploadFile, datum: str, max_upload_mb: int, limits: FileLimits
 ) -> tuple[bytes, str]:
     """Locate every point of an uploaded CSV/Parquet; answer in the same format + ``grid_code``."""
     with saved_upload(file, max_upload_mb) as path:
-        frame = read_points(path)
+        frame = read_points(path, limits)
         frame["grid_code"] = locate_points(
             registry, frame["lon"].to_numpy(), frame["lat"].to_numpy(), datum
         )

@@ -20,7 +20,6 @@ from pathlib import Path
 from queue import Full, Queue
 from typing import Any, cast
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -35,6 +34,8 @@ from sqlalchemy.orm import Session
 
 from gis import datum as datums
 from gis.hotspots import HotspotIndex
+from gis.io import read_features
+from gis.limits import FileLimits, check_csv, check_parquet
 from gis.locate import GridIndex
 from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.proximity import DuplicateFinder, RecurrenceFinder
@@ -49,6 +50,7 @@ from service.models import Case, Category, Hotspot
 from service.registry import now
 from service.repository import GridRepository, geom_of
 from service.rowerrors import RowErrors
+from service.uploads import file_refusals
 from service.workflow import OPEN_STATUSES
 
 CHUNK_ROWS = 50_000
@@ -117,36 +119,42 @@ class ImportReport:
         }
 
 
-def read_case_file(path: Path) -> pd.DataFrame:
-    """A case table from CSV, (Geo)Parquet or a vector file (GeoJSON, GPKG …)."""
+def read_case_file(path: Path, limits: FileLimits | None = None) -> pd.DataFrame:
+    """A case table from CSV, (Geo)Parquet or a vector file (GeoJSON, GPKG …), within
+    ``limits``."""
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            frame = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(
-                    column_types={
-                        "category_code": pa.string(),
-                        "idempotency_key": pa.string(),
-                        "reporter_phone": pa.string(),
-                    },
-                    strings_can_be_null=True,
-                ),
-            ).to_pandas()
-        elif suffix in (".parquet", ".geoparquet"):
-            frame = pd.read_parquet(path)
-        else:
-            gdf = gpd.read_file(path)
-            if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-                gdf = gdf.to_crs(4326)
-            frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-            frame["lon"], frame["lat"] = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+        with file_refusals():
+            frame = _read_table(path, suffix, limits or FileLimits())
     except (pa.ArrowInvalid, ValueError, OSError, DataSourceError, DataLayerError) as exc:
         raise InvalidInput(
             f"cannot read the case file (CSV, Parquet or a vector file such as GeoJSON): {exc}",
             field="file",
         ) from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
+    return frame
+
+
+def _read_table(path: Path, suffix: str, limits: FileLimits) -> pd.DataFrame:
+    if suffix == ".csv":
+        check_csv(path, limits)
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={
+                    "category_code": pa.string(),
+                    "idempotency_key": pa.string(),
+                    "reporter_phone": pa.string(),
+                },
+                strings_can_be_null=True,
+            ),
+        ).to_pandas()
+    if suffix in (".parquet", ".geoparquet"):
+        check_parquet(path, limits)
+        return pd.read_parquet(path)
+    gdf = read_features(path, limits=limits)  # lon/lat from the file's CRS
+    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    frame["lon"], frame["lat"] = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
     return frame
 
 

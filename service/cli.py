@@ -180,7 +180,13 @@ def import_(
                 bar.update(task, completed=done)
 
             result = import_file(
-                registry, path, level=level, crs=crs, datum=datum, progress=advance
+                registry,
+                path,
+                level=level,
+                crs=crs,
+                datum=datum,
+                progress=advance,
+                limits=settings.grids.file_limits,
             )
             bar.update(task, total=result["features"], completed=result["features"])
     except CitygridError as exc:
@@ -207,7 +213,7 @@ def locate_bulk(
 
     settings = AppSettings()
     try:
-        frame = read_points(source)
+        frame = read_points(source, settings.grids.file_limits)
         codes = np.empty(len(frame), dtype=object)
         with _registry(settings) as registry, _progress() as bar:
             task = bar.add_task("locating", total=len(frame))
@@ -244,7 +250,7 @@ def import_cases(
 
     settings = AppSettings()
     try:
-        frame = read_case_file(path)
+        frame = read_case_file(path, settings.grids.file_limits)
         with _session(settings) as session, _progress() as bar:
             steps = _steps(bar)
             report = CaseImporter(
@@ -273,7 +279,7 @@ def import_fixes(
 
     settings = AppSettings()
     try:
-        frame = read_fix_file(path, device_id)
+        frame = read_fix_file(path, device_id, settings.grids.file_limits)
         with _session(settings) as session, _progress() as bar:
             report = FixIngester(session, settings, progress=_steps(bar)).run(
                 frame, mode=mode, datum=datum

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
+from gis.limits import FileLimits, check_csv
 from gis.metric import to_metric, to_metric_xy, utm_crs_for_geometries
 from gis.patrol import CleaningRules
 from service.database import driver_cursor
@@ -43,6 +44,7 @@ from service.repository import geom_of
 from service.rowerrors import RowErrors
 from service.timeparse import epoch_us, from_epoch_us
 from service.tracks import TrackWriter
+from service.uploads import file_refusals
 
 _US = 1_000_000
 _LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")
@@ -81,26 +83,17 @@ class IngestReport:
         }
 
 
-def read_fix_file(path: Path, device_id: str | None = None) -> pd.DataFrame:
+def read_fix_file(
+    path: Path, device_id: str | None = None, limits: FileLimits | None = None
+) -> pd.DataFrame:
     """Fixes from a CSV (``device_id, time, lon, lat[, accuracy_m, speed_mps, datum]``) or a GPX
-    file (track points with times; ``device_id`` names the phone that recorded it)."""
+    file (track points with times; ``device_id`` names the phone that recorded it), within
+    ``limits``."""
     suffix = path.suffix.lower()
+    limits = limits or FileLimits()
     try:
-        if suffix == ".gpx":
-            frame = _read_gpx(path)
-        elif suffix == ".csv":
-            frame = pacsv.read_csv(
-                path,
-                convert_options=pacsv.ConvertOptions(
-                    column_types={"device_id": pa.string(), "time": pa.string()},
-                    strings_can_be_null=True,
-                ),
-            ).to_pandas()
-        else:
-            raise InvalidInput(
-                f"cannot read {path.suffix or 'this'} files as fixes; send CSV or GPX",
-                field="file",
-            )
+        with file_refusals():
+            frame = _read_table(path, suffix, limits)
     except (pa.ArrowInvalid, ValueError, OSError, DataSourceError, DataLayerError) as exc:
         raise InvalidInput(f"cannot read the fix file: {exc}", field="file") from exc
     frame.columns = [str(c).strip().lower() for c in frame.columns]
@@ -113,14 +106,34 @@ def read_fix_file(path: Path, device_id: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _read_gpx(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, suffix: str, limits: FileLimits) -> pd.DataFrame:
+    if suffix == ".gpx":
+        return _read_gpx(path, limits)
+    if suffix == ".csv":
+        check_csv(path, limits)
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={"device_id": pa.string(), "time": pa.string()},
+                strings_can_be_null=True,
+            ),
+        ).to_pandas()
+    raise InvalidInput(
+        f"cannot read {path.suffix or 'this'} files as fixes; send CSV or GPX", field="file"
+    )
+
+
+def _read_gpx(path: Path, limits: FileLimits) -> pd.DataFrame:
     import pyogrio
 
     layers = {name for name, _ in pyogrio.list_layers(path)}
     layer = "track_points" if "track_points" in layers else "route_points"
     if layer not in layers:
         raise InvalidInput("the GPX file has no track or route points", field="file")
-    gdf = pyogrio.read_dataframe(path, layer=layer)
+    count = int(pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"])
+    limits.check_rows(count, "track points")
+    # pyogrio allocates max_features rows up front: the count, not the limit
+    gdf = pyogrio.read_dataframe(path, layer=layer, max_features=count + 1)
     if "time" not in gdf.columns:
         raise InvalidInput("the GPX points carry no <time>; fixes need one", field="file")
     times = pd.to_datetime(gdf["time"], utc=True, errors="coerce")

@@ -14,11 +14,12 @@ import pandas as pd
 from fastapi import UploadFile
 
 from gis.io import VectorFileError, read_features
+from gis.limits import FileLimits
 from gis.repair import repair_polygons
 from service.errors import InvalidInput
 from service.hotspots import HotspotInput
 from service.registry import ATTRIBUTES, GridInput, Registry
-from service.uploads import saved_upload
+from service.uploads import file_refusals, saved_upload
 
 
 def import_upload(
@@ -29,10 +30,11 @@ def import_upload(
     crs: str | None,
     datum: str,
     max_upload_mb: int,
+    limits: FileLimits,
 ) -> dict[str, Any]:
     """Import an uploaded file; see ``import_file``."""
     with saved_upload(file, max_upload_mb) as path:
-        return import_file(registry, path, level=level, crs=crs, datum=datum)
+        return import_file(registry, path, level=level, crs=crs, datum=datum, limits=limits)
 
 
 def import_file(
@@ -43,15 +45,23 @@ def import_file(
     crs: str | None = None,
     datum: str = "wgs84",
     progress: Callable[[int], None] | None = None,
+    limits: FileLimits | None = None,
 ) -> dict[str, Any]:
     """Read ``path`` and write its grids to the registry (nothing stored on any error)."""
+    frame = _read_vector_file(path, crs, datum, limits)
+    return import_frame(registry, frame, level=level, progress=progress)
+
+
+def _read_vector_file(
+    path: Path, crs: str | None, datum: str, limits: FileLimits | None
+) -> gpd.GeoDataFrame:
     try:
-        frame = read_features(path, crs=crs, datum=datum)
+        with file_refusals():
+            return read_features(path, crs=crs, datum=datum, limits=limits)
     except VectorFileError as exc:
         raise InvalidInput(str(exc), field="file") from exc
     except ValueError as exc:  # e.g. unknown datum or CRS text
         raise InvalidInput(str(exc), field="datum" if "datum" in str(exc) else "crs") from exc
-    return import_frame(registry, frame, level=level, progress=progress)
 
 
 def import_frame(
@@ -149,16 +159,12 @@ def hotspots_from_upload(
     crs: str | None,
     datum: str,
     max_upload_mb: int,
+    limits: FileLimits,
     tz: str,
 ) -> list[HotspotInput]:
     """Hotspots described by an uploaded vector file (validated later, all or nothing)."""
     with saved_upload(file, max_upload_mb) as path:
-        try:
-            frame = read_features(path, crs=crs, datum=datum)
-        except VectorFileError as exc:
-            raise InvalidInput(str(exc), field="file") from exc
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field="datum" if "datum" in str(exc) else "crs") from exc
+        frame = _read_vector_file(path, crs, datum, limits)
     items = []
     for i, (_, row) in enumerate(frame.iterrows()):
         try:

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gis.limits import FileLimits
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,9 +44,36 @@ class GridSettings(BaseSettings):
     city: str = Field("410100", description="City key (GB/T 2260 code) carried by every row")
     boundary_tolerance_m: float = Field(15.0, description="Default locate candidate radius")
     max_upload_mb: int = Field(200, description="Largest accepted upload")
+    # What one uploaded or imported file may hold (gis.limits; defaults from FileLimits)
+    max_uncompressed_mb: float = Field(
+        FileLimits.max_uncompressed_mb,
+        gt=0,
+        description="Most data a zip (Shapefile, KMZ) or Parquet file may hold once decompressed",
+    )
+    max_archive_members: int = Field(
+        FileLimits.max_archive_members, gt=0, description="Most entries in a zip"
+    )
+    max_compression_ratio: float = Field(
+        FileLimits.max_compression_ratio,
+        gt=0,
+        description="Most a zip member of 1 MB or more may expand (uncompressed / compressed)",
+    )
+    max_rows: int = Field(
+        FileLimits.max_rows, gt=0, description="Most rows or features per uploaded file"
+    )
     timezone: str = Field(
         "Asia/Shanghai", description="Time zone of date-times sent without an offset"
     )
+
+    @property
+    def file_limits(self) -> FileLimits:
+        """The limits every reader of uploaded or imported files checks (``gis.limits``)."""
+        return FileLimits(
+            max_uncompressed_mb=self.max_uncompressed_mb,
+            max_archive_members=self.max_archive_members,
+            max_compression_ratio=self.max_compression_ratio,
+            max_rows=self.max_rows,
+        )
 
     @field_validator("code_width")
     @classmethod

@@ -1,4 +1,5 @@
-"""Saving uploads to a temporary file, refusing ones that are too big or empty."""
+"""Saving uploads to a temporary file, refusing ones that are too big or empty; turning files
+refused by ``gis.limits`` (for every upload and every CLI import) into 413 and 422 answers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from fastapi import UploadFile
 
+from gis.limits import FileTooLarge, UnsafeFile
 from service.errors import InvalidInput, PayloadTooLarge
 
 _CHUNK = 1 << 20
@@ -39,3 +41,21 @@ def saved_upload(file: UploadFile, max_mb: int, field: str = "file") -> Iterator
         yield path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def file_refusals(field: str = "file") -> Iterator[None]:
+    """Answer a file refused by ``gis.limits``: 413 naming the ``CITYGRID_*`` setting that allows
+    more (``setting`` in the body), or 422 for a hostile or broken structure."""
+    try:
+        yield
+    except FileTooLarge as exc:
+        setting = f"CITYGRID_{exc.limit.upper()}"
+        advice = (
+            f"if the file is genuine, raise {setting}"
+            if exc.limit == "max_compression_ratio"
+            else f"split the file or raise {setting}"
+        )
+        raise PayloadTooLarge(f"{exc}; {advice}", field=field, setting=setting) from exc
+    except UnsafeFile as exc:
+        raise InvalidInput(str(exc), field=field) from exc

@@ -116,7 +116,7 @@ def import_cases(
     allow_unassigned: Annotated[bool, Form()] = False,
 ) -> dict[str, Any]:
     with saved_upload(file, settings.grids.max_upload_mb) as path:
-        frame = read_case_file(path)
+        frame = read_case_file(path, settings.grids.file_limits)
     report = CaseImporter(cases.session, settings).run(
         frame, mode=mode, datum=datum, allow_unassigned=allow_unassigned
     )

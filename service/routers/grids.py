@@ -104,7 +104,9 @@ def locate_bulk(
     file: Annotated[UploadFile, File(description="CSV with lon,lat columns, or GeoParquet")],
     datum: Annotated[str, Form()] = "wgs84",
 ) -> Response:
-    body, media_type = bulk_locate_upload(registry, file, datum, settings.grids.max_upload_mb)
+    body, media_type = bulk_locate_upload(
+        registry, file, datum, settings.grids.max_upload_mb, settings.grids.file_limits
+    )
     return Response(content=body, media_type=media_type)
 
 
@@ -124,6 +126,7 @@ def import_grids(
         crs=crs,
         datum=datum,
         max_upload_mb=settings.grids.max_upload_mb,
+        limits=settings.grids.file_limits,
     )
 
 

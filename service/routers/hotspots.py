@@ -144,6 +144,7 @@ def import_hotspots(
         crs=crs,
         datum=datum,
         max_upload_mb=settings.grids.max_upload_mb,
+        limits=settings.grids.file_limits,
         tz=settings.grids.timezone,
     )
     rows = hotspots.create(items)

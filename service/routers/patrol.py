@@ -125,7 +125,7 @@ def upload_fixes(
             raise InvalidInput(
                 "a GPX file needs device_id (the phone that recorded it)", field="device_id"
             )
-        frame = read_fix_file(path, device_id)
+        frame = read_fix_file(path, device_id, settings.grids.file_limits)
     return FixIngester(session, settings).run(frame, mode=mode, datum=datum).as_dict()
 
 

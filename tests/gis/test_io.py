@@ -462,13 +462,6 @@ def test_geopackage_spatial_layer_is_chosen_next_to_a_plain_table(tmp_path, grid
 # --- errors ---------------------------------------------------------------------------------
 
 
-def test_max_features_is_enforced(tmp_path, grids):
-    path = save(tmp_path, write_features(grids, "gpkg"))
-    with pytest.raises(VectorFileError, match="file has 3 features, the limit is 2; split it"):
-        read_features(path, max_features=2)
-    assert len(read_features(path, max_features=3)) == 3
-
-
 def test_empty_files_have_no_features(tmp_path):
     zero = tmp_path / "zero.geojson"
     zero.write_bytes(b"")

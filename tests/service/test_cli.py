@@ -7,6 +7,7 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 from cityfixture import small_city
+from hostile_files import gzip_bomb, parquet_dictionary_bomb, shapefile_bomb
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -77,6 +78,36 @@ def test_cli_import_of_bad_file_stores_nothing(cli_env, engine: Engine, tmp_path
     result = CliRunner().invoke(app, ["import", str(_file(tmp_path, orphan))])
     assert result.exit_code == 1
     assert "does not exist" in result.output
+    assert _grids(engine) == 0
+
+
+@pytest.mark.parametrize("command", ["import", "locate-bulk", "import-cases", "import-fixes"])
+def test_cli_commands_refuse_bombs_naming_the_setting(
+    cli_env, engine: Engine, tmp_path, command: str
+) -> None:
+    if command == "import":
+        args = [str(shapefile_bomb(tmp_path / "grids.zip"))]
+    elif command == "import-fixes":
+        args = [str(gzip_bomb(tmp_path / "fixes.csv"))]
+    else:
+        args = [str(parquet_dictionary_bomb(tmp_path / "points.parquet"))]
+        args += ["-o", str(tmp_path / "out.csv")] if command == "locate-bulk" else []
+    result = CliRunner().invoke(app, [command, *args])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    if command == "import-fixes":
+        assert "fixes.csv is gzip-compressed; send the table uncompressed" in said
+    else:
+        assert "1,100 MB uncompressed" in said
+        assert "split the file or raise CITYGRID_MAX_UNCOMPRESSED_MB" in said
+    assert _grids(engine) == 0
+
+
+def test_cli_import_honours_the_row_limit_setting(cli_env, engine: Engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYGRID_MAX_ROWS", "2")
+    result = CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))])
+    assert result.exit_code == 1
+    assert "more than 2 features" in result.output and "CITYGRID_MAX_ROWS" in result.output
     assert _grids(engine) == 0
 
 
