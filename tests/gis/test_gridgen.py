@@ -14,7 +14,7 @@ import shapely
 from shapely import MultiPolygon, Point, Polygon, box
 
 from gis.gridgen import generate_cells, order_west_east_north_south
-from gis.metric import to_metric, to_wgs84, utm_crs_for
+from gis.metric import WGS84, to_metric, to_wgs84, transform, utm_crs_for
 
 CRS = utm_crs_for(113.65, 34.75)
 ORIGIN = to_metric(Point(113.65, 34.75), CRS)
@@ -23,13 +23,14 @@ SLIVER = 0.25 * TARGET
 
 
 def lonlat(geom_m):
-    """A geometry drawn in metres relative to ORIGIN, as lon/lat."""
-    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS)
+    """A geometry drawn in metres relative to ORIGIN, as lon/lat (edges densified to 1 m
+    first, so that they stay the drawing's straight lines)."""
+    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS, max_segment_m=1.0)
 
 
 def metres(geoms_ll):
     """Lon/lat geometries back in metres relative to ORIGIN."""
-    projected = to_metric(np.asarray(geoms_ll, dtype=object), CRS)
+    projected = transform(np.asarray(geoms_ll, dtype=object), WGS84, CRS)  # vertex by vertex
     return shapely.transform(projected, lambda xy: xy - [ORIGIN.x, ORIGIN.y])
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 
 import geopandas as gpd
-import numpy as np
 import pytest
 import shapely
 from shapely import MultiPolygon, Point, Polygon, box
 
-from gis.metric import to_metric, to_wgs84, utm_crs_for
+from gis.metric import WGS84, to_metric, to_wgs84, transform, utm_crs_for
 from gis.topology import Finding, check_topology
 
 CRS = utm_crs_for(113.65, 34.75)
@@ -23,13 +22,15 @@ ORIGIN = to_metric(Point(113.65, 34.75), CRS)
 
 
 def lonlat(geom_m):
-    """A geometry drawn in metres relative to ORIGIN, as lon/lat."""
-    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS)
+    """A geometry drawn in metres relative to ORIGIN, as lon/lat (edges densified to 1 m
+    first, so that they stay the drawing's straight lines)."""
+    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS, max_segment_m=1.0)
 
 
 def metres(geom_ll):
     """A lon/lat geometry back in metres relative to ORIGIN."""
-    return shapely.affinity.translate(to_metric(geom_ll, CRS), -ORIGIN.x, -ORIGIN.y)
+    # vertex by vertex: the exact inverse of lonlat()
+    return shapely.affinity.translate(transform(geom_ll, WGS84, CRS), -ORIGIN.x, -ORIGIN.y)
 
 
 def grids(cells_m: dict[str, shapely.Geometry]) -> gpd.GeoDataFrame:
@@ -136,8 +137,10 @@ def test_bow_tie_is_invalid_and_located_at_the_self_intersection():
     assert len(findings) == 1 and findings[0].codes == ("03",)
     assert "Self-intersection" in findings[0].message
     # Independent: where the two crossing edges of the lon/lat ring meet.
-    ring = np.asarray(frame.geometry[2].exterior.coords)
-    crossing = shapely.intersection(shapely.LineString(ring[0:2]), shapely.LineString(ring[2:4]))
+    crossing = shapely.intersection(
+        lonlat(shapely.LineString([(0, 0), (100, 100)])),
+        lonlat(shapely.LineString([(100, 0), (0, 100)])),
+    )
     assert findings[0].geometry.distance(crossing) < 1e-9
 
 
