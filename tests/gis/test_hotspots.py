@@ -546,3 +546,23 @@ def test_bbox_scan_and_tree_paths_agree(monkeypatch) -> None:
     for a, b in zip(tree, scan, strict=True):
         assert np.array_equal(a, b)
     assert len(tree[0]) > 1000
+
+
+def test_shares_of_a_long_polygon_zone_over_grids_that_split_it_sum_to_one() -> None:
+    # A 9 km wedge-shaped rail yard (no buffer) cut into ten grids along meridians: its long
+    # edges bow in UTM, and the zone and its pieces must bow alike for the shares to add up
+    # (projected vertex by vertex they missed by 2e-5).
+    west, south, east, north = 113.60, 34.80, 113.70, 34.802
+    xs = np.linspace(west, east, 11)
+    codes = [f"410102001001{i:02d}" for i in range(1, 11)]
+    grids = [shapely.box(a, south, b, north) for a, b in zip(xs[:-1], xs[1:], strict=True)]
+    yard = shapely.Polygon([(west, south), (east, south), (east, north)])
+    rows = share_in_grids(yard, codes, grids)
+    assert len(rows) == 10
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-9)
+    total = abs(GEOD.geometry_area_perimeter(shapely.segmentize(yard, 1e-5))[0])
+    for r in rows:
+        piece = shapely.intersection(grids[codes.index(r["code"])], yard)
+        area = abs(GEOD.geometry_area_perimeter(shapely.segmentize(piece, 1e-5))[0])
+        assert r["area_m2"] == pytest.approx(area, rel=2e-3)
+        assert r["share"] == pytest.approx(area / total, rel=1e-4)
