@@ -26,6 +26,7 @@ from functools import lru_cache
 import numpy as np
 import shapely
 from pyproj import CRS, Transformer
+from shapely.geometry.base import BaseGeometry
 
 WGS84 = CRS.from_epsg(4326)
 
@@ -35,7 +36,6 @@ MAX_SEGMENT_M = 100.0
 # Metres in one degree of latitude (or of longitude at the equator): the most a degree of either
 # axis spans, so a step of ``m / M_PER_DEGREE`` degrees is never longer than ``m`` metres.
 M_PER_DEGREE = 111_320.0
-_POLYGONAL = ("Polygon", "MultiPolygon")
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -80,7 +80,7 @@ def densify(geoms, crs: CRS = WGS84, max_segment_m: float = MAX_SEGMENT_M):
         step = max_segment_m / M_PER_DEGREE
     else:
         step = max_segment_m / crs.axis_info[0].unit_conversion_factor
-    if geoms is None or isinstance(geoms, shapely.Geometry):
+    if geoms is None or isinstance(geoms, BaseGeometry):
         return _densify_one(geoms, step)
     arr = np.asarray(geoms, dtype=object)
     out = shapely.segmentize(arr, step)
@@ -90,16 +90,19 @@ def densify(geoms, crs: CRS = WGS84, max_segment_m: float = MAX_SEGMENT_M):
     return out
 
 
-def _densify_one(geom: shapely.Geometry | None, step: float) -> shapely.Geometry | None:
-    if geom is None or geom.is_valid or geom.geom_type not in _POLYGONAL:
+def _densify_one(geom: BaseGeometry | None, step: float) -> BaseGeometry | None:
+    if isinstance(geom, shapely.Polygon) and not geom.is_valid:
+        polygons = [geom]
+    elif isinstance(geom, shapely.MultiPolygon) and not geom.is_valid:
+        polygons = list(geom.geoms)
+    else:
         return shapely.segmentize(geom, step)
     # Ring by ring, as lines: segmentize on an invalid polygon would return a repaired one.
-    polygons = [geom] if geom.geom_type == "Polygon" else list(geom.geoms)
     rebuilt = [
         shapely.Polygon(_ring(p.exterior, step), [_ring(hole, step) for hole in p.interiors])
         for p in polygons
     ]
-    return rebuilt[0] if geom.geom_type == "Polygon" else shapely.MultiPolygon(rebuilt)
+    return rebuilt[0] if isinstance(geom, shapely.Polygon) else shapely.MultiPolygon(rebuilt)
 
 
 def _ring(ring: shapely.LinearRing, step: float) -> np.ndarray:
