@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gis import datum as datums
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Device, Grid, PatrolSession, PatrolTrack, Worker
 from service.registry import now
@@ -175,8 +177,9 @@ class PatrolService:
         worker: str | None = None,
         device_id: str | None = None,
         limit: int = 1000,
+        datum: str = "wgs84",
     ) -> list[dict[str, Any]]:
-        """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first)."""
+        """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first), in ``datum``."""
         if end <= start:
             raise InvalidInput("'to' must be after 'from'", field="to")
         stmt = (
@@ -195,15 +198,17 @@ class PatrolService:
             stmt = stmt.where(PatrolTrack.worker_code == worker)
         if device_id:
             stmt = stmt.where(PatrolTrack.device_key == self.device(device_id).id)
-        return [_track_feature(t, d, g) for t, d, g in self.session.execute(stmt)]
+        return [_track_feature(t, d, g, datum) for t, d, g in self.session.execute(stmt)]
 
 
-def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes) -> dict[str, Any]:
+def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes, datum: str) -> dict[str, Any]:
     coords = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)), include_m=True)
+    lon, lat = datums.from_wgs84(coords[:, 0], coords[:, 1], datum)
+    xy = np.column_stack([lon, lat]).round(7)
     return {
         "type": "Feature",
         "id": track.id,
-        "geometry": {"type": "LineString", "coordinates": coords[:, :2].round(7).tolist()},
+        "geometry": {"type": "LineString", "coordinates": xy.tolist()},
         "properties": {
             "worker": track.worker_code,
             "device_id": device_id,

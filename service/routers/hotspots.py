@@ -16,7 +16,7 @@ from service.geojson import parse_geometry
 from service.hotspots import HotspotInput
 from service.imports import hotspots_from_upload
 from service.models import Hotspot
-from service.params import IdPath, parse_bbox
+from service.params import DatumQuery, IdPath, parse_bbox
 from service.schemas import HotspotCreate, HotspotKindIn
 from service.timeparse import aware, iso
 
@@ -160,8 +160,10 @@ def near(
 
 
 @router.get("/api/hotspots/{hotspot_id}", summary="One hotspot with its influence zone")
-def get_hotspot(hotspot_id: IdPath, hotspots: HotspotServiceDep) -> dict[str, Any]:
-    return hotspot_feature(hotspots.get(hotspot_id), with_zone=True)
+def get_hotspot(
+    hotspot_id: IdPath, hotspots: HotspotServiceDep, datum: DatumQuery = "wgs84"
+) -> dict[str, Any]:
+    return hotspot_feature(hotspots.get(hotspot_id), with_zone=True, datum=datum)
 
 
 @router.get(

@@ -12,7 +12,7 @@ from service.deps import SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.fix_ingest import FixIngester, read_fix_file
 from service.models import PatrolSession, Worker
-from service.params import IdPath
+from service.params import DatumQuery, IdPath
 from service.patrol import PatrolService, WorkerInput
 from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
 from service.timeparse import aware, iso
@@ -136,7 +136,8 @@ def tracks(
     worker: str | None = None,
     device_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
-    features = patrol.tracks(aware(start, tz), aware(end, tz), worker, device_id, limit)
+    features = patrol.tracks(aware(start, tz), aware(end, tz), worker, device_id, limit, datum)
     return {"type": "FeatureCollection", "features": features}
