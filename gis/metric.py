@@ -11,7 +11,7 @@ Two rules keep comparisons between separately stored geometries honest:
   (:func:`outside_area_m2`, :func:`shared_area_m2`). A child that shares its parent's edges
   exactly then leaves nothing outside, however long the edges are.
 * **Project edges, not only vertices.** A straight lon/lat edge is a curve in UTM (a 1.4 km
-  edge bows ~1 cm at lat 35°). :func:`to_metric` densifies every edge to at most
+  east-west edge bows ~2 cm at lat 35°). :func:`to_metric` densifies every edge to at most
   :data:`MAX_SEGMENT_M` before projecting, so a long parent edge and the short child edges along
   it land on the same curve (within a fraction of a millimetre) rather than on different chords.
   Everything that projects lon/lat geometry uses it. The other way round, shapes drawn in a

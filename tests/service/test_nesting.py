@@ -155,7 +155,7 @@ def test_file_drawn_in_gauss_kruger_stays_nested_after_conversion(
 ) -> None:
     # CGCS2000 / 3-degree Gauss-Kruger CM 114E (EPSG:4547): a 6 km street whose communities
     # have corners along its long edges. Straight in metres, those edges must stay straight in
-    # lon/lat, or the corners fall ~10 cm outside the converted street.
+    # lon/lat, or the corners fall ~0.4 m off the converted street (~990 m² outside it).
     to_gk = Transformer.from_crs(4326, 4547, always_xy=True)
     x0, y0 = (round(v, -2) for v in to_gk.transform(113.70, 34.80))
     street = shapely.box(x0, y0, x0 + 6_000, y0 + 1_500)
