@@ -437,8 +437,7 @@ def _zones(
     grow = np.flatnonzero(buffers > 0)
     if grow.size:
         grown = shapely.buffer(metric_geoms[grow], buffers[grow], quad_segs=QUAD_SEGS)
-        grown = shapely.segmentize(grown, _MAX_EDGE_M)
-        zones[grow] = metric.to_wgs84(grown, crs)
+        zones[grow] = metric.to_wgs84(grown, crs, max_segment_m=_MAX_EDGE_M)
         # Reprojection moves vertices independently; should two nearly touching parts cross by
         # a hair, a zero buffer in lon/lat rebuilds a valid polygon with the same area.
         bad = grow[~shapely.is_valid(zones[grow])]

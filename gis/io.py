@@ -39,6 +39,7 @@ from gis.limits import (
     extract_members,
     zip_members,
 )
+from gis.metric import densify
 
 #: Input file types by extension, with the format name used in messages.
 READ_SUFFIXES: dict[str, str] = {
@@ -553,7 +554,11 @@ def _to_wgs84(
             )
         source = CRS.from_epsg(4326)
     try:
-        frame = frame.set_crs(source, allow_override=True).to_crs(4326)
+        frame = frame.set_crs(source, allow_override=True)
+        if frame.crs.is_projected:  # edges drawn straight in metres stay straight in lon/lat
+            densified = densify(np.asarray(frame.geometry.values, dtype=object), frame.crs)
+            frame[frame.geometry.name] = gpd.GeoSeries(densified, index=frame.index, crs=source)
+        frame = frame.to_crs(4326)
     except Exception as exc:  # pyproj raises several types for impossible transformations
         raise VectorFileError(f"cannot reproject from {source} to EPSG:4326 ({exc})") from exc
     _check_lonlat_range(frame, source)

@@ -1,9 +1,11 @@
 """Topology check for the grids of one level under one parent.
 
 Finds invalid geometries, codes used twice, overlapping grids, parts of the parent that no grid
-covers (gaps) and parts of grids that stick out of the parent. Areas are measured in the UTM zone
-of the data (see :mod:`gis.metric`); each finding carries its location in lon/lat so that it can
-be shown on a map as a GeoJSON feature.
+covers (gaps) and parts of grids that stick out of the parent. Overlaps, gaps and outside parts
+are found by overlaying the grids as stored, in lon/lat, and only then measured in metres in the
+UTM zone of the data (see :mod:`gis.metric`): grids that share their parent's edges exactly leave
+nothing to report, however long the edges. Each finding carries its location in lon/lat so that
+it can be shown on a map as a GeoJSON feature.
 
 Invalid geometries are reported once and then repaired with :func:`shapely.make_valid` (keeping
 only polygonal parts) for the other checks, so one broken ring does not hide or fake other
@@ -25,14 +27,18 @@ import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from gis.metric import WGS84, to_metric, to_wgs84, utm_crs_for_geometries
+from gis.metric import WGS84, area_m2, utm_crs_for_geometries
 
 FindingKind = Literal["invalid", "duplicate_code", "overlap", "gap", "outside_parent"]
 KINDS: tuple[FindingKind, ...] = ("invalid", "duplicate_code", "overlap", "gap", "outside_parent")
 
-# Overlays snap to a micrometre grid: projection round-trips leave nanometre slivers along shared
-# edges, which would otherwise chain separate gaps into one ring-shaped finding.
-GRID_SIZE_M = 1e-6
+# Overlays snap to a grid of about a micrometre (in degrees): grids converted from metres (generated
+# cells, say) meet their neighbours and parent with nanometre slivers, which would otherwise chain
+# separate gaps into one ring-shaped finding.
+GRID_SIZE_DEG = 1e-11  # about a micrometre
+# Default tolerance: overlaps, gaps and outside parts up to this many m² are rounding, not
+# mistakes. The registry refuses writes with the same rule.
+TOLERANCE_M2 = 1.0
 
 _POLYGONAL_TYPE_IDS = (3, 6)  # Polygon, MultiPolygon
 _REASON_POINT = re.compile(r"\[(\S+) (\S+)\]")
@@ -83,7 +89,7 @@ class Finding:
 def check_topology(
     grids: gpd.GeoDataFrame,
     parent: shapely.Geometry | None = None,
-    tolerance_m2: float = 1.0,
+    tolerance_m2: float = TOLERANCE_M2,
 ) -> list[Finding]:
     """Check that grids of one level are valid, uniquely coded and tile their parent.
 
@@ -120,13 +126,11 @@ def check_topology(
     crs = _metric_crs(repaired, parent_ll)
     if crs is None:
         return findings
-    metric = to_metric(repaired, crs)
-    tree = shapely.STRtree(metric)
-    findings += _overlap_findings(metric, tree, codes, crs, tolerance_m2)
+    tree = shapely.STRtree(repaired)
+    findings += _overlap_findings(repaired, tree, codes, crs, tolerance_m2)
     if parent_ll is not None:
-        parent_m = to_metric(parent_ll, crs)
-        findings += _gap_findings(metric, tree, parent_m, codes, crs, tolerance_m2)
-        findings += _outside_findings(metric, parent_m, codes, crs, tolerance_m2)
+        findings += _gap_findings(repaired, tree, parent_ll, codes, crs, tolerance_m2)
+        findings += _outside_findings(repaired, parent_ll, codes, crs, tolerance_m2)
     return findings
 
 
@@ -243,21 +247,21 @@ def _duplicate_findings(repaired: np.ndarray, codes: list[str]) -> list[Finding]
 
 
 def _overlap_findings(
-    metric: np.ndarray, tree: shapely.STRtree, codes: list[str], crs: CRS, tolerance_m2: float
+    geoms: np.ndarray, tree: shapely.STRtree, codes: list[str], crs: CRS, tolerance_m2: float
 ) -> list[Finding]:
     """Pairs whose interiors intersect by more than the tolerance.
 
     Neighbours in a clean tiling only touch, so candidate pairs are "intersects but does not
     touch"; the costly intersection is computed only for those.
     """
-    first, second = _pairs(tree.query(metric, predicate="intersects"))
-    touch_first, touch_second = _pairs(tree.query(metric, predicate="touches"))
-    n = len(metric)
+    first, second = _pairs(tree.query(geoms, predicate="intersects"))
+    touch_first, touch_second = _pairs(tree.query(geoms, predicate="touches"))
+    n = len(geoms)
     keep = ~np.isin(first * n + second, touch_first * n + touch_second)
     first, second = first[keep], second[keep]
-    overlaps = shapely.intersection(metric[first], metric[second], grid_size=GRID_SIZE_M)
+    overlaps = shapely.intersection(geoms[first], geoms[second], grid_size=GRID_SIZE_DEG)
     overlaps = _polygon_only(overlaps)
-    areas = shapely.area(overlaps)
+    areas = _measure(overlaps, crs)
     findings = []
     for a, b, overlap, area in zip(first, second, overlaps, areas, strict=True):
         if area > tolerance_m2:
@@ -266,7 +270,7 @@ def _overlap_findings(
                 "move their shared edge so that each place belongs to one grid"
             )
             pair = (codes[a], codes[b])
-            findings.append(Finding("overlap", pair, float(area), message, to_wgs84(overlap, crs)))
+            findings.append(Finding("overlap", pair, float(area), message, overlap))
     return findings
 
 
@@ -282,29 +286,35 @@ def _polygon_only(geoms: np.ndarray) -> np.ndarray:
     return np.array([_keep_polygons(g) for g in geoms], dtype=object)
 
 
+def _measure(pieces: np.ndarray, crs: CRS) -> np.ndarray:
+    """Areas in m² of lon/lat pieces, all measured in the one ``crs`` of the check."""
+    return np.asarray(area_m2(pieces, crs), dtype=np.float64).reshape(-1)
+
+
 def _gap_findings(
-    metric: np.ndarray,
+    geoms: np.ndarray,
     tree: shapely.STRtree,
-    parent_m: shapely.Geometry,
+    parent: shapely.Geometry,
     codes: list[str],
     crs: CRS,
     tolerance_m2: float,
 ) -> list[Finding]:
     """Each polygon of (parent − union of grids) above the tolerance, with its bordering grids."""
-    covered = shapely.union_all(metric, grid_size=GRID_SIZE_M)
-    uncovered = shapely.difference(parent_m, covered, grid_size=GRID_SIZE_M)
+    covered = shapely.union_all(geoms, grid_size=GRID_SIZE_DEG)
+    uncovered = shapely.difference(parent, covered, grid_size=GRID_SIZE_DEG)
     gaps = shapely.get_parts(_keep_polygons(uncovered))
-    gaps = gaps[shapely.area(gaps) > tolerance_m2]
+    areas = _measure(gaps, crs)
+    big = areas > tolerance_m2
+    gaps, areas = gaps[big], areas[big]
     bordering = _bordering(tree, gaps)
     findings = []
-    for gap, rows in zip(gaps, bordering, strict=True):
-        area = float(gap.area)
+    for gap, area, rows in zip(gaps, areas.tolist(), bordering, strict=True):
         near = tuple(codes[r] for r in rows)
         message = f"{area:.1f} m² of the parent is covered by no grid"
         if near:
             message += f" (next to {', '.join(near)})"
         message += "; extend a neighbouring grid over it or add a grid"
-        findings.append(Finding("gap", near, area, message, to_wgs84(gap, crs)))
+        findings.append(Finding("gap", near, area, message, gap))
     return findings
 
 
@@ -315,18 +325,18 @@ def _bordering(tree: shapely.STRtree, gaps: np.ndarray) -> list[list[int]]:
     """
     if gaps.size == 0:
         return []
-    gap_index, rows = tree.query(gaps, predicate="dwithin", distance=10.0 * GRID_SIZE_M)
+    gap_index, rows = tree.query(gaps, predicate="dwithin", distance=10.0 * GRID_SIZE_DEG)
     return [sorted(rows[gap_index == g].tolist()) for g in range(len(gaps))]
 
 
 def _outside_findings(
-    metric: np.ndarray, parent_m: shapely.Geometry, codes: list[str], crs: CRS, tolerance_m2: float
+    geoms: np.ndarray, parent: shapely.Geometry, codes: list[str], crs: CRS, tolerance_m2: float
 ) -> list[Finding]:
-    shapely.prepare(parent_m)
-    candidates = np.flatnonzero(~shapely.covers(parent_m, metric) & ~shapely.is_empty(metric))
-    outside = shapely.difference(metric[candidates], parent_m, grid_size=GRID_SIZE_M)
+    shapely.prepare(parent)
+    candidates = np.flatnonzero(~shapely.covers(parent, geoms) & ~shapely.is_empty(geoms))
+    outside = shapely.difference(geoms[candidates], parent, grid_size=GRID_SIZE_DEG)
     outside = _polygon_only(outside)
-    areas = shapely.area(outside)
+    areas = _measure(outside, crs)
     findings = []
     for row, part, area in zip(candidates, outside, areas, strict=True):
         if area > tolerance_m2:
@@ -334,7 +344,6 @@ def _outside_findings(
                 f"{area:.1f} m² of grid {codes[row]} lies outside the parent; "
                 "clip the grid to the parent or move it under the right parent"
             )
-            location = to_wgs84(part, crs)
             code = (codes[row],)
-            findings.append(Finding("outside_parent", code, float(area), message, location))
+            findings.append(Finding("outside_parent", code, float(area), message, part))
     return findings

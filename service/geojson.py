@@ -101,10 +101,19 @@ def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[s
     }
 
 
-def event_json(event: CaseEvent, tz: str | None = None) -> dict[str, Any]:
-    """One history step as JSON."""
+def _lonlat(lon: float | None, lat: float | None, datum: str) -> tuple[float | None, float | None]:
+    """A WGS 84 position in ``datum`` (a missing position stays missing)."""
+    if lon is None or lat is None:
+        return None, None
+    x, y = datums.from_wgs84(lon, lat, datum)
+    return float(x), float(y)
+
+
+def event_json(event: CaseEvent, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
+    """One history step as JSON, its position in ``datum``."""
     # case_events.geom is a POINT column.
     where = cast(shapely.Point, to_shape(event.geom)) if event.geom is not None else None
+    lon, lat = _lonlat(where.x, where.y, datum) if where else (None, None)
     return {
         "id": event.id,
         "action": event.action,
@@ -114,14 +123,15 @@ def event_json(event: CaseEvent, tz: str | None = None) -> dict[str, Any]:
         "at": iso(event.at, tz),
         "note": event.note,
         "photos": event.photos,
-        "lon": where.x if where else None,
-        "lat": where.y if where else None,
+        "lon": lon,
+        "lat": lat,
         "data": event.data,
     }
 
 
-def report_json(case: Case, tz: str | None = None) -> dict[str, Any]:
-    """The report that opened a case, as the first history step."""
+def report_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
+    """The report that opened a case, as the first history step, its position in ``datum``."""
+    lon, lat = _lonlat(case.lon, case.lat, datum)
     return {
         "id": None,
         "action": "report",
@@ -131,7 +141,7 @@ def report_json(case: Case, tz: str | None = None) -> dict[str, Any]:
         "at": iso(case.reported_at, tz),
         "note": case.description,
         "photos": case.photos,
-        "lon": case.lon,
-        "lat": case.lat,
+        "lon": lon,
+        "lat": lat,
         "data": {"routed_by": case.routed_by, "reporters": case.reporters},
     }

@@ -11,7 +11,7 @@ from gis.codes import LEVELS, CodeError
 from gis.gridgen import generate_cells
 from gis.topology import check_topology
 from service.errors import Conflict, InvalidInput
-from service.geojson import grid_feature
+from service.geojson import geometry_json, grid_feature
 from service.registry import GridInput, Registry, now
 from service.repository import GridFilter, geom_of
 
@@ -76,8 +76,11 @@ def generate_children(
     }
 
 
-def topology_report(registry: Registry, level: str, parent_code: str) -> dict[str, Any]:
-    """Overlaps, gaps, cells outside the parent, invalid geometries and duplicate codes."""
+def topology_report(
+    registry: Registry, level: str, parent_code: str, datum: str = "wgs84"
+) -> dict[str, Any]:
+    """Overlaps, gaps, cells outside the parent, invalid geometries and duplicate codes; each
+    finding a GeoJSON feature located in ``datum``."""
     parent = registry.get(parent_code)
     at = now()
     children = registry.repo.list(
@@ -89,11 +92,15 @@ def topology_report(registry: Registry, level: str, parent_code: str) -> dict[st
         crs="EPSG:4326",
     )
     findings = check_topology(frame, geom_of(parent))
+    features = [f.to_geojson_feature() for f in findings]
+    for finding, feature in zip(findings, features, strict=True):
+        if feature["geometry"] is not None:
+            feature["geometry"] = geometry_json(finding.geometry, datum)
     return {
         "type": "FeatureCollection",
         "parent": parent.code,
         "level": level,
         "checked": len(children),
         "ok": not findings,
-        "features": [f.to_geojson_feature() for f in findings],
+        "features": features,
     }

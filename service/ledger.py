@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Select, and_, any_, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
+from gis import datum as datums
 from service.errors import BadParameter, InvalidInput
 from service.models import Case, Category
 from service.registry import Registry, now
@@ -194,9 +195,12 @@ class Ledger:
         return {code: name for code, name in self.session.execute(stmt)}
 
 
-def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> list[Any]:
-    """The export row of one case (timestamps ISO 8601 with offset)."""
+def row_values(
+    case: Case, names: dict[str, str], lang: str, t: datetime, datum: str = "wgs84"
+) -> list[Any]:
+    """The export row of one case (timestamps ISO 8601 with offset, lon/lat in ``datum``)."""
     late = case.status in OPEN_STATUSES and case.deadline_at is not None and case.deadline_at < t
+    lon, lat = datums.from_wgs84(case.lon, case.lat, datum)
     values = {
         "id": case.id,
         "status": LABELS_ZH[case.status] if lang == "zh" else case.status,
@@ -211,8 +215,8 @@ def row_values(case: Case, names: dict[str, str], lang: str, t: datetime) -> lis
         "deadline_at": iso(case.deadline_at) or "",
         "closed_at": iso(case.closed_at) or "",
         "overdue": ("是" if late else "否") if lang == "zh" else late,
-        "lon": round(case.lon, 7),
-        "lat": round(case.lat, 7),
+        "lon": round(float(lon), 7),
+        "lat": round(float(lat), 7),
         "hotspot_ids": ",".join(str(h) for h in case.hotspot_ids),
         "duplicate_of": case.duplicate_of or "",
         "recurring_of": case.recurring_of or "",
@@ -225,7 +229,7 @@ def headers(lang: str) -> list[str]:
     return [zh if lang == "zh" else key for key, zh in COLUMNS]
 
 
-def export_csv(ledger: Ledger, flt: CaseFilter, lang: str) -> Iterator[bytes]:
+def export_csv(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84") -> Iterator[bytes]:
     """The ledger as CSV (UTF-8 with BOM so Excel reads the Chinese), streamed."""
     names, t = ledger.category_names(), now()
     buf = io.StringIO()
@@ -233,7 +237,7 @@ def export_csv(ledger: Ledger, flt: CaseFilter, lang: str) -> Iterator[bytes]:
     buf.write("\ufeff")
     writer.writerow(headers(lang))
     for i, case in enumerate(ledger.iterate(flt), start=1):
-        writer.writerow(row_values(case, names, lang, t))
+        writer.writerow(row_values(case, names, lang, t, datum))
         if i % 2000 == 0:
             yield buf.getvalue().encode()
             buf.seek(0)
@@ -241,7 +245,7 @@ def export_csv(ledger: Ledger, flt: CaseFilter, lang: str) -> Iterator[bytes]:
     yield buf.getvalue().encode()
 
 
-def export_xlsx(ledger: Ledger, flt: CaseFilter, lang: str) -> bytes:
+def export_xlsx(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84") -> bytes:
     """The ledger as an XLSX workbook (openpyxl write-only mode keeps memory flat)."""
     from openpyxl import Workbook
 
@@ -250,7 +254,7 @@ def export_xlsx(ledger: Ledger, flt: CaseFilter, lang: str) -> bytes:
     sheet = book.create_sheet("问题台账" if lang == "zh" else "ledger")
     sheet.append(headers(lang))
     for case in ledger.iterate(flt):
-        sheet.append(row_values(case, names, lang, t))
+        sheet.append(row_values(case, names, lang, t, datum))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

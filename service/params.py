@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Path
+from fastapi import Path, Query
 
 from service.errors import CitygridError, InvalidInput
 
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id")]
+DatumQuery = Annotated[
+    Literal["wgs84", "gcj02", "bd09"],
+    Query(description="Datum of the coordinates in the answer: wgs84, gcj02 (AMap) or bd09"),
+]
 
 
 def parse_bbox(

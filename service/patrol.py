@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import shapely
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from gis import datum as datums
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Device, Grid, PatrolSession, PatrolTrack, Worker
 from service.registry import now
@@ -176,8 +178,9 @@ class PatrolService:
         device_id: str | None = None,
         limit: int = 1000,
         offset: int = 0,
+        datum: str = "wgs84",
     ) -> list[dict[str, Any]]:
-        """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first)."""
+        """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first), in ``datum``."""
         stmt = (
             self._tracks(start, end, worker, device_id)
             .add_columns(Device.device_id, func.ST_AsBinary(PatrolTrack.geom))
@@ -185,7 +188,7 @@ class PatrolService:
             .limit(limit)
             .offset(offset)
         )
-        return [_track_feature(t, d, g) for t, d, g in self.session.execute(stmt)]
+        return [_track_feature(t, d, g, datum) for t, d, g in self.session.execute(stmt)]
 
     def count_tracks(
         self,
@@ -220,12 +223,14 @@ class PatrolService:
         return stmt
 
 
-def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes) -> dict[str, Any]:
+def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes, datum: str) -> dict[str, Any]:
     coords = shapely.get_coordinates(shapely.from_wkb(bytes(wkb)), include_m=True)
+    lon, lat = datums.from_wgs84(coords[:, 0], coords[:, 1], datum)
+    xy = np.column_stack([lon, lat]).round(7)
     return {
         "type": "Feature",
         "id": track.id,
-        "geometry": {"type": "LineString", "coordinates": coords[:, :2].round(7).tolist()},
+        "geometry": {"type": "LineString", "coordinates": xy.tolist()},
         "properties": {
             "worker": track.worker_code,
             "device_id": device_id,

@@ -18,14 +18,16 @@ from sqlalchemy.orm import Session
 
 from gis import datum as datums
 from gis.codes import LEVELS, CodeError, CodeScheme, parent_level
-from gis.metric import area_m2, to_metric, utm_crs_for_geometries
+from gis.metric import area_m2, outside_area_m2, shared_area_m2
+from gis.topology import TOLERANCE_M2
 from service.errors import Conflict, InvalidInput, NotFound
 from service.grid_snapshot import snapshot_for
 from service.models import Grid
 from service.repository import GridRepository, geom_of, new_grid, to_multipolygon
 
-# Areas below this (m²) are rounding noise between neighbouring boundaries, not real overlaps.
-AREA_TOLERANCE_M2 = 1.0
+# Areas below this (m²) are rounding noise between neighbouring boundaries, not real overlaps;
+# the topology check uses the same rule, so a write accepted here reports clean there.
+AREA_TOLERANCE_M2 = TOLERANCE_M2
 ATTRIBUTES = ("name", "responsible_unit", "responsible_persons", "land_use", "management_grade")
 
 
@@ -103,19 +105,6 @@ def check_geometry(geom: BaseGeometry, label: str) -> BaseGeometry:
             field="geometry",
         )
     return geom
-
-
-def outside_area_m2(child: shapely.Geometry, parent: shapely.Geometry) -> float:
-    """Area of ``child`` lying outside ``parent``, in m²."""
-    crs = utm_crs_for_geometries(child)
-    c, p = to_metric(child, crs), to_metric(parent, crs)
-    return float(shapely.difference(c, p).area)
-
-
-def overlap_area_m2(a: shapely.Geometry, b: shapely.Geometry) -> float:
-    """Area shared by ``a`` and ``b``, in m²."""
-    crs = utm_crs_for_geometries(a)
-    return float(shapely.intersection(to_metric(a, crs), to_metric(b, crs)).area)
 
 
 class Registry:
@@ -325,7 +314,7 @@ class Registry:
                     f"needs a {parent_level(item.level)}",
                 }
             ]
-        outside = outside_area_m2(item.geometry, parent_geom)
+        outside = float(outside_area_m2(item.geometry, parent_geom))
         if outside > AREA_TOLERANCE_M2:
             return [
                 {
@@ -356,7 +345,7 @@ class Registry:
             ia, ib = order[a], order[b]
             if a >= b or items[ia].level != items[ib].level:
                 continue
-            area = overlap_area_m2(items[ia].geometry, items[ib].geometry)
+            area = float(shared_area_m2(items[ia].geometry, items[ib].geometry))
             if area > AREA_TOLERANCE_M2:
                 out.append(
                     {
@@ -379,7 +368,7 @@ class Registry:
             ):
                 if other.code in batch_codes:
                     continue  # being replaced in the same write; checked against the file above
-                area = overlap_area_m2(item.geometry, geom_of(other))
+                area = float(shared_area_m2(item.geometry, geom_of(other)))
                 if area > AREA_TOLERANCE_M2:
                     out.append(
                         {

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from gis import datum as datums
 from service.registry import LocateResult
 
 Level = Literal["city", "district", "street", "community", "unit"]
@@ -73,7 +74,7 @@ class Candidate(GridRef):
 class LocateOut(BaseModel):
     """Answer of the locate endpoint."""
 
-    lon: float = Field(description="WGS 84 longitude that was located")
+    lon: float = Field(description="Longitude that was located, in the request's datum")
     lat: float
     grid: GridRef
     chain: list[GridRef] = Field(description="Parents from community up to the city")
@@ -83,15 +84,16 @@ class LocateOut(BaseModel):
     candidates: list[Candidate] = Field(description="Every unit grid within the radius")
 
     @classmethod
-    def from_result(cls, r: LocateResult) -> LocateOut:
-        """Shape a domain locate result for the API."""
+    def from_result(cls, r: LocateResult, datum: str = "wgs84") -> LocateOut:
+        """Shape a domain locate result for the API, the point in ``datum``."""
 
         def ref(g: Any) -> dict[str, Any]:
             return {"code": g.code, "name": g.name, "level": g.level, "version": g.version}
 
+        lon, lat = datums.from_wgs84(r.lon, r.lat, datum)
         return cls(
-            lon=r.lon,
-            lat=r.lat,
+            lon=float(lon),
+            lat=float(lat),
             grid=ref(r.grid),
             chain=[ref(g) for g in r.chain],
             responsible_unit=r.grid.responsible_unit,

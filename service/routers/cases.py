@@ -16,7 +16,7 @@ from service.deps import CaseServiceDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
 from service.geojson import case_json, event_json, report_json
 from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
-from service.params import IdPath, parse_bbox
+from service.params import DatumQuery, IdPath, parse_bbox
 from service.schemas import ActionIn, CaseCreate
 from service.timeparse import aware
 from service.uploads import saved_upload
@@ -90,9 +90,11 @@ def _ledger(cases: Any) -> Ledger:
     return Ledger(cases.session, cases.registry)
 
 
-def _page(cases: Any, flt: CaseFilter, limit: int, cursor: str | None) -> dict[str, Any]:
+def _page(
+    cases: Any, flt: CaseFilter, limit: int, cursor: str | None, datum: str
+) -> dict[str, Any]:
     rows, nxt = _ledger(cases).page(flt, limit, cursor)
-    return {"items": [case_json(c) for c in rows], "next_cursor": nxt}
+    return {"items": [case_json(c, datum) for c in rows], "next_cursor": nxt}
 
 
 @router.post(
@@ -129,8 +131,9 @@ def list_cases(
     flt: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(cases, flt, limit, cursor)
+    return _page(cases, flt, limit, cursor, datum)
 
 
 @router.get("/overdue", summary="Open cases past their deadline")
@@ -139,8 +142,9 @@ def overdue_cases(
     flt: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(cases, replace(flt, overdue=True), limit, cursor)
+    return _page(cases, replace(flt, overdue=True), limit, cursor, datum)
 
 
 @router.get("/due", summary="Open cases due within N hours")
@@ -150,8 +154,9 @@ def due_cases(
     within_hours: Annotated[float, Query(gt=0, le=24 * 30)] = 4.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(cases, replace(flt, due_within_hours=within_hours), limit, cursor)
+    return _page(cases, replace(flt, due_within_hours=within_hours), limit, cursor, datum)
 
 
 @router.get("/counts", summary="Case counts per grid or per hotspot (open, overdue, recurring)")
@@ -172,17 +177,18 @@ def export_cases(
     flt: FilterDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     lang: Annotated[Literal["zh", "en"], Query()] = "zh",
+    datum: DatumQuery = "wgs84",
 ) -> Response:
     ledger = _ledger(cases)
     ledger.check(flt)
     if format == "xlsx":
         return Response(
-            export_xlsx(ledger, flt, lang),
+            export_xlsx(ledger, flt, lang, datum),
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": 'attachment; filename="ledger.xlsx"'},
         )
     return StreamingResponse(
-        export_csv(ledger, flt, lang),
+        export_csv(ledger, flt, lang, datum),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
     )
@@ -192,7 +198,7 @@ def export_cases(
 def get_case(
     case_id: IdPath,
     cases: CaseServiceDep,
-    datum: Annotated[Literal["wgs84", "gcj02", "bd09"], Query()] = "wgs84",
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
     return case_json(cases.get(case_id), datum)
 
@@ -230,10 +236,12 @@ def act(
         into=body.into,
         department=body.department,
     )
-    return case_json(cases.act(case_id, step))
+    return case_json(cases.act(case_id, step), body.datum)  # the datum the client speaks
 
 
 @router.get("/{case_id}/history", summary="Every step of a case (append-only)")
-def history(case_id: IdPath, cases: CaseServiceDep) -> list[dict[str, Any]]:
+def history(
+    case_id: IdPath, cases: CaseServiceDep, datum: DatumQuery = "wgs84"
+) -> list[dict[str, Any]]:
     case, events = cases.history(case_id)
-    return [report_json(case), *(event_json(e) for e in events)]
+    return [report_json(case, datum), *(event_json(e, datum) for e in events)]

@@ -11,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from geoalchemy2.shape import to_shape
-from shapely.geometry import mapping
 
 from service.bodyguard import GuardedRoute
 from service.coverage import CoverageService
 from service.deps import SessionDep, SettingsDep
+from service.geojson import geometry_json
 from service.models import CoverageRun
+from service.params import DatumQuery
 from service.timeparse import aware, iso
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"], route_class=GuardedRoute)
@@ -75,13 +76,14 @@ def grid_coverage(
     period: Period = "day",
     grid: GridQuery = None,
     format: Format = "json",
+    datum: DatumQuery = "wgs84",  # of the boundaries with format=geojson
 ) -> Any:
     run, rows = cov.grid_rows(period, aware(start, settings.grids.timezone), grid)
     rows = [_plain(r) for r in rows]
     if format == "csv":
         return _csv(rows, f"coverage-{run.period}-{run.period_start:%Y%m%d%H}")
     if format == "geojson":
-        geoms = _geometries(cov, [r["code"] for r in rows], run.period_start)
+        geoms = _geometries(cov, [r["code"] for r in rows], run.period_start, datum)
         features = [
             {"type": "Feature", "id": r["code"], "geometry": geoms.get(r["code"]), "properties": r}
             for r in rows
@@ -91,9 +93,13 @@ def grid_coverage(
     return {**_run_json(run), "grids": rows}
 
 
-def _geometries(cov: CoverageService, codes: list[str], at: datetime) -> dict[str, Any]:
+def _geometries(cov: CoverageService, codes: list[str], at: datetime, datum: str) -> dict[str, Any]:
     wanted = set(codes)
-    return {g.code: mapping(to_shape(g.geom)) for g in cov.unit_grids(at) if g.code in wanted}
+    return {
+        g.code: geometry_json(to_shape(g.geom), datum)
+        for g in cov.unit_grids(at)
+        if g.code in wanted
+    }
 
 
 @router.get("/hotspots", summary="Coverage of each active hotspot against its patrol quota")

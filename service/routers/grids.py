@@ -89,12 +89,19 @@ def locate(
     settings: SettingsDep,
     lon: Annotated[float, Query(description="Longitude in the given datum")],
     lat: Annotated[float, Query(description="Latitude in the given datum")],
-    datum: Annotated[str, Query(description="wgs84 | gcj02 | bd09")] = "wgs84",
+    datum: Annotated[
+        str,
+        # checked by the registry (422 naming the field); the enum documents the choices
+        Query(
+            description="Datum of lon/lat, in and out: wgs84 | gcj02 | bd09",
+            json_schema_extra={"enum": ["wgs84", "gcj02", "bd09"]},
+        ),
+    ] = "wgs84",
     at: AtQ = None,
     radius_m: Annotated[float, Query(ge=0, le=1000, description="Candidate radius")] = 15.0,
 ) -> LocateOut:
     result = registry.locate(lon, lat, datum, aware(at, settings.grids.timezone), radius_m)
-    return LocateOut.from_result(result)
+    return LocateOut.from_result(result, datum)
 
 
 @router.post("/locate/bulk", summary="Locate many points (CSV or GeoParquet upload)")
@@ -157,8 +164,9 @@ def topology(
     registry: RegistryDep,
     level: Annotated[Literal["district", "street", "community", "unit"], Query()],
     parent: Annotated[str, Query(description="Parent code")],
+    datum: DatumQ = "wgs84",
 ) -> dict[str, Any]:
-    return layout.topology_report(registry, level, parent)
+    return layout.topology_report(registry, level, parent, datum)
 
 
 @router.post("/{code}/generate", status_code=201, summary="Generate unit grids inside a parent")

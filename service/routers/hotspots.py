@@ -18,7 +18,7 @@ from service.hotspots import HotspotInput
 from service.imports import hotspots_from_upload
 from service.models import Hotspot
 from service.paging import LimitQ, OffsetQ, feature_page, number_matched
-from service.params import IdPath, parse_bbox
+from service.params import DatumQuery, IdPath, parse_bbox
 from service.schemas import HotspotCreate, HotspotKindIn
 from service.timeparse import aware, iso
 
@@ -169,8 +169,10 @@ def near(
 
 
 @router.get("/api/hotspots/{hotspot_id}", summary="One hotspot with its influence zone")
-def get_hotspot(hotspot_id: IdPath, hotspots: HotspotServiceDep) -> dict[str, Any]:
-    return hotspot_feature(hotspots.get(hotspot_id), with_zone=True)
+def get_hotspot(
+    hotspot_id: IdPath, hotspots: HotspotServiceDep, datum: DatumQuery = "wgs84"
+) -> dict[str, Any]:
+    return hotspot_feature(hotspots.get(hotspot_id), with_zone=True, datum=datum)
 
 
 @router.get(

@@ -52,7 +52,11 @@ Jurisdiction = Annotated[
 ]
 Datum = Annotated[
     str | None,
-    Query(description="Extension: datum of the answered lat/long, wgs84 (default), gcj02, bd09"),
+    Query(
+        description="Extension: datum of the answered lat/long, wgs84 (default), gcj02, bd09",
+        # checked by _datum (an Open311 error naming the field); the enum documents the choices
+        json_schema_extra={"enum": list(DATUMS)},
+    ),
 ]
 
 

@@ -14,7 +14,7 @@ from service.errors import InvalidInput
 from service.fix_ingest import FixIngester, read_fix_file
 from service.models import PatrolSession, Worker
 from service.paging import LimitQ, OffsetQ, feature_page, number_matched
-from service.params import IdPath
+from service.params import DatumQuery, IdPath
 from service.patrol import PatrolService, WorkerInput
 from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
 from service.timeparse import aware, iso
@@ -141,9 +141,10 @@ def tracks(
     device_id: str | None = None,
     limit: LimitQ = 1000,
     offset: OffsetQ = 0,
+    datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
     args = (aware(start, tz), aware(end, tz), worker, device_id)
-    features = patrol.tracks(*args, limit=limit, offset=offset)
+    features = patrol.tracks(*args, limit=limit, offset=offset, datum=datum)
     matched = number_matched(len(features), limit, offset, lambda: patrol.count_tracks(*args))
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 
 from service.bodyguard import GuardedRoute
 from service.deps import SessionDep, SettingsDep, app_cache
-from service.tiles import MVT_MEDIA_TYPE, TileCache, TileService, tile_request
+from service.tiles import MVT_MEDIA_TYPE, TILE_DATUMS, TileCache, TileService, tile_request
 
 router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 
@@ -54,7 +54,12 @@ def get_tile(
     ] = None,
     grid: Annotated[str | None, Query(description="cases: a grid code (its whole subtree)")] = None,
     datum: Annotated[
-        str, Query(description="wgs84, or gcj02 to line up with AMap/Tencent base maps")
+        str,
+        # checked by tile_request (422 naming the field); the enum documents the choices
+        Query(
+            description="wgs84, or gcj02 to line up with AMap/Tencent base maps",
+            json_schema_extra={"enum": list(TILE_DATUMS)},
+        ),
     ] = "wgs84",
 ) -> Response:
     req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)

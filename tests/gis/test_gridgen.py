@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from pyproj import Geod
 from shapely import MultiPolygon, Point, Polygon, box
 
 from gis.gridgen import generate_cells, order_west_east_north_south
-from gis.metric import to_metric, to_wgs84, utm_crs_for
+from gis.metric import WGS84, to_metric, to_wgs84, transform, utm_crs_for
 
 CRS = utm_crs_for(113.65, 34.75)
 ORIGIN = to_metric(Point(113.65, 34.75), CRS)
@@ -23,13 +25,14 @@ SLIVER = 0.25 * TARGET
 
 
 def lonlat(geom_m):
-    """A geometry drawn in metres relative to ORIGIN, as lon/lat."""
-    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS)
+    """A geometry drawn in metres relative to ORIGIN, as lon/lat (edges densified to 1 m
+    first, so that they stay the drawing's straight lines)."""
+    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS, max_segment_m=1.0)
 
 
 def metres(geoms_ll):
     """Lon/lat geometries back in metres relative to ORIGIN."""
-    projected = to_metric(np.asarray(geoms_ll, dtype=object), CRS)
+    projected = transform(np.asarray(geoms_ll, dtype=object), WGS84, CRS)  # vertex by vertex
     return shapely.transform(projected, lambda xy: xy - [ORIGIN.x, ORIGIN.y])
 
 
@@ -256,3 +259,28 @@ def test_bad_inputs_raise_value_error(parent, kwargs, message):
 def test_too_many_cells_raises_before_generating():
     with pytest.raises(ValueError, match="more than the limit"):
         generate_cells(lonlat(box(0, 0, 20_000, 20_000)), target_area_m2=100.0)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [(113.60, 34.80, 113.66, 34.815), (113.97, 34.80, 114.03, 34.815)],
+    ids=["long-edges", "zone-boundary"],
+)
+@pytest.mark.parametrize("shape", ["square", "hexagon"])
+def test_cells_inside_a_parent_with_long_lonlat_edges_pass_the_containment_rule(bounds, shape):
+    # A 5.5 km lon/lat box: its edges are curves in UTM. The lattice is clipped along the curve
+    # (not the chord), so every cell stays inside the stored parent and the cells tile it.
+    from gis.topology import check_topology
+
+    parent = box(*bounds)
+    cells = generate_cells(parent, target_area_m2=250_000.0, shape=shape)
+    frame = gpd.GeoDataFrame(
+        {"code": [f"{i:03d}" for i in range(len(cells))]}, geometry=cells, crs=4326
+    )
+    assert check_topology(frame, parent) == []
+    # independently, on the ellipsoid (edges split every ~1 m so that geodesics follow the
+    # lon/lat lines): what sticks out or is left uncovered is far below a square metre
+    union = shapely.union_all(cells)
+    for piece in (shapely.difference(union, parent), shapely.difference(parent, union)):
+        area, _ = Geod(ellps="WGS84").geometry_area_perimeter(shapely.segmentize(piece, 1e-5))
+        assert abs(area) < 0.1

@@ -30,6 +30,9 @@ GEOD = Geod(ellps="WGS84")
 # under a millimetre apart, so cut areas and lengths agree to these tolerances.
 CUT_AREA_REL = 1e-5
 CUT_LENGTH_ABS_M = 5e-3
+# gis.metric follows a lon/lat edge in 100 m steps (a fraction of a millimetre off its true
+# path); the brute force follows it in ~1 m steps. Distances agree to this.
+EDGE_PATH_ABS_M = 1e-3
 
 _TO_UTM = Transformer.from_crs(4326, UTM_49N, always_xy=True)
 
@@ -37,6 +40,13 @@ _TO_UTM = Transformer.from_crs(4326, UTM_49N, always_xy=True)
 def utm(geoms):
     """Project lon/lat geometries to UTM 49N (independent of gis.metric)."""
     return shapely.transform(geoms, lambda xy: np.column_stack(_TO_UTM.transform(*xy.T)))
+
+
+def utm_along_edges(geoms):
+    """Project lon/lat hotspots to UTM 49N with each edge split every ~1 m first: a stored edge
+    is straight in degrees, so in metres it is a slight curve (0.5 mm off the chord over
+    200 m), which is what the zone must follow."""
+    return utm(shapely.segmentize(geoms, 1e-5))
 
 
 def at(east_m: float, north_m: float) -> tuple[float, float]:
@@ -50,7 +60,7 @@ def square(east_m: float, north_m: float, size_m: float) -> shapely.Polygon:
 
 
 def brute_zones_utm(geoms: list, buffers: list[float]) -> np.ndarray:
-    own = utm(np.array(geoms, dtype=object))
+    own = utm_along_edges(np.array(geoms, dtype=object))
     return np.array(
         [
             g if b == 0 else shapely.buffer(g, b, quad_segs=16)
@@ -62,7 +72,7 @@ def brute_zones_utm(geoms: list, buffers: list[float]) -> np.ndarray:
 
 def brute_match(ids, geoms, buffers, lon, lat) -> list[tuple[int, int, float]]:
     """(point, hotspot position, metres) for every zone covering a point, by plain shapely."""
-    own = utm(np.array(geoms, dtype=object))
+    own = utm_along_edges(np.array(geoms, dtype=object))
     zones = brute_zones_utm(geoms, buffers)
     points = utm(shapely.points(lon, lat))
     rows = []
@@ -112,7 +122,7 @@ def test_point_buffer_is_the_documented_64_gon() -> None:
 def test_line_zone_is_the_metric_corridor_around_the_track() -> None:
     track = shapely.LineString([at(0, 0), at(400, 150), at(900, 100)])
     zone = influence_zones([track], 50.0)[0]
-    expected = shapely.buffer(utm(track), 50.0, quad_segs=16)
+    expected = shapely.buffer(utm_along_edges(track), 50.0, quad_segs=16)
     # Same shape to well under a millimetre, after the lon/lat round trip.
     assert shapely.hausdorff_distance(utm(zone), expected) < 1e-3
     assert shapely.area(utm(zone)) == pytest.approx(shapely.area(expected), rel=1e-7)
@@ -323,7 +333,7 @@ def test_match_equals_brute_force_on_random_points() -> None:
     assert len({p for p, _, _ in expected}) < len(expected)  # some cases are in several zones
     np.testing.assert_array_equal(point_idx, [r[0] for r in expected])
     np.testing.assert_array_equal(pos, [r[1] for r in expected])
-    np.testing.assert_allclose(dist, [r[2] for r in expected], atol=1e-6)
+    np.testing.assert_allclose(dist, [r[2] for r in expected], atol=EDGE_PATH_ABS_M)
     assert (dist <= np.array(buffers)[pos] + 1e-6).all()
 
 
@@ -353,13 +363,15 @@ def test_near_measures_own_geometry_regardless_of_buffer() -> None:
     ]
     index = HotspotIndex([1, 2, 3], geoms, [5.0, 5.0, 0.0])
     case = shapely.Point(at(0, 10))
-    dist = shapely.distance(utm(np.array(geoms, dtype=object)), utm(case))
+    dist = shapely.distance(utm_along_edges(np.array(geoms, dtype=object)), utm(case))
     for radius in (5.0, 75.0, 200.0):
         expected = sorted((i + 1, float(d)) for i, d in enumerate(dist) if d <= radius)
         expected.sort(key=lambda r: (r[1], r[0]))
         got = index.near(case.x, case.y, radius)
         assert [i for i, _ in got] == [i for i, _ in expected]
-        np.testing.assert_allclose([d for _, d in got], [d for _, d in expected], atol=1e-6)
+        np.testing.assert_allclose(
+            [d for _, d in got], [d for _, d in expected], atol=EDGE_PATH_ABS_M
+        )
     assert index.matches_for(case.x, case.y) == []  # outside every 5 m zone
 
 
@@ -534,3 +546,23 @@ def test_bbox_scan_and_tree_paths_agree(monkeypatch) -> None:
     for a, b in zip(tree, scan, strict=True):
         assert np.array_equal(a, b)
     assert len(tree[0]) > 1000
+
+
+def test_shares_of_a_long_polygon_zone_over_grids_that_split_it_sum_to_one() -> None:
+    # A 9 km wedge-shaped rail yard (no buffer) cut into ten grids along meridians: its long
+    # edges bow in UTM, and the zone and its pieces must bow alike for the shares to add up
+    # (projected vertex by vertex they missed by 2e-5).
+    west, south, east, north = 113.60, 34.80, 113.70, 34.802
+    xs = np.linspace(west, east, 11)
+    codes = [f"410102001001{i:02d}" for i in range(1, 11)]
+    grids = [shapely.box(a, south, b, north) for a, b in zip(xs[:-1], xs[1:], strict=True)]
+    yard = shapely.Polygon([(west, south), (east, south), (east, north)])
+    rows = share_in_grids(yard, codes, grids)
+    assert len(rows) == 10
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0, abs=1e-9)
+    total = abs(GEOD.geometry_area_perimeter(shapely.segmentize(yard, 1e-5))[0])
+    for r in rows:
+        piece = shapely.intersection(grids[codes.index(r["code"])], yard)
+        area = abs(GEOD.geometry_area_perimeter(shapely.segmentize(piece, 1e-5))[0])
+        assert r["area_m2"] == pytest.approx(area, rel=2e-3)
+        assert r["share"] == pytest.approx(area / total, rel=1e-4)

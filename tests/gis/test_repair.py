@@ -133,7 +133,8 @@ def test_lopsided_bow_tie_reports_drawn_and_repaired_areas():
     assert area_m2(shapely.make_valid(bow_tie)) == pytest.approx(6_375.0, rel=1e-6)
     result = repair_polygons([bow_tie])
     ((_, message),) = result.errors
-    assert "repair would change the area by 112%" in message
+    # 3,375 / 3,000 = 112.5 %: a micrometre of projection decides which way it rounds
+    assert re.search(r"repair would change the area by 11[23]%", message)
     assert "(3,000.0 m² drawn, 6,375.0 m² repaired)" in message
     crossing = lonlat("POINT(56.25 37.5)")
     assert location(message) == pytest.approx((crossing.x, crossing.y), abs=1e-6)

@@ -13,9 +13,10 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from pyproj import Geod
 from shapely import MultiPolygon, Point, Polygon, box
 
-from gis.metric import to_metric, to_wgs84, utm_crs_for
+from gis.metric import WGS84, to_metric, to_wgs84, transform, utm_crs_for
 from gis.topology import Finding, check_topology
 
 CRS = utm_crs_for(113.65, 34.75)
@@ -23,13 +24,15 @@ ORIGIN = to_metric(Point(113.65, 34.75), CRS)
 
 
 def lonlat(geom_m):
-    """A geometry drawn in metres relative to ORIGIN, as lon/lat."""
-    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS)
+    """A geometry drawn in metres relative to ORIGIN, as lon/lat (edges densified to 1 m
+    first, so that they stay the drawing's straight lines)."""
+    return to_wgs84(shapely.affinity.translate(geom_m, ORIGIN.x, ORIGIN.y), CRS, max_segment_m=1.0)
 
 
 def metres(geom_ll):
     """A lon/lat geometry back in metres relative to ORIGIN."""
-    return shapely.affinity.translate(to_metric(geom_ll, CRS), -ORIGIN.x, -ORIGIN.y)
+    # vertex by vertex: the exact inverse of lonlat()
+    return shapely.affinity.translate(transform(geom_ll, WGS84, CRS), -ORIGIN.x, -ORIGIN.y)
 
 
 def grids(cells_m: dict[str, shapely.Geometry]) -> gpd.GeoDataFrame:
@@ -136,8 +139,10 @@ def test_bow_tie_is_invalid_and_located_at_the_self_intersection():
     assert len(findings) == 1 and findings[0].codes == ("03",)
     assert "Self-intersection" in findings[0].message
     # Independent: where the two crossing edges of the lon/lat ring meet.
-    ring = np.asarray(frame.geometry[2].exterior.coords)
-    crossing = shapely.intersection(shapely.LineString(ring[0:2]), shapely.LineString(ring[2:4]))
+    crossing = shapely.intersection(
+        lonlat(shapely.LineString([(0, 0), (100, 100)])),
+        lonlat(shapely.LineString([(100, 0), (0, 100)])),
+    )
     assert findings[0].geometry.distance(crossing) < 1e-9
 
 
@@ -255,3 +260,62 @@ def test_rejects_negative_tolerance():
 def test_rejects_parent_that_is_not_a_polygon(parent):
     with pytest.raises(ValueError, match="parent must be"):
         check_topology(grids(TILING), parent)
+
+
+# -- grids stored in lon/lat with long straight edges ---------------------------------------------
+# Drawn directly in lon/lat (as the issue's file was): edges straight in degrees, several km
+# long, children sharing the parent's edges exactly but with their own vertices along them.
+
+GEOD = Geod(ellps="WGS84")
+
+
+def geodesic_area(geom) -> float:
+    """Area on the ellipsoid (edges split every ~1 m so geodesics follow the lon/lat lines)."""
+    area, _ = GEOD.geometry_area_perimeter(shapely.segmentize(geom, 1e-5))
+    return abs(area)
+
+
+def strips(bounds, cuts) -> gpd.GeoDataFrame:
+    """A lon/lat box cut along meridians at ``cuts``, coded 01, 02 … west to east."""
+    minx, miny, maxx, maxy = bounds
+    xs = [minx, *cuts, maxx]
+    cells = [box(a, miny, b, maxy) for a, b in zip(xs[:-1], xs[1:], strict=False)]
+    return gpd.GeoDataFrame(
+        {"code": [f"{i:02d}" for i in range(1, len(cells) + 1)]}, geometry=cells, crs=4326
+    )
+
+
+@pytest.mark.parametrize(
+    "bounds, cuts",
+    [
+        ((113.700, 34.800, 113.714, 34.808), [113.706, 113.712]),  # the issue's street
+        ((113.60, 34.80, 113.80, 34.83), [113.613, 113.7, 113.7777]),  # 18 km edges
+        ((113.95, 34.80, 114.05, 34.83), [113.98, 114.0]),  # across the UTM zone boundary
+    ],
+    ids=["issue", "long-edges", "zone-boundary"],
+)
+def test_children_sharing_long_lonlat_edges_have_no_findings(bounds, cuts):
+    assert check_topology(strips(bounds, cuts), box(*bounds)) == []
+
+
+def test_child_five_metres_outside_is_reported_with_its_geodesic_area():
+    bounds = (113.700, 34.800, 113.714, 34.808)
+    five_m = 5.0 / (111_320.0 * np.cos(np.radians(34.804)))
+    frame = strips(bounds, [113.706, 113.712])
+    frame.loc[2, "geometry"] = box(113.712, 34.800, 113.714 + five_m, 34.808)
+    findings = check_topology(frame, box(*bounds))
+    assert [f.kind for f in findings] == ["outside_parent"]
+    expected = box(113.714, 34.800, 113.714 + five_m, 34.808)
+    assert findings[0].codes == ("03",)
+    assert findings[0].area_m2 == pytest.approx(geodesic_area(expected), rel=2e-3)
+    assert shapely.equals_exact(findings[0].geometry.normalize(), expected.normalize(), 1e-9)
+
+
+def test_siblings_overlapping_along_a_long_edge_are_reported():
+    bounds = (113.60, 34.80, 113.80, 34.83)
+    frame = strips(bounds, [113.7])
+    frame.loc[1, "geometry"] = box(113.69998, 34.80, 113.80, 34.83)  # ~1.8 m over 3.3 km
+    findings = check_topology(frame, box(*bounds))
+    assert [f.kind for f in findings] == ["overlap"]
+    expected = box(113.69998, 34.80, 113.7, 34.83)
+    assert findings[0].area_m2 == pytest.approx(geodesic_area(expected), rel=2e-3)

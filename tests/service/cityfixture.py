@@ -25,9 +25,15 @@ COMM_B = "41010500100200"
 
 
 def lonlat(geom_m: shapely.Geometry) -> shapely.Geometry:
-    """Metric box relative to (X0, Y0) → lon/lat."""
+    """Metric box relative to (X0, Y0) → lon/lat.
+
+    Long edges are split every 100 m first, where the unit grids' corners are: a lon/lat edge
+    is straight in degrees, so without those vertices a community's corner drawn on its
+    street's 800 m edge would lie ~9 mm outside it in lon/lat.
+    """
     return shapely.transform(
-        geom_m, lambda xy: __import__("numpy").column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1]))
+        shapely.segmentize(geom_m, 100.0),
+        lambda xy: __import__("numpy").column_stack(TO_LONLAT.transform(xy[:, 0], xy[:, 1])),
     )
 
 
