@@ -75,6 +75,8 @@ class GridSnapshot:
         index measures in UTM, and UTM is conformal, so a short UTM distance divided by the
         point's scale factor is the ellipsoidal one (to micrometres at these distances).
         """
+        if not len(self.units):
+            return []
         covering = set(self.units.covering(lon, lat))
         scale = metric.scale_factor(lon, lat, self.units.metric_crs)
         # widen the index's search by the scale so no geodesic candidate is lost
@@ -88,7 +90,7 @@ class GridSnapshot:
 
     def nearest(self, lon: float, lat: float) -> tuple[Grid, float] | None:
         """The nearest unit grid and its geodesic distance in metres."""
-        hit = self.units.nearest(lon, lat)
+        hit = self.units.nearest(lon, lat) if len(self.units) else None
         if hit is None:
             return None
         scale = metric.scale_factor(lon, lat, self.units.metric_crs)

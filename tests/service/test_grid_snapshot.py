@@ -158,7 +158,7 @@ def test_a_rolled_back_state_is_never_served_to_a_later_transaction(
 ) -> None:
     """Counter values come from a sequence: after a rollback, the next writer gets a new value,
     so a snapshot built inside the rolled-back transaction can never match it."""
-    settings = settings_for("990300")
+    settings = settings_for("990390")  # a city key no other test commits
     lon, lat = point_lonlat(50, 50)
     with Session(engine) as first:
         reg = Registry(first, settings.scheme, settings.grids.city)
@@ -197,3 +197,11 @@ def test_counter_moves_on_every_writing_statement(session: Session) -> None:
     session.execute(text("UPDATE grids SET name = name WHERE false"))
     two = session.execute(text("SELECT version FROM change_counters WHERE name='grids'")).scalar()
     assert two != one
+
+
+def test_a_city_without_unit_grids_answers_not_found(registry: Registry) -> None:
+    # an empty registry (a new city) is a state like any other: 404, not an error
+    snap = snapshot_for(registry.session, registry.city)
+    assert snap is not None and not snap.unit_rows
+    with pytest.raises(NotFound):
+        registry.locate(113.65, 34.75)

@@ -129,9 +129,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server_process(demo_loaded: AppSettings, database_url: str) -> Iterator[str]:
-    """``uvicorn service.app:app`` on the test database's demo city, with small pools."""
+def server_process(demo_loaded: AppSettings, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``uvicorn service.app:app`` on the test database's demo city, with small pools; its log
+    goes to a file (a pipe nobody reads would block the server once full) and is shown when
+    the test fails."""
     port = _free_port()
+    log = (tmp_path / "server.log").open("w+")
     env = {
         **os.environ,
         "CITYGRID_DATABASE_URL": database_url,
@@ -144,8 +147,8 @@ def server_process(demo_loaded: AppSettings, database_url: str) -> Iterator[str]
         [sys.executable, "-m", "uvicorn", "service.app:app", "--port", str(port)],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -161,6 +164,9 @@ def server_process(demo_loaded: AppSettings, database_url: str) -> Iterator[str]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.seek(0)
+        print(log.read()[-20_000:])  # pytest shows it for a failed test
+        log.close()
 
 
 def _locate_requests(n: int) -> list[Request]:
