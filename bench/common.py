@@ -47,14 +47,14 @@ def free_port() -> int:
 
 @contextmanager
 def live_server(workers: int = 1, env: dict[str, str] | None = None):
-    """Run ``uvicorn service.app:app`` (``workers`` processes) on a free port; yield its URL."""
+    """Run ``citygrid serve`` (``workers`` processes) on a free port; yield its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "service.app:app",
+            "service.cli",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",

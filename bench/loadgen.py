@@ -88,7 +88,20 @@ class _Client:
         self.max_connections = max_connections
 
     async def send(self, req: Request, timeout: float) -> tuple[int, str | None]:
-        if self.idle:
+        reused = bool(self.idle)
+        try:
+            return await self._send_once(req, timeout)
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            # the server closed an idle keep-alive connection just as we reused it: any
+            # HTTP client retries that on a new connection
+            return await self._send_once(req, timeout, fresh=True)
+
+    async def _send_once(
+        self, req: Request, timeout: float, fresh: bool = False
+    ) -> tuple[int, str | None]:
+        if self.idle and not fresh:
             reader, writer = self.idle.pop()
         elif self.open >= self.max_connections:
             raise ConnectionError("client connection limit reached")

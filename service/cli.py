@@ -27,6 +27,7 @@ from service.errors import CitygridError
 from service.factory import AppSettings
 from service.models import Grid
 from service.registry import Registry
+from service.serve import serve
 from service.settings import ServerSettings
 
 app = typer.Typer(
@@ -134,8 +135,6 @@ def run(
     """Migrate, load the demo city when the registry is empty, and serve the API."""
     import os
 
-    import uvicorn
-
     server = ServerSettings()
     host, port = host or server.host, port or server.port
     workers = workers or server.workers
@@ -149,14 +148,19 @@ def run(
     console.print(
         f"serving on http://{host}:{port} with {workers} worker process(es) (API docs at /docs)"
     )
-    uvicorn.run(
-        "service.app:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    serve(host, port, workers)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Default CITYGRID_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="Default CITYGRID_PORT")] = None,
+    workers: Annotated[int | None, typer.Option(help="Default CITYGRID_WORKERS")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve the API on a migrated database (what ``run`` does after its preparations)."""
+    server = ServerSettings()
+    serve(host or server.host, port or server.port, workers or server.workers, log_level)
 
 
 @app.command("import")

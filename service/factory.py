@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gis.codes import CodeScheme
 from service.bodyguard import GuardedRoute
+from service.changes import ChangeListener
 from service.database import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
 from service.overload import AdmissionControl
@@ -77,20 +78,27 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine: Engine | None = None
+        app.state.changes = None
         if sessions is None:
+            url = resolve_database_url(settings.database)
             engine = make_engine(
-                resolve_database_url(settings.database),
+                url,
                 pool_size=settings.pool_size(),
                 pool_timeout_s=settings.database.pool_timeout_s,
                 max_overflow=0,  # the pool is exactly what the settings size it to
             )
             app.state.sessions = make_sessionmaker(engine)
-            _warm_in_background(app.state.sessions, settings)
+            # committed writes announced by PostgreSQL keep in-memory answers fresh; an app on
+            # sessions handed in (a test's transaction) has no such thing and asks every time
+            app.state.changes = ChangeListener.for_url(url).start()
+            _warm_in_background(app.state.sessions, settings, app.state.changes)
         else:
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
         to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
         yield
+        if app.state.changes is not None:
+            app.state.changes.stop()
         if engine is not None:
             engine.dispose()
 
@@ -145,25 +153,27 @@ def create_app(
     pages.mount_static(app)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
 
 
-def _warm_in_background(sessions: sessionmaker[Session], settings: AppSettings) -> None:
-    """Build the in-memory grid index and coverage raster while the server already answers."""
+def _warm_in_background(
+    sessions: sessionmaker[Session], settings: AppSettings, changes: ChangeListener
+) -> None:
+    """Build the grid snapshot, grid index and coverage raster while the server already
+    answers."""
     import logging
     import threading
 
     def warm() -> None:
         from service.coverage import CoverageService
-        from service.grid_snapshot import snapshot_for
+        from service.grid_snapshot import committed_snapshot
 
         try:
+            committed_snapshot(sessions, settings.grids.city, changes)
             with sessions() as session:
-                snapshot_for(session, settings.grids.city)
-                session.commit()
                 CoverageService(session, settings).warm()
         except Exception:  # a cold cache only costs the first request some seconds
             logging.getLogger("citygrid").warning("warming the caches failed", exc_info=True)

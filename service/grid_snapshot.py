@@ -12,7 +12,13 @@ counter, which proves the snapshot is still the truth:
   ``valid_from``/``valid_to`` not after it and the next one after it): any instant in between
   sees exactly the same set of versions.
 
-Each process keeps one snapshot per city; the first request after a change rebuilds it
+The HTTP locate does not even read the counter: each process listens for the NOTIFY that the
+same trigger sends when the writing transaction commits (``service.changes``), and serves the
+committed snapshot without any query until one arrives. Code that runs inside a transaction
+(case intake, a request that has just written grids) reads the counter in that transaction, so
+it sees its own uncommitted writes and no one else's.
+
+Each process keeps its snapshots per city; the first request after a change rebuilds them
 (~0.1 s for the demo's 1,500 unit grids).
 """
 
@@ -24,10 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gis import metric
 from gis.locate import GridIndex
+from service.changes import ChangeListener
 from service.models import Grid
 from service.repository import geom_of, valid_at
 
@@ -48,6 +55,7 @@ class GridSnapshot:
 
     city: str
     version: int
+    generation: tuple[int, int] | None  # the listener's, when read outside any transaction
     since: datetime | None
     until: datetime | None
     by_code: Mapping[str, Grid]
@@ -98,7 +106,10 @@ class GridSnapshot:
 
 
 _LOCK = threading.Lock()
-_SNAPSHOTS: dict[str, GridSnapshot] = {}
+# Two slots per city, so the two ways of checking freshness never evict each other:
+_COMMITTED: dict[str, GridSnapshot] = {}  # read outside any transaction; kept fresh by NOTIFY
+_IN_TRANSACTION: dict[str, GridSnapshot] = {}  # read by a caller's transaction (may hold its
+# own uncommitted writes): only ever served again to a transaction reading the same counter
 
 
 def grid_version(session: Session) -> int:
@@ -107,23 +118,61 @@ def grid_version(session: Session) -> int:
 
 
 def snapshot_for(session: Session, city: str, at: datetime | None = None) -> GridSnapshot | None:
-    """The snapshot of ``city`` serving ``at``; ``None`` for a moment it does not serve.
+    """The snapshot of ``city`` serving ``at`` as ``session``'s transaction sees the grids;
+    ``None`` for a moment it does not serve.
 
-    With ``at`` omitted (now) the snapshot is rebuilt when the grids changed, so the answer is
-    never ``None``. A past moment outside the snapshot's validity is left to the database:
-    rebuilding for every historical query would only thrash the cache.
+    One counter read proves a cached snapshot current. With ``at`` omitted (now) the snapshot
+    is rebuilt when the grids changed, so the answer is never ``None``. A past moment outside
+    the snapshot's validity is left to the database: rebuilding for every historical query
+    would only thrash the cache.
     """
     version = grid_version(session)
+    when = at or datetime.now(UTC)
     with _LOCK:
-        snap = _SNAPSHOTS.get(city)
-    if snap is not None and snap.version == version and snap.serves(at or datetime.now(UTC)):
-        return snap
+        cached = [_COMMITTED.get(city), _IN_TRANSACTION.get(city)]
+    for snap in cached:
+        if snap is not None and snap.version == version and snap.serves(when):
+            return snap
     if at is not None and not _is_now(at):
         return None
     snap = _build(session, city, version, datetime.now(UTC))
     with _LOCK:
-        _SNAPSHOTS[city] = snap
-    return snap if at is None or snap.serves(at) else None
+        _IN_TRANSACTION[city] = snap
+    return snap if snap.serves(when) else None
+
+
+def committed_snapshot(
+    sessions: sessionmaker[Session], city: str, changes: ChangeListener
+) -> GridSnapshot | None:
+    """The snapshot of the committed grids of ``city`` valid now, with no query at all while
+    ``changes`` has heard of no committed write to ``grids``; ``None`` while the listener is
+    down (ask the database with :func:`snapshot_for` instead)."""
+    snap = fresh_committed_snapshot(city, changes)
+    if snap is not None or not changes.healthy:
+        return snap
+    generation = changes.generation("grids")  # before reading: a change meanwhile moves it
+    with sessions() as session:
+        # one consistent picture: the counter and the rows of the same committed state
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        snap = _build(session, city, grid_version(session), datetime.now(UTC), generation)
+    with _LOCK:
+        _COMMITTED[city] = snap
+    return snap
+
+
+def fresh_committed_snapshot(city: str, changes: ChangeListener) -> GridSnapshot | None:
+    """The cached committed snapshot if nothing has changed since it was read (no I/O)."""
+    if not changes.healthy:
+        return None
+    with _LOCK:
+        snap = _COMMITTED.get(city)
+    if (
+        snap is not None
+        and snap.generation == changes.generation("grids")
+        and snap.serves(datetime.now(UTC))
+    ):
+        return snap
+    return None
 
 
 def _is_now(at: datetime, slack_s: float = 300.0) -> bool:
@@ -131,7 +180,13 @@ def _is_now(at: datetime, slack_s: float = 300.0) -> bool:
     return abs((datetime.now(UTC) - at).total_seconds()) <= slack_s
 
 
-def _build(session: Session, city: str, version: int, at: datetime) -> GridSnapshot:
+def _build(
+    session: Session,
+    city: str,
+    version: int,
+    at: datetime,
+    generation: tuple[int, int] | None = None,
+) -> GridSnapshot:
     since, until = session.execute(_BOUNDARIES, {"city": city, "at": at}).one()
     # plain column rows made into transient objects: never in (or taken from) any session's
     # identity map, so the snapshot cannot change under, or be changed by, the caller's session
@@ -142,6 +197,7 @@ def _build(session: Session, city: str, version: int, at: datetime) -> GridSnaps
     return GridSnapshot(
         city=city,
         version=version,
+        generation=generation,
         since=since,
         until=until,
         by_code={r.code: r for r in rows},

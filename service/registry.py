@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import shapely
@@ -398,29 +398,51 @@ class Registry:
         """
         lon, lat = to_wgs84_point(lon, lat, datum)
         grids = snapshot_for(self.session, self.city, at) or _StoredGrids(self.repo, self.city, at)
-        near = grids.near(lon, lat, radius_m)
-        covering = [g for g, _, covers in near if covers]
-        if not covering:
-            nearest = grids.nearest(lon, lat)
-            extra: dict[str, Any] = {"lon": lon, "lat": lat}
-            msg = f"point ({lon:.6f}, {lat:.6f}) lies outside every unit grid"
-            if nearest is not None:
-                grid, dist = nearest
-                extra.update(
-                    nearest_code=grid.code,
-                    nearest_name=grid.name,
-                    nearest_distance_m=round(dist, 2),
-                )
-                msg += f"; nearest is {grid.code} ({grid.name}) {dist:.1f} m away"
-            raise NotFound(msg, field="lon,lat", **extra)
-        grid = min(covering, key=lambda g: g.code)
-        return LocateResult(
-            lon=lon,
-            lat=lat,
-            grid=grid,
-            chain=grids.chain(grid),
-            candidates=[(g, d) for g, d, _ in near],
-        )
+        return locate_in(grids, lon, lat, radius_m)
+
+
+class GridSource(Protocol):
+    """Where locate looks: a snapshot in memory, or PostGIS for a past moment."""
+
+    def near(self, lon: float, lat: float, radius_m: float) -> list[tuple[Grid, float, bool]]:
+        """Unit grids within ``radius_m``: (grid, metres, covers), covering ones first."""
+        ...
+
+    def nearest(self, lon: float, lat: float) -> tuple[Grid, float] | None:
+        """The nearest unit grid and its distance in metres."""
+        ...
+
+    def chain(self, grid: Grid) -> list[Grid]:
+        """``grid``'s ancestors up to the city, nearest first."""
+        ...
+
+
+def locate_in(grids: GridSource, lon: float, lat: float, radius_m: float) -> LocateResult:
+    """The unit grid covering a WGS 84 point (lowest code on a shared edge), its chain, and
+    every grid within ``radius_m``; ``NotFound`` naming the nearest grid when none covers it."""
+    near = grids.near(lon, lat, radius_m)
+    covering = [g for g, _, covers in near if covers]
+    if not covering:
+        nearest = grids.nearest(lon, lat)
+        extra: dict[str, Any] = {"lon": lon, "lat": lat}
+        msg = f"point ({lon:.6f}, {lat:.6f}) lies outside every unit grid"
+        if nearest is not None:
+            grid, dist = nearest
+            extra.update(
+                nearest_code=grid.code,
+                nearest_name=grid.name,
+                nearest_distance_m=round(dist, 2),
+            )
+            msg += f"; nearest is {grid.code} ({grid.name}) {dist:.1f} m away"
+        raise NotFound(msg, field="lon,lat", **extra)
+    grid = min(covering, key=lambda g: g.code)
+    return LocateResult(
+        lon=lon,
+        lat=lat,
+        grid=grid,
+        chain=grids.chain(grid),
+        candidates=[(g, d) for g, d, _ in near],
+    )
 
 
 class _StoredGrids:

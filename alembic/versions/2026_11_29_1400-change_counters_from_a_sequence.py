@@ -1,8 +1,12 @@
-"""change counters take their values from a sequence
+"""change counters take their values from a sequence, and announce themselves
 
 A counter value must name one state of its table for ever: caches in every server process key
 on it. ``version + 1`` is undone by a rollback, so a later transaction could reuse a number that
 a rolled-back one had shown; a sequence never hands out a value twice.
+
+Each bump also sends ``NOTIFY citygrid_changes, '<table>:<version>'``: PostgreSQL delivers it
+when the writing transaction commits (never for one that rolls back), so server processes can
+drop a cache the moment it goes stale instead of asking the database on every request.
 
 Revision ID: 0005_counter_sequence
 Revises: 0004_change_counters
@@ -27,8 +31,10 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE OR REPLACE FUNCTION citygrid_bump_change_counter() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN UPDATE change_counters "
-        "SET version = nextval('change_counter_seq') WHERE name = TG_TABLE_NAME; "
+        "LANGUAGE plpgsql AS $$ DECLARE v bigint; BEGIN "
+        "UPDATE change_counters SET version = nextval('change_counter_seq') "
+        "WHERE name = TG_TABLE_NAME RETURNING version INTO v; "
+        "PERFORM pg_notify('citygrid_changes', TG_TABLE_NAME || ':' || v); "
         "RETURN NULL; END $$"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -12,11 +13,13 @@ from fastapi.responses import StreamingResponse
 from service.bodyguard import GuardedRoute
 from service.case_import import CaseImporter, read_case_file
 from service.cases import Action, CaseInput
-from service.deps import CaseServiceDep, SettingsDep
+from service.database import session_scope
+from service.deps import CaseServiceDep, SessionsDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
 from service.geojson import case_json, event_json, report_json
 from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
 from service.params import DatumQuery, IdPath, parse_bbox
+from service.registry import Registry
 from service.schemas import ActionIn, CaseCreate
 from service.timeparse import aware
 from service.uploads import saved_upload
@@ -24,7 +27,7 @@ from service.uploads import saved_upload
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 
 
-def case_filter(
+async def case_filter(
     settings: SettingsDep,
     grid: Annotated[str | None, Query(description="Grid code: its whole subtree")] = None,
     category: Annotated[str | None, Query(description="Category code or prefix ('05')")] = None,
@@ -88,6 +91,15 @@ def create_case(
 
 def _ledger(cases: Any) -> Ledger:
     return Ledger(cases.session, cases.registry)
+
+
+def _csv_stream(
+    sessions: Any, settings: Any, flt: CaseFilter, lang: str, datum: str
+) -> Iterator[bytes]:
+    # the stream runs after the route has returned and its session is gone: it owns one
+    with session_scope(sessions) as session:
+        registry = Registry(session, settings.scheme, settings.grids.city)
+        yield from export_csv(Ledger(session, registry), flt, lang, datum)
 
 
 def _page(
@@ -174,6 +186,8 @@ def case_counts(
 @router.get("/export", summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)")
 def export_cases(
     cases: CaseServiceDep,
+    sessions: SessionsDep,
+    settings: SettingsDep,
     flt: FilterDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     lang: Annotated[Literal["zh", "en"], Query()] = "zh",
@@ -188,7 +202,7 @@ def export_cases(
             headers={"Content-Disposition": 'attachment; filename="ledger.xlsx"'},
         )
     return StreamingResponse(
-        export_csv(ledger, flt, lang, datum),
+        _csv_stream(sessions, settings, flt, lang, datum),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
     )

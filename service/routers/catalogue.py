@@ -16,7 +16,7 @@ from service.schemas import CategoryIn, RoutingRuleIn
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
 
 
-def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
+async def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
     return Catalogue(session, settings.grids.city)
 
 

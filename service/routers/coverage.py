@@ -26,7 +26,7 @@ Period = Literal["hour", "day", "week"]
 Format = Literal["json", "geojson", "csv"]
 
 
-def _coverage(session: SessionDep, settings: SettingsDep) -> CoverageService:
+async def _coverage(session: SessionDep, settings: SettingsDep) -> CoverageService:
     return CoverageService(session, settings)
 
 

@@ -11,7 +11,7 @@ from gis.datum import transform_geometries
 from service import exports, imports, layout
 from service.bodyguard import GuardedRoute
 from service.bulk_locate import bulk_locate_upload
-from service.deps import RegistryDep, SettingsDep
+from service.deps import LocatorDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import grid_feature, parse_geometry
 from service.paging import LimitQ, OffsetQ, feature_page, number_matched
@@ -84,8 +84,8 @@ def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
 
 
 @router.get("/locate", response_model=LocateOut, summary="Which unit grid covers a point")
-def locate(
-    registry: RegistryDep,
+async def locate(
+    locator: LocatorDep,
     settings: SettingsDep,
     lon: Annotated[float, Query(description="Longitude in the given datum")],
     lat: Annotated[float, Query(description="Latitude in the given datum")],
@@ -100,7 +100,8 @@ def locate(
     at: AtQ = None,
     radius_m: Annotated[float, Query(ge=0, le=1000, description="Candidate radius")] = 15.0,
 ) -> LocateOut:
-    result = registry.locate(lon, lat, datum, aware(at, settings.grids.timezone), radius_m)
+    # async: answered from memory on the event loop when nothing changed (service.locator)
+    result = await locator.locate(lon, lat, datum, aware(at, settings.grids.timezone), radius_m)
     return LocateOut.from_result(result, datum)
 
 

@@ -23,7 +23,7 @@ from service.uploads import saved_upload
 router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
 
 
-def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
+async def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
     return PatrolService(session, settings.grids.city)
 
 

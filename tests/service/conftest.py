@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.factory import AppSettings, create_app
 from service.registry import Registry
+from service.settings import ServerSettings
 
 
 @pytest.fixture
@@ -52,26 +53,26 @@ def demo_live_server(demo_loaded: AppSettings, sessions: sessionmaker[Session]) 
 
 @contextmanager
 def _serve(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[str]:
+    import dataclasses
     import socket
     import threading
     import time
 
     import uvicorn
 
-    lock = threading.Lock()
-
-    @contextmanager
-    def serialised_session() -> Iterator[Session]:
-        # one connection carries the test's transaction: requests must take turns on it
-        with lock, sessions() as session:
-            yield session
+    # one connection carries the test's transaction: requests must take turns on it, which
+    # the app's own admission control does when it admits one request at a time
+    one_at_a_time = ServerSettings(
+        _env_file=None, max_active_requests=1, max_queued_requests=10_000, queue_wait_s=600
+    )
+    settings = dataclasses.replace(settings, server=one_at_a_time)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings, sessions=serialised_session),  # type: ignore[arg-type]
+            create_app(settings, sessions=sessions),
             host="127.0.0.1",
             port=port,
             log_level="warning",
