@@ -37,10 +37,11 @@ class ChangeListener:
         self._thread = threading.Thread(target=self._run, name="citygrid-changes", daemon=True)
 
     @classmethod
-    def for_url(cls, sqlalchemy_url: str) -> ChangeListener:
+    def for_url(cls, sqlalchemy_url: str, *, retry_s: float = 1.0) -> ChangeListener:
         """A listener on the database of a SQLAlchemy URL (``postgresql+psycopg://…``)."""
         scheme, rest = sqlalchemy_url.split("://", 1)
-        return cls("postgresql://" + rest if scheme.startswith("postgresql") else sqlalchemy_url)
+        conninfo = "postgresql://" + rest if scheme.startswith("postgresql") else sqlalchemy_url
+        return cls(conninfo, retry_s=retry_s)
 
     @property
     def healthy(self) -> bool:
