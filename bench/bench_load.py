@@ -129,7 +129,9 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
         sample = [coords[i] for i in rng.choice(len(coords), size=min(200, len(coords)))]
         _direct(
             "ST_AsMVT (cases tile)",
-            lambda i: service.render(tile_request("cases", *sample[i % len(sample)])),
+            lambda i: service.render(
+                tile_request("cases", *sample[i % len(sample)]), (None, None), now()
+            ),
             len(sample),
         )
     n = int(200 * seconds)

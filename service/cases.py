@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from geoalchemy2.shape import from_shape
 from shapely.geometry import Point
-from sqlalchemy import func, select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gis.workclock import Unit
@@ -26,6 +26,8 @@ from service.factory import AppSettings
 from service.hotspots import HotspotService
 from service.models import Case, CaseEvent, Category
 from service.registry import Registry, now, to_wgs84_point
+from service.repository import degree_window
+from service.versions import OPEN_SQL, change_counters
 from service.workflow import OPEN_STATUSES, TRANSITIONS, IllegalTransition, next_status
 
 SOURCES = ("patrol", "citizen", "inspector", "open311", "import", "hotline")
@@ -75,6 +77,29 @@ class Action:
     department: str | None = None
 
 
+# Same category within the duplicate radius (measured on the ellipsoid, found through the GiST
+# index with a lon/lat window), nearest first: an open case reported within the window, and a
+# case closed within the recurrence window. A fixed text: compiled once, prepared by the driver.
+_NEAR_SAME_CATEGORY = (
+    "SELECT id FROM cases WHERE city = :city AND category_code = :code"
+    " AND geom && ST_Expand(p.g, :dx, :dy) AND ST_DWithin(geography(geom), geography(p.g), :radius)"
+    " AND {condition}"
+    " ORDER BY ST_Distance(geography(geom), geography(p.g)), id LIMIT 1"
+)
+_DUPLICATE_AND_RECURRENCE = text(
+    "SELECT ("
+    + _NEAR_SAME_CATEGORY.format(
+        condition=f"status IN {OPEN_SQL} AND duplicate_of IS NULL"
+        " AND reported_at BETWEEN :window_from AND :window_to"
+    )
+    + "), ("
+    + _NEAR_SAME_CATEGORY.format(
+        condition="status = 'closed' AND closed_at BETWEEN :closed_from AND :closed_to"
+    )
+    + ") FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p"
+)
+
+
 class CaseService:
     """Case operations for one city on one session."""
 
@@ -110,7 +135,9 @@ class CaseService:
                         case_id=existing.id,
                     )
                 return existing, False
-        cat = self.category(item.category_code)
+        counters = change_counters(self.session)  # one read proves the copies in memory
+        router = load_router(self.session, self.city, counters)
+        cat = router.categories.get(item.category_code) or self.category(item.category_code)
         missing = [f for f in cat.required_fields if not item.fields.get(f)]
         if missing:
             raise InvalidInput(
@@ -130,13 +157,14 @@ class CaseService:
             )
         grid, candidates = self._grid(lon, lat, reported_at, item.allow_unassigned)
         spots = self.hotspots.covering(lon, lat, reported_at)
-        route = load_router(self.session, self.city).route(
-            cat.code, grid.code if grid else None, [h.owner_unit for h, _ in spots]
+        route = router.route(
+            cat.code, grid.code if grid else None, [h.owner_unit for h in spots]
         )
         # ck_categories_unit keeps deadline_unit to "hours" or "days".
         deadline = work_clock(self.settings).add(
             reported_at, cat.deadline_amount, cast(Unit, cat.deadline_unit)
         )
+        duplicate_of, recurring_of = self._duplicate_and_recurrence(cat.code, lon, lat, reported_at)
         case = Case(
             city=self.city,
             category_code=cat.code,
@@ -158,11 +186,11 @@ class CaseService:
             grid_id=grid.id if grid else None,
             grid_code=grid.code if grid else None,
             grid_candidates=candidates,
-            hotspot_ids=[h.id for h, _ in spots],
+            hotspot_ids=[h.id for h in spots],
             department=route.department,
             routed_by=route.routed_by,
-            duplicate_of=self._open_duplicate(cat.code, lon, lat, reported_at),
-            recurring_of=self._recurrence(cat.code, lon, lat, reported_at),
+            duplicate_of=duplicate_of,
+            recurring_of=recurring_of,
             idempotency_key=item.idempotency_key,
             request_hash=fingerprint,
         )
@@ -186,36 +214,30 @@ class CaseService:
         candidates = [{"code": g.code, "distance_m": round(d, 2)} for g, d in found.candidates]
         return found.grid, candidates if len(candidates) > 1 else []
 
-    def _near_same_category(self, code: str, lon: float, lat: float):
-        point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-        radius = self.settings.cases.duplicate_radius_m
-        distance = func.ST_Distance(func.Geography(Case.geom), func.Geography(point))
-        return (
-            select(Case.id)
-            .where(
-                Case.city == self.city,
-                Case.category_code == code,
-                func.ST_DWithin(func.Geography(Case.geom), func.Geography(point), radius),
-            )
-            .order_by(distance, Case.id)
-            .limit(1)
-        )
-
-    def _open_duplicate(self, code: str, lon: float, lat: float, at: datetime) -> int | None:
-        window = timedelta(hours=self.settings.cases.duplicate_window_hours)
-        stmt = self._near_same_category(code, lon, lat).where(
-            Case.status.in_(OPEN_STATUSES),
-            Case.duplicate_of.is_(None),
-            Case.reported_at.between(at - window, at + window),
-        )
-        return self.session.scalar(stmt)
-
-    def _recurrence(self, code: str, lon: float, lat: float, at: datetime) -> int | None:
-        since = at - timedelta(days=self.settings.cases.recurrence_days)
-        stmt = self._near_same_category(code, lon, lat).where(
-            Case.status == "closed", Case.closed_at.between(since, at)
-        )
-        return self.session.scalar(stmt)
+    def _duplicate_and_recurrence(
+        self, code: str, lon: float, lat: float, at: datetime
+    ) -> tuple[int | None, int | None]:
+        """The open case this one duplicates, and the closed one it recurs (one query)."""
+        cases = self.settings.cases
+        window = timedelta(hours=cases.duplicate_window_hours)
+        dx, dy = degree_window(lat, cases.duplicate_radius_m)
+        row = self.session.execute(
+            _DUPLICATE_AND_RECURRENCE,
+            {
+                "city": self.city,
+                "code": code,
+                "lon": lon,
+                "lat": lat,
+                "dx": dx,
+                "dy": dy,
+                "radius": cases.duplicate_radius_m,
+                "window_from": at - window,
+                "window_to": at + window,
+                "closed_from": at - timedelta(days=cases.recurrence_days),
+                "closed_to": at,
+            },
+        ).one()
+        return row[0], row[1]
 
     def by_ids(self, ids: list[int]) -> list[Case]:
         """The cases of this city among ``ids`` (unknown ids are skipped), in id order."""

@@ -7,6 +7,7 @@ collide. Deadlines are in working hours or working days on the working-time cloc
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from service.errors import Conflict, NotFound
 from service.models import Category, HotspotKind, RoutingRule
+from service.versions import change_counters
 
 # (code, family, major code, major name, name, deadline amount, unit, department, required)
 CATEGORY_SEED: tuple[tuple[str, str, str, str, str, float, str, str, tuple[str, ...]], ...] = (
@@ -184,11 +186,33 @@ class Router:
         return department, reason
 
 
-def load_router(session: Session, city: str) -> Router:
-    """The city's rules and categories."""
-    rules = list(session.scalars(select(RoutingRule).where(RoutingRule.city == city)))
-    cats = {c.code: c for c in session.scalars(select(Category).where(Category.city == city))}
-    return Router(rules, cats)
+def load_router(session: Session, city: str, counters: dict[str, int] | None = None) -> Router:
+    """The city's rules and categories, from this process's copy while the catalogue's change
+    counters (read in the session's transaction, or passed in) say it is current.
+
+    The copy's rows are transient objects made from plain columns: never attached to any
+    session, only read.
+    """
+    counters = counters or change_counters(session)
+    key = (city, counters["categories"], counters["routing_rules"])
+    with _ROUTERS_LOCK:
+        router = _ROUTERS.get(key)
+    if router is None:
+        rule_rows = session.execute(
+            select(*RoutingRule.__table__.c).where(RoutingRule.city == city)
+        )
+        cat_rows = session.execute(select(*Category.__table__.c).where(Category.city == city))
+        cats = {row.code: Category(**row._mapping) for row in cat_rows}
+        router = Router([RoutingRule(**row._mapping) for row in rule_rows], cats)
+        with _ROUTERS_LOCK:
+            if len(_ROUTERS) >= 16:
+                _ROUTERS.clear()
+            _ROUTERS[key] = router
+    return router
+
+
+_ROUTERS_LOCK = threading.Lock()
+_ROUTERS: dict[tuple[str, int, int], Router] = {}
 
 
 class Catalogue:

@@ -10,19 +10,43 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from gis.hotspots import influence_zones, length_in_grids, share_in_grids
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import Hotspot, HotspotKind
 from service.registry import Registry, now, to_wgs84_point
-from service.repository import GridFilter, geom_of, intersects_bbox, to_multipolygon
+from service.repository import (
+    GridFilter,
+    geom_of,
+    intersects_bbox,
+    to_multipolygon,
+    within_metres,
+)
 
 
 def active_at(at: datetime) -> ColumnElement[bool]:
     """Hotspots active at ``at``."""
     return and_(Hotspot.active_from <= at, or_(Hotspot.active_to.is_(None), Hotspot.active_to > at))
+
+
+@dataclass(frozen=True)
+class CoveringHotspot:
+    """A hotspot whose zone covers a point: what case intake needs of it."""
+
+    id: int
+    owner_unit: str | None
+    distance_m: float  # from the hotspot's own geometry, on the ellipsoid
+
+
+# A fixed text (compiled once, prepared by the driver): case intake asks it for every report.
+_COVERING = text(
+    "SELECT id, owner_unit, ST_Distance(geography(geom), geography(p.g)) AS d"
+    " FROM hotspots, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g) p"
+    " WHERE city = :city AND active_from <= :at AND (active_to IS NULL OR active_to > :at)"
+    " AND ST_Covers(zone, p.g) ORDER BY d, id"
+)
 
 
 @dataclass
@@ -209,24 +233,18 @@ class HotspotService:
             .where(
                 Hotspot.city == self.city,
                 active_at(at or now()),
-                func.ST_DWithin(func.Geography(Hotspot.geom), func.Geography(point), radius_m),
+                within_metres(Hotspot.geom, lon, lat, radius_m),
             )
             .order_by("d", Hotspot.id)
         )
         return [(h, float(d), bool(inside)) for h, d, inside in self.session.execute(stmt)]
 
-    def covering(
-        self, lon: float, lat: float, at: datetime
-    ) -> builtins.list[tuple[Hotspot, float]]:
+    def covering(self, lon: float, lat: float, at: datetime) -> builtins.list[CoveringHotspot]:
         """Active hotspots whose influence zone covers the point, nearest geometry first."""
-        point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-        distance = func.ST_Distance(func.Geography(Hotspot.geom), func.Geography(point))
-        stmt = (
-            select(Hotspot, distance.label("d"))
-            .where(Hotspot.city == self.city, active_at(at), func.ST_Covers(Hotspot.zone, point))
-            .order_by("d", Hotspot.id)
+        rows = self.session.execute(
+            _COVERING, {"city": self.city, "lon": lon, "lat": lat, "at": at}
         )
-        return [(h, float(d)) for h, d in self.session.execute(stmt)]
+        return [CoveringHotspot(int(i), owner, float(d)) for i, owner, d in rows]
 
     def grids_touched(
         self, hotspot_id: int, registry: Registry, level: str = "unit"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -52,6 +53,32 @@ def intersects_bbox(column: Any, bbox: tuple[float, float, float, float]) -> Col
     uses the same index and then tests the shapes.)
     """
     return func.ST_Intersects(column, func.ST_MakeEnvelope(*bbox, 4326))
+
+
+def degree_window(lat: float, radius_m: float) -> tuple[float, float]:
+    """Half-widths (lon, lat) in degrees of a box around a point at ``lat`` that holds every
+    place within ``radius_m`` metres of it."""
+    # a degree of latitude is at least 110,574 m and one of longitude at least
+    # 111,320 m x cos(lat) on the sphere (more on the ellipsoid): the window never falls short
+    dy = radius_m / 110_574.0 * 1.01 + 1e-7
+    dx = radius_m / (111_320.0 * max(math.cos(math.radians(lat)), 1e-3)) * 1.01 + 1e-7
+    return dx, dy
+
+
+def within_metres(column: Any, lon: float, lat: float, radius_m: float) -> ColumnElement[bool]:
+    """Rows whose geometry lies within ``radius_m`` metres of a WGS 84 point, measured on the
+    ellipsoid (``geography``), and found through the geometry column's GiST index.
+
+    A ``geography`` cast of the column alone cannot use that index (every row would be
+    measured); a lon/lat window a little wider than the radius in every direction lets the
+    index pick the few rows near enough to measure.
+    """
+    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    dx, dy = degree_window(lat, radius_m)
+    return and_(
+        column.op("&&")(func.ST_Expand(point, dx, dy)),
+        func.ST_DWithin(func.Geography(column), func.Geography(point), radius_m),
+    )
 
 
 def geom_of(row: Grid | Hotspot) -> BaseGeometry:

@@ -35,3 +35,13 @@ _SQL = {
 def data_version(session: Session, city: str, table: str, at: datetime) -> tuple[object, ...]:
     """The version of ``table`` ("cases" or "grids") for ``city`` as seen at ``at``."""
     return tuple(session.execute(text(_SQL[table]), {"city": city, "at": at}).one())
+
+
+def change_counters(session: Session) -> dict[str, int]:
+    """Every table's change counter as this session's transaction sees it (one query).
+
+    Counter values come from a sequence, so a value names one state of its table for ever:
+    in-memory copies keyed by it are exact, in any transaction, after any rollback.
+    """
+    rows = session.execute(text("SELECT name, version FROM change_counters"))
+    return {name: int(version) for name, version in rows}

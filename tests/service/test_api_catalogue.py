@@ -89,3 +89,25 @@ def test_route_many_equals_route_row_by_row() -> None:
     for k in range(n):
         one = router.route(category[k], grid[k], [owner[k]])
         assert (department[k], reason[k]) == (one.department, one.routed_by), k
+
+
+def test_catalogue_changes_apply_to_the_very_next_report(client: TestClient, case_city) -> None:
+    """Intake keeps the catalogue in memory; a change in between must be seen at once."""
+    from cityfixture import point_lonlat
+
+    lon, lat = point_lonlat(150, 50)
+    body = {"category_code": "0602", "lon": lon, "lat": lat}
+    assert client.post("/api/cases", json=body).status_code == 422  # not in the catalogue yet
+    assert client.post("/api/categories", json=LOCAL).status_code == 201
+    first = client.post("/api/cases", json=body)
+    assert first.status_code == 201 and first.json()["department"] == "乡镇环保所"
+    rule = {"category_prefix": "0602", "department": "乡镇执法队"}
+    assert client.post("/api/routing-rules", json=rule).status_code == 201
+    second = client.post("/api/cases", json=body)
+    assert second.json()["department"] == "乡镇执法队"
+    # and a rule removed is gone for the next one
+    (added,) = [
+        r for r in client.get("/api/routing-rules").json() if r["category_prefix"] == "0602"
+    ]
+    client.delete(f"/api/routing-rules/{added['id']}")
+    assert client.post("/api/cases", json=body).json()["department"] == "乡镇环保所"
