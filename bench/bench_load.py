@@ -41,6 +41,17 @@ def _ms(samples: list[float]) -> str:
     return f"p50 {np.percentile(ms, 50):6.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms"
 
 
+def _seconds(report: Report) -> str:
+    """p99 per 5-second slice: where in the run the slow answers were."""
+    out = []
+    end = max(o.due for o in report.outcomes)
+    for t0 in np.arange(0, end, 5):
+        ms = [o.latency * 1000 for o in report.outcomes if t0 <= o.due < t0 + 5 and o.status]
+        if ms:
+            out.append(f"{np.percentile(ms, 99):.0f}")
+    return "p99 by 5 s: " + " ".join(out)
+
+
 def _line(name: str, report: Report, target: str = "") -> None:
     answered = [o for o in report.outcomes if o.status]
     ms = np.array([o.latency * 1000 for o in answered])
@@ -49,6 +60,7 @@ def _line(name: str, report: Report, target: str = "") -> None:
         f"  {name:<34} p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  max {ms.max():8.1f} ms"
         f"  {report.statuses()} {target}"
     )
+    print(f"  {'':<34} {_seconds(report)} ms")
 
 
 def _direct(label: str, calls: Callable[[int], None], n: int) -> None:

@@ -225,10 +225,30 @@ class TileCache:
             self._versions[key] = (t, value)
         return value
 
+    def fresh_version(self, key: Hashable) -> Hashable | None:
+        """The memoised data version for ``key`` if read within ``version_ttl`` (no I/O)."""
+        with self._lock:
+            memo = self._versions.get(key)
+        if memo is not None and time.monotonic() - memo[0] < self.version_ttl:
+            return memo[1]
+        return None
+
     def __len__(self) -> int:
         """How many tiles are cached."""
         with self._lock:
             return len(self._tiles)
+
+
+def cached_tile(city: str, req: TileRequest, cache: TileCache) -> Tile | None:
+    """The tile straight from ``cache`` when that needs no query: no filters to check against
+    the data, and the layer's data version read within the last ``version_ttl``."""
+    if req.category is not None or req.grid is not None:
+        return None
+    version = cache.fresh_version((city, req.layer))
+    if version is None:
+        return None
+    key = (city, req.layer, req.z, req.x, req.y, req.level, req.datum, (None, None), version)
+    return cache.get(key)
 
 
 class TileService:

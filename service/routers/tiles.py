@@ -5,10 +5,23 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from service.bodyguard import GuardedRoute
-from service.deps import SessionDep, SettingsDep, app_cache
-from service.tiles import MVT_MEDIA_TYPE, TILE_DATUMS, TileCache, TileService, tile_request
+from service.database import session_scope
+from service.deps import SessionsDep, SettingsDep, app_cache
+from service.factory import AppSettings
+from service.tiles import (
+    MVT_MEDIA_TYPE,
+    TILE_DATUMS,
+    Tile,
+    TileCache,
+    TileRequest,
+    TileService,
+    cached_tile,
+    tile_request,
+)
 
 router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 
@@ -19,6 +32,13 @@ CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
 def tile_cache(app: FastAPI) -> TileCache:
     """The app's tile cache (made on first use; tests may set ``app.state.tile_cache``)."""
     return app_cache(app, "tile_cache", TileCache)
+
+
+def _tile_in_session(
+    sessions: sessionmaker[Session], settings: AppSettings, req: TileRequest, cache: TileCache
+) -> Tile:
+    with session_scope(sessions) as session:
+        return TileService(session, settings).tile(req, cache)
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -37,9 +57,9 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
         304: {"description": "The tile matches If-None-Match"},
     },
 )
-def get_tile(
+async def get_tile(
     request: Request,
-    session: SessionDep,
+    sessions: SessionsDep,
     settings: SettingsDep,
     layer: Annotated[str, Path(description="grids | cases")],
     z: Annotated[int, Path(description="Zoom, 0-22")],
@@ -63,7 +83,11 @@ def get_tile(
     ] = "wgs84",
 ) -> Response:
     req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)
-    tile = TileService(session, settings).tile(req, tile_cache(request.app))
+    cache = tile_cache(request.app)
+    # async: a cached tile known fresh is answered on the event loop, with no session at all
+    tile = cached_tile(settings.grids.city, req, cache)
+    if tile is None:
+        tile = await run_in_threadpool(_tile_in_session, sessions, settings, req, cache)
     headers = {"ETag": tile.etag, "Cache-Control": CACHE_CONTROL[req.layer]}
     if _etag_matches(request.headers.get("if-none-match"), tile.etag):
         return Response(status_code=304, headers=headers)
