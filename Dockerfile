@@ -11,4 +11,4 @@ COPY alembic alembic
 RUN pip install --no-cache-dir -e .
 ENV CITYGRID_HOST=0.0.0.0
 EXPOSE 8000
-CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["citygrid", "serve", "--host", "0.0.0.0", "--port", "8000"]
