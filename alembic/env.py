@@ -7,8 +7,8 @@ settings (``CITYGRID_DATABASE_URL`` or the embedded cluster).
 from geoalchemy2 import alembic_helpers
 
 from alembic import context
-from service.database import make_engine, resolve_database_url
-from service.models import Base
+from service.db.engine import make_engine, resolve_database_url
+from service.db.models import Base
 from service.settings import DatabaseSettings
 
 config = context.config

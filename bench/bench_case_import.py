@@ -28,9 +28,9 @@ from common import machine_line, scratch_database
 from sqlalchemy.orm import Session
 
 from gis.demo_hotspots import generate_cases
-from service.case_import import CaseImporter, read_case_file
-from service.catalogue import seed_catalogue
-from service.demo_world import load_demo_grids, load_demo_hotspots
+from service.cases.catalogue import seed_catalogue
+from service.cases.importer import CaseImporter, read_case_file
+from service.demo import load_demo_grids, load_demo_hotspots
 from service.factory import AppSettings
 
 

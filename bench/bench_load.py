@@ -27,13 +27,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gis.demo_hotspots import generate_cases
-from service.cases import CaseInput, CaseService
-from service.demo_world import load_demo_world
+from service.cases.cases import CaseInput, CaseService
+from service.demo import load_demo_world
 from service.errors import CitygridError
 from service.factory import AppSettings
-from service.registry import Registry, now
-from service.repository import GridFilter, GridRepository
-from service.tiles import TileService, tile_request
+from service.grids.registry import Registry, now
+from service.grids.repository import GridFilter, GridRepository
+from service.maps.tiles import TileService, tile_request
 
 
 def _ms(samples: list[float]) -> str:

@@ -201,7 +201,7 @@ def run_db_paths(
     """
 
     from service import migrations
-    from service.database import make_engine, resolve_database_url
+    from service.db.engine import make_engine, resolve_database_url
     from service.settings import DatabaseSettings
 
     engine = make_engine(resolve_database_url(DatabaseSettings()))

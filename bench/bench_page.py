@@ -33,11 +33,11 @@ from sqlalchemy.orm import Session
 
 from layers.page import LAYER_TITLES, PageFilter
 from layers.report import heat_html
-from service.database import make_engine, resolve_database_url
-from service.demo_world import load_demo_world
+from service.db.engine import make_engine, resolve_database_url
+from service.db.models import Case, Grid
+from service.demo import load_demo_world
 from service.factory import AppSettings
-from service.heat import HeatService
-from service.models import Case, Grid
+from service.maps.heat import HeatService
 
 CHROMIUM = "/usr/bin/chromium"
 DENSITY = LAYER_TITLES["density"]

@@ -90,9 +90,9 @@ def _fold(v: np.ndarray, half: float) -> np.ndarray:
 
 def _demo_with_workers(engine, url: str, n_workers: int):
     """Settings on ``url``, with the demo grids and ``n_workers`` workers with phone-<i>."""
-    from service.demo_world import load_demo_grids
+    from service.demo import load_demo_grids
     from service.factory import AppSettings
-    from service.patrol import PatrolService, WorkerInput
+    from service.patrol.workers import PatrolService, WorkerInput
 
     os.environ["CITYGRID_DATABASE_URL"] = url
     settings = AppSettings()
@@ -110,8 +110,8 @@ def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
     """Fixes/s end to end into PostGIS, beside row-by-row ORM inserts."""
     from gis import metric
     from gis.demo import build_demo_city
-    from service.fix_ingest import FixIngester, read_fix_file
-    from service.models import GpsFix
+    from service.db.models import GpsFix
+    from service.patrol.fixes import FixIngester, read_fix_file
 
     city = build_demo_city()
     units = city[city["level"] == "unit"]
@@ -223,8 +223,8 @@ def db_day(n_workers: int) -> dict[str, float]:
     """Bulk intake of a day for ``n_workers`` on the demo city, then compute its coverage."""
     from gis import metric
     from gis.demo import build_demo_city
-    from service.coverage import CoverageService, period_bounds
-    from service.fix_ingest import FixIngester
+    from service.patrol.coverage import CoverageService, period_bounds
+    from service.patrol.fixes import FixIngester
 
     city = build_demo_city()
     units = np.asarray(city[city["level"] == "unit"].geometry)

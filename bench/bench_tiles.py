@@ -23,11 +23,11 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from service.demo_world import load_demo_world
+from service.demo import load_demo_world
 from service.factory import AppSettings
-from service.registry import now
-from service.repository import GridFilter, GridRepository
-from service.tiles import TileService, tile_request
+from service.grids.registry import now
+from service.grids.repository import GridFilter, GridRepository
+from service.maps.tiles import TileService, tile_request
 
 HALF_WORLD = math.pi * 6378137.0
 

@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from service import migrations  # noqa: E402
-from service.database import make_engine, resolve_database_url  # noqa: E402
-from service.demo_world import load_demo_grids  # noqa: E402
+from service.db.engine import make_engine, resolve_database_url  # noqa: E402
+from service.db.models import Grid  # noqa: E402
+from service.demo import load_demo_grids  # noqa: E402
 from service.factory import AppSettings  # noqa: E402
-from service.models import Grid  # noqa: E402
 
 
 def demo_engine() -> tuple[Engine, AppSettings]:

@@ -70,7 +70,7 @@ LAYER_TITLES: dict[str, str] = {
 }
 DEFAULT_HEAT = "density"
 
-# open statuses (service.workflow.OPEN_STATUSES) → point colour; overdue cases are red
+# open statuses (service.cases.workflow.OPEN_STATUSES) → point colour; overdue cases are red
 STATUS_COLOURS = {
     "reported": "#807dba",
     "registered": "#6baed6",

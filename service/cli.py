@@ -21,12 +21,12 @@ from rich.progress import (
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from service import migrations
-from service.database import make_engine, make_sessionmaker, resolve_database_url, session_scope
+from service.db import migrations
+from service.db.engine import make_engine, make_sessionmaker, resolve_database_url, session_scope
+from service.db.models import Grid
 from service.errors import CitygridError
 from service.factory import AppSettings
-from service.models import Grid
-from service.registry import Registry
+from service.grids.registry import Registry
 from service.serve import serve
 from service.settings import ServerSettings
 
@@ -104,8 +104,8 @@ def demo(
     cases: Annotated[int, typer.Option(help="Generated cases to load")] = 20_000,
 ) -> None:
     """Load the demo city (grids, hotspots, cases); skipped when the city already has grids."""
-    from service.demo_world import load_demo_patrol, load_demo_streets, load_demo_world
-    from service.models import Street, Worker
+    from service.db.models import Street, Worker
+    from service.demo import load_demo_patrol, load_demo_streets, load_demo_world
 
     settings = AppSettings()
     city = settings.grids.city
@@ -173,7 +173,7 @@ def import_(
     datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
 ) -> None:
     """Import grids from a file, all or nothing."""
-    from service.imports import import_file
+    from service.grids.imports import import_file
 
     settings = AppSettings()
     try:
@@ -213,7 +213,7 @@ def locate_bulk(
     chunk: Annotated[int, typer.Option(help="Points per step")] = 250_000,
 ) -> None:
     """Add a ``grid_code`` column to every point of a CSV/GeoParquet file."""
-    from service.bulk_locate import locate_points, read_points
+    from service.grids.bulk_locate import locate_points, read_points
 
     settings = AppSettings()
     try:
@@ -250,7 +250,7 @@ def import_cases(
     allow_unassigned: Annotated[bool, typer.Option(help="Keep points outside grids")] = False,
 ) -> None:
     """Bulk-import cases: mapped to grid, hotspots and department, with a progress bar."""
-    from service.case_import import CaseImporter, read_case_file
+    from service.cases.importer import CaseImporter, read_case_file
 
     settings = AppSettings()
     try:
@@ -279,7 +279,7 @@ def import_fixes(
     datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
 ) -> None:
     """Import GPS fixes (idempotent per device and time) and rebuild the tracks they touch."""
-    from service.fix_ingest import FixIngester, read_fix_file
+    from service.patrol.fixes import FixIngester, read_fix_file
 
     settings = AppSettings()
     try:
@@ -309,7 +309,7 @@ def coverage(
     """Compute and store patrol coverage for consecutive periods (read later by the API)."""
     from datetime import datetime
 
-    from service.coverage import PERIODS, CoverageService
+    from service.patrol.coverage import PERIODS, CoverageService
 
     settings = AppSettings()
     try:
@@ -352,8 +352,8 @@ def heatmap(
 
     from layers.page import FilterError, PageFilter
     from layers.report import POPUP_FIELDS, heat_html, heat_png
-    from service.heat import LAYERS, HeatService
-    from service.repository import GridFilter, geom_of
+    from service.grids.repository import GridFilter, geom_of
+    from service.maps.heat import LAYERS, HeatService
 
     settings = AppSettings()
     tz = settings.grids.timezone
@@ -423,7 +423,7 @@ def heatmap(
 @app.command("db-stop")
 def db_stop() -> None:
     """Stop the embedded database cluster (if it runs)."""
-    from service.embedded import EmbeddedCluster
+    from service.db.embedded import EmbeddedCluster
 
     EmbeddedCluster(AppSettings().database.data_dir).stop()
     console.print("embedded database stopped")

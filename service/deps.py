@@ -10,11 +10,11 @@ from anyio import CancelScope, to_thread
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.cases import CaseService
+from service.cases.cases import CaseService
 from service.factory import AppSettings
-from service.hotspots import HotspotService
-from service.locator import GridLocator
-from service.registry import Registry
+from service.grids.locator import GridLocator
+from service.grids.registry import Registry
+from service.hotspots.hotspots import HotspotService
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each hand-off costs more than the work.

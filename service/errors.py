@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import get_route_path
 
-from service.open311.documents import error_document, is_open311_path
+from service.cases.open311.documents import error_document, is_open311_path
 
 
 class CitygridError(Exception):

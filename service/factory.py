@@ -13,11 +13,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from gis.codes import CodeScheme
-from service.bodyguard import GuardedRoute
-from service.changes import ChangeListener
-from service.database import make_engine, make_sessionmaker, resolve_database_url
+from service.db.changes import ChangeListener
+from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
-from service.overload import AdmissionControl
+from service.http.bodyguard import GuardedRoute
+from service.http.overload import AdmissionControl
+from service.http.timeparse import DisplayTimeZone
 from service.settings import (
     CaseSettings,
     DatabaseSettings,
@@ -26,7 +27,6 @@ from service.settings import (
     PatrolSettings,
     ServerSettings,
 )
-from service.timeparse import DisplayTimeZone
 
 
 @dataclass
@@ -168,8 +168,8 @@ def _warm_in_background(
     import threading
 
     def warm() -> None:
-        from service.coverage import CoverageService
-        from service.grid_snapshot import committed_snapshot
+        from service.grids.snapshot import committed_snapshot
+        from service.patrol.coverage import CoverageService
 
         try:
             committed_snapshot(sessions, settings.grids.city, changes)

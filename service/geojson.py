@@ -10,10 +10,10 @@ from geoalchemy2.shape import to_shape
 from shapely.geometry.base import BaseGeometry
 
 from gis import datum as datums
-from service.models import Case, CaseEvent, Grid
-from service.repository import geom_of
-from service.timeparse import iso
-from service.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
+from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
+from service.db.models import Case, CaseEvent, Grid
+from service.grids.repository import geom_of
+from service.http.timeparse import iso
 
 
 def grid_properties(grid: Grid, tz: str | None = None) -> dict[str, Any]:

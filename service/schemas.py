@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from gis import datum as datums
-from service.registry import LocateResult
+from service.grids.registry import LocateResult
 
 Level = Literal["city", "district", "street", "community", "unit"]
 DatumName = Literal["wgs84", "gcj02", "bd09"]

@@ -20,9 +20,9 @@ import pytest
 from sqlalchemy import Connection, Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import migrations
-from service.database import make_engine
-from service.embedded import EmbeddedCluster
+from service.db import migrations
+from service.db.embedded import EmbeddedCluster
+from service.db.engine import make_engine
 from service.factory import AppSettings
 from service.settings import DatabaseSettings, GridSettings, PatrolSettings
 
@@ -105,7 +105,7 @@ def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSett
 @pytest.fixture(scope="session")
 def demo_loaded(engine: Engine, database_url: str) -> AppSettings:
     """The demo city committed once per run under ``DEMO_CITY`` (tests roll back on top)."""
-    from service.demo_world import load_demo_grids
+    from service.demo import load_demo_grids
 
     settings = make_settings(DEMO_CITY, database_url)
     with Session(engine) as session:

@@ -10,19 +10,19 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.bodyguard import GuardedRoute
-from service.case_import import CaseImporter, read_case_file
-from service.cases import Action, CaseInput
-from service.database import session_scope
+from service.cases.cases import Action, CaseInput
+from service.cases.importer import CaseImporter, read_case_file
+from service.cases.ledger import CaseFilter, Ledger, export_csv, export_xlsx
+from service.db.engine import session_scope
 from service.deps import CaseServiceDep, SessionsDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
 from service.geojson import case_json, event_json, report_json
-from service.ledger import CaseFilter, Ledger, export_csv, export_xlsx
-from service.params import DatumQuery, IdPath, parse_bbox
-from service.registry import Registry
+from service.grids.registry import Registry
+from service.http.bodyguard import GuardedRoute
+from service.http.params import DatumQuery, IdPath, parse_bbox
+from service.http.timeparse import aware
+from service.http.uploads import saved_upload
 from service.schemas import ActionIn, CaseCreate
-from service.timeparse import aware
-from service.uploads import saved_upload
 
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 

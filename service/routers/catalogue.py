@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
-from service.bodyguard import GuardedRoute
-from service.catalogue import Catalogue
+from service.cases.catalogue import Catalogue
+from service.db.models import Category, RoutingRule
 from service.deps import SessionDep, SettingsDep
-from service.models import Category, RoutingRule
-from service.params import IdPath
+from service.http.bodyguard import GuardedRoute
+from service.http.params import IdPath
 from service.schemas import CategoryIn, RoutingRuleIn
 
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)

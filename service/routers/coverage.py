@@ -12,13 +12,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from geoalchemy2.shape import to_shape
 
-from service.bodyguard import GuardedRoute
-from service.coverage import CoverageService
+from service.db.models import CoverageRun
 from service.deps import SessionDep, SettingsDep
 from service.geojson import geometry_json
-from service.models import CoverageRun
-from service.params import DatumQuery
-from service.timeparse import aware, iso
+from service.http.bodyguard import GuardedRoute
+from service.http.params import DatumQuery
+from service.http.timeparse import aware, iso
+from service.patrol.coverage import CoverageService
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"], route_class=GuardedRoute)
 

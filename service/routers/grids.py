@@ -8,18 +8,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
-from service import exports, imports, layout
-from service.bodyguard import GuardedRoute
-from service.bulk_locate import bulk_locate_upload
 from service.deps import LocatorDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import grid_feature, parse_geometry
-from service.paging import LimitQ, OffsetQ, feature_page, number_matched
-from service.params import parse_bbox
-from service.registry import GridInput, now
-from service.repository import GridFilter
+from service.grids import exports, imports, layout
+from service.grids.bulk_locate import bulk_locate_upload
+from service.grids.registry import GridInput, now
+from service.grids.repository import GridFilter
+from service.http.bodyguard import GuardedRoute
+from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
+from service.http.params import parse_bbox
+from service.http.timeparse import aware
 from service.schemas import GridCreate, GridUpdate, LocateOut
-from service.timeparse import aware
 
 router = APIRouter(prefix="/api/grids", tags=["grids"], route_class=GuardedRoute)
 
@@ -100,7 +100,7 @@ async def locate(
     at: AtQ = None,
     radius_m: Annotated[float, Query(ge=0, le=1000, description="Candidate radius")] = 15.0,
 ) -> LocateOut:
-    # async: answered from memory on the event loop when nothing changed (service.locator)
+    # async: answered from memory on the event loop when nothing changed (service.grids.locator)
     result = await locator.locate(lon, lat, datum, aware(at, settings.grids.timezone), radius_m)
     return LocateOut.from_result(result, datum)
 

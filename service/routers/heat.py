@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
-from service.bodyguard import GuardedRoute
 from service.deps import SessionDep, SettingsDep, app_cache
-from service.heat import LAYERS, HeatCache, HeatService
-from service.timeparse import aware
+from service.http.bodyguard import GuardedRoute
+from service.http.timeparse import aware
+from service.maps.heat import LAYERS, HeatCache, HeatService
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRoute)
 

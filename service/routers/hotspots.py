@@ -10,17 +10,17 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from geoalchemy2.shape import to_shape
 
 from gis.datum import transform_geometries
-from service.bodyguard import GuardedRoute
+from service.db.models import Hotspot
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.geojson import parse_geometry
-from service.hotspots import HotspotInput
-from service.imports import hotspots_from_upload
-from service.models import Hotspot
-from service.paging import LimitQ, OffsetQ, feature_page, number_matched
-from service.params import DatumQuery, IdPath, parse_bbox
+from service.grids.imports import hotspots_from_upload
+from service.hotspots.hotspots import HotspotInput
+from service.http.bodyguard import GuardedRoute
+from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
+from service.http.params import DatumQuery, IdPath, parse_bbox
+from service.http.timeparse import aware, iso
 from service.schemas import HotspotCreate, HotspotKindIn
-from service.timeparse import aware, iso
 
 router = APIRouter(tags=["hotspots"], route_class=GuardedRoute)
 

@@ -12,13 +12,12 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
-from service.bodyguard import GuardedRoute
+from service.db.models import Grid
 from service.deps import SessionDep, SettingsDep
 from service.errors import NotFound
 from service.geojson import grid_feature
-from service.models import Grid
-from service.ogc import features, html, params
-from service.ogc.openapi import (
+from service.grids.ogc import features, html, params
+from service.grids.ogc.openapi import (
     CONFORMANCE,
     CRS84,
     GEOJSON,
@@ -32,7 +31,8 @@ from service.ogc.openapi import (
     OTHER_QUERY,
     document,
 )
-from service.registry import now
+from service.grids.registry import now
+from service.http.bodyguard import GuardedRoute
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"], route_class=GuardedRoute)
 

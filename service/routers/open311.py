@@ -19,15 +19,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gis.datum import DATUMS, from_wgs84
-from service.bodyguard import GuardedRoute
-from service.cases import CaseInput, CaseService
-from service.catalogue import Catalogue
-from service.deps import CaseServiceDep, SettingsDep
-from service.errors import BadParameter, InvalidInput, NotFound
-from service.factory import AppSettings
-from service.models import Case, Category
-from service.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
-from service.open311.params import (
+from service.cases.cases import CaseInput, CaseService
+from service.cases.catalogue import Catalogue
+from service.cases.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
+from service.cases.open311.params import (
     RequestFilter,
     case_input,
     check_api_key,
@@ -38,10 +33,15 @@ from service.open311.params import (
     request_ids,
     row_id,
 )
-from service.open311.queries import changeset, find_requests
-from service.registry import now
-from service.timeparse import iso
-from service.workflow import LABELS_ZH, OPEN_STATUSES
+from service.cases.open311.queries import changeset, find_requests
+from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
+from service.db.models import Case, Category
+from service.deps import CaseServiceDep, SettingsDep
+from service.errors import BadParameter, InvalidInput, NotFound
+from service.factory import AppSettings
+from service.grids.registry import now
+from service.http.bodyguard import GuardedRoute
+from service.http.timeparse import iso
 
 router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
 

@@ -29,16 +29,16 @@ from layers.page import (
     dispatcher_page,
     error_page,
 )
-from service.bodyguard import GuardedRoute
-from service.catalogue import Catalogue
+from service.cases.catalogue import Catalogue
+from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.deps import SessionDep, SettingsDep
 from service.errors import CitygridError, NotFound, status_for
 from service.factory import AppSettings
-from service.heat import HeatService
-from service.hotspots import HotspotService
-from service.registry import Registry, now
-from service.repository import GridFilter
-from service.workflow import LABELS_ZH, OPEN_STATUSES
+from service.grids.registry import Registry, now
+from service.grids.repository import GridFilter
+from service.hotspots.hotspots import HotspotService
+from service.http.bodyguard import GuardedRoute
+from service.maps.heat import HeatService
 
 router = APIRouter(tags=["pages"], route_class=GuardedRoute)
 

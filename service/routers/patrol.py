@@ -8,17 +8,17 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
-from service.bodyguard import GuardedRoute
+from service.db.models import PatrolSession, Worker
 from service.deps import SessionDep, SettingsDep
 from service.errors import InvalidInput
-from service.fix_ingest import FixIngester, read_fix_file
-from service.models import PatrolSession, Worker
-from service.paging import LimitQ, OffsetQ, feature_page, number_matched
-from service.params import DatumQuery, IdPath
-from service.patrol import PatrolService, WorkerInput
+from service.http.bodyguard import GuardedRoute
+from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
+from service.http.params import DatumQuery, IdPath
+from service.http.timeparse import aware, iso
+from service.http.uploads import saved_upload
+from service.patrol.fixes import FixIngester, read_fix_file
+from service.patrol.workers import PatrolService, WorkerInput
 from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
-from service.timeparse import aware, iso
-from service.uploads import saved_upload
 
 router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
 

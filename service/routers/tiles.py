@@ -8,11 +8,11 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from service.bodyguard import GuardedRoute
-from service.database import session_scope
+from service.db.engine import session_scope
 from service.deps import SessionsDep, SettingsDep, app_cache
 from service.factory import AppSettings
-from service.tiles import (
+from service.http.bodyguard import GuardedRoute
+from service.maps.tiles import (
     MVT_MEDIA_TYPE,
     TILE_DATUMS,
     Tile,

@@ -10,7 +10,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 
-from service.registry import GridInput
+from service.grids.registry import GridInput
 
 TO_LONLAT = Transformer.from_crs(32649, 4326, always_xy=True)
 TO_UTM = Transformer.from_crs(4326, 32649, always_xy=True)
@@ -94,7 +94,7 @@ def hotspot_inputs():
     """Hotspots of the small city (as service inputs)."""
     from shapely.geometry import LineString
 
-    from service.hotspots import HotspotInput
+    from service.hotspots.hotspots import HotspotInput
 
     return [
         HotspotInput(

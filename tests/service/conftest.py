@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.factory import AppSettings, create_app
-from service.registry import Registry
+from service.grids.registry import Registry
 from service.settings import ServerSettings
 
 
@@ -99,8 +99,8 @@ def case_city(registry: Registry, session: Session) -> Registry:
 
     from cityfixture import COMM_B, hotspot_inputs, small_city
 
-    from service.catalogue import Catalogue, seed_catalogue
-    from service.hotspots import HotspotService
+    from service.cases.catalogue import Catalogue, seed_catalogue
+    from service.hotspots.hotspots import HotspotService
 
     since = datetime(2025, 1, 1, tzinfo=UTC)  # grids and hotspots exist well before any case
     registry.write(small_city(), at=since)

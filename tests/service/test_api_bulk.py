@@ -12,8 +12,8 @@ import shapely
 from fastapi.testclient import TestClient
 
 from gis.datum import from_wgs84
-from service.registry import Registry, now
-from service.repository import GridFilter, geom_of
+from service.grids.registry import Registry, now
+from service.grids.repository import GridFilter, geom_of
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from gis.datum import from_wgs84
-from service.registry import Registry
+from service.grids.registry import Registry
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -41,8 +41,8 @@ def test_text_the_database_cannot_store_is_422_not_500(client: TestClient, case_
 def test_route_many_equals_route_row_by_row() -> None:
     import numpy as np
 
-    from service.catalogue import Router
-    from service.models import Category, RoutingRule
+    from service.cases.catalogue import Router
+    from service.db.models import Category, RoutingRule
 
     cats = {c: Category(code=c, department=f"默认{c}") for c in ("0102", "0501", "0502", "0303")}
     rules = [

@@ -109,7 +109,7 @@ def test_coverage_is_recomputed_when_new_fixes_arrive(client, patrolled):
 def test_hotspot_coverage_against_quota(client, patrolled, session):
     from sqlalchemy import update
 
-    from service.models import Hotspot
+    from service.db.models import Hotspot
 
     session.execute(update(Hotspot).values(patrol_quota_per_week=7))
     session.flush()

@@ -25,10 +25,10 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from service.catalogue import seed_catalogue
+from service.cases.catalogue import seed_catalogue
 from service.factory import AppSettings
-from service.heat import LAYERS
-from service.registry import Registry
+from service.grids.registry import Registry
+from service.maps.heat import LAYERS
 
 CST = ZoneInfo("Asia/Shanghai")
 DATUMS = {"wgs84", "gcj02", "bd09"}

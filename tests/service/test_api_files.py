@@ -16,7 +16,7 @@ from cityfixture import COMM_A, COMM_B, lonlat, mbox, small_city, unit_code
 from fastapi.testclient import TestClient
 
 from gis.datum import transform_geometries
-from service.registry import Registry
+from service.grids.registry import Registry
 
 
 def _frame(items=None) -> gpd.GeoDataFrame:

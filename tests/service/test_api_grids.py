@@ -6,7 +6,7 @@ import shapely
 from cityfixture import COMM_A, lonlat, mbox, point_lonlat, small_city, unit_code
 from fastapi.testclient import TestClient
 
-from service.registry import Registry
+from service.grids.registry import Registry
 
 
 def _feature_body(item, **extra):

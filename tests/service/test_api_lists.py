@@ -10,8 +10,8 @@ from cityfixture import COMM_A, lonlat, mbox, small_city, unit_code
 from fastapi.testclient import TestClient
 from shapely.geometry import LineString, Polygon
 
-from service.hotspots import HotspotInput, HotspotService
-from service.registry import GridInput, Registry
+from service.grids.registry import GridInput, Registry
+from service.hotspots.hotspots import HotspotInput, HotspotService
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,8 +120,8 @@ def _follow(client: TestClient, url: str, params: dict | None = None) -> tuple[l
 def test_unit_grid_list_pages_through_every_grid_with_counts_and_links(
     demo_client: TestClient, demo_registry: Registry
 ) -> None:
-    from service.registry import now
-    from service.repository import GridFilter
+    from service.grids.registry import now
+    from service.grids.repository import GridFilter
 
     total = demo_registry.repo.count(GridFilter(city=demo_registry.city, at=now(), level="unit"))
     assert total > 1000

@@ -37,10 +37,10 @@ from referencing.jsonschema import DRAFT4
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.models import Grid
-from service.ogc import params as ogc_params
-from service.ogc.openapi import ITEMS_ACCEPTED, MAX_LIMIT
-from service.registry import GridInput, Registry
+from service.db.models import Grid
+from service.grids.ogc import params as ogc_params
+from service.grids.ogc.openapi import ITEMS_ACCEPTED, MAX_LIMIT
+from service.grids.registry import GridInput, Registry
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)  # the small city is written
 T1 = datetime(2025, 6, 1, tzinfo=UTC)  # units get new boundaries

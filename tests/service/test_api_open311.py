@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from georeport import GeoReport
 
 from gis.datum import from_wgs84
-from service.catalogue import Catalogue
+from service.cases.catalogue import Catalogue
 from service.factory import create_app
 from service.settings import CaseSettings
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from gis.datum import wgs84_to_gcj02
 from layers.page import LAYER_TITLES
 from service.factory import AppSettings, create_app
-from service.registry import Registry
+from service.grids.registry import Registry
 from service.settings import MapSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -162,8 +162,8 @@ def heatmap_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from service.catalogue import seed_catalogue
-    from service.models import (
+    from service.cases.catalogue import seed_catalogue
+    from service.db.models import (
         Category,
         CoverageRun,
         Grid,

@@ -11,7 +11,7 @@ from cityfixture import COMM_A, X0, Y0, point_lonlat, unit_code
 from sqlalchemy import func, select, text
 
 from gis.datum import wgs84_to_gcj02
-from service.models import GpsFix, PatrolTrack
+from service.db.models import GpsFix, PatrolTrack
 
 CST = timezone(timedelta(hours=8))
 DAY = datetime(2026, 11, 17, 9, 0, tzinfo=CST)

@@ -18,10 +18,10 @@ from shapely.geometry import shape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import tiles
+from service.db.models import Grid
 from service.factory import AppSettings
-from service.models import Grid
-from service.tiles import TileCache, grid_levels
+from service.maps import tiles
+from service.maps.tiles import TileCache, grid_levels
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HALF_WORLD = math.pi * 6378137.0  # Web Mercator half-width in metres

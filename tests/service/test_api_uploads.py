@@ -30,8 +30,8 @@ from hostile_files import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.models import Case, GpsFix, Grid, Hotspot
 from service.factory import AppSettings, create_app
-from service.models import Case, GpsFix, Grid, Hotspot
 
 VECTOR_ENDPOINTS = ["/api/grids/import", "/api/hotspots/import", "/api/cases/import"]
 
@@ -242,9 +242,9 @@ def test_service_readers_refuse_bombs_in_little_memory(tmp_path, bomb, call):
         gzip_bomb(path)
     setup = (
         "from pathlib import Path\n"
-        "from service.bulk_locate import read_points\n"
-        "from service.case_import import read_case_file\n"
-        "from service.fix_ingest import read_fix_file\n"
+        "from service.grids.bulk_locate import read_points\n"
+        "from service.cases.importer import read_case_file\n"
+        "from service.patrol.fixes import read_fix_file\n"
         f"PATH = {str(path)!r}"
     )
     result = peak_growth(setup, call)

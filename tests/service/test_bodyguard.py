@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.bodyguard import MAX_JSON_DEPTH, GuardedRoute, json_depth
+from service.http.bodyguard import MAX_JSON_DEPTH, GuardedRoute, json_depth
 
 
 def _depth(value: Any) -> int:

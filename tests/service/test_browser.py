@@ -26,7 +26,7 @@ from test_api_patrol import walk
 
 from layers.page import LAYER_TITLES
 from layers.report import POPUP_FIELDS, heat_html
-from service.registry import Registry
+from service.grids.registry import Registry
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -10,11 +10,11 @@ from cityfixture import point_lonlat, small_city
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from service.cases import Action, CaseInput, CaseService
-from service.catalogue import seed_catalogue
+from service.cases.cases import Action, CaseInput, CaseService
+from service.cases.catalogue import seed_catalogue
+from service.db.models import CaseEvent
 from service.errors import Conflict
-from service.models import CaseEvent
-from service.registry import Registry
+from service.grids.registry import Registry
 
 CITY = "990300"  # committed for real (two connections); the test database is dropped after
 

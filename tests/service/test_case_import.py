@@ -268,7 +268,7 @@ def test_bulk_rows_link_to_stored_open_and_closed_cases(client: TestClient, case
 
 
 def test_field_columns_become_the_same_json_as_a_per_row_json_dumps() -> None:
-    from service.case_import import _fields_json
+    from service.cases.importer import _fields_json
 
     frame = pd.DataFrame(
         {
@@ -292,7 +292,7 @@ def test_field_columns_become_the_same_json_as_a_per_row_json_dumps() -> None:
 
 
 def test_reporter_entries_are_the_same_json_as_a_per_row_json_dumps() -> None:
-    from service.case_import import _reporters_json
+    from service.cases.importer import _reporters_json
 
     name = np.array(["张三", None, None, 'a"b\\c', "李四"], dtype=object)
     phone = np.array([None, "13800000000", None, "1", "13800000000"], dtype=object)
@@ -379,7 +379,7 @@ ROUND_TRIP_ROWS = [
 
 
 def test_binary_copy_stores_exactly_what_an_ordinary_insert_stores(session) -> None:
-    from service.case_import import COLUMNS, COPY_SCHEMA, binary_encoder
+    from service.cases.importer import COLUMNS, COPY_SCHEMA, binary_encoder
 
     cur = session.connection().connection.driver_connection.cursor()
     ids = [row["id"] for row in ROUND_TRIP_ROWS]

@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
-from service.changes import ChangeListener
+from service.db.changes import ChangeListener
 from service.deps import SessionDep
 from service.factory import AppSettings, create_app
-from service.registry import GridInput, Registry, now
-from service.repository import geom_of
+from service.grids.registry import GridInput, Registry, now
+from service.grids.repository import geom_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CITY = "990400"  # committed for real; the test database is dropped after the run

@@ -13,8 +13,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from service.cli import app
-from service.factory import AppSettings
-from service.models import (
+from service.db.models import (
     CoverageRun,
     Device,
     GpsFix,
@@ -24,6 +23,7 @@ from service.models import (
     PatrolTrack,
     Worker,
 )
+from service.factory import AppSettings
 
 CLI_CITY = "990200"  # committed by the CLI; removed after each test
 DEMO_CLI_CITY = "990210"  # the demo loaded by the CLI (cases and history stay)
@@ -132,7 +132,7 @@ def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cli_imports_fixes_and_computes_coverage(cli_env, engine: Engine, tmp_path) -> None:
     from test_api_patrol import walk
 
-    from service.patrol import PatrolService, WorkerInput
+    from service.patrol.workers import PatrolService, WorkerInput
 
     assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
     with Session(engine) as session:

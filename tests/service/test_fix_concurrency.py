@@ -12,10 +12,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from test_api_patrol import walk
 
-from service.fix_ingest import FixIngester
-from service.models import GpsFix, PatrolTrack
-from service.patrol import PatrolService, WorkerInput
-from service.registry import Registry
+from service.db.models import GpsFix, PatrolTrack
+from service.grids.registry import Registry
+from service.patrol.fixes import FixIngester
+from service.patrol.workers import PatrolService, WorkerInput
 
 CITY = "990310"  # committed for real (two connections); the test database is dropped after
 

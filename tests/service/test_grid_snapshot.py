@@ -12,11 +12,11 @@ from cityfixture import COMM_A, COMM_B, lonlat, mbox, point_lonlat, small_city, 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from service.db.models import Grid
 from service.errors import NotFound
-from service.grid_snapshot import grid_version, snapshot_for
-from service.models import Grid
-from service.registry import GridInput, Registry, now
-from service.repository import geom_of
+from service.grids.registry import GridInput, Registry, now
+from service.grids.repository import geom_of
+from service.grids.snapshot import grid_version, snapshot_for
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from alembic.migration import MigrationContext
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import Engine, create_engine, inspect, make_url, text
 
-from service import migrations
-from service.database import make_engine
-from service.models import Base
+from service.db import migrations
+from service.db.engine import make_engine
+from service.db.models import Base
 
 
 @pytest.fixture

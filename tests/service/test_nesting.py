@@ -20,7 +20,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Geod, Transformer
 
-from service.registry import GridInput, Registry
+from service.grids.registry import GridInput, Registry
 
 CITY, DISTRICT, STREET = "41010000000000", "41010500000000", "41010500100000"
 COMMUNITIES = [f"410105001{n:03d}00" for n in (1, 2, 3, 4)]

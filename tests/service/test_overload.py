@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from bench.loadgen import Request, phases, run_load
 from service.factory import AppSettings
-from service.overload import AdmissionControl
+from service.http.overload import AdmissionControl
 from service.settings import DatabaseSettings, ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ from cityfixture import (
 from pyproj import Geod
 from sqlalchemy import func, select
 
+from service.db.models import Grid
 from service.errors import Conflict, InvalidInput, NotFound
-from service.models import Grid
-from service.registry import GridInput, Registry, now
-from service.repository import geom_of
+from service.grids.registry import GridInput, Registry, now
+from service.grids.repository import geom_of
 
 GEOD = Geod(ellps="WGS84")
 
@@ -115,7 +115,7 @@ def test_neighbours_sharing_an_edge_do_not_conflict(city: Registry) -> None:
     assert (
         len(
             city.repo.list(
-                __import__("service.repository", fromlist=["GridFilter"]).GridFilter(
+                __import__("service.grids.repository", fromlist=["GridFilter"]).GridFilter(
                     city=city.city, at=now(), level="unit"
                 )
             )

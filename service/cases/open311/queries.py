@@ -1,0 +1,39 @@
+"""The reads behind the Open311 answers: service requests by filter, the catalogue changeset."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.cases.open311.params import RequestFilter
+from service.db.models import Case, Category
+
+
+def find_requests(
+    session: Session, city: str, flt: RequestFilter, limit: int, offset: int = 0
+) -> list[Case]:
+    """Cases of ``city`` matching ``flt``, newest first (then highest id), one page of them."""
+    stmt = select(Case).where(
+        Case.city == city, Case.reported_at >= flt.start, Case.reported_at <= flt.end
+    )
+    if flt.service_codes:
+        stmt = stmt.where(Case.category_code.in_(flt.service_codes))
+    if flt.statuses:
+        stmt = stmt.where(Case.status.in_(flt.statuses))
+    stmt = stmt.order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def changeset(categories: Iterable[Category]) -> str:
+    """A value that changes whenever the service list or a service definition changes.
+
+    The catalogue keeps no edit time, so this is a fingerprint of its content rather than a
+    date: clients compare it with the one they cached.
+    """
+    content = [(c.code, c.name, c.major_name, list(c.required_fields)) for c in categories]
+    digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+    return digest[:16]

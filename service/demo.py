@@ -1,0 +1,260 @@
+"""The demo city: grids, catalogue, hotspots, routing rules and a season of cases.
+
+Everything is generated from one seed (``gis.demo``, ``gis.demo_hotspots``) and written through
+the same services as real data, so the demo exercises every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from service.cases.catalogue import Catalogue, seed_catalogue
+from service.cases.importer import CaseImporter
+from service.db.engine import driver_cursor
+from service.factory import AppSettings
+from service.grids.registry import GridInput, Registry
+from service.hotspots.hotspots import HotspotInput, HotspotService
+
+DEMO_SINCE = datetime(2025, 1, 1, tzinfo=UTC)  # demo grids are valid from here on
+
+Progress = Callable[[str, int, int], None]
+
+
+def _quiet(step: str, done: int, total: int) -> None:
+    return None
+
+
+def load_demo_grids(
+    session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """Write the demo city's five levels of grids; return how many."""
+    from gis.demo import build_demo_city
+
+    frame = build_demo_city(seed=seed, code_width=settings.grids.code_width)
+    items = [
+        GridInput(
+            code=row.code,
+            level=row.level,
+            name=row.name,
+            geometry=row.geometry,
+            parent_code=row.parent_code,
+            responsible_unit=row.responsible_unit,
+            responsible_persons=list(row.responsible_persons),
+            land_use=row.land_use,
+            management_grade=row.management_grade,
+        )
+        for row in frame.itertuples()
+    ]
+    Registry(session, settings.scheme, settings.grids.city).write(
+        items, at=DEMO_SINCE, progress=lambda done: progress("grids", done, len(items))
+    )
+    return len(items)
+
+
+def load_demo_hotspots(session: Session, settings: AppSettings, seed: int = 7) -> int:
+    """Markets, the rail corridor, construction sites, school gates … and routing rules."""
+    from gis.demo_hotspots import build_demo_hotspots
+
+    frame = build_demo_hotspots(seed=seed)
+    items = [
+        HotspotInput(
+            key=row.key,
+            kind=row.kind,
+            name=row.name,
+            geometry=row.geometry,
+            buffer_m=float(row.buffer_m),
+            active_from=_when(row.active_from) or DEMO_SINCE,
+            active_to=_when(row.active_to),
+            owner_unit=row.owner_unit,
+            owner_name=row.owner_name,
+            owner_phone=row.owner_phone,
+            risk_weight=float(row.risk_weight),
+            patrol_quota_per_week=None
+            if pd.isna(row.patrol_quota_per_week)
+            else int(row.patrol_quota_per_week),
+        )
+        for row in frame.itertuples()
+    ]
+    HotspotService(session, settings.grids.city).create(items)
+    catalogue = Catalogue(session, settings.grids.city)
+    # market and site managers take street-order and construction problems next to them
+    catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
+    catalogue.add_rule(
+        category_prefix="03", department="住房和城乡建设局", hotspot_owner_first=True
+    )
+    return len(items)
+
+
+def load_demo_cases(
+    session: Session, settings: AppSettings, n: int, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """``n`` generated cases (bulk intake), then a realistic spread of workflow states."""
+    from gis.demo_hotspots import generate_cases
+
+    frame = generate_cases(n, seed=seed)
+    frame = frame.assign(
+        reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
+        # the catalogue asks these categories for extra fields
+        # numpy's stubs take neither a pandas Series as condition nor None as a fill value.
+        field_site_name=np.where(frame["category_code"] == "0303", "工地(演示)", None),  # type: ignore[call-overload]
+        field_shop_name=np.where(frame["category_code"] == "0203", "沿街商铺(演示)", None),  # type: ignore[call-overload]
+    )
+    report = CaseImporter(session, settings).run(frame, mode="rows")
+    progress("cases", report.created, n)
+    _advance(session, settings, seed, progress)
+    return report.created
+
+
+def _advance(session: Session, settings: AppSettings, seed: int, progress: Progress) -> None:
+    """Move cases along legal workflow paths: most closed, some stuck (overdue), a few rejected.
+
+    Written in bulk (one COPY of history rows, one UPDATE) — the paths are checked against the
+    workflow's transition table once, so the result is what the API would have produced.
+    """
+    from sqlalchemy import select, text
+
+    from service.cases.workflow import next_status
+    from service.db.models import Case
+    from service.grids.registry import now
+
+    plans = {
+        "closed": ["register", "dispatch", "handle", "feedback", "verify"],
+        "fed_back": ["register", "dispatch", "handle", "feedback"],
+        "handling": ["register", "dispatch", "handle"],
+        "dispatched": ["register", "dispatch"],
+        "rejected": ["reject"],
+        "reported": [],
+    }
+    statuses = {}
+    for name, steps in plans.items():
+        status = "reported"
+        for step in steps:
+            status = next_status(status, step)  # raises if a plan breaks the workflow
+        statuses[name] = status
+    rows = session.execute(
+        select(Case.id, Case.reported_at).where(Case.city == settings.grids.city)
+    ).all()
+    if not rows:
+        return
+    rng = np.random.default_rng(seed)
+    names = list(plans)
+    pick = rng.choice(len(names), size=len(rows), p=[0.70, 0.04, 0.06, 0.06, 0.04, 0.10])
+    t_now = now()
+    events, updates = [], []
+    for (case_id, reported), k in zip(rows, pick, strict=True):
+        steps = plans[names[k]]
+        gaps = rng.exponential(3.0, len(steps)) + 0.2  # hours between steps
+        times = [reported + pd.Timedelta(hours=float(h)) for h in np.cumsum(gaps)]
+        if not steps or times[-1] > t_now:
+            continue
+        status = "reported"
+        for step, at in zip(steps, times, strict=True):
+            after = next_status(status, step)
+            note = "非城管职责" if step == "reject" else ""
+            events.append((case_id, step, status, after, "demo", at.isoformat(), note))
+            status = after
+        closed = times[-1].isoformat() if status == "closed" else ""
+        updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
+    row: tuple[object, ...]  # one COPY row; history and state rows differ in shape
+    with driver_cursor(session) as cur:
+        with cur.copy(
+            "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
+        ) as copy:
+            for row in events:
+                copy.write_row(row)
+        cur.execute(
+            "CREATE TEMP TABLE demo_states (id bigint, status text, closed_at text, "
+            "lock_version int, updated_at text) ON COMMIT DROP"
+        )
+        with cur.copy("COPY demo_states FROM STDIN") as copy:
+            for row in updates:
+                copy.write_row(row)
+    session.execute(
+        text(
+            "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
+            "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
+            "updated_at = d.updated_at::timestamptz FROM demo_states d WHERE c.id = d.id"
+        )
+    )
+    progress("workflow", len(updates), len(rows))
+
+
+def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) -> int:
+    """The demo city's roads as street centre lines (for street-length coverage)."""
+    from geoalchemy2.shape import from_shape
+
+    from gis.demo import build_demo_roads
+    from service.db.models import Street
+
+    roads = build_demo_roads(seed=seed)
+    session.add_all(
+        Street(
+            city=settings.grids.city,
+            name=row.name,
+            kind=row.kind,
+            geom=from_shape(row.geometry, srid=4326),
+        )
+        for row in roads.itertuples()
+    )
+    session.flush()
+    return len(roads)
+
+
+def load_demo_patrol(
+    session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
+) -> int:
+    """About 60 grid workers with a phone each and a week of their GPS fixes (tracks built)."""
+    from gis.demo import build_demo_city
+    from gis.demo_patrol import build_demo_patrol
+    from service.patrol.fixes import FixIngester
+    from service.patrol.workers import PatrolService, WorkerInput
+
+    city = build_demo_city(seed=seed, code_width=settings.grids.code_width)
+    demo = build_demo_patrol(city, seed=seed, tz=settings.grids.timezone)
+    patrol = PatrolService(session, settings.grids.city)
+    for w in demo.workers.to_dict("records"):
+        patrol.save_worker(
+            WorkerInput(
+                code=w["code"],
+                name=w["name"],
+                team=w["team"],
+                grid_codes=list(w["grid_codes"]),
+                devices=[w["device_id"]],
+            )
+        )
+    fixes = demo.fixes.assign(time=demo.fixes["time"].map(lambda t: t.isoformat()))
+    report = FixIngester(session, settings, progress=progress).run(fixes, mode="rows")
+    return report.stored
+
+
+def load_demo_world(
+    session: Session,
+    settings: AppSettings,
+    seed: int = 7,
+    cases: int = 0,
+    progress: Progress = _quiet,
+    patrol: bool = True,
+) -> dict[str, int]:
+    """Grids, catalogue, hotspots, rules, streets, ``cases`` cases and (with ``patrol``) a
+    week of patrol tracks for ``settings.grids.city``."""
+    out = {"grids": load_demo_grids(session, settings, seed, progress)}
+    out["categories"] = seed_catalogue(session, settings.grids.city)
+    out["hotspots"] = load_demo_hotspots(session, settings, seed)
+    out["streets"] = load_demo_streets(session, settings, seed)
+    if cases:
+        out["cases"] = load_demo_cases(session, settings, cases, seed, progress)
+    if patrol:
+        out["fixes"] = load_demo_patrol(session, settings, seed, progress)
+    return out
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()

@@ -1,0 +1,213 @@
+"""Imports from vector files: grids (read, repair, validate, write — all or nothing) and
+hotspots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from fastapi import UploadFile
+
+from gis.io import VectorFileError, read_features
+from gis.limits import FileLimits
+from gis.repair import repair_polygons
+from service.errors import InvalidInput
+from service.grids.registry import ATTRIBUTES, GridInput, Registry
+from service.hotspots.hotspots import HotspotInput
+from service.http.uploads import file_refusals, saved_upload
+
+
+def import_upload(
+    registry: Registry,
+    file: UploadFile,
+    *,
+    level: str | None,
+    crs: str | None,
+    datum: str,
+    max_upload_mb: int,
+    limits: FileLimits,
+) -> dict[str, Any]:
+    """Import an uploaded file; see ``import_file``."""
+    with saved_upload(file, max_upload_mb) as path:
+        return import_file(registry, path, level=level, crs=crs, datum=datum, limits=limits)
+
+
+def import_file(
+    registry: Registry,
+    path: Path,
+    *,
+    level: str | None = None,
+    crs: str | None = None,
+    datum: str = "wgs84",
+    progress: Callable[[int], None] | None = None,
+    limits: FileLimits | None = None,
+) -> dict[str, Any]:
+    """Read ``path`` and write its grids to the registry (nothing stored on any error)."""
+    frame = _read_vector_file(path, crs, datum, limits)
+    return import_frame(registry, frame, level=level, progress=progress)
+
+
+def _read_vector_file(
+    path: Path, crs: str | None, datum: str, limits: FileLimits | None
+) -> gpd.GeoDataFrame:
+    try:
+        with file_refusals():
+            return read_features(path, crs=crs, datum=datum, limits=limits)
+    except VectorFileError as exc:
+        raise InvalidInput(str(exc), field="file") from exc
+    except ValueError as exc:  # e.g. unknown datum or CRS text
+        raise InvalidInput(str(exc), field="datum" if "datum" in str(exc) else "crs") from exc
+
+
+def import_frame(
+    registry: Registry,
+    frame: gpd.GeoDataFrame,
+    *,
+    level: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Repair what can be repaired without changing areas, then write every feature."""
+    if "code" not in frame.columns:
+        raise InvalidInput("features need a 'code' attribute", field="code")
+    if "level" not in frame.columns and level is None:
+        raise InvalidInput(
+            "features have no 'level' attribute; pass level=unit (or another level)",
+            field="level",
+        )
+    repaired = repair_polygons(list(frame.geometry))
+    if repaired.errors:
+        errors = [
+            {
+                "index": i,
+                "code": _text(frame.iloc[i].get("code")),
+                "field": "geometry",
+                "reason": msg,
+            }
+            for i, msg in repaired.errors
+        ]
+        raise InvalidInput(
+            f"{len(errors)} feature(s) have geometries that cannot be repaired without changing "
+            f"their area, nothing stored: {errors[0]['reason']}",
+            field="geometry",
+            errors=errors,
+        )
+    items = [
+        _item(row, geom, level)
+        for (_, row), geom in zip(frame.iterrows(), repaired.geometries, strict=True)
+    ]
+    report = registry.write(items, progress=progress)
+    return {
+        "features": len(items),
+        "created": report.created,
+        "versioned": report.versioned,
+        "updated": report.updated,
+        "repaired": [
+            {"index": i, "code": items[i].code, "change": msg} for i, msg in repaired.changes
+        ],
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _persons(row: pd.Series) -> list[dict[str, Any]]:
+    raw = row.get("responsible_persons")
+    if isinstance(raw, list):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, list):
+            return value
+    person = _text(row.get("responsible_person"))
+    if person:
+        return [{"name": person, "phone": _text(row.get("phone"))}]
+    return []
+
+
+def _item(row: pd.Series, geom: Any, level: str | None) -> GridInput:
+    code = _text(row.get("code")) or ""
+    values = {name: _text(row.get(name)) for name in ATTRIBUTES if name != "responsible_persons"}
+    return GridInput(
+        code=code,
+        level=_text(row.get("level")) or level or "",
+        name=values.pop("name") or code,
+        geometry=geom,
+        parent_code=_text(row.get("parent_code")),
+        responsible_persons=_persons(row),
+        **values,
+    )
+
+
+def hotspots_from_upload(
+    file: UploadFile,
+    *,
+    kind: str | None,
+    crs: str | None,
+    datum: str,
+    max_upload_mb: int,
+    limits: FileLimits,
+    tz: str,
+) -> list[HotspotInput]:
+    """Hotspots described by an uploaded vector file (validated later, all or nothing)."""
+    with saved_upload(file, max_upload_mb) as path:
+        frame = _read_vector_file(path, crs, datum, limits)
+    items = []
+    for i, (_, row) in enumerate(frame.iterrows()):
+        try:
+            items.append(
+                HotspotInput(
+                    key=_text(row.get("key")) or "",
+                    kind=_text(row.get("kind")) or kind or "",
+                    name=_text(row.get("name")) or _text(row.get("key")) or "",
+                    geometry=row.geometry,
+                    buffer_m=_number(row.get("buffer_m")),
+                    active_from=_time(row.get("active_from"), tz),
+                    active_to=_time(row.get("active_to"), tz),
+                    owner_unit=_text(row.get("owner_unit")),
+                    owner_name=_text(row.get("owner_name")),
+                    owner_phone=_text(row.get("owner_phone")),
+                    risk_weight=_number(row.get("risk_weight")),
+                    patrol_quota_per_week=_int(row.get("patrol_quota_per_week")),
+                )
+            )
+        except ValueError as exc:
+            raise InvalidInput(f"feature {i}: {exc}", field="file", index=i) from exc
+    return items
+
+
+def _number(value: Any) -> float | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a number") from exc
+
+
+def _int(value: Any) -> int | None:
+    number = _number(value)
+    return None if number is None else int(number)
+
+
+def _time(value: Any, tz: str) -> datetime | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize(tz)
+    return stamp.to_pydatetime()

@@ -1,0 +1,1 @@
+"""Hotspots: places that breed problems, their influence zones and the grids they touch."""

@@ -1,0 +1,1 @@
+"""What the dispatcher map draws: heat layers and vector tiles."""

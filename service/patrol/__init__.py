@@ -1,0 +1,1 @@
+"""Patrols: workers, phones and sessions, GPS fix intake, tracks and coverage."""

@@ -1,0 +1,460 @@
+"""GPS fix intake: validate a batch, store new fixes with binary COPY, rebuild affected tracks.
+
+One path serves the batch API, CSV/GPX uploads and the CLI:
+
+1. **Validate** every row (device registered, datum known, lon/lat in range, time readable,
+   not in the future, inside the city, in time order per device). ``mode="all"`` refuses the
+   whole batch on any bad row; ``mode="rows"`` stores the good rows and lists the bad ones.
+2. **Store** the fixes not stored yet: a fix is identified by device and timestamp, so a resent
+   batch stores nothing twice (counted as ``replayed``; the stored copy stays). New fixes go in
+   with one binary COPY.
+3. **Rebuild tracks** of the affected devices over the batch's time window, widened by the
+   track gap and to the tracks it touches, from the stored and the new fixes together (late
+   uploads from a phone that was offline slot into place).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gis import datum as datums
+from gis.limits import FileLimits, check_csv
+from gis.metric import to_metric, to_metric_xy, utm_crs_for_geometries
+from gis.patrol import CleaningRules
+from service.db.engine import driver_cursor
+from service.db.models import Device, Grid
+from service.db.pgcopy import copy_arrow
+from service.errors import InvalidInput, NotFound
+from service.factory import AppSettings
+from service.grids.registry import now
+from service.grids.repository import geom_of
+from service.http.rowerrors import RowErrors
+from service.http.timeparse import epoch_us, from_epoch_us
+from service.http.uploads import file_refusals
+from service.patrol.tracks import TrackWriter
+
+_US = 1_000_000
+_LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")
+_LOCK_BUCKETS = 256
+_OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
+
+
+@dataclass
+class IngestReport:
+    """What one batch of fixes did."""
+
+    rows: int = 0
+    stored: int = 0
+    replayed: int = 0
+    repeated: int = 0
+    error_count: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    devices: int = 0
+    tracks: int = 0
+    cleaning: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        return {
+            "rows": self.rows,
+            "stored": self.stored,
+            "replayed": self.replayed,
+            "repeated_in_batch": self.repeated,
+            "error_count": self.error_count,
+            "errors": self.errors,
+            "devices": self.devices,
+            "tracks_rebuilt": self.tracks,
+            "cleaning": self.cleaning,
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def read_fix_file(
+    path: Path, device_id: str | None = None, limits: FileLimits | None = None
+) -> pd.DataFrame:
+    """Fixes from a CSV (``device_id, time, lon, lat[, accuracy_m, speed_mps, datum]``) or a GPX
+    file (track points with times; ``device_id`` names the phone that recorded it), within
+    ``limits``."""
+    suffix = path.suffix.lower()
+    limits = limits or FileLimits()
+    try:
+        with file_refusals():
+            frame = _read_table(path, suffix, limits)
+    except (pa.ArrowInvalid, ValueError, OSError, DataSourceError, DataLayerError) as exc:
+        raise InvalidInput(f"cannot read the fix file: {exc}", field="file") from exc
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if device_id is not None:
+        if "device_id" in frame.columns and frame["device_id"].notna().any():
+            raise InvalidInput(
+                "the file has a device_id column; do not also give device_id", field="device_id"
+            )
+        frame["device_id"] = device_id
+    return frame
+
+
+def _read_table(path: Path, suffix: str, limits: FileLimits) -> pd.DataFrame:
+    if suffix == ".gpx":
+        return _read_gpx(path, limits)
+    if suffix == ".csv":
+        check_csv(path, limits)
+        return pacsv.read_csv(
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types={"device_id": pa.string(), "time": pa.string()},
+                strings_can_be_null=True,
+            ),
+        ).to_pandas()
+    raise InvalidInput(
+        f"cannot read {path.suffix or 'this'} files as fixes; send CSV or GPX", field="file"
+    )
+
+
+def _read_gpx(path: Path, limits: FileLimits) -> pd.DataFrame:
+    import pyogrio
+
+    layers = {name for name, _ in pyogrio.list_layers(path)}
+    layer = "track_points" if "track_points" in layers else "route_points"
+    if layer not in layers:
+        raise InvalidInput("the GPX file has no track or route points", field="file")
+    count = int(pyogrio.read_info(path, layer=layer, force_feature_count=True)["features"])
+    limits.check_rows(count, "track points")
+    # pyogrio allocates max_features rows up front: the count, not the limit
+    gdf = pyogrio.read_dataframe(path, layer=layer, max_features=count + 1)
+    if "time" not in gdf.columns:
+        raise InvalidInput("the GPX points carry no <time>; fixes need one", field="file")
+    times = pd.to_datetime(gdf["time"], utc=True, errors="coerce")
+    return pd.DataFrame(
+        {
+            "time": times.map(lambda v: None if pd.isna(v) else v.isoformat()).astype(object),
+            "lon": gdf.geometry.x.to_numpy(),
+            "lat": gdf.geometry.y.to_numpy(),
+        }
+    )
+
+
+class FixIngester:
+    """One batch of fixes on one session (the caller commits)."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: AppSettings,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.city = settings.grids.city
+        self.rules = CleaningRules(
+            max_accuracy_m=settings.patrol.max_accuracy_m,
+            max_speed_mps=settings.patrol.max_speed_mps,
+            gap_s=settings.patrol.gap_s,
+            stationary_radius_m=settings.patrol.stationary_radius_m,
+            stationary_window_s=settings.patrol.stationary_window_s,
+        )
+        self.progress = progress or (lambda step, done, total: None)
+
+    def run(self, frame: pd.DataFrame, *, mode: str = "all", datum: str = "wgs84") -> IngestReport:
+        """Validate, store and rebuild tracks; see the module docstring."""
+        if mode not in ("all", "rows"):
+            raise InvalidInput("mode must be 'all' (all or nothing) or 'rows'", field="mode")
+        try:
+            datums.check_datum(datum)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="datum") from exc
+        if len(frame) == 0:
+            raise InvalidInput("the batch has no fixes", field="fixes")
+        report = IngestReport(rows=len(frame))
+        clock = time.perf_counter()
+        cols, errors = self._validate(frame, datum)
+        report.seconds["validate"] = time.perf_counter() - clock
+        report.error_count, report.errors = errors.count, errors.listed()
+        if report.error_count and mode == "all":
+            first = report.errors[0]
+            raise InvalidInput(
+                f"{report.error_count} of {len(frame)} fix(es) rejected, nothing stored; first: "
+                f"row {first['row']} {first['field']}: {first['reason']}",
+                field=first["field"],
+                errors=report.errors,
+                error_count=report.error_count,
+            )
+        good = {k: v[~errors.bad] for k, v in cols.items()}
+        good, report.repeated = _first_per_key(good)
+        self.progress("validate", len(frame), len(frame))
+
+        clock = time.perf_counter()
+        self._lock_devices(good["device_key"])
+        windows = self._windows(good)
+        stored = self._stored_fixes(windows)
+        fresh = ~_isin_keys(good, stored)
+        report.replayed = int((~fresh).sum())
+        new = {k: v[fresh] for k, v in good.items()}
+        with driver_cursor(self.session) as cur:
+            report.stored = copy_arrow(cur, "gps_fixes", self._fix_table(new))
+        report.seconds["store"] = time.perf_counter() - clock
+        self.progress("store", report.stored, report.stored)
+
+        clock = time.perf_counter()
+        report.devices = len(windows)
+        report.tracks, report.cleaning = self._rebuild_tracks(windows, stored, new)
+        report.seconds["tracks"] = time.perf_counter() - clock
+        return report
+
+    # -- validation ----------------------------------------------------------------------------
+    def _validate(self, frame: pd.DataFrame, datum: str) -> tuple[dict[str, np.ndarray], RowErrors]:
+        for name in ("device_id", "time", "lon", "lat"):
+            if name not in frame.columns:
+                raise InvalidInput(
+                    f"fixes need a {name!r} column (device_id, time, lon, lat; optional "
+                    "accuracy_m, speed_mps, datum)",
+                    field=name,
+                )
+        n = len(frame)
+        errors = RowErrors(n)
+        device_id = frame["device_id"].astype(object).to_numpy()
+        known = self._devices()
+        device_key = np.array([known.get(d, (-1, ""))[0] for d in device_id], dtype=np.int64)
+        errors.add(
+            device_key < 0,
+            "device_id",
+            np.array([f"unknown device {d!r}; register it first" for d in device_id], object),
+        )
+        lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float)
+        lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(float)
+        errors.add(~(np.abs(lon) <= 180), "lon", "lon must be a number in -180..180")
+        errors.add(~(np.abs(lat) <= 90), "lat", "lat must be a number in -90..90")
+        row_datum = (
+            frame["datum"].fillna(datum).astype(str).str.lower().to_numpy(object)
+            if "datum" in frame.columns
+            else np.full(n, datum, dtype=object)
+        )
+        errors.add(
+            ~np.isin(row_datum, list(datums.DATUMS)),
+            "datum",
+            f"unknown datum; use one of {', '.join(datums.DATUMS)}",
+        )
+        at_us = self._times(frame["time"], errors)
+        limit = (now().timestamp() + self.settings.patrol.future_tolerance_s) * _US
+        errors.add(at_us > limit, "time", "the fix is in the future; check the phone's clock")
+        wlon, wlat = lon.copy(), lat.copy()
+        for name in datums.DATUMS:
+            pick = (row_datum == name) & ~errors.bad
+            if pick.any() and name != "wgs84":
+                wlon[pick], wlat[pick] = datums.to_wgs84(lon[pick], lat[pick], name)
+        ok = ~errors.bad
+        inside = np.zeros(n, dtype=bool)
+        inside[ok] = self._inside_city(wlon[ok], wlat[ok])
+        errors.add(
+            ~inside,
+            "lon",
+            f"the fix lies more than {self.settings.patrol.outside_city_m:g} m outside the city "
+            "(wrong datum or swapped lon/lat?)",
+        )
+        errors.add(_out_of_order(device_key, at_us, ~errors.bad), "time", _ORDER_HELP)
+        cols = {
+            "device_key": device_key,
+            "at_us": at_us,
+            "lon": wlon,
+            "lat": wlat,
+            "accuracy_m": _optional_float(frame, "accuracy_m", errors),
+            "speed_mps": _optional_float(frame, "speed_mps", errors),
+            "worker": np.array([known.get(d, (-1, ""))[1] for d in device_id], dtype=object),
+        }
+        return cols, errors
+
+    def _times(self, values: pd.Series, errors: RowErrors) -> np.ndarray:
+        """Microseconds since the epoch; naive times are local (``CITYGRID_TIMEZONE``)."""
+        if pd.api.types.is_numeric_dtype(values):
+            at = pd.to_datetime(values, unit="s", utc=True, errors="coerce")
+        else:
+            text = values.astype("string").str.strip()
+            has_offset = text.str.contains(_OFFSET, regex=True).fillna(False).to_numpy(bool)
+            at = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+            if has_offset.any():
+                at[has_offset] = pd.to_datetime(
+                    text[has_offset], utc=True, errors="coerce", format="ISO8601"
+                )
+            if (~has_offset).any():
+                local = pd.to_datetime(text[~has_offset], errors="coerce", format="ISO8601")
+                at[~has_offset] = local.dt.tz_localize(
+                    self.settings.grids.timezone, ambiguous="NaT", nonexistent="NaT"
+                ).dt.tz_convert("UTC")
+        at = at.astype("datetime64[us, UTC]")
+        missing = at.isna().to_numpy()
+        errors.add(missing, "time", "time must be ISO 8601 (e.g. 2026-11-20T08:00:05+08:00)")
+        us = at.to_numpy(dtype="datetime64[us]").astype(np.int64)
+        return np.where(missing, np.iinfo(np.int64).min, us)
+
+    def _devices(self) -> dict[str, tuple[int, str]]:
+        rows = self.session.execute(
+            select(Device.device_id, Device.id, Device.worker_code).where(Device.city == self.city)
+        )
+        return {d: (k, w) for d, k, w in rows}
+
+    def _inside_city(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+        if lon.size == 0:
+            return np.zeros(0, dtype=bool)
+        area = self.session.scalars(
+            select(Grid).where(
+                Grid.city == self.city, Grid.level == "city", Grid.valid_to.is_(None)
+            )
+        ).first()
+        if area is None:
+            raise NotFound("the city boundary is not registered yet; import the grids first")
+        boundary = geom_of(area)
+        crs = utm_crs_for_geometries(boundary)
+        zone = to_metric(boundary, crs).buffer(self.settings.patrol.outside_city_m)
+        shapely.prepare(zone)
+        x, y = to_metric_xy(lon, lat, crs)
+        return shapely.contains_xy(zone, x, y)
+
+    # -- storage -------------------------------------------------------------------------------
+    def _lock_devices(self, device_key: np.ndarray) -> None:
+        """Serialise batches of the same phones until this transaction ends.
+
+        Two batches of one phone at once would both miss the other's fixes (a duplicate-key
+        error for the second) and both rebuild the same tracks. Transaction-scoped advisory
+        locks on 256 buckets of device keys, taken in order (no deadlock), make the second
+        wait and then see the first's fixes as replayed.
+        """
+        buckets = sorted({int(k) % _LOCK_BUCKETS for k in np.unique(device_key)})
+        with driver_cursor(self.session) as cur:
+            cur.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, b)) FROM unnest(%s::int[]) AS b",
+                (_LOCK_SPACE, buckets),
+            )
+
+    def _windows(self, good: dict[str, np.ndarray]) -> pd.DataFrame:
+        """Per device: the batch's time span widened by the gap and to the tracks it touches."""
+        if good["at_us"].size == 0:
+            return pd.DataFrame(columns=["device_key", "lo", "hi", "worker"])
+        span = (
+            pd.DataFrame({"device_key": good["device_key"], "at": good["at_us"]})
+            .groupby("device_key")["at"]
+            .agg(["min", "max"])
+        )
+        gap = int(self.rules.gap_s * _US)
+        lo = (span["min"] - gap).to_numpy().copy()
+        hi = (span["max"] + gap).to_numpy().copy()
+        keys = span.index.to_numpy()
+        with driver_cursor(self.session) as cur:
+            cur.execute(
+                "SELECT w.k, min(t.started_at), max(t.ended_at) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
+                "JOIN patrol_tracks t ON t.device_key = w.k AND t.ended_at >= w.lo "
+                "AND t.started_at <= w.hi GROUP BY w.k",
+                (keys.tolist(), from_epoch_us(lo), from_epoch_us(hi)),
+            )
+            touched = {k: (a, b) for k, a, b in cur.fetchall()}
+        for i, k in enumerate(keys):
+            if k in touched:
+                a, b = touched[k]
+                lo[i] = min(lo[i], epoch_us(a))
+                hi[i] = max(hi[i], epoch_us(b))
+        worker = pd.Series(good["worker"]).groupby(good["device_key"]).first()
+        return pd.DataFrame(
+            {"device_key": keys, "lo": lo, "hi": hi, "worker": worker.loc[keys].to_numpy()}
+        )
+
+    def _stored_fixes(self, windows: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The fixes already stored inside the windows."""
+        names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
+        if windows.empty:
+            return {n: np.zeros(0) for n in names}
+        with driver_cursor(self.session) as cur:
+            cur.execute(
+                "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
+                "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+                "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
+                "AND f.at BETWEEN w.lo AND w.hi",
+                (
+                    windows["device_key"].tolist(),
+                    from_epoch_us(windows["lo"].to_numpy()),
+                    from_epoch_us(windows["hi"].to_numpy()),
+                    self.city,
+                ),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return {n: np.zeros(0) for n in names}
+        table = pd.DataFrame(rows, columns=list(names))
+        return {
+            "device_key": table["device_key"].to_numpy(np.int64),
+            "at_us": table["at_us"].to_numpy(np.int64),
+            "lon": table["lon"].to_numpy(float),
+            "lat": table["lat"].to_numpy(float),
+            "accuracy_m": table["accuracy_m"].to_numpy(float, na_value=np.nan),
+        }
+
+    def _fix_table(self, new: dict[str, np.ndarray]) -> pa.Table:
+        n = new["at_us"].size
+        return pa.table(
+            {
+                "city": pa.array(np.full(n, self.city, dtype=object), pa.string()),
+                "device_key": pa.array(new["device_key"], pa.int64()),
+                "at": pa.array(new["at_us"], pa.timestamp("us", tz="UTC")),
+                "lon": pa.array(new["lon"], pa.float64()),
+                "lat": pa.array(new["lat"], pa.float64()),
+                "accuracy_m": pa.array(new["accuracy_m"], pa.float32(), from_pandas=True),
+                "speed_mps": pa.array(new["speed_mps"], pa.float32(), from_pandas=True),
+            }
+        )
+
+    # -- tracks --------------------------------------------------------------------------------
+    def _rebuild_tracks(
+        self, windows: pd.DataFrame, stored: dict[str, np.ndarray], new: dict[str, np.ndarray]
+    ) -> tuple[int, dict[str, int]]:
+        if windows.empty:
+            return 0, {}
+        fixes = {
+            k: np.concatenate([np.asarray(stored[k]), np.asarray(new[k])])
+            for k in ("device_key", "at_us", "lon", "lat", "accuracy_m")
+        }
+        writer = TrackWriter(self.session, self.city, self.rules)
+        return writer.rebuild(windows, fixes, self.progress)
+
+
+_ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"
+
+
+def _optional_float(frame: pd.DataFrame, name: str, errors: RowErrors) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.nan)
+    raw = frame[name]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(float)
+    errors.add(raw.notna().to_numpy() & ~(values >= 0), name, f"{name} must be a number >= 0")
+    return values
+
+
+def _out_of_order(device_key: np.ndarray, at_us: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Rows earlier than an earlier (valid) row of the same device, in the order received."""
+    t = pd.Series(np.where(ok, at_us, np.iinfo(np.int64).min))
+    previous = t.groupby(device_key).cummax().groupby(device_key).shift(1)
+    return ok & (t < previous.fillna(np.iinfo(np.int64).min)).to_numpy()
+
+
+def _first_per_key(cols: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Drop repeats of a (device, time) within the batch, keeping the first."""
+    key = pd.DataFrame({"d": cols["device_key"], "t": cols["at_us"]})
+    repeat = key.duplicated().to_numpy()
+    return {k: v[~repeat] for k, v in cols.items()}, int(repeat.sum())
+
+
+def _isin_keys(good: dict[str, np.ndarray], stored: dict[str, np.ndarray]) -> np.ndarray:
+    if stored["at_us"].size == 0:
+        return np.zeros(good["at_us"].size, dtype=bool)
+    have = pd.MultiIndex.from_arrays([stored["device_key"], stored["at_us"]])
+    return pd.MultiIndex.from_arrays([good["device_key"], good["at_us"]]).isin(have)
