@@ -31,7 +31,7 @@ from gis.demo_hotspots import generate_cases
 from service.cases.catalogue import seed_catalogue
 from service.cases.importer import CaseImporter, read_case_file
 from service.demo import load_demo_grids, load_demo_hotspots
-from service.factory import AppSettings
+from service.settings import AppSettings
 
 
 def _settings(url: str) -> AppSettings:

@@ -28,12 +28,13 @@ from sqlalchemy.orm import Session
 
 from gis.demo_hotspots import generate_cases
 from service.cases.cases import CaseInput, CaseService
+from service.clock import now
 from service.demo import load_demo_world
 from service.errors import CitygridError
-from service.factory import AppSettings
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter, GridRepository
 from service.maps.tiles import TileService, tile_request
+from service.settings import AppSettings
 
 
 def _ms(samples: list[float]) -> str:

@@ -200,7 +200,7 @@ def run_db_paths(
     rate is extrapolated.
     """
 
-    from service import migrations
+    from service.db import migrations
     from service.db.engine import make_engine, resolve_database_url
     from service.settings import DatabaseSettings
 

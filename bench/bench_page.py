@@ -36,8 +36,8 @@ from layers.report import heat_html
 from service.db.engine import make_engine, resolve_database_url
 from service.db.models import Case, Grid
 from service.demo import load_demo_world
-from service.factory import AppSettings
 from service.maps.heat import HeatService
+from service.settings import AppSettings
 
 CHROMIUM = "/usr/bin/chromium"
 DENSITY = LAYER_TITLES["density"]

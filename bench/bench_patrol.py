@@ -91,8 +91,8 @@ def _fold(v: np.ndarray, half: float) -> np.ndarray:
 def _demo_with_workers(engine, url: str, n_workers: int):
     """Settings on ``url``, with the demo grids and ``n_workers`` workers with phone-<i>."""
     from service.demo import load_demo_grids
-    from service.factory import AppSettings
     from service.patrol.workers import PatrolService, WorkerInput
+    from service.settings import AppSettings
 
     os.environ["CITYGRID_DATABASE_URL"] = url
     settings = AppSettings()

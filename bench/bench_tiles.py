@@ -23,11 +23,11 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from service.clock import now
 from service.demo import load_demo_world
-from service.factory import AppSettings
-from service.grids.registry import now
 from service.grids.repository import GridFilter, GridRepository
 from service.maps.tiles import TileService, tile_request
+from service.settings import AppSettings
 
 HALF_WORLD = math.pi * 6378137.0
 

@@ -21,7 +21,7 @@ from service import migrations  # noqa: E402
 from service.db.engine import make_engine, resolve_database_url  # noqa: E402
 from service.db.models import Grid  # noqa: E402
 from service.demo import load_demo_grids  # noqa: E402
-from service.factory import AppSettings  # noqa: E402
+from service.settings import AppSettings  # noqa: E402
 
 
 def demo_engine() -> tuple[Engine, AppSettings]:

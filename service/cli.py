@@ -25,10 +25,9 @@ from service.db import migrations
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url, session_scope
 from service.db.models import Grid
 from service.errors import CitygridError
-from service.factory import AppSettings
 from service.grids.registry import Registry
 from service.serve import serve
-from service.settings import ServerSettings
+from service.settings import AppSettings, ServerSettings
 
 app = typer.Typer(
     help="citygrid: grid management for city management offices", no_args_is_help=True

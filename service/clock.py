@@ -1,12 +1,13 @@
-"""The working-time clock configured for this deployment (cached: building it reads calendars)."""
+"""Time: the current instant, and the working-time clock configured for this deployment (cached:
+building it reads calendars)."""
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 
 from gis.workclock import WorkClock, WorkingHours
-from service.factory import AppSettings
+from service.settings import AppSettings
 
 
 def _periods(text: str) -> tuple[tuple[time, time], ...]:
@@ -43,3 +44,8 @@ def work_clock(settings: AppSettings) -> WorkClock:
     calendar package, the city's own extra days, Monday–Friday for years not yet published."""
     c = settings.cases
     return _clock(settings.grids.timezone, c.working_periods, c.extra_holidays, c.extra_workdays)
+
+
+def now() -> datetime:
+    """The current instant (UTC, aware)."""
+    return datetime.now(UTC)

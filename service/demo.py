@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 from service.cases.catalogue import Catalogue, seed_catalogue
 from service.cases.importer import CaseImporter
 from service.db.engine import driver_cursor
-from service.factory import AppSettings
 from service.grids.registry import GridInput, Registry
 from service.hotspots.hotspots import HotspotInput, HotspotService
+from service.settings import AppSettings
 
 DEMO_SINCE = datetime(2025, 1, 1, tzinfo=UTC)  # demo grids are valid from here on
 
@@ -120,8 +120,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
     from sqlalchemy import select, text
 
     from service.cases.workflow import next_status
+    from service.clock import now
     from service.db.models import Case
-    from service.grids.registry import now
 
     plans = {
         "closed": ["register", "dispatch", "handle", "feedback", "verify"],

@@ -11,10 +11,10 @@ from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.cases.cases import CaseService
-from service.factory import AppSettings
 from service.grids.locator import GridLocator
 from service.grids.registry import Registry
 from service.hotspots.hotspots import HotspotService
+from service.settings import AppSettings
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each hand-off costs more than the work.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -12,57 +11,13 @@ from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from gis.codes import CodeScheme
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from service.errors import install_error_handlers
 from service.http.bodyguard import GuardedRoute
 from service.http.overload import AdmissionControl
 from service.http.timeparse import DisplayTimeZone
-from service.settings import (
-    CaseSettings,
-    DatabaseSettings,
-    GridSettings,
-    MapSettings,
-    PatrolSettings,
-    ServerSettings,
-)
-
-
-@dataclass
-class AppSettings:
-    """Everything the app needs, built explicitly in tests and from the environment otherwise."""
-
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    grids: GridSettings = field(default_factory=GridSettings)
-    cases: CaseSettings = field(default_factory=CaseSettings)
-    patrol: PatrolSettings = field(default_factory=PatrolSettings)
-    map: MapSettings = field(default_factory=MapSettings)
-    server: ServerSettings = field(default_factory=ServerSettings)
-
-    def __post_init__(self) -> None:
-        active = self.server.max_active_requests
-        if self.pool_size() <= active:
-            raise ValueError(
-                f"CITYGRID_POOL_SIZE ({self.pool_size()}) must be larger than "
-                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active}): every admitted request needs a "
-                "connection and background work needs its own"
-            )
-        if self.server.thread_count() < active:
-            raise ValueError(
-                f"CITYGRID_THREADS ({self.server.thread_count()}) must be at least "
-                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active})"
-            )
-
-    @property
-    def scheme(self) -> CodeScheme:
-        """The configured grid code scheme."""
-        return CodeScheme(self.grids.code_width)
-
-    def pool_size(self) -> int:
-        """Database connections per process: one per admitted request, and some for the
-        background (cache warming, coverage runs)."""
-        return self.database.pool_size or self.server.max_active_requests + 4
+from service.settings import AppSettings
 
 
 def create_app(

@@ -1,13 +1,16 @@
-"""Settings, split per concern, read from ``CITYGRID_*`` environment variables."""
+"""Settings, split per concern, read from ``CITYGRID_*`` environment variables, and
+:class:`AppSettings`, which combines them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gis.codes import CodeScheme
 from gis.limits import FileLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -192,3 +195,39 @@ class MapSettings(BaseSettings):
         if self.basemap == "osm" and not all(k in self.tile_url for k in ("{z}", "{x}", "{y}")):
             raise ValueError("CITYGRID_MAP_TILE_URL must be an XYZ template with {z}, {x}, {y}")
         return self
+
+
+@dataclass
+class AppSettings:
+    """Everything the app needs, built explicitly in tests and from the environment otherwise."""
+
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    grids: GridSettings = field(default_factory=GridSettings)
+    cases: CaseSettings = field(default_factory=CaseSettings)
+    patrol: PatrolSettings = field(default_factory=PatrolSettings)
+    map: MapSettings = field(default_factory=MapSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    def __post_init__(self) -> None:
+        active = self.server.max_active_requests
+        if self.pool_size() <= active:
+            raise ValueError(
+                f"CITYGRID_POOL_SIZE ({self.pool_size()}) must be larger than "
+                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active}): every admitted request needs a "
+                "connection and background work needs its own"
+            )
+        if self.server.thread_count() < active:
+            raise ValueError(
+                f"CITYGRID_THREADS ({self.server.thread_count()}) must be at least "
+                f"CITYGRID_MAX_ACTIVE_REQUESTS ({active})"
+            )
+
+    @property
+    def scheme(self) -> CodeScheme:
+        """The configured grid code scheme."""
+        return CodeScheme(self.grids.code_width)
+
+    def pool_size(self) -> int:
+        """Database connections per process: one per admitted request, and some for the
+        background (cache warming, coverage runs)."""
+        return self.database.pool_size or self.server.max_active_requests + 4

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import migrations
 from service.db.embedded import EmbeddedCluster
 from service.db.engine import make_engine
-from service.factory import AppSettings
-from service.settings import DatabaseSettings, GridSettings, PatrolSettings
+from service.settings import AppSettings, DatabaseSettings, GridSettings, PatrolSettings
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_CITY = "990100"  # empty city key: tests that need a blank registry

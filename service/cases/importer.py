@@ -42,16 +42,15 @@ from gis.proximity import DuplicateFinder, RecurrenceFinder
 from service.cases.cases import SOURCES
 from service.cases.catalogue import load_router
 from service.cases.workflow import OPEN_STATUSES
-from service.clock import work_clock
+from service.clock import now, work_clock
 from service.db.engine import driver_cursor
 from service.db.models import Case, Category, Hotspot
 from service.errors import InvalidInput
-from service.factory import AppSettings
 from service.grids.index import index_for
-from service.grids.registry import now
 from service.grids.repository import GridRepository, geom_of
 from service.http.rowerrors import RowErrors
 from service.http.uploads import file_refusals
+from service.settings import AppSettings
 
 CHUNK_ROWS = 50_000
 _STAMP = pa.timestamp("us", tz="UTC")

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 
 from gis import datum as datums
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, STATUSES
+from service.clock import now
 from service.db.models import Case, Category
 from service.errors import BadParameter, InvalidInput
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import intersects_bbox
 from service.http.timeparse import iso
 

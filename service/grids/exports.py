@@ -12,9 +12,10 @@ import geopandas as gpd
 from fastapi import Response
 
 from gis.io import VectorFileError, write_features
+from service.clock import now
 from service.errors import InvalidInput, NotFound
-from service.geojson import grid_properties
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
+from service.grids.render import grid_properties
 from service.grids.repository import GridFilter, geom_of
 
 _CACHE: OrderedDict[str, tuple[bytes, str, str]] = OrderedDict()

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 from gis.locate import GridIndex
+from service.clock import now
 from service.db.models import Grid
 from service.errors import NotFound
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter, geom_of
 
 _LOCK = Lock()

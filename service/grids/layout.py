@@ -10,10 +10,12 @@ from shapely import MultiPolygon
 from gis.codes import LEVELS, CodeError
 from gis.gridgen import generate_cells
 from gis.topology import check_topology
+from service.clock import now
 from service.errors import Conflict, InvalidInput
-from service.geojson import geometry_json, grid_feature
-from service.grids.registry import GridInput, Registry, now
+from service.grids.registry import GridInput, Registry
+from service.grids.render import grid_feature
 from service.grids.repository import GridFilter, geom_of
+from service.http.geojson import geometry_json
 
 
 def generate_children(

@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from gis.codes import CodeScheme
+from service.datums import to_wgs84_point
 from service.db.changes import ChangeListener
 from service.db.engine import session_scope
-from service.grids.registry import LocateResult, Registry, locate_in, to_wgs84_point
+from service.grids.registry import LocateResult, Registry, locate_in
 from service.grids.snapshot import committed_snapshot, fresh_committed_snapshot
 
 

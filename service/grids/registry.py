@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,10 +16,11 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
-from gis import datum as datums
 from gis.codes import LEVELS, CodeError, CodeScheme, parent_level
 from gis.metric import area_m2, outside_area_m2, shared_area_m2
 from gis.topology import TOLERANCE_M2
+from service.clock import now
+from service.datums import to_wgs84_point
 from service.db.models import Grid
 from service.errors import Conflict, InvalidInput, NotFound
 from service.grids.repository import GridRepository, geom_of, new_grid, to_multipolygon
@@ -29,11 +30,6 @@ from service.grids.snapshot import snapshot_for
 # the topology check uses the same rule, so a write accepted here reports clean there.
 AREA_TOLERANCE_M2 = TOLERANCE_M2
 ATTRIBUTES = ("name", "responsible_unit", "responsible_persons", "land_use", "management_grade")
-
-
-def now() -> datetime:
-    """The current instant (UTC, aware)."""
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -480,20 +476,6 @@ class LocateResult:
     grid: Grid
     chain: list[Grid]
     candidates: list[tuple[Grid, float]]
-
-
-def to_wgs84_point(lon: float, lat: float, datum: str) -> tuple[float, float]:
-    """Validate a lon/lat in ``datum`` and return it in WGS 84."""
-    try:
-        datums.check_datum(datum)
-    except ValueError as exc:
-        raise InvalidInput(str(exc), field="datum") from exc
-    if not (np.isfinite(lon) and -180.0 <= lon <= 180.0):
-        raise InvalidInput(f"lon {lon} is out of range -180..180", field="lon")
-    if not (np.isfinite(lat) and -90.0 <= lat <= 90.0):
-        raise InvalidInput(f"lat {lat} is out of range -90..90", field="lat")
-    x, y = datums.to_wgs84(lon, lat, datum)
-    return float(x), float(y)
 
 
 def _field(errors: list[dict[str, Any]], items: Sequence[GridInput]) -> str:

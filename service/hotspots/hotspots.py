@@ -14,9 +14,11 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from gis.hotspots import influence_zones, length_in_grids, share_in_grids
+from service.clock import now
+from service.datums import to_wgs84_point
 from service.db.models import Hotspot, HotspotKind
 from service.errors import Conflict, InvalidInput, NotFound
-from service.grids.registry import Registry, now, to_wgs84_point
+from service.grids.registry import Registry
 from service.grids.repository import (
     GridFilter,
     geom_of,

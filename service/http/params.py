@@ -9,8 +9,9 @@ from fastapi import Path, Query
 from service.errors import CitygridError, InvalidInput
 
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1, description="Row id")]
+DatumName = Literal["wgs84", "gcj02", "bd09"]
 DatumQuery = Annotated[
-    Literal["wgs84", "gcj02", "bd09"],
+    DatumName,
     Query(description="Datum of the coordinates in the answer: wgs84, gcj02 (AMap) or bd09"),
 ]
 

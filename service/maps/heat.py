@@ -38,15 +38,16 @@ from gis.metric import utm_crs_for_geometries
 from layers.styles import HOT_SPOT_COLOURS, classify, hot_spot_legend
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import OPEN_STATUSES
+from service.clock import now
 from service.db.engine import driver_cursor
 from service.db.models import Case, Grid
 from service.db.versions import data_version
 from service.errors import InvalidInput, NotFound
-from service.factory import AppSettings
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter, geom_of
 from service.patrol.coverage import CoverageService
 from service.patrol.tracks import read_tracks
+from service.settings import AppSettings
 
 LAYERS = ("grids", "hexbins", "kde", "gi", "coverage", "tracks", "blind")
 MAX_WINDOW = timedelta(days=366)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from gis.coverage import CoverageRaster, FixTable, grid_coverage, zone_coverage
 from gis.metric import to_metric, to_metric_xy
+from service.clock import now
 from service.db.models import (
     Case,
     CoverageRun,
@@ -38,12 +39,12 @@ from service.db.models import (
     Street,
 )
 from service.errors import InvalidInput, NotFound
-from service.factory import AppSettings
 from service.grids.index import index_for
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter, geom_of
 from service.hotspots.hotspots import active_at
 from service.patrol.tracks import read_tracks
+from service.settings import AppSettings
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
 _RASTERS: dict[tuple[frozenset[int], float], CoverageRaster] = {}

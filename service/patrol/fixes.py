@@ -34,17 +34,17 @@ from gis import datum as datums
 from gis.limits import FileLimits, check_csv
 from gis.metric import to_metric, to_metric_xy, utm_crs_for_geometries
 from gis.patrol import CleaningRules
+from service.clock import now
 from service.db.engine import driver_cursor
 from service.db.models import Device, Grid
 from service.db.pgcopy import copy_arrow
 from service.errors import InvalidInput, NotFound
-from service.factory import AppSettings
-from service.grids.registry import now
 from service.grids.repository import geom_of
 from service.http.rowerrors import RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
 from service.patrol.tracks import TrackWriter
+from service.settings import AppSettings
 
 _US = 1_000_000
 _LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")

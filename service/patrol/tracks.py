@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.patrol import CleaningRules, clean_fixes
+from service.clock import now
 from service.db.engine import driver_cursor
 from service.db.pgcopy import copy_arrow
-from service.grids.registry import now
 from service.http.timeparse import from_epoch_us
 
 _US = 1_000_000

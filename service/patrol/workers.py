@@ -12,9 +12,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
+from service.clock import now
 from service.db.models import Device, Grid, PatrolSession, PatrolTrack, Worker
 from service.errors import Conflict, InvalidInput, NotFound
-from service.grids.registry import now
 from service.http.timeparse import iso
 
 

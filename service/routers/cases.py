@@ -13,16 +13,16 @@ from fastapi.responses import StreamingResponse
 from service.cases.cases import Action, CaseInput
 from service.cases.importer import CaseImporter, read_case_file
 from service.cases.ledger import CaseFilter, Ledger, export_csv, export_xlsx
+from service.cases.render import case_json, event_json, report_json
+from service.cases.schemas import ActionIn, CaseCreate
 from service.db.engine import session_scope
 from service.deps import CaseServiceDep, SessionsDep, SettingsDep
 from service.errors import BadParameter, PreconditionRequired
-from service.geojson import case_json, event_json, report_json
 from service.grids.registry import Registry
 from service.http.bodyguard import GuardedRoute
 from service.http.params import DatumQuery, IdPath, parse_bbox
 from service.http.timeparse import aware
 from service.http.uploads import saved_upload
-from service.schemas import ActionIn, CaseCreate
 
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 
 from service.cases.catalogue import Catalogue
-from service.db.models import Category, RoutingRule
+from service.cases.render import category_json, rule_json
+from service.cases.schemas import CategoryIn, RoutingRuleIn
 from service.deps import SessionDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
-from service.schemas import CategoryIn, RoutingRuleIn
 
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
 
@@ -21,34 +21,6 @@ async def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
 
 
 CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
-
-
-def category_json(c: Category) -> dict[str, Any]:
-    """A category as JSON."""
-    return {
-        "code": c.code,
-        "family": c.family,
-        "major_code": c.major_code,
-        "major_name": c.major_name,
-        "name": c.name,
-        "deadline_amount": c.deadline_amount,
-        "deadline_unit": c.deadline_unit,
-        "department": c.department,
-        "required_fields": c.required_fields,
-        "local": c.local,
-    }
-
-
-def rule_json(r: RoutingRule) -> dict[str, Any]:
-    """A routing rule as JSON."""
-    return {
-        "id": r.id,
-        "category_prefix": r.category_prefix,
-        "area_prefix": r.area_prefix,
-        "department": r.department,
-        "hotspot_owner_first": r.hotspot_owner_first,
-        "priority": r.priority,
-    }
 
 
 @router.get("/api/categories", summary="The case category catalogue")

@@ -8,18 +8,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
+from service.clock import now
 from service.deps import LocatorDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
-from service.geojson import grid_feature, parse_geometry
 from service.grids import exports, imports, layout
 from service.grids.bulk_locate import bulk_locate_upload
-from service.grids.registry import GridInput, now
+from service.grids.registry import GridInput
+from service.grids.render import grid_feature
 from service.grids.repository import GridFilter
+from service.grids.schemas import GridCreate, GridUpdate, LocateOut
 from service.http.bodyguard import GuardedRoute
+from service.http.geojson import parse_geometry
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.http.params import parse_bbox
 from service.http.timeparse import aware
-from service.schemas import GridCreate, GridUpdate, LocateOut
 
 router = APIRouter(prefix="/api/grids", tags=["grids"], route_class=GuardedRoute)
 

@@ -5,53 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import shapely
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
-from geoalchemy2.shape import to_shape
 
 from gis.datum import transform_geometries
-from service.db.models import Hotspot
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
-from service.geojson import parse_geometry
 from service.grids.imports import hotspots_from_upload
 from service.hotspots.hotspots import HotspotInput
+from service.hotspots.render import hotspot_feature
+from service.hotspots.schemas import HotspotCreate, HotspotKindIn
 from service.http.bodyguard import GuardedRoute
+from service.http.geojson import parse_geometry
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.http.params import DatumQuery, IdPath, parse_bbox
-from service.http.timeparse import aware, iso
-from service.schemas import HotspotCreate, HotspotKindIn
+from service.http.timeparse import aware
 
 router = APIRouter(tags=["hotspots"], route_class=GuardedRoute)
-
-
-def hotspot_feature(spot: Hotspot, with_zone: bool = False, datum: str = "wgs84") -> dict[str, Any]:
-    """A hotspot as a GeoJSON Feature (its own geometry; the zone on request), in ``datum``."""
-    props: dict[str, Any] = {
-        "id": spot.id,
-        "key": spot.key,
-        "kind": spot.kind,
-        "name": spot.name,
-        "buffer_m": spot.buffer_m,
-        "active_from": iso(spot.active_from),
-        "active_to": iso(spot.active_to),
-        "owner_unit": spot.owner_unit,
-        "owner_name": spot.owner_name,
-        "owner_phone": spot.owner_phone,
-        "risk_weight": spot.risk_weight,
-        "patrol_quota_per_week": spot.patrol_quota_per_week,
-    }
-    if with_zone:
-        zone = transform_geometries(to_shape(spot.zone), "wgs84", datum)
-        props["zone"] = shapely.geometry.mapping(zone)
-    return {
-        "type": "Feature",
-        "id": spot.id,
-        "geometry": shapely.geometry.mapping(
-            transform_geometries(to_shape(spot.geom), "wgs84", datum)
-        ),
-        "properties": props,
-    }
 
 
 @router.get("/api/hotspot-kinds", summary="Hotspot kinds of this city")

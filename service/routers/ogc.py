@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
+from service.clock import now
 from service.db.models import Grid
 from service.deps import SessionDep, SettingsDep
 from service.errors import NotFound
-from service.geojson import grid_feature
 from service.grids.ogc import features, html, params
 from service.grids.ogc.openapi import (
     CONFORMANCE,
@@ -31,7 +31,7 @@ from service.grids.ogc.openapi import (
     OTHER_QUERY,
     document,
 )
-from service.grids.registry import now
+from service.grids.render import grid_feature
 from service.http.bodyguard import GuardedRoute
 
 router = APIRouter(prefix="/ogc", tags=["OGC API - Features"], route_class=GuardedRoute)

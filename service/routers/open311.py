@@ -35,13 +35,13 @@ from service.cases.open311.params import (
 )
 from service.cases.open311.queries import changeset, find_requests
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
+from service.clock import now
 from service.db.models import Case, Category
 from service.deps import CaseServiceDep, SettingsDep
 from service.errors import BadParameter, InvalidInput, NotFound
-from service.factory import AppSettings
-from service.grids.registry import now
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import iso
+from service.settings import AppSettings
 
 router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
 

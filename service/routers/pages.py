@@ -31,14 +31,15 @@ from layers.page import (
 )
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
+from service.clock import now
 from service.deps import SessionDep, SettingsDep
 from service.errors import CitygridError, NotFound, status_for
-from service.factory import AppSettings
-from service.grids.registry import Registry, now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter
 from service.hotspots.hotspots import HotspotService
 from service.http.bodyguard import GuardedRoute
 from service.maps.heat import HeatService
+from service.settings import AppSettings
 
 router = APIRouter(tags=["pages"], route_class=GuardedRoute)
 

@@ -8,17 +8,17 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 
-from service.db.models import PatrolSession, Worker
 from service.deps import SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.http.bodyguard import GuardedRoute
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
 from service.http.params import DatumQuery, IdPath
-from service.http.timeparse import aware, iso
+from service.http.timeparse import aware
 from service.http.uploads import saved_upload
 from service.patrol.fixes import FixIngester, read_fix_file
+from service.patrol.render import session_json, worker_json
+from service.patrol.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
 from service.patrol.workers import PatrolService, WorkerInput
-from service.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
 
 router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
 
@@ -30,53 +30,32 @@ async def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
 PatrolDep = Annotated[PatrolService, Depends(_patrol)]
 
 
-def _worker_json(worker: Worker, devices: list[str]) -> dict[str, Any]:
-    return {
-        "code": worker.code,
-        "name": worker.name,
-        "team": worker.team,
-        "phone": worker.phone,
-        "grid_codes": list(worker.grid_codes),
-        "devices": devices,
-        "active": worker.active,
-    }
-
-
-def _session_json(row: PatrolSession, device_id: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "device_id": device_id,
-        "started_at": iso(row.started_at),
-        "ended_at": iso(row.ended_at),
-    }
-
-
 @router.put("/workers/{code}", summary="Create or update a worker (assigned grids, phones)")
 def save_worker(code: str, body: WorkerIn, patrol: PatrolDep, response: Response) -> dict[str, Any]:
     if code != body.code:
         raise InvalidInput("the code in the path and in the body differ", field="code")
     worker, created = patrol.save_worker(WorkerInput(**body.model_dump()))
     response.status_code = 201 if created else 200
-    return _worker_json(worker, patrol.devices_of([worker.code])[worker.code])
+    return worker_json(worker, patrol.devices_of([worker.code])[worker.code])
 
 
 @router.get("/workers", summary="Workers (optionally one team)")
 def list_workers(patrol: PatrolDep, team: str | None = None) -> list[dict[str, Any]]:
     workers = patrol.workers(team)
     devices = patrol.devices_of([w.code for w in workers])
-    return [_worker_json(w, devices[w.code]) for w in workers]
+    return [worker_json(w, devices[w.code]) for w in workers]
 
 
 @router.get("/workers/{code}", summary="One worker")
 def get_worker(code: str, patrol: PatrolDep) -> dict[str, Any]:
     worker = patrol.worker(code)
-    return _worker_json(worker, patrol.devices_of([code])[code])
+    return worker_json(worker, patrol.devices_of([code])[code])
 
 
 @router.post("/sessions", status_code=201, summary="Start a patrol session on a phone")
 def start_session(body: SessionStart, patrol: PatrolDep, settings: SettingsDep) -> dict[str, Any]:
     row = patrol.start_session(body.device_id, aware(body.started_at, settings.grids.timezone))
-    return _session_json(row, body.device_id)
+    return session_json(row, body.device_id)
 
 
 @router.post("/sessions/{session_id}/end", summary="End a patrol session")
@@ -84,7 +63,7 @@ def end_session(
     session_id: IdPath, body: SessionEnd, patrol: PatrolDep, settings: SettingsDep
 ) -> dict[str, Any]:
     row = patrol.end_session(session_id, aware(body.ended_at, settings.grids.timezone))
-    return _session_json(row, patrol.device_of_session(row).device_id)
+    return session_json(row, patrol.device_of_session(row).device_id)
 
 
 @router.post(

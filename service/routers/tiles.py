@@ -10,7 +10,6 @@ from starlette.concurrency import run_in_threadpool
 
 from service.db.engine import session_scope
 from service.deps import SessionsDep, SettingsDep, app_cache
-from service.factory import AppSettings
 from service.http.bodyguard import GuardedRoute
 from service.maps.tiles import (
     MVT_MEDIA_TYPE,
@@ -22,6 +21,7 @@ from service.maps.tiles import (
     cached_tile,
     tile_request,
 )
+from service.settings import AppSettings
 
 router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 

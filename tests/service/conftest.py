@@ -7,9 +7,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.factory import AppSettings, create_app
+from service.factory import create_app
 from service.grids.registry import Registry
-from service.settings import ServerSettings
+from service.settings import AppSettings, ServerSettings
 
 
 @pytest.fixture

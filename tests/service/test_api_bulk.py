@@ -12,7 +12,8 @@ import shapely
 from fastapi.testclient import TestClient
 
 from gis.datum import from_wgs84
-from service.grids.registry import Registry, now
+from service.clock import now
+from service.grids.registry import Registry
 from service.grids.repository import GridFilter, geom_of
 
 

@@ -167,7 +167,7 @@ def test_problems_per_patrol_hour_puts_unpatrolled_problem_grids_first(client, p
 
 
 def test_warming_builds_the_raster_the_first_request_uses(case_city, session, settings):
-    from service import coverage
+    from service.patrol import coverage
 
     coverage._RASTERS.clear()
     coverage.CoverageService(session, settings).warm()

@@ -26,9 +26,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.cases.catalogue import seed_catalogue
-from service.factory import AppSettings
 from service.grids.registry import Registry
 from service.maps.heat import LAYERS
+from service.settings import AppSettings
 
 CST = ZoneInfo("Asia/Shanghai")
 DATUMS = {"wgs84", "gcj02", "bd09"}

@@ -8,7 +8,8 @@ from cityfixture import COMM_A, COMM_B, lonlat, mbox, small_city, unit_code
 from fastapi.testclient import TestClient
 
 from gis.metric import area_m2
-from service.grids.registry import Registry, now
+from service.clock import now
+from service.grids.registry import Registry
 from service.grids.repository import new_grid
 
 

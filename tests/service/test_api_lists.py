@@ -120,7 +120,7 @@ def _follow(client: TestClient, url: str, params: dict | None = None) -> tuple[l
 def test_unit_grid_list_pages_through_every_grid_with_counts_and_links(
     demo_client: TestClient, demo_registry: Registry
 ) -> None:
-    from service.grids.registry import now
+    from service.clock import now
     from service.grids.repository import GridFilter
 
     total = demo_registry.repo.count(GridFilter(city=demo_registry.city, at=now(), level="unit"))

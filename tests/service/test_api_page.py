@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from gis.datum import wgs84_to_gcj02
 from layers.page import LAYER_TITLES
-from service.factory import AppSettings, create_app
+from service.factory import create_app
 from service.grids.registry import Registry
-from service.settings import MapSettings
+from service.settings import AppSettings, MapSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.models import Grid
-from service.factory import AppSettings
 from service.maps import tiles
 from service.maps.tiles import TileCache, grid_levels
+from service.settings import AppSettings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 HALF_WORLD = math.pi * 6378137.0  # Web Mercator half-width in metres

@@ -31,7 +31,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Case, GpsFix, Grid, Hotspot
-from service.factory import AppSettings, create_app
+from service.factory import create_app
+from service.settings import AppSettings
 
 VECTOR_ENDPOINTS = ["/api/grids/import", "/api/hotspots/import", "/api/cases/import"]
 

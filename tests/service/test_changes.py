@@ -18,11 +18,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from service.clock import now
 from service.db.changes import ChangeListener
 from service.deps import SessionDep
-from service.factory import AppSettings, create_app
-from service.grids.registry import GridInput, Registry, now
+from service.factory import create_app
+from service.grids.registry import GridInput, Registry
 from service.grids.repository import geom_of
+from service.settings import AppSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CITY = "990400"  # committed for real; the test database is dropped after the run

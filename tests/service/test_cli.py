@@ -23,7 +23,7 @@ from service.db.models import (
     PatrolTrack,
     Worker,
 )
-from service.factory import AppSettings
+from service.settings import AppSettings
 
 CLI_CITY = "990200"  # committed by the CLI; removed after each test
 DEMO_CLI_CITY = "990210"  # the demo loaded by the CLI (cases and history stay)

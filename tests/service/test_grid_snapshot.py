@@ -12,9 +12,10 @@ from cityfixture import COMM_A, COMM_B, lonlat, mbox, point_lonlat, small_city, 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from service.clock import now
 from service.db.models import Grid
 from service.errors import NotFound
-from service.grids.registry import GridInput, Registry, now
+from service.grids.registry import GridInput, Registry
 from service.grids.repository import geom_of
 from service.grids.snapshot import grid_version, snapshot_for
 

@@ -20,9 +20,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
 from bench.loadgen import Request, phases, run_load
-from service.factory import AppSettings
 from service.http.overload import AdmissionControl
-from service.settings import DatabaseSettings, ServerSettings
+from service.settings import AppSettings, DatabaseSettings, ServerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

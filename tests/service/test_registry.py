@@ -19,9 +19,10 @@ from cityfixture import (
 from pyproj import Geod
 from sqlalchemy import func, select
 
+from service.clock import now
 from service.db.models import Grid
 from service.errors import Conflict, InvalidInput, NotFound
-from service.grids.registry import GridInput, Registry, now
+from service.grids.registry import GridInput, Registry
 from service.grids.repository import geom_of
 
 GEOD = Geod(ellps="WGS84")

@@ -1,4 +1,4 @@
-"""JSON rendering of grids (GeoJSON), cases and their history, in the requested datum."""
+"""Cases as JSON: a case, its report and its history, in the requested datum."""
 
 from __future__ import annotations
 
@@ -7,56 +7,11 @@ from typing import Any, cast
 
 import shapely
 from geoalchemy2.shape import to_shape
-from shapely.geometry.base import BaseGeometry
 
 from gis import datum as datums
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
-from service.db.models import Case, CaseEvent, Grid
-from service.grids.repository import geom_of
+from service.db.models import Case, CaseEvent, Category, RoutingRule
 from service.http.timeparse import iso
-
-
-def grid_properties(grid: Grid, tz: str | None = None) -> dict[str, Any]:
-    """The attributes of a grid version as plain JSON values."""
-    return {
-        "code": grid.code,
-        "name": grid.name,
-        "level": grid.level,
-        "parent_code": grid.parent_code,
-        "version": grid.version,
-        "area_m2": grid.area_m2,
-        "responsible_unit": grid.responsible_unit,
-        "responsible_persons": grid.responsible_persons or [],
-        "land_use": grid.land_use,
-        "management_grade": grid.management_grade,
-        "valid_from": iso(grid.valid_from, tz),
-        "valid_to": iso(grid.valid_to, tz),
-    }
-
-
-def geometry_json(geom: shapely.Geometry, datum: str = "wgs84") -> dict[str, Any]:
-    """A GeoJSON geometry dict in ``datum``."""
-    return shapely.geometry.mapping(datums.transform_geometries(geom, "wgs84", datum))
-
-
-def grid_feature(grid: Grid, datum: str = "wgs84", with_geometry: bool = True) -> dict[str, Any]:
-    """A grid version as a GeoJSON Feature (``id`` = code)."""
-    return {
-        "type": "Feature",
-        "id": grid.code,
-        "geometry": geometry_json(geom_of(grid), datum) if with_geometry else None,
-        "properties": grid_properties(grid),
-    }
-
-
-def parse_geometry(value: Any, field: str = "geometry") -> BaseGeometry:
-    """A shapely geometry from a GeoJSON geometry dict; ``ValueError`` names what is wrong."""
-    if not isinstance(value, dict) or "type" not in value:
-        raise ValueError(f"{field} must be a GeoJSON geometry object with 'type'")
-    try:
-        return shapely.geometry.shape(value)
-    except Exception as exc:  # shapely raises several types for malformed input
-        raise ValueError(f"{field} is not valid GeoJSON: {exc}") from exc
 
 
 def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
@@ -144,4 +99,32 @@ def report_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict
         "lon": lon,
         "lat": lat,
         "data": {"routed_by": case.routed_by, "reporters": case.reporters},
+    }
+
+
+def category_json(c: Category) -> dict[str, Any]:
+    """A category as JSON."""
+    return {
+        "code": c.code,
+        "family": c.family,
+        "major_code": c.major_code,
+        "major_name": c.major_name,
+        "name": c.name,
+        "deadline_amount": c.deadline_amount,
+        "deadline_unit": c.deadline_unit,
+        "department": c.department,
+        "required_fields": c.required_fields,
+        "local": c.local,
+    }
+
+
+def rule_json(r: RoutingRule) -> dict[str, Any]:
+    """A routing rule as JSON."""
+    return {
+        "id": r.id,
+        "category_prefix": r.category_prefix,
+        "area_prefix": r.area_prefix,
+        "department": r.department,
+        "hotspot_owner_first": r.hotspot_owner_first,
+        "priority": r.priority,
     }
