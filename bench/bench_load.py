@@ -78,7 +78,7 @@ def _direct(label: str, calls: Callable[[int], None], n: int) -> None:
 
 def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
     with Session(engine) as session:
-        registry = Registry(session, settings.scheme, settings.grids.city)
+        registry = Registry(session, settings)
         box = registry.repo.extent(GridFilter(city=registry.city, at=now(), level="unit"))
         assert box is not None
         n = int(200 * seconds)

@@ -98,7 +98,7 @@ def _demo_with_workers(engine, url: str, n_workers: int):
     settings = AppSettings()
     with Session(engine) as session:
         load_demo_grids(session, settings)
-        patrol = PatrolService(session, settings.grids.city)
+        patrol = PatrolService(session, settings)
         for d in range(n_workers):
             patrol.save_worker(WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]))
         session.commit()

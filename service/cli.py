@@ -67,7 +67,7 @@ def _session(settings: AppSettings, migrate: bool = False) -> Iterator[Session]:
 @contextmanager
 def _registry(settings: AppSettings) -> Iterator[Registry]:
     with _session(settings) as session:
-        yield Registry(session, settings.scheme, settings.grids.city)
+        yield Registry(session, settings)
 
 
 def _steps(bar: Progress) -> Callable[[str, int, int], None]:
@@ -373,7 +373,7 @@ def heatmap(
             body = heat.layer(layer, window, **options.get(layer, {}))
             outlines = None
             if body.get("type") == "ImageOverlay":
-                registry = Registry(session, settings.scheme, settings.grids.city)
+                registry = Registry(session, settings)
                 prefix = registry.subtree_prefix(flt.grid) if flt.grid else None
                 rows = registry.repo.list(
                     GridFilter(settings.grids.city, window.end, "unit", subtree_prefix=prefix)

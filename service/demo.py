@@ -51,7 +51,7 @@ def load_demo_grids(
         )
         for row in frame.itertuples()
     ]
-    Registry(session, settings.scheme, settings.grids.city).write(
+    Registry(session, settings).write(
         items, at=DEMO_SINCE, progress=lambda done: progress("grids", done, len(items))
     )
     return len(items)
@@ -81,8 +81,8 @@ def load_demo_hotspots(session: Session, settings: AppSettings, seed: int = 7) -
         )
         for row in frame.itertuples()
     ]
-    HotspotService(session, settings.grids.city).create(items)
-    catalogue = Catalogue(session, settings.grids.city)
+    HotspotService(session, settings).create(items)
+    catalogue = Catalogue(session, settings)
     # market and site managers take street-order and construction problems next to them
     catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
     catalogue.add_rule(
@@ -217,7 +217,7 @@ def load_demo_patrol(
 
     city = build_demo_city(seed=seed, code_width=settings.grids.code_width)
     demo = build_demo_patrol(city, seed=seed, tz=settings.grids.timezone)
-    patrol = PatrolService(session, settings.grids.city)
+    patrol = PatrolService(session, settings)
     for w in demo.workers.to_dict("records"):
         patrol.save_worker(
             WorkerInput(

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 from anyio import CancelScope, to_thread
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.cases.cases import CaseService
+from service.cases.catalogue import Catalogue
+from service.cases.importer import CaseImporter
+from service.cases.ledger import CaseFilter, Ledger
 from service.grids.locator import GridLocator
 from service.grids.registry import Registry
 from service.hotspots.hotspots import HotspotService
+from service.http.params import parse_bbox
+from service.http.timeparse import aware
+from service.maps.heat import HeatCache, HeatService
+from service.maps.tiles import TileCache
+from service.patrol.coverage import CoverageService
+from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
@@ -70,7 +80,7 @@ SessionsDep = Annotated[sessionmaker[Session], Depends(_sessions)]
 
 
 async def _registry(session: SessionDep, settings: SettingsDep) -> Registry:
-    return Registry(session, settings.scheme, settings.grids.city)
+    return Registry(session, settings)
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
@@ -81,15 +91,41 @@ async def _cases(session: SessionDep, settings: SettingsDep) -> CaseService:
 
 
 async def _hotspots(session: SessionDep, settings: SettingsDep) -> HotspotService:
-    return HotspotService(session, settings.grids.city)
+    return HotspotService(session, settings)
+
+
+async def _ledger(session: SessionDep, settings: SettingsDep) -> Ledger:
+    return Ledger(session, settings)
+
+
+async def _importer(session: SessionDep, settings: SettingsDep) -> CaseImporter:
+    return CaseImporter(session, settings)
+
+
+async def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
+    return Catalogue(session, settings)
+
+
+async def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
+    return PatrolService(session, settings)
+
+
+async def _coverage(session: SessionDep, settings: SettingsDep) -> CoverageService:
+    return CoverageService(session, settings)
+
+
+LedgerDep = Annotated[Ledger, Depends(_ledger)]
+CaseImporterDep = Annotated[CaseImporter, Depends(_importer)]
+CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
+PatrolDep = Annotated[PatrolService, Depends(_patrol)]
+CoverageDep = Annotated[CoverageService, Depends(_coverage)]
 
 
 async def _locator(request: Request, settings: SettingsDep) -> GridLocator:
     # no session: the locator opens one only when memory cannot answer
     return GridLocator(
         request.app.state.sessions,
-        settings.scheme,
-        settings.grids.city,
+        settings,
         getattr(request.app.state, "changes", None),
     )
 
@@ -111,3 +147,48 @@ def app_cache(app: FastAPI, name: str, make: Callable[[], T]) -> T:
             cache = make()
             setattr(app.state, name, cache)
         return cache
+
+
+async def case_filter(
+    settings: SettingsDep,
+    grid: Annotated[str | None, Query(description="Grid code: its whole subtree")] = None,
+    category: Annotated[str | None, Query(description="Category code or prefix ('05')")] = None,
+    status: Annotated[str | None, Query(description="Comma-separated statuses")] = None,
+    source: Annotated[str | None, Query()] = None,
+    department: Annotated[str | None, Query()] = None,
+    hotspot: Annotated[int | None, Query(description="Cases matched to this hotspot")] = None,
+    reported_from: Annotated[datetime | None, Query(alias="from")] = None,
+    reported_to: Annotated[datetime | None, Query(alias="to")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    overdue: Annotated[bool | None, Query()] = None,
+) -> CaseFilter:
+    """Ledger filters from query parameters (naive times are local time)."""
+    tz = settings.grids.timezone
+    return CaseFilter(
+        grid=grid,
+        category=category,
+        statuses=tuple(s.strip() for s in status.split(",") if s.strip()) if status else (),
+        source=source,
+        department=department,
+        hotspot=hotspot,
+        reported_from=aware(reported_from, tz),
+        reported_to=aware(reported_to, tz),
+        bbox=parse_bbox(bbox),
+        overdue=overdue,
+    )
+
+
+FilterDep = Annotated[CaseFilter, Depends(case_filter)]
+
+
+async def _heat(request: Request, session: SessionDep, settings: SettingsDep) -> HeatService:
+    # answers are cached per app by filter and data version (tests may set their own cache)
+    return HeatService(session, settings, app_cache(request.app, "heat_cache", HeatCache))
+
+
+async def _tile_cache(request: Request) -> TileCache:
+    return app_cache(request.app, "tile_cache", TileCache)
+
+
+HeatServiceDep = Annotated[HeatService, Depends(_heat)]
+TileCacheDep = Annotated[TileCache, Depends(_tile_cache)]

@@ -108,8 +108,8 @@ class CaseService:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
-        self.registry = Registry(session, settings.scheme, self.city)
-        self.hotspots = HotspotService(session, self.city)
+        self.registry = Registry(session, settings)
+        self.hotspots = HotspotService(session, settings)
 
     # -- intake ----------------------------------------------------------------------------
     def category(self, code: str) -> Category:

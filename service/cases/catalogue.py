@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from service.db.models import Category, HotspotKind, RoutingRule
 from service.db.versions import change_counters
 from service.errors import Conflict, NotFound
+from service.settings import AppSettings
 
 # (code, family, major code, major name, name, deadline amount, unit, department, required)
 CATEGORY_SEED: tuple[tuple[str, str, str, str, str, float, str, str, tuple[str, ...]], ...] = (
@@ -218,9 +219,10 @@ _ROUTERS: dict[tuple[str, int, int], Router] = {}
 class Catalogue:
     """Reading and extending one city's categories and routing rules."""
 
-    def __init__(self, session: Session, city: str) -> None:
+    def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
-        self.city = city
+        self.settings = settings
+        self.city = settings.grids.city
 
     def categories(self) -> list[Category]:
         """Every category, by code."""

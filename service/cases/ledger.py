@@ -11,16 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, any_, func, literal, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from gis import datum as datums
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, STATUSES
 from service.clock import now
+from service.db.engine import session_scope
 from service.db.models import Case, Category
 from service.errors import BadParameter, InvalidInput
 from service.grids.registry import Registry
 from service.grids.repository import intersects_bbox
 from service.http.timeparse import iso
+from service.settings import AppSettings
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 class Ledger:
     """Case lists for one city."""
 
-    def __init__(self, session: Session, registry: Registry) -> None:
+    def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
-        self.registry = registry
-        self.city = registry.city
+        self.settings = settings
+        self.registry = Registry(session, settings)
+        self.city = settings.grids.city
 
     def _where(self, flt: CaseFilter) -> Select[Case]:
         stmt = select(Case).where(Case.city == self.city)
@@ -244,6 +247,15 @@ def export_csv(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84")
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue().encode()
+
+
+def export_csv_stream(
+    sessions: sessionmaker[Session], settings: AppSettings, flt: CaseFilter, lang: str, datum: str
+) -> Iterator[bytes]:
+    """:func:`export_csv` on a session of its own: a streamed answer runs after the request's
+    session has ended."""
+    with session_scope(sessions) as session:
+        yield from export_csv(Ledger(session, settings), flt, lang, datum)
 
 
 def export_xlsx(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84") -> bytes:

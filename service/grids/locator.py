@@ -14,12 +14,12 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from gis.codes import CodeScheme
 from service.datums import to_wgs84_point
 from service.db.changes import ChangeListener
 from service.db.engine import session_scope
 from service.grids.registry import LocateResult, Registry, locate_in
 from service.grids.snapshot import committed_snapshot, fresh_committed_snapshot
+from service.settings import AppSettings
 
 
 class GridLocator:
@@ -28,13 +28,12 @@ class GridLocator:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        scheme: CodeScheme,
-        city: str,
+        settings: AppSettings,
         changes: ChangeListener | None,
     ) -> None:
         self.sessions = sessions
-        self.scheme = scheme
-        self.city = city
+        self.settings = settings
+        self.city = settings.grids.city
         self.changes = changes
 
     async def locate(
@@ -54,4 +53,4 @@ class GridLocator:
         self, lon: float, lat: float, datum: str, at: datetime | None, radius_m: float
     ) -> LocateResult:
         with session_scope(self.sessions) as session:
-            return Registry(session, self.scheme, self.city).locate(lon, lat, datum, at, radius_m)
+            return Registry(session, self.settings).locate(lon, lat, datum, at, radius_m)

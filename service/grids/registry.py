@@ -23,8 +23,9 @@ from service.clock import now
 from service.datums import to_wgs84_point
 from service.db.models import Grid
 from service.errors import Conflict, InvalidInput, NotFound
-from service.grids.repository import GridRepository, geom_of, new_grid, to_multipolygon
+from service.grids.repository import GridFilter, GridRepository, geom_of, new_grid, to_multipolygon
 from service.grids.snapshot import snapshot_for
+from service.settings import AppSettings
 
 # Areas below this (m²) are rounding noise between neighbouring boundaries, not real overlaps;
 # the topology check uses the same rule, so a write accepted here reports clean there.
@@ -106,10 +107,11 @@ def check_geometry(geom: BaseGeometry, label: str) -> BaseGeometry:
 class Registry:
     """Grid registry operations for one city on one session."""
 
-    def __init__(self, session: Session, scheme: CodeScheme, city: str) -> None:
+    def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
-        self.scheme = scheme
-        self.city = city
+        self.settings = settings
+        self.scheme = settings.scheme
+        self.city = settings.grids.city
         self.repo = GridRepository(session)
 
     # -- reads -----------------------------------------------------------------------------
@@ -129,6 +131,18 @@ class Registry:
         except NotFound as exc:
             raise NotFound(exc.message, field=field) from exc
         return root.code[: self.scheme.prefix_length(root.level)]
+
+    def grids(self, flt: GridFilter, limit: int | None = None, offset: int = 0) -> list[Grid]:
+        """Grids matching ``flt``, by code."""
+        return self.repo.list(flt, limit=limit, offset=offset)
+
+    def count(self, flt: GridFilter) -> int:
+        """How many grids match ``flt``."""
+        return self.repo.count(flt)
+
+    def extent(self, flt: GridFilter) -> tuple[float, float, float, float] | None:
+        """Bounding box (minlon, minlat, maxlon, maxlat) of the grids matching ``flt``."""
+        return self.repo.extent(flt)
 
     def versions(self, code: str) -> list[Grid]:
         """Every version of ``code``."""

@@ -26,6 +26,7 @@ from service.grids.repository import (
     to_multipolygon,
     within_metres,
 )
+from service.settings import AppSettings
 
 
 def active_at(at: datetime) -> ColumnElement[bool]:
@@ -73,9 +74,10 @@ class HotspotInput:
 class HotspotService:
     """Hotspot operations for one city on one session."""
 
-    def __init__(self, session: Session, city: str) -> None:
+    def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
-        self.city = city
+        self.settings = settings
+        self.city = settings.grids.city
 
     def kinds(self) -> list[HotspotKind]:
         """The city's hotspot kinds."""

@@ -92,7 +92,7 @@ class HeatService:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
-        self.registry = Registry(session, settings.scheme, self.city)
+        self.registry = Registry(session, settings)
         self.cache = cache
 
     def checked(
@@ -111,7 +111,7 @@ class HeatService:
         if end - start > MAX_WINDOW:
             raise InvalidInput("the window is at most 366 days", field="from")
         if category:
-            codes = [c.code for c in Catalogue(self.session, self.city).categories()]
+            codes = [c.code for c in Catalogue(self.session, self.settings).categories()]
             if not any(c.startswith(category) for c in codes):
                 raise NotFound(
                     f"no category {category!r} (give a code or prefix)", field="category"

@@ -293,7 +293,7 @@ class TileService:
                     field="category",
                 )
         if req.grid is not None:
-            registry = Registry(self.session, self.settings.scheme, self.city)
+            registry = Registry(self.session, self.settings)
             grid_prefix = registry.subtree_prefix(req.grid)
         return category, grid_prefix
 

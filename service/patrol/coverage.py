@@ -89,7 +89,7 @@ class CoverageService:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
-        self.registry = Registry(session, settings.scheme, self.city)
+        self.registry = Registry(session, settings)
 
     # -- reads ----------------------------------------------------------------------------------
     def run(self, period: str, start: datetime) -> CoverageRun:

@@ -16,6 +16,7 @@ from service.clock import now
 from service.db.models import Device, Grid, PatrolSession, PatrolTrack, Worker
 from service.errors import Conflict, InvalidInput, NotFound
 from service.http.timeparse import iso
+from service.settings import AppSettings
 
 
 @dataclass
@@ -34,9 +35,10 @@ class WorkerInput:
 class PatrolService:
     """Workers, devices, sessions and tracks of one city on one session."""
 
-    def __init__(self, session: Session, city: str) -> None:
+    def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
-        self.city = city
+        self.settings = settings
+        self.city = settings.grids.city
 
     # -- workers and devices --------------------------------------------------------------------
     def save_worker(self, item: WorkerInput) -> tuple[Worker, bool]:

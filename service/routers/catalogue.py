@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
-from service.cases.catalogue import Catalogue
 from service.cases.render import category_json, rule_json
 from service.cases.schemas import CategoryIn, RoutingRuleIn
-from service.deps import SessionDep, SettingsDep
+from service.deps import CatalogueDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
 
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
-
-
-async def _catalogue(session: SessionDep, settings: SettingsDep) -> Catalogue:
-    return Catalogue(session, settings.grids.city)
-
-
-CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
 
 
 @router.get("/api/categories", summary="The case category catalogue")

@@ -7,13 +7,12 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from service.deps import SessionDep, SettingsDep
+from service.deps import CoverageDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import DatumQuery
 from service.http.timeparse import aware
-from service.patrol.coverage import CoverageService
 from service.patrol.render import coverage_geometries, csv_response, plain_row, run_json
 
 router = APIRouter(prefix="/api/coverage", tags=["coverage"], route_class=GuardedRoute)
@@ -23,13 +22,6 @@ Period = Literal["hour", "day", "week"]
 
 
 Format = Literal["json", "geojson", "csv"]
-
-
-async def _coverage(session: SessionDep, settings: SettingsDep) -> CoverageService:
-    return CoverageService(session, settings)
-
-
-CoverageDep = Annotated[CoverageService, Depends(_coverage)]
 
 
 StartQuery = Annotated[

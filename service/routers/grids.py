@@ -57,9 +57,9 @@ def list_grids(
         parent_code=parent,
         bbox=parse_bbox(bbox),
     )
-    rows = registry.repo.list(flt, limit=limit, offset=offset)
+    rows = registry.grids(flt, limit=limit, offset=offset)
     features = [grid_feature(g, datum) for g in rows]
-    matched = number_matched(len(rows), limit, offset, lambda: registry.repo.count(flt))
+    matched = number_matched(len(rows), limit, offset, lambda: registry.count(flt))
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 

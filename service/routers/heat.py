@@ -5,19 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Query
 
-from service.deps import SessionDep, SettingsDep, app_cache
+from service.deps import HeatServiceDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import aware
-from service.maps.heat import LAYERS, HeatCache, HeatService
+from service.maps.heat import LAYERS
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRoute)
-
-
-def heat_cache(app: FastAPI) -> HeatCache:
-    """The app's cache of heat answers (made on first use)."""
-    return app_cache(app, "heat_cache", HeatCache)
 
 
 @router.get(
@@ -27,9 +22,8 @@ def heat_cache(app: FastAPI) -> HeatCache:
     "(default: the last 30 days), optionally one category (prefix) and one grid's subtree.",
 )
 def heat_layer(
-    request: Request,
     layer: str,
-    session: SessionDep,
+    heat: HeatServiceDep,
     settings: SettingsDep,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -45,7 +39,6 @@ def heat_layer(
         Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
     ] = "wgs84",
 ) -> dict[str, Any]:
-    heat = HeatService(session, settings, heat_cache(request.app))
     tz = settings.grids.timezone
     flt = heat.checked(aware(start, tz), aware(end, tz), category, grid)
     by_layer: dict[str, dict[str, Any]] = {

@@ -80,7 +80,7 @@ def _datum(value: str | None) -> str:
 
 
 def _categories(cases: CaseService) -> list[Category]:
-    return Catalogue(cases.session, cases.city).categories()
+    return Catalogue(cases.session, cases.settings).categories()
 
 
 @router.get("/discovery.{fmt}", summary="Open311 service discovery")

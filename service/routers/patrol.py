@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
-from service.deps import SessionDep, SettingsDep
+from service.deps import PatrolDep, SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.http.bodyguard import GuardedRoute
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
@@ -18,16 +18,9 @@ from service.http.uploads import saved_upload
 from service.patrol.fixes import FixIngester, read_fix_file
 from service.patrol.render import session_json, worker_json
 from service.patrol.schemas import FixBatchIn, SessionEnd, SessionStart, WorkerIn
-from service.patrol.workers import PatrolService, WorkerInput
+from service.patrol.workers import WorkerInput
 
 router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
-
-
-async def _patrol(session: SessionDep, settings: SettingsDep) -> PatrolService:
-    return PatrolService(session, settings.grids.city)
-
-
-PatrolDep = Annotated[PatrolService, Depends(_patrol)]
 
 
 @router.put("/workers/{code}", summary="Create or update a worker (assigned grids, phones)")

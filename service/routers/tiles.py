@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from service.db.engine import session_scope
-from service.deps import SessionsDep, SettingsDep, app_cache
+from service.deps import SessionsDep, SettingsDep, TileCacheDep
 from service.http.bodyguard import GuardedRoute
 from service.maps.tiles import (
     MVT_MEDIA_TYPE,
@@ -27,11 +27,6 @@ router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 
 # grids change rarely: browsers may reuse a tile for a minute; cases are revalidated every time
 CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
-
-
-def tile_cache(app: FastAPI) -> TileCache:
-    """The app's tile cache (made on first use; tests may set ``app.state.tile_cache``)."""
-    return app_cache(app, "tile_cache", TileCache)
 
 
 def _tile_in_session(
@@ -61,6 +56,7 @@ async def get_tile(
     request: Request,
     sessions: SessionsDep,
     settings: SettingsDep,
+    cache: TileCacheDep,
     layer: Annotated[str, Path(description="grids | cases")],
     z: Annotated[int, Path(description="Zoom, 0-22")],
     x: Annotated[int, Path(description="Column, 0..2^z-1 (west to east)")],
@@ -83,7 +79,6 @@ async def get_tile(
     ] = "wgs84",
 ) -> Response:
     req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)
-    cache = tile_cache(request.app)
     # async: a cached tile known fresh is answered on the event loop, with no session at all
     tile = cached_tile(settings.grids.city, req, cache)
     if tile is None:

@@ -28,12 +28,12 @@ def demo_client(demo_loaded: AppSettings, sessions: sessionmaker[Session]) -> It
 
 @pytest.fixture
 def registry(session: Session, settings: AppSettings) -> Registry:
-    return Registry(session, settings.scheme, settings.grids.city)
+    return Registry(session, settings)
 
 
 @pytest.fixture
 def demo_registry(session: Session, demo_loaded: AppSettings) -> Registry:
-    return Registry(session, demo_loaded.scheme, demo_loaded.grids.city)
+    return Registry(session, demo_loaded)
 
 
 @pytest.fixture
@@ -108,8 +108,8 @@ def case_city(registry: Registry, session: Session) -> Registry:
     spots = hotspot_inputs()
     for spot in spots:
         spot.active_from = since
-    HotspotService(session, registry.city).create(spots)
-    catalogue = Catalogue(session, registry.city)
+    HotspotService(session, registry.settings).create(spots)
+    catalogue = Catalogue(session, registry.settings)
     catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
     catalogue.add_rule(category_prefix="0102", area_prefix=COMM_B[:12], department="乙社区环卫组")
     session.commit()

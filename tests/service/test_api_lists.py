@@ -75,7 +75,7 @@ def test_hotspot_bbox_tests_the_zone_not_its_envelope(
 ) -> None:
     diagonal = LineString([(0, 0), (400, 200)])
     origin = mbox(0, 0, 0, 0).bounds[:2]
-    HotspotService(session, case_city.city).create(
+    HotspotService(session, case_city.settings).create(
         [
             HotspotInput(
                 "rail-diag",

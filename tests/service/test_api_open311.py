@@ -554,7 +554,7 @@ def test_discovery_in_both_formats(client: TestClient, case_city, session) -> No
     assert client.get(f"{V2}/discovery.json").json() == doc
 
     # a new service changes the changeset, telling clients to refresh their cached list
-    Catalogue(session, case_city.city).add_category(
+    Catalogue(session, case_city.settings).add_category(
         "0698",
         family="event",
         major_name="其他事件",

@@ -124,7 +124,7 @@ def city_server(engine: Engine, database_url: str, settings_for, tmp_path: Path)
     """A small city committed under its own key, served by ``citygrid serve`` (2 processes)."""
     settings: AppSettings = settings_for(CITY)
     with Session(engine) as session:
-        registry = Registry(session, settings.scheme, CITY)
+        registry = Registry(session, settings)
         if registry.repo.get(CITY, unit_code(COMM_A, 1), now()) is None:
             registry.write(small_city())
             session.commit()
@@ -171,7 +171,7 @@ def test_http_locate_sees_committed_changes_and_never_uncommitted_ones(
     original = _name_at(city_server, lon, lat)
     assert original.startswith("甲社区")
     with Session(engine) as session:
-        registry = Registry(session, settings.scheme, CITY)
+        registry = Registry(session, settings)
         grid = registry.get(unit_code(COMM_A, 1))
         rename = GridInput(
             code=grid.code,
@@ -187,7 +187,7 @@ def test_http_locate_sees_committed_changes_and_never_uncommitted_ones(
         session.rollback()
     assert all(_name_at(city_server, lon, lat) == original for _ in range(10))
     with Session(engine) as session:
-        registry = Registry(session, settings.scheme, CITY)
+        registry = Registry(session, settings)
         registry.write([rename])
         session.commit()
     # committed: every process (requests land on both) picks it up as soon as it is announced

@@ -136,7 +136,7 @@ def test_cli_imports_fixes_and_computes_coverage(cli_env, engine: Engine, tmp_pa
 
     assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
     with Session(engine) as session:
-        PatrolService(session, CLI_CITY).save_worker(
+        PatrolService(session, cli_settings).save_worker(
             WorkerInput(code="W9", name="赵敏", devices=["phone-9"])
         )
         session.commit()

@@ -24,10 +24,10 @@ CITY = "990310"  # committed for real (two connections); the test database is dr
 def phone(engine: Engine, settings_for) -> str:
     settings = settings_for(CITY)
     with Session(engine) as session:
-        Registry(session, settings.scheme, CITY).write(
+        Registry(session, settings).write(
             small_city(), at=datetime(2025, 1, 1, tzinfo=UTC)
         )
-        PatrolService(session, CITY).save_worker(
+        PatrolService(session, settings).save_worker(
             WorkerInput(code="W1", name="王伟", devices=["phone-c"])
         )
         session.commit()

@@ -162,13 +162,13 @@ def test_a_rolled_back_state_is_never_served_to_a_later_transaction(
     settings = settings_for("990390")  # a city key no other test commits
     lon, lat = point_lonlat(50, 50)
     with Session(engine) as first:
-        reg = Registry(first, settings.scheme, settings.grids.city)
+        reg = Registry(first, settings)
         reg.write(small_city())
         assert reg.locate(lon, lat).grid.code == unit_code(COMM_A, 5)
         rolled_back_version = grid_version(first)
         first.rollback()
     with Session(engine) as second:
-        reg = Registry(second, settings.scheme, settings.grids.city)
+        reg = Registry(second, settings)
         # a different state: only community A's west half has units now
         items = [i for i in small_city() if i.level != "unit"]
         items.append(
