@@ -11,10 +11,12 @@ from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
+from service.cases.open311.documents import error_document
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
-from service.errors import install_error_handlers
 from service.http.bodyguard import GuardedRoute
+from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
 from service.http.timeparse import DisplayTimeZone
 from service.settings import AppSettings
@@ -68,13 +70,16 @@ def create_app(
     app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
     # heat layers and GeoJSON exports are large, repetitive text: gzip cuts them ~5-10×
     app.add_middleware(GZipMiddleware, minimum_size=4096)
-    install_error_handlers(app)
+    # Open311 answers every error in its own document, whatever raised it
+    shapes = ErrorShapes({OPEN311_PREFIX: error_document})
+    install_error_handlers(app, shapes)
     # outermost: a request the process cannot take on is refused before any other work
     app.add_middleware(
         AdmissionControl,
         limit=settings.server.max_active_requests,
         queue=settings.server.max_queued_requests,
         wait_s=settings.server.queue_wait_s,
+        shapes=shapes,
     )
 
     from service.routers import (

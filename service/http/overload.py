@@ -19,7 +19,7 @@ from typing import Any
 
 from starlette.routing import get_route_path
 
-from service.errors import error_response
+from service.http.errors import ErrorShapes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,9 +45,11 @@ class AdmissionControl:
         limit: int,
         queue: int,
         wait_s: float,
+        shapes: ErrorShapes | None = None,
         retry_after_s: int = 1,
     ) -> None:
         self.app = app
+        self.shapes = shapes or ErrorShapes()
         self.limit = limit
         self.queue = queue
         self.wait_s = wait_s
@@ -112,7 +114,7 @@ class AdmissionControl:
             f"the service is busy ({self.limit} requests in progress, {len(self.waiting)} "
             f"waiting); retry after {self.retry_after_s} s"
         )
-        response = error_response(
+        response = self.shapes.response(
             get_route_path(scope),
             503,
             {"detail": message},

@@ -178,9 +178,7 @@ def heatmap_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine):
         grids=GridSettings(_env_file=None, city=HEATMAP_CITY),
     )
     with Session(engine) as s:
-        Registry(s, settings).write(
-            small_city(), at=datetime(2025, 1, 1, tzinfo=UTC)
-        )
+        Registry(s, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
         seed_catalogue(s, HEATMAP_CITY)
         s.commit()
     monkeypatch.setenv("CITYGRID_DATABASE_URL", database_url)

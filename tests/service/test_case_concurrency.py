@@ -23,9 +23,7 @@ CITY = "990300"  # committed for real (two connections); the test database is dr
 def committed_case(engine: Engine, settings_for) -> int:
     settings = settings_for(CITY)
     with Session(engine) as session:
-        Registry(session, settings).write(
-            small_city(), at=datetime(2025, 1, 1, tzinfo=UTC)
-        )
+        Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
         seed_catalogue(session, CITY)
         lon, lat = point_lonlat(50, 50)
         case, _ = CaseService(session, settings).intake(CaseInput("0102", lon, lat))

@@ -129,14 +129,16 @@ def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> 
         AppSettings()
 
 
-def test_cli_imports_fixes_and_computes_coverage(cli_env, engine: Engine, tmp_path) -> None:
+def test_cli_imports_fixes_and_computes_coverage(
+    cli_env, engine: Engine, tmp_path, settings_for
+) -> None:
     from test_api_patrol import walk
 
     from service.patrol.workers import PatrolService, WorkerInput
 
     assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
     with Session(engine) as session:
-        PatrolService(session, cli_settings).save_worker(
+        PatrolService(session, settings_for(CLI_CITY)).save_worker(
             WorkerInput(code="W9", name="赵敏", devices=["phone-9"])
         )
         session.commit()

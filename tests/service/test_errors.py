@@ -12,7 +12,11 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import BadParameter, error_response, install_error_handlers
+from service.cases.open311.documents import PREFIX, error_document
+from service.errors import BadParameter
+from service.http.errors import ErrorShapes, install_error_handlers
+
+SHAPES = ErrorShapes({PREFIX: error_document})
 
 
 class BodyTooDeep(BadParameter):
@@ -31,7 +35,7 @@ class Overloaded:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and "/busy." in scope["path"]:
-            response = error_response(
+            response = SHAPES.response(
                 scope["path"], 503, {"detail": "overloaded, retry"}, {"Retry-After": "1"}
             )
             await response(scope, receive, send)
@@ -41,7 +45,7 @@ class Overloaded:
 
 def _app() -> FastAPI:
     app = FastAPI()
-    install_error_handlers(app)
+    install_error_handlers(app, SHAPES)
     app.add_middleware(Overloaded)
     for prefix in ("/open311/v2", "/api"):
 

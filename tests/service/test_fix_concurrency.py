@@ -24,9 +24,7 @@ CITY = "990310"  # committed for real (two connections); the test database is dr
 def phone(engine: Engine, settings_for) -> str:
     settings = settings_for(CITY)
     with Session(engine) as session:
-        Registry(session, settings).write(
-            small_city(), at=datetime(2025, 1, 1, tzinfo=UTC)
-        )
+        Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
         PatrolService(session, settings).save_worker(
             WorkerInput(code="W1", name="王伟", devices=["phone-c"])
         )
