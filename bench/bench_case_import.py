@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 
 from gis.demo_hotspots import generate_cases
 from service.cases.catalogue import seed_catalogue
-from service.cases.importer import CaseImporter, read_case_file
+from service.cases.files import read_case_file
+from service.cases.importer import CaseImporter
 from service.demo import load_demo_grids, load_demo_hotspots
 from service.settings import AppSettings
 

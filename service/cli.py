@@ -249,7 +249,8 @@ def import_cases(
     allow_unassigned: Annotated[bool, typer.Option(help="Keep points outside grids")] = False,
 ) -> None:
     """Bulk-import cases: mapped to grid, hotspots and department, with a progress bar."""
-    from service.cases.importer import CaseImporter, read_case_file
+    from service.cases.files import read_case_file
+    from service.cases.importer import CaseImporter
 
     settings = AppSettings()
     try:

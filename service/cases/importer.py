@@ -10,32 +10,20 @@ stores everything or nothing; ``mode="rows"`` stores the good rows and reports t
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from queue import Full, Queue
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-from pgpq import ArrowToPostgresBinaryEncoder
-from pgpq.encoders import StringEncoderBuilder
-from pgpq.schema import Jsonb
-from pyogrio.errors import DataLayerError, DataSourceError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
 from gis.hotspots import HotspotIndex
-from gis.io import read_features
-from gis.limits import FileLimits, check_csv, check_parquet
 from gis.locate import GridIndex
 from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.proximity import DuplicateFinder, RecurrenceFinder
@@ -45,15 +33,19 @@ from service.cases.workflow import OPEN_STATUSES
 from service.clock import now, work_clock
 from service.db.engine import driver_cursor
 from service.db.models import Case, Category, Hotspot
+from service.db.pgcopy import copy_pipelined
 from service.errors import InvalidInput
 from service.grids.index import index_for
 from service.grids.repository import GridRepository, geom_of
-from service.http.rowerrors import RowErrors
-from service.http.uploads import file_refusals
+from service.http.rowerrors import BulkReport, RowErrors
 from service.settings import AppSettings
 
 CHUNK_ROWS = 50_000
+
+
 _STAMP = pa.timestamp("us", tz="UTC")
+
+
 # The rows as they travel: PostgreSQL's binary COPY format, encoded from Arrow by pgpq, so the
 # server parses no text for numbers, timestamps and arrays (a third of its COPY time with CSV).
 # Binary values carry no type name, so each Arrow type must have exactly the wire layout of its
@@ -89,72 +81,24 @@ COPY_SCHEMA = pa.schema(
         ("request_hash", pa.string()),
     ]
 )
+
+
 COLUMNS = tuple(COPY_SCHEMA.names)
+
+
 JSONB_COLUMNS = frozenset({"reporters", "fields", "grid_candidates"})
 
 
 @dataclass
-class ImportReport:
-    """What a bulk import did."""
+class ImportReport(BulkReport):
+    """What a bulk case import did: cases created, and how many outside every grid."""
 
-    rows: int = 0
     created: int = 0
-    replayed: int = 0
     unassigned: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    error_count: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
-        return {
-            "rows": self.rows,
-            "created": self.created,
-            "replayed": self.replayed,
-            "unassigned": self.unassigned,
-            "error_count": self.error_count,
-            "errors": self.errors,
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-        }
-
-
-def read_case_file(path: Path, limits: FileLimits | None = None) -> pd.DataFrame:
-    """A case table from CSV, (Geo)Parquet or a vector file (GeoJSON, GPKG …), within
-    ``limits``."""
-    suffix = path.suffix.lower()
-    try:
-        with file_refusals():
-            frame = _read_table(path, suffix, limits or FileLimits())
-    except (pa.ArrowInvalid, ValueError, OSError, DataSourceError, DataLayerError) as exc:
-        raise InvalidInput(
-            f"cannot read the case file (CSV, Parquet or a vector file such as GeoJSON): {exc}",
-            field="file",
-        ) from exc
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame
-
-
-def _read_table(path: Path, suffix: str, limits: FileLimits) -> pd.DataFrame:
-    if suffix == ".csv":
-        check_csv(path, limits)
-        return pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={
-                    "category_code": pa.string(),
-                    "idempotency_key": pa.string(),
-                    "reporter_phone": pa.string(),
-                },
-                strings_can_be_null=True,
-            ),
-        ).to_pandas()
-    if suffix in (".parquet", ".geoparquet"):
-        check_parquet(path, limits)
-        return pd.read_parquet(path)
-    gdf = read_features(path, limits=limits)  # lon/lat from the file's CRS
-    frame = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
-    frame["lon"], frame["lat"] = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
-    return frame
+    def figures(self) -> dict[str, Any]:
+        """Cases created, and stored without a grid."""
+        return {"created": self.created, "unassigned": self.unassigned}
 
 
 class CaseImporter:
@@ -191,33 +135,25 @@ class CaseImporter:
                 field="file",
             )
         report = ImportReport(rows=len(frame))
-        with _timed(report, "validate"):
+        with report.timed("validate"):
             cols = self._validate(frame, datum)
             errors = cols.pop("errors")
         self.progress("validated", len(frame))
-        with _timed(report, "locate grids"):
+        with report.timed("locate grids"):
             epochs = self._locate(cols, errors, allow_unassigned)
-        with _timed(report, "idempotency"):
+        with report.timed("idempotency"):
             replay = self._idempotency(cols, errors)
         report.replayed = int(replay.sum())
-        report.error_count = int(errors.bad.sum())
-        report.errors = errors.listed()
-        if report.error_count and mode == "all":
-            first = report.errors[0]
-            raise InvalidInput(
-                f"{report.error_count} of {len(frame)} row(s) rejected, nothing stored; first: "
-                f"row {first['row']}: {first['reason']}",
-                field="rows",
-                errors=report.errors,
-                error_count=report.error_count,
-            )
+        report.record(errors)
+        if mode == "all":
+            report.refuse_any("row(s)", field="rows")
         keep = ~errors.bad & ~replay
         if not keep.any():
             return report
         cols = {k: v.filter(keep) if isinstance(v, pa.Array) else v[keep] for k, v in cols.items()}
-        with _timed(report, "ids, duplicate/recurrence finders"):
+        with report.timed("ids, duplicate/recurrence finders"):
             links = self._links(cols)
-        with _timed(report, "map+links+store (pipelined)"):
+        with report.timed("map+links+store (pipelined)"):
             self._store(cols, links, self._context(epochs))
         report.created = int(keep.sum())
         report.unassigned = int((cols["grid_code"] == None).sum())  # noqa: E711
@@ -547,66 +483,25 @@ class CaseImporter:
         """Link, map and encode chunk k+1 in a worker thread while chunk k streams into COPY;
         rows go in report-time order (the order of their ids)."""
         n = len(cols["lon"])
-        chunks: Queue[tuple[bytes, int] | BaseException | None] = Queue(maxsize=3)
-        stop = threading.Event()
 
-        def hand_over(item: tuple[bytes, int] | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    chunks.put(item, timeout=0.2)
-                    return True
-                except Full:
-                    continue
-            return False  # the main thread gave up (COPY failed): stop mapping
+        def batches() -> Iterator[tuple[pa.RecordBatch, int]]:
+            for start in range(0, n, CHUNK_ROWS):
+                rows, duplicate_of, recurring_of = links.next(CHUNK_ROWS)
+                part = {k: _rows(v, rows) for k, v in cols.items()}
+                part.update(
+                    id=links.ids[rows], duplicate_of=duplicate_of, recurring_of=recurring_of
+                )
+                yield _chunk_batch(part, ctx), min(start + CHUNK_ROWS, n)
 
-        def produce() -> None:
-            try:
-                encoder = binary_encoder()
-                head = encoder.write_header()
-                for start in range(0, n, CHUNK_ROWS):
-                    rows, duplicate_of, recurring_of = links.next(CHUNK_ROWS)
-                    part = {k: _rows(v, rows) for k, v in cols.items()}
-                    part.update(
-                        id=links.ids[rows], duplicate_of=duplicate_of, recurring_of=recurring_of
-                    )
-                    body = encoder.write_batch(_chunk_batch(part, ctx))
-                    if not hand_over((head + body, min(start + CHUNK_ROWS, n))):
-                        return
-                    head = b""
-                hand_over((head + encoder.finish(), n))
-                hand_over(None)
-            except BaseException as exc:  # handed to the main thread, which re-raises
-                hand_over(exc)
-
-        worker = threading.Thread(target=produce, daemon=True)
-        worker.start()
-        try:
-            with (
-                driver_cursor(self.session) as cur,
-                cur.copy(f"COPY cases ({', '.join(COLUMNS)}) FROM STDIN (FORMAT binary)") as copy,
-            ):
-                while (chunk := chunks.get()) is not None:
-                    if isinstance(chunk, BaseException):
-                        raise chunk
-                    payload, stored = chunk
-                    copy.write(payload)
-                    self.progress("stored", stored)
-        finally:
-            stop.set()
-            worker.join()
-
-
-def binary_encoder() -> ArrowToPostgresBinaryEncoder:
-    """A pgpq encoder of :data:`COPY_SCHEMA` batches into PostgreSQL's binary COPY format."""
-    builders = {
-        f.name: (
-            StringEncoderBuilder.new_with_output(f, Jsonb())
-            if f.name in JSONB_COLUMNS
-            else ArrowToPostgresBinaryEncoder.infer_encoder(f)
-        )
-        for f in COPY_SCHEMA
-    }
-    return ArrowToPostgresBinaryEncoder.new_with_encoders(COPY_SCHEMA, builders)
+        with driver_cursor(self.session) as cur:
+            copy_pipelined(
+                cur,
+                "cases",
+                COPY_SCHEMA,
+                batches(),
+                jsonb=JSONB_COLUMNS,
+                progress=lambda stored: self.progress("stored", stored),
+            )
 
 
 @dataclass
@@ -765,15 +660,6 @@ def _routes(c: dict[str, Any], owner: np.ndarray, ctx: _Context) -> tuple[np.nda
 
 
 # -- helpers ------------------------------------------------------------------------------------
-@contextmanager
-def _timed(report: ImportReport, phase: str) -> Iterator[None]:
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        report.seconds[phase] = time.perf_counter() - start
-
-
 def _epochs(versions: list[Any]):  # noqa: ANN202
     """Time slices in which the set of valid versions does not change."""
     marks = sorted(

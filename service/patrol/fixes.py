@@ -40,7 +40,7 @@ from service.db.models import Device, Grid
 from service.db.pgcopy import copy_arrow
 from service.errors import InvalidInput, NotFound
 from service.grids.repository import geom_of
-from service.http.rowerrors import RowErrors
+from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
 from service.patrol.tracks import TrackWriter
@@ -53,33 +53,24 @@ _OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
 
 @dataclass
-class IngestReport:
-    """What one batch of fixes did."""
+class IngestReport(BulkReport):
+    """What one batch of fixes did: fixes stored, repeats inside the batch, phones whose tracks
+    were rebuilt, and what cleaning left out."""
 
-    rows: int = 0
     stored: int = 0
-    replayed: int = 0
     repeated: int = 0
-    error_count: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
     devices: int = 0
     tracks: int = 0
     cleaning: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary."""
+    def figures(self) -> dict[str, Any]:
+        """Fixes stored and repeated, phones and tracks rebuilt, cleaning counts."""
         return {
-            "rows": self.rows,
             "stored": self.stored,
-            "replayed": self.replayed,
             "repeated_in_batch": self.repeated,
-            "error_count": self.error_count,
-            "errors": self.errors,
             "devices": self.devices,
             "tracks_rebuilt": self.tracks,
             "cleaning": self.cleaning,
-            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
 
@@ -181,16 +172,9 @@ class FixIngester:
         clock = time.perf_counter()
         cols, errors = self._validate(frame, datum)
         report.seconds["validate"] = time.perf_counter() - clock
-        report.error_count, report.errors = errors.count, errors.listed()
-        if report.error_count and mode == "all":
-            first = report.errors[0]
-            raise InvalidInput(
-                f"{report.error_count} of {len(frame)} fix(es) rejected, nothing stored; first: "
-                f"row {first['row']} {first['field']}: {first['reason']}",
-                field=first["field"],
-                errors=report.errors,
-                error_count=report.error_count,
-            )
+        report.record(errors)
+        if mode == "all":
+            report.refuse_any("fix(es)")
         good = {k: v[~errors.bad] for k, v in cols.items()}
         good, report.repeated = _first_per_key(good)
         self.progress("validate", len(frame), len(frame))

@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
 from service.cases.cases import Action, CaseInput
-from service.cases.importer import read_case_file
+from service.cases.files import read_case_file
 from service.cases.ledger import CaseFilter, Ledger, export_csv_stream, export_xlsx
 from service.cases.render import case_json, event_json, report_json
 from service.cases.schemas import ActionIn, CaseCreate

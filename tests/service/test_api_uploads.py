@@ -244,7 +244,7 @@ def test_service_readers_refuse_bombs_in_little_memory(tmp_path, bomb, call):
     setup = (
         "from pathlib import Path\n"
         "from service.grids.bulk_locate import read_points\n"
-        "from service.cases.importer import read_case_file\n"
+        "from service.cases.files import read_case_file\n"
         "from service.patrol.fixes import read_fix_file\n"
         f"PATH = {str(path)!r}"
     )

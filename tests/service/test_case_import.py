@@ -379,7 +379,8 @@ ROUND_TRIP_ROWS = [
 
 
 def test_binary_copy_stores_exactly_what_an_ordinary_insert_stores(session) -> None:
-    from service.cases.importer import COLUMNS, COPY_SCHEMA, binary_encoder
+    from service.cases.importer import COLUMNS, COPY_SCHEMA, JSONB_COLUMNS
+    from service.db.pgcopy import copy_pipelined
 
     cur = session.connection().connection.driver_connection.cursor()
     ids = [row["id"] for row in ROUND_TRIP_ROWS]
@@ -390,9 +391,9 @@ def test_binary_copy_stores_exactly_what_an_ordinary_insert_stores(session) -> N
         return cur.fetchall()
 
     batch = pa.RecordBatch.from_pylist(ROUND_TRIP_ROWS, schema=COPY_SCHEMA)
-    encoder = binary_encoder()
-    with cur.copy(f"COPY cases ({', '.join(COLUMNS)}) FROM STDIN (FORMAT binary)") as copy:
-        copy.write(encoder.write_header() + encoder.write_batch(batch) + encoder.finish())
+    copy_pipelined(
+        cur, "cases", COPY_SCHEMA, iter([(batch, len(ROUND_TRIP_ROWS))]), jsonb=JSONB_COLUMNS
+    )
     by_copy = stored_as_text()
     cur.execute(f"SELECT {', '.join(COLUMNS)} FROM cases WHERE id = ANY(%s) ORDER BY id", (ids,))
     for row, got in zip(ROUND_TRIP_ROWS, cur.fetchall(), strict=True):
