@@ -15,6 +15,7 @@ from service.cases.cases import CaseService
 from service.cases.catalogue import Catalogue
 from service.cases.importer import CaseImporter
 from service.cases.ledger import CaseFilter, Ledger
+from service.cases.open311.queries import ServiceRequests
 from service.grids.locator import GridLocator
 from service.grids.registry import Registry
 from service.hotspots.hotspots import HotspotService
@@ -114,7 +115,12 @@ async def _coverage(session: SessionDep, settings: SettingsDep) -> CoverageServi
     return CoverageService(session, settings)
 
 
+async def _service_requests(session: SessionDep, settings: SettingsDep) -> ServiceRequests:
+    return ServiceRequests(session, settings)
+
+
 LedgerDep = Annotated[Ledger, Depends(_ledger)]
+ServiceRequestsDep = Annotated[ServiceRequests, Depends(_service_requests)]
 CaseImporterDep = Annotated[CaseImporter, Depends(_importer)]
 CatalogueDep = Annotated[Catalogue, Depends(_catalogue)]
 PatrolDep = Annotated[PatrolService, Depends(_patrol)]

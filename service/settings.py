@@ -45,7 +45,11 @@ class GridSettings(BaseSettings):
 
     code_width: int = Field(14, description="Unit grid code width: 14 (CJ/T 213) or 15 (DB11)")
     city: str = Field("410100", description="City key (GB/T 2260 code) carried by every row")
-    boundary_tolerance_m: float = Field(15.0, description="Default locate candidate radius")
+    boundary_tolerance_m: float = Field(
+        15.0,
+        description="Case intake (single and bulk): other unit grids this close to a report are "
+        "kept as its candidates for the dispatcher to confirm",
+    )
     max_upload_mb: int = Field(200, description="Largest accepted upload")
     # What one uploaded or imported file may hold (gis.limits; defaults from FileLimits)
     max_uncompressed_mb: float = Field(

@@ -200,7 +200,9 @@ class CaseService:
 
     def _grid(self, lon: float, lat: float, at: datetime, allow_unassigned: bool):
         try:
-            found = self.registry.locate(lon, lat, "wgs84", at=at)
+            found = self.registry.locate(
+                lon, lat, "wgs84", at=at, radius_m=self.settings.grids.boundary_tolerance_m
+            )
         except NotFound as exc:
             if allow_unassigned:
                 return None, []

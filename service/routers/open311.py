@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 
 from gis.datum import DATUMS, from_wgs84
 from service.cases.cases import CaseInput, CaseService
-from service.cases.catalogue import Catalogue
 from service.cases.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
 from service.cases.open311.params import (
     RequestFilter,
@@ -33,11 +32,11 @@ from service.cases.open311.params import (
     request_ids,
     row_id,
 )
-from service.cases.open311.queries import changeset, find_requests
+from service.cases.open311.queries import changeset
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.clock import now
 from service.db.models import Case, Category
-from service.deps import CaseServiceDep, SettingsDep
+from service.deps import CaseServiceDep, ServiceRequestsDep, SettingsDep
 from service.errors import BadParameter, InvalidInput, NotFound
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import iso
@@ -79,15 +78,13 @@ def _datum(value: str | None) -> str:
     return datum
 
 
-def _categories(cases: CaseService) -> list[Category]:
-    return Catalogue(cases.session, cases.settings).categories()
-
-
 @router.get("/discovery.{fmt}", summary="Open311 service discovery")
 @router.get("/v2/discovery.{fmt}", include_in_schema=False)
-def discovery(fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep) -> Response:
+def discovery(
+    fmt: Fmt, request: Request, requests: ServiceRequestsDep, settings: SettingsDep
+) -> Response:
     out = _format(fmt)
-    stamp = changeset(_categories(cases))
+    stamp = changeset(requests.categories())
     keys = given(settings.cases.open311_api_keys)
     payload = {
         "changeset": stamp,
@@ -124,11 +121,14 @@ def _service(cat: Category) -> dict[str, Any]:
 
 @router.get("/v2/services.{fmt}", summary="Service list (the category catalogue)")
 def services(
-    fmt: Fmt, cases: CaseServiceDep, settings: SettingsDep, jurisdiction_id: Jurisdiction = None
+    fmt: Fmt,
+    requests: ServiceRequestsDep,
+    settings: SettingsDep,
+    jurisdiction_id: Jurisdiction = None,
 ) -> Response:
     out = _format(fmt)
     check_jurisdiction(jurisdiction_id, _served(settings))
-    return document(out, "services", [_service(c) for c in _categories(cases)])
+    return document(out, "services", [_service(c) for c in requests.categories()])
 
 
 @router.get("/v2/services/{service_code}.{fmt}", summary="Service definition (extra attributes)")
@@ -302,6 +302,7 @@ def list_requests(
     fmt: Fmt,
     request: Request,
     cases: CaseServiceDep,
+    requests: ServiceRequestsDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,
     service_request_id: Annotated[
@@ -324,13 +325,13 @@ def list_requests(
     out = _format(fmt)
     check_jurisdiction(jurisdiction_id, _served(settings))
     shown = _datum(datum)
-    names = {c.code: c.name for c in _categories(cases)}
+    names = {c.code: c.name for c in requests.categories()}
     if given(service_request_id):
         rows = cases.by_ids(request_ids(service_request_id))
         return document(out, "service_requests", [_request(c, names, shown) for c in rows])
     flt = request_filter(service_code, status, start_date, end_date, settings.grids.timezone, now())
     number, size = paging(page, page_size)
-    rows = find_requests(cases.session, cases.city, flt, size + 1, (number - 1) * size)
+    rows = requests.find(flt, size + 1, (number - 1) * size)
     links = []
     if len(rows) > size:
         links.append(_link(request, flt, number + 1, size, "next"))
@@ -358,6 +359,7 @@ def get_request(
     service_request_id: str,
     fmt: Fmt,
     cases: CaseServiceDep,
+    requests: ServiceRequestsDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,
     datum: Datum = None,
@@ -369,5 +371,5 @@ def get_request(
     if ident is None:
         raise NotFound(f"no service request {service_request_id!r}", field="service_request_id")
     case = cases.get(ident)
-    names = {c.code: c.name for c in _categories(cases)}
+    names = {c.code: c.name for c in requests.categories()}
     return document(out, "service_requests", [_request(case, names, shown)])

@@ -9,8 +9,27 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.cases.catalogue import Catalogue
 from service.cases.open311.params import RequestFilter
 from service.db.models import Case, Category
+from service.settings import AppSettings
+
+
+class ServiceRequests:
+    """The reads behind Open311's ``requests`` answers for one city."""
+
+    def __init__(self, session: Session, settings: AppSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.city = settings.grids.city
+
+    def find(self, flt: RequestFilter, limit: int, offset: int = 0) -> list[Case]:
+        """Cases matching ``flt``, newest first (then highest id), one page of them."""
+        return find_requests(self.session, self.city, flt, limit, offset)
+
+    def categories(self) -> list[Category]:
+        """The catalogue, as Open311's service list shows it."""
+        return Catalogue(self.session, self.settings).categories()
 
 
 def find_requests(
