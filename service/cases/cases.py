@@ -20,11 +20,17 @@ from sqlalchemy.orm import Session
 
 from gis.workclock import Unit
 from service.cases.catalogue import load_router
-from service.cases.workflow import OPEN_STATUSES, TRANSITIONS, IllegalTransition, next_status
+from service.cases.workflow import (
+    OPEN_SQL,
+    OPEN_STATUSES,
+    TRANSITIONS,
+    IllegalTransition,
+    next_status,
+)
 from service.clock import now, work_clock
 from service.datums import to_wgs84_point
 from service.db.models import Case, CaseEvent, Category
-from service.db.versions import OPEN_SQL, change_counters
+from service.db.versions import change_counters
 from service.errors import Conflict, InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.grids.repository import degree_window

@@ -20,6 +20,8 @@ STATUSES: tuple[str, ...] = (
     "merged",  # folded into another case as a duplicate
 )
 OPEN_STATUSES: tuple[str, ...] = ("reported", "registered", "dispatched", "handling", "fed_back")
+# the same as a literal SQL list, so the planner can use the partial index on open cases
+OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
 
 LABELS_ZH = {
     "reported": "上报",

@@ -1,11 +1,9 @@
-"""Imports from vector files: grids (read, repair, validate, write — all or nothing) and
-hotspots."""
+"""Imports of grids from vector files: read, repair, validate, write — all or nothing."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ from gis.limits import FileLimits
 from gis.repair import repair_polygons
 from service.errors import InvalidInput
 from service.grids.registry import ATTRIBUTES, GridInput, Registry
-from service.hotspots.hotspots import HotspotInput
 from service.http.uploads import file_refusals, saved_upload
 
 
@@ -48,13 +45,15 @@ def import_file(
     limits: FileLimits | None = None,
 ) -> dict[str, Any]:
     """Read ``path`` and write its grids to the registry (nothing stored on any error)."""
-    frame = _read_vector_file(path, crs, datum, limits)
+    frame = read_vector_file(path, crs, datum, limits)
     return import_frame(registry, frame, level=level, progress=progress)
 
 
-def _read_vector_file(
+def read_vector_file(
     path: Path, crs: str | None, datum: str, limits: FileLimits | None
 ) -> gpd.GeoDataFrame:
+    """Features of a vector file in WGS 84 (from ``crs`` and ``datum``), within ``limits``;
+    unreadable files are ``InvalidInput`` naming ``file``."""
     try:
         with file_refusals():
             return read_features(path, crs=crs, datum=datum, limits=limits)
@@ -84,7 +83,7 @@ def import_frame(
         errors = [
             {
                 "index": i,
-                "code": _text(frame.iloc[i].get("code")),
+                "code": text_value(frame.iloc[i].get("code")),
                 "field": "geometry",
                 "reason": msg,
             }
@@ -112,7 +111,8 @@ def import_frame(
     }
 
 
-def _text(value: Any) -> str | None:
+def text_value(value: Any) -> str | None:
+    """A file's attribute as trimmed text (``None`` for empty or missing values)."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -132,82 +132,23 @@ def _persons(row: pd.Series) -> list[dict[str, Any]]:
             value = None
         if isinstance(value, list):
             return value
-    person = _text(row.get("responsible_person"))
+    person = text_value(row.get("responsible_person"))
     if person:
-        return [{"name": person, "phone": _text(row.get("phone"))}]
+        return [{"name": person, "phone": text_value(row.get("phone"))}]
     return []
 
 
 def _item(row: pd.Series, geom: Any, level: str | None) -> GridInput:
-    code = _text(row.get("code")) or ""
-    values = {name: _text(row.get(name)) for name in ATTRIBUTES if name != "responsible_persons"}
+    code = text_value(row.get("code")) or ""
+    values = {
+        name: text_value(row.get(name)) for name in ATTRIBUTES if name != "responsible_persons"
+    }
     return GridInput(
         code=code,
-        level=_text(row.get("level")) or level or "",
+        level=text_value(row.get("level")) or level or "",
         name=values.pop("name") or code,
         geometry=geom,
-        parent_code=_text(row.get("parent_code")),
+        parent_code=text_value(row.get("parent_code")),
         responsible_persons=_persons(row),
         **values,
     )
-
-
-def hotspots_from_upload(
-    file: UploadFile,
-    *,
-    kind: str | None,
-    crs: str | None,
-    datum: str,
-    max_upload_mb: int,
-    limits: FileLimits,
-    tz: str,
-) -> list[HotspotInput]:
-    """Hotspots described by an uploaded vector file (validated later, all or nothing)."""
-    with saved_upload(file, max_upload_mb) as path:
-        frame = _read_vector_file(path, crs, datum, limits)
-    items = []
-    for i, (_, row) in enumerate(frame.iterrows()):
-        try:
-            items.append(
-                HotspotInput(
-                    key=_text(row.get("key")) or "",
-                    kind=_text(row.get("kind")) or kind or "",
-                    name=_text(row.get("name")) or _text(row.get("key")) or "",
-                    geometry=row.geometry,
-                    buffer_m=_number(row.get("buffer_m")),
-                    active_from=_time(row.get("active_from"), tz),
-                    active_to=_time(row.get("active_to"), tz),
-                    owner_unit=_text(row.get("owner_unit")),
-                    owner_name=_text(row.get("owner_name")),
-                    owner_phone=_text(row.get("owner_phone")),
-                    risk_weight=_number(row.get("risk_weight")),
-                    patrol_quota_per_week=_int(row.get("patrol_quota_per_week")),
-                )
-            )
-        except ValueError as exc:
-            raise InvalidInput(f"feature {i}: {exc}", field="file", index=i) from exc
-    return items
-
-
-def _number(value: Any) -> float | None:
-    text = _text(value)
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not a number") from exc
-
-
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    return None if number is None else int(number)
-
-
-def _time(value: Any, tz: str) -> datetime | None:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        stamp = stamp.tz_localize(tz)
-    return stamp.to_pydatetime()

@@ -41,10 +41,10 @@ from service.cases.workflow import OPEN_STATUSES
 from service.clock import now
 from service.db.engine import driver_cursor
 from service.db.models import Case, Grid
-from service.db.versions import data_version
 from service.errors import InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.grids.repository import GridFilter, geom_of
+from service.maps.versions import data_version
 from service.patrol.coverage import CoverageService
 from service.patrol.tracks import read_tracks
 from service.settings import AppSettings

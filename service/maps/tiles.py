@@ -63,10 +63,11 @@ from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
 from gis.datum import from_wgs84
+from service.cases.workflow import OPEN_SQL
 from service.clock import now
-from service.db.versions import OPEN_SQL, data_version
 from service.errors import BadParameter, NotFound
 from service.grids.registry import Registry
+from service.maps.versions import data_version
 from service.settings import AppSettings
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"

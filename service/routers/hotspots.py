@@ -10,8 +10,8 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from gis.datum import transform_geometries
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
-from service.grids.imports import hotspots_from_upload
 from service.hotspots.hotspots import HotspotInput
+from service.hotspots.imports import hotspots_from_upload
 from service.hotspots.render import hotspot_feature
 from service.hotspots.schemas import HotspotCreate, HotspotKindIn
 from service.http.bodyguard import GuardedRoute

@@ -1,0 +1,34 @@
+"""Data versions: cheap, exact "may anything shown have changed?" checks for caches.
+
+A version is the table's change counter (bumped by a statement trigger inside every writing
+transaction, so it changes exactly when the new rows become visible) and the next moment the
+picture changes by itself: the earliest future deadline of an open case (an overdue flag flips
+then), the next grid validity boundary (a grid version starts or ends).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from service.cases.workflow import OPEN_SQL
+
+_SQL = {
+    "grids": (
+        "SELECT (SELECT version FROM change_counters WHERE name = 'grids'), "
+        "(SELECT min(b) FROM grids, LATERAL (VALUES (valid_from), (valid_to)) v(b) "
+        " WHERE city = :city AND b > :at)"
+    ),
+    "cases": (
+        "SELECT (SELECT version FROM change_counters WHERE name = 'cases'), "
+        "(SELECT min(deadline_at) FROM cases WHERE city = :city "
+        f" AND status IN {OPEN_SQL} AND deadline_at > :at)"
+    ),
+}
+
+
+def data_version(session: Session, city: str, table: str, at: datetime) -> tuple[object, ...]:
+    """The version of ``table`` ("cases" or "grids") for ``city`` as seen at ``at``."""
+    return tuple(session.execute(text(_SQL[table]), {"city": city, "at": at}).one())
