@@ -13,7 +13,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
-from hostile_files import (
+
+from gis.io import VectorFileError, read_features, write_features
+from gis.limits import (
+    FileLimits,
+    FileTooLarge,
+    UnsafeFile,
+    check_csv,
+    check_parquet,
+    extract_members,
+    zip_members,
+)
+from tests.helpers.hostile_files import (
     LAUGHING_GPX,
     LAUGHING_KML,
     Member,
@@ -27,17 +38,6 @@ from hostile_files import (
     small,
     write_zip,
     zeros,
-)
-
-from gis.io import VectorFileError, read_features, write_features
-from gis.limits import (
-    FileLimits,
-    FileTooLarge,
-    UnsafeFile,
-    check_csv,
-    check_parquet,
-    extract_members,
-    zip_members,
 )
 
 

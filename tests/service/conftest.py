@@ -97,10 +97,9 @@ def case_city(registry: Registry, session: Session) -> Registry:
     """The small city with the standard catalogue, two hotspots and two routing rules."""
     from datetime import UTC, datetime
 
-    from cityfixture import COMM_B, hotspot_inputs, small_city
-
     from service.cases.catalogue import Catalogue, seed_catalogue
     from service.hotspots.hotspots import HotspotService
+    from tests.helpers.city import COMM_B, hotspot_inputs, small_city
 
     since = datetime(2025, 1, 1, tzinfo=UTC)  # grids and hotspots exist well before any case
     registry.write(small_city(), at=since)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from cityfixture import small_city
-from hostile_files import gzip_bomb, parquet_dictionary_bomb, shapefile_bomb
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -24,6 +22,8 @@ from service.db.models import (
     Worker,
 )
 from service.settings import AppSettings
+from tests.helpers.city import small_city
+from tests.helpers.hostile_files import gzip_bomb, parquet_dictionary_bomb, shapefile_bomb
 
 CLI_CITY = "990200"  # committed by the CLI; removed after each test
 DEMO_CLI_CITY = "990210"  # the demo loaded by the CLI (cases and history stay)
@@ -111,6 +111,7 @@ def test_cli_import_honours_the_row_limit_setting(cli_env, engine: Engine, tmp_p
     assert _grids(engine) == 0
 
 
+@pytest.mark.slow
 def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch) -> None:
     monkeypatch.setenv("CITYGRID_CITY", DEMO_CLI_CITY)
     first = CliRunner().invoke(app, ["demo", "--cases", "300"])
@@ -132,9 +133,8 @@ def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cli_imports_fixes_and_computes_coverage(
     cli_env, engine: Engine, tmp_path, settings_for
 ) -> None:
-    from test_api_patrol import walk
-
     from service.patrol.workers import PatrolService, WorkerInput
+    from tests.helpers.patrol import walk
 
     assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
     with Session(engine) as session:

@@ -1,0 +1,187 @@
+"""The dispatcher page in a real browser: headless Debian Chromium driven by Playwright.
+
+The small city with cases and a patrol walk is served by uvicorn (``live_server``); the page
+must load its layers from that server alone, draw the grid choropleth with the colours the API
+answers, list its layers, open a grid's popup on a click and draw the open cases. A screenshot
+is saved to ``test-artifacts/dispatcher.png``.
+
+Needs ``/usr/bin/chromium`` and the ``playwright`` package: ``scripts/bootstrap.sh`` installs
+both. Missing, the tests fail (a skipped browser test would hide a broken page).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx2 as httpx
+import pytest
+
+from layers.page import LAYER_TITLES
+from layers.report import POPUP_FIELDS, heat_html
+from service.grids.registry import Registry
+from tests.helpers.city import COMM_A, point_lonlat, unit_code
+from tests.helpers.patrol import walk
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DENSITY = LAYER_TITLES["density"]
+# (x, y) in metres in the small city, category: away from the market and the rail line too
+CASES = [
+    (50, 50, "0102"),
+    (60, 40, "0102"),
+    (150, 150, "0501"),
+    (250, 150, "0201"),
+    (450, 20, "0104"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh (installs Debian's chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("the playwright package is missing: run scripts/bootstrap.sh")
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root otherwise
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def city_with_data(live_server: str, case_city: Registry) -> dict:
+    """Cases reported through the API and a patrol walk along community A, two hours ago."""
+    with httpx.Client(base_url=live_server, timeout=30) as api:
+        r = api.put(
+            "/api/patrol/workers/W001",
+            json={"code": "W001", "name": "王伟", "devices": ["phone-1"]},
+        )
+        assert r.status_code == 201, r.text
+        start = datetime.now(SHANGHAI) - timedelta(hours=2)
+        fixes = walk([(0, 50), (400, 50), (400, 150), (0, 150)], start=start)
+        r = api.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": fixes})
+        assert r.status_code == 200 and r.json()["stored"] == len(fixes), r.text
+        ids = []
+        for x, y, category in CASES:
+            lon, lat = point_lonlat(x, y)
+            r = api.post("/api/cases", json={"category_code": category, "lon": lon, "lat": lat})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        grids = api.get("/api/heat/grids").json()
+    return {"cases": ids, "grids": grids}
+
+
+class Watched:
+    """A page with its console errors, page errors and requested URLs."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 800})
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.page.goto(url)
+
+    def drawn(self, title: str) -> None:
+        self.page.wait_for_function(
+            "t => window.L && L.Citygrid && L.Citygrid.layers[t] && L.Citygrid.layers[t].drawn",
+            arg=title,
+            timeout=60_000,
+        )
+
+
+def test_dispatcher_page_in_chromium(browser, live_server: str, city_with_data: dict) -> None:
+    w = Watched(browser, f"{live_server}/")
+    page = w.page
+    for title in (DENSITY, LAYER_TITLES["boundaries"], LAYER_TITLES["hotspots"]):
+        w.drawn(title)
+
+    # the layer control lists every layer, the density choropleth chosen
+    labels = page.locator(".leaflet-control-layers label").all_inner_texts()
+    assert [t.strip() for t in labels] == list(LAYER_TITLES.values())
+    assert page.get_by_label(DENSITY).is_checked()
+
+    # one SVG path per unit grid, filled with the colour the API gives it
+    fills = page.eval_on_selector_all(
+        ".leaflet-overlay-pane path", "ps => ps.map(p => p.getAttribute('fill'))"
+    )
+    expected = [f["properties"]["fill"] for f in city_with_data["grids"]["features"]]
+    assert len(expected) == 11 and Counter(fills) == Counter(expected)  # 8 + 3 unit grids
+    legend = page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').inner_text()
+    assert city_with_data["grids"]["legend"]["title"] in legend
+
+    # a click on unit grid A-05 (x 0-100 m, y 0-100 m: no hotspot zone over it) opens its popup
+    lon, lat = point_lonlat(25, 75)
+    x, y = page.evaluate(
+        "([lat, lon]) => { const m = Object.values(window).find(v => v instanceof L.Map);"
+        " const p = m.latLngToContainerPoint([lat, lon]);"
+        " const r = m.getContainer().getBoundingClientRect();"
+        " return [r.left + p.x, r.top + p.y]; }",
+        [lat, lon],
+    )
+    page.mouse.click(x, y)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(timeout=10_000)
+    text = popup.inner_text()
+    assert unit_code(COMM_A, 5) in text and "网格员5" in text and "13800000005" in text
+    assert "经八路街道办" in text
+    assert "Cases in period\t2" in text  # two of the five cases lie in A-05
+
+    # open cases: at this zoom (≥ 14) one point per case
+    page.get_by_label(LAYER_TITLES["cases"]).check()
+    w.drawn(LAYER_TITLES["cases"])
+    points = page.locator(".leaflet-citygridCases-pane path").count()
+    assert points == len(city_with_data["cases"])
+
+    # another heat layer replaces the choropleth and its legend
+    page.get_by_label(LAYER_TITLES["kde"]).check()
+    w.drawn(LAYER_TITLES["kde"])
+    assert page.locator(".leaflet-overlay-pane img.citygrid-surface").count() == 1
+    assert page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').count() == 0
+    assert page.locator(f'.citygrid-legend[data-layer="{LAYER_TITLES["kde"]}"]').count() == 1
+    page.get_by_label(DENSITY).check()
+    page.wait_for_timeout(300)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dispatcher.png"))
+    assert w.errors == []
+    hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
+    assert hosts == {urlsplit(live_server).netloc}
+    page.close()
+
+
+def test_refused_filter_shows_the_reason_in_the_browser(
+    browser, live_server: str, case_city
+) -> None:
+    w = Watched(browser, f"{live_server}/?category=77")
+    assert "no category '77'" in w.page.locator(".citygrid-error-message").inner_text()
+    assert w.page.locator(".leaflet-container").count() == 0
+    w.page.close()
+
+
+def test_report_html_opens_from_a_file_without_network(
+    browser, city_with_data: dict, tmp_path: Path
+) -> None:
+    path = tmp_path / "grids.html"
+    path.write_text(
+        heat_html(city_with_data["grids"], title="grids", popup_fields=POPUP_FIELDS["grids"]),
+        encoding="utf-8",
+    )
+    w = Watched(browser, path.as_uri())
+    w.page.wait_for_selector(".citygrid-legend", timeout=20_000)
+    assert w.page.locator(".leaflet-overlay-pane path").count() == 11
+    assert w.errors == []
+    assert {urlsplit(u).scheme for u in w.requests} <= {"file", "data"}
+    w.page.close()
