@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.codes import LEVELS, CodeError, CodeScheme
-from gis.demo import (
+from demo.city import (
     LAND_USES,
     MANAGEMENT_GRADES,
     ROAD_KINDS,
@@ -20,6 +19,7 @@ from gis.demo import (
     build_demo_city,
     build_demo_roads,
 )
+from gis.codes import LEVELS, CodeError, CodeScheme
 
 PHONE = re.compile(r"^1[358]\d{9}$")
 CJK_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
