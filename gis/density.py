@@ -52,6 +52,7 @@ from pyproj import CRS, Transformer
 from scipy import ndimage
 
 from gis import metric
+from gis.grid_inputs import validated_grids
 from gis.points import validated_points
 
 __all__ = [
@@ -133,8 +134,9 @@ def grid_density(
     ValueError
         If both or neither of ``point_codes`` and ``counts`` are given, a case or count names
         a code that is not a grid (grids of another version?), counts or hours are negative
-        or not finite, ``per="patrol_hour"`` comes without ``patrol_hours``, or a grid is not
-        a valid, non-empty (Multi)Polygon.
+        or not finite, ``per="patrol_hour"`` comes without ``patrol_hours``, or the grids are
+        refused by :func:`gis.grid_inputs.validated_grids` (codes not unique, a geometry not a
+        valid, non-empty lon/lat (Multi)Polygon).
 
     Examples
     --------
@@ -144,7 +146,7 @@ def grid_density(
     >>> table["count"].tolist()
     [2, 0]
     """
-    codes, geoms = _checked_grids(grid_codes, grid_geoms)
+    codes, geoms = validated_grids(grid_codes, grid_geoms)
     if per not in ("km2", "grid", "patrol_hour"):
         raise ValueError(f"per must be 'km2', 'grid' or 'patrol_hour', got {per!r}")
     if per == "patrol_hour" and patrol_hours is None:
@@ -789,7 +791,7 @@ def hot_spots(
     ------
     ValueError
         For fewer than 3 grids, values that are negative, not finite, missing or misaligned,
-        ``permutations < 99``, or invalid grids.
+        ``permutations < 99``, or grids refused by :func:`gis.grid_inputs.validated_grids`.
 
     Notes
     -----
@@ -801,7 +803,7 @@ def hot_spots(
     for multiple testing is applied (as in the classic Gi* map); expect ~10 % of grids in a
     90 % class by chance alone.
     """
-    codes, geoms = _checked_grids(grid_codes, grid_geoms)
+    codes, geoms = validated_grids(grid_codes, grid_geoms)
     y = _hot_spot_values(codes, values)
     if len(codes) < 3:
         raise ValueError(f"Gi* hot spots need at least 3 grids, got {len(codes)}")
@@ -930,35 +932,3 @@ def _classify(p: np.ndarray, upper: np.ndarray) -> np.ndarray:
         classes[hit & upper] = f"hot_{level}"
         classes[hit & ~upper] = f"cold_{level}"
     return classes
-
-
-# -- validation --------------------------------------------------------------------------------
-
-
-def _checked_grids(
-    grid_codes: Sequence[str], grid_geoms: Sequence[shapely.Geometry]
-) -> tuple[list[str], np.ndarray]:
-    codes = list(grid_codes)
-    geoms = np.empty(len(grid_geoms), dtype=object)
-    geoms[:] = list(grid_geoms)
-    if len(codes) != len(geoms):
-        raise ValueError(
-            f"grid_codes and grid_geoms must have the same length, got {len(codes)} and "
-            f"{len(geoms)}"
-        )
-    if any(not isinstance(c, str) or not c for c in codes):
-        raise ValueError("grid codes must be non-empty strings")
-    if len(set(codes)) != len(codes):
-        dup = pd.Index(codes)[pd.Index(codes).duplicated()][0]
-        raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
-    for code, geom in zip(codes, geoms, strict=True):
-        if not isinstance(geom, shapely.Polygon | shapely.MultiPolygon) or geom.is_empty:
-            raise ValueError(f"grid {code}: geometry must be a non-empty Polygon or MultiPolygon")
-    if len(geoms):
-        invalid = np.flatnonzero(~shapely.is_valid(geoms))
-        if invalid.size:
-            i = invalid[0]
-            raise ValueError(
-                f"grid {codes[i]}: invalid geometry ({shapely.is_valid_reason(geoms[i])})"
-            )
-    return codes, geoms
