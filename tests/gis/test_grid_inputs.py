@@ -6,6 +6,7 @@ import pytest
 import shapely
 
 from gis.density import grid_density
+from gis.gi_star import gi_star
 from gis.grid_inputs import validated_grids
 from gis.hotspots import share_in_grids
 from gis.locate import GridIndex
@@ -61,12 +62,13 @@ def test_the_caller_names_its_arguments_in_the_length_message() -> None:
         (["a", "b"], [SQUARE, shapely.box(500_000, 3_800_000, 500_100, 3_800_100)]),
     ],
 )
-def test_density_locate_and_hotspot_shares_refuse_bad_grids_in_the_same_words(codes, geoms):
+def test_density_gi_star_locate_and_hotspot_shares_refuse_bad_grids_alike(codes, geoms):
     with pytest.raises(ValueError) as expected:
         validated_grids(codes, geoms)
     calls = [
         lambda: GridIndex(codes, geoms),
         lambda: grid_density(codes, geoms, counts={}),
+        lambda: gi_star(codes, geoms, [1.0] * len(codes)),
         lambda: share_in_grids(SQUARE, codes, geoms),
     ]
     for call in calls:
