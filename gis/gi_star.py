@@ -62,10 +62,9 @@ def gi_star(
 
     Parameters
     ----------
-    grid_codes : sequence of str
-        Unique grid codes.
-    grid_geoms : sequence of shapely Polygon or MultiPolygon
-        The grids in EPSG:4326, same order.
+    grid_codes, grid_geoms : sequence of str, sequence of shapely (Multi)Polygon
+        Unique grid codes and the grids in EPSG:4326, same order (as
+        :func:`gis.grid_inputs.validated_grids` takes them).
     values : array_like or pandas.Series
         A non-negative value per grid, in the order of ``grid_codes``, or a Series indexed by
         code (e.g. ``grid_density(...)["value"]``, normalised per km² or per patrol hour).
