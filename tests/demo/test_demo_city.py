@@ -26,18 +26,8 @@ CJK_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 
 
 @pytest.fixture(scope="module")
-def city() -> gpd.GeoDataFrame:
-    return build_demo_city()
-
-
-@pytest.fixture(scope="module")
 def metric(city) -> gpd.GeoDataFrame:
     return city.to_crs(city.estimate_utm_crs())
-
-
-@pytest.fixture(scope="module")
-def roads() -> gpd.GeoDataFrame:
-    return build_demo_roads()
 
 
 def _level(frame: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
