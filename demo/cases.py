@@ -40,15 +40,8 @@ import shapely
 from pyproj import CRS
 from shapely import Polygon
 
-from demo.city import build_demo_city
-from demo.hotspots import (
-    _SEGMENT_M,
-    TIMEZONE,
-    _district,
-    _land_use,
-    _lonlat,
-    build_demo_hotspots,
-)
+from demo.city import build_demo_city, district_of, in_lonlat, land_use_of
+from demo.hotspots import TIMEZONE, build_demo_hotspots
 from gis.metric import to_metric, to_wgs84, utm_crs_for_geometries
 
 __all__ = ["CASE_SOURCES", "DEFAULT_CATEGORY_WEIGHTS", "DESCRIPTIONS", "generate_cases"]
@@ -122,6 +115,7 @@ _AFFINITIES: tuple[_Affinity, ...] = (
 )
 _OUTSIDE_SHARE = 0.005
 _OUTSIDE_RING_M = (20.0, 300.0)  # cases outside the district lie this far from its edge
+_SEGMENT_M = 20.0  # vertex spacing of zones and of the outside ring before reprojection
 _LAND_USE_WEIGHT = {
     "商业": 3.0,
     "混合": 2.0,
@@ -262,8 +256,8 @@ class _Areas:
 
 
 def _sampling_areas(city: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame) -> _Areas:
-    city = _lonlat(city, "city")
-    hotspots = _lonlat(hotspots, "hotspots")
+    city = in_lonlat(city, "city")
+    hotspots = in_lonlat(hotspots, "hotspots")
     missing = {"key", "kind", "buffer_m", "active_from", "active_to", "risk_weight"} - set(
         hotspots.columns
     )
@@ -271,12 +265,12 @@ def _sampling_areas(city: gpd.GeoDataFrame, hotspots: gpd.GeoDataFrame) -> _Area
         raise ValueError(
             f"hotspots lack columns {sorted(missing)}; pass build_demo_hotspots() output"
         )
-    district_ll = _district(city)
+    district_ll = district_of(city)
     crs = utm_crs_for_geometries(district_ll)
     district = to_metric(district_ll, crs)
     units = city[city["level"] == "unit"]
     unit_ll = np.asarray(units.geometry.values)
-    factor = np.array([_LAND_USE_WEIGHT.get(u, 1.0) for u in _land_use(units)])
+    factor = np.array([_LAND_USE_WEIGHT.get(u, 1.0) for u in land_use_of(units)])
     unit_weight = shapely.area(to_metric(unit_ll, crs)) * factor
     zones = _zones(hotspots, district_ll, crs)
     inner, outer = (district.buffer(d) for d in _OUTSIDE_RING_M)

@@ -30,7 +30,15 @@ import shapely
 from pyproj import CRS
 from shapely import LineString, Polygon
 
-from demo.city import _chinese_number, _persons, build_demo_city, build_demo_roads
+from demo.city import (
+    _chinese_number,
+    _persons,
+    build_demo_city,
+    build_demo_roads,
+    district_of,
+    in_lonlat,
+    land_use_of,
+)
 from gis.metric import WGS84, to_metric, to_wgs84, utm_crs_for_geometries
 
 __all__ = ["HOTSPOT_KINDS", "TIMEZONE", "build_demo_hotspots"]
@@ -60,7 +68,7 @@ _STREAM = {
 _RAIL_CLIP_M = 200.0
 _MARKET_SPACING_M = (600.0, 400.0, 250.0)
 _RAIL_MIN_STREETS = 3
-_SEGMENT_M = 20.0  # vertex spacing of the rail line and of zones before reprojection
+_SEGMENT_M = 20.0  # vertex spacing of the rail line before reprojection
 _FRINGE_DEPTH_M = 400.0  # unit grids this close to the district edge ...
 _FRINGE_HALF_ANGLE = 45.0  # ... and this many degrees either side of one compass direction
 _ALWAYS_FROM = pd.Timestamp("2020-01-01")
@@ -207,12 +215,12 @@ def _rng(seed: int, stream: str) -> np.random.Generator:
 
 
 def _city_context(city: gpd.GeoDataFrame, roads: gpd.GeoDataFrame) -> _City:
-    city = _lonlat(city, "city")
-    roads = _lonlat(roads, "roads")
+    city = in_lonlat(city, "city")
+    roads = in_lonlat(roads, "roads")
     for column in ("name", "kind"):
         if column not in roads.columns:
             raise ValueError(f"roads lack column {column!r}; pass demo.city.build_demo_roads()")
-    district_ll = _district(city)
+    district_ll = district_of(city)
     crs = utm_crs_for_geometries(district_ll)
     district = to_metric(district_ll, crs)
     units = city[city["level"] == "unit"]
@@ -231,33 +239,12 @@ def _city_context(city: gpd.GeoDataFrame, roads: gpd.GeoDataFrame) -> _City:
         community_names=dict(zip(communities["code"], communities["name"], strict=True)),
         units=np.asarray(to_metric(units.geometry.values, crs)),
         units_ll=np.asarray(units.geometry.values),
-        unit_use=_land_use(units),
+        unit_use=land_use_of(units),
         unit_community=units["parent_code"].to_numpy(dtype=object),
         roads=road_geoms,
         road_kind=roads["kind"].to_numpy(dtype=object),
         road_name=roads["name"].to_numpy(dtype=object),
     )
-
-
-def _lonlat(frame: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
-    if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
-        raise ValueError(f"{what} must be a GeoDataFrame with a CRS (EPSG:4326 from demo.city)")
-    return frame if frame.crs == WGS84 else frame.to_crs(WGS84)
-
-
-def _district(city: gpd.GeoDataFrame) -> Polygon:
-    for column in ("code", "level", "parent_code", "name"):
-        if column not in city.columns:
-            raise ValueError(f"city lacks column {column!r}; pass demo.city.build_demo_city()")
-    district = city[city["level"] == "district"].geometry.values
-    if not len(district) or not (city["level"] == "unit").any():
-        raise ValueError(
-            "city has no district or no unit grids; pass the full frame of build_demo_city()"
-        )
-    geom = district[0] if len(district) == 1 else shapely.union_all(district)
-    if not isinstance(geom, Polygon):
-        raise ValueError("the district must be one polygon (as built by build_demo_city)")
-    return geom
 
 
 def _check_roads(roads: np.ndarray, kinds: np.ndarray, district: Polygon) -> None:
@@ -267,12 +254,6 @@ def _check_roads(roads: np.ndarray, kinds: np.ndarray, district: Polygon) -> Non
             "roads do not belong to this city (they must lie inside its district and include "
             "main roads); pass roads=build_demo_roads(...) with the arguments used for the city"
         )
-
-
-def _land_use(units: gpd.GeoDataFrame) -> np.ndarray:
-    if "land_use" not in units.columns:
-        return np.full(len(units), "", dtype=object)
-    return units["land_use"].fillna("").to_numpy(dtype=object)
 
 
 # --- hotspots -------------------------------------------------------------------------------------
