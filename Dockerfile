@@ -7,6 +7,7 @@ COPY pyproject.toml README.md alembic.ini ./
 COPY service service
 COPY gis gis
 COPY layers layers
+COPY demo demo
 COPY alembic alembic
 RUN pip install --no-cache-dir -e .
 ENV CITYGRID_HOST=0.0.0.0

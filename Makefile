@@ -20,5 +20,5 @@ bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(VENV)/bin/python $$f || exit 1; done
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check service gis layers tests bench
-	$(VENV)/bin/mypy gis service
+	$(VENV)/bin/ruff check service gis layers demo tests bench
+	$(VENV)/bin/mypy gis service demo

@@ -27,7 +27,7 @@ from pathlib import Path
 from common import machine_line, scratch_database
 from sqlalchemy.orm import Session
 
-from gis.demo_hotspots import generate_cases
+from demo.cases import generate_cases
 from service.cases.catalogue import seed_catalogue
 from service.cases.files import read_case_file
 from service.cases.importer import CaseImporter

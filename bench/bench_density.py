@@ -1,4 +1,6 @@
-"""Heat-map aggregates (``gis.density``) on 1M case points, each beside a same-run baseline.
+"""Heat-map aggregates on 1M case points, each beside a same-run baseline.
+
+Modules: ``gis.density`` (estimators), ``gis.gi_star`` (Gi*), ``layers.overlay`` (the PNG).
 
 Points: ``--points`` seeded case points around (113.65, 34.75): 70 % in 40 Gaussian clusters
 (σ 50-400 m, like markets and school gates), 30 % uniform over the ~15 km² demo district's
@@ -12,7 +14,7 @@ bounding box.
   (``raster_to_png``), against a direct sum of Gaussians over all points at ``--kde-cells``
   sampled cells (the exact answer; its time is extrapolated to the whole raster) — the
   maximum relative error on cells above 1 % of the peak is printed.
-* **Gi* hot spots** (``hot_spots``, 999 permutations) on the demo city's ~1,500 unit grids and
+* **Gi* hot spots** (``gi_star``, 999 permutations) on the demo city's ~1,500 unit grids and
   on a ~30,000-grid Voronoi tiling, with values = cases per km² from ``grid_density``;
   baseline: ``esda.G_Local`` alone on libpysal vertex-queen weights built from the lon/lat
   polygons (no projection, no tolerance, esda's own p-values), z-scores compared.
@@ -44,14 +46,10 @@ from bench_locate import demo_grids, voronoi_grids  # noqa: E402
 from common import machine_line  # noqa: E402
 
 from gis import metric  # noqa: E402
-from gis.density import (  # noqa: E402
-    grid_density,
-    hexbin_counts,
-    hot_spots,
-    kernel_density,
-    raster_to_png,
-)
+from gis.density import grid_density, hexbin_counts, kernel_density  # noqa: E402
+from gis.gi_star import gi_star  # noqa: E402
 from gis.locate import GridIndex  # noqa: E402
+from layers.overlay import raster_to_png  # noqa: E402
 
 CENTER = (113.65, 34.75)
 HEX_M = 200.0
@@ -197,7 +195,7 @@ def run_gi(name: str, grids: gpd.GeoDataFrame, lon, lat, repeat: int) -> None:
     index = GridIndex(codes, geoms)
     density_s, table = best_of(repeat, lambda: grid_density(codes, geoms, index.locate(lon, lat)))
     values = table["value"]
-    gi_s, result = best_of(repeat, lambda: hot_spots(codes, geoms, values))
+    gi_s, result = best_of(repeat, lambda: gi_star(codes, geoms, values))
     base_s, (z, cardinality) = best_of(repeat, lambda: esda_alone(grids, values.to_numpy()))
     # Grids whose neighbourhoods agree (the tolerance and island rules can add neighbours).
     both = (cardinality == result["neighbours"].to_numpy()) & np.isfinite(z)
@@ -208,7 +206,7 @@ def run_gi(name: str, grids: gpd.GeoDataFrame, lon, lat, repeat: int) -> None:
     print(f"Gi* hot spots, {len(codes):,} grids ({name}), 999 permutations")
     print(f"  {'grid_density (locate + counts + areas)':<46} {density_s:8.3f} s")
     print(
-        f"  {'hot_spots':<46} {gi_s:8.3f} s   {hot} hot, {cold} cold, "
+        f"  {'gi_star':<46} {gi_s:8.3f} s   {hot} hot, {cold} cold, "
         f"{int(result['island'].sum())} islands joined"
     )
     print(

@@ -26,7 +26,7 @@ from loadgen import Report, Request, constant_rate, phases, run_load
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gis.demo_hotspots import generate_cases
+from demo.cases import generate_cases
 from service.cases.cases import CaseInput, CaseService
 from service.clock import now
 from service.demo import load_demo_world

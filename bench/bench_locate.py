@@ -1,6 +1,6 @@
 """Bulk point → unit-grid assignment: ``gis.locate.GridIndex`` against a geopandas ``sjoin``.
 
-Grids: the demo city's ~1,500 unit grids (``gis.demo.build_demo_city(seed=7)``), or an
+Grids: the demo city's ~1,500 unit grids (``demo.city.build_demo_city(seed=7)``), or an
 irregular Voronoi tiling (``--grids voronoi``, ``--n-grids`` cells of ~10,000 m² clipped to an
 irregular outline around (113.65, 34.75)). Points: ``--points`` seeded uniform points in the
 grids' bounding box.
@@ -48,9 +48,9 @@ UNIT_AREA_M2 = 10_000.0
 
 
 def demo_grids(seed: int = 7) -> gpd.GeoDataFrame | None:
-    """Unit grids of the demo city, or None when ``gis.demo`` is not available."""
+    """Unit grids of the demo city, or None when ``demo.city`` is not available."""
     try:
-        from gis.demo import build_demo_city
+        from demo.city import build_demo_city
     except ImportError:
         return None
     city = build_demo_city(seed=seed)
@@ -322,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
 
     grids = demo_grids(opts.seed) if opts.grids == "demo" else None
-    source = "demo city units (gis.demo.build_demo_city)"
+    source = "demo city units (demo.city.build_demo_city)"
     if grids is None:
         if opts.grids == "demo":
-            print("gis.demo is not available; using the Voronoi grids instead")
+            print("demo.city is not available; using the Voronoi grids instead")
         grids = voronoi_grids(opts.n_grids, opts.seed)
         source = "Voronoi tiling"
     lon, lat = random_points(grids, opts.points)

@@ -108,8 +108,8 @@ def _demo_with_workers(engine, url: str, n_workers: int):
 # -- part 1: intake --------------------------------------------------------------------------------
 def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
     """Fixes/s end to end into PostGIS, beside row-by-row ORM inserts."""
+    from demo.city import build_demo_city
     from gis import metric
-    from gis.demo import build_demo_city
     from service.db.models import GpsFix
     from service.patrol.fixes import FixIngester, read_fix_file
 
@@ -221,8 +221,8 @@ def coverage_day(n_workers: int) -> dict[str, float]:
 # -- part 3: the service path for a day -----------------------------------------------------------
 def db_day(n_workers: int) -> dict[str, float]:
     """Bulk intake of a day for ``n_workers`` on the demo city, then compute its coverage."""
+    from demo.city import build_demo_city
     from gis import metric
-    from gis.demo import build_demo_city
     from service.patrol.coverage import CoverageService, period_bounds
     from service.patrol.fixes import FixIngester
 

@@ -1,8 +1,10 @@
-"""Case density for the dispatcher's heat map: per unit grid, hexagon bins, kernel density, Gi*.
+"""Case density for the dispatcher's heat map: per unit grid, hexagon bins, kernel density.
 
 Inputs are WGS 84 lon/lat (points, and grids as shapely geometries in EPSG:4326 with their
 codes); every distance and area is measured in metres in a local UTM zone (:mod:`gis.metric`).
-Outputs are plain tables, GeoDataFrames and arrays: the map layers are built elsewhere.
+Outputs are plain tables, GeoDataFrames and arrays: the map layers are built elsewhere (the
+kernel density's PNG in :mod:`layers.overlay`). Gi* hot spots over these densities are in
+:mod:`gis.gi_star`.
 
 Choices a user relies on
 ------------------------
@@ -25,21 +27,12 @@ Choices a user relies on
 * **Empty input.** Aggregations of no points are empty or zero (a quiet day is not an error):
   :func:`grid_density` gives zero counts, :func:`hexbin_counts` an empty frame,
   :func:`kernel_density` a zero raster when ``bounds`` are given. A ``ValueError`` is raised
-  where no answer exists: a kernel density of no points without ``bounds`` (no extent), and
-  Gi* on fewer than three grids.
-* **Hot spots** (:func:`hot_spots`): Getis-Ord Gi* with binary queen contiguity plus the
-  self-weight, computed by ``esda``; grids whose boundaries come within ``tolerance_m`` of
-  each other are neighbours. A grid with no neighbour (an island) is joined to its nearest
-  grid(s) by default, or left unclassified (``islands="exclude"``). Pseudo p-values are two-sided
-  and count ties with the observed value as "at least as extreme", so a sea of zeros is not
-  called a cold spot just because many random neighbourhoods are zero too.
+  where no answer exists: a kernel density of no points without ``bounds`` (no extent).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -48,41 +41,19 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 from scipy import ndimage
 
 from gis import metric
+from gis.grid_inputs import validated_grids
 from gis.points import validated_points
 
-__all__ = [
-    "HOT_SPOT_CLASSES",
-    "DensityRaster",
-    "Overlay",
-    "grid_density",
-    "hexbin_counts",
-    "hot_spots",
-    "kernel_density",
-    "raster_to_png",
-]
+__all__ = ["DensityRaster", "grid_density", "hexbin_counts", "kernel_density"]
 
-WEB_MERCATOR = CRS.from_epsg(3857)
 # The kernel is cut where it has fallen to e^-8 of its peak (scipy's default truncation).
 _TRUNCATE_SIGMAS = 4.0
 _M2_PER_KM2 = 1e6
 _SQRT3 = math.sqrt(3.0)
-
-HOT_SPOT_CLASSES: tuple[str, ...] = (
-    "hot_99",
-    "hot_95",
-    "hot_90",
-    "not_significant",
-    "cold_90",
-    "cold_95",
-    "cold_99",
-    "island",
-)
-"""Classes of :func:`hot_spots`, hottest first; ``island`` = not tested (no neighbour)."""
-_LEVELS = ((0.01, "99"), (0.05, "95"), (0.10, "90"))
 
 
 # -- density per unit grid ---------------------------------------------------------------------
@@ -115,8 +86,9 @@ def grid_density(
         Instead of ``point_codes``: a count (or any non-negative total) per code; codes not
         listed count 0.
     per : {"km2", "grid", "patrol_hour"}, default "km2"
-        What the ``value`` column holds (what a heat map colours and :func:`hot_spots` takes):
-        cases per km², cases per grid, or cases per patrol hour (needs ``patrol_hours``).
+        What the ``value`` column holds (what a heat map colours and
+        :func:`gis.gi_star.gi_star` takes): cases per km², cases per grid, or cases per patrol
+        hour (needs ``patrol_hours``).
     patrol_hours : mapping or pandas.Series, optional
         Patrol hours per code; codes not listed have 0 hours.
 
@@ -133,8 +105,9 @@ def grid_density(
     ValueError
         If both or neither of ``point_codes`` and ``counts`` are given, a case or count names
         a code that is not a grid (grids of another version?), counts or hours are negative
-        or not finite, ``per="patrol_hour"`` comes without ``patrol_hours``, or a grid is not
-        a valid, non-empty (Multi)Polygon.
+        or not finite, ``per="patrol_hour"`` comes without ``patrol_hours``, or the grids are
+        refused by :func:`gis.grid_inputs.validated_grids` (codes not unique, a geometry not a
+        valid, non-empty lon/lat (Multi)Polygon).
 
     Examples
     --------
@@ -144,7 +117,7 @@ def grid_density(
     >>> table["count"].tolist()
     [2, 0]
     """
-    codes, geoms = _checked_grids(grid_codes, grid_geoms)
+    codes, geoms = validated_grids(grid_codes, grid_geoms)
     if per not in ("km2", "grid", "patrol_hour"):
         raise ValueError(f"per must be 'km2', 'grid' or 'patrol_hour', got {per!r}")
     if per == "patrol_hour" and patrol_hours is None:
@@ -578,387 +551,3 @@ def _linear_binning(
                 minlength=rows * cols,
             )
     return mass.reshape(rows, cols)
-
-
-# -- heat-map image ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Overlay:
-    """A transparent PNG for a Leaflet ``ImageOverlay`` and where to put it.
-
-    ``bounds`` is ``((south, west), (north, east))`` in degrees, the order Leaflet's
-    ``L.imageOverlay(url, bounds)`` and folium's ``ImageOverlay(bounds=...)`` take.
-    ``vmax`` is the density (points per km²) drawn with the top colour, for the legend.
-    """
-
-    png: bytes
-    bounds: tuple[tuple[float, float], tuple[float, float]]
-    width: int
-    height: int
-    vmax: float
-    cmap: str
-
-
-def raster_to_png(
-    raster: DensityRaster,
-    *,
-    cmap: str = "YlOrRd",
-    vmax: float | None = None,
-    max_alpha: float = 0.8,
-    min_fraction: float = 0.02,
-    max_pixels: int = 4_000_000,
-) -> Overlay:
-    """Render a density raster as a transparent PNG aligned for a Web-Mercator map.
-
-    Parameters
-    ----------
-    raster : DensityRaster
-        From :func:`kernel_density`.
-    cmap : str, default "YlOrRd"
-        A matplotlib colormap name.
-    vmax : float, optional
-        Density (points per km²) at the top of the colour ramp; higher values saturate.
-        Default: the raster's maximum. With a few extreme spots a percentile of the non-zero
-        cells (e.g. the 99th) shows the rest of the city better.
-    max_alpha : float, default 0.8
-        Opacity at ``vmax``; opacity grows as the square root of ``value / vmax`` so that
-        moderate densities stay visible.
-    min_fraction : float, default 0.02
-        Pixels below this fraction of ``vmax`` are fully transparent (the base map shows).
-    max_pixels : int, default 4_000_000
-        Larger images are rendered at a coarser pixel.
-
-    Returns
-    -------
-    Overlay
-        The PNG and its ``((south, west), (north, east))`` bounds.
-
-    Raises
-    ------
-    ValueError
-        For an unknown colormap, or ``vmax``/``max_alpha``/``min_fraction`` out of range.
-
-    Notes
-    -----
-    Leaflet stretches an image overlay linearly between its corner coordinates in the map's
-    projection, EPSG:3857. The raster's cells are square in UTM metres, which is neither
-    lon/lat nor Mercator, so the image is resampled: its pixels form a regular grid in
-    EPSG:3857 over the raster's lon/lat footprint (pixel size ≈ one raster cell on the ground,
-    i.e. ``cell_m`` times the Mercator scale factor ``1 / cos(latitude)``), each pixel centre
-    is projected into the raster's CRS and the density there is interpolated bilinearly.
-    Pixels outside the raster are transparent.
-    """
-    import matplotlib
-
-    if cmap not in matplotlib.colormaps:
-        raise ValueError(f"unknown colormap {cmap!r}")
-    if not (0.0 < max_alpha <= 1.0 and 0.0 <= min_fraction < 1.0):
-        raise ValueError("max_alpha must lie in (0, 1] and min_fraction in [0, 1)")
-    top = float(np.max(raster.values, initial=0.0)) if vmax is None else float(vmax)
-    if not (math.isfinite(top) and top >= 0.0):
-        raise ValueError(f"vmax must be a finite density >= 0, got {vmax}")
-    west, south, east, north = raster.bounds_wgs84
-    grid = _mercator_pixels(raster, (west, south, east, north), max_pixels)
-    density = _sample_at_mercator(raster, grid)
-    rgba = _colourise(density, top, matplotlib.colormaps[cmap], max_alpha, min_fraction)
-    to_lonlat = Transformer.from_crs(WEB_MERCATOR, metric.WGS84, always_xy=True)
-    lon0, lat0 = to_lonlat.transform(grid.x0, grid.y1)
-    lon1, lat1 = to_lonlat.transform(grid.x1, grid.y0)
-    height, width = density.shape
-    return Overlay(
-        png=_png_bytes(rgba),
-        bounds=((float(lat0), float(lon0)), (float(lat1), float(lon1))),
-        width=width,
-        height=height,
-        vmax=top,
-        cmap=cmap,
-    )
-
-
-@dataclass(frozen=True)
-class _MercatorGrid:
-    x0: float  # west
-    y0: float  # north
-    x1: float  # east
-    y1: float  # south
-    pixel: float
-    cols: int
-    rows: int
-
-
-def _mercator_pixels(
-    raster: DensityRaster, lonlat: tuple[float, float, float, float], max_pixels: int
-) -> _MercatorGrid:
-    west, south, east, north = lonlat
-    to_merc = Transformer.from_crs(metric.WGS84, WEB_MERCATOR, always_xy=True)
-    (mx0, mx1), (my0, my1) = to_merc.transform([west, east], [south, north])
-    scale = 1.0 / math.cos(math.radians((south + north) / 2.0))  # Mercator scale factor
-    pixel = raster.cell_m * scale
-    cols, rows = math.ceil((mx1 - mx0) / pixel), math.ceil((my1 - my0) / pixel)
-    if cols * rows > max_pixels:
-        pixel *= math.sqrt(cols * rows / max_pixels)
-        cols, rows = math.ceil((mx1 - mx0) / pixel), math.ceil((my1 - my0) / pixel)
-    cols, rows = max(cols, 1), max(rows, 1)
-    return _MercatorGrid(mx0, my1, mx0 + cols * pixel, my1 - rows * pixel, pixel, cols, rows)
-
-
-def _sample_at_mercator(raster: DensityRaster, grid: _MercatorGrid) -> np.ndarray:
-    """Density at every Mercator pixel centre, bilinear, 0 outside the raster."""
-    xs = grid.x0 + (np.arange(grid.cols) + 0.5) * grid.pixel
-    ys = grid.y0 - (np.arange(grid.rows) + 0.5) * grid.pixel
-    px, py = np.meshgrid(xs, ys)
-    to_raster = Transformer.from_crs(WEB_MERCATOR, raster.crs, always_xy=True)
-    rx, ry = to_raster.transform(px.ravel(), py.ravel())
-    col = (np.asarray(rx) - raster.x0) / raster.cell_m - 0.5
-    row = (raster.y0 - np.asarray(ry)) / raster.cell_m - 0.5
-    sampled = ndimage.map_coordinates(
-        raster.values, [row, col], order=1, mode="constant", cval=0.0, prefilter=False
-    )
-    return sampled.reshape(grid.rows, grid.cols)
-
-
-def _colourise(
-    density: np.ndarray, vmax: float, colormap, max_alpha: float, min_fraction: float
-) -> np.ndarray:
-    level = np.clip(density / vmax, 0.0, 1.0) if vmax > 0 else np.zeros_like(density)
-    rgba = colormap(level)  # floats in [0, 1], shape (rows, cols, 4)
-    rgba[..., 3] = np.where(level >= max(min_fraction, 1e-12), max_alpha * np.sqrt(level), 0.0)
-    return np.round(rgba * 255.0).astype(np.uint8)
-
-
-def _png_bytes(rgba: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(rgba, mode="RGBA").save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
-
-
-# -- Getis-Ord Gi* hot spots -------------------------------------------------------------------
-
-
-def hot_spots(
-    grid_codes: Sequence[str],
-    grid_geoms: Sequence[shapely.Geometry],
-    values: Sequence[float] | np.ndarray | pd.Series,
-    *,
-    permutations: int = 999,
-    seed: int = 12345,
-    islands: Literal["nearest", "exclude"] = "nearest",
-    tolerance_m: float = 0.05,
-) -> pd.DataFrame:
-    """Getis-Ord Gi* hot and cold spots among unit grids, with permutation inference.
-
-    Parameters
-    ----------
-    grid_codes : sequence of str
-        Unique grid codes.
-    grid_geoms : sequence of shapely Polygon or MultiPolygon
-        The grids in EPSG:4326, same order.
-    values : array_like or pandas.Series
-        A non-negative value per grid, in the order of ``grid_codes``, or a Series indexed by
-        code (e.g. ``grid_density(...)["value"]``, normalised per km² or per patrol hour).
-    permutations : int, default 999
-        Conditional random permutations per grid (at least 99); the smallest attainable
-        two-sided pseudo p-value is ``2 / (permutations + 1)``.
-    seed : int, default 12345
-        Seed of the permutations: the same input gives the same classes.
-    islands : {"nearest", "exclude"}, default "nearest"
-        "nearest": a grid with no contiguous neighbour is joined, both ways, to its nearest
-        grid (to each of them when several are equally near; distances in metres).
-        "exclude": it is left out of the test with class ``island`` and NaN statistics (its
-        value still counts in the global mean and variance).
-    tolerance_m : float, default 0.05
-        Grids whose boundaries come within this many metres are neighbours (queen contiguity
-        that survives rounding gaps, slivers and T-junctions of imported boundaries).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``code``: ``value``, ``neighbours`` (excluding the grid itself),
-        ``island`` (had no contiguous neighbour), ``z`` (Gi* z-score under the normality
-        assumption), ``p_value`` (two-sided pseudo p-value from the permutations) and
-        ``class`` (categorical, :data:`HOT_SPOT_CLASSES`): ``hot_99`` for p ≤ 0.01 with the
-        observed Gi* in the upper tail, ``hot_95`` for p ≤ 0.05, ``hot_90`` for p ≤ 0.10,
-        ``cold_*`` likewise in the lower tail, else ``not_significant``. Where Gi* is
-        undefined — all values equal, or a neighbourhood that spans every grid — ``z`` is NaN,
-        ``p_value`` 1 and the class ``not_significant``.
-
-    Raises
-    ------
-    ValueError
-        For fewer than 3 grids, values that are negative, not finite, missing or misaligned,
-        ``permutations < 99``, or invalid grids.
-
-    Notes
-    -----
-    Weights are binary queen contiguity with a self-weight of 1 (Gi* includes the grid
-    itself); ``esda.G_Local(transform="B", star=True)`` computes the statistic, its z-score
-    and the permutation distribution. The pseudo p-value is computed here from that
-    distribution: ``min(1, 2 * min(p_upper, p_lower))`` with ``p_upper = (#{sim >= obs} + 1) /
-    (permutations + 1)`` and ``p_lower`` likewise, ties counted on both sides. No correction
-    for multiple testing is applied (as in the classic Gi* map); expect ~10 % of grids in a
-    90 % class by chance alone.
-    """
-    codes, geoms = _checked_grids(grid_codes, grid_geoms)
-    y = _hot_spot_values(codes, values)
-    if len(codes) < 3:
-        raise ValueError(f"Gi* hot spots need at least 3 grids, got {len(codes)}")
-    if permutations < 99:
-        raise ValueError(f"permutations must be at least 99, got {permutations}")
-    if islands not in ("nearest", "exclude"):
-        raise ValueError(f"islands must be 'nearest' or 'exclude', got {islands!r}")
-    if not (math.isfinite(tolerance_m) and tolerance_m >= 0):
-        raise ValueError(f"tolerance_m must be a finite distance >= 0, got {tolerance_m}")
-    graph, isolated = _contiguity(geoms, tolerance_m, attach_islands=islands == "nearest")
-    z, p, upper = _gi_star(y, graph, permutations, seed)
-    classes = _classify(p, upper)
-    neighbours = np.asarray(graph.cardinalities, dtype=np.int64) - 1  # less the self-weight
-    if islands == "exclude":
-        z[isolated], p[isolated], classes[isolated] = np.nan, np.nan, "island"
-    return pd.DataFrame(
-        {
-            "value": y,
-            "neighbours": neighbours,
-            "island": isolated,
-            "z": z,
-            "p_value": p,
-            "class": pd.Categorical(classes, categories=HOT_SPOT_CLASSES),
-        },
-        index=pd.Index(codes, name="code", dtype=object),
-    )
-
-
-def _hot_spot_values(
-    codes: list[str], values: Sequence[float] | np.ndarray | pd.Series
-) -> np.ndarray:
-    if isinstance(values, pd.Series):
-        missing = pd.Index(codes).difference(values.index)
-        if len(missing):
-            raise ValueError(f"values has no entry for {len(missing)} grid(s), e.g. {missing[0]!r}")
-        y = values.reindex(pd.Index(codes)).to_numpy(dtype=np.float64)
-    else:
-        y = np.asarray(values, dtype=np.float64).ravel()
-        if y.size != len(codes):
-            raise ValueError(f"values must have one entry per grid ({len(codes)}), got {y.size}")
-    bad = ~(np.isfinite(y) & (y >= 0))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"Gi* needs finite values >= 0; grid {codes[i]!r} has {y[i]} ({int(bad.sum())} bad "
-            "in total; a NaN rate per patrol hour means 0 patrol hours: drop or fill those)"
-        )
-    return y
-
-
-def _contiguity(geoms: np.ndarray, tolerance_m: float, *, attach_islands: bool):
-    """Binary queen contiguity with self-weight 1 (a libpysal Graph) and the island mask."""
-    from libpysal.graph import Graph
-
-    crs = metric.utm_crs_for_geometries(geoms)
-    metric_geoms = np.asarray(metric.to_metric(geoms, crs))
-    tree = shapely.STRtree(metric_geoms)
-    # Boundaries within tolerance_m: exact touching, rounding gaps and T-junctions alike.
-    heads, tails = tree.query(metric_geoms, predicate="dwithin", distance=tolerance_m)
-    keep = heads != tails
-    heads, tails = heads[keep], tails[keep]
-    n = len(geoms)
-    isolated = np.bincount(heads, minlength=n) == 0
-    if attach_islands and isolated.any():
-        lonely = np.flatnonzero(isolated)
-        src, nearest = tree.query_nearest(metric_geoms[lonely], exclusive=True, all_matches=True)
-        pairs = np.column_stack([lonely[src], nearest])
-        heads = np.concatenate([heads, pairs[:, 0], pairs[:, 1]])
-        tails = np.concatenate([tails, pairs[:, 1], pairs[:, 0]])
-    # The self-loop carries Gi*'s self-weight and keeps every grid (an unattached island too)
-    # in the graph; sorting keeps the graph's order that of the grids.
-    edges = np.unique(
-        np.column_stack(
-            [np.concatenate([heads, np.arange(n)]), np.concatenate([tails, np.arange(n)])]
-        ),
-        axis=0,
-    )
-    graph = Graph.from_arrays(edges[:, 0], edges[:, 1], np.ones(len(edges)))
-    if not np.array_equal(np.asarray(graph.unique_ids), np.arange(n)):
-        raise RuntimeError("contiguity graph lost the order of the grids")
-    return graph, isolated
-
-
-def _gi_star(
-    y: np.ndarray, graph, permutations: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Gi* z-scores, two-sided pseudo p-values and whether each lies in the upper tail."""
-    n = len(y)
-    if np.ptp(y) == 0:
-        # All values equal: no grid stands out and Gi* is 0/0.
-        return np.full(n, np.nan), np.ones(n), np.zeros(n, dtype=bool)
-    from esda.getisord import G_Local
-
-    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
-        # esda announces a future change of its own p-value; the p-value is computed below.
-        warnings.filterwarnings(
-            "ignore", message="The alternative hypothesis", category=DeprecationWarning
-        )
-        gi = G_Local(
-            y,
-            graph,
-            transform="B",
-            star=True,
-            permutations=permutations,
-            keep_simulations=True,
-            n_jobs=1,
-            seed=seed,
-        )
-    observed, sims = np.asarray(gi.Gs), np.asarray(gi.rGs)
-    # Floating sums in another order differ in the last bits: within 1e-10 is a tie.
-    tol = 1e-10 * np.abs(observed)[:, None]
-    above = (sims >= observed[:, None] - tol).sum(axis=1)
-    below = (sims <= observed[:, None] + tol).sum(axis=1)
-    p_upper = (above + 1.0) / (permutations + 1.0)
-    p_lower = (below + 1.0) / (permutations + 1.0)
-    p = np.minimum(1.0, 2.0 * np.minimum(p_upper, p_lower))
-    z = np.asarray(gi.Zs, dtype=np.float64).copy()
-    z[~np.isfinite(z)] = np.nan
-    return z, p, p_upper < p_lower
-
-
-def _classify(p: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    classes = np.full(p.shape, "not_significant", dtype=object)
-    for alpha, level in reversed(_LEVELS):  # widest first, so the strictest level wins
-        hit = p <= alpha
-        classes[hit & upper] = f"hot_{level}"
-        classes[hit & ~upper] = f"cold_{level}"
-    return classes
-
-
-# -- validation --------------------------------------------------------------------------------
-
-
-def _checked_grids(
-    grid_codes: Sequence[str], grid_geoms: Sequence[shapely.Geometry]
-) -> tuple[list[str], np.ndarray]:
-    codes = list(grid_codes)
-    geoms = np.empty(len(grid_geoms), dtype=object)
-    geoms[:] = list(grid_geoms)
-    if len(codes) != len(geoms):
-        raise ValueError(
-            f"grid_codes and grid_geoms must have the same length, got {len(codes)} and "
-            f"{len(geoms)}"
-        )
-    if any(not isinstance(c, str) or not c for c in codes):
-        raise ValueError("grid codes must be non-empty strings")
-    if len(set(codes)) != len(codes):
-        dup = pd.Index(codes)[pd.Index(codes).duplicated()][0]
-        raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
-    for code, geom in zip(codes, geoms, strict=True):
-        if not isinstance(geom, shapely.Polygon | shapely.MultiPolygon) or geom.is_empty:
-            raise ValueError(f"grid {code}: geometry must be a non-empty Polygon or MultiPolygon")
-    if len(geoms):
-        invalid = np.flatnonzero(~shapely.is_valid(geoms))
-        if invalid.size:
-            i = invalid[0]
-            raise ValueError(
-                f"grid {codes[i]}: invalid geometry ({shapely.is_valid_reason(geoms[i])})"
-            )
-    return codes, geoms

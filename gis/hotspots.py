@@ -48,6 +48,7 @@ import shapely
 from pyproj import CRS
 
 from gis import metric
+from gis.grid_inputs import POLYGONAL, check_lonlat, geometry_array, validated_grids
 from gis.points import validated_point, validated_points
 
 __all__ = ["QUAD_SEGS", "HotspotIndex", "influence_zones", "length_in_grids", "share_in_grids"]
@@ -56,7 +57,6 @@ QUAD_SEGS = 16
 """Segments per quarter circle of a buffer: 64-gon circles, area 0.16 % below pi*r**2."""
 
 _POINTS_OR_LINES = (shapely.Point, shapely.MultiPoint, shapely.LineString, shapely.MultiLineString)
-_POLYGONAL = (shapely.Polygon, shapely.MultiPolygon)
 _LINEAR = (shapely.LineString, shapely.MultiLineString)
 # Longest zone edge before reprojecting to lon/lat. A straight UTM edge maps to a slightly curved
 # lon/lat line, so a long edge left whole would let the lon/lat zone bulge past the buffer
@@ -99,8 +99,9 @@ def influence_zones(
     >>> round(float(metric.area_m2(zone)))
     7841
     """
-    labels = [f"at position {i}" for i in range(_length(geoms))]
-    geom_arr, buffers = _validated_hotspots(geoms, buffer_m, labels)
+    geom_arr = geometry_array(geoms)
+    labels = [f"at position {i}" for i in range(len(geom_arr))]
+    geom_arr, buffers = _validated_hotspots(geom_arr, buffer_m, labels)
     if not len(geom_arr):
         return geom_arr
     crs = metric.utm_crs_for_geometries(geom_arr)
@@ -141,8 +142,9 @@ class HotspotIndex:
         geoms: Sequence[shapely.Geometry],
         buffer_m: float | Sequence[float],
     ) -> None:
-        self._ids = _validated_ids(ids, _length(geoms))
-        geom_arr, buffers = _validated_hotspots(geoms, buffer_m, [f"id {i}" for i in self._ids])
+        geom_arr = geometry_array(geoms)
+        self._ids = _validated_ids(ids, len(geom_arr))
+        geom_arr, buffers = _validated_hotspots(geom_arr, buffer_m, [f"id {i}" for i in self._ids])
         self._geoms = geom_arr
         self._buffers = buffers
         self._crs: CRS | None = None
@@ -362,8 +364,8 @@ def share_in_grids(
         If the zone is not a valid, non-empty lon/lat (Multi)Polygon, or the grids are rejected
         (lengths differ, duplicate codes, invalid or non-polygonal geometry).
     """
-    zone = _validated_single(zone_or_geom, _POLYGONAL, "zone", "pass its influence zone instead")
-    codes, grids = _validated_grids(grid_codes, grid_geoms)
+    zone = _validated_single(zone_or_geom, POLYGONAL, "zone", "pass its influence zone instead")
+    codes, grids = validated_grids(grid_codes, grid_geoms)
     crs = metric.utm_crs_for_geometries(zone)
     total = float(shapely.area(metric.to_metric(zone, crs)))
     hit = _overlapping(zone, grids)
@@ -409,7 +411,7 @@ def length_in_grids(
         the grids are rejected (lengths differ, duplicate codes, invalid geometry).
     """
     line = _validated_single(line, _LINEAR, "line", "use share_in_grids for polygonal zones")
-    codes, grids = _validated_grids(grid_codes, grid_geoms)
+    codes, grids = validated_grids(grid_codes, grid_geoms)
     crs = metric.utm_crs_for_geometries(line)
     total = float(shapely.length(metric.to_metric(line, crs)))
     if total <= 0:
@@ -462,19 +464,6 @@ def _no_matches() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # -- validation ---------------------------------------------------------------------------------
 
 
-def _length(items: Sequence) -> int:
-    try:
-        return len(items)
-    except TypeError:
-        raise ValueError(f"expected a sequence of geometries, got {type(items).__name__}") from None
-
-
-def _as_geometry_array(geoms: Sequence[shapely.Geometry]) -> np.ndarray:
-    arr = np.empty(_length(geoms), dtype=object)
-    arr[:] = list(geoms)
-    return arr
-
-
 def _validated_ids(ids: Sequence[int], n: int) -> np.ndarray:
     ids_list = list(ids)
     if len(ids_list) != n:
@@ -494,18 +483,17 @@ def _validated_ids(ids: Sequence[int], n: int) -> np.ndarray:
 
 
 def _validated_hotspots(
-    geoms: Sequence[shapely.Geometry], buffer_m: float | Sequence[float], labels: list[str]
+    geom_arr: np.ndarray, buffer_m: float | Sequence[float], labels: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    geom_arr = _as_geometry_array(geoms)
     buffers = _validated_buffers(buffer_m, len(geom_arr))
-    allowed = _POINTS_OR_LINES + _POLYGONAL
+    allowed = _POINTS_OR_LINES + POLYGONAL
     for label, geom in zip(labels, geom_arr, strict=True):
         if not isinstance(geom, allowed):
             raise ValueError(
                 f"hotspot {label}: geometry must be a Point, LineString, Polygon or a Multi "
                 f"variant, got {type(geom).__name__}"
             )
-    _check_lonlat(geom_arr, labels, "hotspot")
+    check_lonlat(geom_arr, labels, "hotspot")
     bare = [isinstance(g, _POINTS_OR_LINES) for g in geom_arr]
     zero = np.flatnonzero(np.array(bare, dtype=bool) & (buffers == 0))
     if zero.size:
@@ -536,62 +524,11 @@ def _validated_buffers(buffer_m: float | Sequence[float], n: int) -> np.ndarray:
     return raw
 
 
-def _validated_grids(
-    codes: Sequence[str], geoms: Sequence[shapely.Geometry]
-) -> tuple[list[str], np.ndarray]:
-    codes_list = list(codes)
-    geom_arr = _as_geometry_array(geoms)
-    if len(codes_list) != len(geom_arr):
-        raise ValueError(
-            f"grid_codes and grid_geoms must have the same length, got {len(codes_list)} codes "
-            f"and {len(geom_arr)} geometries"
-        )
-    if len(set(codes_list)) != len(codes_list):
-        seen: set[str] = set()
-        # set.add returns None (falsy): the generator records each code as it goes.
-        dup = next(c for c in codes_list if c in seen or seen.add(c))  # type: ignore[func-returns-value]
-        raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
-    labels = [str(c) for c in codes_list]
-    for label, geom in zip(labels, geom_arr, strict=True):
-        if not isinstance(geom, _POLYGONAL):
-            kind = type(geom).__name__
-            raise ValueError(
-                f"grid {label}: geometry must be a Polygon or MultiPolygon, got {kind}"
-            )
-    _check_lonlat(geom_arr, labels, "grid")
-    return codes_list, geom_arr
-
-
 def _validated_single(
     geom: shapely.Geometry, kinds: tuple, name: str, hint: str
 ) -> shapely.Geometry:
     if not isinstance(geom, kinds):
         wanted = " or ".join(k.__name__ for k in kinds)
         raise ValueError(f"{name} must be a {wanted}, got {type(geom).__name__}; {hint}")
-    _check_lonlat(np.array([geom], dtype=object), [""], name)
+    check_lonlat(np.array([geom], dtype=object), [""], name)
     return geom
-
-
-def _check_lonlat(geoms: np.ndarray, labels: list[str], kind: str) -> None:
-    """Non-empty, finite lon/lat coordinates and OGC-valid; the first offender is named."""
-    if not len(geoms):
-        return
-    name = [f"{kind} {label}".strip() for label in labels]
-    empty = np.flatnonzero(shapely.is_empty(geoms))
-    if empty.size:
-        raise ValueError(f"{name[empty[0]]}: geometry is empty; drop it or give it a shape")
-    coords, owner = shapely.get_coordinates(geoms, return_index=True)
-    bad = ~((np.abs(coords[:, 0]) <= 180.0) & (np.abs(coords[:, 1]) <= 90.0))  # NaN fails too
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"{name[owner[first]]}: coordinate {tuple(coords[first])} is not finite lon/lat "
-            "degrees; fix it or reproject to EPSG:4326 first"
-        )
-    invalid = np.flatnonzero(~shapely.is_valid(geoms))
-    if invalid.size:
-        i = invalid[0]
-        raise ValueError(
-            f"{name[i]}: invalid geometry ({shapely.is_valid_reason(geoms[i])}); repair it "
-            "(e.g. gis.repair.repair_polygons or shapely.make_valid) first"
-        )

@@ -55,6 +55,7 @@ import shapely
 from pyproj import CRS
 
 from gis import metric
+from gis.grid_inputs import validated_grids
 from gis.points import validated_point, validated_points
 
 __all__ = ["GridIndex"]
@@ -125,7 +126,7 @@ class GridIndex:
     ) -> None:
         if max_cells < 1:
             raise ValueError(f"max_cells must be a positive number of cells, got {max_cells}")
-        codes_list, geom_arr = _validated_grids(codes, geoms)
+        codes_list, geom_arr = validated_grids(codes, geoms, names=("codes", "geoms"))
         self._codes = tuple(codes_list)
         # Internal order is ascending code, so "lowest internal index" == "lowest code".
         self._order = np.array(
@@ -415,61 +416,6 @@ class GridIndex:
         # coordinates through the cached transformer: 20x cheaper than transforming a Point
         mx, my = metric.to_metric_xy(x, y, self._metric_crs)
         return shapely.Point(float(mx), float(my))
-
-
-# -- validation ---------------------------------------------------------------------------------
-
-
-def _validated_grids(
-    codes: Sequence[str], geoms: Sequence[shapely.Geometry]
-) -> tuple[list[str], np.ndarray]:
-    codes_list = list(codes)
-    geom_arr = np.empty(len(geoms), dtype=object)
-    geom_arr[:] = list(geoms)
-    if len(codes_list) != len(geom_arr):
-        raise ValueError(
-            f"codes and geoms must have the same length, got {len(codes_list)} codes and "
-            f"{len(geom_arr)} geometries"
-        )
-    bad = [c for c in codes_list if not isinstance(c, str) or not c]
-    if bad:
-        raise ValueError(f"grid codes must be non-empty strings, got {bad[0]!r}")
-    if len(set(codes_list)) != len(codes_list):
-        seen: set[str] = set()
-        # set.add returns None (falsy): the generator records each code as it goes.
-        dup = next(c for c in codes_list if c in seen or seen.add(c))  # type: ignore[func-returns-value]
-        raise ValueError(f"grid codes must be unique; {dup!r} appears more than once")
-    _check_grid_geometries(codes_list, geom_arr)
-    return codes_list, geom_arr
-
-
-def _check_grid_geometries(codes: list[str], geoms: np.ndarray) -> None:
-    for code, geom in zip(codes, geoms, strict=True):
-        if not isinstance(geom, shapely.Polygon | shapely.MultiPolygon):
-            kind = type(geom).__name__
-            raise ValueError(f"grid {code}: geometry must be a Polygon or MultiPolygon, got {kind}")
-    if len(geoms) == 0:
-        return
-    empty = np.flatnonzero(shapely.is_empty(geoms))
-    if empty.size:
-        raise ValueError(
-            f"grid {codes[empty[0]]}: geometry is empty; drop the grid or give it a shape"
-        )
-    invalid = np.flatnonzero(~shapely.is_valid(geoms))
-    if invalid.size:
-        i = invalid[0]
-        raise ValueError(
-            f"grid {codes[i]}: invalid geometry ({shapely.is_valid_reason(geoms[i])}); repair "
-            f"it (e.g. shapely.make_valid) before indexing ({invalid.size} invalid in total)"
-        )
-    b = shapely.bounds(geoms)
-    outside = np.flatnonzero((b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90) | (b[:, 3] > 90))
-    if outside.size:
-        i = outside[0]
-        raise ValueError(
-            f"grid {codes[i]}: coordinates are not lon/lat degrees (bounds {tuple(b[i])}); "
-            "reproject to EPSG:4326 first"
-        )
 
 
 # -- lookup raster ------------------------------------------------------------------------------

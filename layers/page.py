@@ -413,6 +413,34 @@ def _url(base: str, path: str, params: Mapping[str, str | None]) -> str:
     return url + (f"?{query}" if query else "")
 
 
+# Heat layers drawn as GeoJSON: key → (path under the heat URL, extra query, drawing options).
+_GEOJSON_HEAT: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    "density": ("grids", {}, {"popup": GRID_POPUP, "stroke": "#7f7f7f", "weight": 0.5}),
+    "per_patrol_hour": (
+        "grids",
+        {"per": "patrol_hour"},
+        {"popup": GRID_POPUP, "stroke": "#7f7f7f", "weight": 0.5},
+    ),
+    "hexbins": ("hexbins", {}, {"popup": HEXBIN_POPUP, "stroke": "#ffffff", "weight": 0.5}),
+    "gi": ("gi", {}, {"popup": GI_POPUP, "stroke": "#999999", "weight": 0.4}),
+    "coverage": (
+        "coverage",
+        {"metric": "share"},
+        {"popup": COVERAGE_POPUP, "stroke": "#999999", "weight": 0.4},
+    ),
+    "since": (
+        "coverage",
+        {"metric": "since"},
+        {"popup": COVERAGE_POPUP, "stroke": "#999999", "weight": 0.4},
+    ),
+    "blind": (
+        "blind",
+        {},
+        {"popup": BLIND_POPUP, "stroke": "#67000d", "weight": 1.2, "fill_opacity": 0.75},
+    ),
+}
+
+
 def _layer(kind: str, options: PageOptions) -> Any:
     """One layer of the page by its key in :data:`LAYER_TITLES` (heat layers are radio)."""
     title = LAYER_TITLES[kind]
@@ -424,59 +452,11 @@ def _layer(kind: str, options: PageOptions) -> Any:
         return _url(options.heat_url, layer, {**flt, **extra})
 
     radio: dict[str, Any] = {"overlay": False, "show": show, "legend_order": 0}  # legend first
-    if kind == "density":
-        return RemoteGeoJson(
-            heat("grids"), title, popup=GRID_POPUP, stroke="#7f7f7f", weight=0.5, **radio
-        )
-    if kind == "per_patrol_hour":
-        return RemoteGeoJson(
-            heat("grids", per="patrol_hour"),
-            title,
-            popup=GRID_POPUP,
-            stroke="#7f7f7f",
-            weight=0.5,
-            **radio,
-        )
-    if kind == "hexbins":
-        return RemoteGeoJson(
-            heat("hexbins"), title, popup=HEXBIN_POPUP, stroke="#ffffff", weight=0.5, **radio
-        )
-    if kind == "kde":
-        return RemoteImageOverlay(heat("kde"), title, **radio)
-    if kind == "gi":
-        return RemoteGeoJson(
-            heat("gi"), title, popup=GI_POPUP, stroke="#999999", weight=0.4, **radio
-        )
-    if kind == "coverage":
-        return RemoteGeoJson(
-            heat("coverage", metric="share"),
-            title,
-            popup=COVERAGE_POPUP,
-            stroke="#999999",
-            weight=0.4,
-            **radio,
-        )
-    if kind == "since":
-        return RemoteGeoJson(
-            heat("coverage", metric="since"),
-            title,
-            popup=COVERAGE_POPUP,
-            stroke="#999999",
-            weight=0.4,
-            **radio,
-        )
-    if kind == "tracks":
-        return RemoteImageOverlay(heat("tracks"), title, **radio)
-    if kind == "blind":
-        return RemoteGeoJson(
-            heat("blind"),
-            title,
-            popup=BLIND_POPUP,
-            stroke="#67000d",
-            weight=1.2,
-            fill_opacity=0.75,
-            **radio,
-        )
+    if kind in _GEOJSON_HEAT:
+        path, query, style = _GEOJSON_HEAT[kind]
+        return RemoteGeoJson(heat(path, **query), title, **style, **radio)
+    if kind in ("kde", "tracks"):
+        return RemoteImageOverlay(heat(kind), title, **radio)
     if kind == "no_heat":
         return NoLayer(title, show=False)
     if kind == "boundaries":

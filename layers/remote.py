@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from folium.elements import JSCSSMixin
 from folium.map import Layer
@@ -24,8 +24,11 @@ from layers.styles import Legend
 __all__ = [
     "RUNTIME_CSS",
     "RUNTIME_JS",
+    "LayerOptions",
     "RemoteGeoJson",
     "RemoteImageOverlay",
+    "RemoteOptions",
+    "layer_script",
     "legend_json",
 ]
 
@@ -91,6 +94,46 @@ def legend_json(legend: Legend | Mapping[str, Any] | None) -> dict[str, Any] | N
     return {"title": body["title"], "rows": rows}
 
 
+def layer_script(factory: str) -> Template:
+    """The one template of a citygrid layer: ``var <name> = <factory>(url, options);``.
+
+    ``factory`` is the browser-side constructor (``L.Citygrid`` in ``dispatcher.js``), which
+    fetches ``url`` and reads every option; the Python class only validates the options.
+    """
+    return Template(
+        """
+        {% macro script(this, kwargs) -%}
+        var {{ this.get_name() }} = FACTORY(
+            {{ this.url|tojson }}, {{ this.options|tojson }}
+        );
+        {%- endmacro %}
+        """.replace("FACTORY", factory)
+    )
+
+
+class LayerOptions(TypedDict, total=False):
+    """Keyword options every citygrid layer takes and hands to its base class unchanged.
+
+    ``legend`` is shown while the layer is on (a fetched answer's own ``legend`` wins);
+    ``pane`` is the Leaflet pane it is drawn in; ``overlay``, ``control`` and ``show`` are
+    folium's layer-control flags (an overlay rather than a base layer, listed in the layer
+    control, on when the page opens). Defaults are those of the layer's base class.
+    """
+
+    legend: Legend | Mapping[str, Any] | None
+    pane: str | None
+    overlay: bool
+    control: bool
+    show: bool
+
+
+class RemoteOptions(LayerOptions, total=False):
+    """:class:`LayerOptions` of the fetched layers, plus ``legend_order``: legends are listed
+    by this number (then by when they arrived)."""
+
+    legend_order: int
+
+
 class _RemoteLayer(JSCSSMixin, Layer):
     """Common options of the fetched layers (name, pane, legend, control flags)."""
 
@@ -102,12 +145,12 @@ class _RemoteLayer(JSCSSMixin, Layer):
         url: str,
         name: str,
         *,
-        legend: Legend | Mapping[str, Any] | None,
-        legend_order: int,
-        pane: str | None,
-        overlay: bool,
-        control: bool,
-        show: bool,
+        legend: Legend | Mapping[str, Any] | None = None,
+        legend_order: int = 1,
+        pane: str | None = None,
+        overlay: bool = True,
+        control: bool = True,
+        show: bool = False,
     ) -> None:
         if not name:
             raise ValueError("a layer needs a name (it is its title in the layer control)")
@@ -142,19 +185,12 @@ class RemoteGeoJson(_RemoteLayer):
         A property holding a second geometry drawn as a dashed, click-through outline.
     stroke : str, optional
         Outline colour (default: the fill colour).
-    legend_order : int
-        Legends are listed by this number (then by when they arrived).
+    **layer
+        :class:`RemoteOptions` (legend, legend order, pane, layer-control flags; hidden at
+        first by default).
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) -%}
-        var {{ this.get_name() }} = new L.Citygrid.RemoteGeoJson(
-            {{ this.url|tojson }}, {{ this.options|tojson }}
-        );
-        {%- endmacro %}
-        """
-    )
+    _template = layer_script("new L.Citygrid.RemoteGeoJson")
 
     def __init__(
         self,
@@ -171,23 +207,9 @@ class RemoteGeoJson(_RemoteLayer):
         weight: float = 1.0,
         fill_opacity: float = 0.7,
         radius: float = 6.0,
-        legend: Legend | Mapping[str, Any] | None = None,
-        legend_order: int = 1,
-        pane: str | None = None,
-        overlay: bool = True,
-        control: bool = True,
-        show: bool = False,
+        **layer: Unpack[RemoteOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name,
-            legend=legend,
-            legend_order=legend_order,
-            pane=pane,
-            overlay=overlay,
-            control=control,
-            show=show,
-        )
+        super().__init__(url, name, **layer)
         self._name = "RemoteGeoJson"
         if not 0.0 <= fill_opacity <= 1.0:
             raise ValueError("fill_opacity must be between 0 and 1")
@@ -218,18 +240,10 @@ class RemoteImageOverlay(_RemoteLayer):
     """A PNG overlay fetched as JSON ``{"image": data-URL, "bounds": [[s, w], [n, e]]}``.
 
     Leaflet stretches the image over the bounds (``L.imageOverlay``); the answer's ``legend``
-    is shown while the layer is on.
+    is shown while the layer is on. ``**layer`` takes :class:`RemoteOptions`.
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) -%}
-        var {{ this.get_name() }} = new L.Citygrid.RemoteImageOverlay(
-            {{ this.url|tojson }}, {{ this.options|tojson }}
-        );
-        {%- endmacro %}
-        """
-    )
+    _template = layer_script("new L.Citygrid.RemoteImageOverlay")
 
     def __init__(
         self,
@@ -237,23 +251,9 @@ class RemoteImageOverlay(_RemoteLayer):
         name: str,
         *,
         opacity: float = 0.75,
-        legend: Legend | Mapping[str, Any] | None = None,
-        legend_order: int = 1,
-        pane: str | None = None,
-        overlay: bool = True,
-        control: bool = True,
-        show: bool = False,
+        **layer: Unpack[RemoteOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name,
-            legend=legend,
-            legend_order=legend_order,
-            pane=pane,
-            overlay=overlay,
-            control=control,
-            show=show,
-        )
+        super().__init__(url, name, **layer)
         self._name = "RemoteImageOverlay"
         if not 0.0 <= opacity <= 1.0:
             raise ValueError("opacity must be between 0 and 1")

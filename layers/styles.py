@@ -18,7 +18,7 @@ __all__ = ["HOT_SPOT_COLOURS", "Legend", "classify", "hot_spot_legend"]
 
 NO_DATA = "#d9d9d9"
 
-# Gi* classes (gis.density.HOT_SPOT_CLASSES) → the usual diverging reds and blues
+# Gi* classes (gis.gi_star.HOT_SPOT_CLASSES) → the usual diverging reds and blues
 HOT_SPOT_COLOURS = {
     "hot_99": "#b2182b",
     "hot_95": "#ef8a62",

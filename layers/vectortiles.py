@@ -10,17 +10,24 @@ with the count as a label, and single cases from zoom 14 on.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Unpack
 
 from folium.elements import JSCSSMixin
 from folium.map import Layer
-from folium.template import Template
 
 from layers.assets import STATIC_URL, VECTORGRID
-from layers.remote import RUNTIME_CSS, RUNTIME_JS, check_colour, check_template, legend_json
+from layers.remote import (
+    RUNTIME_CSS,
+    RUNTIME_JS,
+    LayerOptions,
+    check_colour,
+    check_template,
+    layer_script,
+    legend_json,
+)
 from layers.styles import Legend
 
-__all__ = ["CaseTiles", "GridBoundaryTiles"]
+__all__ = ["CaseTiles", "GridBoundaryTiles", "TileOptions"]
 
 VECTORGRID_JS = (
     "vectorGrid",
@@ -37,22 +44,30 @@ def _check_tile_url(url: str) -> str:
     return url
 
 
+class TileOptions(LayerOptions, total=False):
+    """:class:`layers.remote.LayerOptions` of the tile layers, plus ``max_native_zoom``: the
+    deepest zoom the tiles are fetched at (deeper zooms stretch them)."""
+
+    max_native_zoom: int
+
+
 class _VectorTiles(JSCSSMixin, Layer):
     # the runtime first, so its fakeStop shim is defined before VectorGrid loads
     default_js = [RUNTIME_JS, VECTORGRID_JS]
     default_css = [RUNTIME_CSS]
+    default_pane: ClassVar[str]  # each layer draws in its own pane unless told otherwise
 
     def __init__(
         self,
         url: str,
         name: str,
         *,
-        legend: Legend | Mapping[str, Any] | None,
-        pane: str,
-        max_native_zoom: int,
-        overlay: bool,
-        control: bool,
-        show: bool,
+        legend: Legend | Mapping[str, Any] | None = None,
+        pane: str | None = None,
+        max_native_zoom: int = 20,
+        overlay: bool = True,
+        control: bool = True,
+        show: bool = True,
     ) -> None:
         if not name:
             raise ValueError("a layer needs a name (it is its title in the layer control)")
@@ -62,7 +77,7 @@ class _VectorTiles(JSCSSMixin, Layer):
         self.url = _check_tile_url(url)
         self.options: dict[str, Any] = {
             "title": name,
-            "pane": pane,
+            "pane": self.default_pane if pane is None else pane,
             "legend": legend_json(legend),
             "maxNativeZoom": max_native_zoom,
         }
@@ -73,18 +88,13 @@ class GridBoundaryTiles(_VectorTiles):
 
     The tiles choose the levels by zoom (district and street lines below zoom 13, community
     and unit grids from zoom 15; see ``service/tiles.py``); ``level_styles`` maps a level to
-    Leaflet path options (``color``, ``weight``, ``dashArray``, ``opacity``).
+    Leaflet path options (``color``, ``weight``, ``dashArray``, ``opacity``). ``**layer``
+    takes :class:`TileOptions` (shown at first by default).
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) -%}
-        var {{ this.get_name() }} = L.Citygrid.gridBoundaries(
-            {{ this.url|tojson }}, {{ this.options|tojson }}
-        );
-        {%- endmacro %}
-        """
-    )
+    default_pane = "citygridBoundaries"
+
+    _template = layer_script("L.Citygrid.gridBoundaries")
 
     def __init__(
         self,
@@ -92,23 +102,9 @@ class GridBoundaryTiles(_VectorTiles):
         name: str,
         *,
         level_styles: Mapping[str, Mapping[str, Any]],
-        legend: Legend | Mapping[str, Any] | None = None,
-        pane: str = "citygridBoundaries",
-        max_native_zoom: int = 20,
-        overlay: bool = True,
-        control: bool = True,
-        show: bool = True,
+        **layer: Unpack[TileOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name,
-            legend=legend,
-            pane=pane,
-            max_native_zoom=max_native_zoom,
-            overlay=overlay,
-            control=control,
-            show=show,
-        )
+        super().__init__(url, name, **layer)
         self._name = "GridBoundaryTiles"
         allowed = {"color", "weight", "dashArray", "opacity"}
         styles: dict[str, dict[str, Any]] = {}
@@ -129,17 +125,12 @@ class CaseTiles(_VectorTiles):
     open ``popup`` (a template over ``id, category_code, status, status_label, overdue, late,
     reported_at``) on click; a cluster circle grows with its ``count``, shows it as a label,
     is ``cluster_overdue_color`` when any of its cases is overdue and zooms in on click.
+    ``**layer`` takes :class:`TileOptions` (shown at first by default).
     """
 
-    _template = Template(
-        """
-        {% macro script(this, kwargs) -%}
-        var {{ this.get_name() }} = L.Citygrid.caseTiles(
-            {{ this.url|tojson }}, {{ this.options|tojson }}
-        );
-        {%- endmacro %}
-        """
-    )
+    default_pane = "citygridCases"
+
+    _template = layer_script("L.Citygrid.caseTiles")
 
     def __init__(
         self,
@@ -153,23 +144,9 @@ class CaseTiles(_VectorTiles):
         cluster_overdue_color: str = "#de2d26",
         popup: str | None = None,
         points_from_zoom: int = 14,
-        legend: Legend | Mapping[str, Any] | None = None,
-        pane: str = "citygridCases",
-        max_native_zoom: int = 20,
-        overlay: bool = True,
-        control: bool = True,
-        show: bool = True,
+        **layer: Unpack[TileOptions],
     ) -> None:
-        super().__init__(
-            url,
-            name,
-            legend=legend,
-            pane=pane,
-            max_native_zoom=max_native_zoom,
-            overlay=overlay,
-            control=control,
-            show=show,
-        )
+        super().__init__(url, name, **layer)
         self._name = "CaseTiles"
         if not status_colors:
             raise ValueError("status_colors needs a colour per open status")

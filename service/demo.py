@@ -1,6 +1,6 @@
 """The demo city: grids, catalogue, hotspots, routing rules and a season of cases.
 
-Everything is generated from one seed (``gis.demo``, ``gis.demo_hotspots``) and written through
+Everything is generated from one seed (the ``demo`` package) and written through
 the same services as real data, so the demo exercises every rule.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from service.cases.catalogue import Catalogue, seed_catalogue
+from service.cases.catalogue import CATEGORY_SEED, Catalogue, seed_catalogue
 from service.cases.importer import CaseImporter
 from service.db.engine import driver_cursor
 from service.grids.registry import GridInput, Registry
@@ -34,7 +34,7 @@ def load_demo_grids(
     session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
 ) -> int:
     """Write the demo city's five levels of grids; return how many."""
-    from gis.demo import build_demo_city
+    from demo.city import build_demo_city
 
     frame = build_demo_city(seed=seed, code_width=settings.grids.code_width)
     items = [
@@ -59,7 +59,7 @@ def load_demo_grids(
 
 def load_demo_hotspots(session: Session, settings: AppSettings, seed: int = 7) -> int:
     """Markets, the rail corridor, construction sites, school gates … and routing rules."""
-    from gis.demo_hotspots import build_demo_hotspots
+    from demo.hotspots import build_demo_hotspots
 
     frame = build_demo_hotspots(seed=seed)
     items = [
@@ -95,9 +95,11 @@ def load_demo_cases(
     session: Session, settings: AppSettings, n: int, seed: int = 7, progress: Progress = _quiet
 ) -> int:
     """``n`` generated cases (bulk intake), then a realistic spread of workflow states."""
-    from gis.demo_hotspots import generate_cases
+    from demo.cases import generate_cases
 
-    frame = generate_cases(n, seed=seed)
+    # the generator's "other" categories (xx99) are described by their catalogue names
+    names = {row[0]: row[4] for row in CATEGORY_SEED}
+    frame = generate_cases(n, seed=seed, names=names)
     frame = frame.assign(
         reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
         # the catalogue asks these categories for extra fields
@@ -189,7 +191,7 @@ def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) ->
     """The demo city's roads as street centre lines (for street-length coverage)."""
     from geoalchemy2.shape import from_shape
 
-    from gis.demo import build_demo_roads
+    from demo.city import build_demo_roads
     from service.db.models import Street
 
     roads = build_demo_roads(seed=seed)
@@ -210,8 +212,8 @@ def load_demo_patrol(
     session: Session, settings: AppSettings, seed: int = 7, progress: Progress = _quiet
 ) -> int:
     """About 60 grid workers with a phone each and a week of their GPS fixes (tracks built)."""
-    from gis.demo import build_demo_city
-    from gis.demo_patrol import build_demo_patrol
+    from demo.city import build_demo_city
+    from demo.patrol import build_demo_patrol
     from service.patrol.fixes import FixIngester
     from service.patrol.workers import PatrolService, WorkerInput
 

@@ -2,8 +2,8 @@
 
 Every layer is computed from the database for a filter (time window, category prefix, grid
 subtree) and returned ready to draw: GeoJSON with a ``fill`` colour per feature and a
-``legend``, or a transparent PNG with its bounds. See ``gis.density`` and ``gis.coverage`` for
-the statistics.
+``legend``, or a transparent PNG with its bounds. See ``gis.density``, ``gis.gi_star`` and
+``gis.coverage`` for the statistics, ``layers.overlay`` for the PNG.
 
 Layers
     ``grids``       unit grids with responsible people, cases, open/overdue now, density per
@@ -33,8 +33,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gis.datum import from_wgs84, transform_geometries
-from gis.density import grid_density, hexbin_counts, hot_spots, kernel_density, raster_to_png
+from gis.density import grid_density, hexbin_counts, kernel_density
+from gis.gi_star import gi_star
 from gis.metric import utm_crs_for_geometries
+from layers.overlay import raster_to_png
 from layers.styles import HOT_SPOT_COLOURS, classify, hot_spot_legend
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import OPEN_STATUSES
@@ -224,7 +226,7 @@ class HeatService:
         if len(codes) < 3:
             raise InvalidInput("hot-spot analysis needs at least 3 unit grids", field="grid")
         table = self._density(flt, codes, geoms, per).fillna({"value": 0.0})
-        spots = hot_spots(codes, geoms, table["value"], permutations=permutations)
+        spots = gi_star(codes, geoms, table["value"], permutations=permutations)
         features = [
             _feature(
                 geom,

@@ -10,6 +10,7 @@ checked geodesically on the WGS 84 ellipsoid with ``pyproj.Geod``.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import shapely
 from pyproj import Geod, Transformer
 
 from gis.hotspots import HotspotIndex, influence_zones, length_in_grids, share_in_grids
+from tests.gis import grid_helpers
 
 UTM_49N = 32649
 LON0, LAT0 = 113.65, 34.75  # Zhengzhou
@@ -35,6 +37,15 @@ CUT_LENGTH_ABS_M = 5e-3
 EDGE_PATH_ABS_M = 1e-3
 
 _TO_UTM = Transformer.from_crs(4326, UTM_49N, always_xy=True)
+# Unit grids numbered west→east, north→south from (WEST, NORTH), handed over shuffled.
+square_grids = partial(
+    grid_helpers.square_grids,
+    step=STEP,
+    west=WEST,
+    north=NORTH,
+    code="410102001001{number:02d}",
+    shuffle=3,
+)
 
 
 def utm(geoms):
@@ -81,18 +92,6 @@ def brute_match(ids, geoms, buffers, lon, lat) -> list[tuple[int, int, float]]:
         dist = shapely.distance(own[pos], points[hit])
         rows += [(int(p), pos, float(d)) for p, d in zip(hit, dist, strict=True)]
     return sorted(rows, key=lambda r: (r[0], r[2], ids[r[1]]))
-
-
-def square_grids(rows: int, cols: int) -> tuple[list[str], list[shapely.Polygon]]:
-    """Axis-aligned unit grids numbered west→east, north→south, handed over shuffled."""
-    cells = []
-    for r in range(rows):
-        for c in range(cols):
-            x, y = WEST + c * STEP, NORTH - (r + 1) * STEP
-            code = f"410102001001{r * cols + c + 1:02d}"
-            cells.append((code, shapely.box(x, y, x + STEP, y + STEP)))
-    order = np.random.default_rng(3).permutation(len(cells))
-    return [cells[i][0] for i in order], [cells[i][1] for i in order]
 
 
 # -- influence zones -----------------------------------------------------------------------------

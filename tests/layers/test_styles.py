@@ -41,7 +41,7 @@ def test_only_no_data():
 
 
 def test_hot_spot_legend_covers_every_class():
-    from gis.density import HOT_SPOT_CLASSES
+    from gis.gi_star import HOT_SPOT_CLASSES
 
     assert set(HOT_SPOT_COLOURS) == set(HOT_SPOT_CLASSES)
     assert len(hot_spot_legend().rows) == len(HOT_SPOT_CLASSES)

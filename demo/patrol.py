@@ -48,7 +48,7 @@ def build_demo_patrol(
     Parameters
     ----------
     grids : geopandas.GeoDataFrame
-        The demo city (``gis.demo.build_demo_city``): ``code, level, parent_code, name,
+        The demo city (``demo.city.build_demo_city``): ``code, level, parent_code, name,
         geometry`` in EPSG:4326.
     week_start : str
         Local date of the Monday the week starts on.

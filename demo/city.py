@@ -258,6 +258,41 @@ def build_demo_roads(
     return _roads_frame(layout)
 
 
+# --- reading a demo city (for the generators built on it) ---------------------------------------
+
+
+def in_lonlat(frame: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
+    """``frame`` in EPSG:4326, or ``ValueError`` naming ``what`` unless it is a GeoDataFrame
+    with a CRS."""
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.crs is None:
+        raise ValueError(f"{what} must be a GeoDataFrame with a CRS (EPSG:4326 from demo.city)")
+    return frame if frame.crs == WGS84 else frame.to_crs(WGS84)
+
+
+def district_of(city: gpd.GeoDataFrame) -> Polygon:
+    """The district polygon of a frame built by ``build_demo_city`` (lon/lat), or ``ValueError``
+    saying what the frame lacks."""
+    for column in ("code", "level", "parent_code", "name"):
+        if column not in city.columns:
+            raise ValueError(f"city lacks column {column!r}; pass demo.city.build_demo_city()")
+    district = city[city["level"] == "district"].geometry.values
+    if not len(district) or not (city["level"] == "unit").any():
+        raise ValueError(
+            "city has no district or no unit grids; pass the full frame of build_demo_city()"
+        )
+    geom = district[0] if len(district) == 1 else shapely.union_all(district)
+    if not isinstance(geom, Polygon):
+        raise ValueError("the district must be one polygon (as built by build_demo_city)")
+    return geom
+
+
+def land_use_of(units: gpd.GeoDataFrame) -> np.ndarray:
+    """Land use of each unit grid (``""`` where the frame has none)."""
+    if "land_use" not in units.columns:
+        return np.full(len(units), "", dtype=object)
+    return units["land_use"].fillna("").to_numpy(dtype=object)
+
+
 # --- step 1-3: district, roads, blocks ------------------------------------------------------------
 
 

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 import shapely
 
-from gis.codes import LEVELS, CodeError, CodeScheme
-from gis.demo import (
+from demo.city import (
     LAND_USES,
     MANAGEMENT_GRADES,
     ROAD_KINDS,
@@ -20,24 +19,15 @@ from gis.demo import (
     build_demo_city,
     build_demo_roads,
 )
+from gis.codes import LEVELS, CodeError, CodeScheme
 
 PHONE = re.compile(r"^1[358]\d{9}$")
 CJK_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 
 
 @pytest.fixture(scope="module")
-def city() -> gpd.GeoDataFrame:
-    return build_demo_city()
-
-
-@pytest.fixture(scope="module")
 def metric(city) -> gpd.GeoDataFrame:
     return city.to_crs(city.estimate_utm_crs())
-
-
-@pytest.fixture(scope="module")
-def roads() -> gpd.GeoDataFrame:
-    return build_demo_roads()
 
 
 def _level(frame: gpd.GeoDataFrame, level: str) -> gpd.GeoDataFrame:
