@@ -19,7 +19,7 @@ from service.settings import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("service", "layers", "gis")
+PACKAGES = ("service", "layers", "demo", "gis")
 
 
 def test_import_layer_contracts_hold() -> None:
