@@ -116,3 +116,13 @@ def hotspot_inputs():
             owner_unit="铁路护路办",
         ),
     ]
+
+
+def commit_small_city(session, settings) -> None:
+    """Write (and commit) the small city for ``settings``' city, valid since 2025."""
+    from datetime import UTC, datetime
+
+    from service.grids.registry import Registry
+
+    Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
+    session.commit()

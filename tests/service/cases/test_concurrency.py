@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Engine
@@ -13,8 +12,7 @@ from service.cases.cases import Action, CaseInput, CaseService
 from service.cases.catalogue import seed_catalogue
 from service.db.models import CaseEvent
 from service.errors import Conflict
-from service.grids.registry import Registry
-from tests.helpers.city import point_lonlat, small_city
+from tests.helpers.city import commit_small_city, point_lonlat
 
 pytestmark = pytest.mark.concurrency
 
@@ -25,7 +23,7 @@ CITY = "990300"  # committed for real (two connections); the test database is dr
 def committed_case(engine: Engine, settings_for) -> int:
     settings = settings_for(CITY)
     with Session(engine) as session:
-        Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
+        commit_small_city(session, settings)
         seed_catalogue(session, CITY)
         lon, lat = point_lonlat(50, 50)
         case, _ = CaseService(session, settings).intake(CaseInput("0102", lon, lat))

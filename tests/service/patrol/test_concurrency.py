@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -11,10 +10,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import GpsFix, PatrolTrack
-from service.grids.registry import Registry
 from service.patrol.fixes import FixIngester
 from service.patrol.workers import PatrolService, WorkerInput
-from tests.helpers.city import small_city
+from tests.helpers.city import commit_small_city
 from tests.helpers.patrol import walk
 
 pytestmark = pytest.mark.concurrency
@@ -26,7 +24,7 @@ CITY = "990310"  # committed for real (two connections); the test database is dr
 def phone(engine: Engine, settings_for) -> str:
     settings = settings_for(CITY)
     with Session(engine) as session:
-        Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
+        commit_small_city(session, settings)
         PatrolService(session, settings).save_worker(
             WorkerInput(code="W1", name="王伟", devices=["phone-c"])
         )
