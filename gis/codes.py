@@ -61,6 +61,23 @@ class CodeScheme:
                 )
         return code
 
+    def level_of(self, code: str) -> str:
+        """The level a full-width ``code`` names: the deepest level whose own part is not all
+        zeros (``CodeError`` for a code that fits no level)."""
+        if not isinstance(code, str) or not code.isdigit() or len(code) != self.width:
+            raise CodeError(f"code {code!r} must be {self.width} digits")
+        for level in reversed(LEVELS):
+            start = self.prefix_length(parent_level(level)) if level != "city" else 0
+            if code[start : self.prefix_length(level)].strip("0"):
+                if code[self.prefix_length(level) :].strip("0"):
+                    break
+                return level
+        raise CodeError(f"code {code!r} names no grid level")
+
+    def subtree_prefix(self, code: str) -> str:
+        """The prefix every code in ``code``'s subtree starts with."""
+        return code[: self.prefix_length(self.level_of(code))]
+
     def child_code(self, parent_code: str, parent_lvl: str, sequence: int) -> str:
         """Code of the ``sequence``-th (1-based) child of ``parent_code`` at the next level."""
         child_lvl = LEVELS[LEVELS.index(check_level(parent_lvl)) + 1]

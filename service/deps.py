@@ -11,6 +11,8 @@ from anyio import CancelScope, to_thread
 from fastapi import Depends, FastAPI, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.accounts.accounts import AccountService
+from service.accounts.audit import AuditLog
 from service.cases.cases import CaseService
 from service.cases.catalogue import Catalogue
 from service.cases.importer import CaseImporter
@@ -198,3 +200,15 @@ async def _tile_cache(request: Request) -> TileCache:
 
 HeatServiceDep = Annotated[HeatService, Depends(_heat)]
 TileCacheDep = Annotated[TileCache, Depends(_tile_cache)]
+
+
+async def _accounts(session: SessionDep, settings: SettingsDep) -> AccountService:
+    return AccountService(session, settings)
+
+
+async def _audit(session: SessionDep, settings: SettingsDep) -> AuditLog:
+    return AuditLog(session, settings)
+
+
+AccountsDep = Annotated[AccountService, Depends(_accounts)]
+AuditDep = Annotated[AuditLog, Depends(_audit)]

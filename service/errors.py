@@ -33,6 +33,15 @@ class NotFound(CitygridError):
     """The named thing does not exist (at the requested time)."""
 
 
+class Unauthenticated(CitygridError):
+    """The request says nothing (or nothing valid) about who is asking: log in, or send a
+    token or an API key."""
+
+
+class TooManyAttempts(CitygridError):
+    """Too many requests or failed logins in a short time: wait and try again."""
+
+
 class Forbidden(CitygridError):
     """The caller may not do this (a missing or unknown API key)."""
 
@@ -53,11 +62,13 @@ STATUS_BY_ERROR: dict[type[CitygridError], int] = {
     InvalidInput: 422,
     BadRequestBody: 400,
     BadParameter: 400,
+    Unauthenticated: 401,
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
     PreconditionRequired: 428,
+    TooManyAttempts: 429,
 }
 
 

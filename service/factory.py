@@ -11,6 +11,8 @@ from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.accounts.accounts import AccountService
+from service.auth import Anyone
 from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
 from service.cases.open311.documents import error_document
 from service.db.changes import ChangeListener
@@ -19,6 +21,21 @@ from service.http.bodyguard import GuardedRoute
 from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
 from service.http.timeparse import DisplayTimeZone
+from service.routers import (
+    accounts,
+    auth,
+    cases,
+    catalogue,
+    coverage,
+    grids,
+    heat,
+    hotspots,
+    ogc,
+    open311,
+    pages,
+    patrol,
+    tiles,
+)
 from service.settings import AppSettings
 
 
@@ -45,6 +62,7 @@ def create_app(
                 max_overflow=0,  # the pool is exactly what the settings size it to
             )
             app.state.sessions = make_sessionmaker(engine)
+            _seed_accounts(app.state.sessions, settings)
             # committed writes announced by PostgreSQL keep in-memory answers fresh; an app on
             # sessions handed in (a test's transaction) has no such thing and asks every time
             app.state.changes = ChangeListener.for_url(url).start()
@@ -82,21 +100,9 @@ def create_app(
         shapes=shapes,
     )
 
-    from service.routers import (
-        cases,
-        catalogue,
-        coverage,
-        grids,
-        heat,
-        hotspots,
-        ogc,
-        open311,
-        pages,
-        patrol,
-        tiles,
-    )
-
     for module in (
+        auth,
+        accounts,
         grids,
         cases,
         hotspots,
@@ -112,7 +118,7 @@ def create_app(
         app.include_router(module.router)
     pages.mount_static(app)
 
-    @app.get("/healthz", include_in_schema=False)
+    @app.get("/healthz", include_in_schema=False, dependencies=[Anyone()])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -139,3 +145,11 @@ def _warm_in_background(
             logging.getLogger("citygrid").warning("warming the caches failed", exc_info=True)
 
     threading.Thread(target=warm, name="citygrid-warm", daemon=True).start()
+
+
+def _seed_accounts(sessions: sessionmaker[Session], settings: AppSettings) -> None:
+    """The city's roles, and its first admin account when it has none (so a fresh database is
+    usable; production refuses the default admin password, see ``AuthSettings``)."""
+    with sessions() as session:
+        AccountService(session, settings).seed()
+        session.commit()

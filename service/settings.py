@@ -144,11 +144,6 @@ class CaseSettings(BaseSettings):
     open311_jurisdiction: str | None = Field(
         None, description="The jurisdiction_id this server answers for (default: the city key)"
     )
-    open311_api_keys: str = Field(
-        "",
-        description="Comma-separated api_key values accepted on Open311 POSTs; empty = POST "
-        "is open to anyone (until accounts and API keys arrive)",
-    )
     open311_contact: str = Field(
         "the city management office (城市管理局) that runs this server",
         description="Who to ask about the Open311 API (discovery's contact)",
@@ -170,6 +165,60 @@ class PatrolSettings(BaseSettings):
     coverage_radius_m: float = Field(25.0, description="A place this close to a track was seen")
     coverage_cell_m: float = Field(2.0, description="Raster cell of the coverage computation")
     visit_merge_s: float = Field(600.0, description="Back in a grid within this: same visit")
+
+
+DEFAULT_SECRET_KEY = "citygrid-development-secret-change-me"
+DEFAULT_ADMIN_PASSWORD = "citygrid-admin"
+
+
+class AuthSettings(BaseSettings):
+    """Accounts, tokens and what anyone may read without logging in.
+
+    In ``production`` the service refuses to start with the default secret or while an active
+    account still has the default admin password.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_", extra="ignore")
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="production refuses default secrets"
+    )
+    secret_key: str = Field(
+        DEFAULT_SECRET_KEY, min_length=16, description="Signs access tokens and session cookies"
+    )
+    admin_password: str = Field(
+        DEFAULT_ADMIN_PASSWORD,
+        min_length=8,
+        description="Password of the first admin account, created when a city has none",
+    )
+    access_token_minutes: float = Field(15, gt=0, description="Lifetime of an access token")
+    refresh_token_days: float = Field(14, gt=0, description="Lifetime of a refresh token")
+    session_hours: float = Field(8, gt=0, description="Lifetime of a login on the web pages")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins in a row before the account is locked"
+    )
+    login_lock_minutes: float = Field(15, gt=0, description="How long a locked account waits")
+    public_grids: bool = Field(
+        False,
+        description="Grid boundaries (lists, OGC API, exports, grid tiles, locate) without login",
+    )
+    public_reports: bool = Field(
+        False, description="Citizens may report through Open311 without an API key"
+    )
+    public_reports_per_hour: int = Field(
+        20, ge=1, description="Anonymous reports one address may send per hour"
+    )
+
+    @model_validator(mode="after")
+    def _no_defaults_in_production(self) -> AuthSettings:
+        if self.environment == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "CITYGRID_SECRET_KEY must be set to a secret of your own in production "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        if self.environment == "production" and self.admin_password == DEFAULT_ADMIN_PASSWORD:
+            raise ValueError("CITYGRID_ADMIN_PASSWORD must be set to a password of your own")
+        return self
 
 
 OSM_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -211,6 +260,7 @@ class AppSettings:
     patrol: PatrolSettings = field(default_factory=PatrolSettings)
     map: MapSettings = field(default_factory=MapSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     def __post_init__(self) -> None:
         active = self.server.max_active_requests

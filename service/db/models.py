@@ -250,7 +250,9 @@ class CaseEvent(Base):
     action: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
-    actor: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)  # who, as shown (old rows: the free text sent)
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)  # the account that acted
+    actor_key_id: Mapped[int | None] = mapped_column(BigInteger)  # or the API key
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
     photos: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
@@ -431,3 +433,102 @@ class ChangeCounter(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class Role(Base):
+    """A role: a named set of permissions, editable data (seeded per city)."""
+
+    __tablename__ = "roles"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))
+
+
+class User(Base):
+    """An account: who someone is, what unit they belong to, and where they may act."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("city", "login", name="uq_users_city_login"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    login: Mapped[str] = mapped_column(String(60))
+    display_name: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(40))
+    unit: Mapped[str | None] = mapped_column(Text)  # the office or department they work in
+    department: Mapped[str | None] = mapped_column(Text)  # cases dispatched here are in scope
+    # grid codes whose subtrees are in scope; empty with no department: the whole city
+    scope_grids: Mapped[list[str]] = mapped_column(ARRAY(String(15)), server_default=text("'{}'"))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    failed_logins: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class ApiKey(Base):
+    """A key for a system client: a named set of permissions and a scope, stored hashed."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (UniqueConstraint("city", "prefix", name="uq_api_keys_city_prefix"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in lists; finds the key
+    secret_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the whole key
+    permissions: Mapped[list[str]] = mapped_column(ARRAY(String(40)), server_default=text("'{}'"))
+    scope_grids: Mapped[list[str]] = mapped_column(ARRAY(String(15)), server_default=text("'{}'"))
+    department: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RefreshToken(Base):
+    """A refresh token (stored hashed). Each use hands out the next one of its family; using
+    one twice revokes the whole family (a stolen token is good for one refresh at most)."""
+
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    family: Mapped[str] = mapped_column(String(32), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One write, who made it, and the thing before and after; append-only (a trigger refuses
+    updates and deletes)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_city_at", "city", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
+    actor_kind: Mapped[str] = mapped_column(String(12))  # user | key | system | anonymous
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_key: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -25,7 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import get_route_path
 
-from service.errors import CitygridError, status_for
+from service.errors import CitygridError, TooManyAttempts, Unauthenticated, status_for
 
 # (path, status, messages, headers) -> the error document of the API the path belongs to
 ErrorDocument = Callable[[str, int, list[str], Mapping[str, str] | None], Response]
@@ -89,9 +89,20 @@ def install_error_handlers(app: FastAPI, shapes: ErrorShapes | None = None) -> N
         if exc.field:
             body["field"] = exc.field
         body.update(exc.extra)
-        return shapes.response(get_route_path(request.scope), status_for(exc), body)
+        return shapes.response(
+            get_route_path(request.scope), status_for(exc), body, _headers_for(exc)
+        )
 
     _install_api_error_shapes(app, shapes)
+
+
+def _headers_for(exc: CitygridError) -> dict[str, str] | None:
+    """The headers an error status calls for: how to authenticate (401), when to retry (429)."""
+    if isinstance(exc, Unauthenticated):
+        return {"WWW-Authenticate": 'Bearer realm="citygrid"'}
+    if isinstance(exc, TooManyAttempts):
+        return {"Retry-After": str(int(exc.extra.get("retry_after_s", 60)))}
+    return None
 
 
 def _install_api_error_shapes(app: FastAPI, shapes: ErrorShapes) -> None:

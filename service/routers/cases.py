@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
+from service.auth import Allow
 from service.cases.cases import Action, CaseInput
 from service.cases.files import read_case_file
 from service.cases.ledger import CaseFilter, Ledger, export_csv_stream, export_xlsx
@@ -30,7 +31,12 @@ from service.http.uploads import saved_upload
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 
 
-@router.post("", status_code=201, summary="Report a problem (idempotent with a key)")
+@router.post(
+    "",
+    status_code=201,
+    summary="Report a problem (idempotent with a key)",
+    dependencies=[Allow("cases.report")],
+)
 def create_case(
     body: CaseCreate,
     cases: CaseServiceDep,
@@ -70,6 +76,7 @@ def _page(
 @router.post(
     "/import",
     summary="Bulk intake from CSV, Parquet or GeoJSON (all or nothing, or per-row errors)",
+    dependencies=[Allow("cases.import")],
 )
 def import_cases(
     importer: CaseImporterDep,
@@ -93,7 +100,11 @@ def import_cases(
     return report.as_dict()
 
 
-@router.get("", summary="The ledger (问题台账): filtered, newest first, keyset paging")
+@router.get(
+    "",
+    summary="The ledger (问题台账): filtered, newest first, keyset paging",
+    dependencies=[Allow("cases.read")],
+)
 def list_cases(
     ledger: LedgerDep,
     flt: FilterDep,
@@ -104,7 +115,9 @@ def list_cases(
     return _page(ledger, flt, limit, cursor, datum)
 
 
-@router.get("/overdue", summary="Open cases past their deadline")
+@router.get(
+    "/overdue", summary="Open cases past their deadline", dependencies=[Allow("cases.read")]
+)
 def overdue_cases(
     ledger: LedgerDep,
     flt: FilterDep,
@@ -115,7 +128,7 @@ def overdue_cases(
     return _page(ledger, replace(flt, overdue=True), limit, cursor, datum)
 
 
-@router.get("/due", summary="Open cases due within N hours")
+@router.get("/due", summary="Open cases due within N hours", dependencies=[Allow("cases.read")])
 def due_cases(
     ledger: LedgerDep,
     flt: FilterDep,
@@ -127,7 +140,11 @@ def due_cases(
     return _page(ledger, replace(flt, due_within_hours=within_hours), limit, cursor, datum)
 
 
-@router.get("/counts", summary="Case counts per grid or per hotspot (open, overdue, recurring)")
+@router.get(
+    "/counts",
+    summary="Case counts per grid or per hotspot (open, overdue, recurring)",
+    dependencies=[Allow("cases.read")],
+)
 def case_counts(
     ledger: LedgerDep,
     flt: FilterDep,
@@ -139,7 +156,11 @@ def case_counts(
     return ledger.counts(flt, by, level)
 
 
-@router.get("/export", summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)")
+@router.get(
+    "/export",
+    summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)",
+    dependencies=[Allow("cases.export")],
+)
 def export_cases(
     ledger: LedgerDep,
     sessions: SessionsDep,
@@ -163,7 +184,7 @@ def export_cases(
     )
 
 
-@router.get("/{case_id}", summary="One case")
+@router.get("/{case_id}", summary="One case", dependencies=[Allow("cases.read")])
 def get_case(
     case_id: IdPath,
     cases: CaseServiceDep,
@@ -172,7 +193,11 @@ def get_case(
     return case_json(cases.get(case_id), datum)
 
 
-@router.post("/{case_id}/actions", summary="Move a case along the workflow")
+@router.post(
+    "/{case_id}/actions",
+    summary="Move a case along the workflow",
+    dependencies=[Allow("cases.read")],
+)
 def act(
     case_id: IdPath,
     body: ActionIn,
@@ -208,7 +233,11 @@ def act(
     return case_json(cases.act(case_id, step), body.datum)  # the datum the client speaks
 
 
-@router.get("/{case_id}/history", summary="Every step of a case (append-only)")
+@router.get(
+    "/{case_id}/history",
+    summary="Every step of a case (append-only)",
+    dependencies=[Allow("cases.read")],
+)
 def history(
     case_id: IdPath, cases: CaseServiceDep, datum: DatumQuery = "wgs84"
 ) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from service.auth import Allow
 from service.cases.render import category_json, rule_json
 from service.cases.schemas import CategoryIn, RoutingRuleIn
 from service.deps import CatalogueDep
@@ -15,27 +16,50 @@ from service.http.params import IdPath
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
 
 
-@router.get("/api/categories", summary="The case category catalogue")
+@router.get(
+    "/api/categories",
+    summary="The case category catalogue",
+    dependencies=[Allow("cases.read", "cases.report")],
+)
 def list_categories(catalogue: CatalogueDep) -> list[dict[str, Any]]:
     return [category_json(c) for c in catalogue.categories()]
 
 
-@router.post("/api/categories", status_code=201, summary="Add a local category")
+@router.post(
+    "/api/categories",
+    status_code=201,
+    summary="Add a local category",
+    dependencies=[Allow("catalogue.edit")],
+)
 def add_category(body: CategoryIn, catalogue: CatalogueDep) -> dict[str, Any]:
     return category_json(catalogue.add_category(**body.model_dump()))
 
 
-@router.get("/api/routing-rules", summary="Routing rules (most specific wins)")
+@router.get(
+    "/api/routing-rules",
+    summary="Routing rules (most specific wins)",
+    dependencies=[Allow("cases.read")],
+)
 def list_rules(catalogue: CatalogueDep) -> list[dict[str, Any]]:
     return [rule_json(r) for r in catalogue.rules()]
 
 
-@router.post("/api/routing-rules", status_code=201, summary="Add a routing rule")
+@router.post(
+    "/api/routing-rules",
+    status_code=201,
+    summary="Add a routing rule",
+    dependencies=[Allow("catalogue.edit")],
+)
 def add_rule(body: RoutingRuleIn, catalogue: CatalogueDep) -> dict[str, Any]:
     return rule_json(catalogue.add_rule(**body.model_dump()))
 
 
-@router.delete("/api/routing-rules/{rule_id}", status_code=204, summary="Remove a rule")
+@router.delete(
+    "/api/routing-rules/{rule_id}",
+    status_code=204,
+    summary="Remove a rule",
+    dependencies=[Allow("catalogue.edit")],
+)
 def delete_rule(rule_id: IdPath, catalogue: CatalogueDep) -> Response:
     catalogue.delete_rule(rule_id)
     return Response(status_code=204)

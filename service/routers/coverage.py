@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from service.auth import Allow
 from service.deps import CoverageDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import DatumQuery
@@ -36,7 +37,9 @@ StartQuery = Annotated[
 GridQuery = Annotated[str | None, Query(description="Grid code: only its subtree")]
 
 
-@router.get("/grids", summary="Coverage of each unit grid in a period")
+@router.get(
+    "/grids", summary="Coverage of each unit grid in a period", dependencies=[Allow("patrol.read")]
+)
 def grid_coverage(
     cov: CoverageDep,
     settings: SettingsDep,
@@ -61,7 +64,11 @@ def grid_coverage(
     return {**run_json(run), "grids": rows}
 
 
-@router.get("/hotspots", summary="Coverage of each active hotspot against its patrol quota")
+@router.get(
+    "/hotspots",
+    summary="Coverage of each active hotspot against its patrol quota",
+    dependencies=[Allow("patrol.read")],
+)
 def hotspot_coverage(
     cov: CoverageDep,
     settings: SettingsDep,
@@ -76,7 +83,11 @@ def hotspot_coverage(
     return {**run_json(run), "hotspots": rows}
 
 
-@router.get("/blind-spots", summary="Unit grids and hotspots nobody visited in the last N hours")
+@router.get(
+    "/blind-spots",
+    summary="Unit grids and hotspots nobody visited in the last N hours",
+    dependencies=[Allow("patrol.read")],
+)
 def blind_spots(
     cov: CoverageDep,
     settings: SettingsDep,
@@ -91,6 +102,7 @@ def blind_spots(
 @router.get(
     "/problems",
     summary="Cases per patrol hour per unit grid ('high problems, low patrol' first)",
+    dependencies=[Allow("patrol.read")],
 )
 def problems_per_patrol_hour(
     cov: CoverageDep,

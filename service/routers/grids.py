@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
+from service.auth import Allow, public_grids
 from service.clock import now
 from service.deps import LocatorDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
@@ -36,7 +37,11 @@ AtQ = Annotated[
 DatumQ = Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate datum")]
 
 
-@router.get("", summary="List grids (GeoJSON FeatureCollection, paged)")
+@router.get(
+    "",
+    summary="List grids (GeoJSON FeatureCollection, paged)",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def list_grids(
     request: Request,
     response: Response,
@@ -63,7 +68,12 @@ def list_grids(
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
-@router.post("", status_code=201, summary="Create a grid, or a new version of one")
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a grid, or a new version of one",
+    dependencies=[Allow("grids.edit")],
+)
 def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
     try:
         geom = parse_geometry(body.geometry)
@@ -85,7 +95,12 @@ def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
     return grid_feature(registry.get(body.code))
 
 
-@router.get("/locate", response_model=LocateOut, summary="Which unit grid covers a point")
+@router.get(
+    "/locate",
+    response_model=LocateOut,
+    summary="Which unit grid covers a point",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 async def locate(
     locator: LocatorDep,
     settings: SettingsDep,
@@ -107,7 +122,11 @@ async def locate(
     return LocateOut.from_result(result, datum)
 
 
-@router.post("/locate/bulk", summary="Locate many points (CSV or GeoParquet upload)")
+@router.post(
+    "/locate/bulk",
+    summary="Locate many points (CSV or GeoParquet upload)",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def locate_bulk(
     registry: RegistryDep,
     settings: SettingsDep,
@@ -120,7 +139,11 @@ def locate_bulk(
     return Response(content=body, media_type=media_type)
 
 
-@router.post("/import", summary="Import grids from GeoJSON, GeoPackage, zipped Shapefile or KML")
+@router.post(
+    "/import",
+    summary="Import grids from GeoJSON, GeoPackage, zipped Shapefile or KML",
+    dependencies=[Allow("grids.import")],
+)
 def import_grids(
     registry: RegistryDep,
     settings: SettingsDep,
@@ -140,7 +163,11 @@ def import_grids(
     )
 
 
-@router.get("/export", summary="Download grids for field teams and GIS tools")
+@router.get(
+    "/export",
+    summary="Download grids for field teams and GIS tools",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def export_grids(
     request: Request,
     registry: RegistryDep,
@@ -162,7 +189,11 @@ def export_grids(
     )
 
 
-@router.get("/topology", summary="Topology check of one level under one parent")
+@router.get(
+    "/topology",
+    summary="Topology check of one level under one parent",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def topology(
     registry: RegistryDep,
     level: Annotated[Literal["district", "street", "community", "unit"], Query()],
@@ -172,7 +203,12 @@ def topology(
     return layout.topology_report(registry, level, parent, datum)
 
 
-@router.post("/{code}/generate", status_code=201, summary="Generate unit grids inside a parent")
+@router.post(
+    "/{code}/generate",
+    status_code=201,
+    summary="Generate unit grids inside a parent",
+    dependencies=[Allow("grids.edit")],
+)
 def generate(
     code: str,
     registry: RegistryDep,
@@ -183,7 +219,11 @@ def generate(
     return layout.generate_children(registry, code, target_area_m2, shape, sliver_ratio)
 
 
-@router.get("/{code}", summary="One grid (the version valid now or at `at`)")
+@router.get(
+    "/{code}",
+    summary="One grid (the version valid now or at `at`)",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def get_grid(
     code: str,
     registry: RegistryDep,
@@ -194,13 +234,21 @@ def get_grid(
     return grid_feature(registry.get(code, aware(at, settings.grids.timezone)), datum)
 
 
-@router.get("/{code}/versions", summary="Every version of a grid")
+@router.get(
+    "/{code}/versions",
+    summary="Every version of a grid",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> dict[str, Any]:
     rows = registry.versions(code)
     return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
 
 
-@router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
+@router.patch(
+    "/{code}",
+    summary="Change attributes, or the boundary (creates a new version)",
+    dependencies=[Allow("grids.edit")],
+)
 def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
     if "responsible_persons" in values:  # null clears the list

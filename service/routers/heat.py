@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from service.auth import Allow
 from service.deps import HeatServiceDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import aware
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRo
     summary="A heat-map layer: GeoJSON with fill colours and a legend, or a PNG overlay",
     description="Layers: " + ", ".join(LAYERS) + ". Cases and patrols of [from, to) "
     "(default: the last 30 days), optionally one category (prefix) and one grid's subtree.",
+    dependencies=[Allow("maps.read")],
 )
 def heat_layer(
     layer: str,

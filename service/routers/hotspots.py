@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
+from service.auth import Allow, public_grids
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.hotspots.hotspots import HotspotInput
@@ -23,7 +24,11 @@ from service.http.timeparse import aware
 router = APIRouter(tags=["hotspots"], route_class=GuardedRoute)
 
 
-@router.get("/api/hotspot-kinds", summary="Hotspot kinds of this city")
+@router.get(
+    "/api/hotspot-kinds",
+    summary="Hotspot kinds of this city",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def list_kinds(hotspots: HotspotServiceDep) -> list[dict[str, Any]]:
     return [
         {
@@ -36,7 +41,12 @@ def list_kinds(hotspots: HotspotServiceDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/api/hotspot-kinds", status_code=201, summary="Add a city's own hotspot kind")
+@router.post(
+    "/api/hotspot-kinds",
+    status_code=201,
+    summary="Add a city's own hotspot kind",
+    dependencies=[Allow("hotspots.edit")],
+)
 def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep) -> dict[str, Any]:
     kind = hotspots.add_kind(body.key, body.name, body.default_buffer_m, body.default_risk_weight)
     return {
@@ -47,7 +57,11 @@ def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep) -> dict[str, Any]
     }
 
 
-@router.get("/api/hotspots", summary="Hotspots (GeoJSON, paged)")
+@router.get(
+    "/api/hotspots",
+    summary="Hotspots (GeoJSON, paged)",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def list_hotspots(
     request: Request,
     response: Response,
@@ -72,7 +86,12 @@ def list_hotspots(
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
-@router.post("/api/hotspots", status_code=201, summary="Create a hotspot")
+@router.post(
+    "/api/hotspots",
+    status_code=201,
+    summary="Create a hotspot",
+    dependencies=[Allow("hotspots.edit")],
+)
 def create_hotspot(
     body: HotspotCreate, hotspots: HotspotServiceDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -98,7 +117,11 @@ def create_hotspot(
     return hotspot_feature(hotspots.create([item])[0], with_zone=True)
 
 
-@router.post("/api/hotspots/import", summary="Import hotspots (GeoJSON/GPKG/SHP zip/KML)")
+@router.post(
+    "/api/hotspots/import",
+    summary="Import hotspots (GeoJSON/GPKG/SHP zip/KML)",
+    dependencies=[Allow("grids.import")],
+)
 def import_hotspots(
     hotspots: HotspotServiceDep,
     settings: SettingsDep,
@@ -120,7 +143,11 @@ def import_hotspots(
     return {"created": [h.id for h in rows], "keys": [h.key for h in rows]}
 
 
-@router.get("/api/hotspots/near", summary="Hotspots near a point, nearest first")
+@router.get(
+    "/api/hotspots/near",
+    summary="Hotspots near a point, nearest first",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def near(
     hotspots: HotspotServiceDep,
     settings: SettingsDep,
@@ -137,7 +164,11 @@ def near(
     ]
 
 
-@router.get("/api/hotspots/{hotspot_id}", summary="One hotspot with its influence zone")
+@router.get(
+    "/api/hotspots/{hotspot_id}",
+    summary="One hotspot with its influence zone",
+    dependencies=[Allow("grids.read", public=public_grids)],
+)
 def get_hotspot(
     hotspot_id: IdPath, hotspots: HotspotServiceDep, datum: DatumQuery = "wgs84"
 ) -> dict[str, Any]:
@@ -147,6 +178,7 @@ def get_hotspot(
 @router.get(
     "/api/hotspots/{hotspot_id}/grids",
     summary="Grids a hotspot touches, with the share of the hotspot in each",
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 def hotspot_grids(
     hotspot_id: IdPath,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
+from service.auth import Allow, Anyone, public_grids
 from service.clock import now
 from service.db.models import Grid
 from service.deps import SessionDep, SettingsDep
@@ -110,7 +111,9 @@ def _feature(grid: Grid, base: str) -> dict[str, Any]:
     return feature
 
 
-@router.get("", summary="Landing page", openapi_extra={"parameters": OTHER_QUERY})
+@router.get(
+    "", summary="Landing page", openapi_extra={"parameters": OTHER_QUERY}, dependencies=[Anyone()]
+)
 def landing(request: Request) -> Response:
     params.reject_unknown(request.query_params, OTHER_ACCEPTED)
     base = _base(request)
@@ -129,21 +132,32 @@ def landing(request: Request) -> Response:
 
 
 @router.get(
-    "/api", summary="API definition (OpenAPI 3.0)", openapi_extra={"parameters": OTHER_QUERY}
+    "/api",
+    summary="API definition (OpenAPI 3.0)",
+    openapi_extra={"parameters": OTHER_QUERY},
+    dependencies=[Anyone()],
 )
 def api_definition(request: Request) -> Response:
     params.reject_unknown(request.query_params, OTHER_ACCEPTED)
     return _answer(request, document(_base(request)), OPENAPI_JSON, "API definition")
 
 
-@router.get("/api.html", summary="API documentation (HTML)", include_in_schema=False)
+@router.get(
+    "/api.html",
+    summary="API documentation (HTML)",
+    include_in_schema=False,
+    dependencies=[Anyone()],
+)
 def api_documentation(request: Request) -> HTMLResponse:
     params.reject_unknown(request.query_params, frozenset())
     return HTMLResponse(html.page("API documentation", document(_base(request))))
 
 
 @router.get(
-    "/conformance", summary="Conformance classes", openapi_extra={"parameters": OTHER_QUERY}
+    "/conformance",
+    summary="Conformance classes",
+    openapi_extra={"parameters": OTHER_QUERY},
+    dependencies=[Anyone()],
 )
 def conformance(request: Request) -> Response:
     params.reject_unknown(request.query_params, OTHER_ACCEPTED)
@@ -185,6 +199,7 @@ def _collection(request: Request, session: Session, city: str, level: str) -> di
     "/collections",
     summary="Collections: one per grid level",
     openapi_extra={"parameters": OTHER_QUERY},
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 def collections(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     params.reject_unknown(request.query_params, OTHER_ACCEPTED)
@@ -201,6 +216,7 @@ def collections(request: Request, session: SessionDep, settings: SettingsDep) ->
     "/collections/{collection_id}",
     summary="One collection",
     openapi_extra={"parameters": OTHER_QUERY},
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 def collection(
     collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
@@ -215,6 +231,7 @@ def collection(
     "/collections/{collection_id}/items",
     summary="Features of a collection (limit, offset, bbox, datetime)",
     openapi_extra={"parameters": ITEMS_QUERY},
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 def items(
     collection_id: str, request: Request, session: SessionDep, settings: SettingsDep
@@ -257,6 +274,7 @@ def items(
     "/collections/{collection_id}/items/{feature_id}",
     summary="One feature (one grid version)",
     openapi_extra={"parameters": OTHER_QUERY},
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 def item(
     collection_id: str,

@@ -19,12 +19,13 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gis.datum import DATUMS, from_wgs84
+from service.accounts.principal import ANONYMOUS
+from service.auth import Allow, Anyone, current_principal, public_reports
 from service.cases.cases import CaseInput, CaseService
 from service.cases.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
 from service.cases.open311.params import (
     RequestFilter,
     case_input,
-    check_api_key,
     check_jurisdiction,
     given,
     paging,
@@ -36,9 +37,10 @@ from service.cases.open311.queries import changeset
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.clock import now
 from service.db.models import Case, Category
-from service.deps import CaseServiceDep, ServiceRequestsDep, SettingsDep
+from service.deps import CaseServiceDep, ServiceRequestsDep, SettingsDep, app_cache
 from service.errors import BadParameter, InvalidInput, NotFound
 from service.http.bodyguard import GuardedRoute
+from service.http.ratelimit import RateLimit
 from service.http.timeparse import iso
 from service.settings import AppSettings
 
@@ -78,21 +80,22 @@ def _datum(value: str | None) -> str:
     return datum
 
 
-@router.get("/discovery.{fmt}", summary="Open311 service discovery")
-@router.get("/v2/discovery.{fmt}", include_in_schema=False)
+@router.get("/discovery.{fmt}", summary="Open311 service discovery", dependencies=[Anyone()])
+@router.get("/v2/discovery.{fmt}", include_in_schema=False, dependencies=[Anyone()])
 def discovery(
     fmt: Fmt, request: Request, requests: ServiceRequestsDep, settings: SettingsDep
 ) -> Response:
     out = _format(fmt)
     stamp = changeset(requests.categories())
-    keys = given(settings.cases.open311_api_keys)
     payload = {
         "changeset": stamp,
         "contact": settings.cases.open311_contact,
         "key_service": (
-            "POST needs an api_key: ask the operators of this server for one"
-            if keys
-            else "No api_key is needed: this server accepts service requests from anyone"
+            "No api_key is needed to submit a service request; reading requests needs one: "
+            "ask the operators of this server"
+            if settings.auth.public_reports
+            else "An api_key is needed (submitting needs the cases.report permission, reading "
+            "cases.read): ask the operators of this server for one"
         ),
         "endpoints": [
             {
@@ -119,7 +122,9 @@ def _service(cat: Category) -> dict[str, Any]:
     }
 
 
-@router.get("/v2/services.{fmt}", summary="Service list (the category catalogue)")
+@router.get(
+    "/v2/services.{fmt}", summary="Service list (the category catalogue)", dependencies=[Anyone()]
+)
 def services(
     fmt: Fmt,
     requests: ServiceRequestsDep,
@@ -131,7 +136,11 @@ def services(
     return document(out, "services", [_service(c) for c in requests.categories()])
 
 
-@router.get("/v2/services/{service_code}.{fmt}", summary="Service definition (extra attributes)")
+@router.get(
+    "/v2/services/{service_code}.{fmt}",
+    summary="Service definition (extra attributes)",
+    dependencies=[Anyone()],
+)
 def service_definition(
     service_code: str,
     fmt: Fmt,
@@ -250,7 +259,11 @@ POST_FIELDS = {
         "account_id": _TEXT,
         "requested_datetime": _TEXT,
         "jurisdiction_id": _TEXT,
-        "api_key": _TEXT | {"description": "Needed when CITYGRID_OPEN311_API_KEYS is set"},
+        "api_key": _TEXT
+        | {
+            "description": "An API key with the cases.report permission (not needed when the "
+            "city accepts anonymous reports, CITYGRID_PUBLIC_REPORTS)"
+        },
         "datum": _TEXT | {"description": "Extension: wgs84 (default), gcj02, bd09"},
         "idempotency_key": _TEXT | {"description": "Extension: or the Idempotency-Key header"},
     },
@@ -271,17 +284,24 @@ POST_FIELDS = {
             },
         }
     },
+    dependencies=[Allow("cases.report", public=public_reports)],
 )
 async def create_request(
     fmt: Fmt, request: Request, cases: CaseServiceDep, settings: SettingsDep
 ) -> Response:
     out = _format(fmt)
+    if (await current_principal(request)) is ANONYMOUS:
+        limit = app_cache(
+            request.app,
+            "anonymous_reports",
+            lambda: RateLimit(f"{settings.auth.public_reports_per_hour}/hour"),
+        )
+        limit.hit(request.client.host if request.client else "unknown", "anonymous reports")
     fields = await _fields(request)
     query = request.query_params  # some clients send these two in the URL of the POST
     check_jurisdiction(
         fields.get("jurisdiction_id") or query.get("jurisdiction_id"), _served(settings)
     )
-    check_api_key(fields.get("api_key") or query.get("api_key"), settings.cases.open311_api_keys)
     key = given(request.headers.get("idempotency-key"))
     item = case_input(fields, key, settings.grids.timezone)
     case, created = await run_in_threadpool(_intake, cases, item, fmt)
@@ -297,7 +317,11 @@ async def create_request(
     return document(out, "service_requests", payload, 201 if created else 200, replayed)
 
 
-@router.get("/v2/requests.{fmt}", summary="Query service requests (paged)")
+@router.get(
+    "/v2/requests.{fmt}",
+    summary="Query service requests (paged)",
+    dependencies=[Allow("cases.read")],
+)
 def list_requests(
     fmt: Fmt,
     request: Request,
@@ -354,7 +378,11 @@ def _link(request: Request, flt: RequestFilter, number: int, size: int, rel: str
     return f'<{url}>; rel="{rel}"'
 
 
-@router.get("/v2/requests/{service_request_id}.{fmt}", summary="One service request")
+@router.get(
+    "/v2/requests/{service_request_id}.{fmt}",
+    summary="One service request",
+    dependencies=[Allow("cases.read")],
+)
 def get_request(
     service_request_id: str,
     fmt: Fmt,

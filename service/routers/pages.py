@@ -23,6 +23,7 @@ from layers.page import (
     dispatcher_page,
     error_page,
 )
+from service.auth import Allow
 from service.deps import SessionDep, SettingsDep
 from service.errors import CitygridError, status_for
 from service.http.bodyguard import GuardedRoute
@@ -44,6 +45,7 @@ def mount_static(app: FastAPI) -> None:
     "(its subtree); grid boundaries, hotspots and open cases on top.",
     response_class=HTMLResponse,
     responses={404: {"content": {"text/html": {}}}, 422: {"content": {"text/html": {}}}},
+    dependencies=[Allow("maps.read")],
 )
 def dispatcher_map(
     request: Request,

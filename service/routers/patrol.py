@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
+from service.auth import Allow
 from service.deps import PatrolDep, SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.http.bodyguard import GuardedRoute
@@ -23,7 +24,11 @@ from service.patrol.workers import WorkerInput
 router = APIRouter(prefix="/api/patrol", tags=["patrol"], route_class=GuardedRoute)
 
 
-@router.put("/workers/{code}", summary="Create or update a worker (assigned grids, phones)")
+@router.put(
+    "/workers/{code}",
+    summary="Create or update a worker (assigned grids, phones)",
+    dependencies=[Allow("patrol.edit")],
+)
 def save_worker(code: str, body: WorkerIn, patrol: PatrolDep, response: Response) -> dict[str, Any]:
     if code != body.code:
         raise InvalidInput("the code in the path and in the body differ", field="code")
@@ -32,26 +37,37 @@ def save_worker(code: str, body: WorkerIn, patrol: PatrolDep, response: Response
     return worker_json(worker, patrol.devices_of([worker.code])[worker.code])
 
 
-@router.get("/workers", summary="Workers (optionally one team)")
+@router.get(
+    "/workers", summary="Workers (optionally one team)", dependencies=[Allow("patrol.read")]
+)
 def list_workers(patrol: PatrolDep, team: str | None = None) -> list[dict[str, Any]]:
     workers = patrol.workers(team)
     devices = patrol.devices_of([w.code for w in workers])
     return [worker_json(w, devices[w.code]) for w in workers]
 
 
-@router.get("/workers/{code}", summary="One worker")
+@router.get("/workers/{code}", summary="One worker", dependencies=[Allow("patrol.read")])
 def get_worker(code: str, patrol: PatrolDep) -> dict[str, Any]:
     worker = patrol.worker(code)
     return worker_json(worker, patrol.devices_of([code])[code])
 
 
-@router.post("/sessions", status_code=201, summary="Start a patrol session on a phone")
+@router.post(
+    "/sessions",
+    status_code=201,
+    summary="Start a patrol session on a phone",
+    dependencies=[Allow("patrol.fixes")],
+)
 def start_session(body: SessionStart, patrol: PatrolDep, settings: SettingsDep) -> dict[str, Any]:
     row = patrol.start_session(body.device_id, aware(body.started_at, settings.grids.timezone))
     return session_json(row, body.device_id)
 
 
-@router.post("/sessions/{session_id}/end", summary="End a patrol session")
+@router.post(
+    "/sessions/{session_id}/end",
+    summary="End a patrol session",
+    dependencies=[Allow("patrol.fixes")],
+)
 def end_session(
     session_id: IdPath, body: SessionEnd, patrol: PatrolDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -63,6 +79,7 @@ def end_session(
     "/fixes",
     summary="A batch of GPS fixes (idempotent per device and timestamp)",
     responses={422: {"description": "Bad fixes (listed per row); nothing stored in mode=all"}},
+    dependencies=[Allow("patrol.fixes")],
 )
 def post_fixes(body: FixBatchIn, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     frame = pd.DataFrame(
@@ -80,7 +97,9 @@ def post_fixes(body: FixBatchIn, session: SessionDep, settings: SettingsDep) -> 
     return FixIngester(session, settings).run(frame, mode=body.mode, datum=body.datum).as_dict()
 
 
-@router.post("/fixes/upload", summary="Fixes from a CSV or GPX file")
+@router.post(
+    "/fixes/upload", summary="Fixes from a CSV or GPX file", dependencies=[Allow("patrol.fixes")]
+)
 def upload_fixes(
     session: SessionDep,
     settings: SettingsDep,
@@ -101,7 +120,11 @@ def upload_fixes(
     return FixIngester(session, settings).run(frame, mode=mode, datum=datum).as_dict()
 
 
-@router.get("/tracks", summary="Cleaned tracks overlapping a time range, as GeoJSON (paged)")
+@router.get(
+    "/tracks",
+    summary="Cleaned tracks overlapping a time range, as GeoJSON (paged)",
+    dependencies=[Allow("patrol.read")],
+)
 def tracks(
     request: Request,
     response: Response,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from service.auth import Allow, public_grids
 from service.db.engine import session_scope
 from service.deps import SessionsDep, SettingsDep, TileCacheDep
 from service.http.bodyguard import GuardedRoute
@@ -51,6 +52,7 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
         200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "Mapbox vector tile"},
         304: {"description": "The tile matches If-None-Match"},
     },
+    dependencies=[Allow("grids.read", public=public_grids)],
 )
 async def get_tile(
     request: Request,

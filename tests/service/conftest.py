@@ -9,20 +9,37 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.factory import create_app
 from service.grids.registry import Registry
-from service.settings import AppSettings, ServerSettings
+from service.settings import AppSettings, AuthSettings, ServerSettings
+from tests.helpers.accounts import admin_headers
 
 
 @pytest.fixture
-def client(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[TestClient]:
-    """API client on an empty city, inside the test's rolled-back transaction."""
+def client(
+    settings: AppSettings, sessions: sessionmaker[Session], session: Session
+) -> Iterator[TestClient]:
+    """API client on an empty city, inside the test's rolled-back transaction, logged in as
+    the city's admin (tests of permissions make clients of their own)."""
+    with TestClient(create_app(settings, sessions=sessions)) as c:
+        c.headers.update(admin_headers(session, settings))
+        yield c
+
+
+@pytest.fixture
+def anonymous_client(
+    settings: AppSettings, sessions: sessionmaker[Session]
+) -> Iterator[TestClient]:
+    """API client on the empty city that says nothing about who it is."""
     with TestClient(create_app(settings, sessions=sessions)) as c:
         yield c
 
 
 @pytest.fixture
-def demo_client(demo_loaded: AppSettings, sessions: sessionmaker[Session]) -> Iterator[TestClient]:
-    """API client on the demo city (changes roll back after the test)."""
+def demo_client(
+    demo_loaded: AppSettings, sessions: sessionmaker[Session], session: Session
+) -> Iterator[TestClient]:
+    """API client on the demo city (changes roll back after the test), as the city's admin."""
     with TestClient(create_app(demo_loaded, sessions=sessions)) as c:
+        c.headers.update(admin_headers(session, demo_loaded))
         yield c
 
 
@@ -65,7 +82,10 @@ def _serve(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[s
     one_at_a_time = ServerSettings(
         _env_file=None, max_active_requests=1, max_queued_requests=10_000, queue_wait_s=600
     )
-    settings = dataclasses.replace(settings, server=one_at_a_time)
+    # GIS clients (GDAL, OWSLib) read grid boundaries as the public may in a city that
+    # publishes them; tests of private boundaries send a key (GDAL_HTTP_HEADERS)
+    public = AuthSettings(_env_file=None, public_grids=True)
+    settings = dataclasses.replace(settings, server=one_at_a_time, auth=public)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -37,6 +37,13 @@ TOLERANCE_DEG = 3e-7
 
 # Routes whose answers were seen to carry no coordinates (checked: they must stay so).
 NO_COORDINATES = {
+    "/api/auth/me": "who is asking",
+    "/api/users": "accounts",
+    "/api/users/{user_id}": "one account",
+    "/api/roles": "roles",
+    "/api/permissions": "the permissions",
+    "/api/keys": "API keys",
+    "/api/audit": "the audit log (grid geometry only as a bounding box of the version written)",
     "/api/cases/counts": "counts per grid code or hotspot id",
     "/api/hotspot-kinds": "the kinds catalogue",
     "/api/hotspots/near": "properties and distances only (its datum is the input's)",
@@ -271,6 +278,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "service_request_id": world["case_id"],
             "hotspot_id": world["hotspot_id"],
             "service_code": "0102",
+            "user_id": 1,
         }[name]
     ]
 

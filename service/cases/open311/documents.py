@@ -93,10 +93,11 @@ def error_document(
 
     The standard wants 404 for what does not exist, 403 for a missing or wrong ``api_key`` and
     "basically 400" for any other request it cannot fulfil, so 422 (a well-formed request whose
-    content breaks a rule) is answered as 400; other statuses (405, 409, 413, 503 …) keep their
-    meaning and headers. The format follows the path's extension (XML without one).
+    content breaks a rule) is answered as 400 and 401 (no valid credential) as 403; other
+    statuses (405, 409, 413, 429, 503 …) keep their meaning and headers. The format follows the
+    path's extension (XML without one).
     """
-    code = 400 if status == 422 else status
+    code = {422: 400, 401: 403}.get(status, status)
     if code == 405:
         # Starlette names the methods of one route only; GET and POST requests are two routes
         headers = {**(headers or {}), "Allow": _methods(path)}

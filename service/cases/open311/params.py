@@ -7,14 +7,13 @@ The standard says an optional argument sent empty means the same as one not sent
 from __future__ import annotations
 
 import math
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from service.cases.cases import CaseInput
 from service.cases.workflow import OPEN_STATUSES, STATUSES
-from service.errors import BadParameter, Forbidden, NotFound
+from service.errors import BadParameter, NotFound
 from service.http.timeparse import aware
 
 MAX_PAGE_SIZE = 1000  # the standard's default cap on one answer
@@ -63,18 +62,6 @@ def check_jurisdiction(value: Any, served: str) -> None:
             f"jurisdiction_id {sent!r} not found: this server serves {served!r}",
             field="jurisdiction_id",
         )
-
-
-def check_api_key(value: Any, accepted: str) -> None:
-    """``Forbidden`` unless no keys are configured or ``api_key`` is one of them."""
-    keys = comma_list(accepted)
-    if not keys:
-        return
-    sent = given(value)
-    if sent is None:
-        raise Forbidden("api_key is required to submit a service request", field="api_key")
-    if not any(secrets.compare_digest(sent.encode(), key.encode()) for key in keys):
-        raise Forbidden("api_key is not valid: ask the operators for a key", field="api_key")
 
 
 def row_id(value: str) -> int | None:

@@ -17,9 +17,12 @@ from fastapi.testclient import TestClient
 from georeport import GeoReport
 
 from gis.datum import from_wgs84
+from service.accounts.accounts import KeyInput
+from service.accounts.principal import SYSTEM
 from service.cases.catalogue import Catalogue
 from service.factory import create_app
-from service.settings import CaseSettings
+from service.settings import AuthSettings, CaseSettings
+from tests.helpers.accounts import seeded
 from tests.helpers.city import COMM_A, point_lonlat, unit_code
 
 V2 = "/open311/v2"
@@ -501,35 +504,57 @@ def test_configured_jurisdiction_replaces_the_city_key(settings, sessions, case_
         )
 
 
-def test_api_keys_when_configured_guard_post_only(settings, sessions, case_city) -> None:
-    keyed = dataclasses.replace(
-        settings, cases=CaseSettings(_env_file=None, open311_api_keys="key-one, key-two")
-    )
-    with TestClient(create_app(keyed, sessions=sessions)) as client:
+def test_api_key_as_open311_defines_it(settings, sessions, session, case_city) -> None:
+    """api_key (in the form or the URL) is an API key of the city's: a key with cases.report
+    may submit, one without may not, a revoked or unknown one is refused; reading requests
+    needs cases.read."""
+    accounts = seeded(session, settings)
+    _, reporter = accounts.create_key(KeyInput("12345热线", ["cases.report"]), SYSTEM)
+    _, reader = accounts.create_key(KeyInput("open311 app", ["cases.read"]), SYSTEM)
+    revoked, revoked_secret = accounts.create_key(KeyInput("old", ["cases.report"]), SYSTEM)
+    accounts.revoke_key(revoked.id, SYSTEM)
+    with TestClient(create_app(settings, sessions=sessions)) as client:
         for form, status in (
             (_form(), 403),
             (_form(api_key=""), 403),
             (_form(api_key="guess"), 403),
-            (_form(api_key="key-two"), 201),
+            (_form(api_key=revoked_secret), 403),
+            (_form(api_key=reader), 403),
+            (_form(api_key=reporter), 201),
         ):
             for fmt in ("json", "xml"):
                 r = client.post(f"{V2}/requests.{fmt}", data=form)
                 assert r.status_code == status, (form, r.text)
                 if status == 403:
                     errors = _errors(r)
-                    assert errors[0]["code"] == 403 and "api_key" in errors[0]["description"]
-        in_url = client.post(f"{V2}/requests.json?api_key=key-one", data=_form())
+                    assert errors[0]["code"] == 403
+        in_url = client.post(f"{V2}/requests.json?api_key={reporter}", data=_form())
         assert in_url.status_code == 201
-        assert client.get(f"{V2}/requests.json").status_code == 200  # reading needs no key
-        assert _count_cases(client) == 3
+        assert client.get(f"{V2}/requests.json").status_code == 403  # cases are never public
+        listed = client.get(f"{V2}/requests.json", params={"api_key": reader})
+        assert listed.status_code == 200 and len(listed.json()) == 3
         assert "api_key" in client.get("/open311/discovery.json").json()["key_service"]
+
+
+def test_anonymous_reports_when_the_city_allows_them_are_rate_limited(
+    settings, sessions, case_city
+) -> None:
+    open_city = dataclasses.replace(
+        settings,
+        auth=AuthSettings(_env_file=None, public_reports=True, public_reports_per_hour=3),
+    )
+    with TestClient(create_app(open_city, sessions=sessions)) as client:
+        answers = [client.post(f"{V2}/requests.json", data=_form()) for _ in range(4)]
+    assert [r.status_code for r in answers] == [201, 201, 201, 429]
+    assert int(answers[-1].headers["retry-after"]) > 0
+    assert answers[-1].json()[0]["code"] == 429
 
 
 def test_discovery_in_both_formats(client: TestClient, case_city, session) -> None:
     doc = client.get("/open311/discovery.json").json()
     assert list(doc) == ["changeset", "contact", "key_service", "endpoints"]
     assert all(isinstance(doc[k], str) and doc[k] for k in ("changeset", "contact", "key_service"))
-    assert "No api_key" in doc["key_service"]
+    assert "api_key is needed" in doc["key_service"]
     [endpoint] = doc["endpoints"]
     assert endpoint["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert endpoint["type"] == "production"
@@ -601,11 +626,20 @@ def test_every_error_under_open311_has_the_standard_shape(
 
 
 @pytest.mark.parametrize("fmt", ["xml", "json"])
-def test_georeport_client_reads_everything(live_server: str, case_city, fmt: str) -> None:
+def test_georeport_client_reads_everything(
+    live_server: str, case_city, fmt: str, session, settings
+) -> None:
+    """The georeport client reads the service list and definitions; requests are not public
+    here (cases never are) and it sends no api_key when reading, so those are read with a
+    key of the city's through plain requests."""
+    accounts = seeded(session, settings)
+    _, key = accounts.create_key(KeyInput("open311 app", ["cases.report", "cases.read"]), SYSTEM)
     endpoint = f"{live_server}{V2}"
     posted = []
     for code in ("0102", "0104"):
-        r = requests.post(f"{endpoint}/requests.{fmt}", data=_form(service_code=code), timeout=30)
+        r = requests.post(
+            f"{endpoint}/requests.{fmt}", data=_form(service_code=code, api_key=key), timeout=30
+        )
         assert r.status_code == 201, r.text
         posted.append(r)
     ids = [
@@ -614,7 +648,7 @@ def test_georeport_client_reads_everything(live_server: str, case_city, fmt: str
         else _xml(r).findtext("request/service_request_id")
         for r in posted
     ]
-    client = GeoReport(endpoint, jurisdiction=case_city.city, output_format=fmt)
+    client = GeoReport(endpoint, jurisdiction=case_city.city, api_key=key, output_format=fmt)
 
     services = client.get_service_list()
     by_code = {s["service_code"]: s for s in services}
@@ -626,9 +660,18 @@ def test_georeport_client_reads_everything(live_server: str, case_city, fmt: str
     )
     assert attribute["code"] == "site_name"
 
-    listed = client.get_service_requests(service_code="0102,0104", status="open")
+    with pytest.raises(requests.HTTPError) as refused:
+        client.get_service_requests(service_code="0102,0104", status="open")
+    assert refused.value.response.status_code == 403
+    listed = requests.get(
+        f"{endpoint}/requests.json",
+        params={"service_code": "0102,0104", "status": "open", "api_key": key},
+        timeout=30,
+    ).json()
     assert {r["service_request_id"] for r in listed} == set(ids)
-    one = client.get_service_request(ids[0])
+    one = requests.get(
+        f"{endpoint}/requests/{ids[0]}.json", params={"api_key": key}, timeout=30
+    ).json()[0]
     lon, lat = point_lonlat(150, 50)
     assert one["service_code"] == "0102" and one["status"] == "open"
     assert abs(float(one["long"]) - lon) < 1e-9 and abs(float(one["lat"]) - lat) < 1e-9

@@ -107,7 +107,11 @@ def city_server(engine: Engine, database_url: str, settings_for, tmp_path: Path)
         if registry.repo.get(CITY, unit_code(COMM_A, 1), now()) is None:
             registry.write(small_city())
             session.commit()
-    env = {"CITYGRID_DATABASE_URL": database_url, "CITYGRID_CITY": CITY}
+    env = {
+        "CITYGRID_DATABASE_URL": database_url,
+        "CITYGRID_CITY": CITY,
+        "CITYGRID_PUBLIC_GRIDS": "true",  # locate as the public may: this is about caching
+    }
     with serve(env, tmp_path / "server.log", workers=2) as base:
         yield base
 

@@ -119,6 +119,7 @@ def server_process(demo_loaded: AppSettings, database_url: str, tmp_path: Path) 
     """A server on the test database's demo city, with small pools."""
     env = {
         "CITYGRID_DATABASE_URL": database_url,
+        "CITYGRID_PUBLIC_GRIDS": "true",  # locate as the public may: this is about load
         "CITYGRID_CITY": demo_loaded.grids.city,
         "CITYGRID_MAX_ACTIVE_REQUESTS": "4",
         "CITYGRID_MAX_QUEUED_REQUESTS": "8",

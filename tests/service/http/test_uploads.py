@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.db.models import Case, GpsFix, Grid, Hotspot
-from service.factory import create_app
 from service.settings import AppSettings
+from tests.helpers.accounts import admin_client
 from tests.helpers.hostile_files import (
     LAUGHING_GPX,
     LAUGHING_KML,
@@ -76,10 +76,12 @@ def assert_too_large(response, setting: str) -> None:
 
 
 @pytest.fixture
-def strict_client(settings: AppSettings, sessions: sessionmaker[Session]) -> Iterator[TestClient]:
+def strict_client(
+    settings: AppSettings, sessions: sessionmaker[Session], session: Session
+) -> Iterator[TestClient]:
     """A client whose files may hold 5 rows or features."""
     strict = replace(settings, grids=settings.grids.model_copy(update={"max_rows": 5}))
-    with TestClient(create_app(strict, sessions=sessions)) as c:
+    with admin_client(strict, sessions, session) as c:
         yield c
 
 

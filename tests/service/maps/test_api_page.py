@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from gis.datum import wgs84_to_gcj02
 from layers.page import LAYER_TITLES
-from service.factory import create_app
 from service.grids.registry import Registry
 from service.settings import AppSettings, MapSettings
+from tests.helpers.accounts import admin_client
 from tests.helpers.city import COMM_A, lonlat, mbox, unit_code
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -129,10 +129,10 @@ def test_static_files_are_served(client: TestClient) -> None:
 
 
 def test_amap_base_map_shifts_the_view_and_asks_for_gcj02(
-    settings: AppSettings, sessions, case_city: Registry
+    settings: AppSettings, sessions, session, case_city: Registry
 ) -> None:
     settings.map = MapSettings(_env_file=None, basemap="amap")
-    with TestClient(create_app(settings, sessions=sessions)) as c:
+    with admin_client(settings, sessions, session) as c:
         html = c.get("/").text
     urls = layer_urls(html)
     assert all("datum=gcj02" in url for url in urls.values()), urls

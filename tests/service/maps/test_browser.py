@@ -24,7 +24,9 @@ import pytest
 
 from layers.page import LAYER_TITLES
 from layers.report import POPUP_FIELDS, heat_html
+from service.auth import SESSION_COOKIE
 from service.grids.registry import Registry
+from tests.helpers.accounts import admin_headers
 from tests.helpers.city import COMM_A, point_lonlat, unit_code
 from tests.helpers.patrol import walk
 
@@ -60,9 +62,16 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def city_with_data(live_server: str, case_city: Registry) -> dict:
+def admin_token(session, settings) -> str:
+    """An access token of the city's admin (the API and the page's session cookie)."""
+    return admin_headers(session, settings)["Authorization"].removeprefix("Bearer ")
+
+
+@pytest.fixture
+def city_with_data(live_server: str, case_city: Registry, admin_token: str) -> dict:
     """Cases reported through the API and a patrol walk along community A, two hours ago."""
-    with httpx.Client(base_url=live_server, timeout=30) as api:
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=live_server, timeout=30, headers=headers) as api:
         r = api.put(
             "/api/patrol/workers/W001",
             json={"code": "W001", "name": "王伟", "devices": ["phone-1"]},
@@ -85,8 +94,11 @@ def city_with_data(live_server: str, case_city: Registry) -> dict:
 class Watched:
     """A page with its console errors, page errors and requested URLs."""
 
-    def __init__(self, browser, url: str) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 800})
+    def __init__(self, browser, url: str, token: str | None = None) -> None:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        if token is not None:  # logged in: the session cookie the login page would set
+            context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
+        self.page = context.new_page()
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
@@ -102,8 +114,10 @@ class Watched:
         )
 
 
-def test_dispatcher_page_in_chromium(browser, live_server: str, city_with_data: dict) -> None:
-    w = Watched(browser, f"{live_server}/")
+def test_dispatcher_page_in_chromium(
+    browser, live_server: str, city_with_data: dict, admin_token: str
+) -> None:
+    w = Watched(browser, f"{live_server}/", admin_token)
     page = w.page
     for title in (DENSITY, LAYER_TITLES["boundaries"], LAYER_TITLES["hotspots"]):
         w.drawn(title)
@@ -163,9 +177,9 @@ def test_dispatcher_page_in_chromium(browser, live_server: str, city_with_data: 
 
 
 def test_refused_filter_shows_the_reason_in_the_browser(
-    browser, live_server: str, case_city
+    browser, live_server: str, case_city, admin_token: str
 ) -> None:
-    w = Watched(browser, f"{live_server}/?category=77")
+    w = Watched(browser, f"{live_server}/?category=77", admin_token)
     assert "no category '77'" in w.page.locator(".citygrid-error-message").inner_text()
     assert w.page.locator(".leaflet-container").count() == 0
     w.page.close()

@@ -1,0 +1,1 @@
+"""Who may do what: accounts, roles and permissions, API keys, tokens, and the audit log."""

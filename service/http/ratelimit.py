@@ -1,0 +1,37 @@
+"""Rate limits for what anonymous callers may do (reports from citizens), per process.
+
+Uses the ``limits`` library (moving window, in memory). With several worker processes each
+counts on its own, so the effective limit is at most ``workers`` × the configured one; a
+deployment that needs one shared count points ``limits`` at Redis (not needed for the demo).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from service.errors import TooManyAttempts
+
+
+class RateLimit:
+    """At most ``rate`` (e.g. ``"20/hour"``) hits per key."""
+
+    def __init__(self, rate: str) -> None:
+        self.item: RateLimitItem = parse(rate)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def hit(self, key: str, what: str) -> None:
+        """Count one hit for ``key``; ``TooManyAttempts`` (429, Retry-After) past the limit."""
+        if self.limiter.hit(self.item, key):
+            return
+        reset_at, _ = self.limiter.get_window_stats(self.item, key)
+        wait = max(1, math.ceil(reset_at - time.time()))
+        raise TooManyAttempts(
+            f"too many {what} from this address ({self.item.amount} per "
+            f"{self.item.get_expiry()} s); try again in {wait} s",
+            retry_after_s=wait,
+        )
