@@ -171,6 +171,7 @@ def world(
     seed_catalogue(session, city)
     session.commit()
     client = demo_client
+    user_id = client.get("/api/auth/me").json()["id"]
     first = client.get("/api/grids", params={"level": "unit", "limit": 1}).json()["features"]
     community = first[0]["properties"]["parent_code"]
     units = client.get(
@@ -256,6 +257,7 @@ def world(
         "lon": lon,
         "lat": lat,
         "case_id": cases[0]["id"],
+        "user_id": user_id,
         "hotspot_id": spot.json()["id"],
         "worker": "W-DATUM",
         "from": (now - timedelta(days=30)).replace(tzinfo=None).isoformat(timespec="seconds"),
@@ -278,7 +280,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "service_request_id": world["case_id"],
             "hotspot_id": world["hotspot_id"],
             "service_code": "0102",
-            "user_id": 1,
+            "user_id": world["user_id"],
         }[name]
     ]
 
