@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from service.db import migrations
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url, session_scope
 from service.db.models import Grid
-from service.errors import CitygridError
+from service.errors import CitygridError, NotFound
 from service.grids.registry import Registry
 from service.serve import serve
 from service.settings import AppSettings, ServerSettings
@@ -102,9 +102,16 @@ def demo(
     seed: Annotated[int, typer.Option(help="Generator seed")] = 7,
     cases: Annotated[int, typer.Option(help="Generated cases to load")] = 20_000,
 ) -> None:
-    """Load the demo city (grids, hotspots, cases); skipped when the city already has grids."""
-    from service.db.models import Street, Worker
-    from service.demo import load_demo_patrol, load_demo_streets, load_demo_world
+    """Load the demo city (grids, hotspots, cases, patrols, accounts); skipped when the city
+    already has grids (the parts an older demo database lacks are added)."""
+    from service.db.models import Street, User, Worker
+    from service.demo import (
+        load_demo_accounts,
+        load_demo_patrol,
+        load_demo_streets,
+        load_demo_world,
+        write_credentials,
+    )
 
     settings = AppSettings()
     city = settings.grids.city
@@ -113,15 +120,25 @@ def demo(
         if session.scalar(present) is None:
             counts = load_demo_world(session, settings, seed, cases, _steps(bar))
             console.print("demo city loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
-            return
-        # a database from before patrols existed gets the parts it lacks
-        if session.scalar(select(Street.id).where(Street.city == city).limit(1)) is None:
-            load_demo_streets(session, settings, seed)
-        if session.scalar(select(Worker.code).where(Worker.city == city).limit(1)) is None:
-            fixes = load_demo_patrol(session, settings, seed, _steps(bar))
-            console.print(f"demo patrol loaded: {fixes} fixes")
         else:
-            console.print("demo city already present; not loaded again")
+            # a database from before patrols existed gets the parts it lacks
+            if session.scalar(select(Street.id).where(Street.city == city).limit(1)) is None:
+                load_demo_streets(session, settings, seed)
+            if session.scalar(select(Worker.code).where(Worker.city == city).limit(1)) is None:
+                fixes = load_demo_patrol(session, settings, seed, _steps(bar))
+                console.print(f"demo patrol loaded: {fixes} fixes")
+            else:
+                console.print("demo city already present; not loaded again")
+        others = select(User.id).where(User.city == city, User.login != "admin").limit(1)
+        if session.scalar(others) is None:
+            made = load_demo_accounts(session, settings)
+            write_credentials(_credentials_file(settings), made, settings.auth.admin_password)
+            console.print(f"demo accounts: {len(made)} made")
+    console.print(f"demo logins and passwords: {_credentials_file(settings)}")
+
+
+def _credentials_file(settings: AppSettings) -> Path:
+    return settings.database.data_dir / "demo-accounts.txt"
 
 
 @app.command()
@@ -431,3 +448,143 @@ def db_stop() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+user_app = typer.Typer(help="Accounts: create, change password, list", no_args_is_help=True)
+key_app = typer.Typer(help="API keys of system clients: create, revoke, list", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(key_app, name="key")
+
+
+@user_app.command("create")
+def user_create(
+    login: Annotated[str, typer.Argument(help="Login name")],
+    name: Annotated[str, typer.Option(help="Display name")],
+    role: Annotated[list[str], typer.Option(help="Role key (repeat for several)")],
+    scope: Annotated[list[str], typer.Option(help="Grid code of the scope (repeat)")] = [],  # noqa: B006
+    department: Annotated[str | None, typer.Option(help="Department in scope")] = None,
+    phone: Annotated[str | None, typer.Option()] = None,
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Create an account (the password is asked for, never echoed)."""
+    from service.accounts.accounts import AccountService, UserInput
+    from service.accounts.principal import SYSTEM
+
+    settings = AppSettings()
+    try:
+        with _session(settings) as session:
+            accounts = AccountService(session, settings)
+            accounts.seed()
+            user = accounts.create_user(
+                UserInput(
+                    login=login,
+                    display_name=name,
+                    password=password,
+                    roles=role,
+                    scope_grids=scope,
+                    department=department,
+                    phone=phone,
+                ),
+                SYSTEM,
+            )
+            console.print(f"account {user.login} created (id {user.id})")
+    except CitygridError as exc:
+        _fail(exc)
+
+
+@user_app.command("password")
+def user_password(
+    login: Annotated[str, typer.Argument(help="Login name")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
+    ] = "",
+) -> None:
+    """Set a new password (also unlocks the account and ends its sessions)."""
+    from service.accounts.accounts import AccountService, UserInput
+    from service.accounts.principal import SYSTEM
+
+    settings = AppSettings()
+    try:
+        with _session(settings) as session:
+            accounts = AccountService(session, settings)
+            user = accounts.user_by_login(login)
+            if user is None:
+                raise NotFound(f"no account {login!r}", field="login")
+            accounts.update_user(user.id, UserInput(password=password), SYSTEM)
+            console.print(f"password of {login} changed; its sessions are ended")
+    except CitygridError as exc:
+        _fail(exc)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Every account: login, roles, scope, whether it is active."""
+    from service.accounts.accounts import AccountService
+
+    settings = AppSettings()
+    with _session(settings) as session:
+        for user in AccountService(session, settings).users():
+            scope = ",".join(user.scope_grids) or user.department or "whole city"
+            state = "active" if user.active else "disabled"
+            typer.echo(f"{user.login}\t{','.join(user.roles)}\t{scope}\t{state}")
+
+
+@key_app.command("create")
+def key_create(
+    name: Annotated[str, typer.Argument(help="What the key is for (e.g. 12345热线)")],
+    permission: Annotated[list[str], typer.Option(help="Permission (repeat for several)")],
+    scope: Annotated[list[str], typer.Option(help="Grid code of the scope (repeat)")] = [],  # noqa: B006
+    department: Annotated[str | None, typer.Option()] = None,
+    days: Annotated[float | None, typer.Option(help="Expires after this many days")] = None,
+) -> None:
+    """Create an API key; its secret is printed this once (only a hash is kept)."""
+    from datetime import timedelta
+
+    from service.accounts.accounts import AccountService, KeyInput
+    from service.accounts.principal import SYSTEM
+    from service.clock import now
+
+    settings = AppSettings()
+    expires = now() + timedelta(days=days) if days else None
+    try:
+        with _session(settings) as session:
+            key, secret = AccountService(session, settings).create_key(
+                KeyInput(name, permission, scope, department, expires), SYSTEM
+            )
+            console.print(f"key {key.id} ({key.prefix}) created; send it as X-API-Key:")
+            typer.echo(secret)
+    except CitygridError as exc:
+        _fail(exc)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[int, typer.Argument(help="Key id (see key list)")]) -> None:
+    """Revoke an API key at once."""
+    from service.accounts.accounts import AccountService
+    from service.accounts.principal import SYSTEM
+
+    settings = AppSettings()
+    try:
+        with _session(settings) as session:
+            AccountService(session, settings).revoke_key(key_id, SYSTEM)
+            console.print(f"key {key_id} revoked")
+    except CitygridError as exc:
+        _fail(exc)
+
+
+@key_app.command("list")
+def key_list() -> None:
+    """Every API key: id, prefix, name, permissions, last use, state (never the secret)."""
+    from service.accounts.accounts import AccountService
+
+    settings = AppSettings()
+    with _session(settings) as session:
+        for key in AccountService(session, settings).keys():
+            state = "revoked" if key.revoked_at else "live"
+            used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+            typer.echo(
+                f"{key.id}\t{key.prefix}\t{key.name}\t{','.join(key.permissions)}\t"
+                f"last used {used}\t{state}"
+            )

@@ -6,17 +6,24 @@ the same services as real data, so the demo exercises every rule.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.accounts.accounts import AccountService, KeyInput, UserInput
+from service.accounts.principal import SYSTEM
 from service.cases.catalogue import CATEGORY_SEED, Catalogue, seed_catalogue
 from service.cases.importer import CaseImporter
 from service.db.engine import driver_cursor
+from service.db.models import Case, Grid, Street, Worker
 from service.grids.registry import GridInput, Registry
 from service.hotspots.hotspots import HotspotInput, HotspotService
 from service.settings import AppSettings
@@ -123,7 +130,6 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
 
     from service.cases.workflow import next_status
     from service.clock import now
-    from service.db.models import Case
 
     plans = {
         "closed": ["register", "dispatch", "handle", "feedback", "verify"],
@@ -192,7 +198,6 @@ def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) ->
     from geoalchemy2.shape import from_shape
 
     from demo.city import build_demo_roads
-    from service.db.models import Street
 
     roads = build_demo_roads(seed=seed)
     session.add_all(
@@ -254,6 +259,109 @@ def load_demo_world(
     if patrol:
         out["fixes"] = load_demo_patrol(session, settings, seed, progress)
     return out
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo login and what it is for (written to the credentials file)."""
+
+    login: str
+    password: str
+    roles: tuple[str, ...]
+    scope: str
+
+
+def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAccount]:
+    """A demo account for every role, with scopes that make sense in the demo city: a street
+    office, two communities, three departments, grid workers who walk in the patrol demo, and
+    an API key of the 12345 hotline; passwords are random. Returns them (the admin's password
+    is ``CITYGRID_ADMIN_PASSWORD``)."""
+    accounts = AccountService(session, settings)
+    accounts.seed()
+    city = settings.grids.city
+    grids = session.execute(
+        select(Grid.code, Grid.level, Grid.name)
+        .where(Grid.city == city, Grid.valid_to.is_(None), Grid.level.in_(["street", "community"]))
+        .order_by(Grid.code)
+    ).all()
+    streets = [g for g in grids if g.level == "street"]
+    communities = [g for g in grids if g.level == "community"]
+    walkers = session.execute(
+        select(Worker.code, Worker.name, Worker.grid_codes)
+        .where(Worker.city == city)
+        .order_by(Worker.code)
+        .limit(3)
+    ).all()
+    plan: list[tuple[str, str, tuple[str, ...], list[str], str | None, str]] = [
+        ("leader", "王局长", ("leader",), [], None, "the whole city"),
+        ("intake", "李受理", ("intake",), [], None, "the whole city"),
+        ("gis", "赵测绘", ("gis_editor",), [], None, "the whole city"),
+    ]
+    if streets:
+        plan.append(
+            ("dispatcher", "张派遣", ("dispatcher",), [streets[0].code], None, streets[0].name)
+        )
+    if len(communities) >= 2:
+        two = [c.code for c in communities[:2]]
+        names = "、".join(c.name for c in communities[:2])
+        plan.append(("inspector", "陈督查", ("inspector",), two, None, names))
+    for key, duty, office in (
+        ("sanitation", "环卫所值班员", "环卫所"),
+        ("enforcement", "执法中队值班员", "城管执法中队"),
+        ("construction", "住建局值班员", "住房和城乡建设局"),
+    ):
+        plan.append((key, duty, ("department",), [], office, f"cases dispatched to {office}"))
+    for worker in walkers:
+        if worker.grid_codes:
+            plan.append(
+                (
+                    f"worker-{worker.code}".lower(),
+                    worker.name,
+                    ("grid_worker",),
+                    list(worker.grid_codes),
+                    None,
+                    f"{len(worker.grid_codes)} unit grids walked by {worker.code}",
+                )
+            )
+    out = []
+    for login, name, roles, scope, dept, words in plan:
+        if accounts.user_by_login(login) is not None:
+            continue
+        password = secrets.token_urlsafe(9)
+        accounts.create_user(
+            UserInput(
+                login=login,
+                display_name=name,
+                password=password,
+                roles=list(roles),
+                scope_grids=scope,
+                department=dept,
+                unit=dept or name,
+            ),
+            SYSTEM,
+        )
+        out.append(DemoAccount(login, password, roles, words))
+    if not any(k.name == "12345热线" for k in accounts.keys()):
+        _, secret = accounts.create_key(KeyInput("12345热线", ["cases.report"]), SYSTEM)
+        out.append(DemoAccount("API key 12345热线", secret, (), "reports cases (X-API-Key)"))
+    return out
+
+
+def write_credentials(path: Path, accounts: list[DemoAccount], admin_password: str) -> None:
+    """Write (or add to) the demo credentials file, readable by its owner only."""
+    lines = (
+        []
+        if path.exists()
+        else [
+            "# citygrid demo accounts — for trying the demo only; never in production",
+            f"admin\t{admin_password}\tadmin\tthe whole city (CITYGRID_ADMIN_PASSWORD)",
+        ]
+    )
+    lines += [f"{a.login}\t{a.password}\t{','.join(a.roles)}\t{a.scope}" for a in accounts]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    path.chmod(0o600)
 
 
 def _when(value: Any) -> datetime | None:

@@ -36,7 +36,7 @@ from service.routers import (
     patrol,
     tiles,
 )
-from service.settings import AppSettings
+from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
 
 
 def create_app(
@@ -149,7 +149,16 @@ def _warm_in_background(
 
 def _seed_accounts(sessions: sessionmaker[Session], settings: AppSettings) -> None:
     """The city's roles, and its first admin account when it has none (so a fresh database is
-    usable; production refuses the default admin password, see ``AuthSettings``)."""
+    usable). In production, refuse to serve while an active account still has the default
+    admin password (the settings already refuse a default secret)."""
     with sessions() as session:
-        AccountService(session, settings).seed()
+        accounts = AccountService(session, settings)
+        accounts.seed()
         session.commit()
+        if settings.auth.environment == "production":
+            weak = accounts.logins_with_password(DEFAULT_ADMIN_PASSWORD)
+            if weak:
+                raise RuntimeError(
+                    f"account(s) {', '.join(weak)} still have the default admin password: set "
+                    "a new one (`citygrid user password LOGIN`) before serving in production"
+                )

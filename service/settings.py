@@ -184,7 +184,7 @@ class AuthSettings(BaseSettings):
         "development", description="production refuses default secrets"
     )
     secret_key: str = Field(
-        DEFAULT_SECRET_KEY, min_length=16, description="Signs access tokens and session cookies"
+        DEFAULT_SECRET_KEY, min_length=32, description="Signs access tokens and session cookies"
     )
     admin_password: str = Field(
         DEFAULT_ADMIN_PASSWORD,

@@ -221,6 +221,14 @@ class AccountService:
             )
         return sorted(set(codes))
 
+    def logins_with_password(self, password: str) -> list[str]:
+        """Active accounts whose password is ``password`` (the production start check)."""
+        return [
+            u.login
+            for u in self.users()
+            if u.active and password_matches(u.password_hash, password)
+        ]
+
     def principal_for_user(self, user: User) -> Principal:
         """What ``user`` may do, and where."""
         perms: set[str] = set()
@@ -265,7 +273,8 @@ class AccountService:
                 if user.failed_logins >= auth.login_max_failures:
                     user.locked_until = t + timedelta(minutes=auth.login_lock_minutes)
                     user.failed_logins = 0
-                self.session.flush()
+                # committed now: the refused request rolls back, and must not erase the count
+                self.session.commit()
             raise Unauthenticated(WRONG_LOGIN, field="username")
         if user.failed_logins or user.locked_until:
             user.failed_logins, user.locked_until = 0, None
@@ -312,6 +321,7 @@ class AccountService:
             raise Unauthenticated("the refresh token is unknown, expired or revoked; log in")
         if row.used_at is not None:
             self._revoke_family(row.family, t)
+            self.session.commit()  # the refused request rolls back: the revocation must stay
             raise Unauthenticated(
                 "this refresh token was already used: every session it started is revoked; "
                 "log in again"

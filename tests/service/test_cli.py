@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from service.accounts.accounts import AccountService
 from service.cli import app
 from service.db.models import (
     CoverageRun,
@@ -112,8 +113,9 @@ def test_cli_import_honours_the_row_limit_setting(cli_env, engine: Engine, tmp_p
 
 
 @pytest.mark.slow
-def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch) -> None:
+def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch, tmp_path, settings_for) -> None:
     monkeypatch.setenv("CITYGRID_CITY", DEMO_CLI_CITY)
+    monkeypatch.setenv("CITYGRID_DATA_DIR", str(tmp_path))
     first = CliRunner().invoke(app, ["demo", "--cases", "300"])
     assert first.exit_code == 0, first.output
     n = _grids(engine, DEMO_CLI_CITY)
@@ -122,6 +124,28 @@ def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch) -> None:
     second = CliRunner().invoke(app, ["demo", "--cases", "300"])
     assert "not loaded again" in second.output
     assert _grids(engine, DEMO_CLI_CITY) == n
+    # demo accounts for every role, their passwords in a file only its owner reads
+    credentials = tmp_path / "demo-accounts.txt"
+    assert str(credentials) in first.output
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    rows = [line.split("\t") for line in credentials.read_text().splitlines()[1:]]
+    roles = {r for row in rows for r in row[2].split(",") if r}
+    assert roles >= {
+        "admin",
+        "leader",
+        "intake",
+        "dispatcher",
+        "department",
+        "grid_worker",
+        "inspector",
+        "gis_editor",
+    }
+    assert any(row[0].startswith("API key") for row in rows)
+    login, password = next((row[0], row[1]) for row in rows if row[2] == "dispatcher")
+    with Session(engine) as session:
+        accounts = AccountService(session, settings_for(DEMO_CLI_CITY))
+        principal = accounts.principal_for_user(accounts.login(login, password))
+    assert principal.can("cases.dispatch") and principal.grid_prefixes  # a street office
 
 
 def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,3 +192,46 @@ def test_cli_imports_fixes_and_computes_coverage(
         assert visits == 4  # the walk crosses the four grids of the south row, on the 17th
     bad = CliRunner().invoke(app, ["coverage", "2026-11-16T10:30", "--period", "day"])
     assert bad.exit_code == 1 and "starts at" in bad.output
+
+
+def test_cli_manages_accounts_and_keys(cli_env, engine: Engine, settings_for) -> None:
+    runner = CliRunner()
+    made = runner.invoke(
+        app,
+        [
+            "user",
+            "create",
+            "ops",
+            "--name",
+            "运维",
+            "--role",
+            "leader",
+            "--password",
+            "s3cret-pass",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    listed = runner.invoke(app, ["user", "list"])
+    assert "ops\tleader\twhole city\tactive" in listed.output
+    assert "s3cret" not in listed.output
+    changed = runner.invoke(app, ["user", "password", "ops", "--password", "another-pass"])
+    assert changed.exit_code == 0, changed.output
+    short = runner.invoke(app, ["user", "password", "ops", "--password", "short"])
+    assert short.exit_code == 1 and "at least 8" in short.output
+    key = runner.invoke(app, ["key", "create", "12345热线", "--permission", "cases.report"])
+    assert key.exit_code == 0, key.output
+    secret = key.stdout.strip().splitlines()[-1]
+    assert secret.startswith("cgk_")
+    keys = runner.invoke(app, ["key", "list"])
+    assert "12345热线" in keys.output and secret not in keys.output and "live" in keys.output
+    key_id = next(line for line in keys.output.splitlines() if "12345热线" in line).split("\t")[0]
+    assert runner.invoke(app, ["key", "revoke", key_id]).exit_code == 0
+    assert "revoked" in runner.invoke(app, ["key", "list"]).output
+    with Session(engine) as session:
+        accounts = AccountService(session, settings_for(CLI_CITY))
+        assert accounts.login("ops", "another-pass").login == "ops"
+        for user in accounts.users():
+            session.delete(user)
+        for k in accounts.keys():
+            session.delete(k)
+        session.commit()
