@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 from bench_tiles import _tiles
-from common import live_server, machine_line, scratch_database
+from common import bench_credentials, live_server, machine_line, scratch_database
 from loadgen import Report, Request, constant_rate, phases, run_load
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -35,6 +35,8 @@ from service.grids.registry import Registry
 from service.grids.repository import GridFilter, GridRepository
 from service.maps.tiles import TileService, tile_request
 from service.settings import AppSettings
+
+Headers = tuple[tuple[str, str], ...]
 
 
 def _ms(samples: list[float]) -> str:
@@ -76,7 +78,7 @@ def _direct(label: str, calls: Callable[[int], None], n: int) -> None:
     print(f"  baseline {label:<25} {_ms(times)}  (in this process, no HTTP)")
 
 
-def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+def locate(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
     with Session(engine) as session:
         registry = Registry(session, settings)
         box = registry.repo.extent(GridFilter(city=registry.city, at=now(), level="unit"))
@@ -86,13 +88,13 @@ def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> Non
         _direct("Registry.locate", lambda i: registry.locate(lon[i], lat[i]), min(n, 4000))
     report = run_load(
         base,
-        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}"),
+        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}", headers=auth),
         constant_rate(200, seconds),
     )
     _line("GET /api/grids/locate at 200/s", report, "(target p99 <= 10 ms)")
 
 
-def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+def intake(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
     rows = generate_cases(int(120 * seconds) + 4000, seed=9, start="2026-11-01", end="2026-11-20")
     rows = rows[~rows["category_code"].isin(["0303", "0203"])]  # no required extra fields
     direct_rows, http_rows = rows.iloc[:1000], rows.iloc[1000:]
@@ -108,13 +110,13 @@ def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> Non
 
     def request(i: int) -> Request:
         row = http_rows.iloc[i]
-        return _intake_request(row, f"load-{row.idempotency_key}")
+        return _intake_request(row, f"load-{row.idempotency_key}", auth)
 
     report = run_load(base, request, constant_rate(50, seconds))
     _line("POST /api/cases at 50/s", report, "(target p99 <= 10 ms)")
 
 
-def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+def tiles(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
     with Session(engine) as session:
         extent = GridRepository(session).extent(
             GridFilter(city=settings.grids.city, at=now(), level="district")
@@ -141,14 +143,16 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
     urls += [f"/tiles/cases/{z}/{x}/{y}.mvt?category={c}" for c in categories for z, x, y in coords]
     rng.shuffle(urls)
     cold = urls[:n]
-    report = run_load(base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200))
+    report = run_load(
+        base, lambda i: Request(cold[i], headers=auth), constant_rate(200, len(cold) / 200)
+    )
     _line(f"tiles cold ({len(cold)} misses) at 200/s", report)
     warm = [cold[i] for i in rng.integers(0, len(cold), n)]
-    report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds))
+    report = run_load(base, lambda i: Request(warm[i], headers=auth), constant_rate(200, seconds))
     _line("tiles warm (cache hits) at 200/s", report)
 
 
-def _intake_request(row, key: str) -> Request:
+def _intake_request(row, key: str, auth: Headers) -> Request:
     body = {
         "category_code": row.category_code,
         "lon": float(row.lon),
@@ -162,11 +166,11 @@ def _intake_request(row, key: str) -> Request:
         "/api/cases",
         method="POST",
         body=json.dumps(body).encode(),
-        headers=(("content-type", "application/json"),),
+        headers=(("content-type", "application/json"), *auth),
     )
 
 
-def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
+def burst(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
     """Case intake at 50/s, then ten times that for 2 s, then 50/s again: is the burst shed
     quickly, and how soon after it are answers back to what they were before?"""
     schedule = phases((50, 5), (500, 2), (50, 10))
@@ -174,7 +178,7 @@ def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
     rows = rows[~rows["category_code"].isin(["0303", "0203"])].iloc[: len(schedule)]
     report = run_load(
         base,
-        lambda i: _intake_request(rows.iloc[i], f"burst-{i}-{rng.integers(1 << 30)}"),
+        lambda i: _intake_request(rows.iloc[i], f"burst-{i}-{rng.integers(1 << 30)}", auth),
         schedule,
     )
     before = [o for o in report.outcomes if o.due < 5]
@@ -221,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             load_demo_world(session, settings, cases=opts.cases)
             session.execute(text("ANALYZE"))
             session.commit()
+        auth = bench_credentials(engine, settings)["bearer admin"]  # bench_auth.py compares
         print(
             f"demo world ({opts.cases} cases) on a scratch database; server: {opts.workers} "
             f"worker process(es); open-loop load, latency from the scheduled send time"
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(3)  # let the workers warm their grid snapshots
             for name in opts.only.split(","):
                 print(f"{name}:")
-                SCENARIOS[name](base, engine, settings, opts.seconds, rng)
+                SCENARIOS[name](base, engine, settings, opts.seconds, rng, auth)
     return 0
 
 

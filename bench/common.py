@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service import migrations  # noqa: E402
+from service.db import migrations  # noqa: E402
 from service.db.engine import make_engine, resolve_database_url  # noqa: E402
 from service.db.models import Grid  # noqa: E402
 from service.demo import load_demo_grids  # noqa: E402
@@ -107,6 +107,62 @@ def scratch_database():
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def bench_credentials(
+    engine: Engine, settings: AppSettings
+) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Request headers of the benchmarks' callers, made on the bench database: the admin (whole
+    city), a dispatcher scoped to the first street, a grid worker scoped to six unit grids of one
+    community, and an API key of a hotline system (reports and reads grids)."""
+    from datetime import UTC, datetime
+
+    from service.accounts.accounts import AccountService, KeyInput, UserInput
+    from service.accounts.principal import SYSTEM
+
+    city = settings.grids.city
+    with Session(engine) as session:
+        accounts = AccountService(session, settings)
+        accounts.seed()
+        street = session.scalar(
+            select(Grid.code).where(Grid.city == city, Grid.level == "street").order_by(Grid.code)
+        )
+        units = list(
+            session.scalars(
+                select(Grid.code)
+                .where(Grid.city == city, Grid.level == "unit", Grid.valid_to.is_(None))
+                .order_by(Grid.code)
+                .limit(6)
+            )
+        )
+        users = {"admin": accounts.user_by_login("admin")}
+        for login, role, scope in (
+            ("bench-dispatcher", "dispatcher", [street]),
+            ("bench-worker", "grid_worker", units),
+        ):
+            users[login] = accounts.user_by_login(login) or accounts.create_user(
+                UserInput(
+                    login=login,
+                    display_name=login,
+                    password="bench password 1",
+                    roles=[role],
+                    scope_grids=scope,
+                ),
+                SYSTEM,
+            )
+        _, secret = accounts.create_key(
+            KeyInput("bench hotline", ["cases.report", "grids.read", "maps.read"]), SYSTEM
+        )
+        issued = datetime.now(UTC)
+        out = {
+            f"bearer {name}": (
+                ("authorization", f"Bearer {accounts.access_token(u, issued, 600)}"),
+            )
+            for name, u in users.items()
+        }
+        out["API key"] = (("x-api-key", secret),)
+        session.commit()
+    return out
 
 
 def machine_line() -> str:
