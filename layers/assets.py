@@ -146,6 +146,12 @@ VECTORGRID_BUNDLED = tuple(
         ("whatwg-fetch", "2.0.3", "LICENSE"),
     )
 )
+SWAGGER_UI = NpmPackage(  # /docs: FastAPI links these from a CDN; citygrid serves its own
+    "swagger-ui-dist",
+    "5.32.0",
+    files=_same("swagger-ui-bundle.js", "swagger-ui.css"),
+    licenses=_same("LICENSE", "NOTICE"),
+)
 PACKAGES: tuple[NpmPackage, ...] = (
     LEAFLET,
     JQUERY,
@@ -155,6 +161,7 @@ PACKAGES: tuple[NpmPackage, ...] = (
     MARKERCLUSTER,
     VECTORGRID,
     *VECTORGRID_BUNDLED,
+    SWAGGER_UI,
 )
 
 # folium links a stylesheet from its GitHub repository that rotates Awesome Markers icons by
