@@ -195,8 +195,8 @@ def test_logout_ends_the_session_and_revokes_its_renewal(
     out = browser.post("/logout", data={"csrftoken": token})
     assert out.status_code == 303 and out.headers["location"] == "/login"
     deleted = _set_cookies(out)
-    assert 'max-age=0' in deleted[SESSION_COOKIE].lower()
-    assert 'max-age=0' in deleted[RENEWAL_COOKIE].lower()
+    assert "max-age=0" in deleted[SESSION_COOKIE].lower()
+    assert "max-age=0" in deleted[RENEWAL_COOKIE].lower()
     assert browser.get("/").status_code == 303  # to the login form again
     # the renewal token is revoked: replaying the old cookie names nobody
     _replace_cookie(browser, RENEWAL_COOKIE, renewal)
