@@ -317,3 +317,13 @@ def test_a_user_without_the_map_permission_sees_the_chinese_403_page(
     assert "maps.read" in page.locator(".citygrid-error-message").inner_text()
     assert page.locator(".leaflet-container").count() == 0
     page.close()
+
+
+def test_swagger_ui_works_under_the_content_security_policy(browser, live_server: str) -> None:
+    w = Watched(browser, f"{live_server}/docs")
+    w.page.wait_for_selector(".opblock", timeout=30_000)  # the operations are listed
+    assert w.page.locator(".opblock").count() >= 50
+    hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
+    assert hosts == {urlsplit(live_server).netloc}
+    assert w.errors == []
+    w.page.close()
