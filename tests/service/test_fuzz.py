@@ -80,6 +80,15 @@ def test_generated_requests_of_a_grid_worker_never_get_a_server_error(
     assert failures == []
 
 
+def test_a_point_where_the_citys_projection_breaks_down_is_no_server_error(
+    demo_client: TestClient,
+) -> None:
+    # found by the fuzzer: 110° of longitude from the demo city's UTM zone the scale factor is
+    # infinite, and the in-memory locator must say "no grid near", not fail
+    r = demo_client.get("/api/grids/locate", params={"lat": 0.0, "lon": 0.35})
+    assert r.status_code < 500, r.text
+
+
 HOSTILE_BODIES = [
     ("application/json", b"[" * 5000 + b"]" * 5000),
     ("application/json", b'{"a": ' * 200 + b"1" + b"}" * 200),

@@ -302,3 +302,14 @@ def test_logout_and_login_forms_refuse_a_missing_token(
     assert browser.get("/api/auth/me").json()["login"] == "han"
     rows = session.scalars(select(RefreshToken).where(RefreshToken.family.like(WEB_FAMILY + "%")))
     assert all(row.revoked_at is None for row in rows)
+
+
+def test_an_api_refresh_token_is_no_renewal_cookie(browser: TestClient, session, settings) -> None:
+    # the API's refresh tokens rotate and detect reuse; as a renewal cookie one would mint
+    # access tokens without either, so it names nobody there
+    user = make_user(session, settings, "dispatcher", login="yang")
+    tokens = AccountService(session, settings).issue_tokens(user)
+    _replace_cookie(browser, RENEWAL_COOKIE, tokens.refresh_token)
+    r = browser.get("/api/auth/me")
+    assert r.json()["kind"] == "anonymous"
+    assert "max-age=0" in _set_cookies(r)[RENEWAL_COOKIE].lower()
