@@ -225,6 +225,7 @@ def login(
     summary="Log out of the web pages: the session ends and its cookies are deleted",
     responses={303: {"description": "to the login page"}},
     dependencies=[Anyone()],
+    include_in_schema=False,  # the logout button's target: no input, nothing for API clients
 )
 def logout(request: Request, accounts: AccountsDep) -> Response:
     renewal = request.cookies.get(RENEWAL_COOKIE)

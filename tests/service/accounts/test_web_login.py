@@ -270,12 +270,43 @@ def test_a_cookie_write_without_the_csrf_token_is_403_and_changes_nothing(
     assert "viewer" in {r.key for r in seeded(session, settings).roles()}
 
 
+def test_a_cookie_post_without_the_csrf_token_creates_nothing(
+    browser: TestClient, session, settings
+) -> None:
+    make_user(session, settings, "admin", login="admin4")
+    assert _log_in(browser, "admin4").status_code == 303
+    body = {
+        "login": "newcomer",
+        "display_name": "新人",
+        "password": PASSWORD,
+        "roles": ["inspector"],
+    }
+    refused = browser.post("/api/users", json=body)
+    assert refused.status_code == 403 and refused.json()["field"] == "x-csrftoken"
+    assert seeded(session, settings).user_by_login("newcomer") is None
+    done = browser.post(
+        "/api/users", json=body, headers={"X-CSRFToken": browser.cookies[CSRF_COOKIE]}
+    )
+    assert done.status_code == 201, done.text
+    assert seeded(session, settings).user_by_login("newcomer") is not None
+
+
 def test_bearer_and_api_key_writes_need_no_csrf_token(
     anonymous_client: TestClient, session, settings
 ) -> None:
     admin = make_user(session, settings, "admin", login="admin3")
     r = anonymous_client.put(
         "/api/roles/viewer2", json=_role_body("viewer2"), headers=bearer(session, settings, admin)
+    )
+    assert r.status_code in (200, 201), r.text
+    key = anonymous_client.post(
+        "/api/keys",
+        json={"name": "12345 hotline", "permissions": ["users.admin"]},
+        headers=bearer(session, settings, admin),
+    )
+    assert key.status_code == 201, key.text
+    r = anonymous_client.put(
+        "/api/roles/viewer4", json=_role_body("viewer4"), headers={"X-API-Key": key.json()["key"]}
     )
     assert r.status_code in (200, 201), r.text
     # even with a stale session cookie beside it: the bearer token is what authenticates

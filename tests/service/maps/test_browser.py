@@ -100,12 +100,22 @@ class Watched:
         if token is not None:  # logged in: the session cookie the login page would set
             context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
         self.page = context.new_page()
+        # every Content-Security-Policy violation of the page, as the browser reports it
+        self.page.add_init_script(
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.goto(url)
+
+    def csp_violations(self) -> list[str]:
+        """The Content-Security-Policy violations the page has reported so far."""
+        return self.page.evaluate("() => window.__cspViolations || []")
 
     def drawn(self, title: str) -> None:
         self.page.wait_for_function(
@@ -172,8 +182,17 @@ def test_dispatcher_page_in_chromium(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dispatcher.png"))
     assert w.errors == []
+    assert w.csp_violations() == []  # the page's own scripts all carry the answer's nonce
     hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
     assert hosts == {urlsplit(live_server).netloc}
+
+    # and the policy bites: a script injected without the nonce does not run
+    page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.__injected = true'; document.body.appendChild(s); }"
+    )
+    assert page.evaluate("() => window.__injected === undefined")
+    assert any(v.startswith("script-src") for v in w.csp_violations())
     page.close()
 
 
@@ -272,7 +291,7 @@ def test_logging_in_on_the_page_shows_the_users_scope(
     if scope == COMM_A:
         assert all(_in_community_a(lon, lat) for lon, lat in points), points
     # the page ran under the Content-Security-Policy without a violation
-    assert w.errors == []
+    assert w.errors == [] and w.csp_violations() == []
     page.close()
 
 
@@ -310,6 +329,8 @@ def test_a_user_without_the_map_permission_sees_the_chinese_403_page(
     page.fill("#password", "wrong password")
     page.click("button[type=submit]")
     assert "用户名或密码错误" in page.locator(".citygrid-login-error").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "login.png"))
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server}/")
@@ -325,5 +346,5 @@ def test_swagger_ui_works_under_the_content_security_policy(browser, live_server
     assert w.page.locator(".opblock").count() >= 50
     hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
     assert hosts == {urlsplit(live_server).netloc}
-    assert w.errors == []
+    assert w.errors == [] and w.csp_violations() == []
     w.page.close()
