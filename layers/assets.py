@@ -146,6 +146,12 @@ VECTORGRID_BUNDLED = tuple(
         ("whatwg-fetch", "2.0.3", "LICENSE"),
     )
 )
+SWAGGER_UI = NpmPackage(  # /docs: FastAPI links these from a CDN; citygrid serves its own
+    "swagger-ui-dist",
+    "5.32.0",
+    files=_same("swagger-ui-bundle.js", "swagger-ui.css"),
+    licenses=_same("LICENSE", "NOTICE"),
+)
 PACKAGES: tuple[NpmPackage, ...] = (
     LEAFLET,
     JQUERY,
@@ -155,6 +161,7 @@ PACKAGES: tuple[NpmPackage, ...] = (
     MARKERCLUSTER,
     VECTORGRID,
     *VECTORGRID_BUNDLED,
+    SWAGGER_UI,
 )
 
 # folium links a stylesheet from its GitHub repository that rotates Awesome Markers icons by
@@ -244,6 +251,21 @@ def render_offline(
     html = m.get_root().render()
     check_offline(html, allowed_urls)
     return html
+
+
+_SCRIPT_TAG = re.compile(r"<script(?=[\s>])", re.IGNORECASE)
+
+
+def with_nonce(html: str, nonce: str) -> str:
+    """``html`` with ``nonce`` on every ``<script>`` tag, so a Content-Security-Policy naming
+    that nonce lets the page's own inline scripts run (and nothing injected into it).
+
+    Only for HTML built from templates: text from data reaches a page escaped, so every
+    ``<script`` in it was written by a template.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9_\-+/=]+", nonce):
+        raise ValueError("a nonce is base64 text")
+    return _SCRIPT_TAG.sub(f'<script nonce="{nonce}"', html)
 
 
 def external_urls(html: str) -> list[str]:

@@ -11,7 +11,7 @@ from folium.template import Template
 
 from layers.remote import RUNTIME_CSS, RUNTIME_JS
 
-__all__ = ["Choice", "FilterPanel", "NoLayer"]
+__all__ = ["Account", "Choice", "FilterPanel", "NoLayer"]
 
 POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
 
@@ -23,6 +23,16 @@ class Choice:
     value: str
     label: str
     group: str = ""
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who is logged in, and the form that logs them out (a POST carrying the CSRF token)."""
+
+    name: str
+    logout_action: str = "/logout"
+    csrf_token: str = ""
+    csrf_field: str = "csrftoken"
 
 
 class FilterPanel(JSCSSMixin):
@@ -41,6 +51,15 @@ class FilterPanel(JSCSSMixin):
         {% macro html(this, kwargs) %}
         <div id="{{ this.get_name() }}" class="citygrid-filter leaflet-control">
           <h1>{{ this.title|e }}</h1>
+          {%- if this.account %}
+          <form method="post" action="{{ this.account.logout_action|e }}"
+                class="citygrid-account">
+            <span class="citygrid-account-name">{{ this.account.name|e }}</span>
+            <input type="hidden" name="{{ this.account.csrf_field|e }}"
+                   value="{{ this.account.csrf_token|e }}">
+            <button type="submit">退出登录 Log out</button>
+          </form>
+          {%- endif %}
           <form method="get" action="{{ this.action|e }}" class="citygrid-filter-form">
             <label for="{{ this.get_name() }}_from">From</label>
             <input type="date" id="{{ this.get_name() }}_from" name="from"
@@ -104,9 +123,13 @@ class FilterPanel(JSCSSMixin):
         title: str = "Dispatcher map",
         action: str = "/",
         position: str = "topleft",
+        account: Account | None = None,
     ) -> None:
         super().__init__()
         self._name = "FilterPanel"
+        if account is not None and not account.logout_action.startswith("/"):
+            raise ValueError("the logout action must be a path on this service")
+        self.account = account
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {', '.join(POSITIONS)}")
         if not action.startswith("/"):

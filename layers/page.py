@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 import folium
 from branca.element import Element, Figure
 
-from layers.assets import LOCAL_BY_URL, render_offline
-from layers.controls import Choice, FilterPanel, NoLayer
+from layers.assets import LOCAL_BY_URL, render_offline, with_nonce
+from layers.controls import Account, Choice, FilterPanel, NoLayer
 from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
 from layers.vectortiles import CaseTiles, GridBoundaryTiles
 
@@ -301,6 +301,22 @@ class BaseMap:
             ]
         return []
 
+    def image_sources(self) -> list[str]:
+        """The tile hosts as Content-Security-Policy sources (``https://*.tianditu.gov.cn``):
+        a host label holding a ``{s}`` subdomain placeholder becomes ``*``."""
+        sources = []
+        for layer in self.tile_layers():
+            scheme, _, rest = layer["tiles"].partition("://")
+            host = rest.split("/", 1)[0].split("?", 1)[0]
+            labels = host.split(".")
+            templated = [i for i, label in enumerate(labels) if "{" in label]
+            if templated:
+                labels = ["*", *labels[templated[-1] + 1 :]]
+            source = f"{scheme}://{'.'.join(labels)}"
+            if source not in sources:
+                sources.append(source)
+        return sources
+
     def allowed_urls(self) -> list[str]:
         """Prefixes of the external URLs the page may name: the tile templates (up to their
         first ``&``, which the page writes escaped)."""
@@ -344,6 +360,7 @@ class PageOptions:
     hotspots_url: str = "/api/hotspots"
     page_url: str = "/"
     title: str = "citygrid dispatcher map"
+    account: Account | None = None
 
     def __post_init__(self) -> None:
         west, south, east, north = self.bounds
@@ -351,8 +368,9 @@ class PageOptions:
             raise ValueError(f"bounds must be (west, south, east, north) in degrees: {self.bounds}")
 
 
-def dispatcher_page(options: PageOptions) -> str:
-    """The dispatcher's map page as one HTML string (assets from ``/static``)."""
+def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
+    """The dispatcher's map page as one HTML string (assets from ``/static``); its inline
+    scripts carry ``nonce`` (the Content-Security-Policy's) when one is given."""
     m = _map(options)
     for kind in LAYER_TITLES:
         layer = _layer(kind, options)
@@ -365,7 +383,8 @@ def dispatcher_page(options: PageOptions) -> str:
     m.fit_bounds(
         [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
     )
-    return render_offline(m, allowed_urls=options.basemap.allowed_urls())
+    html = render_offline(m, allowed_urls=options.basemap.allowed_urls())
+    return with_nonce(html, nonce) if nonce else html
 
 
 def error_page(status: int, message: str, field: str | None = None, back: str = "/") -> str:
@@ -564,6 +583,7 @@ def _filter_panel(options: PageOptions) -> FilterPanel:
         note=note,
         title=options.title,
         action=options.page_url,
+        account=options.account,
     )
 
 

@@ -8,6 +8,13 @@ A request names its caller with ``Authorization: Bearer <access token>``, ``X-AP
 (system clients), or the session cookie of the web pages. Saying nothing makes it anonymous:
 public reads only. A missing or invalid credential is 401 (who are you); a valid one without
 the permission or the scope is 403 naming what is missing.
+
+The web pages' login is two cookies (both ``HttpOnly``): :data:`SESSION_COOKIE`, a short-lived
+access token (``CITYGRID_ACCESS_TOKEN_MINUTES``), and :data:`RENEWAL_COOKIE`, which mints the
+next access token when that one has run out, until the working day of the login ends
+(``CITYGRID_SESSION_HOURS``) or the user logs out. A browser whose cookies no longer name
+anyone (expired, logged out elsewhere, account disabled) is anonymous and its stale cookies
+are deleted, so the pages send it to the login form instead of failing.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from service.accounts.authenticate import Authenticator
 from service.accounts.credentials import digest
 from service.accounts.principal import ANONYMOUS, Principal
 from service.errors import Forbidden, Unauthenticated
+from service.http.cookies import cookie_header, set_cookie_later
 from service.settings import AppSettings
 
 SESSION_COOKIE = "citygrid_session"
+RENEWAL_COOKIE = "citygrid_renewal"
 OPEN311_PREFIX = "/open311"
 API_KEY_HEADER = "x-api-key"
 
@@ -64,14 +73,49 @@ async def _resolve(request: Request) -> Principal:
         return await _user(auth, auth.claims(token.strip()))
     if key:
         return await _key(auth, key.strip())
-    if cookie:
-        return await _user(auth, auth.claims(cookie))
+    if cookie or request.cookies.get(RENEWAL_COOKIE):
+        return await _web_user(request, auth)
     if request.url.path.startswith(OPEN311_PREFIX + "/"):
         # Open311 GeoReport v2 sends its key as the api_key argument (URL or POST body)
         secret = request.query_params.get("api_key") or await _posted_api_key(request)
         if secret:
             return await _key(auth, secret.strip())
     return ANONYMOUS
+
+
+async def _web_user(request: Request, auth: Authenticator) -> Principal:
+    """The user of the web session's cookies: the access token's while it is valid, else a
+    renewed one (whose cookie goes out with the answer); anonymous when neither works."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        try:
+            claims = auth.claims(cookie)
+        except Unauthenticated:
+            pass  # ran out: renew it
+        else:
+            try:
+                return await _user(auth, claims)
+            except Unauthenticated:
+                forget_web_session(request)  # the account is gone or disabled
+                return ANONYMOUS
+    renewal = request.cookies.get(RENEWAL_COOKIE)
+    if renewal:
+        try:
+            principal, token, seconds = await run_in_threadpool(auth.renew, renewal)
+        except Unauthenticated:
+            forget_web_session(request)
+            return ANONYMOUS
+        set_cookie_later(request, cookie_header(request.scope, SESSION_COOKIE, token, seconds))
+        return principal
+    forget_web_session(request)
+    return ANONYMOUS
+
+
+def forget_web_session(request: Request) -> None:
+    """Delete the web session's cookies with this request's answer."""
+    for name in (SESSION_COOKIE, RENEWAL_COOKIE):
+        if name in request.cookies:
+            set_cookie_later(request, cookie_header(request.scope, name, "", 0))
 
 
 async def _posted_api_key(request: Request) -> str | None:

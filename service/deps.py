@@ -164,7 +164,9 @@ async def case_filter(
     status: Annotated[str | None, Query(description="Comma-separated statuses")] = None,
     source: Annotated[str | None, Query()] = None,
     department: Annotated[str | None, Query()] = None,
-    hotspot: Annotated[int | None, Query(description="Cases matched to this hotspot")] = None,
+    hotspot: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Cases matched to this hotspot")
+    ] = None,
     reported_from: Annotated[datetime | None, Query(alias="from")] = None,
     reported_to: Annotated[datetime | None, Query(alias="to")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,

@@ -10,16 +10,21 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from layers.page import BaseMap
 from service.accounts.accounts import AccountService
-from service.auth import Anyone
+from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Anyone
 from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
 from service.cases.open311.documents import error_document
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from service.http.bodyguard import GuardedRoute
+from service.http.cookies import PendingCookies
+from service.http.csrf import CsrfGuard
 from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
+from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
 from service.routers import (
     accounts,
@@ -82,16 +87,30 @@ def create_app(
         summary="Grid management for city management offices (网格化城市管理)",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by the pages router from /static (no CDN), under the CSP
+        redoc_url=None,
     )
     app.state.settings = settings
     app.router.route_class = GuardedRoute  # the app's own routes parse bodies like the rest
+    # cookies set by code that has no answer in hand (the web session's renewal)
+    app.add_middleware(PendingCookies)
     app.add_middleware(DisplayTimeZone, tz=settings.grids.timezone)
     # heat layers and GeoJSON exports are large, repetitive text: gzip cuts them ~5-10×
     app.add_middleware(GZipMiddleware, minimum_size=4096)
     # Open311 answers every error in its own document, whatever raised it
     shapes = ErrorShapes({OPEN311_PREFIX: error_document})
     install_error_handlers(app, shapes)
-    # outermost: a request the process cannot take on is refused before any other work
+    # writes authenticated by the web session's cookies need the CSRF token; the API's
+    # login endpoints take a password or a refresh token in the body, never the cookie
+    app.add_middleware(
+        CsrfGuard,
+        secret=settings.auth.secret_key,
+        session_cookies=(SESSION_COOKIE, RENEWAL_COOKIE),
+        always=(pages.LOGIN_PATH,),
+        exempt=(r".*/api/auth/(token|refresh|logout)$",),
+        refused=pages.csrf_refused,
+    )
+    # a request the process cannot take on is refused before any other work
     app.add_middleware(
         AdmissionControl,
         limit=settings.server.max_active_requests,
@@ -99,6 +118,12 @@ def create_app(
         wait_s=settings.server.queue_wait_s,
         shapes=shapes,
     )
+    # every answer, the 503 of admission control included, carries the security headers
+    basemap = BaseMap(settings.map.basemap, settings.map.tile_url, settings.map.tianditu_key)
+    app.add_middleware(SecurityHeaders, img_sources=basemap.image_sources())
+    proxies = trusted_proxies(settings.server.trusted_proxies)
+    if proxies:  # outermost: the scheme (https) and client address as the proxy says
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     for module in (
         auth,

@@ -31,6 +31,9 @@ def serve(host: str, port: int, workers: int, log_level: str = "info") -> None:
         workers=workers,
         log_level=log_level,
         timeout_graceful_shutdown=10,
+        # the app itself believes X-Forwarded-* only from CITYGRID_TRUSTED_PROXIES (uvicorn
+        # would believe 127.0.0.1 by default)
+        proxy_headers=False,
     )
     if workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()

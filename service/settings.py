@@ -116,6 +116,11 @@ class ServerSettings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="Worker threads per process (default: max_active_requests + 8)"
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed ('*': any); empty: none",
+    )
 
     def thread_count(self) -> int:
         """Threads for sync routes and file I/O: every admitted request can have one, plus

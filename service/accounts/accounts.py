@@ -33,6 +33,9 @@ from service.settings import AppSettings
 MIN_PASSWORD_LENGTH = 8
 KEY_PREFIX = "cgk"
 REFRESH_PREFIX = "cgr"
+SESSION_PREFIX = "cgs"
+# refresh-token families of web logins start so: their token renews, it is never rotated
+WEB_FAMILY = "web_"
 WRONG_LOGIN = "wrong login or password"
 
 
@@ -69,6 +72,18 @@ class Tokens:
     access_token: str
     refresh_token: str
     expires_in: int  # seconds the access token lives
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """What a login on the web pages hands out: a short-lived access token (the session
+    cookie) and a renewal token (its own cookie) that mints new access tokens until
+    ``expires_at``, the end of the working day the login started."""
+
+    access_token: str
+    access_seconds: int
+    renewal_token: str
+    expires_at: datetime
 
 
 class AccountService:
@@ -332,6 +347,54 @@ class AccountService:
         row.used_at = t
         self.session.flush()
         return self.issue_tokens(user, family=row.family)
+
+    def start_web_session(self, user: User) -> WebSession:
+        """A web login of ``user``: an access token and a renewal token good for
+        ``CITYGRID_SESSION_HOURS`` (stored hashed, revoked by logging out)."""
+        auth = self.settings.auth
+        t = now()
+        secret, _ = random_secret(SESSION_PREFIX)
+        expires_at = t + timedelta(hours=auth.session_hours)
+        self.session.add(
+            RefreshToken(
+                city=self.city,
+                user_id=user.id,
+                family=WEB_FAMILY + secrets.token_hex(14),
+                token_hash=digest(secret),
+                issued_at=t,
+                expires_at=expires_at,
+            )
+        )
+        self.session.flush()
+        minutes = min(auth.access_token_minutes, auth.session_hours * 60)
+        return WebSession(
+            self.access_token(user, t, minutes), int(minutes * 60), secret, expires_at
+        )
+
+    def renew_web_session(self, token: str) -> tuple[User, str, int]:
+        """A new access token (and its lifetime in seconds) for a web login's renewal token;
+        ``Unauthenticated`` once the login was logged out, ran out or the account was
+        disabled. The renewal token is not used up: the pages' parallel requests may all
+        renew at once (the API's refresh tokens rotate instead)."""
+        t = now()
+        row = self.session.scalar(
+            select(RefreshToken).where(
+                RefreshToken.city == self.city, RefreshToken.token_hash == digest(token)
+            )
+        )
+        if (
+            row is None
+            or not row.family.startswith(WEB_FAMILY)
+            or row.revoked_at is not None
+            or row.expires_at <= t
+        ):
+            raise Unauthenticated("the web session has ended; log in again")
+        user = self.session.get(User, row.user_id)
+        if user is None or not user.active:
+            raise Unauthenticated("the account is disabled")
+        left = (row.expires_at - t).total_seconds() / 60
+        minutes = min(self.settings.auth.access_token_minutes, left)
+        return user, self.access_token(user, t, minutes), int(minutes * 60)
 
     def revoke_refresh(self, token: str) -> None:
         """Log out: the refresh token's family can no longer be used."""

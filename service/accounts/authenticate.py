@@ -86,6 +86,17 @@ class Authenticator:
         self._remember(f"user:{user_id}", _Known(stamp, principal))
         return principal
 
+    def renew(self, renewal_token: str) -> tuple[Principal, str, int]:
+        """The principal of a web login's renewal token, with a new access token and its
+        lifetime in seconds (reads the database; ``Unauthenticated`` once it ended)."""
+        stamp = self._stamp()
+        with session_scope(self.sessions) as session:
+            accounts = AccountService(session, self.settings)
+            user, token, seconds = accounts.renew_web_session(renewal_token)
+            principal = accounts.principal_for_user(user)
+        self._remember(f"user:{user.id}", _Known(stamp, principal))
+        return principal, token, seconds
+
     def key(self, secret: str) -> Principal:
         """The principal of an API key (reads the database; cached)."""
         stamp = self._stamp()

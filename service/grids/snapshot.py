@@ -24,6 +24,7 @@ Each process keeps its snapshots per city; the first request after a change rebu
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ class GridSnapshot:
             return []
         covering = set(self.units.covering(lon, lat))
         scale = metric.scale_factor(lon, lat, self.units.metric_crs)
+        if not math.isfinite(scale):
+            # so far from the city that its UTM zone cannot measure there: no grid is near
+            return []
         # widen the index's search by the scale so no geodesic candidate is lost
         found = self.units.candidates(lon, lat, radius_m * scale + 1e-6)
         out = [

@@ -1,35 +1,116 @@
-"""``/``: the dispatcher's map page, and ``/static`` (Leaflet and the page's scripts).
+"""The web pages: ``/`` (the dispatcher's map), ``/login`` and ``/logout``, ``/docs``
+(Swagger UI), and ``/static`` (Leaflet, Swagger UI and the pages' own files).
 
-The page is built by :func:`layers.page.dispatcher_page` from plain data read here; the layers
-fetch their data from ``/api/heat``, ``/api/hotspots`` and ``/tiles`` in the browser. A filter
-that cannot be shown (a date that is no date, an unknown category or grid, a period longer than
-the heat layers allow) answers a 4xx HTML page that says why, never an empty map.
+The map page is built by :func:`layers.page.dispatcher_page` from plain data read here; the
+layers fetch their data from ``/api/heat``, ``/api/hotspots`` and ``/tiles`` in the browser. A
+filter that cannot be shown (a date that is no date, an unknown category or grid, a period
+longer than the heat layers allow) answers a 4xx HTML page that says why, never an empty map.
+
+Pages are routes of :class:`PageRoute`: someone who is not logged in is sent to
+``/login?next=<the page>``, someone logged in without the page's permission gets a Chinese 403
+page naming it. Logging in sets the web session's cookies (see :mod:`service.auth`); the login
+throttle and lock of the API's login apply (a locked account's page answers 429).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import get_route_path
 
-from layers.assets import STATIC_DIR, STATIC_URL
+from layers.assets import STATIC_DIR, STATIC_URL, SWAGGER_UI, with_nonce
+from layers.controls import Account
+from layers.login import Lang, forbidden_page, login_page, text
 from layers.page import (
     FilterError,
     PageFilter,
     dispatcher_page,
     error_page,
 )
-from service.auth import Allow
-from service.deps import SessionDep, SettingsDep
-from service.errors import CitygridError, status_for
+from service.accounts.permissions import describe
+from service.accounts.principal import Principal
+from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Allow, Anyone, forget_web_session
+from service.deps import AccountsDep, SessionDep, SettingsDep
+from service.errors import CitygridError, Forbidden, TooManyAttempts, Unauthenticated, status_for
 from service.http.bodyguard import GuardedRoute
+from service.http.cookies import cookie_header
+from service.http.csrf import FORM_FIELD, csrf_token, refused_json
+from service.http.security import csp_nonce
 from service.maps.page import page_options
 
-router = APIRouter(tags=["pages"], route_class=GuardedRoute)
+LOGIN_PATH = "/login"
+LOGOUT_PATH = "/logout"
+
+
+def _base(request: Request) -> str:
+    return str(request.scope.get("root_path", ""))
+
+
+class PageRoute(GuardedRoute):
+    """A page: no login sends the browser to the login form (303), a missing permission
+    answers the 403 page — where an API route answers JSON 401/403."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """Wrap the route's handler: refusals become the pages' answers."""
+        handler = super().get_route_handler()
+
+        async def page(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Unauthenticated:
+                forget_web_session(request)
+                return RedirectResponse(login_url(request), status_code=303)
+            except Forbidden as exc:
+                principal: Principal | None = getattr(request.state, "principal", None)
+                needed = str(exc.extra.get("permission") or "")
+                body = forbidden_page(
+                    who=principal.label if principal else "?",
+                    permission=" / ".join(describe(p) for p in needed.split(" or ") if p)
+                    or exc.message,
+                    login_url=f"{_base(request)}{LOGIN_PATH}",
+                    back=f"{_base(request)}/",
+                )
+                return HTMLResponse(body, status_code=403)
+
+        return page
+
+
+def login_url(request: Request) -> str:
+    """``/login?next=<this page>``."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"{_base(request)}{LOGIN_PATH}?{urlencode({'next': here})}"
+
+
+def local_path(next_url: str | None, default: str) -> str:
+    """``next_url`` if it is a path on this site (no scheme, no host, no ``//`` or ``\\``
+    that a browser would take for another host), else ``default``: no open redirect."""
+    value = (next_url or "").strip()
+    if (
+        not value.startswith("/")
+        or value.startswith(("//", "/\\"))
+        or "\\" in value
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+    ):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    if parts.path.rstrip("/").endswith((LOGIN_PATH, LOGOUT_PATH)):
+        return default  # no loop back to the form
+    return value
+
+
+router = APIRouter(tags=["pages"], route_class=PageRoute)
 
 
 def mount_static(app: FastAPI) -> None:
@@ -45,12 +126,12 @@ def mount_static(app: FastAPI) -> None:
     "(its subtree); grid boundaries, hotspots and open cases on top.",
     response_class=HTMLResponse,
     responses={404: {"content": {"text/html": {}}}, 422: {"content": {"text/html": {}}}},
-    dependencies=[Allow("maps.read")],
 )
 def dispatcher_map(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    principal: Annotated[Principal, Allow("maps.read")],
     first: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
     last: Annotated[str | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
     category: Annotated[str | None, Query(description="Category code or prefix")] = None,
@@ -70,8 +151,140 @@ def dispatcher_map(
         return _refused(422, exc.message, exc.field, base)
     except CitygridError as exc:
         return _refused(status_for(exc), exc.message, exc.field, base)
-    return HTMLResponse(dispatcher_page(options))
+    if principal.kind == "user":
+        account = Account(principal.label, f"{base}{LOGOUT_PATH}", csrf_token(request), FORM_FIELD)
+        options = dataclasses.replace(options, account=account)
+    return HTMLResponse(dispatcher_page(options, nonce=csp_nonce(request)))
 
 
 def _refused(status: int, message: str, field: str | None, base: str) -> HTMLResponse:
     return HTMLResponse(error_page(status, message, field, back=f"{base}/"), status_code=status)
+
+
+# -- logging in and out ------------------------------------------------------------------------
+LangQuery = Annotated[Literal["zh", "en"], Query(description="zh (default) or en")]
+
+
+@router.get(
+    LOGIN_PATH,
+    summary="The login page (HTML, Chinese; lang=en for English)",
+    response_class=HTMLResponse,
+    dependencies=[Anyone()],
+)
+def login_form(
+    request: Request,
+    next_url: Annotated[str | None, Query(alias="next", description="Page to go to")] = None,
+    lang: LangQuery = "zh",
+) -> HTMLResponse:
+    base = _base(request)
+    return _login_page(request, local_path(next_url, f"{base}/"), lang, None, "", 200)
+
+
+@router.post(
+    LOGIN_PATH,
+    summary="Log in from the login page: sets the session cookies and goes to `next`",
+    response_class=HTMLResponse,
+    responses={303: {"description": "logged in"}, 401: {}, 429: {}},
+    dependencies=[Anyone()],
+)
+def login(
+    request: Request,
+    accounts: AccountsDep,
+    settings: SettingsDep,
+    login: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next_url: Annotated[str, Form(alias="next", max_length=2000)] = "",
+    lang: Annotated[Literal["zh", "en"], Form()] = "zh",
+) -> Response:
+    target = local_path(next_url, f"{_base(request)}/")
+    if not login.strip() or not password:
+        return _login_page(request, target, lang, text("empty", lang), login, 401)
+    try:
+        user = accounts.login(login.strip(), password)
+    except TooManyAttempts as exc:
+        wait = int(exc.extra.get("retry_after_s", 60))
+        message = text("locked", lang, minutes=max(1, math.ceil(wait / 60)))
+        page = _login_page(request, target, lang, message, login, 429)
+        page.headers["Retry-After"] = str(wait)
+        return page
+    except Unauthenticated:
+        return _login_page(request, target, lang, text("wrong", lang), login, 401)
+    web = accounts.start_web_session(user)
+    response = RedirectResponse(target, status_code=303)
+    until = round((web.expires_at - datetime.now(web.expires_at.tzinfo)).total_seconds())
+    for name, value, max_age in (
+        (SESSION_COOKIE, web.access_token, web.access_seconds),
+        (RENEWAL_COOKIE, web.renewal_token, until),
+    ):
+        response.headers.append("set-cookie", cookie_header(request.scope, name, value, max_age))
+    return response
+
+
+@router.post(
+    LOGOUT_PATH,
+    summary="Log out of the web pages: the session ends and its cookies are deleted",
+    responses={303: {"description": "to the login page"}},
+    dependencies=[Anyone()],
+    include_in_schema=False,  # the logout button's target: no input, nothing for API clients
+)
+def logout(request: Request, accounts: AccountsDep) -> Response:
+    renewal = request.cookies.get(RENEWAL_COOKIE)
+    if renewal:
+        accounts.revoke_refresh(renewal)  # no access token is minted from it any more
+    response = RedirectResponse(f"{_base(request)}{LOGIN_PATH}", status_code=303)
+    for name in (SESSION_COOKIE, RENEWAL_COOKIE):
+        response.headers.append("set-cookie", cookie_header(request.scope, name, "", 0))
+    return response
+
+
+def _login_page(
+    request: Request, next_url: str, lang: Lang, message: str | None, login: str, status: int
+) -> HTMLResponse:
+    page = login_page(
+        action=f"{_base(request)}{LOGIN_PATH}",
+        next_url=next_url,
+        csrf_token=csrf_token(request),
+        csrf_field=FORM_FIELD,
+        lang=lang,
+        message=message,
+        login=login,
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def csrf_refused(request: Request) -> Response:
+    """The 403 of a write without its CSRF token: for the pages' forms (login, logout) the
+    login form again, saying the page had expired and carrying a fresh token; JSON
+    otherwise."""
+    if get_route_path(request.scope) in (LOGIN_PATH, LOGOUT_PATH):
+        lang: Lang = "en" if request.query_params.get("lang") == "en" else "zh"
+        target = local_path(request.query_params.get("next"), f"{_base(request)}/")
+        return _login_page(request, target, lang, text("csrf", lang), "", 403)
+    return refused_json(request)
+
+
+# -- API documentation (Swagger UI from /static, under the CSP) ---------------------------------
+DOCS_PATH = "/docs"
+OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
+
+
+@router.get(DOCS_PATH, include_in_schema=False, dependencies=[Anyone()])
+def swagger_ui(request: Request) -> HTMLResponse:
+    base = _base(request)
+    static = f"{base}{STATIC_URL}/{SWAGGER_UI.directory}"
+    page = get_swagger_ui_html(
+        openapi_url=f"{base}{request.app.openapi_url}",
+        title=f"{request.app.title} — API",
+        swagger_js_url=f"{static}/swagger-ui-bundle.js",
+        swagger_css_url=f"{static}/swagger-ui.css",
+        swagger_favicon_url="data:,",
+        oauth2_redirect_url=f"{base}{OAUTH2_REDIRECT_PATH}",
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+    )
+    return HTMLResponse(with_nonce(bytes(page.body).decode(), csp_nonce(request)))
+
+
+@router.get(OAUTH2_REDIRECT_PATH, include_in_schema=False, dependencies=[Anyone()])
+def swagger_ui_redirect(request: Request) -> HTMLResponse:
+    page = get_swagger_ui_oauth2_redirect_html()
+    return HTMLResponse(with_nonce(bytes(page.body).decode(), csp_nonce(request)))

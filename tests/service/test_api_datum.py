@@ -75,6 +75,7 @@ EXEMPT = {
     "/tiles/{layer}/{z}/{x}/{y}.mvt": "Mapbox vector tiles",
     # The dispatcher page is HTML; its data comes from the routes above.
     "/": "HTML page",
+    "/login": "the login page (HTML)",
 }
 # Media types whose bodies are not read (their JSON/CSV variant of the same route is): KML, GPX,
 # GeoPackage and zipped Shapefile exports (which declare EPSG:4326 and take datum), XLSX.

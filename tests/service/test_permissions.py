@@ -18,11 +18,12 @@ from sqlalchemy import text
 from service.accounts.principal import SYSTEM
 from service.auth import Permission
 from service.factory import create_app
+from service.routers.pages import PageRoute
 from tests.helpers.accounts import bearer, make_user, seeded
 from tests.helpers.routes import api_routes
 
 # Routes that write although anyone may call them: logging in needs no login.
-OPEN_WRITES = {"/api/auth/token", "/api/auth/refresh", "/api/auth/logout"}
+OPEN_WRITES = {"/api/auth/token", "/api/auth/refresh", "/api/auth/logout", "/login", "/logout"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -63,7 +64,7 @@ def _calls(app):
         if not needed:
             continue  # Anyone(): nothing to refuse
         for method in sorted(route.methods):
-            yield method, route.path, needed, public
+            yield method, route.path, needed, public, isinstance(route, PageRoute)
 
 
 def _rows(session) -> dict[str, int]:
@@ -82,11 +83,14 @@ def test_nobody_gets_401_and_an_account_without_the_permission_403(
     headers = bearer(session, settings, nobody_in_particular)
     before = _rows(session)
     checked = 0
-    with TestClient(create_app(settings, sessions=sessions)) as client:
-        for method, path, needed, public in _calls(client.app):
+    with TestClient(create_app(settings, sessions=sessions), follow_redirects=False) as client:
+        for method, path, needed, public, page in _calls(client.app):
             url = _url(path)
             anonymous = client.request(method, url, json={})
-            if not public:
+            if page:  # a page sends nobody to the login form, and says 403 in HTML
+                assert anonymous.status_code == 303, (method, path, anonymous.text)
+                assert anonymous.headers["location"].startswith("/login?next=")
+            elif not public:
                 assert anonymous.status_code in (401, 403), (method, path, anonymous.text)
                 if not path.startswith("/open311"):
                     assert anonymous.status_code == 401

@@ -12,6 +12,7 @@ both. Missing, the tests fail (a skipped browser test would hide a broken page).
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,10 +25,10 @@ import pytest
 
 from layers.page import LAYER_TITLES
 from layers.report import POPUP_FIELDS, heat_html
-from service.auth import SESSION_COOKIE
+from service.auth import RENEWAL_COOKIE, SESSION_COOKIE
 from service.grids.registry import Registry
-from tests.helpers.accounts import admin_headers
-from tests.helpers.city import COMM_A, point_lonlat, unit_code
+from tests.helpers.accounts import admin_headers, make_user
+from tests.helpers.city import COMM_A, STREET, TO_UTM, X0, point_lonlat, unit_code
 from tests.helpers.patrol import walk
 
 pytestmark = pytest.mark.browser
@@ -99,12 +100,22 @@ class Watched:
         if token is not None:  # logged in: the session cookie the login page would set
             context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
         self.page = context.new_page()
+        # every Content-Security-Policy violation of the page, as the browser reports it
+        self.page.add_init_script(
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"
+        )
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.goto(url)
+
+    def csp_violations(self) -> list[str]:
+        """The Content-Security-Policy violations the page has reported so far."""
+        return self.page.evaluate("() => window.__cspViolations || []")
 
     def drawn(self, title: str) -> None:
         self.page.wait_for_function(
@@ -171,8 +182,17 @@ def test_dispatcher_page_in_chromium(
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dispatcher.png"))
     assert w.errors == []
+    assert w.csp_violations() == []  # the page's own scripts all carry the answer's nonce
     hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
     assert hosts == {urlsplit(live_server).netloc}
+
+    # and the policy bites: a script injected without the nonce does not run
+    page.evaluate(
+        "() => { const s = document.createElement('script');"
+        " s.textContent = 'window.__injected = true'; document.body.appendChild(s); }"
+    )
+    assert page.evaluate("() => window.__injected === undefined")
+    assert any(v.startswith("script-src") for v in w.csp_violations())
     page.close()
 
 
@@ -198,4 +218,133 @@ def test_report_html_opens_from_a_file_without_network(
     assert w.page.locator(".leaflet-overlay-pane path").count() == 11
     assert w.errors == []
     assert {urlsplit(u).scheme for u in w.requests} <= {"file", "data"}
+    w.page.close()
+
+
+# -- logging in through the login page: each user sees their scope ----------------------------
+PASSWORD = "correct horse battery"
+ALL_UNITS = 11  # 8 unit grids in community A, 3 in community B
+
+
+def _in_community_a(lon: float, lat: float) -> bool:
+    x, _ = TO_UTM.transform(lon, lat)
+    return -5 <= x - X0 <= 405  # community A spans x 0-400 m (a point's radius of slack)
+
+
+def _log_in_through_the_page(w: Watched, live_server: str, login: str) -> None:
+    """From the page asked for, through the login form (as a person would), back to it."""
+    page = w.page
+    page.wait_for_url(re.compile(r".*/login\?next=.*"))
+    assert "用户名" in page.locator("form").inner_text()
+    page.fill("#login", login)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+
+
+def _case_points(page) -> list[tuple[float, float]]:
+    """(lon, lat) of every open-case point drawn on the map."""
+    return page.evaluate(
+        "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
+        " const r = m.getContainer().getBoundingClientRect();"
+        " return Array.from(document.querySelectorAll('.leaflet-citygridCases-pane path'))"
+        "  .map(p => { const b = p.getBoundingClientRect();"
+        "   const ll = m.containerPointToLatLng([b.left + b.width / 2 - r.left,"
+        "                                        b.top + b.height / 2 - r.top]);"
+        "   return [ll.lng, ll.lat]; }); }"
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "scope", "cases_seen", "grids_seen"),
+    [
+        ("dispatcher", STREET, len(CASES), ALL_UNITS),  # the street office: everything here
+        ("grid_worker", COMM_A, 4, 8),  # community A only: not the case at x 450 m in B
+    ],
+)
+def test_logging_in_on_the_page_shows_the_users_scope(
+    browser,
+    live_server: str,
+    city_with_data: dict,
+    session,
+    settings,
+    role: str,
+    scope: str,
+    cases_seen: int,
+    grids_seen: int,
+) -> None:
+    make_user(session, settings, role, login=f"web-{role}", scope_grids=[scope], password=PASSWORD)
+    session.commit()
+    w = Watched(browser, f"{live_server}/")  # anonymous: sent to the login form
+    _log_in_through_the_page(w, live_server, f"web-{role}")
+    page = w.page
+    w.drawn(DENSITY)
+    assert f"web-{role}" in page.locator(".citygrid-account-name").inner_text()
+
+    # the choropleth colours the unit grids in the user's scope, and no other
+    assert page.locator(".leaflet-overlay-pane path").count() == grids_seen
+    # the open cases shown all lie in the user's grids
+    page.get_by_label(LAYER_TITLES["cases"]).check()
+    w.drawn(LAYER_TITLES["cases"])
+    points = _case_points(page)
+    assert len(points) == cases_seen
+    if scope == COMM_A:
+        assert all(_in_community_a(lon, lat) for lon, lat in points), points
+    # the page ran under the Content-Security-Policy without a violation
+    assert w.errors == [] and w.csp_violations() == []
+    page.close()
+
+
+def test_logging_out_on_the_page_ends_the_session(
+    browser, live_server: str, case_city, session, settings
+) -> None:
+    make_user(
+        session, settings, "dispatcher", login="web-out", scope_grids=[STREET], password=PASSWORD
+    )
+    session.commit()
+    w = Watched(browser, f"{live_server}/")
+    _log_in_through_the_page(w, live_server, "web-out")
+    page = w.page
+    page.get_by_role("button", name=re.compile("退出登录")).click()
+    page.wait_for_url(re.compile(r".*/login$"))
+    cookies = {c["name"] for c in page.context.cookies()}
+    assert SESSION_COOKIE not in cookies and RENEWAL_COOKIE not in cookies
+    page.goto(f"{live_server}/")
+    page.wait_for_url(re.compile(r".*/login\?next=.*"))  # anonymous again
+    assert w.errors == []
+    page.close()
+
+
+def test_a_user_without_the_map_permission_sees_the_chinese_403_page(
+    browser, live_server: str, case_city, session, settings
+) -> None:
+    make_user(
+        session, settings, "department", login="web-dept", department="环卫所", password=PASSWORD
+    )
+    session.commit()
+    w = Watched(browser, f"{live_server}/")
+    page = w.page
+    page.wait_for_url(re.compile(r".*/login\?next=.*"))
+    page.fill("#login", "web-dept")
+    page.fill("#password", "wrong password")
+    page.click("button[type=submit]")
+    assert "用户名或密码错误" in page.locator(".citygrid-login-error").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "login.png"))
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/")
+    assert "403 无权访问" in page.locator("h1").inner_text()
+    assert "maps.read" in page.locator(".citygrid-error-message").inner_text()
+    assert page.locator(".leaflet-container").count() == 0
+    page.close()
+
+
+def test_swagger_ui_works_under_the_content_security_policy(browser, live_server: str) -> None:
+    w = Watched(browser, f"{live_server}/docs")
+    w.page.wait_for_selector(".opblock", timeout=30_000)  # the operations are listed
+    assert w.page.locator(".opblock").count() >= 50
+    hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith("data:")}
+    assert hosts == {urlsplit(live_server).netloc}
+    assert w.errors == [] and w.csp_violations() == []
     w.page.close()
