@@ -34,6 +34,7 @@ from service.routers import (
     open311,
     pages,
     patrol,
+    streets,
     tiles,
 )
 from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
@@ -106,6 +107,7 @@ def create_app(
         grids,
         cases,
         hotspots,
+        streets,
         catalogue,
         patrol,
         coverage,
