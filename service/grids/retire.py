@@ -97,7 +97,7 @@ def retire_grid(
     workers = list(
         session.scalars(
             select(Worker)
-            .where(Worker.city == registry.city, Worker.grid_codes.contains([code]))
+            .where(Worker.city == registry.city, Worker.grid_codes.any_() == code)
             .order_by(Worker.code)
         )
     )
