@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.params import DatumName
 
@@ -40,6 +40,9 @@ class HotspotKindIn(BaseModel):
 class HotspotUpdate(BaseModel):
     """Changes to a hotspot; leave out what stays. A new geometry, buffer or kind remakes the
     influence zone (null ``buffer_m`` or ``risk_weight``: back to the kind's default)."""
+
+    # a misspelt or read-only field (key, id) is refused, not silently ignored
+    model_config = ConfigDict(extra="forbid")
 
     kind: str | None = None
     name: str | None = Field(None, min_length=1, max_length=200)

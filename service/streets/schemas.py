@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.params import DatumName
 
@@ -20,6 +20,9 @@ class StreetCreate(BaseModel):
 
 class StreetUpdate(BaseModel):
     """Changes to a street; leave out what stays."""
+
+    # a misspelt or read-only field (key, id) is refused, not silently ignored
+    model_config = ConfigDict(extra="forbid")
 
     geometry: dict[str, Any] | None = None
     datum: DatumName = "wgs84"
