@@ -12,6 +12,8 @@ from service.http.params import DatumName
 class StreetCreate(BaseModel):
     """A street centre line."""
 
+    model_config = ConfigDict(extra="forbid")
+
     geometry: dict[str, Any] = Field(description="GeoJSON LineString")
     datum: DatumName = Field("wgs84", description="Datum of the geometry's coordinates")
     name: str | None = Field(None, max_length=200)
