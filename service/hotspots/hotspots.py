@@ -87,6 +87,10 @@ EDITABLE = (
     "risk_weight",
     "patrol_quota_per_week",
 )
+# The geometry types the hotspots table takes (its check constraint).
+_GEOMETRY_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+)
 # An audit row of an import names at most this many keys (the count is complete).
 AUDIT_KEYS = 1000
 
@@ -343,6 +347,11 @@ class HotspotService:
                 "reason": f"unknown kind {item.kind!r}; known: {', '.join(sorted(kinds))}",
             }
         geom = item.geometry
+        if geom is not None and geom.geom_type not in _GEOMETRY_TYPES:
+            return {
+                "field": "geometry",
+                "reason": f"a hotspot is a point, line or polygon, not a {geom.geom_type}",
+            }
         if geom is None or geom.is_empty or not geom.is_valid:
             why = shapely.is_valid_reason(geom) if geom is not None else "missing"
             return {"field": "geometry", "reason": f"geometry is empty or invalid ({why})"}

@@ -118,6 +118,15 @@ def test_patch_buffer_remakes_the_zone_in_metres(client: TestClient, editor) -> 
         ),
         ({"geometry": {"type": "Point", "coordinates": [500, 20]}}, "geometry"),
         ({"geometry": "here"}, "geometry"),
+        (
+            {
+                "geometry": {
+                    "type": "GeometryCollection",
+                    "geometries": [{"type": "Point", "coordinates": [113.65, 34.75]}],
+                }
+            },
+            "geometry",
+        ),
         ({"active_to": "2020-01-01T00:00:00+08:00"}, "active_to"),
         ({"key": "other"}, "key"),
     ],
