@@ -27,7 +27,8 @@ from service.grids.repository import GridFilter, geom_of
 # The open statuses of service.cases.workflow (the grids layer sits below the cases one, so it
 # names them here; tests/service/grids/test_retire.py keeps the two lists equal).
 OPEN_CASE_STATUSES = ("reported", "registered", "dispatched", "handling", "fed_back")
-_LISTED = 50  # ids and codes named in a refusal or an audit row; the counts are complete
+_LISTED = 50  # ids and codes named in a refusal or an answer; the counts are complete
+_AUDITED = 1000  # moved case ids the audit row keeps (the count is complete)
 
 
 @dataclass
@@ -142,7 +143,7 @@ def retire_grid(
             "valid_to": at.isoformat(),
             "moved_to": move_to,
             "moved_cases": len(report.cases),
-            "moved_case_ids": report.cases[:_LISTED],
+            "moved_case_ids": report.cases[:_AUDITED],
             "moved_workers": report.workers,
             "absorbed": absorb,
         },
