@@ -247,8 +247,9 @@ def test_retire_is_refused_while_open_cases_or_workers_depend_on_it(
 
 
 def test_retire_with_move_to_moves_cases_and_workers_in_one_go(
-    client: TestClient, editor: dict[str, str], session: Session
+    client: TestClient, editor: dict[str, str], session: Session, settings: AppSettings
 ) -> None:
+    city = settings.grids.city
     case = _report(client, 150, 150)  # in A-02
     client.put(
         "/api/patrol/workers/W001",
@@ -261,20 +262,24 @@ def test_retire_with_move_to_moves_cases_and_workers_in_one_go(
     moved = client.get(f"/api/cases/{case['id']}").json()
     assert moved["grid_code"] == A1
     session.expire_all()
-    assert session.get(Worker, (session.get(Case, case["id"]).city, "W001")).grid_codes == [A1]
+    assert session.get(Worker, (city, "W001")).grid_codes == [A1]
     # A-01 took over A-02's area: the case's place now locates to A-01
     lon, lat = point_lonlat(150, 150)
     located = client.get("/api/grids/locate", params={"lon": lon, "lat": lat}).json()
     assert located["grid"]["code"] == A1
     new_a1 = to_shape(
-        session.scalars(select(Grid).where(Grid.code == A1, Grid.valid_to.is_(None))).one().geom
+        session.scalars(
+            select(Grid).where(Grid.city == city, Grid.code == A1, Grid.valid_to.is_(None))
+        )
+        .one()
+        .geom
     )
     expected = lonlat(mbox(0, 100, 200, 200))
     assert new_a1.symmetric_difference(expected).area < 1e-12  # the union of the two cells
     assert shapely.covers(new_a1, shapely.Point(lon, lat))
     # the case's grid id names the version valid now
     assert session.get(Case, case["id"]).grid_id == session.scalar(
-        select(Grid.id).where(Grid.code == A1, Grid.valid_to.is_(None))
+        select(Grid.id).where(Grid.city == city, Grid.code == A1, Grid.valid_to.is_(None))
     )
     actions = {row["action"] for row in _audit(client, entity="grid")}
     assert {"grid.retire", "grid.version"} <= actions
