@@ -319,7 +319,9 @@ class Registry:
             for name, value in values.items():
                 setattr(grid, name, value)
             self.session.flush()
-            self.audit.record(by, "grid.update", "grid", code, before, snapshot(grid))
+            after = snapshot(grid)
+            if after != before:  # an empty PATCH changes nothing and records nothing
+                self.audit.record(by, "grid.update", "grid", code, before, after)
             return grid
         attrs = {name: getattr(grid, name) for name in ATTRIBUTES} | values
         self.write(

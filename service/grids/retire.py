@@ -74,6 +74,12 @@ def retire_grid(
     at = at or now()
     grid = registry.get(code)
     by.require_grid(code, "grid")
+    # two editors retiring (or moving into) the same grid at once: the second waits, then finds
+    # the version closed
+    registry.session.execute(select(Grid.id).where(Grid.id == grid.id).with_for_update())
+    registry.session.refresh(grid)
+    if grid.valid_to is not None:
+        raise Conflict(f"grid {code} was retired meanwhile", field="code")
     if absorb and not move_to:
         raise InvalidInput(
             "absorb needs move_to: the grid that takes over the area", field="absorb"
