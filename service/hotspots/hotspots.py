@@ -28,6 +28,7 @@ from service.grids.repository import (
     to_multipolygon,
     within_metres,
 )
+from service.grids.scope import ScopeArea
 from service.settings import AppSettings
 
 
@@ -212,6 +213,9 @@ class HotspotService:
                 field=errors[0]["field"] if len(items) == 1 else "features",
                 errors=errors,
             )
+        scope = ScopeArea(self.session, self.settings, by)
+        for item in items:
+            scope.require([item.geometry], f"hotspot {item.key}")
         buffers = [
             item.buffer_m if item.buffer_m is not None else kinds[item.kind].default_buffer_m
             for item in items
@@ -261,6 +265,8 @@ class HotspotService:
         """Change a hotspot as ``by``, checked like a new one; a new geometry, buffer or kind
         remakes the zone (a kind change keeps the buffer unless ``buffer_m`` is sent)."""
         spot = self.get(hotspot_id)
+        scope = ScopeArea(self.session, self.settings, by)
+        scope.require([to_shape(spot.geom)], f"hotspot {spot.key}")
         unknown = set(values) - set(EDITABLE)
         if unknown:
             name = sorted(unknown)[0]
@@ -285,6 +291,7 @@ class HotspotService:
             merged.buffer_m = kinds[merged.kind].default_buffer_m
         if "risk_weight" in values and values["risk_weight"] is None:
             values["risk_weight"] = kinds[merged.kind].default_risk_weight
+        scope.require([merged.geometry], f"the new place of hotspot {spot.key}")
         before = snapshot(spot)
         if "geometry" in values or merged.buffer_m != spot.buffer_m:
             try:
@@ -314,6 +321,9 @@ class HotspotService:
         (``active_at`` before the end) still find it, and past cases keep their match.
         """
         spot = self.get(hotspot_id)
+        ScopeArea(self.session, self.settings, by).require(
+            [to_shape(spot.geom)], f"hotspot {spot.key}"
+        )
         at = at or now()
         if spot.active_to is not None and spot.active_to <= now():
             raise Conflict(

@@ -23,6 +23,7 @@ from service.clock import now
 from service.db.models import Street
 from service.errors import InvalidInput, NotFound
 from service.grids.repository import intersects_bbox
+from service.grids.scope import ScopeArea
 from service.settings import AppSettings
 
 KIND_MAX = 20  # the column's width
@@ -152,6 +153,11 @@ class StreetService:
             )
         if source is not None and not items:
             raise InvalidInput("the file has no streets, nothing stored", field="file")
+        scope = ScopeArea(self.session, self.settings, by)
+        if replace and not by.city_wide:
+            scope.refuse("replacing the whole city's streets")
+        for i, item in enumerate(items):
+            scope.require([item.geometry], f"street {i}" if source else "the street")
         replaced = 0
         if replace:
             gone = self.session.execute(
@@ -190,6 +196,8 @@ class StreetService:
     def update(self, street_id: int, values: dict[str, Any], *, by: Principal) -> Street:
         """Change a street's name, kind or line as ``by`` (audited before and after)."""
         street = self.get(street_id)
+        scope = ScopeArea(self.session, self.settings, by)
+        scope.require([to_shape(street.geom)], f"street {street_id}")
         unknown = set(values) - set(EDITABLE)
         if unknown:
             name = sorted(unknown)[0]
@@ -204,6 +212,7 @@ class StreetService:
         problem = street_problem(merged)
         if problem:
             raise InvalidInput(f"street {street_id}: {problem['reason']}", field=problem["field"])
+        scope.require([merged.geometry], f"the new line of street {street_id}")
         before = snapshot(street)
         street.name, street.kind = merged.name, merged.kind
         if "geometry" in values:
@@ -216,6 +225,9 @@ class StreetService:
     def delete(self, street_id: int, *, by: Principal) -> None:
         """Remove a street as ``by``; the audit log keeps it as it was."""
         street = self.get(street_id)
+        ScopeArea(self.session, self.settings, by).require(
+            [to_shape(street.geom)], f"street {street_id}"
+        )
         before = snapshot(street)
         self.session.delete(street)
         self.session.flush()

@@ -258,3 +258,37 @@ def test_catalogue_writes_are_audited(
     assert r.status_code == 201, r.text
     row = _audit(client, entity="category", entity_key="9901")[0]
     assert row["action"] == "category.create" and row["after"]["name"] == "本地类别"
+
+
+def test_a_scoped_editor_may_place_and_end_hotspots_only_inside_the_scope(
+    client: TestClient, session: Session, settings: AppSettings, case_city
+) -> None:
+    from tests.helpers.city import COMM_A
+
+    user = make_user(session, settings, "gis_editor", scope_grids=[COMM_A])
+    headers = bearer(session, settings, user)
+    inside = shapely.geometry.mapping(lonlat(Point(X0 + 50, Y0 + 50)))  # in community A
+    outside = shapely.geometry.mapping(lonlat(Point(X0 + 450, Y0 + 50)))  # in community B
+    body = {"key": "site-a", "kind": "construction_site", "name": "甲工地", "geometry": inside}
+    assert client.post("/api/hotspots", json=body, headers=headers).status_code == 201
+    before = _state(session)
+    r = client.post(
+        "/api/hotspots", json=body | {"key": "site-b", "geometry": outside}, headers=headers
+    )
+    assert r.status_code == 403 and r.json()["field"] == "scope", r.text
+    assert COMM_A[:12] in r.json()["detail"]
+    spots = {
+        f["properties"]["key"]: f["id"] for f in client.get("/api/hotspots").json()["features"]
+    }
+    # moving its own site into community B is refused; so is ending the rail line, which runs
+    # beyond community A (north and south out of the city)
+    moved = client.patch(
+        f"/api/hotspots/{spots['site-a']}", json={"geometry": outside}, headers=headers
+    )
+    assert moved.status_code == 403 and moved.json()["field"] == "scope"
+    ended = client.post(f"/api/hotspots/{spots['rail-01']}/end", json={}, headers=headers)
+    assert ended.status_code == 403 and ended.json()["field"] == "scope"
+    assert _state(session) == before
+    # the market lies inside community A: this editor may end it
+    r = client.post(f"/api/hotspots/{spots['market-01']}/end", json={}, headers=headers)
+    assert r.status_code == 200, r.text

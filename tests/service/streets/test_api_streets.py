@@ -340,3 +340,32 @@ def test_cli_streets_import_as_system_and_as_a_named_operator(
     bad.write_text("{not json")
     result = CliRunner().invoke(app, ["streets", "import", str(bad)])
     assert result.exit_code == 1 and _cli_state(engine)[0] == ["南路"]
+
+
+def test_a_scoped_editor_may_draw_streets_only_inside_the_scope(
+    client: TestClient, session: Session, settings: AppSettings, case_city, tmp_path: Path
+) -> None:
+    user = make_user(session, settings, "gis_editor", scope_grids=[COMM_A])
+    headers = bearer(session, settings, user)
+    along_edge = shapely.geometry.mapping(lonlat(_m([(0, 0), (400, 0)])))  # A's southern edge
+    r = client.post("/api/streets", json={"geometry": along_edge}, headers=headers)
+    assert r.status_code == 201, r.text
+    own = r.json()["id"]
+    other = client.post(
+        "/api/streets",
+        json={"geometry": shapely.geometry.mapping(lonlat(_m([(450, 20), (750, 20)])))},
+    ).json()["id"]  # drawn by the admin, in community B
+    before = _counts(session)
+    crossing = shapely.geometry.mapping(lonlat(_m([(300, 20), (500, 20)])))  # into community B
+    for r in (
+        client.post("/api/streets", json={"geometry": crossing}, headers=headers),
+        client.patch(f"/api/streets/{own}", json={"geometry": crossing}, headers=headers),
+        client.patch(f"/api/streets/{other}", json={"name": "乙路"}, headers=headers),
+        client.delete(f"/api/streets/{other}", headers=headers),
+        _upload(client, _file(tmp_path, _frame([_m(DIAGONAL)])), headers=headers, replace="true"),
+    ):
+        assert r.status_code == 403, r.text
+        assert r.json()["field"] == "scope" and COMM_A[:12] in r.json()["detail"]
+    assert _counts(session) == before
+    # inside the scope an import is fine
+    assert _upload(client, _file(tmp_path, _frame([_m(DIAGONAL)])), headers=headers).is_success
