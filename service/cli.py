@@ -70,6 +70,33 @@ def _registry(settings: AppSettings) -> Iterator[Registry]:
         yield Registry(session, settings)
 
 
+OperatorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="Login of the operator the audit log names (default: the system); the import "
+        "then needs that account's permission and scope",
+    ),
+]
+
+
+def _operator(session: Session, settings: AppSettings, login: str | None, permission: str):  # noqa: ANN202
+    """Who a CLI write is recorded as: the account ``login`` (which must hold ``permission``),
+    or the system itself."""
+    from service.accounts.accounts import AccountService
+    from service.accounts.principal import SYSTEM
+
+    if login is None:
+        return SYSTEM
+    accounts = AccountService(session, settings)
+    user = accounts.user_by_login(login)
+    if user is None or not user.active:
+        raise NotFound(f"no active account {login!r}", field="as")
+    principal = accounts.principal_for_user(user)
+    principal.require(permission)
+    return principal
+
+
 def _steps(bar: Progress) -> Callable[[str, int, int], None]:
     """A progress callback that shows one bar per named step."""
     tasks: dict[str, TaskID] = {}
@@ -187,13 +214,15 @@ def import_(
     level: Annotated[str | None, typer.Option(help="Level for features without one")] = None,
     crs: Annotated[str | None, typer.Option(help="Source CRS when the file has none")] = None,
     datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+    operator: OperatorOpt = None,
 ) -> None:
-    """Import grids from a file, all or nothing."""
+    """Import grids from a file, all or nothing (recorded in the audit log)."""
     from service.grids.imports import import_file
 
     settings = AppSettings()
     try:
         with _registry(settings) as registry, _progress() as bar:
+            by = _operator(registry.session, settings, operator, "grids.import")
             task = bar.add_task(f"importing {path.name}", total=None)
 
             def advance(done: int) -> None:
@@ -202,6 +231,7 @@ def import_(
             result = import_file(
                 registry,
                 path,
+                by=by,
                 level=level,
                 crs=crs,
                 datum=datum,
@@ -448,6 +478,46 @@ def db_stop() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+streets_app = typer.Typer(help="Street centre lines: import", no_args_is_help=True)
+app.add_typer(streets_app, name="streets")
+
+
+@streets_app.command("import")
+def streets_import(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="GeoJSON/GPKG/SHP zip/KML")
+    ],
+    crs: Annotated[str | None, typer.Option(help="Source CRS when the file has none")] = None,
+    datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace every street of the city with the file's")
+    ] = False,
+    operator: OperatorOpt = None,
+) -> None:
+    """Import street centre lines from a file, all or nothing (recorded in the audit log)."""
+    from service.streets.imports import import_street_file
+    from service.streets.streets import StreetService
+
+    settings = AppSettings()
+    try:
+        with _session(settings) as session:
+            by = _operator(session, settings, operator, "grids.import")
+            result = import_street_file(
+                StreetService(session, settings),
+                path,
+                by=by,
+                crs=crs,
+                datum=datum,
+                replace=replace,
+                limits=settings.grids.file_limits,
+            )
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    verb = "replaced the city's streets with" if replace else "added"
+    console.print(f"{result['features']} features: {verb} {result['created']} streets")
 
 
 user_app = typer.Typer(help="Accounts: create, change password, list", no_args_is_help=True)

@@ -23,7 +23,7 @@ from service.accounts.principal import SYSTEM
 from service.cases.catalogue import CATEGORY_SEED, Catalogue, seed_catalogue
 from service.cases.importer import CaseImporter
 from service.db.engine import driver_cursor
-from service.db.models import Case, Grid, Street, Worker
+from service.db.models import Case, Grid, Worker
 from service.grids.registry import GridInput, Registry
 from service.hotspots.hotspots import HotspotInput, HotspotService
 from service.settings import AppSettings
@@ -59,7 +59,11 @@ def load_demo_grids(
         for row in frame.itertuples()
     ]
     Registry(session, settings).write(
-        items, at=DEMO_SINCE, progress=lambda done: progress("grids", done, len(items))
+        items,
+        at=DEMO_SINCE,
+        progress=lambda done: progress("grids", done, len(items)),
+        by=SYSTEM,
+        batch={"action": "grid.import", "file": "demo city", "seed": seed},
     )
     return len(items)
 
@@ -88,12 +92,16 @@ def load_demo_hotspots(session: Session, settings: AppSettings, seed: int = 7) -
         )
         for row in frame.itertuples()
     ]
-    HotspotService(session, settings).create(items)
+    HotspotService(session, settings).create(
+        items, by=SYSTEM, source={"file": "demo city", "seed": seed}
+    )
     catalogue = Catalogue(session, settings)
     # market and site managers take street-order and construction problems next to them
-    catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
     catalogue.add_rule(
-        category_prefix="03", department="住房和城乡建设局", hotspot_owner_first=True
+        by=SYSTEM, category_prefix="05", department="城管执法中队", hotspot_owner_first=True
+    )
+    catalogue.add_rule(
+        by=SYSTEM, category_prefix="03", department="住房和城乡建设局", hotspot_owner_first=True
     )
     return len(items)
 
@@ -195,21 +203,17 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
 
 def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) -> int:
     """The demo city's roads as street centre lines (for street-length coverage)."""
-    from geoalchemy2.shape import from_shape
-
     from demo.city import build_demo_roads
+    from service.streets.streets import StreetInput, StreetService
 
     roads = build_demo_roads(seed=seed)
-    session.add_all(
-        Street(
-            city=settings.grids.city,
-            name=row.name,
-            kind=row.kind,
-            geom=from_shape(row.geometry, srid=4326),
-        )
+    items = [
+        StreetInput(geometry=row.geometry, name=row.name, kind=row.kind)
         for row in roads.itertuples()
+    ]
+    StreetService(session, settings).create(
+        items, by=SYSTEM, source={"file": "demo city", "seed": seed}
     )
-    session.flush()
     return len(roads)
 
 

@@ -28,6 +28,7 @@ from service.maps.tiles import TileCache
 from service.patrol.coverage import CoverageService
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
+from service.streets.streets import StreetService
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each hand-off costs more than the work.
@@ -212,5 +213,10 @@ async def _audit(session: SessionDep, settings: SettingsDep) -> AuditLog:
     return AuditLog(session, settings)
 
 
+async def _streets(session: SessionDep, settings: SettingsDep) -> StreetService:
+    return StreetService(session, settings)
+
+
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
+StreetsDep = Annotated[StreetService, Depends(_streets)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]

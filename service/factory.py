@@ -39,6 +39,7 @@ from service.routers import (
     open311,
     pages,
     patrol,
+    streets,
     tiles,
 )
 from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
@@ -131,6 +132,7 @@ def create_app(
         grids,
         cases,
         hotspots,
+        streets,
         catalogue,
         patrol,
         coverage,

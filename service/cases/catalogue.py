@@ -15,6 +15,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.accounts.audit import AuditLog, snapshot
+from service.accounts.principal import Principal
 from service.db.models import Category, HotspotKind, RoutingRule
 from service.db.versions import change_counters
 from service.errors import Conflict, NotFound
@@ -229,8 +231,8 @@ class Catalogue:
         stmt = select(Category).where(Category.city == self.city).order_by(Category.code)
         return list(self.session.scalars(stmt))
 
-    def add_category(self, code: str, **values: object) -> Category:
-        """Add a local category; ``Conflict`` if the code is taken."""
+    def add_category(self, code: str, *, by: Principal, **values: object) -> Category:
+        """Add a local category as ``by`` (audited); ``Conflict`` if the code is taken."""
         if self.session.get(Category, (self.city, code)) is not None:
             raise Conflict(f"category {code} already exists", field="code")
         cat = Category(
@@ -238,6 +240,9 @@ class Catalogue:
         )
         self.session.add(cat)
         self.session.flush()
+        AuditLog(self.session, self.settings).record(
+            by, "category.create", "category", code, None, snapshot(cat)
+        )
         return cat
 
     def rules(self) -> list[RoutingRule]:
@@ -245,17 +250,24 @@ class Catalogue:
         stmt = select(RoutingRule).where(RoutingRule.city == self.city)
         return list(self.session.scalars(stmt.order_by(RoutingRule.id)))
 
-    def add_rule(self, **values: object) -> RoutingRule:
-        """Add a routing rule."""
+    def add_rule(self, *, by: Principal, **values: object) -> RoutingRule:
+        """Add a routing rule as ``by`` (audited)."""
         rule = RoutingRule(city=self.city, **values)
         self.session.add(rule)
         self.session.flush()
+        AuditLog(self.session, self.settings).record(
+            by, "routing_rule.create", "routing_rule", str(rule.id), None, snapshot(rule)
+        )
         return rule
 
-    def delete_rule(self, rule_id: int) -> None:
-        """Remove a routing rule, or ``NotFound``."""
+    def delete_rule(self, rule_id: int, *, by: Principal) -> None:
+        """Remove a routing rule as ``by`` (audited, with the rule as it was), or ``NotFound``."""
         rule = self.session.get(RoutingRule, rule_id)
         if rule is None or rule.city != self.city:
             raise NotFound(f"no routing rule {rule_id}", field="id")
+        before = snapshot(rule)
         self.session.delete(rule)
         self.session.flush()
+        AuditLog(self.session, self.settings).record(
+            by, "routing_rule.delete", "routing_rule", str(rule_id), before, None
+        )

@@ -128,6 +128,10 @@ class Hotspot(Base):
     zone: Mapped[WKBElement] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=True)
     )
+    # moves on every edit, so caches of coverage see a changed zone (see the coverage fingerprint)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
 
 
 class Category(Base):
@@ -367,6 +371,9 @@ class Street(Base):
     name: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(20))
     geom: Mapped[WKBElement] = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
 
 
 class CoverageRun(Base):
@@ -519,7 +526,10 @@ class AuditEntry(Base):
     updates and deletes)."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_city_at", "city", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_city_at", "city", "at"),
+        Index("ix_audit_log_entity", "city", "entity", "entity_key", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))

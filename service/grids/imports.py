@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from fastapi import UploadFile
 from gis.io import VectorFileError, read_features
 from gis.limits import FileLimits
 from gis.repair import repair_polygons
+from service.accounts.principal import Principal
 from service.errors import InvalidInput
 from service.grids.registry import ATTRIBUTES, GridInput, Registry
 from service.http.uploads import file_refusals, saved_upload
@@ -23,6 +25,7 @@ def import_upload(
     registry: Registry,
     file: UploadFile,
     *,
+    by: Principal,
     level: str | None,
     crs: str | None,
     datum: str,
@@ -31,22 +34,49 @@ def import_upload(
 ) -> dict[str, Any]:
     """Import an uploaded file; see ``import_file``."""
     with saved_upload(file, max_upload_mb) as path:
-        return import_file(registry, path, level=level, crs=crs, datum=datum, limits=limits)
+        return import_file(
+            registry,
+            path,
+            by=by,
+            level=level,
+            crs=crs,
+            datum=datum,
+            limits=limits,
+            file_name=file.filename,
+        )
 
 
 def import_file(
     registry: Registry,
     path: Path,
     *,
+    by: Principal,
     level: str | None = None,
     crs: str | None = None,
     datum: str = "wgs84",
     progress: Callable[[int], None] | None = None,
     limits: FileLimits | None = None,
+    file_name: str | None = None,
 ) -> dict[str, Any]:
-    """Read ``path`` and write its grids to the registry (nothing stored on any error)."""
+    """Read ``path`` and write its grids to the registry as ``by`` (nothing stored on any
+    error); the audit log gets one row naming the file, its digest and what changed."""
     frame = read_vector_file(path, crs, datum, limits)
-    return import_frame(registry, frame, level=level, progress=progress)
+    source = import_source(path, file_name, crs=crs, datum=datum, level=level)
+    return import_frame(registry, frame, by=by, level=level, progress=progress, source=source)
+
+
+def import_source(path: Path, file_name: str | None, **options: str | None) -> dict[str, Any]:
+    """What the audit log says of an imported file: its name, size, SHA-256 and options."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return {
+        "file": file_name or path.name,
+        "bytes": path.stat().st_size,
+        "sha256": digest.hexdigest(),
+        **{k: v for k, v in options.items() if v is not None},
+    }
 
 
 def read_vector_file(
@@ -67,10 +97,13 @@ def import_frame(
     registry: Registry,
     frame: gpd.GeoDataFrame,
     *,
+    by: Principal,
     level: str | None = None,
     progress: Callable[[int], None] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Repair what can be repaired without changing areas, then write every feature."""
+    """Repair what can be repaired without changing areas, then write every feature as ``by``
+    (one audit row for the import, describing ``source``)."""
     if "code" not in frame.columns:
         raise InvalidInput("features need a 'code' attribute", field="code")
     if "level" not in frame.columns and level is None:
@@ -99,7 +132,8 @@ def import_frame(
         _item(row, geom, level)
         for (_, row), geom in zip(frame.iterrows(), repaired.geometries, strict=True)
     ]
-    report = registry.write(items, progress=progress)
+    batch = {"action": "grid.import", **(source or {}), "repaired": len(repaired.changes)}
+    report = registry.write(items, progress=progress, by=by, batch=batch)
     return {
         "features": len(items),
         "created": report.created,

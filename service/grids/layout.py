@@ -10,6 +10,7 @@ from shapely import MultiPolygon
 from gis.codes import LEVELS, CodeError
 from gis.gridgen import generate_cells
 from gis.topology import check_topology
+from service.accounts.principal import Principal
 from service.clock import now
 from service.errors import Conflict, InvalidInput
 from service.grids.registry import GridInput, Registry
@@ -19,13 +20,21 @@ from service.http.geojson import geometry_json
 
 
 def generate_children(
-    registry: Registry, parent_code: str, target_area_m2: float, shape: str, sliver_ratio: float
+    registry: Registry,
+    parent_code: str,
+    target_area_m2: float,
+    shape: str,
+    sliver_ratio: float,
+    *,
+    by: Principal,
 ) -> dict[str, Any]:
-    """Cover ``parent_code`` with generated cells at the next level, coded west→east, north→south.
+    """Cover ``parent_code`` with generated cells at the next level, coded west→east, north→south,
+    as ``by`` (one audit row for the whole generation).
 
     Refuses a parent that already has current children (retire or re-import them instead).
     """
     parent = registry.get(parent_code)
+    by.require_grid(parent.code, "grid")
     if parent.level == "unit":
         raise InvalidInput("unit grids have no children; pick a community", field="code")
     child_level = LEVELS[LEVELS.index(parent.level) + 1]
@@ -68,7 +77,14 @@ def generate_children(
                 management_grade=parent.management_grade,
             )
         )
-    registry.write(items)
+    batch = {
+        "action": "grid.generate",
+        "parent": parent.code,
+        "target_area_m2": target_area_m2,
+        "shape": shape,
+        "sliver_ratio": sliver_ratio,
+    }
+    registry.write(items, by=by, batch=batch)
     rows = registry.repo.current_by_codes(registry.city, [i.code for i in items], now())
     return {
         "type": "FeatureCollection",

@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from gis.codes import LEVELS, CodeError, CodeScheme, parent_level
 from gis.metric import area_m2, outside_area_m2, shared_area_m2
 from gis.topology import TOLERANCE_M2
+from service.accounts.audit import AuditLog, snapshot
+from service.accounts.principal import Principal
 from service.clock import now
 from service.datums import to_wgs84_point
 from service.db.models import Grid
@@ -31,6 +33,9 @@ from service.settings import AppSettings
 # the topology check uses the same rule, so a write accepted here reports clean there.
 AREA_TOLERANCE_M2 = TOLERANCE_M2
 ATTRIBUTES = ("name", "responsible_unit", "responsible_persons", "land_use", "management_grade")
+# An audit row of a batch write lists at most this many codes per outcome (the registry's
+# versions say the rest); the counts are always complete.
+AUDIT_CODES = 1000
 
 
 @dataclass
@@ -113,6 +118,7 @@ class Registry:
         self.scheme = settings.scheme
         self.city = settings.grids.city
         self.repo = GridRepository(session)
+        self.audit = AuditLog(session, settings)
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, code: str, at: datetime | None = None) -> Grid:
@@ -157,14 +163,23 @@ class Registry:
         items: Sequence[GridInput],
         at: datetime | None = None,
         progress: Callable[[int], None] | None = None,
+        *,
+        by: Principal,
+        batch: dict[str, Any] | None = None,
     ) -> WriteReport:
-        """Create or version every item, all or nothing.
+        """Create or version every item, all or nothing, as ``by``.
 
         Items may include their own parents (written first, by level). An item whose code
         already exists creates a new version when its boundary differs, else updates the
         attributes of the current version. Any rule broken anywhere raises ``InvalidInput``
-        or ``Conflict`` listing every offending item, and nothing is written. ``progress`` is
-        called with the number of items checked so far, for progress bars.
+        or ``Conflict`` listing every offending item, and nothing is written; a code outside
+        ``by``'s grid scope is ``Forbidden`` naming the scope. ``progress`` is called with the
+        number of items checked so far, for progress bars.
+
+        The audit log gets one row per grid (before and after) — or, when ``batch`` describes
+        an import or a generation (its ``action`` and what the auditor needs: file name,
+        digest …), one row for the whole write with its counts and codes, so that a file of
+        ten thousand grids does not copy the registry into the log.
         """
         at = at or now()
         order = sorted(
@@ -196,15 +211,21 @@ class Registry:
             seen[item.code] = i
         if errors:
             raise InvalidInput(_summary(errors), field=_field(errors, items), errors=errors)
+        outside = [code for code in seen if not by.covers_grid(code)]
+        if outside:
+            what = "grid" if len(items) == 1 else f"{len(outside)} grid(s) of this write, e.g."
+            by.require_grid(outside[0], what=what)
 
         existing = self.repo.current_by_codes(
             self.city, [*seen, *(p for p in parents.values() if p)], at
         )
-        batch = {items[i].code: items[i] for i in order}
+        in_write = {items[i].code: items[i] for i in order}
         conflicts: list[dict[str, Any]] = []
         for i in order:
             item = items[i]
-            errors.extend(self._hierarchy_errors(i, item, parents[item.code], batch, existing, at))
+            errors.extend(
+                self._hierarchy_errors(i, item, parents[item.code], in_write, existing, at)
+            )
         conflicts.extend(self._overlap_conflicts(items, order, at, progress))
         if errors:
             raise InvalidInput(_summary(errors), field=_field(errors, items), errors=errors)
@@ -212,18 +233,29 @@ class Registry:
             raise Conflict(_summary(conflicts), field=_field(conflicts, items), errors=conflicts)
 
         report = WriteReport()
+        each = batch is None
         for i in order:
             item = items[i]
             current = existing.get(item.code)
             if current is None:
-                self._insert(item, parents[item.code], at, version=self._next_version(item.code))
+                row = self._insert(
+                    item, parents[item.code], at, version=self._next_version(item.code)
+                )
                 report.created.append(item.code)
+                if each:
+                    self.audit.record(by, "grid.create", "grid", item.code, None, snapshot(row))
             elif shapely.equals_exact(
                 geom_of(current).normalize(), to_multipolygon(item.geometry).normalize(), 1e-12
             ):
+                before = snapshot(current) if each else None
                 for name, value in item.attributes().items():
                     setattr(current, name, value)
                 report.updated.append(item.code)
+                if each:
+                    self.session.flush()
+                    self.audit.record(
+                        by, "grid.update", "grid", item.code, before, snapshot(current)
+                    )
             else:
                 if current.valid_from >= at:
                     raise Conflict(
@@ -231,29 +263,65 @@ class Registry:
                         f"{current.valid_from.isoformat()}, not before {at.isoformat()}",
                         field="valid_from",
                     )
+                before = snapshot(current) if each else None
                 self.repo.close_version(current, at)
-                self._insert(item, parents[item.code], at, version=current.version + 1)
+                row = self._insert(item, parents[item.code], at, version=current.version + 1)
                 report.versioned.append(item.code)
+                if each:
+                    self.audit.record(by, "grid.version", "grid", item.code, before, snapshot(row))
         self.session.flush()
+        if batch is not None:
+            self._audit_batch(by, batch, report, len(items), at)
         return report
 
+    def _audit_batch(
+        self,
+        by: Principal,
+        batch: dict[str, Any],
+        report: WriteReport,
+        total: int,
+        at: datetime,
+    ) -> None:
+        details = dict(batch)
+        action = str(details.pop("action", "grid.import"))
+        key = details.get("file") or details.get("parent")
+        after: dict[str, Any] = {**details, "at": at.isoformat(), "features": total}
+        for outcome in ("created", "versioned", "updated"):
+            codes: list[str] = getattr(report, outcome)
+            after[outcome] = len(codes)
+            after[f"{outcome}_codes"] = codes[:AUDIT_CODES]
+            if len(codes) > AUDIT_CODES:
+                after[f"{outcome}_codes_truncated"] = True
+        self.audit.record(by, action, "grids", None if key is None else str(key), None, after)
+
     def change(
-        self, code: str, values: dict[str, Any], geometry: BaseGeometry | None = None
+        self,
+        code: str,
+        values: dict[str, Any],
+        geometry: BaseGeometry | None = None,
+        *,
+        by: Principal,
     ) -> Grid:
-        """Change attributes of ``code``; a new ``geometry`` makes a new version.
+        """Change attributes of ``code`` as ``by``; a new ``geometry`` makes a new version.
 
         Attributes change in place on the current version; a boundary change goes through
-        ``write`` (all rules apply) and returns the new version.
+        ``write`` (all rules apply) and returns the new version. Either way the audit log
+        gets the grid before and after.
         """
         grid = self.get(code)
+        by.require_grid(code, "grid")
         unknown = set(values) - set(ATTRIBUTES)
         if unknown:
             name = sorted(unknown)[0]
             raise InvalidInput(f"{name!r} cannot be changed here", field=name)
         if geometry is None:
+            before = snapshot(grid)
             for name, value in values.items():
                 setattr(grid, name, value)
             self.session.flush()
+            after = snapshot(grid)
+            if after != before:  # an empty PATCH changes nothing and records nothing
+                self.audit.record(by, "grid.update", "grid", code, before, after)
             return grid
         attrs = {name: getattr(grid, name) for name in ATTRIBUTES} | values
         self.write(
@@ -265,7 +333,8 @@ class Registry:
                     parent_code=grid.parent_code,
                     **attrs,
                 )
-            ]
+            ],
+            by=by,
         )
         return self.get(code)
 
@@ -273,8 +342,8 @@ class Registry:
         rows = self.repo.versions(self.city, code)
         return rows[-1].version + 1 if rows else 1
 
-    def _insert(self, item: GridInput, parent: str | None, at: datetime, version: int) -> None:
-        self.repo.add(
+    def _insert(self, item: GridInput, parent: str | None, at: datetime, version: int) -> Grid:
+        return self.repo.add(
             new_grid(
                 city=self.city,
                 code=item.code,

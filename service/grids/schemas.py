@@ -55,6 +55,20 @@ class GridUpdate(BaseModel):
         return value
 
 
+class GridRetire(BaseModel):
+    """Retire a grid: close its current version without a successor."""
+
+    move_to: str | None = Field(
+        None,
+        max_length=15,
+        description="Code of a grid of the same level that takes over the open cases and "
+        "assigned workers (required while any depend on the grid)",
+    )
+    absorb: bool = Field(
+        False, description="The move_to grid also takes over the area (a new version)"
+    )
+
+
 class GridRef(BaseModel):
     """A grid named in an answer."""
 

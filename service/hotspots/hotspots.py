@@ -14,6 +14,8 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from gis.hotspots import influence_zones, length_in_grids, share_in_grids
+from service.accounts.audit import AuditLog, snapshot
+from service.accounts.principal import Principal
 from service.clock import now
 from service.datums import to_wgs84_point
 from service.db.models import Hotspot, HotspotKind
@@ -26,6 +28,7 @@ from service.grids.repository import (
     to_multipolygon,
     within_metres,
 )
+from service.grids.scope import ScopeArea
 from service.settings import AppSettings
 
 
@@ -71,6 +74,28 @@ class HotspotInput:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# What PATCH may change; a new geometry, buffer or kind-default buffer remakes the zone.
+EDITABLE = (
+    "kind",
+    "name",
+    "geometry",
+    "buffer_m",
+    "active_from",
+    "active_to",
+    "owner_unit",
+    "owner_name",
+    "owner_phone",
+    "risk_weight",
+    "patrol_quota_per_week",
+)
+# The geometry types the hotspots table takes (its check constraint).
+_GEOMETRY_TYPES = frozenset(
+    {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
+)
+# An audit row of an import names at most this many keys (the count is complete).
+AUDIT_KEYS = 1000
+
+
 class HotspotService:
     """Hotspot operations for one city on one session."""
 
@@ -78,6 +103,7 @@ class HotspotService:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
+        self.audit = AuditLog(session, settings)
 
     def kinds(self) -> list[HotspotKind]:
         """The city's hotspot kinds."""
@@ -85,9 +111,15 @@ class HotspotService:
         return list(self.session.scalars(stmt))
 
     def add_kind(
-        self, key: str, name: str, default_buffer_m: float, default_risk_weight: float
+        self,
+        key: str,
+        name: str,
+        default_buffer_m: float,
+        default_risk_weight: float,
+        *,
+        by: Principal,
     ) -> HotspotKind:
-        """Add a city-specific kind."""
+        """Add a city-specific kind, as ``by``."""
         if self.session.get(HotspotKind, (self.city, key)) is not None:
             raise Conflict(f"hotspot kind {key!r} already exists", field="key")
         kind = HotspotKind(
@@ -99,6 +131,7 @@ class HotspotService:
         )
         self.session.add(kind)
         self.session.flush()
+        self.audit.record(by, "hotspot_kind.create", "hotspot_kind", key, None, snapshot(kind))
         return kind
 
     def get(self, hotspot_id: int) -> Hotspot:
@@ -115,9 +148,11 @@ class HotspotService:
         bbox: tuple[float, float, float, float] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        include_ended: bool = True,
     ) -> builtins.list[Hotspot]:
-        """Hotspots (active at ``at`` when given), by kind and bbox (zones meeting it), by id."""
-        stmt = self._select(kind, at, bbox).offset(offset)
+        """Hotspots (active at ``at`` when given), by kind and bbox (zones meeting it), by id;
+        without ``include_ended``, none that have ended by now."""
+        stmt = self._select(kind, at, bbox, include_ended).offset(offset)
         if limit is not None:
             stmt = stmt.limit(limit)
         return list(self.session.scalars(stmt))
@@ -127,9 +162,10 @@ class HotspotService:
         kind: str | None = None,
         at: datetime | None = None,
         bbox: tuple[float, float, float, float] | None = None,
+        include_ended: bool = True,
     ) -> int:
         """How many hotspots :meth:`list` would return without a limit."""
-        sub = self._select(kind, at, bbox).subquery()
+        sub = self._select(kind, at, bbox, include_ended).subquery()
         return int(self.session.scalar(select(func.count()).select_from(sub)) or 0)
 
     def _select(
@@ -137,8 +173,11 @@ class HotspotService:
         kind: str | None,
         at: datetime | None,
         bbox: tuple[float, float, float, float] | None,
+        include_ended: bool = True,
     ) -> Select[Hotspot]:
         stmt = select(Hotspot).where(Hotspot.city == self.city).order_by(Hotspot.id)
+        if not include_ended:
+            stmt = stmt.where(or_(Hotspot.active_to.is_(None), Hotspot.active_to > now()))
         if kind:
             stmt = stmt.where(Hotspot.kind == kind)
         if at:
@@ -147,8 +186,18 @@ class HotspotService:
             stmt = stmt.where(intersects_bbox(Hotspot.zone, bbox))
         return stmt
 
-    def create(self, items: builtins.list[HotspotInput]) -> builtins.list[Hotspot]:
-        """Create hotspots, all or nothing; zones are buffered in metres."""
+    def create(
+        self,
+        items: builtins.list[HotspotInput],
+        *,
+        by: Principal,
+        source: dict[str, Any] | None = None,
+    ) -> builtins.list[Hotspot]:
+        """Create hotspots as ``by``, all or nothing; zones are buffered in metres.
+
+        The audit log gets a row per hotspot, or — for an import described by ``source``
+        (file name, digest …) — one row for the file with the keys created.
+        """
         kinds = {k.key: k for k in self.kinds()}
         errors: list[dict[str, Any]] = []
         keys = set(self.session.scalars(select(Hotspot.key).where(Hotspot.city == self.city)))
@@ -164,6 +213,9 @@ class HotspotService:
                 field=errors[0]["field"] if len(items) == 1 else "features",
                 errors=errors,
             )
+        scope = ScopeArea(self.session, self.settings, by)
+        for item in items:
+            scope.require([item.geometry], f"hotspot {item.key}")
         buffers = [
             item.buffer_m if item.buffer_m is not None else kinds[item.kind].default_buffer_m
             for item in items
@@ -197,7 +249,99 @@ class HotspotService:
             )
         self.session.add_all(rows)
         self.session.flush()
+        if source is None:
+            for row in rows:
+                self.audit.record(by, "hotspot.create", "hotspot", row.key, None, snapshot(row))
+        else:
+            created = [r.key for r in rows]
+            after = {**source, "created": len(created), "keys": created[:AUDIT_KEYS]}
+            if len(created) > AUDIT_KEYS:
+                after["keys_truncated"] = True
+            key = source.get("file")
+            self.audit.record(by, "hotspot.import", "hotspots", key, None, after)
         return rows
+
+    def update(self, hotspot_id: int, values: dict[str, Any], *, by: Principal) -> Hotspot:
+        """Change a hotspot as ``by``, checked like a new one; a new geometry, buffer or kind
+        remakes the zone (a kind change keeps the buffer unless ``buffer_m`` is sent)."""
+        spot = self.get(hotspot_id)
+        scope = ScopeArea(self.session, self.settings, by)
+        scope.require([to_shape(spot.geom)], f"hotspot {spot.key}")
+        unknown = set(values) - set(EDITABLE)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidInput(f"{name!r} cannot be changed here", field=name)
+        for name in ("kind", "name", "geometry", "active_from"):
+            if name in values and values[name] is None:
+                raise InvalidInput(f"{name} cannot be null; leave it out to keep it", field=name)
+        merged = HotspotInput(
+            key=spot.key,
+            kind=values.get("kind", spot.kind),
+            name=values.get("name", spot.name),
+            geometry=values["geometry"] if "geometry" in values else to_shape(spot.geom),
+            buffer_m=values.get("buffer_m", spot.buffer_m),
+            active_from=values.get("active_from", spot.active_from),
+            active_to=values.get("active_to", spot.active_to),
+        )
+        kinds = {k.key: k for k in self.kinds()}
+        reason = self._problem(merged, kinds, set())
+        if reason:
+            raise InvalidInput(f"hotspot {spot.key}: {reason['reason']}", field=reason["field"])
+        if merged.buffer_m is None:  # null buffer_m: back to the kind's default
+            merged.buffer_m = kinds[merged.kind].default_buffer_m
+        if "risk_weight" in values and values["risk_weight"] is None:
+            values["risk_weight"] = kinds[merged.kind].default_risk_weight
+        scope.require([merged.geometry], f"the new place of hotspot {spot.key}")
+        before = snapshot(spot)
+        if "geometry" in values or merged.buffer_m != spot.buffer_m:
+            try:
+                (zone,) = influence_zones([merged.geometry], [merged.buffer_m])
+            except ValueError as exc:
+                raise InvalidInput(str(exc), field="buffer_m") from exc
+            spot.geom = from_shape(merged.geometry, srid=4326)
+            spot.zone = from_shape(to_multipolygon(zone), srid=4326)
+        spot.kind, spot.name, spot.buffer_m = merged.kind, merged.name, merged.buffer_m
+        if merged.active_from is not None:
+            spot.active_from = merged.active_from
+        spot.active_to = merged.active_to
+        for name in ("owner_unit", "owner_name", "owner_phone", "risk_weight"):
+            if name in values:
+                setattr(spot, name, values[name])
+        if "patrol_quota_per_week" in values:
+            spot.patrol_quota_per_week = values["patrol_quota_per_week"]
+        spot.updated_at = now()
+        self.session.flush()
+        self.audit.record(by, "hotspot.update", "hotspot", spot.key, before, snapshot(spot))
+        return spot
+
+    def end(self, hotspot_id: int, at: datetime | None = None, *, by: Principal) -> Hotspot:
+        """End a hotspot at ``at`` (default now), as ``by``: a construction site that finished.
+
+        It no longer matches cases reported afterwards nor shows in current lists; as-of reads
+        (``active_at`` before the end) still find it, and past cases keep their match.
+        """
+        spot = self.get(hotspot_id)
+        ScopeArea(self.session, self.settings, by).require(
+            [to_shape(spot.geom)], f"hotspot {spot.key}"
+        )
+        at = at or now()
+        if spot.active_to is not None and spot.active_to <= now():
+            raise Conflict(
+                f"hotspot {spot.key} already ended at {spot.active_to.isoformat()}",
+                field="active_to",
+            )
+        if at <= spot.active_from:
+            raise InvalidInput(
+                f"the end ({at.isoformat()}) must be after the start of hotspot {spot.key} "
+                f"({spot.active_from.isoformat()})",
+                field="at",
+            )
+        before = snapshot(spot)
+        spot.active_to = at
+        spot.updated_at = now()
+        self.session.flush()
+        self.audit.record(by, "hotspot.end", "hotspot", spot.key, before, snapshot(spot))
+        return spot
 
     @staticmethod
     def _problem(
@@ -213,6 +357,11 @@ class HotspotService:
                 "reason": f"unknown kind {item.kind!r}; known: {', '.join(sorted(kinds))}",
             }
         geom = item.geometry
+        if geom is not None and geom.geom_type not in _GEOMETRY_TYPES:
+            return {
+                "field": "geometry",
+                "reason": f"a hotspot is a point, line or polygon, not a {geom.geom_type}",
+            }
         if geom is None or geom.is_empty or not geom.is_valid:
             why = shapely.is_valid_reason(geom) if geom is not None else "missing"
             return {"field": "geometry", "reason": f"geometry is empty or invalid ({why})"}

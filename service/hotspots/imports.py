@@ -11,7 +11,7 @@ from fastapi import UploadFile
 
 from gis.limits import FileLimits
 from service.errors import InvalidInput
-from service.grids.imports import read_vector_file, text_value
+from service.grids.imports import import_source, read_vector_file, text_value
 from service.hotspots.hotspots import HotspotInput
 from service.http.uploads import saved_upload
 
@@ -25,10 +25,12 @@ def hotspots_from_upload(
     max_upload_mb: int,
     limits: FileLimits,
     tz: str,
-) -> list[HotspotInput]:
-    """Hotspots described by an uploaded vector file (validated later, all or nothing)."""
+) -> tuple[list[HotspotInput], dict[str, Any]]:
+    """Hotspots described by an uploaded vector file (validated later, all or nothing), and
+    what the audit log says of the file."""
     with saved_upload(file, max_upload_mb) as path:
         frame = read_vector_file(path, crs, datum, limits)
+        source = import_source(path, file.filename, kind=kind, crs=crs, datum=datum)
     items = []
     for i, (_, row) in enumerate(frame.iterrows()):
         try:
@@ -50,7 +52,7 @@ def hotspots_from_upload(
             )
         except ValueError as exc:
             raise InvalidInput(f"feature {i}: {exc}", field="file", index=i) from exc
-    return items
+    return items, source
 
 
 def _number(value: Any) -> float | None:

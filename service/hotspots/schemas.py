@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.http.params import DatumName
 
@@ -35,3 +35,30 @@ class HotspotKindIn(BaseModel):
     name: str = Field(min_length=1)
     default_buffer_m: float = Field(0.0, ge=0)
     default_risk_weight: float = Field(1.0, ge=0)
+
+
+class HotspotUpdate(BaseModel):
+    """Changes to a hotspot; leave out what stays. A new geometry, buffer or kind remakes the
+    influence zone (null ``buffer_m`` or ``risk_weight``: back to the kind's default)."""
+
+    # a misspelt or read-only field (key, id) is refused, not silently ignored
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
+    geometry: dict[str, Any] | None = None
+    datum: DatumName = "wgs84"
+    buffer_m: float | None = Field(None, ge=0)
+    active_from: datetime | None = None
+    active_to: datetime | None = None
+    owner_unit: str | None = None
+    owner_name: str | None = None
+    owner_phone: str | None = None
+    risk_weight: float | None = Field(None, ge=0)
+    patrol_quota_per_week: int | None = Field(None, ge=0)
+
+
+class HotspotEnd(BaseModel):
+    """When a hotspot ended (a construction site that finished)."""
+
+    at: datetime | None = Field(None, description="Default now; no offset = local time")

@@ -367,11 +367,14 @@ class CoverageService:
                 PatrolTrack.ended_at >= start,
             )
         ).one()
+        # updated_at: an edited street line or hotspot zone changes the answer too
         streets = self.session.execute(
-            select(func.count(), func.max(Street.id)).where(Street.city == self.city)
+            select(func.count(), func.max(Street.id), func.max(Street.updated_at)).where(
+                Street.city == self.city
+            )
         ).one()
         spots = self.session.execute(
-            select(func.count(), func.max(Hotspot.id)).where(
+            select(func.count(), func.max(Hotspot.id), func.max(Hotspot.updated_at)).where(
                 Hotspot.city == self.city, active_at(start)
             )
         ).one()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 
+from service.accounts.principal import Principal
 from service.auth import Allow
 from service.cases.render import category_json, rule_json
 from service.cases.schemas import CategoryIn, RoutingRuleIn
@@ -14,6 +15,7 @@ from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
 
 router = APIRouter(tags=["catalogue"], route_class=GuardedRoute)
+Editor = Annotated[Principal, Allow("catalogue.edit")]
 
 
 @router.get(
@@ -25,14 +27,9 @@ def list_categories(catalogue: CatalogueDep) -> list[dict[str, Any]]:
     return [category_json(c) for c in catalogue.categories()]
 
 
-@router.post(
-    "/api/categories",
-    status_code=201,
-    summary="Add a local category",
-    dependencies=[Allow("catalogue.edit")],
-)
-def add_category(body: CategoryIn, catalogue: CatalogueDep) -> dict[str, Any]:
-    return category_json(catalogue.add_category(**body.model_dump()))
+@router.post("/api/categories", status_code=201, summary="Add a local category")
+def add_category(body: CategoryIn, catalogue: CatalogueDep, by: Editor) -> dict[str, Any]:
+    return category_json(catalogue.add_category(by=by, **body.model_dump()))
 
 
 @router.get(
@@ -44,22 +41,12 @@ def list_rules(catalogue: CatalogueDep) -> list[dict[str, Any]]:
     return [rule_json(r) for r in catalogue.rules()]
 
 
-@router.post(
-    "/api/routing-rules",
-    status_code=201,
-    summary="Add a routing rule",
-    dependencies=[Allow("catalogue.edit")],
-)
-def add_rule(body: RoutingRuleIn, catalogue: CatalogueDep) -> dict[str, Any]:
-    return rule_json(catalogue.add_rule(**body.model_dump()))
+@router.post("/api/routing-rules", status_code=201, summary="Add a routing rule")
+def add_rule(body: RoutingRuleIn, catalogue: CatalogueDep, by: Editor) -> dict[str, Any]:
+    return rule_json(catalogue.add_rule(by=by, **body.model_dump()))
 
 
-@router.delete(
-    "/api/routing-rules/{rule_id}",
-    status_code=204,
-    summary="Remove a rule",
-    dependencies=[Allow("catalogue.edit")],
-)
-def delete_rule(rule_id: IdPath, catalogue: CatalogueDep) -> Response:
-    catalogue.delete_rule(rule_id)
+@router.delete("/api/routing-rules/{rule_id}", status_code=204, summary="Remove a rule")
+def delete_rule(rule_id: IdPath, catalogue: CatalogueDep, by: Editor) -> Response:
+    catalogue.delete_rule(rule_id, by=by)
     return Response(status_code=204)

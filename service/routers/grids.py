@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
+from service.accounts.principal import Principal
 from service.auth import Allow, public_grids
 from service.clock import now
 from service.deps import LocatorDep, RegistryDep, SettingsDep
@@ -17,7 +18,8 @@ from service.grids.bulk_locate import bulk_locate_upload
 from service.grids.registry import GridInput
 from service.grids.render import grid_feature
 from service.grids.repository import GridFilter
-from service.grids.schemas import GridCreate, GridUpdate, LocateOut
+from service.grids.retire import retire_grid
+from service.grids.schemas import GridCreate, GridRetire, GridUpdate, LocateOut
 from service.http.bodyguard import GuardedRoute
 from service.http.geojson import parse_geometry
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
@@ -35,6 +37,8 @@ AtQ = Annotated[
     Query(description="Answer as of this instant (default now; no offset = local time)"),
 ]
 DatumQ = Annotated[Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinate datum")]
+Editor = Annotated[Principal, Allow("grids.edit")]
+Importer = Annotated[Principal, Allow("grids.import")]
 
 
 @router.get(
@@ -68,13 +72,8 @@ def list_grids(
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
-@router.post(
-    "",
-    status_code=201,
-    summary="Create a grid, or a new version of one",
-    dependencies=[Allow("grids.edit")],
-)
-def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
+@router.post("", status_code=201, summary="Create a grid, or a new version of one")
+def create_grid(body: GridCreate, registry: RegistryDep, by: Editor) -> dict[str, Any]:
     try:
         geom = parse_geometry(body.geometry)
     except ValueError as exc:
@@ -91,7 +90,7 @@ def create_grid(body: GridCreate, registry: RegistryDep) -> dict[str, Any]:
         land_use=body.land_use,
         management_grade=body.management_grade,
     )
-    registry.write([item])
+    registry.write([item], by=by)
     return grid_feature(registry.get(body.code))
 
 
@@ -139,14 +138,11 @@ def locate_bulk(
     return Response(content=body, media_type=media_type)
 
 
-@router.post(
-    "/import",
-    summary="Import grids from GeoJSON, GeoPackage, zipped Shapefile or KML",
-    dependencies=[Allow("grids.import")],
-)
+@router.post("/import", summary="Import grids from GeoJSON, GeoPackage, zipped Shapefile or KML")
 def import_grids(
     registry: RegistryDep,
     settings: SettingsDep,
+    by: Importer,
     file: Annotated[UploadFile, File(description="GeoJSON, GPKG, SHP (zip) or KML")],
     level: Annotated[str | None, Form(description="Level for features without one")] = None,
     crs: Annotated[str | None, Form(description="Source CRS if the file has none")] = None,
@@ -155,6 +151,7 @@ def import_grids(
     return imports.import_upload(
         registry,
         file,
+        by=by,
         level=level,
         crs=crs,
         datum=datum,
@@ -203,20 +200,26 @@ def topology(
     return layout.topology_report(registry, level, parent, datum)
 
 
-@router.post(
-    "/{code}/generate",
-    status_code=201,
-    summary="Generate unit grids inside a parent",
-    dependencies=[Allow("grids.edit")],
-)
+@router.post("/{code}/generate", status_code=201, summary="Generate unit grids inside a parent")
 def generate(
     code: str,
     registry: RegistryDep,
+    by: Editor,
     target_area_m2: Annotated[float, Query(gt=0)] = 10_000.0,
     shape: Annotated[Literal["square", "hexagon"], Query()] = "square",
     sliver_ratio: Annotated[float, Query(ge=0, lt=1)] = 0.25,
 ) -> dict[str, Any]:
-    return layout.generate_children(registry, code, target_area_m2, shape, sliver_ratio)
+    return layout.generate_children(registry, code, target_area_m2, shape, sliver_ratio, by=by)
+
+
+@router.post(
+    "/{code}/retire",
+    summary="Retire a grid (close its current version without a successor)",
+    responses={409: {"description": "Open cases, assigned workers or child grids depend on it"}},
+)
+def retire(code: str, body: GridRetire, registry: RegistryDep, by: Editor) -> dict[str, Any]:
+    report = retire_grid(registry, code, by=by, move_to=body.move_to, absorb=body.absorb)
+    return report.json()
 
 
 @router.get(
@@ -244,12 +247,8 @@ def grid_versions(code: str, registry: RegistryDep, datum: DatumQ = "wgs84") -> 
     return {"type": "FeatureCollection", "features": [grid_feature(g, datum) for g in rows]}
 
 
-@router.patch(
-    "/{code}",
-    summary="Change attributes, or the boundary (creates a new version)",
-    dependencies=[Allow("grids.edit")],
-)
-def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> dict[str, Any]:
+@router.patch("/{code}", summary="Change attributes, or the boundary (creates a new version)")
+def update_grid(code: str, body: GridUpdate, registry: RegistryDep, by: Editor) -> dict[str, Any]:
     values = body.model_dump(exclude_unset=True, exclude={"geometry", "datum"})
     if "responsible_persons" in values:  # null clears the list
         values["responsible_persons"] = [
@@ -261,4 +260,4 @@ def update_grid(code: str, body: GridUpdate, registry: RegistryDep) -> dict[str,
             geometry = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
         except ValueError as exc:
             raise InvalidInput(str(exc), field="geometry") from exc
-    return grid_feature(registry.change(code, values, geometry))
+    return grid_feature(registry.change(code, values, geometry, by=by))

@@ -8,13 +8,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 
 from gis.datum import transform_geometries
+from service.accounts.principal import Principal
 from service.auth import Allow, public_grids
 from service.deps import HotspotServiceDep, RegistryDep, SettingsDep
 from service.errors import InvalidInput
 from service.hotspots.hotspots import HotspotInput
 from service.hotspots.imports import hotspots_from_upload
 from service.hotspots.render import hotspot_feature
-from service.hotspots.schemas import HotspotCreate, HotspotKindIn
+from service.hotspots.schemas import HotspotCreate, HotspotEnd, HotspotKindIn, HotspotUpdate
 from service.http.bodyguard import GuardedRoute
 from service.http.geojson import parse_geometry
 from service.http.paging import LimitQ, OffsetQ, feature_page, number_matched
@@ -22,6 +23,7 @@ from service.http.params import DatumQuery, IdPath, parse_bbox
 from service.http.timeparse import aware
 
 router = APIRouter(tags=["hotspots"], route_class=GuardedRoute)
+Editor = Annotated[Principal, Allow("hotspots.edit")]
 
 
 @router.get(
@@ -41,14 +43,11 @@ def list_kinds(hotspots: HotspotServiceDep) -> list[dict[str, Any]]:
     ]
 
 
-@router.post(
-    "/api/hotspot-kinds",
-    status_code=201,
-    summary="Add a city's own hotspot kind",
-    dependencies=[Allow("hotspots.edit")],
-)
-def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep) -> dict[str, Any]:
-    kind = hotspots.add_kind(body.key, body.name, body.default_buffer_m, body.default_risk_weight)
+@router.post("/api/hotspot-kinds", status_code=201, summary="Add a city's own hotspot kind")
+def add_kind(body: HotspotKindIn, hotspots: HotspotServiceDep, by: Editor) -> dict[str, Any]:
+    kind = hotspots.add_kind(
+        body.key, body.name, body.default_buffer_m, body.default_risk_weight, by=by
+    )
     return {
         "key": kind.key,
         "name": kind.name,
@@ -73,27 +72,30 @@ def list_hotspots(
         str | None, Query(description="minlon,minlat,maxlon,maxlat: zones meeting the box")
     ] = None,
     zones: Annotated[bool, Query(description="Include influence zones")] = False,
+    include_ended: Annotated[
+        bool, Query(description="Also hotspots that have ended (default: only current ones)")
+    ] = False,
     datum: Annotated[
         Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
     ] = "wgs84",
     limit: LimitQ = 1000,
     offset: OffsetQ = 0,
 ) -> dict[str, Any]:
-    args = (kind, aware(active_at, settings.grids.timezone), parse_bbox(bbox))
-    rows = hotspots.list(*args, limit=limit, offset=offset)
-    matched = number_matched(len(rows), limit, offset, lambda: hotspots.count(*args))
+    when = aware(active_at, settings.grids.timezone)
+    # an as-of read sees what was active then; otherwise ended hotspots only when asked for
+    args = (kind, when, parse_bbox(bbox))
+    ended = include_ended or when is not None
+    rows = hotspots.list(*args, limit=limit, offset=offset, include_ended=ended)
+    matched = number_matched(
+        len(rows), limit, offset, lambda: hotspots.count(*args, include_ended=ended)
+    )
     features = [hotspot_feature(h, with_zone=zones, datum=datum) for h in rows]
     return feature_page(request, response, features, matched=matched, limit=limit, offset=offset)
 
 
-@router.post(
-    "/api/hotspots",
-    status_code=201,
-    summary="Create a hotspot",
-    dependencies=[Allow("hotspots.edit")],
-)
+@router.post("/api/hotspots", status_code=201, summary="Create a hotspot")
 def create_hotspot(
-    body: HotspotCreate, hotspots: HotspotServiceDep, settings: SettingsDep
+    body: HotspotCreate, hotspots: HotspotServiceDep, settings: SettingsDep, by: Editor
 ) -> dict[str, Any]:
     try:
         geom = transform_geometries(parse_geometry(body.geometry), body.datum, "wgs84")
@@ -114,23 +116,20 @@ def create_hotspot(
         risk_weight=body.risk_weight,
         patrol_quota_per_week=body.patrol_quota_per_week,
     )
-    return hotspot_feature(hotspots.create([item])[0], with_zone=True)
+    return hotspot_feature(hotspots.create([item], by=by)[0], with_zone=True)
 
 
-@router.post(
-    "/api/hotspots/import",
-    summary="Import hotspots (GeoJSON/GPKG/SHP zip/KML)",
-    dependencies=[Allow("grids.import")],
-)
+@router.post("/api/hotspots/import", summary="Import hotspots (GeoJSON/GPKG/SHP zip/KML)")
 def import_hotspots(
     hotspots: HotspotServiceDep,
     settings: SettingsDep,
+    by: Annotated[Principal, Allow("grids.import")],
     file: Annotated[UploadFile, File()],
     kind: Annotated[str | None, Form(description="Kind for features without one")] = None,
     crs: Annotated[str | None, Form()] = None,
     datum: Annotated[str, Form()] = "wgs84",
 ) -> dict[str, Any]:
-    items = hotspots_from_upload(
+    items, source = hotspots_from_upload(
         file,
         kind=kind,
         crs=crs,
@@ -139,7 +138,7 @@ def import_hotspots(
         limits=settings.grids.file_limits,
         tz=settings.grids.timezone,
     )
-    rows = hotspots.create(items)
+    rows = hotspots.create(items, by=by, source=source)
     return {"created": [h.id for h in rows], "keys": [h.key for h in rows]}
 
 
@@ -187,3 +186,52 @@ def hotspot_grids(
     level: Annotated[Literal["unit", "community", "street", "district"], Query()] = "unit",
 ) -> dict[str, Any]:
     return hotspots.grids_touched(hotspot_id, registry, level)
+
+
+@router.patch(
+    "/api/hotspots/{hotspot_id}",
+    summary="Change a hotspot (name, kind, geometry, buffer, risk weight, owner …)",
+)
+def update_hotspot(
+    hotspot_id: IdPath,
+    body: HotspotUpdate,
+    hotspots: HotspotServiceDep,
+    settings: SettingsDep,
+    by: Editor,
+) -> dict[str, Any]:
+    values = body.model_dump(exclude_unset=True, exclude={"datum"})
+    if values.get("geometry") is not None:
+        try:
+            values["geometry"] = transform_geometries(
+                parse_geometry(values["geometry"]), body.datum, "wgs84"
+            )
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="geometry") from exc
+    tz = settings.grids.timezone
+    for name in ("active_from", "active_to"):
+        if values.get(name) is not None:
+            values[name] = aware(values[name], tz)
+    return hotspot_feature(hotspots.update(hotspot_id, values, by=by), with_zone=True)
+
+
+@router.post(
+    "/api/hotspots/{hotspot_id}/end",
+    summary="End a hotspot (it stops matching cases and leaves current lists; history stays)",
+)
+def end_hotspot(
+    hotspot_id: IdPath,
+    hotspots: HotspotServiceDep,
+    settings: SettingsDep,
+    by: Editor,
+    body: HotspotEnd | None = None,
+) -> dict[str, Any]:
+    at = aware(body.at, settings.grids.timezone) if body else None
+    return hotspot_feature(hotspots.end(hotspot_id, at, by=by), with_zone=True)
+
+
+@router.delete(
+    "/api/hotspots/{hotspot_id}",
+    summary="End a hotspot now (the same as POST …/end: rows are never deleted)",
+)
+def delete_hotspot(hotspot_id: IdPath, hotspots: HotspotServiceDep, by: Editor) -> dict[str, Any]:
+    return hotspot_feature(hotspots.end(hotspot_id, by=by), with_zone=True)

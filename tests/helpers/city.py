@@ -10,6 +10,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box
 
+from service.accounts.principal import SYSTEM
 from service.grids.registry import GridInput
 
 TO_LONLAT = Transformer.from_crs(32649, 4326, always_xy=True)
@@ -124,5 +125,5 @@ def commit_small_city(session, settings) -> None:
 
     from service.grids.registry import Registry
 
-    Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
+    Registry(session, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC), by=SYSTEM)
     session.commit()

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.accounts.principal import SYSTEM
 from service.factory import create_app
 from service.grids.registry import Registry
 from service.settings import AppSettings, AuthSettings, ServerSettings
@@ -122,14 +123,18 @@ def case_city(registry: Registry, session: Session) -> Registry:
     from tests.helpers.city import COMM_B, hotspot_inputs, small_city
 
     since = datetime(2025, 1, 1, tzinfo=UTC)  # grids and hotspots exist well before any case
-    registry.write(small_city(), at=since)
+    registry.write(small_city(), at=since, by=SYSTEM)
     seed_catalogue(session, registry.city)
     spots = hotspot_inputs()
     for spot in spots:
         spot.active_from = since
-    HotspotService(session, registry.settings).create(spots)
+    HotspotService(session, registry.settings).create(spots, by=SYSTEM)
     catalogue = Catalogue(session, registry.settings)
-    catalogue.add_rule(category_prefix="05", department="城管执法中队", hotspot_owner_first=True)
-    catalogue.add_rule(category_prefix="0102", area_prefix=COMM_B[:12], department="乙社区环卫组")
+    catalogue.add_rule(
+        category_prefix="05", department="城管执法中队", hotspot_owner_first=True, by=SYSTEM
+    )
+    catalogue.add_rule(
+        category_prefix="0102", area_prefix=COMM_B[:12], department="乙社区环卫组", by=SYSTEM
+    )
     session.commit()
     return registry

@@ -195,6 +195,14 @@ def world(
         },
     )
     assert spot.status_code == 201, spot.text
+    street = client.post(
+        "/api/streets",
+        json={
+            "geometry": {"type": "LineString", "coordinates": [[lon, lat], [lon + 0.0005, lat]]},
+            "name": "测试路",
+        },
+    )
+    assert street.status_code == 201, street.text
     cases = []
     for dx, days_ago in ((0.0, 0), (0.0002, 0), (0.0004, 20)):  # the last one is overdue
         r = client.post(
@@ -260,6 +268,7 @@ def world(
         "case_id": cases[0]["id"],
         "user_id": user_id,
         "hotspot_id": spot.json()["id"],
+        "street_id": street.json()["id"],
         "worker": "W-DATUM",
         "from": (now - timedelta(days=30)).replace(tzinfo=None).isoformat(timespec="seconds"),
         "to": (now + timedelta(hours=1)).replace(tzinfo=None).isoformat(timespec="seconds"),
@@ -280,6 +289,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "case_id": world["case_id"],
             "service_request_id": world["case_id"],
             "hotspot_id": world["hotspot_id"],
+            "street_id": world["street_id"],
             "service_code": "0102",
             "user_id": world["user_id"],
         }[name]

@@ -73,6 +73,44 @@ def test_cli_import_stores_everything_and_reports(cli_env, engine: Engine, tmp_p
     assert _grids(engine) == len(small_city())
 
 
+def test_cli_import_is_audited_as_the_system_or_the_operator_named(
+    cli_env, engine: Engine, tmp_path, settings_for
+) -> None:
+    from service.accounts.accounts import UserInput
+    from service.accounts.principal import SYSTEM
+    from service.db.models import AuditEntry
+
+    path = _file(tmp_path, small_city())
+    with Session(engine) as session:
+        accounts = AccountService(session, settings_for(CLI_CITY))
+        accounts.seed()
+        if accounts.user_by_login("gis-cli") is None:
+            accounts.create_user(
+                UserInput(
+                    login="gis-cli",
+                    display_name="赵工",
+                    password="correct horse battery",
+                    roles=["gis_editor"],
+                ),
+                SYSTEM,
+            )
+        session.commit()
+    result = CliRunner().invoke(app, ["import", str(path), "--as", "nobody-here"])
+    assert result.exit_code == 1 and "nobody-here" in result.output
+    assert _grids(engine) == 0
+    result = CliRunner().invoke(app, ["import", str(path), "--as", "gis-cli"])
+    assert result.exit_code == 0, result.output
+    with Session(engine) as session:
+        row = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.city == CLI_CITY, AuditEntry.entity == "grids")
+            .order_by(AuditEntry.id.desc())
+        ).first()
+    assert row is not None and row.action == "grid.import"
+    assert row.actor_name == "赵工 (gis-cli)" and row.entity_key == path.name
+    assert row.after["created"] == len(small_city())
+
+
 def test_cli_import_of_bad_file_stores_nothing(cli_env, engine: Engine, tmp_path) -> None:
     items = small_city()
     orphan = [i for i in items if i.level == "unit"]  # parents missing

@@ -20,6 +20,7 @@ import shapely
 from fastapi.testclient import TestClient
 from pyproj import Geod, Transformer
 
+from service.accounts.principal import SYSTEM
 from service.grids.registry import GridInput, Registry
 
 CITY, DISTRICT, STREET = "41010000000000", "41010500000000", "41010500100000"
@@ -100,11 +101,11 @@ def test_registry_write_of_exactly_nested_rectangles_is_accepted(registry: Regis
         GridInput(DISTRICT, "district", "区", street),
         GridInput(STREET, "street", "街道", street),
     ]
-    assert len(registry.write(parents).created) == 3
+    assert len(registry.write(parents, by=SYSTEM).created) == 3
     # each community on its own, against the stored street
     pieces = cut(ISSUE, [113.706, 113.712])
     for i, (code, geom) in enumerate(zip(COMMUNITIES, pieces, strict=False), 1):
-        report = registry.write([GridInput(code, "community", f"社区{i}", geom)])
+        report = registry.write([GridInput(code, "community", f"社区{i}", geom)], by=SYSTEM)
         assert report.created == [code]
 
 

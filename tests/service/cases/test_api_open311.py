@@ -587,6 +587,7 @@ def test_discovery_in_both_formats(client: TestClient, case_city, session) -> No
         deadline_amount=1,
         deadline_unit="days",
         department="城管执法中队",
+        by=SYSTEM,
     )
     session.commit()
     assert client.get("/open311/discovery.json").json()["changeset"] != doc["changeset"]

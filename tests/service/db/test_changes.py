@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.db.changes import ChangeListener
 from service.deps import SessionDep
@@ -105,7 +106,7 @@ def city_server(engine: Engine, database_url: str, settings_for, tmp_path: Path)
     with Session(engine) as session:
         registry = Registry(session, settings)
         if registry.repo.get(CITY, unit_code(COMM_A, 1), now()) is None:
-            registry.write(small_city())
+            registry.write(small_city(), by=SYSTEM)
             session.commit()
     env = {
         "CITYGRID_DATABASE_URL": database_url,
@@ -141,7 +142,7 @@ def test_http_locate_sees_committed_changes_and_never_uncommitted_ones(
             geometry=geom_of(grid),
             parent_code=grid.parent_code,
         )
-        registry.write([rename])
+        registry.write([rename], by=SYSTEM)
         session.flush()
         # written but not committed: both processes keep answering the committed name
         assert all(_name_at(city_server, lon, lat) == original for _ in range(10))
@@ -149,7 +150,7 @@ def test_http_locate_sees_committed_changes_and_never_uncommitted_ones(
     assert all(_name_at(city_server, lon, lat) == original for _ in range(10))
     with Session(engine) as session:
         registry = Registry(session, settings)
-        registry.write([rename])
+        registry.write([rename], by=SYSTEM)
         session.commit()
     # committed: every process (requests land on both) picks it up as soon as it is announced
     assert wait_for(lambda: all(_name_at(city_server, lon, lat) == "改名网格" for _ in range(10)))

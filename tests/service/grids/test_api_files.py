@@ -15,6 +15,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from gis.datum import transform_geometries
+from service.accounts.principal import SYSTEM
 from service.grids.registry import Registry
 from tests.helpers.city import COMM_A, COMM_B, lonlat, mbox, small_city, unit_code
 
@@ -175,7 +176,7 @@ def test_upload_over_the_limit_is_413(client: TestClient) -> None:
 # -- exports ---------------------------------------------------------------------------------
 @pytest.fixture
 def city(registry: Registry) -> Registry:
-    registry.write(small_city())
+    registry.write(small_city(), by=SYSTEM)
     registry.session.commit()
     return registry
 

@@ -7,6 +7,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from gis.metric import area_m2
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.grids.registry import Registry
 from service.grids.repository import new_grid
@@ -16,7 +17,8 @@ from tests.helpers.city import COMM_A, COMM_B, lonlat, mbox, small_city, unit_co
 @pytest.fixture
 def no_units_in_b(registry: Registry) -> Registry:
     registry.write(
-        [i for i in small_city() if not i.code.startswith(COMM_B[:12]) or i.level != "unit"]
+        [i for i in small_city() if not i.code.startswith(COMM_B[:12]) or i.level != "unit"],
+        by=SYSTEM,
     )
     registry.session.commit()
     return registry
@@ -73,7 +75,7 @@ def test_generate_bad_parameters(client: TestClient, no_units_in_b) -> None:
 
 
 def test_topology_of_clean_community_is_ok(client: TestClient, registry: Registry) -> None:
-    registry.write(small_city())
+    registry.write(small_city(), by=SYSTEM)
     registry.session.commit()
     body = client.get("/api/grids/topology", params={"level": "unit", "parent": COMM_A}).json()
     assert body["ok"] is True and body["checked"] == 8
@@ -82,7 +84,7 @@ def test_topology_of_clean_community_is_ok(client: TestClient, registry: Registr
 def test_topology_finds_the_lake_gap_and_legacy_overlap(
     client: TestClient, registry: Registry
 ) -> None:
-    registry.write(small_city())
+    registry.write(small_city(), by=SYSTEM)
     # legacy data written behind the registry's back: an overlapping cell in community B
     registry.repo.add(
         new_grid(

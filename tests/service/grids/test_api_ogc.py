@@ -23,6 +23,7 @@ from referencing.jsonschema import DRAFT4
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.db.models import Grid
 from service.grids.ogc import params as ogc_params
 from service.grids.ogc.openapi import ITEMS_ACCEPTED, MAX_LIMIT
@@ -50,7 +51,7 @@ A1, A2 = unit_code(COMM_A, 1), unit_code(COMM_A, 2)
 
 @pytest.fixture
 def city(registry: Registry) -> Registry:
-    registry.write(small_city(), at=T0)
+    registry.write(small_city(), at=T0, by=SYSTEM)
     registry.session.commit()
     return registry
 
@@ -63,7 +64,7 @@ def versioned_city(city: Registry) -> Registry:
         GridInput(A1, "unit", old[A1].name, lonlat(mbox(0, 100, 120, 200))),
         GridInput(A2, "unit", old[A2].name, lonlat(mbox(120, 100, 200, 200))),
     ]
-    city.write(moved, at=T1)
+    city.write(moved, at=T1, by=SYSTEM)
     city.session.commit()
     return city
 
@@ -432,7 +433,7 @@ def concave_units(registry: Registry) -> dict[str, shapely.Geometry]:
         GridInput(COMM_A, "community", "社区", whole),
     ]
     cells = [GridInput(code, "unit", f"第{code[-2:]}网格", g) for code, g in units.items()]
-    registry.write(parents + cells, at=T0)
+    registry.write(parents + cells, at=T0, by=SYSTEM)
     registry.session.commit()
     return units
 

@@ -9,6 +9,7 @@ import shapely
 from pyproj import Geod
 from sqlalchemy import func, select
 
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.db.models import Grid
 from service.errors import Conflict, InvalidInput, NotFound
@@ -36,7 +37,7 @@ def _count(registry: Registry) -> int:
 
 @pytest.fixture
 def city(registry: Registry) -> Registry:
-    registry.write(small_city())
+    registry.write(small_city(), by=SYSTEM)
     return registry
 
 
@@ -74,7 +75,7 @@ def test_bad_unit_codes_are_rejected_and_nothing_is_stored(
     before = _count(city)
     item = GridInput(code, "unit", "x", lonlat(mbox(0, 0, 50, 50)))
     with pytest.raises(InvalidInput) as err:
-        city.write([item])
+        city.write([item], by=SYSTEM)
     assert fragment in err.value.message
     assert _count(city) == before
 
@@ -82,13 +83,13 @@ def test_bad_unit_codes_are_rejected_and_nothing_is_stored(
 def test_child_code_must_start_with_parent_prefix(city: Registry) -> None:
     item = GridInput("41010500100109", "unit", "x", lonlat(mbox(0, 0, 50, 50)), parent_code=COMM_B)
     with pytest.raises(InvalidInput, match="must start with|does not match"):
-        city.write([item])
+        city.write([item], by=SYSTEM)
 
 
 def test_missing_parent_is_rejected(registry: Registry) -> None:
     item = GridInput("41010500100101", "unit", "x", lonlat(mbox(0, 0, 50, 50)))
     with pytest.raises(InvalidInput, match="parent 41010500100100 does not exist"):
-        registry.write([item])
+        registry.write([item], by=SYSTEM)
     assert _count(registry) == 0
 
 
@@ -96,7 +97,7 @@ def test_unit_outside_its_community_is_rejected(city: Registry) -> None:
     # community A spans x 0..400; this cell pokes 50 m into community B
     item = GridInput(unit_code(COMM_A, 9), "unit", "x", lonlat(mbox(380, 0, 450, 50)))
     with pytest.raises(InvalidInput, match="outside its parent") as err:
-        city.write([item])
+        city.write([item], by=SYSTEM)
     outside = err.value.extra["errors"][0]["outside_m2"]
     assert outside == pytest.approx(50 * 50, rel=5e-3)
 
@@ -106,7 +107,7 @@ def test_overlapping_sibling_is_a_conflict_and_nothing_is_stored(city: Registry)
     # a new unit overlapping unit 01 (x 0..100, y 100..200) by 50 m x 100 m
     item = GridInput(unit_code(COMM_A, 9), "unit", "x", lonlat(mbox(50, 100, 150, 200)))
     with pytest.raises(Conflict) as err:
-        city.write([item])
+        city.write([item], by=SYSTEM)
     others = {e["other"] for e in err.value.extra["errors"]}
     assert others == {unit_code(COMM_A, 1), unit_code(COMM_A, 2)}
     assert _count(city) == before
@@ -131,7 +132,7 @@ def test_invalid_ring_is_rejected_with_location(registry: Registry) -> None:
     )
     item = GridInput("41010000000000", "city", "x", bowtie)
     with pytest.raises(InvalidInput, match="Self-intersection"):
-        registry.write([item])
+        registry.write([item], by=SYSTEM)
 
 
 def test_boundary_change_creates_a_version_and_old_one_stays_queryable(city: Registry) -> None:
@@ -140,7 +141,9 @@ def test_boundary_change_creates_a_version_and_old_one_stays_queryable(city: Reg
     old_geom = geom_of(old)
     t_change = now()
     smaller = lonlat(mbox(0, 120, 100, 200))
-    report = city.write([GridInput(code, "unit", "甲社区第01网格", smaller)], at=t_change)
+    report = city.write(
+        [GridInput(code, "unit", "甲社区第01网格", smaller)], at=t_change, by=SYSTEM
+    )
     assert report.versioned == [code]
     current = city.get(code)
     assert current.version == 2
@@ -154,7 +157,7 @@ def test_boundary_change_creates_a_version_and_old_one_stays_queryable(city: Reg
 def test_same_boundary_updates_attributes_without_new_version(city: Registry) -> None:
     code = unit_code(COMM_A, 2)
     geom = geom_of(city.get(code))
-    report = city.write([GridInput(code, "unit", "新名字", geom, land_use="商业")])
+    report = city.write([GridInput(code, "unit", "新名字", geom, land_use="商业")], by=SYSTEM)
     assert report.updated == [code]
     grid = city.get(code)
     assert (grid.version, grid.name, grid.land_use) == (1, "新名字", "商业")
@@ -242,6 +245,7 @@ def test_locate_at_a_past_time_uses_the_version_valid_then(city: Registry) -> No
     city.write(
         [GridInput(code, "unit", "x", lonlat(mbox(50, 100, 100, 200)))],
         at=t0 + timedelta(seconds=1),
+        by=SYSTEM,
     )
     lon, lat = point_lonlat(20, 150)
     with pytest.raises(NotFound):
@@ -252,4 +256,4 @@ def test_locate_at_a_past_time_uses_the_version_valid_then(city: Registry) -> No
 def test_district_import_checks_district_exists_for_street(registry: Registry) -> None:
     item = GridInput("41010500200000", "street", "x", lonlat(mbox(0, 0, 10, 10)))
     with pytest.raises(InvalidInput, match=f"parent {DISTRICT} does not exist"):
-        registry.write([item])
+        registry.write([item], by=SYSTEM)

@@ -11,6 +11,7 @@ import shapely
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.db.models import Grid
 from service.errors import NotFound
@@ -22,7 +23,7 @@ from tests.helpers.city import COMM_A, COMM_B, lonlat, mbox, point_lonlat, small
 
 @pytest.fixture
 def city(registry: Registry) -> Registry:
-    registry.write(small_city(), at=now() - timedelta(days=1))
+    registry.write(small_city(), at=now() - timedelta(days=1), by=SYSTEM)
     return registry
 
 
@@ -148,7 +149,8 @@ def test_a_change_in_the_same_transaction_is_seen_at_once(city: Registry) -> Non
                 geometry=geom_of(g),
                 parent_code=g.parent_code,
             )
-        ]
+        ],
+        by=SYSTEM,
     )
     assert grid_version(city.session) != version
     assert city.locate(lon, lat).grid.name == "renamed"
@@ -163,7 +165,7 @@ def test_a_rolled_back_state_is_never_served_to_a_later_transaction(
     lon, lat = point_lonlat(50, 50)
     with Session(engine) as first:
         reg = Registry(first, settings)
-        reg.write(small_city())
+        reg.write(small_city(), by=SYSTEM)
         assert reg.locate(lon, lat).grid.code == unit_code(COMM_A, 5)
         rolled_back_version = grid_version(first)
         first.rollback()
@@ -179,7 +181,7 @@ def test_a_rolled_back_state_is_never_served_to_a_later_transaction(
                 geometry=lonlat(mbox(0, 0, 200, 200)),
             )
         )
-        reg.write(items)
+        reg.write(items, by=SYSTEM)
         assert grid_version(second) != rolled_back_version
         assert reg.locate(lon, lat).grid.code == unit_code(COMM_A, 9)
         second.rollback()

@@ -9,6 +9,7 @@ import shapely
 from fastapi.testclient import TestClient
 from shapely.geometry import LineString, Polygon
 
+from service.accounts.principal import SYSTEM
 from service.grids.registry import GridInput, Registry
 from service.hotspots.hotspots import HotspotInput, HotspotService
 from tests.helpers.city import COMM_A, lonlat, mbox, small_city, unit_code
@@ -50,7 +51,7 @@ def _corner_boxes(geoms: list[shapely.Geometry], n: int, seed: int) -> list[tupl
 def test_grid_bbox_returns_exactly_the_grids_whose_shape_meets_the_box(
     client: TestClient, registry: Registry
 ) -> None:
-    registry.write(_odd_city())
+    registry.write(_odd_city(), by=SYSTEM)
     units = client.get("/api/grids", params={"level": "unit"}).json()["features"]
     shapes = {f["properties"]["code"]: shapely.geometry.shape(f["geometry"]) for f in units}
     boxes = _corner_boxes(list(shapes.values()), 60, seed=2)
@@ -84,7 +85,8 @@ def test_hotspot_bbox_tests_the_zone_not_its_envelope(
                 lonlat(shapely.affinity.translate(diagonal, *origin)),
                 buffer_m=10,
             )
-        ]
+        ],
+        by=SYSTEM,
     )
     spots = client.get("/api/hotspots", params={"zones": True}).json()["features"]
     (spot,) = [f for f in spots if f["properties"]["key"] == "rail-diag"]

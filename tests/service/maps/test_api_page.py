@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from gis.datum import wgs84_to_gcj02
 from layers.page import LAYER_TITLES
+from service.accounts.principal import SYSTEM
 from service.grids.registry import Registry
 from service.settings import AppSettings, MapSettings
 from tests.helpers.accounts import admin_client
@@ -178,7 +179,7 @@ def heatmap_env(monkeypatch: pytest.MonkeyPatch, database_url: str, engine):
         grids=GridSettings(_env_file=None, city=HEATMAP_CITY),
     )
     with Session(engine) as s:
-        Registry(s, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC))
+        Registry(s, settings).write(small_city(), at=datetime(2025, 1, 1, tzinfo=UTC), by=SYSTEM)
         seed_catalogue(s, HEATMAP_CITY)
         s.commit()
     monkeypatch.setenv("CITYGRID_DATABASE_URL", database_url)
