@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from demo.cases import generate_cases
+from service.accounts.principal import SYSTEM
 from service.cases.cases import CaseInput, CaseService
 from service.clock import now
 from service.demo import load_demo_world
@@ -101,7 +102,9 @@ def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> Non
 
         def one(i: int) -> None:
             row = direct_rows.iloc[i]
-            cases.intake(CaseInput(row.category_code, row.lon, row.lat, allow_unassigned=True))
+            cases.intake(
+                CaseInput(row.category_code, row.lon, row.lat, allow_unassigned=True), SYSTEM
+            )
             session.commit()
 
         _direct("CaseService.intake", one, len(direct_rows))
@@ -129,7 +132,7 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
         _direct(
             "ST_AsMVT (cases tile)",
             lambda i: service.render(
-                tile_request("cases", *sample[i % len(sample)]), (None, None), now()
+                tile_request("cases", *sample[i % len(sample)]), (None, None), now(), SYSTEM
             ),
             len(sample),
         )

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from layers.page import LAYER_TITLES, PageFilter
 from layers.report import heat_html
+from service.accounts.principal import SYSTEM
 from service.db.engine import make_engine, resolve_database_url
 from service.db.models import Case, Grid
 from service.demo import load_demo_world
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             heat = HeatService(session, settings)
-            window = heat.checked(start, end)
+            window = heat.checked(start, end, by=SYSTEM)
             for _ in range(3):
                 for kind, (layer, options) in HEAT.items():
                     t = time.perf_counter()

@@ -23,6 +23,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.demo import load_demo_world
 from service.grids.repository import GridFilter, GridRepository
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     service.data_version(layer, now())
                     version[layer].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    data = service.render(req, (None, None), now())
+                    data = service.render(req, (None, None), now(), SYSTEM)
                     direct[layer].append(time.perf_counter() - t)
                     sizes[layer].append(len(data))
             session.rollback()

@@ -39,9 +39,7 @@ def case_condition(by: Principal, table: Any = Case) -> ColumnElement[bool] | No
         table.grid_code.startswith(prefix, autoescape=True) for prefix in by.grid_prefixes or ()
     ]
     if by.department is not None:
-        terms.append(
-            and_(table.department == by.department, table.status.in_(DISPATCHED_STATUSES))
-        )
+        terms.append(and_(table.department == by.department, table.status.in_(DISPATCHED_STATUSES)))
     if by.kind == "user" and by.id is not None:
         terms.append(table.reporter_user_id == by.id)
     elif by.kind == "key" and by.id is not None:
@@ -78,6 +76,44 @@ def reported_by(by: Principal, case: Case) -> bool:
     return False
 
 
+def case_sql(by: Principal, alias: str = "c") -> tuple[str, dict[str, Any]]:
+    """:func:`case_condition` as a SQL fragment over the cases table aliased ``alias``, with
+    its bind parameters (names start with ``scope_``), for hand-written SQL such as the
+    vector tiles'. ``("true", {})`` for a city-wide principal."""
+    if by.city_wide:
+        return "true", {}
+    terms: list[str] = []
+    params: dict[str, Any] = {}
+    for i, prefix in enumerate(by.grid_prefixes or ()):
+        # grid codes are digits: no LIKE wildcard to escape
+        terms.append(f"{alias}.grid_code LIKE :scope_p{i}")
+        params[f"scope_p{i}"] = prefix + "%"
+    if by.department is not None:
+        states = ", ".join(f"'{s}'" for s in DISPATCHED_STATUSES)
+        terms.append(f"({alias}.department = :scope_department AND {alias}.status IN ({states}))")
+        params["scope_department"] = by.department
+    if by.kind in ("user", "key") and by.id is not None:
+        column = "reporter_user_id" if by.kind == "user" else "reporter_key_id"
+        terms.append(f"{alias}.{column} = :scope_reporter")
+        params["scope_reporter"] = by.id
+    if not terms:
+        return "false", {}
+    return "(" + " OR ".join(terms) + ")", params
+
+
+def scope_key(by: Principal) -> tuple[Any, ...]:
+    """What decides what ``by`` sees (scope and ``people.read``), for cache keys: two
+    principals with the same key get the same answers."""
+    reporter = (by.kind, by.id) if by.kind in ("user", "key") and not by.city_wide else None
+    return (
+        by.city_wide,
+        by.grid_prefixes,
+        by.department,
+        reporter,
+        by.can("people.read"),
+    )
+
+
 def grid_condition(by: Principal, column: Any) -> ColumnElement[bool] | None:
     """The SQL condition of the grid codes in ``by``'s grid subtrees (``None``: no grid limit).
 
@@ -91,4 +127,3 @@ def grid_condition(by: Principal, column: Any) -> ColumnElement[bool] | None:
         return false()
     terms = [column.startswith(p, autoescape=True) for p in by.grid_prefixes]
     return or_(*terms) if len(terms) > 1 else terms[0]
-

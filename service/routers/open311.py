@@ -239,9 +239,7 @@ def _json_fields(data: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
-def _intake(
-    cases: CaseService, item: CaseInput, fmt: str, by: Principal
-) -> tuple[Case, bool]:
+def _intake(cases: CaseService, item: CaseInput, fmt: str, by: Principal) -> tuple[Case, bool]:
     _category(cases, item.category_code, fmt)  # the standard's 404 for an unknown service_code
     return cases.intake(item, by)
 
