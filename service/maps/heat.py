@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from cachetools import LRUCache
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gis.datum import from_wgs84, transform_geometries
@@ -364,6 +364,15 @@ class HeatService:
             where.append(scope)
         return where
 
+    def counts_query(self, flt: HeatFilter) -> Select[str | None, int]:
+        """Cases per unit grid of ``flt`` (in its principal's scope): the query behind the
+        density layers, explained by the plan tests."""
+        return (
+            select(Case.grid_code, func.count())
+            .where(*self._case_filter(flt), Case.grid_code.is_not(None))
+            .group_by(Case.grid_code)
+        )
+
     def _cases(self, flt: HeatFilter) -> tuple[np.ndarray, np.ndarray]:
         # plain driver rows: ORM row objects would cost more than the aggregation itself
         stmt = select(Case.lon, Case.lat).where(*self._case_filter(flt))
@@ -379,12 +388,8 @@ class HeatService:
         if per not in ("km2", "grid", "patrol_hour"):
             raise InvalidInput("per must be km2, grid or patrol_hour", field="per")
         # counted in the database: a month of a big city is ~100k cases, one row per grid back
-        per_grid = self.session.execute(
-            select(Case.grid_code, func.count())
-            .where(*self._case_filter(flt), Case.grid_code.is_not(None))
-            .group_by(Case.grid_code)
-        ).all()
-        counts = pd.Series(dict(per_grid), dtype=float)
+        per_grid = {code: n for code, n in self.session.execute(self.counts_query(flt))}
+        counts = pd.Series(per_grid, dtype=float)
         counts = counts[counts.index.isin(codes)]
         hours = None
         if per == "patrol_hour":

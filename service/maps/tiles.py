@@ -338,6 +338,28 @@ class TileService:
         """Encode the tile in PostGIS (cases: those in ``by``'s scope)."""
         if req.layer == "grids":
             return self._grids(req, at)
+        sql, params = self.case_statements(req, filters, at, by)
+        if req.z >= CASE_POINTS_FROM_ZOOM:
+            n = self.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
+            if int(n.scalar_one()) <= MAX_POINTS:
+                # answers carry local time: format reported_at in the display zone
+                self.session.execute(
+                    text("SELECT set_config('TimeZone', :tz, true)"),
+                    {"tz": self.settings.grids.timezone},
+                )
+                return self._scalar(sql["points"], params)
+        return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
+
+    def case_statements(
+        self,
+        req: TileRequest,
+        filters: tuple[str | None, str | None],
+        at: datetime,
+        by: Principal,
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The SQL of a case tile (``count``, ``points``, ``clusters``) limited to ``by``'s
+        scope, and its parameters (``limit`` and ``cell`` are added by the caller) — what
+        :meth:`render` runs, and what the plan tests explain."""
         category, grid_prefix = filters
         scope, scope_params = case_sql(by, "c")
         dx, dy = req.shift()
@@ -353,18 +375,12 @@ class TileService:
             "dy": dy,
             **scope_params,
         }
-        if req.z >= CASE_POINTS_FROM_ZOOM:
-            count = _COUNT_CASES.replace(_SCOPE, scope)
-            n = self.session.execute(text(count), params | {"limit": MAX_POINTS + 1})
-            if int(n.scalar_one()) <= MAX_POINTS:
-                # answers carry local time: format reported_at in the display zone
-                self.session.execute(
-                    text("SELECT set_config('TimeZone', :tz, true)"),
-                    {"tz": self.settings.grids.timezone},
-                )
-                return self._scalar(_CASE_POINTS.replace(_SCOPE, scope), params)
-        clusters = _CASE_CLUSTERS.replace(_SCOPE, scope)
-        return self._scalar(clusters, params | {"cell": CLUSTER_CELL})
+        sql = {
+            "count": _COUNT_CASES.replace(_SCOPE, scope),
+            "points": _CASE_POINTS.replace(_SCOPE, scope),
+            "clusters": _CASE_CLUSTERS.replace(_SCOPE, scope),
+        }
+        return sql, params
 
     def _grids(self, req: TileRequest, at: datetime) -> bytes:
         params = {
