@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 from bench_tiles import _tiles
-from common import live_server, machine_line, scratch_database
+from common import admin_headers, live_server, machine_line, scratch_database
 from loadgen import Report, Request, constant_rate, phases, run_load
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -89,6 +89,7 @@ def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> Non
         base,
         lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}"),
         constant_rate(200, seconds),
+        headers=AUTH,
     )
     _line("GET /api/grids/locate at 200/s", report, "(target p99 <= 10 ms)")
 
@@ -113,7 +114,7 @@ def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> Non
         row = http_rows.iloc[i]
         return _intake_request(row, f"load-{row.idempotency_key}")
 
-    report = run_load(base, request, constant_rate(50, seconds))
+    report = run_load(base, request, constant_rate(50, seconds), headers=AUTH)
     _line("POST /api/cases at 50/s", report, "(target p99 <= 10 ms)")
 
 
@@ -144,10 +145,10 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
     urls += [f"/tiles/cases/{z}/{x}/{y}.mvt?category={c}" for c in categories for z, x, y in coords]
     rng.shuffle(urls)
     cold = urls[:n]
-    report = run_load(base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200))
+    report = run_load(base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200), headers=AUTH)
     _line(f"tiles cold ({len(cold)} misses) at 200/s", report)
     warm = [cold[i] for i in rng.integers(0, len(cold), n)]
-    report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds))
+    report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds), headers=AUTH)
     _line("tiles warm (cache hits) at 200/s", report)
 
 
@@ -179,6 +180,7 @@ def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
         base,
         lambda i: _intake_request(rows.iloc[i], f"burst-{i}-{rng.integers(1 << 30)}"),
         schedule,
+        headers=AUTH,
     )
     before = [o for o in report.outcomes if o.due < 5]
     during = [o for o in report.outcomes if 5 <= o.due < 7]
@@ -204,6 +206,9 @@ def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
     _line("intake at 50/s after the burst", Report(after))
 
 
+# credentials every HTTP request carries (the admin's token, made once the database exists)
+AUTH: dict[str, str] = {}
+
 SCENARIOS = {"locate": locate, "intake": intake, "tiles": tiles, "burst": burst}
 
 
@@ -228,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             f"demo world ({opts.cases} cases) on a scratch database; server: {opts.workers} "
             f"worker process(es); open-loop load, latency from the scheduled send time"
         )
+        AUTH.update(admin_headers(engine, settings))  # every request as the city's admin
         with live_server(workers=opts.workers) as base:
             time.sleep(3)  # let the workers warm their grid snapshots
             for name in opts.only.split(","):

@@ -18,7 +18,7 @@ import time
 
 import httpx2 as httpx  # the dev dependency (pyproject: httpx2)
 import numpy as np
-from common import live_server, machine_line, scratch_database
+from common import admin_headers, live_server, machine_line, scratch_database
 from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         hit: dict[str, list[float]] = {"grids": [], "cases": []}
         not_modified: dict[str, list[float]] = {"grids": [], "cases": []}
         statuses: dict[int, int] = {}
-        with live_server() as base, httpx.Client(base_url=base) as client:
+        auth = admin_headers(engine, settings)  # case tiles need a login (maps.read)
+        with live_server() as base, httpx.Client(base_url=base, headers=auth) as client:
             client.get("/tiles/grids/10/0/0.mvt")  # warm the pool outside the measured set
             client.get("/tiles/cases/10/0/0.mvt")
             for layer in miss:

@@ -39,6 +39,23 @@ def demo_engine() -> tuple[Engine, AppSettings]:
     return engine, settings
 
 
+def admin_headers(engine: Engine, settings: AppSettings) -> dict[str, str]:
+    """An ``Authorization`` header of the city's admin (seeded when missing), valid for a day:
+    the HTTP benchmarks call the API as a logged-in, city-wide user."""
+    from datetime import UTC, datetime
+
+    from service.accounts.accounts import AccountService
+
+    with Session(engine) as session:
+        accounts = AccountService(session, settings)
+        accounts.seed()
+        admin = accounts.user_by_login("admin")
+        assert admin is not None
+        token = accounts.access_token(admin, datetime.now(UTC), 24 * 60)
+        session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
