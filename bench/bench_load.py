@@ -145,7 +145,9 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None
     urls += [f"/tiles/cases/{z}/{x}/{y}.mvt?category={c}" for c in categories for z, x, y in coords]
     rng.shuffle(urls)
     cold = urls[:n]
-    report = run_load(base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200), headers=AUTH)
+    report = run_load(
+        base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200), headers=AUTH
+    )
     _line(f"tiles cold ({len(cold)} misses) at 200/s", report)
     warm = [cold[i] for i in rng.integers(0, len(cold), n)]
     report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds), headers=AUTH)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from service import migrations  # noqa: E402
+from service.db import migrations  # noqa: E402
 from service.db.engine import make_engine, resolve_database_url  # noqa: E402
 from service.db.models import Grid  # noqa: E402
 from service.demo import load_demo_grids  # noqa: E402
