@@ -142,6 +142,13 @@ class CaseService:
         fingerprint = item.fingerprint()
         if item.idempotency_key:
             existing = self.by_key(item.idempotency_key)
+            if existing is not None and not sees_case(by, existing):
+                # someone else's report: say the key is taken, show nothing of it
+                raise Conflict(
+                    f"idempotency key {item.idempotency_key!r} was used for another report; "
+                    "use a new key for a new report",
+                    field="idempotency_key",
+                )
             if existing is not None:
                 if existing.request_hash != fingerprint:
                     raise Conflict(

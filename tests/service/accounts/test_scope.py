@@ -103,6 +103,25 @@ def test_a_department_sees_the_cases_dispatched_to_it_and_its_own_reports(
     assert routed["id"] not in _ids(demo_client, worker)
 
 
+def test_a_replayed_idempotency_key_never_shows_a_case_out_of_scope(
+    demo_client: TestClient, places: Places
+) -> None:
+    body = {"idempotency_key": "phone-42-0001"}
+    first = report_at(demo_client, places.unit_point, **body)
+    stranger = headers_of(demo_client, "grid_worker", scope_grids=[places.sibling])
+    point = {"lon": places.unit_point[0], "lat": places.unit_point[1]}
+    again = demo_client.post(
+        "/api/cases", json={"category_code": "0102", **point, **body}, headers=stranger
+    )
+    assert again.status_code == 409
+    assert again.json() == {
+        "detail": "idempotency key 'phone-42-0001' was used for another report; "
+        "use a new key for a new report",
+        "field": "idempotency_key",
+    }  # nothing of case first["id"]
+    assert demo_client.get(f"/api/cases/{first['id']}").json()["version"] == first["version"]
+
+
 def test_exports_and_open311_show_only_the_scope(
     demo_client: TestClient, places: Places, session: Session, demo_loaded: AppSettings
 ) -> None:
