@@ -181,3 +181,32 @@ def test_sessions_and_fixes_for_workers_outside_the_scope_are_refused(
         headers=phone,
     )
     assert end.status_code == 403
+
+
+def test_hotspot_coverage_lists_the_hotspots_touching_the_scope(
+    demo_client: TestClient,
+    places: Places,
+    workers: dict,
+    session: Session,
+    demo_loaded: AppSettings,
+) -> None:
+    from service.demo import load_demo_hotspots
+
+    load_demo_hotspots(session, demo_loaded)
+    session.commit()
+    street = headers_of(demo_client, "inspector", scope_grids=[places.street])
+    params = {"start": "2026-11-16T00:00:00", "period": "week"}
+    everyone = demo_client.get("/api/coverage/hotspots", params=params).json()["hotspots"]
+    mine = demo_client.get("/api/coverage/hotspots", params=params, headers=street).json()
+    touching = set(
+        session.scalars(
+            text(
+                "SELECT h.id FROM hotspots h JOIN grids g ON ST_Intersects(g.geom, h.zone) "
+                "WHERE h.city = :city AND g.city = :city AND g.code = :street "
+                "AND g.valid_to IS NULL"
+            ),
+            {"city": demo_loaded.grids.city, "street": places.street},
+        )
+    )
+    assert {h["id"] for h in mine["hotspots"]} == touching & {h["id"] for h in everyone}
+    assert 0 < len(mine["hotspots"]) < len(everyone)
