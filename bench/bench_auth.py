@@ -222,7 +222,7 @@ def credential_cost(engine, settings: AppSettings, creds: dict[str, Headers]) ->
                 "method": "GET",
                 "path": "/api/grids/locate",
                 "query_string": b"",
-                "headers": [(k.encode(), v.encode()) for k, v in headers],
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers],
                 "app": app,
             }
             t = time.perf_counter()

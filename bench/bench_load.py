@@ -21,12 +21,13 @@ from collections.abc import Callable
 
 import numpy as np
 from bench_tiles import _tiles
-from common import bench_credentials, live_server, machine_line, scratch_database
+from common import admin_headers, live_server, machine_line, scratch_database
 from loadgen import Report, Request, constant_rate, phases, run_load
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from demo.cases import generate_cases
+from service.accounts.principal import SYSTEM
 from service.cases.cases import CaseInput, CaseService
 from service.clock import now
 from service.demo import load_demo_world
@@ -35,8 +36,6 @@ from service.grids.registry import Registry
 from service.grids.repository import GridFilter, GridRepository
 from service.maps.tiles import TileService, tile_request
 from service.settings import AppSettings
-
-Headers = tuple[tuple[str, str], ...]
 
 
 def _ms(samples: list[float]) -> str:
@@ -78,7 +77,7 @@ def _direct(label: str, calls: Callable[[int], None], n: int) -> None:
     print(f"  baseline {label:<25} {_ms(times)}  (in this process, no HTTP)")
 
 
-def locate(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
+def locate(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
     with Session(engine) as session:
         registry = Registry(session, settings)
         box = registry.repo.extent(GridFilter(city=registry.city, at=now(), level="unit"))
@@ -88,13 +87,14 @@ def locate(base: str, engine, settings: AppSettings, seconds: float, rng, auth: 
         _direct("Registry.locate", lambda i: registry.locate(lon[i], lat[i]), min(n, 4000))
     report = run_load(
         base,
-        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}", headers=auth),
+        lambda i: Request(f"/api/grids/locate?lon={lon[i]:.7f}&lat={lat[i]:.7f}"),
         constant_rate(200, seconds),
+        headers=AUTH,
     )
     _line("GET /api/grids/locate at 200/s", report, "(target p99 <= 10 ms)")
 
 
-def intake(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
+def intake(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
     rows = generate_cases(int(120 * seconds) + 4000, seed=9, start="2026-11-01", end="2026-11-20")
     rows = rows[~rows["category_code"].isin(["0303", "0203"])]  # no required extra fields
     direct_rows, http_rows = rows.iloc[:1000], rows.iloc[1000:]
@@ -103,20 +103,22 @@ def intake(base: str, engine, settings: AppSettings, seconds: float, rng, auth: 
 
         def one(i: int) -> None:
             row = direct_rows.iloc[i]
-            cases.intake(CaseInput(row.category_code, row.lon, row.lat, allow_unassigned=True))
+            cases.intake(
+                CaseInput(row.category_code, row.lon, row.lat, allow_unassigned=True), SYSTEM
+            )
             session.commit()
 
         _direct("CaseService.intake", one, len(direct_rows))
 
     def request(i: int) -> Request:
         row = http_rows.iloc[i]
-        return _intake_request(row, f"load-{row.idempotency_key}", auth)
+        return _intake_request(row, f"load-{row.idempotency_key}")
 
-    report = run_load(base, request, constant_rate(50, seconds))
+    report = run_load(base, request, constant_rate(50, seconds), headers=AUTH)
     _line("POST /api/cases at 50/s", report, "(target p99 <= 10 ms)")
 
 
-def tiles(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
+def tiles(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
     with Session(engine) as session:
         extent = GridRepository(session).extent(
             GridFilter(city=settings.grids.city, at=now(), level="district")
@@ -131,7 +133,7 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng, auth: H
         _direct(
             "ST_AsMVT (cases tile)",
             lambda i: service.render(
-                tile_request("cases", *sample[i % len(sample)]), (None, None), now()
+                tile_request("cases", *sample[i % len(sample)]), (None, None), now(), SYSTEM
             ),
             len(sample),
         )
@@ -144,15 +146,15 @@ def tiles(base: str, engine, settings: AppSettings, seconds: float, rng, auth: H
     rng.shuffle(urls)
     cold = urls[:n]
     report = run_load(
-        base, lambda i: Request(cold[i], headers=auth), constant_rate(200, len(cold) / 200)
+        base, lambda i: Request(cold[i]), constant_rate(200, len(cold) / 200), headers=AUTH
     )
     _line(f"tiles cold ({len(cold)} misses) at 200/s", report)
     warm = [cold[i] for i in rng.integers(0, len(cold), n)]
-    report = run_load(base, lambda i: Request(warm[i], headers=auth), constant_rate(200, seconds))
+    report = run_load(base, lambda i: Request(warm[i]), constant_rate(200, seconds), headers=AUTH)
     _line("tiles warm (cache hits) at 200/s", report)
 
 
-def _intake_request(row, key: str, auth: Headers) -> Request:
+def _intake_request(row, key: str) -> Request:
     body = {
         "category_code": row.category_code,
         "lon": float(row.lon),
@@ -166,11 +168,11 @@ def _intake_request(row, key: str, auth: Headers) -> Request:
         "/api/cases",
         method="POST",
         body=json.dumps(body).encode(),
-        headers=(("content-type", "application/json"), *auth),
+        headers=(("content-type", "application/json"),),
     )
 
 
-def burst(base: str, engine, settings: AppSettings, seconds: float, rng, auth: Headers) -> None:
+def burst(base: str, engine, settings: AppSettings, seconds: float, rng) -> None:
     """Case intake at 50/s, then ten times that for 2 s, then 50/s again: is the burst shed
     quickly, and how soon after it are answers back to what they were before?"""
     schedule = phases((50, 5), (500, 2), (50, 10))
@@ -178,8 +180,9 @@ def burst(base: str, engine, settings: AppSettings, seconds: float, rng, auth: H
     rows = rows[~rows["category_code"].isin(["0303", "0203"])].iloc[: len(schedule)]
     report = run_load(
         base,
-        lambda i: _intake_request(rows.iloc[i], f"burst-{i}-{rng.integers(1 << 30)}", auth),
+        lambda i: _intake_request(rows.iloc[i], f"burst-{i}-{rng.integers(1 << 30)}"),
         schedule,
+        headers=AUTH,
     )
     before = [o for o in report.outcomes if o.due < 5]
     during = [o for o in report.outcomes if 5 <= o.due < 7]
@@ -205,6 +208,9 @@ def burst(base: str, engine, settings: AppSettings, seconds: float, rng, auth: H
     _line("intake at 50/s after the burst", Report(after))
 
 
+# credentials every HTTP request carries (the admin's token, made once the database exists)
+AUTH: dict[str, str] = {}
+
 SCENARIOS = {"locate": locate, "intake": intake, "tiles": tiles, "burst": burst}
 
 
@@ -225,16 +231,16 @@ def main(argv: list[str] | None = None) -> int:
             load_demo_world(session, settings, cases=opts.cases)
             session.execute(text("ANALYZE"))
             session.commit()
-        auth = bench_credentials(engine, settings)["bearer admin"]  # bench_auth.py compares
         print(
             f"demo world ({opts.cases} cases) on a scratch database; server: {opts.workers} "
             f"worker process(es); open-loop load, latency from the scheduled send time"
         )
+        AUTH.update(admin_headers(engine, settings))  # every request as the city's admin
         with live_server(workers=opts.workers) as base:
             time.sleep(3)  # let the workers warm their grid snapshots
             for name in opts.only.split(","):
                 print(f"{name}:")
-                SCENARIOS[name](base, engine, settings, opts.seconds, rng, auth)
+                SCENARIOS[name](base, engine, settings, opts.seconds, rng)
     return 0
 
 

@@ -27,12 +27,13 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx  # the dev dependency (pyproject: httpx2)
 import numpy as np
-from common import live_server, machine_line, scratch_database
+from common import admin_headers, live_server, machine_line, scratch_database
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from layers.page import LAYER_TITLES, PageFilter
 from layers.report import heat_html
+from service.accounts.principal import SYSTEM
 from service.db.engine import make_engine, resolve_database_url
 from service.db.models import Case, Grid
 from service.demo import load_demo_world
@@ -85,9 +86,15 @@ def _database(stack: ExitStack) -> str:
 
 
 def _browser_runs(
-    base: str, query: str, runs: int, embedded: Path | None = None, paths: int = 0
+    base: str,
+    query: str,
+    runs: int,
+    embedded: Path | None = None,
+    paths: int = 0,
+    headers: dict[str, str] | None = None,
 ) -> dict:
-    """Per run: time to the density layer drawn, bytes per resource kind; and the baseline."""
+    """Per run: time to the density layer drawn, bytes per resource kind; and the baseline.
+    ``headers`` (the admin's token) go with every request of the page."""
     from playwright.sync_api import sync_playwright
 
     out: dict = {"first_render": [], "bytes": [], "baseline": []}
@@ -95,7 +102,9 @@ def _browser_runs(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         for _ in range(runs):
-            context = browser.new_context(viewport={"width": 1400, "height": 900})  # cold cache
+            context = browser.new_context(  # cold cache
+                viewport={"width": 1400, "height": 900}, extra_http_headers=headers or {}
+            )
             page = context.new_page()
             page.goto(f"{base}/?{query}")
             page.wait_for_function(
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             heat = HeatService(session, settings)
-            window = heat.checked(start, end)
+            window = heat.checked(start, end, by=SYSTEM)
             for _ in range(3):
                 for kind, (layer, options) in HEAT.items():
                     t = time.perf_counter()
@@ -191,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{flt.last_day}; {opts.runs} browser runs, cold browser cache each"
         )
 
-        with live_server() as base, httpx.Client(base_url=base, timeout=600) as client:
+        auth = admin_headers(make_engine(resolve_database_url(settings.database)), settings)
+        with (
+            live_server() as base,
+            httpx.Client(base_url=base, timeout=600, headers=auth) as client,
+        ):
             page_times, http = [], defaultdict(list)
             html = ""
             for _ in range(opts.runs):
@@ -204,10 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             # coverage raster in the background meanwhile), then, once warm, the first visitor
             # of another period (nothing of it computed yet); heat answers are cached per
             # filter and data version after that
-            cold = _browser_runs(base, query, 1)
+            cold = _browser_runs(base, query, 1, headers=auth)
             time.sleep(15)
             shifted = f"from={flt.first_day - timedelta(days=1)}&to={flt.last_day}"
-            fresh = _browser_runs(base, shifted, 1)
+            fresh = _browser_runs(base, shifted, 1, headers=auth)
             answers: dict[str, bytes] = {}
             for _ in range(3):
                 for kind, (layer, options) in HEAT.items():
@@ -222,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 embedded = Path(tmp) / "embedded.html"
                 embedded.write_text(heat_html(density, title="density"), encoding="utf-8")
                 browser = _browser_runs(
-                    base, query, opts.runs, embedded, paths=len(density["features"])
+                    base, query, opts.runs, embedded, paths=len(density["features"]), headers=auth
                 )
                 embedded_size = embedded.stat().st_size
 

@@ -90,6 +90,7 @@ def _fold(v: np.ndarray, half: float) -> np.ndarray:
 
 def _demo_with_workers(engine, url: str, n_workers: int):
     """Settings on ``url``, with the demo grids and ``n_workers`` workers with phone-<i>."""
+    from service.accounts.principal import SYSTEM
     from service.demo import load_demo_grids
     from service.patrol.workers import PatrolService, WorkerInput
     from service.settings import AppSettings
@@ -100,7 +101,9 @@ def _demo_with_workers(engine, url: str, n_workers: int):
         load_demo_grids(session, settings)
         patrol = PatrolService(session, settings)
         for d in range(n_workers):
-            patrol.save_worker(WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]))
+            patrol.save_worker(
+                WorkerInput(code=f"W{d}", name=f"w{d}", devices=[f"phone-{d}"]), SYSTEM
+            )
         session.commit()
     return settings
 
@@ -110,6 +113,7 @@ def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
     """Fixes/s end to end into PostGIS, beside row-by-row ORM inserts."""
     from demo.city import build_demo_city
     from gis import metric
+    from service.accounts.principal import SYSTEM
     from service.db.models import GpsFix
     from service.patrol.fixes import FixIngester, read_fix_file
 
@@ -139,7 +143,7 @@ def intake(n_fixes: int, orm_sample: int) -> dict[str, float]:
         out["csv_mb"] = path.stat().st_size / 1e6
         t0 = time.perf_counter()
         with Session(engine) as session:
-            report = FixIngester(session, settings).run(read_fix_file(path), mode="rows")
+            report = FixIngester(session, settings).run(read_fix_file(path), SYSTEM, mode="rows")
             session.commit()
         out["total_s"] = time.perf_counter() - t0
         out["stored"] = report.stored
@@ -223,6 +227,7 @@ def db_day(n_workers: int) -> dict[str, float]:
     """Bulk intake of a day for ``n_workers`` on the demo city, then compute its coverage."""
     from demo.city import build_demo_city
     from gis import metric
+    from service.accounts.principal import SYSTEM
     from service.patrol.coverage import CoverageService, period_bounds
     from service.patrol.fixes import FixIngester
 
@@ -246,7 +251,7 @@ def db_day(n_workers: int) -> dict[str, float]:
         settings = _demo_with_workers(engine, url, n_workers)
         t0 = time.perf_counter()
         with Session(engine) as session:
-            report = FixIngester(session, settings).run(frame, mode="rows")
+            report = FixIngester(session, settings).run(frame, SYSTEM, mode="rows")
             session.commit()
         out["intake_s"] = time.perf_counter() - t0
         out["tracks"] = report.tracks

@@ -18,11 +18,12 @@ import time
 
 import httpx2 as httpx  # the dev dependency (pyproject: httpx2)
 import numpy as np
-from common import live_server, machine_line, scratch_database
+from common import admin_headers, live_server, machine_line, scratch_database
 from pyproj import Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.demo import load_demo_world
 from service.grids.repository import GridFilter, GridRepository
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                     service.data_version(layer, now())
                     version[layer].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    data = service.render(req, (None, None), now())
+                    data = service.render(req, (None, None), now(), SYSTEM)
                     direct[layer].append(time.perf_counter() - t)
                     sizes[layer].append(len(data))
             session.rollback()
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         hit: dict[str, list[float]] = {"grids": [], "cases": []}
         not_modified: dict[str, list[float]] = {"grids": [], "cases": []}
         statuses: dict[int, int] = {}
-        with live_server() as base, httpx.Client(base_url=base) as client:
+        auth = admin_headers(engine, settings)  # case tiles need a login (maps.read)
+        with live_server() as base, httpx.Client(base_url=base, headers=auth) as client:
             client.get("/tiles/grids/10/0/0.mvt")  # warm the pool outside the measured set
             client.get("/tiles/cases/10/0/0.mvt")
             for layer in miss:

@@ -39,6 +39,23 @@ def demo_engine() -> tuple[Engine, AppSettings]:
     return engine, settings
 
 
+def admin_headers(engine: Engine, settings: AppSettings) -> dict[str, str]:
+    """An ``Authorization`` header of the city's admin (seeded when missing), valid for a day:
+    the HTTP benchmarks call the API as a logged-in, city-wide user."""
+    from datetime import UTC, datetime
+
+    from service.accounts.accounts import AccountService
+
+    with Session(engine) as session:
+        accounts = AccountService(session, settings)
+        accounts.seed()
+        admin = accounts.user_by_login("admin")
+        assert admin is not None
+        token = accounts.access_token(admin, datetime.now(UTC), 24 * 60)
+        session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -113,7 +130,7 @@ def bench_credentials(
     engine: Engine, settings: AppSettings
 ) -> dict[str, tuple[tuple[str, str], ...]]:
     """Request headers of the benchmarks' callers, made on the bench database: the admin (whole
-    city), a dispatcher scoped to the first street, a grid worker scoped to six unit grids of one
+    city, as :func:`admin_headers`), a dispatcher scoped to the first street, a grid worker scoped to six unit grids of one
     community, and an API key of a hotline system (reports and reads grids)."""
     from datetime import UTC, datetime
 
@@ -135,7 +152,7 @@ def bench_credentials(
                 .limit(6)
             )
         )
-        users = {"admin": accounts.user_by_login("admin")}
+        users = {}
         for login, role, scope in (
             ("bench-dispatcher", "dispatcher", [street]),
             ("bench-worker", "grid_worker", units),
@@ -162,6 +179,7 @@ def bench_credentials(
         }
         out["API key"] = (("x-api-key", secret),)
         session.commit()
+    out["bearer admin"] = tuple(admin_headers(engine, settings).items())
     return out
 
 

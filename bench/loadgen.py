@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -212,6 +212,14 @@ def run_load(
     *,
     timeout: float = 30.0,
     max_connections: int = 4000,
+    headers: dict[str, str] | None = None,
 ) -> Report:
-    """Send ``make(i)`` at ``schedule[i]`` seconds after the start; wait for every answer."""
-    return asyncio.run(_run(base_url, make, schedule, timeout, max_connections))
+    """Send ``make(i)`` at ``schedule[i]`` seconds after the start; wait for every answer.
+    ``headers`` (credentials, say) go with every request."""
+    extra = tuple((headers or {}).items())
+
+    def made(i: int) -> Request:
+        req = make(i)
+        return replace(req, headers=req.headers + extra) if extra else req
+
+    return asyncio.run(_run(base_url, made, schedule, timeout, max_connections))

@@ -326,6 +326,7 @@ def import_fixes(
     datum: Annotated[str, typer.Option(help="wgs84 | gcj02 | bd09")] = "wgs84",
 ) -> None:
     """Import GPS fixes (idempotent per device and time) and rebuild the tracks they touch."""
+    from service.accounts.principal import SYSTEM
     from service.patrol.fixes import FixIngester, read_fix_file
 
     settings = AppSettings()
@@ -333,7 +334,7 @@ def import_fixes(
         frame = read_fix_file(path, device_id, settings.grids.file_limits)
         with _session(settings) as session, _progress() as bar:
             report = FixIngester(session, settings, progress=_steps(bar)).run(
-                frame, mode=mode, datum=datum
+                frame, SYSTEM, mode=mode, datum=datum
             )
     except CitygridError as exc:
         _fail(exc)
@@ -399,6 +400,7 @@ def heatmap(
 
     from layers.page import FilterError, PageFilter
     from layers.report import POPUP_FIELDS, heat_html, heat_png
+    from service.accounts.principal import SYSTEM
     from service.grids.repository import GridFilter, geom_of
     from service.maps.heat import LAYERS, HeatService
 
@@ -417,7 +419,7 @@ def heatmap(
         options = {"grids": {"per": per}, "gi": {"per": per}, "coverage": {"metric": metric}}
         with _session(settings) as session:
             heat = HeatService(session, settings)
-            window = heat.checked(*flt.window(tz), flt.category, flt.grid)
+            window = heat.checked(*flt.window(tz), flt.category, flt.grid, by=SYSTEM)
             body = heat.layer(layer, window, **options.get(layer, {}))
             outlines = None
             if body.get("type") == "ImageOverlay":

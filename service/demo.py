@@ -237,10 +237,11 @@ def load_demo_patrol(
                 team=w["team"],
                 grid_codes=list(w["grid_codes"]),
                 devices=[w["device_id"]],
-            )
+            ),
+            SYSTEM,
         )
     fixes = demo.fixes.assign(time=demo.fixes["time"].map(lambda t: t.isoformat()))
-    report = FixIngester(session, settings, progress=progress).run(fixes, mode="rows")
+    report = FixIngester(session, settings, progress=progress).run(fixes, SYSTEM, mode="rows")
     return report.stored
 
 

@@ -19,6 +19,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from gis.workclock import Unit
+from service.accounts.permissions import ACTION_PERMISSIONS
+from service.accounts.principal import Principal
+from service.accounts.scope import case_condition, reported_by, sees_case
 from service.cases.catalogue import load_router
 from service.cases.workflow import (
     OPEN_SQL,
@@ -31,7 +34,7 @@ from service.clock import now, work_clock
 from service.datums import to_wgs84_point
 from service.db.models import Case, CaseEvent, Category
 from service.db.versions import change_counters
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.grids.repository import degree_window
 from service.hotspots.hotspots import HotspotService
@@ -69,10 +72,15 @@ class CaseInput:
 
 @dataclass
 class Action:
-    """A workflow step asked by a user."""
+    """A workflow step asked by a user.
+
+    ``actor`` is the old free-text name of whoever acted: the history now names the principal
+    (``Principal.label``, with its account or key id); a free text is kept only when the
+    service itself acts (``SYSTEM``: the demo loader, the CLI) and says on whose behalf.
+    """
 
     action: str
-    actor: str
+    actor: str | None = None
     note: str | None = None
     photos: list[str] = field(default_factory=list)
     lon: float | None = None
@@ -128,11 +136,19 @@ class CaseService:
             )
         return cat
 
-    def intake(self, item: CaseInput, actor: str = "system") -> tuple[Case, bool]:
-        """Register a report; returns (case, created). A retried key returns the first case."""
+    def intake(self, item: CaseInput, by: Principal) -> tuple[Case, bool]:
+        """Register a report by ``by`` (recorded as its reporter when it is an account or an
+        API key); returns (case, created). A retried key returns the first case."""
         fingerprint = item.fingerprint()
         if item.idempotency_key:
             existing = self.by_key(item.idempotency_key)
+            if existing is not None and not sees_case(by, existing):
+                # someone else's report: say the key is taken, show nothing of it
+                raise Conflict(
+                    f"idempotency key {item.idempotency_key!r} was used for another report; "
+                    "use a new key for a new report",
+                    field="idempotency_key",
+                )
             if existing is not None:
                 if existing.request_hash != fingerprint:
                     raise Conflict(
@@ -198,6 +214,8 @@ class CaseService:
             recurring_of=recurring_of,
             idempotency_key=item.idempotency_key,
             request_hash=fingerprint,
+            reporter_user_id=by.id if by.kind == "user" else None,
+            reporter_key_id=by.id if by.kind == "key" else None,
         )
         self.session.add(case)
         self.session.flush()
@@ -246,9 +264,13 @@ class CaseService:
         ).one()
         return row[0], row[1]
 
-    def by_ids(self, ids: list[int]) -> list[Case]:
-        """The cases of this city among ``ids`` (unknown ids are skipped), in id order."""
+    def by_ids(self, ids: list[int], by: Principal) -> list[Case]:
+        """The cases of this city among ``ids`` that ``by`` may see (unknown ids and cases out
+        of scope are skipped alike), in id order."""
         stmt = select(Case).where(Case.city == self.city, Case.id.in_(ids)).order_by(Case.id)
+        scope = case_condition(by)
+        if scope is not None:
+            stmt = stmt.where(scope)
         return list(self.session.scalars(stmt))
 
     def by_key(self, key: str) -> Case | None:
@@ -258,24 +280,49 @@ class CaseService:
         )
 
     # -- workflow --------------------------------------------------------------------------
-    def get(self, case_id: int, lock: bool = False) -> Case:
-        """A case by id (row-locked when ``lock``), or ``NotFound``."""
-        stmt = select(Case).where(Case.city == self.city, Case.id == case_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        case = self.session.scalar(stmt)
-        if case is None:
+    def get(self, case_id: int, by: Principal) -> Case:
+        """A case by id, or ``NotFound`` — also when it lies outside ``by``'s scope, so a
+        read never tells whether a case out of scope exists."""
+        case = self._row(case_id)
+        if case is None or not sees_case(by, case):
             raise NotFound(f"no case {case_id}", field="id")
         return case
 
-    def act(self, case_id: int, step: Action) -> Case:
-        """Apply a workflow action; illegal steps and stale versions are ``Conflict``."""
+    def _row(self, case_id: int, lock: bool = False) -> Case | None:
+        stmt = select(Case).where(Case.city == self.city, Case.id == case_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return self.session.scalar(stmt)
+
+    def _for_write(self, case_id: int, by: Principal, field: str = "id") -> Case:
+        """Case ``case_id`` row-locked for a change by ``by``: ``NotFound`` when there is
+        none, ``Forbidden`` naming the scope when ``by`` may not see it."""
+        case = self._row(case_id, lock=True)
+        if case is None:
+            raise NotFound(f"no case {case_id}", field=field)
+        if not sees_case(by, case):
+            raise Forbidden(
+                f"case {case_id} lies outside the scope of {by.label}: {by.scope_text()}",
+                field="scope",
+                scope=list(by.grid_prefixes or ()),
+                department=by.department,
+            )
+        return case
+
+    def act(self, case_id: int, step: Action, by: Principal) -> Case:
+        """Apply a workflow action by ``by``.
+
+        ``by`` needs the action's permission (``ACTION_PERMISSIONS``) and the case in its
+        scope (403 naming them), and the separation of duties holds (see :meth:`_duties`);
+        illegal steps and stale versions are ``Conflict``.
+        """
         if step.action not in TRANSITIONS:
             raise InvalidInput(
                 f"unknown action {step.action!r}; actions are {', '.join(TRANSITIONS)}",
                 field="action",
             )
-        case = self.get(case_id, lock=True)
+        by.require(ACTION_PERMISSIONS[step.action])
+        case = self._for_write(case_id, by)
         if step.expected_version is not None and step.expected_version != case.lock_version:
             raise Conflict(
                 f"case {case_id} changed since version {step.expected_version} (now "
@@ -290,6 +337,7 @@ class CaseService:
             raise Conflict(
                 str(exc), field="action", status=case.status, allowed=exc.allowed
             ) from exc
+        self._duties(case, step.action, by)
         if TRANSITIONS[step.action].needs_note and not (step.note or "").strip():
             raise InvalidInput(f"{step.action} needs a note saying why", field="note")
         location = None
@@ -300,11 +348,17 @@ class CaseService:
         if step.action == "extend":
             data = self._extend(case, step.deadline_at)
         elif step.action == "merge":
-            data = self._merge_into(case, step, t)
-        elif step.action == "dispatch" and step.department:
-            data = {"department": step.department, "previous": case.department}
-            case.department = step.department
-            case.routed_by = f"dispatcher {step.actor}"
+            data = self._merge_into(case, step, t, by)
+        elif step.action == "dispatch":
+            data = self._dispatch(case, step.department, by)
+        elif step.action == "return":
+            # back to the dispatcher: dispatched to nobody until it is sent on
+            data = {"department": case.department}
+            case.department = None
+            case.routed_by = f"returned by {by.label}"
+        elif step.action == "feedback":
+            # who fed back, so that the same department never verifies its own work
+            data = {"department": by.department or case.department}
         elif step.action == "verify":
             case.closed_at = t
         elif step.action == "reopen":
@@ -313,11 +367,84 @@ class CaseService:
         case.status = target
         case.updated_at = t
         case.lock_version += 1
-        self._event(
-            case, step.action, before, target, step.actor, t, step.note, step.photos, location, data
-        )
+        self._event(case, step.action, before, target, by, step.actor, t, step, location, data)
         self.session.flush()
         return case
+
+    def _dispatch(self, case: Case, department: str | None, by: Principal) -> dict[str, Any]:
+        if not department:
+            if case.department is None:
+                raise InvalidInput(
+                    f"case {case.id} is dispatched to no department (it was sent back or never "
+                    "routed); name the department",
+                    field="department",
+                )
+            return {}
+        data = {"department": department, "previous": case.department}
+        case.department = department
+        case.routed_by = f"dispatcher {by.label}"
+        return data
+
+    def _duties(self, case: Case, action: str, by: Principal) -> None:
+        """Separation of duties, each a ``Forbidden`` naming the rule:
+
+        * a department handles, feeds back and sends back (退单) only the cases dispatched
+          to it;
+        * verification (verify, or rework when it fails) is done by a principal whose grid
+          scope covers the case's grid (a grid worker or supervisor there, or a city-wide
+          role holding ``cases.verify``); never by the department that fed the case back,
+          nor by the account that fed it back, nor by whoever reported the case.
+        """
+        if action in ("handle", "feedback", "return"):
+            if by.department is not None and case.department != by.department:
+                raise Forbidden(
+                    f"case {case.id} is dispatched to {case.department or 'no department'}, "
+                    f"not to {by.department}: a department handles only its own cases",
+                    field="department",
+                    department=by.department,
+                )
+        if action not in ("verify", "rework"):
+            return
+        if reported_by(by, case):
+            raise Forbidden(
+                f"{by.label} reported case {case.id} and may not verify it: "
+                "a reporter never closes their own report",
+                field="duty",
+                rule="reporter",
+            )
+        fed_back = self._last_feedback(case.id)
+        fed_department = (fed_back.data or {}).get("department") if fed_back else None
+        fed_department = fed_department or case.department
+        if by.department is not None and by.department == fed_department:
+            raise Forbidden(
+                f"{by.department} fed case {case.id} back and may not verify its own work",
+                field="duty",
+                rule="feedback_department",
+            )
+        if fed_back is not None and _same_principal(fed_back, by):
+            raise Forbidden(
+                f"{by.label} fed case {case.id} back and may not verify it",
+                field="duty",
+                rule="feedback_department",
+            )
+        if not by.covers_grid(case.grid_code):
+            raise Forbidden(
+                f"case {case.id} lies in grid {case.grid_code or '(none)'}, outside the grids "
+                f"of {by.label} ({by.scope_text()}): it is verified by a grid worker or "
+                "supervisor of that grid",
+                field="scope",
+                rule="grid",
+                scope=list(by.grid_prefixes or ()),
+            )
+
+    def _last_feedback(self, case_id: int) -> CaseEvent | None:
+        stmt = (
+            select(CaseEvent)
+            .where(CaseEvent.case_id == case_id, CaseEvent.action == "feedback")
+            .order_by(CaseEvent.id.desc())
+            .limit(1)
+        )
+        return self.session.scalar(stmt)
 
     def _extend(self, case: Case, deadline_at: datetime | None) -> dict[str, Any]:
         if deadline_at is None:
@@ -334,10 +461,10 @@ class CaseService:
             "new_deadline": deadline_at.isoformat(),
         }
 
-    def _merge_into(self, case: Case, step: Action, t: datetime) -> dict[str, Any]:
+    def _merge_into(self, case: Case, step: Action, t: datetime, by: Principal) -> dict[str, Any]:
         if step.into is None or step.into == case.id:
             raise InvalidInput("merge needs 'into', the id of another open case", field="into")
-        master = self.get(step.into, lock=True)
+        master = self._for_write(step.into, by, field="into")
         if master.status not in OPEN_STATUSES:
             raise Conflict(
                 f"case {master.id} is {master.status}; merge into an open case", field="into"
@@ -351,10 +478,10 @@ class CaseService:
             "absorb",
             master.status,
             master.status,
+            by,
             step.actor,
             t,
-            step.note,
-            [],
+            Action("absorb", note=step.note),
             None,
             {"merged": case.id},
         )
@@ -366,13 +493,15 @@ class CaseService:
         action: str,
         before: str | None,
         after: str,
-        actor: str,
+        by: Principal,
+        on_behalf: str | None,
         at: datetime,
-        note: str | None,
-        photos: list[str],
+        step: Action,
         location: tuple[float, float] | None,
         data: dict[str, Any],
     ) -> None:
+        # the principal is who acted; a free text only when the service acts for someone
+        actor = on_behalf if by.kind == "system" and on_behalf else by.label
         self.session.add(
             CaseEvent(
                 case_id=case.id,
@@ -380,16 +509,30 @@ class CaseService:
                 from_status=before,
                 to_status=after,
                 actor=actor,
+                actor_user_id=by.id if by.kind == "user" else None,
+                actor_key_id=by.id if by.kind == "key" else None,
                 at=at,
-                note=note,
-                photos=photos,
+                note=step.note,
+                photos=step.photos,
                 data=data,
                 geom=from_shape(Point(*location), srid=4326) if location else None,
             )
         )
 
-    def history(self, case_id: int) -> tuple[Case, list[CaseEvent]]:
-        """The case (its report is the first step) and every later step, oldest first."""
-        case = self.get(case_id)
+    def history(self, case_id: int, by: Principal) -> tuple[Case, list[CaseEvent]]:
+        """The case (its report is the first step) and every later step, oldest first
+        (``NotFound`` for a case out of ``by``'s scope, as :meth:`get`)."""
+        case = self.get(case_id, by)
         stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
         return case, list(self.session.scalars(stmt))
+
+
+def _same_principal(event: CaseEvent, by: Principal) -> bool:
+    """Whether ``event`` was written by ``by`` (the same account or the same key)."""
+    if by.id is None:
+        return False
+    if by.kind == "user":
+        return event.actor_user_id == by.id
+    if by.kind == "key":
+        return event.actor_key_id == by.id
+    return False

@@ -14,6 +14,9 @@ from sqlalchemy import Select, and_, any_, func, literal, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from gis import datum as datums
+from service.accounts.principal import Principal
+from service.accounts.privacy import name_for, phone_for
+from service.accounts.scope import case_condition
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, STATUSES
 from service.clock import now
 from service.db.engine import session_scope
@@ -50,6 +53,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("source", "来源"),
     ("description", "问题描述"),
     ("address", "地址"),
+    ("reporter_name", "上报人"),
+    ("reporter_phone", "上报人电话"),
     ("grid_code", "网格编码"),
     ("department", "处置部门"),
     ("reported_at", "上报时间"),
@@ -80,7 +85,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 
 
 class Ledger:
-    """Case lists for one city."""
+    """Case lists for one city; every read shows only the cases in the caller's scope."""
 
     def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
@@ -88,8 +93,11 @@ class Ledger:
         self.registry = Registry(session, settings)
         self.city = settings.grids.city
 
-    def _where(self, flt: CaseFilter) -> Select[Case]:
+    def _where(self, flt: CaseFilter, by: Principal) -> Select[Case]:
         stmt = select(Case).where(Case.city == self.city)
+        scope = case_condition(by)
+        if scope is not None:
+            stmt = stmt.where(scope)
         if flt.grid:
             prefix = self.registry.subtree_prefix(flt.grid)
             stmt = stmt.where(Case.grid_code.startswith(prefix, autoescape=True))
@@ -127,15 +135,18 @@ class Ledger:
             )
         return stmt
 
-    def counts(self, flt: CaseFilter, by: str, level: str = "unit") -> list[dict[str, Any]]:
-        """Cases per grid (at ``level``) or per hotspot: total, open, overdue, recurring and
-        suspected duplicates — the figures behind rankings and heat maps."""
-        cases = self._where(flt).subquery()
-        if by == "hotspot":
+    def counts(
+        self, flt: CaseFilter, by: Principal, per: str, level: str = "unit"
+    ) -> list[dict[str, Any]]:
+        """Cases in ``by``'s scope per grid (at ``level``) or per hotspot (``per``): total,
+        open, overdue, recurring and suspected duplicates — the figures behind rankings and
+        heat maps."""
+        cases = self._where(flt, by).subquery()
+        if per == "hotspot":
             # one row per (case, hotspot): a case near two hotspots counts for both
             sub = select(func.unnest(cases.c.hotspot_ids).label("key"), *cases.c).subquery()
             key: Any = sub.c.key
-        elif by == "grid":
+        elif per == "grid":
             sub = cases
             n = self.registry.scheme.prefix_length(level)
             key = func.rpad(func.substr(sub.c.grid_code, 1, n), self.registry.scheme.width, "0")
@@ -158,19 +169,24 @@ class Ledger:
         )
         names = ("cases", "open", "overdue", "recurring", "suspected_duplicates")
         return [
-            {by: row.key, **{k: int(getattr(row, k)) for k in names}}
+            {per: row.key, **{k: int(getattr(row, k)) for k in names}}
             for row in self.session.execute(stmt)
         ]
 
-    def check(self, flt: CaseFilter) -> None:
+    def check(self, flt: CaseFilter, by: Principal) -> None:
         """Raise now for a bad filter (a streamed export cannot answer 4xx once it started)."""
-        self._where(flt)
+        self._where(flt, by)
+
+    def query(self, flt: CaseFilter, by: Principal, limit: int = 100) -> Select[Case]:
+        """The statement of a first page (for plans: see the scoping test)."""
+        return self._where(flt, by).order_by(Case.reported_at.desc(), Case.id.desc()).limit(limit)
 
     def page(
-        self, flt: CaseFilter, limit: int = 100, cursor: str | None = None
+        self, flt: CaseFilter, by: Principal, limit: int = 100, cursor: str | None = None
     ) -> tuple[list[Case], str | None]:
-        """Newest first; ``cursor`` continues after the last case of the previous page."""
-        stmt = self._where(flt)
+        """Cases in ``by``'s scope, newest first; ``cursor`` continues after the last case of
+        the previous page."""
+        stmt = self._where(flt, by)
         if cursor:
             stamp, ident = decode_cursor(cursor)
             stmt = stmt.where(tuple_(Case.reported_at, Case.id) < tuple_(stamp, ident))
@@ -183,11 +199,11 @@ class Ledger:
         rows = rows[:limit]
         return rows, (encode_cursor(rows[-1]) if more and rows else None)
 
-    def iterate(self, flt: CaseFilter, batch: int = 5000) -> Iterator[Case]:
-        """Every matching case, newest first, in keyset batches (for exports)."""
+    def iterate(self, flt: CaseFilter, by: Principal, batch: int = 5000) -> Iterator[Case]:
+        """Every matching case in ``by``'s scope, newest first, in keyset batches (exports)."""
         cursor = None
         while True:
-            rows, cursor = self.page(flt, batch, cursor)
+            rows, cursor = self.page(flt, by, batch, cursor)
             yield from rows
             self.session.expunge_all()
             if cursor is None:
@@ -200,9 +216,16 @@ class Ledger:
 
 
 def row_values(
-    case: Case, names: dict[str, str], lang: str, t: datetime, datum: str = "wgs84"
+    case: Case,
+    names: dict[str, str],
+    lang: str,
+    t: datetime,
+    by: Principal,
+    datum: str = "wgs84",
 ) -> list[Any]:
-    """The export row of one case (timestamps ISO 8601 with offset, lon/lat in ``datum``)."""
+    """The export row of one case (timestamps ISO 8601 with offset, lon/lat in ``datum``,
+    the first reporter's name and phone as ``by`` may see them)."""
+    reporter = case.reporters[0] if case.reporters else {}
     late = case.status in OPEN_STATUSES and case.deadline_at is not None and case.deadline_at < t
     lon, lat = datums.from_wgs84(case.lon, case.lat, datum)
     values = {
@@ -213,6 +236,8 @@ def row_values(
         "source": case.source,
         "description": case.description or "",
         "address": case.address or "",
+        "reporter_name": name_for(by, reporter.get("name")) or "",
+        "reporter_phone": phone_for(by, reporter.get("phone")) or "",
         "grid_code": case.grid_code or "",
         "department": case.department or "",
         "reported_at": iso(case.reported_at),
@@ -233,15 +258,18 @@ def headers(lang: str) -> list[str]:
     return [zh if lang == "zh" else key for key, zh in COLUMNS]
 
 
-def export_csv(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84") -> Iterator[bytes]:
-    """The ledger as CSV (UTF-8 with BOM so Excel reads the Chinese), streamed."""
+def export_csv(
+    ledger: Ledger, flt: CaseFilter, by: Principal, lang: str, datum: str = "wgs84"
+) -> Iterator[bytes]:
+    """The ledger of ``by``'s scope as CSV (UTF-8 with BOM so Excel reads the Chinese),
+    streamed."""
     names, t = ledger.category_names(), now()
     buf = io.StringIO()
     writer = csv.writer(buf)
     buf.write("\ufeff")
     writer.writerow(headers(lang))
-    for i, case in enumerate(ledger.iterate(flt), start=1):
-        writer.writerow(row_values(case, names, lang, t, datum))
+    for i, case in enumerate(ledger.iterate(flt, by), start=1):
+        writer.writerow(row_values(case, names, lang, t, by, datum))
         if i % 2000 == 0:
             yield buf.getvalue().encode()
             buf.seek(0)
@@ -250,24 +278,32 @@ def export_csv(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84")
 
 
 def export_csv_stream(
-    sessions: sessionmaker[Session], settings: AppSettings, flt: CaseFilter, lang: str, datum: str
+    sessions: sessionmaker[Session],
+    settings: AppSettings,
+    flt: CaseFilter,
+    by: Principal,
+    lang: str,
+    datum: str,
 ) -> Iterator[bytes]:
     """:func:`export_csv` on a session of its own: a streamed answer runs after the request's
     session has ended."""
     with session_scope(sessions) as session:
-        yield from export_csv(Ledger(session, settings), flt, lang, datum)
+        yield from export_csv(Ledger(session, settings), flt, by, lang, datum)
 
 
-def export_xlsx(ledger: Ledger, flt: CaseFilter, lang: str, datum: str = "wgs84") -> bytes:
-    """The ledger as an XLSX workbook (openpyxl write-only mode keeps memory flat)."""
+def export_xlsx(
+    ledger: Ledger, flt: CaseFilter, by: Principal, lang: str, datum: str = "wgs84"
+) -> bytes:
+    """The ledger of ``by``'s scope as an XLSX workbook (openpyxl write-only mode keeps
+    memory flat)."""
     from openpyxl import Workbook
 
     names, t = ledger.category_names(), now()
     book = Workbook(write_only=True)
     sheet = book.create_sheet("问题台账" if lang == "zh" else "ledger")
     sheet.append(headers(lang))
-    for case in ledger.iterate(flt):
-        sheet.append(row_values(case, names, lang, t, datum))
+    for case in ledger.iterate(flt, by):
+        sheet.append(row_values(case, names, lang, t, by, datum))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -9,13 +9,18 @@ import shapely
 from geoalchemy2.shape import to_shape
 
 from gis import datum as datums
+from service.accounts.principal import Principal
+from service.accounts.privacy import people_for
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES, allowed_actions
 from service.db.models import Case, CaseEvent, Category, RoutingRule
 from service.http.timeparse import iso
 
 
-def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
-    """A case as JSON, with its status label, allowed next actions and overdue flag."""
+def case_json(
+    case: Case, by: Principal, datum: str = "wgs84", tz: str | None = None
+) -> dict[str, Any]:
+    """A case as JSON for ``by``, with its status label, allowed next actions and overdue
+    flag; reporters' names and phones masked unless ``by`` holds ``people.read``."""
     lon, lat = datums.from_wgs84(case.lon, case.lat, datum)
     late = (
         case.status in OPEN_STATUSES
@@ -50,7 +55,7 @@ def case_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[s
         "suspected_duplicate_of": case.duplicate_of if case.status != "merged" else None,
         "merged_into": case.duplicate_of if case.status == "merged" else None,
         "recurring_of": case.recurring_of,
-        "reporters": case.reporters,
+        "reporters": people_for(by, case.reporters),
         "fields": case.fields,
         "photos": case.photos,
     }
@@ -75,6 +80,8 @@ def event_json(event: CaseEvent, datum: str = "wgs84", tz: str | None = None) ->
         "from_status": event.from_status,
         "to_status": event.to_status,
         "actor": event.actor,
+        "actor_user_id": event.actor_user_id,
+        "actor_key_id": event.actor_key_id,
         "at": iso(event.at, tz),
         "note": event.note,
         "photos": event.photos,
@@ -84,8 +91,11 @@ def event_json(event: CaseEvent, datum: str = "wgs84", tz: str | None = None) ->
     }
 
 
-def report_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict[str, Any]:
-    """The report that opened a case, as the first history step, its position in ``datum``."""
+def report_json(
+    case: Case, by: Principal, datum: str = "wgs84", tz: str | None = None
+) -> dict[str, Any]:
+    """The report that opened a case, as the first history step, its position in ``datum``
+    (reporters as ``by`` may see them)."""
     lon, lat = _lonlat(case.lon, case.lat, datum)
     return {
         "id": None,
@@ -93,12 +103,14 @@ def report_json(case: Case, datum: str = "wgs84", tz: str | None = None) -> dict
         "from_status": None,
         "to_status": "reported",
         "actor": case.source,
+        "actor_user_id": case.reporter_user_id,
+        "actor_key_id": case.reporter_key_id,
         "at": iso(case.reported_at, tz),
         "note": case.description,
         "photos": case.photos,
         "lon": lon,
         "lat": lat,
-        "data": {"routed_by": case.routed_by, "reporters": case.reporters},
+        "data": {"routed_by": case.routed_by, "reporters": people_for(by, case.reporters)},
     }
 
 

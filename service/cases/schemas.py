@@ -46,10 +46,16 @@ class ActionIn(BaseModel):
     """A workflow step."""
 
     action: str = Field(
-        description="register, reject, dispatch, handle, feedback, verify, "
+        description="register, reject, dispatch, handle, feedback, return (退单), verify, "
         "rework, extend, reopen, merge"
     )
-    actor: str = Field(min_length=1, max_length=100)
+    actor: str | None = Field(
+        None,
+        max_length=100,
+        deprecated=True,
+        description="Deprecated and ignored: the history names the account or API key that "
+        "acted (kept so that old clients sending it still work)",
+    )
     note: str | None = Field(None, max_length=4000)
     photos: list[str] = Field(default_factory=list, max_length=20)
     lon: float | None = None
@@ -59,7 +65,9 @@ class ActionIn(BaseModel):
     deadline_at: datetime | None = Field(None, description="extend: the new deadline")
     into: int | None = Field(None, description="merge: the case this duplicate folds into")
     department: str | None = Field(
-        None, max_length=200, description="dispatch: send to this department instead"
+        None,
+        max_length=200,
+        description="dispatch: send to this department (needed after a 退单 return)",
     )
 
 

@@ -2,7 +2,9 @@
 
 report → register → dispatch → handle → feedback → verify & close, plus reject (not a case),
 rework (verification fails: back to handling), extend (a new deadline, with a reason), reopen
-(a closed case comes back to dispatch) and merge (a duplicate folds into another case).
+(a closed case comes back to dispatch), merge (a duplicate folds into another case) and return
+(退单: the department sends a wrongly dispatched case back to the dispatcher, with a reason —
+the case is registered again, dispatched to nobody, until the dispatcher sends it on).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("dispatch", ("registered", "dispatched"), "dispatched"),
         Transition("handle", ("dispatched",), "handling"),
         Transition("feedback", ("dispatched", "handling"), "fed_back"),
+        Transition("return", ("dispatched", "handling"), "registered", needs_note=True),
         Transition("verify", ("fed_back",), "closed"),
         Transition("rework", ("fed_back",), "handling", needs_note=True),
         Transition("extend", ("registered", "dispatched", "handling"), None, needs_note=True),

@@ -191,6 +191,20 @@ class Case(Base):
             "grid_code",
             postgresql_ops={"grid_code": "text_pattern_ops"},
         ),
+        # scoped reads: cases dispatched to a department, cases a user or key reported
+        Index("ix_cases_city_department", "city", "department"),
+        Index(
+            "ix_cases_reporter_user",
+            "city",
+            "reporter_user_id",
+            postgresql_where=text("reporter_user_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_cases_reporter_key",
+            "city",
+            "reporter_key_id",
+            postgresql_where=text("reporter_key_id IS NOT NULL"),
+        ),
         Index(
             "uq_cases_idempotency",
             "city",
@@ -241,6 +255,9 @@ class Case(Base):
     recurring_of: Mapped[int | None] = mapped_column(BigInteger)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # the account or API key that reported the case (none: a citizen, an import, old rows)
+    reporter_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    reporter_key_id: Mapped[int | None] = mapped_column(BigInteger)
     lock_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
 

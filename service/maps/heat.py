@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
 from typing import Any, Literal
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from cachetools import LRUCache
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gis.datum import from_wgs84, transform_geometries
@@ -38,6 +38,9 @@ from gis.gi_star import gi_star
 from gis.metric import utm_crs_for_geometries
 from layers.overlay import raster_to_png
 from layers.styles import HOT_SPOT_COLOURS, classify, hot_spot_legend
+from service.accounts.principal import Principal
+from service.accounts.privacy import name_for, phone_for
+from service.accounts.scope import case_condition, scope_key
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import OPEN_STATUSES
 from service.clock import now
@@ -49,6 +52,7 @@ from service.grids.repository import GridFilter, geom_of
 from service.maps.versions import data_version
 from service.patrol.coverage import CoverageService
 from service.patrol.tracks import read_tracks
+from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 
 LAYERS = ("grids", "hexbins", "kde", "gi", "coverage", "tracks", "blind")
@@ -58,12 +62,18 @@ MAX_WINDOW = timedelta(days=366)
 @dataclass(frozen=True)
 class HeatFilter:
     """What a heat layer aggregates: cases reported (and patrols walked) in ``[start, end)``,
-    optionally one category (prefix) and one grid's subtree."""
+    optionally one category (prefix) and one grid's subtree — of those ``by`` may see.
+
+    Two filters are equal (one cached answer) when everything but ``by`` is equal and the
+    principals see the same: ``scope`` is :func:`service.accounts.scope.scope_key`.
+    """
 
     start: datetime
     end: datetime
-    category: str | None = None
-    grid: str | None = None
+    category: str | None
+    grid: str | None
+    by: Principal = field(compare=False, repr=False)
+    scope: tuple[Any, ...] = ()
 
 
 class HeatCache:
@@ -103,9 +113,12 @@ class HeatService:
         end: datetime | None,
         category: str | None = None,
         grid: str | None = None,
+        *,
+        by: Principal,
     ) -> HeatFilter:
-        """A filter with defaults (the last 30 days) and every part checked: a wrong category
-        or grid is a 404 naming it, never an empty map that pretends to be fine."""
+        """A filter of what ``by`` may see, with defaults (the last 30 days) and every part
+        checked: a wrong category or grid is a 404 naming it, never an empty map that
+        pretends to be fine."""
         end = end or now()
         start = start or end - timedelta(days=30)
         if end <= start:
@@ -120,7 +133,7 @@ class HeatService:
                 )
         if grid:
             self.registry.subtree_prefix(grid)
-        return HeatFilter(start, end, category or None, grid or None)
+        return HeatFilter(start, end, category or None, grid or None, by, scope_key(by))
 
     # -- layers ---------------------------------------------------------------------------------
     def layer(
@@ -184,8 +197,12 @@ class HeatService:
                     code=code,
                     name=row.name,
                     responsible_unit=row.responsible_unit,
-                    responsible_person=persons[0].get("name") if persons else None,
-                    responsible_phone=persons[0].get("phone") if persons else None,
+                    responsible_person=name_for(flt.by, persons[0].get("name"))
+                    if persons
+                    else None,
+                    responsible_phone=phone_for(flt.by, persons[0].get("phone"))
+                    if persons
+                    else None,
                     cases=int(t["count"]),
                     per_km2=_round(t["per_km2"]),
                     per_patrol_hour=_round(t.get("per_patrol_hour", np.nan)),
@@ -276,6 +293,9 @@ class HeatService:
         """Density surface of patrol track vertices (where workers spend their time)."""
         stored = read_tracks(self.session, self.city, flt.start, flt.end)
         keep = (stored.t >= flt.start.timestamp()) & (stored.t < flt.end.timestamp())
+        mine = PatrolService(self.session, self.settings).worker_codes(flt.by)
+        if mine is not None:  # only the tracks of the workers in scope
+            keep &= np.isin(stored.worker_code, mine)[stored.vertex_track]
         return self._surface(
             flt,
             stored.lon[keep],
@@ -320,8 +340,10 @@ class HeatService:
         rows = self.registry.repo.list(
             GridFilter(city=self.city, at=flt.end, level="unit", subtree_prefix=prefix)
         )
+        if flt.by.grid_prefixes is not None:  # the principal's grids only
+            rows = [r for r in rows if flt.by.covers_grid(r.code)]
         if not rows:
-            raise NotFound("no unit grids in this area at that time", field="grid")
+            raise NotFound("no unit grids in this area (and your scope) at that time", field="grid")
         return [r.code for r in rows], [geom_of(r) for r in rows], rows
 
     def _case_filter(self, flt: HeatFilter) -> list[Any]:
@@ -337,7 +359,19 @@ class HeatService:
         if flt.grid:
             prefix = self.registry.subtree_prefix(flt.grid)
             where.append(Case.grid_code.startswith(prefix, autoescape=True))
+        scope = case_condition(flt.by)
+        if scope is not None:
+            where.append(scope)
         return where
+
+    def counts_query(self, flt: HeatFilter) -> Select[str | None, int]:
+        """Cases per unit grid of ``flt`` (in its principal's scope): the query behind the
+        density layers, explained by the plan tests."""
+        return (
+            select(Case.grid_code, func.count())
+            .where(*self._case_filter(flt), Case.grid_code.is_not(None))
+            .group_by(Case.grid_code)
+        )
 
     def _cases(self, flt: HeatFilter) -> tuple[np.ndarray, np.ndarray]:
         # plain driver rows: ORM row objects would cost more than the aggregation itself
@@ -354,12 +388,8 @@ class HeatService:
         if per not in ("km2", "grid", "patrol_hour"):
             raise InvalidInput("per must be km2, grid or patrol_hour", field="per")
         # counted in the database: a month of a big city is ~100k cases, one row per grid back
-        per_grid = self.session.execute(
-            select(Case.grid_code, func.count())
-            .where(*self._case_filter(flt), Case.grid_code.is_not(None))
-            .group_by(Case.grid_code)
-        ).all()
-        counts = pd.Series(dict(per_grid), dtype=float)
+        per_grid = {code: n for code, n in self.session.execute(self.counts_query(flt))}
+        counts = pd.Series(per_grid, dtype=float)
         counts = counts[counts.index.isin(codes)]
         hours = None
         if per == "patrol_hour":
@@ -383,6 +413,9 @@ class HeatService:
             .where(Case.city == self.city, Case.status.in_(OPEN_STATUSES))
             .group_by(Case.grid_code)
         )
+        scope = case_condition(flt.by)
+        if scope is not None:
+            stmt = stmt.where(scope)
         if flt.category:
             stmt = stmt.where(Case.category_code.startswith(flt.category, autoescape=True))
         rows = self.session.execute(stmt)

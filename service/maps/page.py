@@ -12,6 +12,7 @@ from layers.page import (
     PageFilter,
     PageOptions,
 )
+from service.accounts.principal import SYSTEM
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.clock import now
@@ -27,9 +28,10 @@ def page_options(
     session: Session, settings: AppSettings, flt: PageFilter, base: str = ""
 ) -> PageOptions:
     """Everything the page shows, checked against the data (``CitygridError`` when a part of
-    the filter does not exist or the period is not allowed)."""
+    the filter does not exist or the period is not allowed). The page itself holds no case
+    or patrol data: its layers load them with the viewer's credentials, in their scope."""
     start, end = flt.window(settings.grids.timezone)
-    HeatService(session, settings).checked(start, end, flt.category, flt.grid)
+    HeatService(session, settings).checked(start, end, flt.category, flt.grid, by=SYSTEM)
     registry = Registry(session, settings)
     grid_name = registry.get(flt.grid).name if flt.grid else None
     basemap = BaseMap(settings.map.basemap, settings.map.tile_url, settings.map.tianditu_key)

@@ -63,9 +63,11 @@ from sqlalchemy.orm import Session
 
 from gis.codes import LEVELS
 from gis.datum import from_wgs84
+from service.accounts.principal import Principal
+from service.accounts.scope import case_sql, scope_key
 from service.cases.workflow import OPEN_SQL
 from service.clock import now
-from service.errors import BadParameter, NotFound
+from service.errors import BadParameter, NotFound, Unauthenticated
 from service.grids.registry import Registry
 from service.maps.versions import data_version
 from service.settings import AppSettings
@@ -241,16 +243,33 @@ class TileCache:
             return len(self._tiles)
 
 
-def cached_tile(city: str, req: TileRequest, cache: TileCache) -> Tile | None:
+def _scope(req: TileRequest, by: Principal) -> tuple[Any, ...] | None:
+    """What of the caller decides the tile: nothing for grids; for cases, ``maps.read`` (403
+    naming it) and the caller's scope (:func:`service.accounts.scope.scope_key`)."""
+    if req.layer != "cases":
+        return None
+    if by.kind == "anonymous":  # public grids never make cases public
+        raise Unauthenticated(
+            "log in or send a token or an API key: case tiles need the permission maps.read",
+            field="authorization",
+            permission="maps.read",
+        )
+    by.require("maps.read")
+    return scope_key(by)
+
+
+def cached_tile(city: str, req: TileRequest, cache: TileCache, by: Principal) -> Tile | None:
     """The tile straight from ``cache`` when that needs no query: no filters to check against
-    the data, and the layer's data version read within the last ``version_ttl``."""
+    the data, and the layer's data version read within the last ``version_ttl``. Case tiles
+    are cached per scope: principals who see the same cases share them."""
+    scope = _scope(req, by)
     if req.category is not None or req.grid is not None:
         return None
     version = cache.fresh_version((city, req.layer))
     if version is None:
         return None
     key = (city, req.layer, req.z, req.x, req.y, req.level, req.datum, (None, None), version)
-    return cache.get(key)
+    return cache.get(key + (scope,))
 
 
 class TileService:
@@ -261,16 +280,21 @@ class TileService:
         self.settings = settings
         self.city = settings.grids.city
 
-    def tile(self, req: TileRequest, cache: TileCache) -> Tile:
-        """The encoded tile for ``req`` (from ``cache`` while the data version holds)."""
+    def tile(self, req: TileRequest, cache: TileCache, by: Principal) -> Tile:
+        """The encoded tile for ``req`` as ``by`` may see it: grids for anyone the route lets
+        in, cases only those in ``by``'s scope (from ``cache`` while the data version holds)."""
+        scope = _scope(req, by)
         t = now()
         filters = self._filters(req)
         version = cache.version((self.city, req.layer), lambda: self.data_version(req.layer, t))
-        key = (self.city, req.layer, req.z, req.x, req.y, req.level, req.datum, filters, version)
+        key = (
+            *(self.city, req.layer, req.z, req.x, req.y, req.level, req.datum),
+            *(filters, version, scope),
+        )
         cached = cache.get(key)
         if cached is not None:
             return cached
-        data = self.render(req, filters, t)
+        data = self.render(req, filters, t, by)
         tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"')
         cache.put(key, tile)
         return tile
@@ -305,12 +329,39 @@ class TileService:
 
     # -- rendering -------------------------------------------------------------------------
     def render(
-        self, req: TileRequest, filters: tuple[str | None, str | None], at: datetime
+        self,
+        req: TileRequest,
+        filters: tuple[str | None, str | None],
+        at: datetime,
+        by: Principal,
     ) -> bytes:
-        """Encode the tile in PostGIS."""
+        """Encode the tile in PostGIS (cases: those in ``by``'s scope)."""
         if req.layer == "grids":
             return self._grids(req, at)
+        sql, params = self.case_statements(req, filters, at, by)
+        if req.z >= CASE_POINTS_FROM_ZOOM:
+            n = self.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
+            if int(n.scalar_one()) <= MAX_POINTS:
+                # answers carry local time: format reported_at in the display zone
+                self.session.execute(
+                    text("SELECT set_config('TimeZone', :tz, true)"),
+                    {"tz": self.settings.grids.timezone},
+                )
+                return self._scalar(sql["points"], params)
+        return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
+
+    def case_statements(
+        self,
+        req: TileRequest,
+        filters: tuple[str | None, str | None],
+        at: datetime,
+        by: Principal,
+    ) -> tuple[dict[str, str], dict[str, Any]]:
+        """The SQL of a case tile (``count``, ``points``, ``clusters``) limited to ``by``'s
+        scope, and its parameters (``limit`` and ``cell`` are added by the caller) — what
+        :meth:`render` runs, and what the plan tests explain."""
         category, grid_prefix = filters
+        scope, scope_params = case_sql(by, "c")
         dx, dy = req.shift()
         params: dict[str, Any] = {
             "z": req.z,
@@ -322,17 +373,14 @@ class TileService:
             "grid_prefix": grid_prefix,
             "dx": dx,
             "dy": dy,
+            **scope_params,
         }
-        if req.z >= CASE_POINTS_FROM_ZOOM:
-            n = self.session.execute(text(_COUNT_CASES), params | {"limit": MAX_POINTS + 1})
-            if int(n.scalar_one()) <= MAX_POINTS:
-                # answers carry local time: format reported_at in the display zone
-                self.session.execute(
-                    text("SELECT set_config('TimeZone', :tz, true)"),
-                    {"tz": self.settings.grids.timezone},
-                )
-                return self._scalar(_CASE_POINTS, params)
-        return self._scalar(_CASE_CLUSTERS, params | {"cell": CLUSTER_CELL})
+        sql = {
+            "count": _COUNT_CASES.replace(_SCOPE, scope),
+            "points": _CASE_POINTS.replace(_SCOPE, scope),
+            "clusters": _CASE_CLUSTERS.replace(_SCOPE, scope),
+        }
+        return sql, params
 
     def _grids(self, req: TileRequest, at: datetime) -> bytes:
         params = {
@@ -375,11 +423,15 @@ WHERE t.geom IS NOT NULL
 """
 
 
+# the caller's scope (service.accounts.scope.case_sql) goes in place of this mark
+_SCOPE = "/* scope */ true"
+
 _CASE_WHERE = f"""
     c.city = :city
     AND c.status IN {OPEN_SQL}
     AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
+    AND {_SCOPE}
 """
 
 # points: the tile plus its buffer, so a symbol near the edge is drawn by both tiles

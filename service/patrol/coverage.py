@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from gis.coverage import CoverageRaster, FixTable, grid_coverage, zone_coverage
 from gis.metric import to_metric, to_metric_xy
+from service.accounts.principal import Principal
+from service.accounts.scope import grid_condition
 from service.clock import now
 from service.db.models import (
     Case,
@@ -129,15 +131,19 @@ class CoverageService:
         return run
 
     def grid_rows(
-        self, period: str, start: datetime, grid: str | None = None
+        self, period: str, start: datetime, by: Principal, grid: str | None = None
     ) -> tuple[CoverageRun, list[dict[str, Any]]]:
-        """Coverage of the unit grids of a period (optionally one grid's subtree)."""
+        """Coverage of the unit grids of a period in ``by``'s grid scope (optionally one
+        grid's subtree)."""
         run = self.run(period, start)
         stmt = (
             select(GridCoverage)
             .where(GridCoverage.run_id == run.id)
             .order_by(GridCoverage.grid_code)
         )
+        scope = grid_condition(by, GridCoverage.grid_code)
+        if scope is not None:
+            stmt = stmt.where(scope)
         if grid:
             prefix = self.registry.subtree_prefix(grid)
             stmt = stmt.where(GridCoverage.grid_code.startswith(prefix, autoescape=True))
@@ -159,9 +165,10 @@ class CoverageService:
         return rows
 
     def hotspot_rows(
-        self, period: str, start: datetime
+        self, period: str, start: datetime, by: Principal
     ) -> tuple[CoverageRun, list[dict[str, Any]]]:
-        """Coverage of the hotspots active in a period, against their patrol quota."""
+        """Coverage of the hotspots active in a period (those touching ``by``'s grids),
+        against their patrol quota."""
         run = self.run(period, start)
         stmt = (
             select(HotspotCoverage, Hotspot)
@@ -169,12 +176,36 @@ class CoverageService:
             .where(HotspotCoverage.run_id == run.id)
             .order_by(Hotspot.id)
         )
+        mine = self.hotspots_in_scope(by)
+        if mine is not None:
+            stmt = stmt.where(Hotspot.id.in_(mine))
         return run, [_hotspot_row(c, h, run.period_end) for c, h in self.session.execute(stmt)]
 
+    def hotspots_in_scope(self, by: Principal) -> list[int] | None:
+        """Ids of the hotspots whose influence zone touches a current unit grid in ``by``'s
+        grid scope (``None``: every hotspot)."""
+        scope = grid_condition(by, Grid.code)
+        if scope is None:
+            return None
+        stmt = (
+            select(Hotspot.id)
+            .join(Grid, func.ST_Intersects(Grid.geom, Hotspot.zone))
+            .where(
+                Hotspot.city == self.city,
+                Grid.city == self.city,
+                Grid.level == "unit",
+                Grid.valid_to.is_(None),
+                scope,
+            )
+            .distinct()
+        )
+        return list(self.session.scalars(stmt))
+
     def blind_spots(
-        self, hours: float, at: datetime | None = None, grid: str | None = None
+        self, hours: float, by: Principal, at: datetime | None = None, grid: str | None = None
     ) -> dict[str, Any]:
-        """Unit grids and hotspots nobody visited in the ``hours`` before ``at`` (default now)."""
+        """Unit grids and hotspots in ``by``'s scope nobody visited in the ``hours`` before
+        ``at`` (default now)."""
         if not 0 < hours <= 24 * 31:
             raise InvalidInput("hours must be in (0, 744]", field="hours")
         end = at or now()
@@ -184,9 +215,14 @@ class CoverageService:
         if grid:
             prefix = self.registry.subtree_prefix(grid)
             frame = frame[frame["code"].str.startswith(prefix)]
+        if not by.city_wide:
+            frame = frame[[by.covers_grid(c) for c in frame["code"]]]
         unseen = frame[frame["visits"] == 0]
         names = self._grid_names(list(unseen["code"]), start)
         spots = result.hotspots
+        mine = self.hotspots_in_scope(by)
+        if mine is not None:
+            spots = spots[spots["hotspot_id"].isin(mine)]
         return {
             "from": start,
             "to": end,
@@ -203,11 +239,12 @@ class CoverageService:
         }
 
     def problems_per_patrol_hour(
-        self, period: str, start: datetime, grid: str | None = None
+        self, period: str, start: datetime, by: Principal, grid: str | None = None
     ) -> tuple[CoverageRun, list[dict[str, Any]]]:
-        """Cases reported in each unit grid per patrol hour there, highest first: grids with
-        cases and no patrol at all come first ("high problems, low patrol")."""
-        run, rows = self.grid_rows(period, start, grid)
+        """Cases reported in each unit grid of ``by``'s grid scope per patrol hour there,
+        highest first: grids with cases and no patrol at all come first ("high problems, low
+        patrol"). Every case of a grid in scope is in scope too (its grid is)."""
+        run, rows = self.grid_rows(period, start, by, grid)
         counts = dict(
             self.session.execute(
                 select(Case.grid_code, func.count())

@@ -34,6 +34,7 @@ from gis import datum as datums
 from gis.limits import FileLimits, check_csv
 from gis.metric import to_metric, to_metric_xy, utm_crs_for_geometries
 from gis.patrol import CleaningRules
+from service.accounts.principal import Principal
 from service.clock import now
 from service.db.engine import driver_cursor
 from service.db.models import Device, Grid
@@ -44,6 +45,7 @@ from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
 from service.patrol.tracks import TrackWriter
+from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 
 _US = 1_000_000
@@ -158,8 +160,11 @@ class FixIngester:
         )
         self.progress = progress or (lambda step, done, total: None)
 
-    def run(self, frame: pd.DataFrame, *, mode: str = "all", datum: str = "wgs84") -> IngestReport:
-        """Validate, store and rebuild tracks; see the module docstring."""
+    def run(
+        self, frame: pd.DataFrame, by: Principal, *, mode: str = "all", datum: str = "wgs84"
+    ) -> IngestReport:
+        """Validate, store and rebuild tracks; see the module docstring. Every device of the
+        batch must belong to a worker in ``by``'s scope (403 naming it, nothing stored)."""
         if mode not in ("all", "rows"):
             raise InvalidInput("mode must be 'all' (all or nothing) or 'rows'", field="mode")
         try:
@@ -171,6 +176,8 @@ class FixIngester:
         report = IngestReport(rows=len(frame))
         clock = time.perf_counter()
         cols, errors = self._validate(frame, datum)
+        known = cols["worker"][cols["device_key"] >= 0]
+        PatrolService(self.session, self.settings).check_fix_scope(list(set(known)), by)
         report.seconds["validate"] = time.perf_counter() - clock
         report.record(errors)
         if mode == "all":

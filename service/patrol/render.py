@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import Response
 from geoalchemy2.shape import to_shape
 
+from service.accounts.principal import Principal
+from service.accounts.privacy import phone_for
 from service.db.models import CoverageRun, PatrolSession, Worker
 from service.http.geojson import geometry_json
 from service.http.timeparse import iso
@@ -58,13 +60,14 @@ def coverage_geometries(
     }
 
 
-def worker_json(worker: Worker, devices: list[str]) -> dict[str, Any]:
-    """A worker with the phones they carry."""
+def worker_json(worker: Worker, devices: list[str], by: Principal) -> dict[str, Any]:
+    """A worker with the phones they carry (their phone number masked unless ``by`` holds
+    ``people.read``; the name stays: a grid worker is named on the grid's public sign)."""
     return {
         "code": worker.code,
         "name": worker.name,
         "team": worker.team,
-        "phone": worker.phone,
+        "phone": phone_for(by, worker.phone),
         "grid_codes": list(worker.grid_codes),
         "devices": devices,
         "active": worker.active,

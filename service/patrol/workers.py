@@ -12,9 +12,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from gis import datum as datums
+from service.accounts.principal import Principal
 from service.clock import now
 from service.db.models import Device, Grid, PatrolSession, PatrolTrack, Worker
-from service.errors import Conflict, InvalidInput, NotFound
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.http.timeparse import iso
 from service.settings import AppSettings
 
@@ -32,8 +33,36 @@ class WorkerInput:
     active: bool = True
 
 
+def sees_worker(by: Principal, grid_codes: list[str]) -> bool:
+    """Whether ``by`` may see a worker assigned to ``grid_codes``: a city-wide principal sees
+    every worker, a grid-scoped one those with at least one grid in its subtrees."""
+    if by.city_wide:
+        return True
+    return any(by.covers_grid(c) for c in grid_codes)
+
+
+def edits_worker(by: Principal, grid_codes: list[str]) -> bool:
+    """Whether ``by`` may change a worker assigned to ``grid_codes`` (or upload their fixes):
+    every one of the grids must lie in its subtrees; a worker without grids belongs to the
+    whole city."""
+    if by.city_wide:
+        return True
+    return bool(grid_codes) and all(by.covers_grid(c) for c in grid_codes)
+
+
+def _outside(by: Principal, what: str) -> Forbidden:
+    return Forbidden(
+        f"{what} lies outside the scope of {by.label}: {by.scope_text()}",
+        field="scope",
+        scope=list(by.grid_prefixes or ()),
+    )
+
+
 class PatrolService:
-    """Workers, devices, sessions and tracks of one city on one session."""
+    """Workers, devices, sessions and tracks of one city on one session.
+
+    Reads show the workers (and their tracks) whose grids lie in the caller's scope; writes
+    need every grid of the worker in it (403 naming the scope)."""
 
     def __init__(self, session: Session, settings: AppSettings) -> None:
         self.session = session
@@ -41,13 +70,18 @@ class PatrolService:
         self.city = settings.grids.city
 
     # -- workers and devices --------------------------------------------------------------------
-    def save_worker(self, item: WorkerInput) -> tuple[Worker, bool]:
-        """Create or update a worker; returns it and whether it was created.
+    def save_worker(self, item: WorkerInput, by: Principal) -> tuple[Worker, bool]:
+        """Create or update a worker as ``by``; returns it and whether it was created.
 
         Assigned grids must be current unit grids; a device may belong to one worker only.
+        The worker's grids, before and after, must lie in ``by``'s scope.
         """
         self._check_grids(item.grid_codes)
         worker = self.session.get(Worker, (self.city, item.code))
+        if worker is not None and not edits_worker(by, list(worker.grid_codes)):
+            raise _outside(by, f"worker {item.code!r}")
+        if not edits_worker(by, item.grid_codes):
+            raise _outside(by, f"worker {item.code!r} with grids {', '.join(item.grid_codes)}")
         created = worker is None
         if worker is None:
             worker = Worker(city=self.city, code=item.code)
@@ -93,19 +127,25 @@ class PatrolService:
                 field="devices",
             )
 
-    def worker(self, code: str) -> Worker:
-        """A worker by code, or ``NotFound``."""
+    def worker(self, code: str, by: Principal) -> Worker:
+        """A worker by code, or ``NotFound`` (also when outside ``by``'s scope)."""
         worker = self.session.get(Worker, (self.city, code))
-        if worker is None:
+        if worker is None or not sees_worker(by, list(worker.grid_codes)):
             raise NotFound(f"no worker {code!r}", field="code")
         return worker
 
-    def workers(self, team: str | None = None) -> list[Worker]:
-        """The city's workers (optionally one team), by code."""
+    def workers(self, by: Principal, team: str | None = None) -> list[Worker]:
+        """The city's workers in ``by``'s scope (optionally one team), by code."""
         stmt = select(Worker).where(Worker.city == self.city).order_by(Worker.code)
         if team:
             stmt = stmt.where(Worker.team == team)
-        return list(self.session.scalars(stmt))
+        # a city has thousands of workers at most: the scope is checked on the loaded rows
+        return [w for w in self.session.scalars(stmt) if sees_worker(by, list(w.grid_codes))]
+
+    def _check_device_scope(self, device: Device, by: Principal) -> None:
+        worker = self.session.get(Worker, (self.city, device.worker_code))
+        if worker is None or not edits_worker(by, list(worker.grid_codes)):
+            raise _outside(by, f"device {device.device_id!r} (worker {device.worker_code!r})")
 
     def devices_of(self, codes: list[str]) -> dict[str, list[str]]:
         """Device ids per worker code."""
@@ -138,9 +178,13 @@ class PatrolService:
         return device
 
     # -- sessions --------------------------------------------------------------------------------
-    def start_session(self, device_id: str, at: datetime | None = None) -> PatrolSession:
-        """Open a patrol session on a device (one open session per device)."""
+    def start_session(
+        self, device_id: str, by: Principal, at: datetime | None = None
+    ) -> PatrolSession:
+        """Open a patrol session on a device (one open session per device); the device's
+        worker must lie in ``by``'s scope."""
         device = self.device(device_id)
+        self._check_device_scope(device, by)
         open_one = self.session.scalars(
             select(PatrolSession).where(
                 PatrolSession.device_key == device.id, PatrolSession.ended_at.is_(None)
@@ -157,11 +201,15 @@ class PatrolService:
         self.session.flush()
         return row
 
-    def end_session(self, session_id: int, at: datetime | None = None) -> PatrolSession:
-        """Close a session; tracks never run across its end."""
+    def end_session(
+        self, session_id: int, by: Principal, at: datetime | None = None
+    ) -> PatrolSession:
+        """Close a session; tracks never run across its end. The device's worker must lie in
+        ``by``'s scope."""
         row = self.session.get(PatrolSession, session_id)
         if row is None or row.city != self.city:
             raise NotFound(f"no patrol session {session_id}", field="id")
+        self._check_device_scope(self.device_of_session(row), by)
         if row.ended_at is not None:
             raise Conflict(f"session {session_id} already ended", field="id")
         end = at or now()
@@ -174,6 +222,7 @@ class PatrolService:
     # -- tracks ----------------------------------------------------------------------------------
     def tracks(
         self,
+        by: Principal,
         start: datetime,
         end: datetime,
         worker: str | None = None,
@@ -182,9 +231,10 @@ class PatrolService:
         offset: int = 0,
         datum: str = "wgs84",
     ) -> list[dict[str, Any]]:
-        """Tracks overlapping ``[start, end)`` as GeoJSON features (oldest first), in ``datum``."""
+        """Tracks of the workers in ``by``'s scope overlapping ``[start, end)`` as GeoJSON
+        features (oldest first), in ``datum``."""
         stmt = (
-            self._tracks(start, end, worker, device_id)
+            self._tracks(by, start, end, worker, device_id)
             .add_columns(Device.device_id, func.ST_AsBinary(PatrolTrack.geom))
             .order_by(PatrolTrack.started_at, PatrolTrack.id)
             .limit(limit)
@@ -194,17 +244,23 @@ class PatrolService:
 
     def count_tracks(
         self,
+        by: Principal,
         start: datetime,
         end: datetime,
         worker: str | None = None,
         device_id: str | None = None,
     ) -> int:
         """How many tracks :meth:`tracks` finds without a limit."""
-        sub = self._tracks(start, end, worker, device_id).subquery()
+        sub = self._tracks(by, start, end, worker, device_id).subquery()
         return int(self.session.scalar(select(func.count()).select_from(sub)) or 0)
 
     def _tracks(
-        self, start: datetime, end: datetime, worker: str | None, device_id: str | None
+        self,
+        by: Principal,
+        start: datetime,
+        end: datetime,
+        worker: str | None,
+        device_id: str | None,
     ) -> Select[PatrolTrack]:
         if end <= start:
             raise InvalidInput("'to' must be after 'from'", field="to")
@@ -218,11 +274,29 @@ class PatrolService:
             )
         )
         if worker:
-            self.worker(worker)
+            self.worker(worker, by)
             stmt = stmt.where(PatrolTrack.worker_code == worker)
         if device_id:
             stmt = stmt.where(PatrolTrack.device_key == self.device(device_id).id)
+        if not by.city_wide:
+            stmt = stmt.where(PatrolTrack.worker_code.in_([w.code for w in self.workers(by)]))
         return stmt
+
+    def worker_codes(self, by: Principal) -> list[str] | None:
+        """Codes of the workers in ``by``'s scope (``None``: every worker)."""
+        return None if by.city_wide else [w.code for w in self.workers(by)]
+
+    def check_fix_scope(self, worker_codes: list[str], by: Principal) -> None:
+        """``Forbidden`` naming the scope unless every worker in ``worker_codes`` (of one batch
+        of fixes) lies in ``by``'s scope: a batch for a worker elsewhere stores nothing."""
+        if by.city_wide or not worker_codes:
+            return
+        rows = self.session.scalars(
+            select(Worker).where(Worker.city == self.city, Worker.code.in_(set(worker_codes)))
+        )
+        outside = sorted(w.code for w in rows if not edits_worker(by, list(w.grid_codes)))
+        if outside:
+            raise _outside(by, f"the fixes of worker(s) {', '.join(outside[:5])}")
 
 
 def _track_feature(track: PatrolTrack, device_id: str, wkb: bytes, datum: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
 
+from service.accounts.principal import Principal
 from service.auth import Allow
 from service.cases.cases import Action, CaseInput
 from service.cases.files import read_case_file
@@ -30,16 +31,23 @@ from service.http.uploads import saved_upload
 
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 
+Reader = Annotated[Principal, Allow("cases.read")]
+Reporter = Annotated[Principal, Allow("cases.report")]
+Exporter = Annotated[Principal, Allow("cases.export")]
+# acting starts with seeing the case; the case service then checks the permission the action
+# needs (ACTION_PERMISSIONS: a 403 naming it), the scope and the separation of duties
+Actor = Annotated[Principal, Allow("cases.read")]
+
 
 @router.post(
     "",
     status_code=201,
     summary="Report a problem (idempotent with a key)",
-    dependencies=[Allow("cases.report")],
 )
 def create_case(
     body: CaseCreate,
     cases: CaseServiceDep,
+    by: Reporter,
     settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -59,18 +67,18 @@ def create_case(
         idempotency_key=idempotency_key or body.idempotency_key,
         allow_unassigned=body.allow_unassigned,
     )
-    case, created = cases.intake(item, actor=body.source)
+    case, created = cases.intake(item, by)
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return case_json(case, body.datum)
+    return case_json(case, by, body.datum)
 
 
 def _page(
-    ledger: Ledger, flt: CaseFilter, limit: int, cursor: str | None, datum: str
+    ledger: Ledger, flt: CaseFilter, by: Principal, limit: int, cursor: str | None, datum: str
 ) -> dict[str, Any]:
-    rows, nxt = ledger.page(flt, limit, cursor)
-    return {"items": [case_json(c, datum) for c in rows], "next_cursor": nxt}
+    rows, nxt = ledger.page(flt, by, limit, cursor)
+    return {"items": [case_json(c, by, datum) for c in rows], "next_cursor": nxt}
 
 
 @router.post(
@@ -103,66 +111,66 @@ def import_cases(
 @router.get(
     "",
     summary="The ledger (问题台账): filtered, newest first, keyset paging",
-    dependencies=[Allow("cases.read")],
 )
 def list_cases(
     ledger: LedgerDep,
+    by: Reader,
     flt: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(ledger, flt, limit, cursor, datum)
+    return _page(ledger, flt, by, limit, cursor, datum)
 
 
-@router.get(
-    "/overdue", summary="Open cases past their deadline", dependencies=[Allow("cases.read")]
-)
+@router.get("/overdue", summary="Open cases past their deadline")
 def overdue_cases(
     ledger: LedgerDep,
+    by: Reader,
     flt: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(ledger, replace(flt, overdue=True), limit, cursor, datum)
+    return _page(ledger, replace(flt, overdue=True), by, limit, cursor, datum)
 
 
-@router.get("/due", summary="Open cases due within N hours", dependencies=[Allow("cases.read")])
+@router.get("/due", summary="Open cases due within N hours")
 def due_cases(
     ledger: LedgerDep,
+    by: Reader,
     flt: FilterDep,
     within_hours: Annotated[float, Query(gt=0, le=24 * 30)] = 4.0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query()] = None,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return _page(ledger, replace(flt, due_within_hours=within_hours), limit, cursor, datum)
+    return _page(ledger, replace(flt, due_within_hours=within_hours), by, limit, cursor, datum)
 
 
 @router.get(
     "/counts",
     summary="Case counts per grid or per hotspot (open, overdue, recurring)",
-    dependencies=[Allow("cases.read")],
 )
 def case_counts(
     ledger: LedgerDep,
+    reader: Reader,
     flt: FilterDep,
     by: Annotated[Literal["grid", "hotspot"], Query()] = "grid",
     level: Annotated[
         Literal["district", "street", "community", "unit"], Query(description="by=grid")
     ] = "unit",
 ) -> list[dict[str, Any]]:
-    return ledger.counts(flt, by, level)
+    return ledger.counts(flt, reader, by, level)
 
 
 @router.get(
     "/export",
     summary="The ledger as CSV or XLSX (Chinese headers with lang=zh)",
-    dependencies=[Allow("cases.export")],
 )
 def export_cases(
     ledger: LedgerDep,
+    by: Exporter,
     sessions: SessionsDep,
     settings: SettingsDep,
     flt: FilterDep,
@@ -170,38 +178,43 @@ def export_cases(
     lang: Annotated[Literal["zh", "en"], Query()] = "zh",
     datum: DatumQuery = "wgs84",
 ) -> Response:
-    ledger.check(flt)
+    ledger.check(flt, by)
     if format == "xlsx":
         return Response(
-            export_xlsx(ledger, flt, lang, datum),
+            export_xlsx(ledger, flt, by, lang, datum),
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": 'attachment; filename="ledger.xlsx"'},
         )
     return StreamingResponse(
-        export_csv_stream(sessions, settings, flt, lang, datum),
+        export_csv_stream(sessions, settings, flt, by, lang, datum),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="ledger.csv"'},
     )
 
 
-@router.get("/{case_id}", summary="One case", dependencies=[Allow("cases.read")])
+@router.get("/{case_id}", summary="One case (404 as well when it lies outside your scope)")
 def get_case(
     case_id: IdPath,
     cases: CaseServiceDep,
+    by: Reader,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return case_json(cases.get(case_id), datum)
+    return case_json(cases.get(case_id, by), by, datum)
 
 
 @router.post(
     "/{case_id}/actions",
     summary="Move a case along the workflow",
-    dependencies=[Allow("cases.read")],
+    description="Each action needs its own permission (register: cases.register, dispatch: "
+    "cases.dispatch, return (退单): cases.return, verify/rework: cases.verify …), the case in "
+    "your scope, and the separation of duties (see the README). The history names the "
+    "account or API key that acted; the body's `actor` is deprecated and ignored.",
 )
 def act(
     case_id: IdPath,
     body: ActionIn,
     cases: CaseServiceDep,
+    by: Actor,
     settings: SettingsDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
@@ -219,7 +232,6 @@ def act(
         )
     step = Action(
         action=body.action,
-        actor=body.actor,
         note=body.note,
         photos=body.photos,
         lon=body.lon,
@@ -230,16 +242,15 @@ def act(
         into=body.into,
         department=body.department,
     )
-    return case_json(cases.act(case_id, step), body.datum)  # the datum the client speaks
+    return case_json(cases.act(case_id, step, by), by, body.datum)  # the client's datum
 
 
 @router.get(
     "/{case_id}/history",
     summary="Every step of a case (append-only)",
-    dependencies=[Allow("cases.read")],
 )
 def history(
-    case_id: IdPath, cases: CaseServiceDep, datum: DatumQuery = "wgs84"
+    case_id: IdPath, cases: CaseServiceDep, by: Reader, datum: DatumQuery = "wgs84"
 ) -> list[dict[str, Any]]:
-    case, events = cases.history(case_id)
-    return [report_json(case, datum), *(event_json(e, datum) for e in events)]
+    case, events = cases.history(case_id, by)
+    return [report_json(case, by, datum), *(event_json(e, datum) for e in events)]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
+from service.accounts.principal import Principal
 from service.auth import Allow
 from service.deps import CoverageDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
@@ -36,12 +37,14 @@ StartQuery = Annotated[
 
 GridQuery = Annotated[str | None, Query(description="Grid code: only its subtree")]
 
+# every answer covers the grids (and hotspots touching them) in the caller's grid scope
+Reader = Annotated[Principal, Allow("patrol.read")]
 
-@router.get(
-    "/grids", summary="Coverage of each unit grid in a period", dependencies=[Allow("patrol.read")]
-)
+
+@router.get("/grids", summary="Coverage of each unit grid in a period")
 def grid_coverage(
     cov: CoverageDep,
+    by: Reader,
     settings: SettingsDep,
     start: StartQuery,
     period: Period = "day",
@@ -49,7 +52,7 @@ def grid_coverage(
     format: Format = "json",
     datum: DatumQuery = "wgs84",  # of the boundaries with format=geojson
 ) -> Any:
-    run, rows = cov.grid_rows(period, aware(start, settings.grids.timezone), grid)
+    run, rows = cov.grid_rows(period, aware(start, settings.grids.timezone), by, grid)
     rows = [plain_row(r) for r in rows]
     if format == "csv":
         return csv_response(rows, f"coverage-{run.period}-{run.period_start:%Y%m%d%H}")
@@ -67,16 +70,16 @@ def grid_coverage(
 @router.get(
     "/hotspots",
     summary="Coverage of each active hotspot against its patrol quota",
-    dependencies=[Allow("patrol.read")],
 )
 def hotspot_coverage(
     cov: CoverageDep,
+    by: Reader,
     settings: SettingsDep,
     start: StartQuery,
     period: Period = "week",
     format: Literal["json", "csv"] = "json",
 ) -> Any:
-    run, rows = cov.hotspot_rows(period, aware(start, settings.grids.timezone))
+    run, rows = cov.hotspot_rows(period, aware(start, settings.grids.timezone), by)
     rows = [plain_row(r) for r in rows]
     if format == "csv":
         return csv_response(rows, f"hotspot-coverage-{run.period}-{run.period_start:%Y%m%d%H}")
@@ -86,33 +89,34 @@ def hotspot_coverage(
 @router.get(
     "/blind-spots",
     summary="Unit grids and hotspots nobody visited in the last N hours",
-    dependencies=[Allow("patrol.read")],
 )
 def blind_spots(
     cov: CoverageDep,
+    by: Reader,
     settings: SettingsDep,
     hours: Annotated[float, Query(gt=0, le=744, description="Look back this many hours")] = 24,
     at: Annotated[datetime | None, Query(description="End of the window (default now)")] = None,
     grid: GridQuery = None,
 ) -> dict[str, Any]:
-    result = cov.blind_spots(hours, aware(at, settings.grids.timezone), grid)
+    result = cov.blind_spots(hours, by, aware(at, settings.grids.timezone), grid)
     return plain_row(result)
 
 
 @router.get(
     "/problems",
     summary="Cases per patrol hour per unit grid ('high problems, low patrol' first)",
-    dependencies=[Allow("patrol.read")],
 )
 def problems_per_patrol_hour(
     cov: CoverageDep,
+    by: Reader,
     settings: SettingsDep,
     start: StartQuery,
     period: Period = "week",
     grid: GridQuery = None,
     format: Literal["json", "csv"] = "json",
 ) -> Any:
-    run, rows = cov.problems_per_patrol_hour(period, aware(start, settings.grids.timezone), grid)
+    start_at = aware(start, settings.grids.timezone)
+    run, rows = cov.problems_per_patrol_hour(period, start_at, by, grid)
     if format == "csv":
         return csv_response(
             rows, f"problems-per-patrol-hour-{run.period}-{run.period_start:%Y%m%d%H}"

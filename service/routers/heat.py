@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from service.accounts.principal import Principal
 from service.auth import Allow
 from service.deps import HeatServiceDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
@@ -20,12 +21,13 @@ router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRo
     "/{layer}",
     summary="A heat-map layer: GeoJSON with fill colours and a legend, or a PNG overlay",
     description="Layers: " + ", ".join(LAYERS) + ". Cases and patrols of [from, to) "
-    "(default: the last 30 days), optionally one category (prefix) and one grid's subtree.",
-    dependencies=[Allow("maps.read")],
+    "(default: the last 30 days), optionally one category (prefix) and one grid's subtree. "
+    "Only the cases, grids and patrols in your scope.",
 )
 def heat_layer(
     layer: str,
     heat: HeatServiceDep,
+    by: Annotated[Principal, Allow("maps.read")],
     settings: SettingsDep,
     start: Annotated[datetime | None, Query(alias="from")] = None,
     end: Annotated[datetime | None, Query(alias="to")] = None,
@@ -42,7 +44,7 @@ def heat_layer(
     ] = "wgs84",
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
-    flt = heat.checked(aware(start, tz), aware(end, tz), category, grid)
+    flt = heat.checked(aware(start, tz), aware(end, tz), category, grid, by=by)
     by_layer: dict[str, dict[str, Any]] = {
         "grids": {"per": per},
         "hexbins": {"size_m": size_m},

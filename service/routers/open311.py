@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from gis.datum import DATUMS, from_wgs84
-from service.accounts.principal import ANONYMOUS
+from service.accounts.principal import ANONYMOUS, Principal
 from service.auth import Allow, Anyone, current_principal, public_reports
 from service.cases.cases import CaseInput, CaseService
 from service.cases.open311.documents import MEDIA_TYPES, SPECIFICATION, Format, document
@@ -45,6 +45,10 @@ from service.http.timeparse import iso
 from service.settings import AppSettings
 
 router = APIRouter(prefix="/open311", tags=["Open311 GeoReport v2"], route_class=GuardedRoute)
+
+# reads of service requests: only the cases in the caller's scope (service.accounts.scope);
+# the answers carry no reporter's name or phone (GeoReport v2 defines none for reads)
+Reader = Annotated[Principal, Allow("cases.read")]
 
 Fmt = Annotated[str, Path(description="xml (the standard's default) or json")]
 Jurisdiction = Annotated[
@@ -235,9 +239,9 @@ def _json_fields(data: dict[str, Any]) -> dict[str, str]:
     return fields
 
 
-def _intake(cases: CaseService, item: CaseInput, fmt: str) -> tuple[Case, bool]:
+def _intake(cases: CaseService, item: CaseInput, fmt: str, by: Principal) -> tuple[Case, bool]:
     _category(cases, item.category_code, fmt)  # the standard's 404 for an unknown service_code
-    return cases.intake(item, "open311")
+    return cases.intake(item, by)
 
 
 _TEXT = {"type": "string"}
@@ -297,6 +301,7 @@ async def create_request(
             lambda: RateLimit(f"{settings.auth.public_reports_per_hour}/hour"),
         )
         limit.hit(request.client.host if request.client else "unknown", "anonymous reports")
+    by = await current_principal(request)
     fields = await _fields(request)
     query = request.query_params  # some clients send these two in the URL of the POST
     check_jurisdiction(
@@ -304,7 +309,7 @@ async def create_request(
     )
     key = given(request.headers.get("idempotency-key"))
     item = case_input(fields, key, settings.grids.timezone)
-    case, created = await run_in_threadpool(_intake, cases, item, fmt)
+    case, created = await run_in_threadpool(_intake, cases, item, fmt, by)
     payload = [
         {
             "service_request_id": str(case.id),
@@ -319,13 +324,13 @@ async def create_request(
 
 @router.get(
     "/v2/requests.{fmt}",
-    summary="Query service requests (paged)",
-    dependencies=[Allow("cases.read")],
+    summary="Query service requests (paged; only those in your scope)",
 )
 def list_requests(
     fmt: Fmt,
     request: Request,
     cases: CaseServiceDep,
+    by: Reader,
     requests: ServiceRequestsDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,
@@ -351,11 +356,11 @@ def list_requests(
     shown = _datum(datum)
     names = {c.code: c.name for c in requests.categories()}
     if given(service_request_id):
-        rows = cases.by_ids(request_ids(service_request_id))
+        rows = cases.by_ids(request_ids(service_request_id), by)
         return document(out, "service_requests", [_request(c, names, shown) for c in rows])
     flt = request_filter(service_code, status, start_date, end_date, settings.grids.timezone, now())
     number, size = paging(page, page_size)
-    rows = requests.find(flt, size + 1, (number - 1) * size)
+    rows = requests.find(flt, by, size + 1, (number - 1) * size)
     links = []
     if len(rows) > size:
         links.append(_link(request, flt, number + 1, size, "next"))
@@ -380,13 +385,13 @@ def _link(request: Request, flt: RequestFilter, number: int, size: int, rel: str
 
 @router.get(
     "/v2/requests/{service_request_id}.{fmt}",
-    summary="One service request",
-    dependencies=[Allow("cases.read")],
+    summary="One service request (404 as well when it lies outside your scope)",
 )
 def get_request(
     service_request_id: str,
     fmt: Fmt,
     cases: CaseServiceDep,
+    by: Reader,
     requests: ServiceRequestsDep,
     settings: SettingsDep,
     jurisdiction_id: Jurisdiction = None,
@@ -398,6 +403,6 @@ def get_request(
     ident = row_id(service_request_id)
     if ident is None:
         raise NotFound(f"no service request {service_request_id!r}", field="service_request_id")
-    case = cases.get(ident)
+    case = cases.get(ident, by)
     names = {c.code: c.name for c in requests.categories()}
     return document(out, "service_requests", [_request(case, names, shown)])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from service.accounts.principal import Principal
 from service.auth import Allow, public_grids
 from service.db.engine import session_scope
 from service.deps import SessionsDep, SettingsDep, TileCacheDep
@@ -31,10 +32,14 @@ CACHE_CONTROL = {"grids": "public, max-age=60", "cases": "no-cache"}
 
 
 def _tile_in_session(
-    sessions: sessionmaker[Session], settings: AppSettings, req: TileRequest, cache: TileCache
+    sessions: sessionmaker[Session],
+    settings: AppSettings,
+    req: TileRequest,
+    cache: TileCache,
+    by: Principal,
 ) -> Tile:
     with session_scope(sessions) as session:
-        return TileService(session, settings).tile(req, cache)
+        return TileService(session, settings).tile(req, cache, by)
 
 
 def _etag_matches(if_none_match: str | None, etag: str) -> bool:
@@ -46,16 +51,18 @@ def _etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 @router.get(
     "/{layer}/{z}/{x}/{y}.mvt",
-    summary="A vector tile (grids or open cases)",
+    summary="A vector tile (grids, or the open cases in your scope: maps.read)",
     response_class=Response,
     responses={
         200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "Mapbox vector tile"},
         304: {"description": "The tile matches If-None-Match"},
     },
-    dependencies=[Allow("grids.read", public=public_grids)],
 )
 async def get_tile(
     request: Request,
+    # grids follow the public_grids setting; the case layer needs maps.read (the tile
+    # service checks it) and shows only the caller's cases
+    by: Annotated[Principal, Allow("grids.read", public=public_grids)],
     sessions: SessionsDep,
     settings: SettingsDep,
     cache: TileCacheDep,
@@ -82,9 +89,9 @@ async def get_tile(
 ) -> Response:
     req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)
     # async: a cached tile known fresh is answered on the event loop, with no session at all
-    tile = cached_tile(settings.grids.city, req, cache)
+    tile = cached_tile(settings.grids.city, req, cache, by)
     if tile is None:
-        tile = await run_in_threadpool(_tile_in_session, sessions, settings, req, cache)
+        tile = await run_in_threadpool(_tile_in_session, sessions, settings, req, cache, by)
     headers = {"ETag": tile.etag, "Cache-Control": CACHE_CONTROL[req.layer]}
     if _etag_matches(request.headers.get("if-none-match"), tile.etag):
         return Response(status_code=304, headers=headers)

@@ -74,3 +74,26 @@ def admin_client(
     with TestClient(create_app(settings, sessions=sessions)) as client:
         client.headers.update(admin_headers(session, settings))
         yield client
+
+
+def headers_of(client: TestClient, *roles: str, **scope: object) -> dict[str, str]:
+    """Headers of a new account with ``roles`` (and ``scope_grids`` / ``department``) in the
+    city and on the database of ``client``'s app."""
+    settings: AppSettings = client.app.state.settings  # type: ignore[attr-defined]
+    sessions: sessionmaker[Session] = client.app.state.sessions  # type: ignore[attr-defined]
+    with sessions() as session:
+        user = make_user(session, settings, *roles, **scope)  # type: ignore[arg-type]
+        headers = bearer(session, settings, user)
+        session.commit()
+    return headers
+
+
+def verifier_headers(client: TestClient) -> dict[str, str]:
+    """Headers of a city-wide grid supervisor (holds cases.verify, no grid limit), made once
+    per app: verification is never done by whoever reported or fed back the case."""
+    state = client.app.state  # type: ignore[attr-defined]
+    known = getattr(state, "test_verifier_headers", None)
+    if known is None:
+        known = headers_of(client, "grid_worker")
+        state.test_verifier_headers = known
+    return known

@@ -195,13 +195,14 @@ def test_settings_reject_unknown_code_width(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cli_imports_fixes_and_computes_coverage(
     cli_env, engine: Engine, tmp_path, settings_for
 ) -> None:
+    from service.accounts.principal import SYSTEM
     from service.patrol.workers import PatrolService, WorkerInput
     from tests.helpers.patrol import walk
 
     assert CliRunner().invoke(app, ["import", str(_file(tmp_path, small_city()))]).exit_code == 0
     with Session(engine) as session:
         PatrolService(session, settings_for(CLI_CITY)).save_worker(
-            WorkerInput(code="W9", name="赵敏", devices=["phone-9"])
+            WorkerInput(code="W9", name="赵敏", devices=["phone-9"]), SYSTEM
         )
         session.commit()
     fixes = walk([(2, 50), (398, 50)])

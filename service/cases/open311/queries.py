@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import Principal
+from service.accounts.scope import case_condition
 from service.cases.catalogue import Catalogue
 from service.cases.open311.params import RequestFilter
 from service.db.models import Case, Category
@@ -23,9 +25,10 @@ class ServiceRequests:
         self.settings = settings
         self.city = settings.grids.city
 
-    def find(self, flt: RequestFilter, limit: int, offset: int = 0) -> list[Case]:
-        """Cases matching ``flt``, newest first (then highest id), one page of them."""
-        return find_requests(self.session, self.city, flt, limit, offset)
+    def find(self, flt: RequestFilter, by: Principal, limit: int, offset: int = 0) -> list[Case]:
+        """Cases in ``by``'s scope matching ``flt``, newest first (then highest id), one page
+        of them."""
+        return find_requests(self.session, self.city, flt, by, limit, offset)
 
     def categories(self) -> list[Category]:
         """The catalogue, as Open311's service list shows it."""
@@ -33,12 +36,21 @@ class ServiceRequests:
 
 
 def find_requests(
-    session: Session, city: str, flt: RequestFilter, limit: int, offset: int = 0
+    session: Session,
+    city: str,
+    flt: RequestFilter,
+    by: Principal,
+    limit: int,
+    offset: int = 0,
 ) -> list[Case]:
-    """Cases of ``city`` matching ``flt``, newest first (then highest id), one page of them."""
+    """Cases of ``city`` in ``by``'s scope matching ``flt``, newest first (then highest id),
+    one page of them."""
     stmt = select(Case).where(
         Case.city == city, Case.reported_at >= flt.start, Case.reported_at <= flt.end
     )
+    scope = case_condition(by)
+    if scope is not None:
+        stmt = stmt.where(scope)
     if flt.service_codes:
         stmt = stmt.where(Case.category_code.in_(flt.service_codes))
     if flt.statuses:

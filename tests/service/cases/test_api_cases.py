@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gis.datum import from_wgs84
 from service.grids.registry import Registry
+from tests.helpers.accounts import verifier_headers
 from tests.helpers.city import COMM_A, COMM_B, RAIL_X, point_lonlat, unit_code
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -168,9 +169,12 @@ def test_duplicate_within_radius_and_window_is_flagged(client: TestClient, case_
 def act(client: TestClient, case_id: int, action: str, **extra):
     """Act as a dispatcher who has just loaded the case (so sends its current version)."""
     version = client.get(f"/api/cases/{case_id}").json()["version"]
+    # verification is someone else's: never whoever reported or fed the case back
+    headers = verifier_headers(client) if action in ("verify", "rework") else None
     return client.post(
         f"/api/cases/{case_id}/actions",
         json={"action": action, "actor": "调度员王", "version": version} | extra,
+        headers=headers,
     )
 
 
@@ -231,7 +235,7 @@ def test_dispatch_to_another_department(client: TestClient, case_city) -> None:
     cid = report(client, 50, 50).json()["id"]
     act(client, cid, "register")
     moved = act(client, cid, "dispatch", department="区市政中心").json()
-    assert moved["department"] == "区市政中心" and moved["routed_by"] == "dispatcher 调度员王"
+    assert moved["department"] == "区市政中心" and moved["routed_by"] == "dispatcher 管理员 (admin)"
     history = client.get(f"/api/cases/{cid}/history").json()
     assert history[-1]["data"] == {"department": "区市政中心", "previous": "环卫所"}
 

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
+from tests.helpers.accounts import verifier_headers
 from tests.helpers.city import COMM_A, COMM_B, point_lonlat, unit_code
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -136,6 +137,7 @@ def test_counts_per_grid_and_hotspot_match_an_independent_tally(client: TestClie
         client.post(
             f"/api/cases/{first['id']}/actions",
             json={"action": step, "actor": "x", "version": version},
+            headers=verifier_headers(client) if step == "verify" else None,
         )
     again = client.post(
         "/api/cases",

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.cases.cases import Action, CaseInput, CaseService
 from service.cases.catalogue import seed_catalogue
 from service.db.models import CaseEvent
@@ -26,8 +27,8 @@ def committed_case(engine: Engine, settings_for) -> int:
         commit_small_city(session, settings)
         seed_catalogue(session, CITY)
         lon, lat = point_lonlat(50, 50)
-        case, _ = CaseService(session, settings).intake(CaseInput("0102", lon, lat))
-        CaseService(session, settings).act(case.id, Action("register", "setup"))
+        case, _ = CaseService(session, settings).intake(CaseInput("0102", lon, lat), SYSTEM)
+        CaseService(session, settings).act(case.id, Action("register", "setup"), SYSTEM)
         session.commit()
         return case.id
 
@@ -43,7 +44,7 @@ def test_concurrent_dispatch_one_wins_other_gets_409(
         with Session(engine) as session:
             service = CaseService(session, settings)
             try:
-                service.act(committed_case, Action("dispatch", name, expected_version=2))
+                service.act(committed_case, Action("dispatch", name, expected_version=2), SYSTEM)
                 if hold:  # keep the row lock while the other dispatcher tries
                     first_locked.set()
                     threading.Event().wait(0.5)
@@ -65,7 +66,7 @@ def test_concurrent_dispatch_one_wins_other_gets_409(
     assert results["乙"].extra["current_version"] == 3
     with Session(engine) as session:
         service = CaseService(session, settings)
-        case = service.get(committed_case)
+        case = service.get(committed_case, SYSTEM)
         assert (case.status, case.lock_version) == ("dispatched", 3)
         actors = [e.actor for e in session.query(CaseEvent).filter_by(case_id=committed_case)]
         assert actors == ["setup", "甲"]  # nothing from the loser, nothing lost

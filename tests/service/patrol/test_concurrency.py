@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from service.accounts.principal import SYSTEM
 from service.db.models import GpsFix, PatrolTrack
 from service.patrol.fixes import FixIngester
 from service.patrol.workers import PatrolService, WorkerInput
@@ -26,7 +27,7 @@ def phone(engine: Engine, settings_for) -> str:
     with Session(engine) as session:
         commit_small_city(session, settings)
         PatrolService(session, settings).save_worker(
-            WorkerInput(code="W1", name="王伟", devices=["phone-c"])
+            WorkerInput(code="W1", name="王伟", devices=["phone-c"]), SYSTEM
         )
         session.commit()
     return "phone-c"
@@ -43,7 +44,7 @@ def test_concurrent_batches_of_one_phone_store_each_fix_once(
     def upload(name: str, hold: bool) -> None:
         with Session(engine) as session:
             try:
-                report = FixIngester(session, settings).run(fixes, mode="all")
+                report = FixIngester(session, settings).run(fixes, SYSTEM, mode="all")
                 if hold:  # keep the transaction open while the other upload starts
                     first_stored.set()
                     threading.Event().wait(0.5)

@@ -5,7 +5,7 @@ counted rows and their highest id; ``updated_at`` lets it see an edit too. The a
 per entity ("every change to grid X") as well as by time.
 
 Revision ID: 0008_editors
-Revises: 0006_accounts
+Revises: 0007_scope
 Create Date: 2026-11-29 17:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_editors"
-down_revision: str | None = "0006_accounts"
+down_revision: str | None = "0007_scope"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
