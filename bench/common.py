@@ -130,8 +130,8 @@ def bench_credentials(
     engine: Engine, settings: AppSettings
 ) -> dict[str, tuple[tuple[str, str], ...]]:
     """Request headers of the benchmarks' callers, made on the bench database: the admin (whole
-    city, as :func:`admin_headers`), a dispatcher scoped to the first street, a grid worker scoped to six unit grids of one
-    community, and an API key of a hotline system (reports and reads grids)."""
+    city, as :func:`admin_headers`), a dispatcher scoped to the first street, a grid worker
+    scoped to six unit grids, and an API key of a hotline system (reports and reads grids)."""
     from datetime import UTC, datetime
 
     from service.accounts.accounts import AccountService, KeyInput, UserInput
