@@ -187,6 +187,9 @@ class Case(Base):
             "grid_code",
             postgresql_ops={"grid_code": "text_pattern_ops"},
         ),
+        # the assessment's period scans: cases touched since a period began, one department's
+        Index("ix_cases_city_updated", "city", "updated_at"),
+        Index("ix_cases_city_department", "city", "department"),
         Index(
             "uq_cases_idempotency",
             "city",
@@ -532,3 +535,32 @@ class AuditEntry(Base):
     entity_key: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class IndicatorDefinition(Base):
+    """One version of one assessment indicator (``service.assessment.definitions``): a count,
+    or a quotient of two counts named by ``numerator`` and ``denominator``. The version in
+    force for a period is the latest whose ``valid_from`` is not after the period's start."""
+
+    __tablename__ = "indicator_definitions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('count', 'rate', 'hours')", name="ck_indicator_definitions_kind"),
+        CheckConstraint(
+            "(kind = 'count') = (numerator IS NULL AND denominator IS NULL)",
+            name="ck_indicator_definitions_quotient",
+        ),
+        CheckConstraint("version >= 1", name="ck_indicator_definitions_version"),
+    )
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    unit: Mapped[str] = mapped_column(String(16))
+    formula: Mapped[str] = mapped_column(Text)
+    numerator: Mapped[str | None] = mapped_column(String(40))
+    denominator: Mapped[str | None] = mapped_column(String(40))
+    subjects: Mapped[list[str]] = mapped_column(ARRAY(String(12)), server_default=text("'{}'"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
