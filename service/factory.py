@@ -23,6 +23,7 @@ from service.http.overload import AdmissionControl
 from service.http.timeparse import DisplayTimeZone
 from service.routers import (
     accounts,
+    assessment,
     auth,
     cases,
     catalogue,
@@ -108,6 +109,7 @@ def create_app(
         hotspots,
         catalogue,
         patrol,
+        assessment,
         coverage,
         heat,
         open311,
