@@ -5,8 +5,8 @@ one row per key and version. Version 1 is seeded here, frozen as it was written;
 definition is a new version with a later ``valid_from`` (a new migration or an admin's edit),
 never an edit of a row a published list may have used.
 
-Two indexes serve the period scans: cases touched since a period began (``updated_at``) and one
-department's cases.
+Three indexes serve the period scans: cases touched since a period began (``updated_at``), one
+department's cases, and the history since a period began (``case_events.at``).
 
 Revision ID: 0009_assessment
 Revises: 0006_accounts
@@ -108,9 +108,11 @@ def upgrade() -> None:
     )
     op.create_index("ix_cases_city_updated", "cases", ["city", "updated_at"], unique=False)
     op.create_index("ix_cases_city_department", "cases", ["city", "department"], unique=False)
+    op.create_index("ix_case_events_at", "case_events", ["at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_case_events_at", table_name="case_events")
     op.drop_index("ix_cases_city_department", table_name="cases")
     op.drop_index("ix_cases_city_updated", table_name="cases")
     op.drop_table("indicator_definitions")

@@ -59,17 +59,18 @@ from service.settings import AppSettings
 KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher")
 GRID_LEVELS: tuple[str, ...] = LEVELS  # city, district, street, community, unit
 WORKING_TABLE_DAYS = 400
+WORK_MEM = "128MB"
 
-# one expression per count indicator, over c (the case), ev (its history) and x (derived
-# values); every one is an integer (0/1 for a case, a number of events, or hours)
+# one expression per count indicator, over c (the case), ev (its history since the period
+# began), k (its verifications in the period) and x (derived values); every one is an integer
+# (0/1 for a case, a number of events) or hours
 _FACTS: dict[str, str] = {
     "reported": "(c.reported_at >= :s)",
-    "valid_reported": "(c.reported_at >= :s AND ev.registered_at IS NOT NULL)",
+    "valid_reported": "(c.reported_at >= :s AND ev.registered_ever)",
     "registered": "ev.registered_in",
     "voided": "ev.rejected_in",
-    "dispatched": "(ev.first_dispatch_at >= :s AND ev.first_dispatch_at < :e)",
-    "accurate_dispatched": "(ev.first_dispatch_at >= :s AND ev.first_dispatch_at < :e"
-    " AND ev.dispatches = 1 AND ev.returns = 0)",
+    "dispatched": "(ev.first_dispatch_at < :e)",
+    "accurate_dispatched": "(ev.first_dispatch_at < :e AND ev.redispatches = 0 AND ev.returns = 0)",
     "handled": "(ev.feedback_in IS NOT NULL)",
     "handled_on_time": "(ev.feedback_in <= x.deadline)",
     "closed": "(ev.verify_in IS NOT NULL)",
@@ -79,22 +80,23 @@ _FACTS: dict[str, str] = {
     "due": "(ev.verify_in IS NOT NULL OR (x.open_at_end AND x.deadline < :e))",
     "reworked": "ev.reworks",
     "extended": "ev.extended_in",
-    "handling_hours": "x.handling_hours",
-    "handling_timed": "(x.handling_hours IS NOT NULL)",
-    "checked": "ev.checks",
-    "checked_on_time": "ev.checks_on_time",
+    "handling_hours": "hr.hours",
+    "handling_timed": "(hr.hours IS NOT NULL)",
+    "checked": "k.checks",
+    "checked_on_time": "k.checks_on_time",
     "missed": "(c.reported_at >= :s AND c.source IN :non_patrol)",
     "recurring": "(c.reported_at >= :s AND c.recurring_of IS NOT NULL)",
     "patrol_reported": "(c.reported_at >= :s AND c.source = 'patrol')",
     "patrol_hours": "0",  # from patrol tracks, not cases (workers only)
 }
 _FLOATS = ("handling_hours", "patrol_hours")
+# statuses of a registered case still being worked on
+_WORKING = "('registered', 'dispatched', 'handling', 'fed_back')"
 
 
-def _w(ts: str) -> str:
-    """SQL for W(ts): working seconds before ``ts`` on the working-interval arrays."""
-    x = f"extract(epoch FROM {ts})::float8"
-    i = f"width_bucket({x}, :ws)"
+def _w(x: str, i: str) -> str:
+    """SQL for W(t): working seconds before t (``x``, epoch seconds) on the working-interval
+    arrays, ``i`` being t's interval (``width_bucket(x, :ws)``, 0 before the first)."""
     return (
         f"(CASE WHEN {i} = 0 THEN 0 ELSE (:wc)[{i}]"
         f" + least(greatest({x} - (:ws)[{i}], 0), (:we)[{i}] - (:ws)[{i}]) END)"
@@ -110,60 +112,96 @@ def _fact_sql(key: str) -> str:
     return f"coalesce(({expr})::int, 0) AS {key}"
 
 
-def _facts_cte(case_filter: str = "") -> str:
-    """The ``c``, ``ev`` and ``f`` steps (see the module docstring) as a WITH list."""
+_FIRST_DISPATCH = (
+    "(SELECT min(d.at) FROM case_events d WHERE d.case_id = ev.case_id AND d.action = 'dispatch')"
+)
+_FIRST_DISPATCHER = (
+    "(SELECT d.actor FROM case_events d WHERE d.case_id = c.id AND d.action = 'dispatch'"
+    " AND d.from_status = 'registered' ORDER BY d.at, d.id LIMIT 1)"
+)
+
+
+def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
+    """The steps of the module docstring as a WITH list ending in ``f``.
+
+    Only history since the period began is read (``ev``): the state of a case at the end of
+    P is the ``from_status`` of its first step after P (else its status now) and its deadline
+    then is the ``old_deadline`` of its first extension after P (else its deadline now). What
+    lies further back is looked up per case only where needed: the first dispatch of a case
+    handled in P (its handling time), the feedback before a verification early in P, and —
+    with ``dispatchers`` — who first dispatched it.
+    """
     facts = ",\n    ".join(_fact_sql(k) for k in COUNT_KEYS)
+    dispatcher = f"coalesce(ev.dispatcher, {_FIRST_DISPATCHER})" if dispatchers else "ev.dispatcher"
     return f"""
 WITH c AS MATERIALIZED (
-  SELECT id, grid_code, department, source, reported_at, deadline_at, recurring_of
+  SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of
   FROM cases
   WHERE city = :city AND reported_at < :e
     AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL})
     {case_filter}
-), h AS (
-  SELECT e.case_id, e.id, e.action, e.at, e.actor, e.data,
-         max(e.at) FILTER (WHERE e.action = 'feedback')
-           OVER (PARTITION BY e.case_id ORDER BY e.at, e.id) AS feedback_before
+), e AS MATERIALIZED (
+  SELECT e.case_id, e.id, e.action, e.from_status, e.at,
+    CASE WHEN e.action = 'dispatch' THEN e.actor END AS actor,
+    CASE WHEN e.action = 'extend' THEN e.data END AS data
   FROM case_events e JOIN c ON c.id = e.case_id
+  -- handle (dispatched → handling) changes nothing an indicator reads: both are open
+  WHERE e.at >= :s AND e.action <> 'handle'
+), k AS (
+  SELECT w.case_id, count(*) AS checks,
+    count(*) FILTER (WHERE w.at <= coalesce(w.fb, (
+      SELECT max(b.at) FROM case_events b
+      WHERE b.case_id = w.case_id AND b.action = 'feedback' AND b.at <= w.at
+    )) + make_interval(secs => :verify_s)) AS checks_on_time
+  FROM (
+    SELECT case_id, action, at,
+      max(at) FILTER (WHERE action = 'feedback')
+        OVER (PARTITION BY case_id ORDER BY at, id) AS fb
+    FROM e WHERE action IN ('feedback', 'verify', 'rework')
+  ) w
+  WHERE w.action IN ('verify', 'rework') AND w.at < :e
+  GROUP BY w.case_id
+), after AS (
+  SELECT DISTINCT ON (case_id) case_id, from_status FROM e WHERE at >= :e
+  ORDER BY case_id, at, id
 ), ev AS (
-  SELECT h.case_id,
-    min(h.at) FILTER (WHERE h.action = 'register') AS registered_at,
-    bool_or(h.action = 'register' AND h.at >= :s AND h.at < :e) AS registered_in,
-    bool_or(h.action = 'reject' AND h.at >= :s AND h.at < :e) AS rejected_in,
-    bool_or(h.action IN ('reject', 'merge') AND h.at < :e) AS gone_by_end,
-    min(h.at) FILTER (WHERE h.action = 'dispatch') AS first_dispatch_at,
-    (array_agg(h.actor ORDER BY h.at, h.id) FILTER (WHERE h.action = 'dispatch'))[1]
-      AS dispatcher,
-    count(*) FILTER (WHERE h.action = 'dispatch') AS dispatches,
-    count(*) FILTER (WHERE h.action = 'return') AS returns,
-    max(h.at) FILTER (WHERE h.action = 'feedback' AND h.at >= :s AND h.at < :e) AS feedback_in,
-    max(h.at) FILTER (WHERE h.action = 'verify' AND h.at >= :s AND h.at < :e) AS verify_in,
-    max(h.at) FILTER (WHERE h.action = 'verify' AND h.at < :e) AS last_verify,
-    max(h.at) FILTER (WHERE h.action = 'reopen' AND h.at < :e) AS last_reopen,
-    count(*) FILTER (WHERE h.action = 'rework' AND h.at >= :s AND h.at < :e) AS reworks,
-    bool_or(h.action = 'extend' AND h.at >= :s AND h.at < :e) AS extended_in,
-    count(*) FILTER (WHERE h.action IN ('verify', 'rework') AND h.at >= :s AND h.at < :e)
-      AS checks,
-    count(*) FILTER (WHERE h.action IN ('verify', 'rework') AND h.at >= :s AND h.at < :e
-      AND h.at <= h.feedback_before + make_interval(secs => :verify_s)) AS checks_on_time,
-    (array_agg(CASE WHEN h.action = 'extend' THEN (h.data ->> 'new_deadline')::timestamptz END
-      ORDER BY h.at DESC, h.id DESC) FILTER (WHERE h.action = 'extend' AND h.at < :e))[1]
-      AS deadline_before,
-    (array_agg(CASE WHEN h.action = 'extend' THEN (h.data ->> 'old_deadline')::timestamptz END
-      ORDER BY h.at, h.id) FILTER (WHERE h.action = 'extend'))[1] AS deadline_first
-  FROM h GROUP BY h.case_id
+  SELECT case_id,
+    bool_or(action = 'register') AS registered_ever,
+    bool_or(action = 'register' AND at < :e) AS registered_in,
+    bool_or(action = 'reject' AND at < :e) AS rejected_in,
+    min(at) FILTER (WHERE action = 'dispatch' AND from_status = 'registered')
+      AS first_dispatch_at,
+    max(actor) FILTER (WHERE action = 'dispatch' AND from_status = 'registered') AS dispatcher,
+    count(*) FILTER (WHERE action = 'dispatch' AND from_status = 'dispatched') AS redispatches,
+    count(*) FILTER (WHERE action = 'return') AS returns,
+    max(at) FILTER (WHERE action = 'feedback' AND at < :e) AS feedback_in,
+    max(at) FILTER (WHERE action = 'verify' AND at < :e) AS verify_in,
+    count(*) FILTER (WHERE action = 'rework' AND at < :e) AS reworks,
+    bool_or(action = 'extend' AND at < :e) AS extended_in,
+    min(CASE WHEN action = 'extend' AND at >= :e
+      THEN (data ->> 'old_deadline')::timestamptz END) AS deadline_after
+  FROM e GROUP BY case_id
+), hb AS MATERIALIZED (
+  SELECT case_id, fx, dx, width_bucket(fx, :ws) AS fi, width_bucket(dx, :ws) AS di
+  FROM (
+    SELECT ev.case_id, extract(epoch FROM ev.feedback_in)::float8 AS fx,
+      extract(epoch FROM coalesce(ev.first_dispatch_at, {_FIRST_DISPATCH}))::float8 AS dx
+    FROM ev WHERE ev.feedback_in IS NOT NULL
+  ) q
+), hr AS (
+  SELECT case_id, greatest({_w("fx", "fi")} - {_w("dx", "di")}, 0) / 3600.0 AS hours
+  FROM hb WHERE dx IS NOT NULL
 ), f AS (
-  SELECT c.id, c.grid_code, c.department, ev.dispatcher,
+  SELECT c.id, c.grid_code, c.department, {dispatcher} AS dispatcher,
     {facts}
-  FROM c LEFT JOIN ev ON ev.case_id = c.id
+  FROM c
+  LEFT JOIN ev ON ev.case_id = c.id
+  LEFT JOIN k ON k.case_id = c.id
+  LEFT JOIN after a ON a.case_id = c.id
+  LEFT JOIN hr ON hr.case_id = c.id
   CROSS JOIN LATERAL (
-    SELECT coalesce(ev.deadline_before, ev.deadline_first, c.deadline_at) AS deadline,
-      (ev.registered_at < :e AND NOT ev.gone_by_end AND NOT coalesce(
-        ev.last_verify IS NOT NULL
-        AND (ev.last_reopen IS NULL OR ev.last_reopen < ev.last_verify), false)) AS open_at_end,
-      CASE WHEN ev.feedback_in IS NOT NULL AND ev.first_dispatch_at IS NOT NULL
-        THEN greatest({_w("ev.feedback_in")} - {_w("ev.first_dispatch_at")}, 0) / 3600.0
-      END AS handling_hours
+    SELECT coalesce(ev.deadline_after, c.deadline_at) AS deadline,
+      coalesce(a.from_status, c.status) IN {_WORKING} AS open_at_end
   ) x
 )"""
 
@@ -261,6 +299,13 @@ class IndicatorEngine:
             "non_patrol": NON_PATROL_SOURCES,
         }
 
+    def _room(self) -> None:
+        """Settings of a whole-city pass, for this transaction only: memory for its sorts and
+        hashes (the server default, 4 MB, would spill a month's history to disk), and no JIT
+        (compiling the wide aggregate costs more than a second, running it a fraction)."""
+        self.session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+        self.session.execute(text("SET LOCAL jit = off"))
+
     @staticmethod
     def _bind(sql: str, **arrays: Any) -> Any:
         stmt = text(sql).bindparams(
@@ -278,6 +323,16 @@ class IndicatorEngine:
         self, period: Period, levels: Sequence[str] = GRID_LEVELS
     ) -> dict[str, list[Figures]]:
         """Every current grid of each of ``levels`` (its subtree), in one query."""
+        return self._grids_and_departments(period, levels, False)[0]
+
+    def full_list(self, period: Period) -> tuple[dict[str, list[Figures]], list[Figures]]:
+        """Every grid of every level and every department, in one query (what a month's
+        red/yellow list needs)."""
+        return self._grids_and_departments(period, GRID_LEVELS, True)
+
+    def _grids_and_departments(
+        self, period: Period, levels: Sequence[str], departments: bool
+    ) -> tuple[dict[str, list[Figures]], list[Figures]]:
         for level in levels:
             if level not in GRID_LEVELS:
                 raise InvalidInput(
@@ -286,17 +341,33 @@ class IndicatorEngine:
                 )
         width = self.scheme.width
         keys = ", ".join(
-            f"('{lv}', rpad(left(f.grid_code, {self.scheme.prefix_length(lv)}), {width}, '0'))"
+            f"('{lv}', rpad(left(u.grid_code, {self.scheme.prefix_length(lv)}), {width}, '0'))"
             for lv in levels
         )
+        sums = ", ".join(f"sum(u.{k}) AS {k}" for k in COUNT_KEYS)
+        # the cases' facts are summed per unit grid first (and per department: one pass over
+        # the facts), then each level is summed from the unit grids' rows
+        if departments:
+            head = "GROUPING(f.grid_code) AS by_department, f.grid_code, f.department"
+            sets = "GROUPING SETS ((f.grid_code), (f.department))"
+        else:
+            head, sets = "0 AS by_department, f.grid_code, NULL::text AS department", "f.grid_code"
         sql = (
             _facts_cte()
-            + f"""
-SELECT g.level, g.key, {_SUMS}
-FROM f CROSS JOIN LATERAL (VALUES {keys}) g(level, key)
-WHERE f.grid_code IS NOT NULL
-GROUP BY g.level, g.key"""
+            + f""", u AS (
+  SELECT {head}, {_SUMS}
+  FROM f GROUP BY {sets}
+)
+SELECT g.level, g.key, {sums}
+FROM u CROSS JOIN LATERAL (VALUES {keys}) g(level, key)
+WHERE u.by_department = 0 AND u.grid_code IS NOT NULL
+GROUP BY g.level, g.key
+UNION ALL
+SELECT 'department', u.department, {sums}
+FROM u WHERE u.by_department = 1 AND u.department IS NOT NULL
+GROUP BY u.department"""
         )
+        self._room()
         found: dict[tuple[str, str], dict[str, float]] = {}
         for row in self.session.execute(self._bind(sql), self._params(period)).mappings():
             found[(row["level"], row["key"])] = {k: float(row[k] or 0) for k in COUNT_KEYS}
@@ -310,23 +381,30 @@ GROUP BY g.level, g.key"""
         out: dict[str, list[Figures]] = {lv: [] for lv in levels}
         for level, code, name in names:
             out[level].append(Figures("grid", code, name, level, found.get((level, code), {})))
-        return out
+        depts = {key: v for (lv, key), v in found.items() if lv == "department"}
+        return out, self._departments(depts) if departments else []
 
-    def _grouped(self, period: Period, key_sql: str, join: str = "") -> dict[str, dict]:
+    def _grouped(
+        self, period: Period, key_sql: str, join: str = "", dispatchers: bool = False
+    ) -> dict[str, dict]:
         sql = (
-            _facts_cte()
+            _facts_cte(dispatchers=dispatchers)
             + f"""
 SELECT {key_sql} AS key, {_SUMS}
 FROM f {join}
 WHERE {key_sql} IS NOT NULL
 GROUP BY 1"""
         )
+        self._room()
         rows = self.session.execute(self._bind(sql), self._params(period)).mappings()
         return {row["key"]: {k: float(row[k] or 0) for k in COUNT_KEYS} for row in rows}
 
     def department_figures(self, period: Period) -> list[Figures]:
         """Every department: those cases were dispatched to, and the catalogue's."""
-        found = self._grouped(period, "f.department")
+        return self._departments(self._grouped(period, "f.department"))
+
+    def _departments(self, found: dict[str, dict]) -> list[Figures]:
+        """Rows of the departments found and of the catalogue's (zero figures), by name."""
         known = self.session.scalars(
             text(
                 "SELECT department FROM categories WHERE city = :city UNION "
@@ -339,7 +417,7 @@ GROUP BY 1"""
 
     def dispatcher_figures(self, period: Period) -> list[Figures]:
         """Every dispatcher (actor of a first dispatch) with cases counting in ``period``."""
-        found = self._grouped(period, "f.dispatcher")
+        found = self._grouped(period, "f.dispatcher", dispatchers=True)
         return [Figures("dispatcher", k, k, None, v) for k, v in sorted(found.items())]
 
     def worker_figures(self, period: Period) -> list[Figures]:
@@ -425,8 +503,11 @@ GROUP BY 1"""
     def subject(self, period: Period, kind: str, key: str) -> Figures:
         """One subject's figures (the same definitions and SQL as the lists)."""
         case_filter, f_filter, extra, subject = self._subject_sql(kind, key)
-        sql = _facts_cte(case_filter) + f"\nSELECT {_SUMS} FROM f WHERE true {f_filter}"
+        sql = _facts_cte(case_filter, kind == "dispatcher") + (
+            f"\nSELECT {_SUMS} FROM f WHERE true {f_filter}"
+        )
         params = self._params(period) | extra
+        self._room()
         row = self.session.execute(self._bind(sql), params).mappings().one()
         subject.counts = {k: float(row[k] or 0) for k in COUNT_KEYS}
         if kind == "worker":
@@ -457,11 +538,12 @@ GROUP BY 1"""
                 field="indicator",
             )
         case_filter, f_filter, extra, _ = self._subject_sql(kind, key)
-        sql = _facts_cte(case_filter) + (
+        sql = _facts_cte(case_filter, kind == "dispatcher") + (
             f"\nSELECT f.id, f.{indicator} AS n FROM f WHERE f.{indicator} > 0 {f_filter}"
             " AND f.id > :after ORDER BY f.id LIMIT :limit"
         )
         params = self._params(period) | extra | {"after": after, "limit": limit + 1}
+        self._room()
         rows = [
             {"id": r.id, "count": int(r.n)} for r in self.session.execute(self._bind(sql), params)
         ]

@@ -247,6 +247,8 @@ class CaseEvent(Base):
     """One step of a case's history; append-only (a trigger refuses updates and deletes)."""
 
     __tablename__ = "case_events"
+    # the assessment reads the history of a period (and after it) by time
+    __table_args__ = (Index("ix_case_events_at", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
