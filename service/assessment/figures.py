@@ -133,6 +133,10 @@ def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
     """
     facts = ",\n    ".join(_fact_sql(k) for k in COUNT_KEYS)
     dispatcher = f"coalesce(ev.dispatcher, {_FIRST_DISPATCHER})" if dispatchers else "ev.dispatcher"
+    # a whole-city pass reads the period's history by time alone (every case with a step
+    # since the start was touched since then, so it is in c; steps of other cases drop out
+    # at the join with c); one subject's pass reads only its cases' histories
+    events_join = "JOIN c ON c.id = e.case_id" if case_filter else ""
     return f"""
 WITH c AS MATERIALIZED (
   SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of
@@ -144,7 +148,7 @@ WITH c AS MATERIALIZED (
   SELECT e.case_id, e.id, e.action, e.from_status, e.at,
     CASE WHEN e.action = 'dispatch' THEN e.actor END AS actor,
     CASE WHEN e.action = 'extend' THEN e.data END AS data
-  FROM case_events e JOIN c ON c.id = e.case_id
+  FROM case_events e {events_join}
   -- handle (dispatched → handling) changes nothing an indicator reads: both are open
   WHERE e.at >= :s AND e.action <> 'handle'
 ), k AS (
