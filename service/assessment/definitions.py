@@ -6,11 +6,11 @@ adds a version with a later ``valid_from``). :data:`DEFINITIONS` is the version 
 computes, and a test keeps the two equal. A period P = [start, end) is read in local time
 (``settings.grids.timezone``); "in P" means start <= t < end.
 
-A case's *deadline at the end of P* is the deadline in force then: the ``new_deadline`` of the
-last extension before the end, else the ``old_deadline`` of its first later extension, else
-``cases.deadline_at``. A case is *closed at the end of P* when its last verification before
-the end is not followed by a reopening before the end; it is *open at the end of P* when it was
-registered before the end, is not closed then, and was neither rejected nor merged before it.
+A case's *deadline at the end of P* is the deadline in force then: the ``old_deadline`` of its
+first extension after the end, else ``cases.deadline_at`` (deadlines only move later, so this is
+the ``new_deadline`` of the last extension before the end). A case is *open at the end of P*
+when its state then — the ``from_status`` of its first step after the end, else its status now —
+is registered, dispatched, handling or fed back.
 
 ===========================  ==============================  ======================================
 key                          name                            definition (over one subject's cases)

@@ -2,19 +2,22 @@
 components, and the cases behind each count.
 
 The definitions are in :mod:`service.assessment.definitions`; this module is their only SQL.
-One query has three steps:
+One query has these steps:
 
 1. ``c``: the cases that can count in period P = [start, end): reported before the end and
-   reported in P, touched (``updated_at``) since its start, or open now. A case reported
-   earlier, last touched before P and no longer open cannot enter any indicator of P.
-2. ``ev``: their history aggregated per case (one pass over ``case_events`` with a window that
-   finds the feedback before each verification).
+   reported in P, touched (``updated_at``, which every step moves) since its start, or open
+   now. A case reported earlier, last touched before P and no longer open cannot enter any
+   indicator of P.
+2. ``e``/``ev``: their history since P began, aggregated per case; ``k``: each verification in
+   P with the feedback before it (a window); ``after``: the first step after P, whose
+   ``from_status`` is the state at the end of P; ``hr``: working hours of handling.
 3. ``f``: one row per case with one 0/1 (or event count, or hours) column per count indicator —
    the only place a definition is written in SQL. Figures are sums of these columns grouped
    by subject; a drill-down lists the cases whose column is positive.
 
-Grid subjects of every level come from one query (each case joins its district, street,
-community and unit keys); departments, workers and dispatchers from one query each. Quotients
+Grid subjects of every level come from one query (the facts summed per unit grid, then each
+level summed from the unit grids' rows; with the departments in the same pass for the full
+list); workers and dispatchers from one query each. Quotients
 (rates, mean hours) are computed from the summed counts, so a rate is always its two shown
 components divided.
 

@@ -650,3 +650,59 @@ def test_exports_have_chinese_headers_one_row_per_unit(world: Builder, client: T
     assert values[0][2] == "应结案数" and len(values) == 3
     xlsx = {row[0]: row for row in values[1:]}
     assert [str(v) for v in xlsx[COMM_A][2:7]] == by[COMM_A][2:7]
+
+
+def test_state_and_deadline_at_the_end_come_from_the_first_later_step(
+    case_city, session: Session, settings: AppSettings
+) -> None:
+    b = Builder(session, settings.grids.city)
+    # overdue at the end of November, closed late in December
+    late = b.case(
+        "late_in_december",
+        A1,
+        t(20, 9),
+        t(25, 9),
+        flow(
+            t(20, 9, 5),
+            ("dispatch", t(20, 10)),
+            ("feedback", t(2, 10, month=12)),
+            ("verify", t(3, 9, month=12)),
+        ),
+    )
+    # overdue at the end of November; the extension granted in December does not undo that
+    extended = b.case(
+        "extended_in_december",
+        A2,
+        t(20, 9),
+        t(26, 9),
+        flow(
+            t(20, 9, 5),
+            ("dispatch", t(20, 10)),
+            ("extend", t(1, 10, month=12), {"new_deadline": t(10, 9, month=12).isoformat()}),
+        ),
+    )
+    # closed in November, reopened in December: not open at the end of November
+    b.case(
+        "reopened",
+        A3,
+        t(2, 9),
+        t(9, 9),
+        flow(
+            t(2, 9, 5),
+            ("dispatch", t(2, 10)),
+            ("feedback", t(3, 10)),
+            ("verify", t(4, 10)),
+            ("reopen", t(2, 10, month=12), {"note": "复发"}),
+        ),
+    )
+    session.flush()
+    figs = IndicatorEngine(session, settings)
+    nov_ = figs.subject(nov(settings), "grid", STREET).values()
+    assert (nov_["overdue_open"], nov_["closed"], nov_["due"]) == (2, 1, 3)
+    overdue, _ = figs.cases(nov(settings), "grid", STREET, "overdue_open")
+    assert {r["id"] for r in overdue} == {late, extended}
+    dec = figs.subject(parse_period("2026-12", settings.grids.timezone), "grid", STREET).values()
+    # in December: the late one closed late; the extended one (due 10 December) and the
+    # reopened one (its deadline long past) are open and overdue at the end
+    assert (dec["closed"], dec["closed_late"], dec["extended"]) == (1, 1, 1)
+    assert dec["overdue_open"] == 2 and dec["due"] == 3
