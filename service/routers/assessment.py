@@ -170,8 +170,12 @@ def subject_figures(
     period: PeriodQuery,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    one = engine.subject(p, _kind(kind), key)
-    require_visible(principal, one, worker_grids(session, settings.grids.city))
+    kind = _kind(kind)
+    # the scope is checked before anything is computed
+    require_visible(
+        principal, engine.subject_only(kind, key), worker_grids(session, settings.grids.city)
+    )
+    one = engine.subject(p, kind, key)
     return {
         **p.as_dict(),
         "computed_at": stamp().isoformat(),
