@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                     (rows_, _next), s = _timed(eng.cases, period, kind, key, indicator, 0, 100)
                     best.append(s)
                 print(f"  {kind}:{key} {indicator:<20} {len(rows_):>8} {min(best) * 1000:>8.1f}")
-            (_, s) = _timed(eng.subject, period, "grid", unit.key)
+            s = min(_timed(eng.subject, period, "grid", unit.key)[1] for _ in range(3))
             print(
                 f"  {'one unit grid, all figures':<50} {'':>8} {s * 1000:>8.1f}   (goal <= 100 ms)"
             )

@@ -138,8 +138,14 @@ def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
     dispatcher = f"coalesce(ev.dispatcher, {_FIRST_DISPATCHER})" if dispatchers else "ev.dispatcher"
     # a whole-city pass reads the period's history by time alone (every case with a step
     # since the start was touched since then, so it is in c; steps of other cases drop out
-    # at the join with c); one subject's pass reads only its cases' histories
-    events_join = "JOIN c ON c.id = e.case_id" if case_filter else ""
+    # at the join with c); one subject's pass reads its cases' histories one by one
+    events_from = (
+        # OFFSET 0 keeps the lateral a per-case index lookup (a join would hash the period)
+        "c CROSS JOIN LATERAL (SELECT * FROM case_events x WHERE x.case_id = c.id"
+        " AND x.at >= :s OFFSET 0) e"
+        if case_filter
+        else "case_events e"
+    )
     return f"""
 WITH c AS MATERIALIZED (
   SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of
@@ -151,7 +157,7 @@ WITH c AS MATERIALIZED (
   SELECT e.case_id, e.id, e.action, e.from_status, e.at,
     CASE WHEN e.action = 'dispatch' THEN e.actor END AS actor,
     CASE WHEN e.action = 'extend' THEN e.data END AS data
-  FROM case_events e {events_join}
+  FROM {events_from}
   -- handle (dispatched → handling) changes nothing an indicator reads: both are open
   WHERE e.at >= :s AND e.action <> 'handle'
 ), k AS (
