@@ -434,6 +434,11 @@ def test_departments_dispatchers_and_redispatch(
     dispatchers = {f.key: f.values() for f in figs.dispatcher_figures(p)}
     # first dispatch decides the dispatcher: 派遣员乙 re-dispatched but dispatched first only one
     assert dispatchers["派遣员乙"]["dispatched"] == 1
+    # a case first dispatched in October still belongs to its dispatcher in November
+    assert dispatchers["派遣员甲"]["closed"] == 5
+    assert world.ids["from_october"] in {
+        r["id"] for r in figs.cases(p, "dispatcher", "派遣员甲", "closed")[0]
+    }
     total = sum(v["dispatched"] for v in dispatchers.values())
     assert total == figs.subject(p, "grid", STREET).values()["dispatched"]
     red, _ = figs.cases(p, "department", "园林绿化科", "dispatched")
