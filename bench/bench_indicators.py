@@ -380,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"  grid:{level:<34} {len(pick):>8} {each * 1000:>8.1f} {len(rows):>8,}"
                     f" {each * len(rows):>8.0f}"
                 )
-            times = [_timed(eng.subject, period, "department", d.key)[1] for d in depts[:10]]
+            busy = [d for d in depts if d.counts.get("reported", 0) > 0][:10]
+            times = [_timed(eng.subject, period, "department", d.key)[1] for d in busy]
             each = statistics.mean(times)
             naive_total += each * len(depts)
             print(
