@@ -28,6 +28,7 @@ from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
 from service.routers import (
     accounts,
+    assessment,
     auth,
     cases,
     catalogue,
@@ -135,6 +136,7 @@ def create_app(
         streets,
         catalogue,
         patrol,
+        assessment,
         coverage,
         heat,
         open311,

@@ -205,6 +205,8 @@ class Case(Base):
             "reporter_key_id",
             postgresql_where=text("reporter_key_id IS NOT NULL"),
         ),
+        # the assessment's period scans: cases touched since a period began
+        Index("ix_cases_city_updated", "city", "updated_at"),
         Index(
             "uq_cases_idempotency",
             "city",
@@ -265,6 +267,8 @@ class CaseEvent(Base):
     """One step of a case's history; append-only (a trigger refuses updates and deletes)."""
 
     __tablename__ = "case_events"
+    # the assessment reads the history of a period (and after it) by time
+    __table_args__ = (Index("ix_case_events_at", "at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
@@ -559,3 +563,32 @@ class AuditEntry(Base):
     entity_key: Mapped[str | None] = mapped_column(Text)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+
+class IndicatorDefinition(Base):
+    """One version of one assessment indicator (``service.assessment.definitions``): a count,
+    or a quotient of two counts named by ``numerator`` and ``denominator``. The version in
+    force for a period is the latest whose ``valid_from`` is not after the period's start."""
+
+    __tablename__ = "indicator_definitions"
+    __table_args__ = (
+        CheckConstraint("kind IN ('count', 'rate', 'hours')", name="ck_indicator_definitions_kind"),
+        CheckConstraint(
+            "(kind = 'count') = (numerator IS NULL AND denominator IS NULL)",
+            name="ck_indicator_definitions_quotient",
+        ),
+        CheckConstraint("version >= 1", name="ck_indicator_definitions_version"),
+    )
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8))
+    unit: Mapped[str] = mapped_column(String(16))
+    formula: Mapped[str] = mapped_column(Text)
+    numerator: Mapped[str | None] = mapped_column(String(40))
+    denominator: Mapped[str | None] = mapped_column(String(40))
+    subjects: Mapped[list[str]] = mapped_column(ARRAY(String(12)), server_default=text("'{}'"))
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -56,6 +56,11 @@ NO_COORDINATES = {
     "/api/coverage/blind-spots": "grid codes and hotspot ids",
     "/api/coverage/problems": "figures per grid code",
     "/open311/v2/services.{fmt}": "Open311 service list",
+    "/api/assessment/indicators": "indicator definitions",
+    "/api/assessment/figures": "figures per grid code",
+    "/api/assessment/figures/export": "figures per grid code (CSV)",
+    "/api/assessment/figures/{kind}/{key}": "one grid's figures",
+    "/api/assessment/figures/{kind}/{key}/cases": "case ids behind a count",
     "/open311/v2/services/{service_code}.{fmt}": "Open311 service definition",
 }
 # Routes not checked here, and why.
@@ -284,6 +289,10 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return list(LAYERS)
     if name == "fmt":
         return ["json"]  # the XML twin of each Open311 document carries the same values
+    if name == "kind":
+        return ["grid"]
+    if name == "key":
+        return [world["community"]]
     return [
         {
             "case_id": world["case_id"],
@@ -312,6 +321,13 @@ def query_values(path: str, world: dict[str, Any]) -> dict[str, Any]:
     }
     if path == "/api/coverage/grids":
         values["grid"] = world["community"]
+    if path.startswith("/api/assessment"):
+        # an assessment period is a calendar period (this month), not a coverage window
+        values |= {
+            "period": world["today"][:7],
+            "subject": "grid:community",
+            "indicator": "reported",
+        }
     return values
 
 

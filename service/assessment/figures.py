@@ -1,0 +1,618 @@
+"""Indicator figures: every subject of a kind in one set-based query, one subject with its
+components, and the cases behind each count.
+
+The definitions are in :mod:`service.assessment.definitions`; this module is their only SQL.
+One query has these steps:
+
+1. ``c``: the cases that can count in period P = [start, end): reported before the end and
+   reported in P, touched (``updated_at``, which every step moves) since its start, or open
+   now. A case reported earlier, last touched before P and no longer open cannot enter any
+   indicator of P.
+2. ``e``/``ev``: their history since P began, aggregated per case; ``k``: each verification in
+   P with the feedback before it (a window); ``after``: the first step after P, whose
+   ``from_status`` is the state at the end of P; ``hr``: working hours of handling.
+3. ``f``: one row per case with one 0/1 (or event count, or hours) column per count indicator —
+   the only place a definition is written in SQL. Figures are sums of these columns grouped
+   by subject; a drill-down lists the cases whose column is positive.
+
+Grid subjects of every level come from one query (the facts summed per unit grid, then each
+level summed from the unit grids' rows; with the departments in the same pass for the full
+list); workers and dispatchers from one query each. Quotients
+(rates, mean hours) are computed from the summed counts, so a rate is always its two shown
+components divided.
+
+Working hours (平均处置时长) are W(feedback) − W(dispatch), where W(t) is the working time
+before t on the city's working calendar (``service.clock.work_clock``): the working intervals
+of the 400 days before the period's end are handed to the query as arrays and W is a binary
+search (``width_bucket``) in them; handling that began earlier is counted from that start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Float
+
+from gis.workclock import WorkClock
+from service.accounts.principal import Principal
+from service.assessment.definitions import (
+    BY_KEY,
+    CASE_COUNT_KEYS,
+    COUNT_KEYS,
+    DEFINITIONS,
+    NON_PATROL_SOURCES,
+    verify_within_hours,
+)
+from service.assessment.periods import Period
+from service.cases.workflow import OPEN_SQL
+from service.clock import now, work_clock
+from service.db.models import LEVELS
+from service.errors import Forbidden, InvalidInput, NotFound
+from service.grids.registry import Registry
+from service.settings import AppSettings
+
+KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher")
+GRID_LEVELS: tuple[str, ...] = LEVELS  # city, district, street, community, unit
+WORKING_TABLE_DAYS = 400
+WORK_MEM = "128MB"
+
+# one expression per count indicator, over c (the case), ev (its history since the period
+# began), k (its verifications in the period) and x (derived values); every one is an integer
+# (0/1 for a case, a number of events) or hours
+_FACTS: dict[str, str] = {
+    "reported": "(c.reported_at >= :s)",
+    "valid_reported": "(c.reported_at >= :s AND ev.registered_ever)",
+    "registered": "ev.registered_in",
+    "voided": "ev.rejected_in",
+    "dispatched": "(ev.first_dispatch_at < :e)",
+    "accurate_dispatched": "(ev.first_dispatch_at < :e AND ev.redispatches = 0 AND ev.returns = 0)",
+    "handled": "(ev.feedback_in IS NOT NULL)",
+    "handled_on_time": "(ev.feedback_in <= x.deadline)",
+    "closed": "(ev.verify_in IS NOT NULL)",
+    "closed_on_time": "(ev.verify_in <= x.deadline)",
+    "closed_late": "(ev.verify_in > x.deadline)",
+    "overdue_open": "(x.open_at_end AND x.deadline < :e)",
+    "due": "(ev.verify_in IS NOT NULL OR (x.open_at_end AND x.deadline < :e))",
+    "reworked": "ev.reworks",
+    "extended": "ev.extended_in",
+    "handling_hours": "hr.hours",
+    "handling_timed": "(hr.hours IS NOT NULL)",
+    "checked": "k.checks",
+    "checked_on_time": "k.checks_on_time",
+    "missed": "(c.reported_at >= :s AND c.source IN :non_patrol)",
+    "recurring": "(c.reported_at >= :s AND c.recurring_of IS NOT NULL)",
+    "patrol_reported": "(c.reported_at >= :s AND c.source = 'patrol')",
+    "patrol_hours": "0",  # from patrol tracks, not cases (workers only)
+}
+_FLOATS = ("handling_hours", "patrol_hours")
+# statuses of a registered case still being worked on
+_WORKING = "('registered', 'dispatched', 'handling', 'fed_back')"
+
+
+def _w(x: str, i: str) -> str:
+    """SQL for W(t): working seconds before t (``x``, epoch seconds) on the working-interval
+    arrays, ``i`` being t's interval (``width_bucket(x, :ws)``, 0 before the first)."""
+    return (
+        f"(CASE WHEN {i} = 0 THEN 0 ELSE (:wc)[{i}]"
+        f" + least(greatest({x} - (:ws)[{i}], 0), (:we)[{i}] - (:ws)[{i}]) END)"
+    )
+
+
+def _fact_sql(key: str) -> str:
+    expr = _FACTS[key]
+    if key in _FLOATS:
+        return f"coalesce({expr}, 0)::float8 AS {key}"
+    if key in ("reworked", "checked", "checked_on_time"):
+        return f"coalesce({expr}, 0)::int AS {key}"
+    return f"coalesce(({expr})::int, 0) AS {key}"
+
+
+_FIRST_DISPATCH = (
+    "(SELECT min(d.at) FROM case_events d WHERE d.case_id = ev.case_id AND d.action = 'dispatch')"
+)
+_FIRST_DISPATCHER = (
+    "(SELECT d.actor FROM case_events d WHERE d.case_id = c.id AND d.action = 'dispatch'"
+    " AND d.from_status = 'registered' ORDER BY d.at, d.id LIMIT 1)"
+)
+
+
+def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
+    """The steps of the module docstring as a WITH list ending in ``f``.
+
+    Only history since the period began is read (``ev``): the state of a case at the end of
+    P is the ``from_status`` of its first step after P (else its status now) and its deadline
+    then is the ``old_deadline`` of its first extension after P (else its deadline now). What
+    lies further back is looked up per case only where needed: the first dispatch of a case
+    handled in P (its handling time), the feedback before a verification early in P, and —
+    with ``dispatchers`` — who first dispatched it.
+    """
+    facts = ",\n    ".join(_fact_sql(k) for k in COUNT_KEYS)
+    dispatcher = f"coalesce(ev.dispatcher, {_FIRST_DISPATCHER})" if dispatchers else "ev.dispatcher"
+    # a whole-city pass reads the period's history by time alone (every case with a step
+    # since the start was touched since then, so it is in c; steps of other cases drop out
+    # at the join with c); one subject's pass reads its cases' histories one by one
+    events_from = (
+        # OFFSET 0 keeps the lateral a per-case index lookup (a join would hash the period)
+        "c CROSS JOIN LATERAL (SELECT * FROM case_events x WHERE x.case_id = c.id"
+        " AND x.at >= :s OFFSET 0) e"
+        if case_filter
+        else "case_events e"
+    )
+    return f"""
+WITH c AS MATERIALIZED (
+  SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of
+  FROM cases
+  WHERE city = :city AND reported_at < :e
+    AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL})
+    {case_filter}
+), e AS MATERIALIZED (
+  SELECT e.case_id, e.id, e.action, e.from_status, e.at,
+    CASE WHEN e.action = 'dispatch' THEN e.actor END AS actor,
+    CASE WHEN e.action = 'extend' THEN e.data END AS data
+  FROM {events_from}
+  -- handle (dispatched → handling) changes nothing an indicator reads: both are open
+  WHERE e.at >= :s AND e.action <> 'handle'
+), k AS (
+  SELECT w.case_id, count(*) AS checks,
+    count(*) FILTER (WHERE w.at <= coalesce(w.fb, (
+      SELECT max(b.at) FROM case_events b
+      WHERE b.case_id = w.case_id AND b.action = 'feedback' AND b.at <= w.at
+    )) + make_interval(secs => :verify_s)) AS checks_on_time
+  FROM (
+    SELECT case_id, action, at,
+      max(at) FILTER (WHERE action = 'feedback')
+        OVER (PARTITION BY case_id ORDER BY at, id) AS fb
+    FROM e WHERE action IN ('feedback', 'verify', 'rework')
+  ) w
+  WHERE w.action IN ('verify', 'rework') AND w.at < :e
+  GROUP BY w.case_id
+), after AS (
+  SELECT DISTINCT ON (case_id) case_id, from_status FROM e WHERE at >= :e
+  ORDER BY case_id, at, id
+), ev AS (
+  SELECT case_id,
+    bool_or(action = 'register') AS registered_ever,
+    bool_or(action = 'register' AND at < :e) AS registered_in,
+    bool_or(action = 'reject' AND at < :e) AS rejected_in,
+    min(at) FILTER (WHERE action = 'dispatch' AND from_status = 'registered')
+      AS first_dispatch_at,
+    max(actor) FILTER (WHERE action = 'dispatch' AND from_status = 'registered') AS dispatcher,
+    count(*) FILTER (WHERE action = 'dispatch' AND from_status = 'dispatched') AS redispatches,
+    count(*) FILTER (WHERE action = 'return') AS returns,
+    max(at) FILTER (WHERE action = 'feedback' AND at < :e) AS feedback_in,
+    max(at) FILTER (WHERE action = 'verify' AND at < :e) AS verify_in,
+    count(*) FILTER (WHERE action = 'rework' AND at < :e) AS reworks,
+    bool_or(action = 'extend' AND at < :e) AS extended_in,
+    min(CASE WHEN action = 'extend' AND at >= :e
+      THEN (data ->> 'old_deadline')::timestamptz END) AS deadline_after
+  FROM e GROUP BY case_id
+), hb AS MATERIALIZED (
+  SELECT case_id, fx, dx, width_bucket(fx, :ws) AS fi, width_bucket(dx, :ws) AS di
+  FROM (
+    SELECT ev.case_id, extract(epoch FROM ev.feedback_in)::float8 AS fx,
+      extract(epoch FROM coalesce(ev.first_dispatch_at, {_FIRST_DISPATCH}))::float8 AS dx
+    FROM ev WHERE ev.feedback_in IS NOT NULL
+  ) q
+), hr AS (
+  SELECT case_id, greatest({_w("fx", "fi")} - {_w("dx", "di")}, 0) / 3600.0 AS hours
+  FROM hb WHERE dx IS NOT NULL
+), f AS (
+  SELECT c.id, c.grid_code, c.department, {dispatcher} AS dispatcher,
+    {facts}
+  FROM c
+  LEFT JOIN ev ON ev.case_id = c.id
+  LEFT JOIN k ON k.case_id = c.id
+  LEFT JOIN after a ON a.case_id = c.id
+  LEFT JOIN hr ON hr.case_id = c.id
+  CROSS JOIN LATERAL (
+    SELECT coalesce(ev.deadline_after, c.deadline_at) AS deadline,
+      coalesce(a.from_status, c.status) IN {_WORKING} AS open_at_end
+  ) x
+)"""
+
+
+_SUMS = ", ".join(f"sum(f.{k}) AS {k}" for k in COUNT_KEYS)
+
+
+@lru_cache(maxsize=32)
+def _working_table(
+    clock: WorkClock, first: date, last: date
+) -> tuple[list[float], list[float], list[float]]:
+    """Working intervals (epoch seconds) of the local days ``first..last`` and the working
+    seconds before each: the arrays W(t) searches (``clock`` is cached per settings, so this
+    cache is keyed by the calendar as well)."""
+    zone = ZoneInfo(clock.tz)
+    starts: list[float] = []
+    ends: list[float] = []
+    cum: list[float] = []
+    total = 0.0
+    day = first
+    while day <= last:
+        if clock.is_workday(day):
+            for a, b in clock.hours.periods:
+                s = datetime.combine(day, a, zone).timestamp()
+                e = datetime.combine(day, b, zone).timestamp()
+                starts.append(s)
+                ends.append(e)
+                cum.append(total)
+                total += e - s
+        day += timedelta(days=1)
+    return starts, ends, cum
+
+
+@dataclass
+class Figures:
+    """One subject's figures: counts, and quotients from them (``None`` when ÷ 0)."""
+
+    kind: str
+    key: str
+    name: str | None
+    level: str | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+
+    def values(self) -> dict[str, float | int | None]:
+        """Every indicator of the subject: counts as numbers, quotients rounded (4 places)."""
+        out: dict[str, float | int | None] = {}
+        for d in DEFINITIONS:
+            if self.kind not in d.subjects:
+                continue
+            if d.kind == "count":
+                v = self.counts.get(d.key, 0)
+                out[d.key] = round(v, 2) if d.key in _FLOATS else int(v)
+            else:
+                assert d.numerator and d.denominator
+                num = self.counts.get(d.numerator, 0)
+                den = self.counts.get(d.denominator, 0)
+                out[d.key] = round(num / den, 4) if den else None
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON row of the subject."""
+        return {
+            "kind": self.kind,
+            "level": self.level,
+            "key": self.key,
+            "name": self.name,
+            "figures": self.values(),
+        }
+
+
+class IndicatorEngine:
+    """Figures of one city: all subjects of a kind, one subject, the cases behind a count."""
+
+    def __init__(self, session: Session, settings: AppSettings) -> None:
+        self.session = session
+        self.settings = settings
+        self.city = settings.grids.city
+        self.registry = Registry(session, settings)
+        self.scheme = settings.scheme
+
+    # -- parameters ------------------------------------------------------------------------
+    def _params(self, period: Period) -> dict[str, Any]:
+        last = period.last_day
+        ws, we, wc = _working_table(
+            work_clock(self.settings), last - timedelta(days=WORKING_TABLE_DAYS), last
+        )
+        return {
+            "city": self.city,
+            "s": period.start,
+            "e": period.end,
+            "ws": ws or [0.0],
+            "we": we or [0.0],
+            "wc": wc or [0.0],
+            "verify_s": verify_within_hours() * 3600.0,
+            "non_patrol": NON_PATROL_SOURCES,
+        }
+
+    def _room(self) -> None:
+        """Settings of these queries, for this transaction only: memory for the sorts and hashes
+        of a whole-city pass (the server default, 4 MB, would spill a month's history to disk);
+        no JIT (compiling the wide aggregate costs more than a second, running it a fraction);
+        and always a plan for the actual values: once the driver prepares a repeated statement,
+        a generic plan cannot use the grid index for ``grid_code LIKE :prefix`` (a unit grid's
+        figures went from 5 ms to 150 ms)."""
+        self.session.execute(
+            text(
+                f"SET LOCAL work_mem = '{WORK_MEM}'; SET LOCAL jit = off;"
+                " SET LOCAL plan_cache_mode = force_custom_plan"
+            )
+        )
+
+    @staticmethod
+    def _bind(sql: str, **arrays: Any) -> Any:
+        stmt = text(sql).bindparams(
+            bindparam("ws", type_=ARRAY(Float)),
+            bindparam("we", type_=ARRAY(Float)),
+            bindparam("wc", type_=ARRAY(Float)),
+            bindparam("non_patrol", expanding=True),
+        )
+        for name, typ in arrays.items():
+            stmt = stmt.bindparams(bindparam(name, type_=typ))
+        return stmt
+
+    # -- all subjects of a kind ------------------------------------------------------------
+    def grid_figures(
+        self, period: Period, levels: Sequence[str] = GRID_LEVELS
+    ) -> dict[str, list[Figures]]:
+        """Every current grid of each of ``levels`` (its subtree), in one query."""
+        return self._grids_and_departments(period, levels, False)[0]
+
+    def full_list(self, period: Period) -> tuple[dict[str, list[Figures]], list[Figures]]:
+        """Every grid of every level and every department, in one query (what a month's
+        red/yellow list needs)."""
+        return self._grids_and_departments(period, GRID_LEVELS, True)
+
+    def _grids_and_departments(
+        self, period: Period, levels: Sequence[str], departments: bool
+    ) -> tuple[dict[str, list[Figures]], list[Figures]]:
+        for level in levels:
+            if level not in GRID_LEVELS:
+                raise InvalidInput(
+                    f"unknown grid level {level!r}; levels are {', '.join(GRID_LEVELS)}",
+                    field="subject",
+                )
+        width = self.scheme.width
+        keys = ", ".join(
+            f"('{lv}', rpad(left(u.grid_code, {self.scheme.prefix_length(lv)}), {width}, '0'))"
+            for lv in levels
+        )
+        sums = ", ".join(f"sum(u.{k}) AS {k}" for k in COUNT_KEYS)
+        # the cases' facts are summed per unit grid first (and per department: one pass over
+        # the facts), then each level is summed from the unit grids' rows
+        if departments:
+            head = "GROUPING(f.grid_code) AS by_department, f.grid_code, f.department"
+            sets = "GROUPING SETS ((f.grid_code), (f.department))"
+        else:
+            head, sets = "0 AS by_department, f.grid_code, NULL::text AS department", "f.grid_code"
+        sql = (
+            _facts_cte()
+            + f""", u AS (
+  SELECT {head}, {_SUMS}
+  FROM f GROUP BY {sets}
+)
+SELECT g.level, g.key, {sums}
+FROM u CROSS JOIN LATERAL (VALUES {keys}) g(level, key)
+WHERE u.by_department = 0 AND u.grid_code IS NOT NULL
+GROUP BY g.level, g.key
+UNION ALL
+SELECT 'department', u.department, {sums}
+FROM u WHERE u.by_department = 1 AND u.department IS NOT NULL
+GROUP BY u.department"""
+        )
+        self._room()
+        found: dict[tuple[str, str], dict[str, float]] = {}
+        for row in self.session.execute(self._bind(sql), self._params(period)).mappings():
+            found[(row["level"], row["key"])] = {k: float(row[k] or 0) for k in COUNT_KEYS}
+        names = self.session.execute(
+            text(
+                "SELECT level, code, name FROM grids WHERE city = :city AND valid_to IS NULL"
+                " AND level = ANY(:levels) ORDER BY level, code"
+            ),
+            {"city": self.city, "levels": list(levels)},
+        ).all()
+        out: dict[str, list[Figures]] = {lv: [] for lv in levels}
+        for level, code, name in names:
+            out[level].append(Figures("grid", code, name, level, found.get((level, code), {})))
+        depts = {key: v for (lv, key), v in found.items() if lv == "department"}
+        return out, self._departments(depts) if departments else []
+
+    def _grouped(
+        self, period: Period, key_sql: str, join: str = "", dispatchers: bool = False
+    ) -> dict[str, dict]:
+        sql = (
+            _facts_cte(dispatchers=dispatchers)
+            + f"""
+SELECT {key_sql} AS key, {_SUMS}
+FROM f {join}
+WHERE {key_sql} IS NOT NULL
+GROUP BY 1"""
+        )
+        self._room()
+        rows = self.session.execute(self._bind(sql), self._params(period)).mappings()
+        return {row["key"]: {k: float(row[k] or 0) for k in COUNT_KEYS} for row in rows}
+
+    def department_figures(self, period: Period) -> list[Figures]:
+        """Every department: those cases were dispatched to, and the catalogue's."""
+        return self._departments(self._grouped(period, "f.department"))
+
+    def _departments(self, found: dict[str, dict]) -> list[Figures]:
+        """Rows of the departments found and of the catalogue's (zero figures), by name."""
+        known = self.session.scalars(
+            text(
+                "SELECT department FROM categories WHERE city = :city UNION "
+                "SELECT department FROM routing_rules WHERE city = :city"
+            ),
+            {"city": self.city},
+        ).all()
+        keys = sorted(set(found) | {k for k in known if k})
+        return [Figures("department", k, k, None, found.get(k, {})) for k in keys]
+
+    def dispatcher_figures(self, period: Period) -> list[Figures]:
+        """Every dispatcher (actor of a first dispatch) with cases counting in ``period``."""
+        found = self._grouped(period, "f.dispatcher", dispatchers=True)
+        return [Figures("dispatcher", k, k, None, v) for k, v in sorted(found.items())]
+
+    def worker_figures(self, period: Period) -> list[Figures]:
+        """Every active grid worker: the cases of the unit grids assigned to them now, and
+        their patrol hours in ``period``."""
+        join = (
+            "JOIN (SELECT code, unnest(grid_codes) AS grid FROM workers"
+            " WHERE city = :city AND active) w ON w.grid = f.grid_code"
+        )
+        found = self._grouped(period, "w.code", join)
+        hours = self._patrol_hours(period)
+        workers = self.session.execute(
+            text("SELECT code, name FROM workers WHERE city = :city AND active ORDER BY code"),
+            {"city": self.city},
+        ).all()
+        out = []
+        for code, name in workers:
+            counts = dict(found.get(code, {}))
+            counts["patrol_hours"] = hours.get(code, 0.0)
+            out.append(Figures("worker", code, name, None, counts))
+        return out
+
+    def _patrol_hours(self, period: Period, worker: str | None = None) -> dict[str, float]:
+        sql = (
+            "SELECT worker_code, sum(extract(epoch FROM least(ended_at, :e)"
+            " - greatest(started_at, :s))) / 3600.0 FROM patrol_tracks"
+            " WHERE city = :city AND started_at < :e AND ended_at > :s"
+            + (" AND worker_code = :worker" if worker else "")
+            + " GROUP BY worker_code"
+        )
+        params = {"city": self.city, "s": period.start, "e": period.end, "worker": worker}
+        return {code: float(h) for code, h in self.session.execute(text(sql), params)}
+
+    def figures(self, period: Period, kind: str, level: str | None = None) -> list[Figures]:
+        """All subjects of ``kind`` (``grid`` needs ``level``), one row each."""
+        if kind == "grid":
+            if level is None:
+                raise InvalidInput(
+                    "grid subjects need a level: subject=grid:<level>", field="subject"
+                )
+            return self.grid_figures(period, [level])[level]
+        if kind == "department":
+            return self.department_figures(period)
+        if kind == "worker":
+            return self.worker_figures(period)
+        if kind == "dispatcher":
+            return self.dispatcher_figures(period)
+        raise InvalidInput(
+            f"unknown subject {kind!r}; subjects are grid:<level>, department, worker, dispatcher",
+            field="subject",
+        )
+
+    # -- one subject -----------------------------------------------------------------------
+    def _subject_sql(self, kind: str, key: str) -> tuple[str, str, dict[str, Any], Figures]:
+        """(filter on c, filter on f, parameters, the empty subject) of one subject."""
+        if kind == "grid":
+            grid = self.registry.get(key)
+            prefix = key[: self.scheme.prefix_length(grid.level)]
+            subject = Figures("grid", key, grid.name, grid.level)
+            return "AND grid_code LIKE :prefix", "", {"prefix": prefix + "%"}, subject
+        if kind == "department":
+            return "AND department = :key", "", {"key": key}, Figures(kind, key, key)
+        if kind == "worker":
+            row = self.session.execute(
+                text("SELECT name, grid_codes FROM workers WHERE city = :city AND code = :code"),
+                {"city": self.city, "code": key},
+            ).first()
+            if row is None:
+                raise NotFound(f"no grid worker {key!r}", field="key")
+            params = {"grids": list(row.grid_codes)}
+            return "AND grid_code = ANY(:grids)", "", params, Figures(kind, key, row.name)
+        if kind == "dispatcher":
+            return "", "AND f.dispatcher = :key", {"key": key}, Figures(kind, key, key)
+        raise InvalidInput(
+            f"unknown subject kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind"
+        )
+
+    def subject_only(self, kind: str, key: str) -> Figures:
+        """The subject ``kind``/``key`` without figures (``NotFound`` for an unknown grid or
+        worker): enough to check the caller's scope before computing."""
+        return self._subject_sql(kind, key)[3]
+
+    def subject(self, period: Period, kind: str, key: str) -> Figures:
+        """One subject's figures (the same definitions and SQL as the lists)."""
+        case_filter, f_filter, extra, subject = self._subject_sql(kind, key)
+        sql = _facts_cte(case_filter, kind == "dispatcher") + (
+            f"\nSELECT {_SUMS} FROM f WHERE true {f_filter}"
+        )
+        params = self._params(period) | extra
+        self._room()
+        row = self.session.execute(self._bind(sql), params).mappings().one()
+        subject.counts = {k: float(row[k] or 0) for k in COUNT_KEYS}
+        if kind == "worker":
+            subject.counts["patrol_hours"] = self._patrol_hours(period, key).get(key, 0.0)
+        return subject
+
+    def cases(
+        self,
+        period: Period,
+        kind: str,
+        key: str,
+        indicator: str,
+        after: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """The cases behind count ``indicator`` of one subject, by id after ``after``;
+        returns (rows of id and the count each case adds, the next ``after`` or None)."""
+        if indicator not in CASE_COUNT_KEYS:
+            quotient = BY_KEY.get(indicator)
+            hint = (
+                f"; it is {quotient.numerator} ÷ {quotient.denominator}: drill into those"
+                if quotient and quotient.numerator
+                else ""
+            )
+            raise InvalidInput(
+                f"indicator {indicator!r} is not a count of cases{hint}; counts are "
+                + ", ".join(CASE_COUNT_KEYS),
+                field="indicator",
+            )
+        case_filter, f_filter, extra, _ = self._subject_sql(kind, key)
+        sql = _facts_cte(case_filter, kind == "dispatcher") + (
+            f"\nSELECT f.id, f.{indicator} AS n FROM f WHERE f.{indicator} > 0 {f_filter}"
+            " AND f.id > :after ORDER BY f.id LIMIT :limit"
+        )
+        params = self._params(period) | extra | {"after": after, "limit": limit + 1}
+        self._room()
+        rows = [
+            {"id": r.id, "count": int(r.n)} for r in self.session.execute(self._bind(sql), params)
+        ]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1]["id"] if more else None)
+
+
+# -- scope -------------------------------------------------------------------------------------
+def visible(principal: Principal, subject: Figures, worker_grids: dict[str, list[str]]) -> bool:
+    """Whether ``principal`` may see ``subject``'s figures: a grid in its grid scope, its own
+    department, a worker whose every assigned grid is in scope; dispatchers city-wide only."""
+    if principal.city_wide:
+        return True
+    if subject.kind == "grid":
+        return principal.grid_prefixes is not None and principal.covers_grid(subject.key)
+    if subject.kind == "department":
+        return principal.department is not None and principal.department == subject.key
+    if subject.kind == "worker":
+        grids = worker_grids.get(subject.key, [])
+        return (
+            principal.grid_prefixes is not None
+            and bool(grids)
+            and all(principal.covers_grid(g) for g in grids)
+        )
+    return False
+
+
+def require_visible(
+    principal: Principal, subject: Figures, worker_grids: dict[str, list[str]]
+) -> None:
+    """``Forbidden`` naming the scope unless ``principal`` may see ``subject``."""
+    if not visible(principal, subject, worker_grids):
+        raise Forbidden(
+            f"the figures of {subject.kind} {subject.key} lie outside the scope of "
+            f"{principal.label}: {principal.scope_text()}",
+            field="scope",
+            scope=list(principal.grid_prefixes or ()),
+        )
+
+
+def worker_grids(session: Session, city: str) -> dict[str, list[str]]:
+    """Worker code → assigned unit grid codes (for scope checks)."""
+    rows = session.execute(
+        text("SELECT code, grid_codes FROM workers WHERE city = :city"), {"city": city}
+    )
+    return {code: list(grids) for code, grids in rows}
+
+
+def stamp() -> datetime:
+    """When figures were computed (answers say so: unpublished periods recompute on read)."""
+    return now().astimezone(UTC)
