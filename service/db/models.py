@@ -624,9 +624,7 @@ class PublishedList(Base):
     __table_args__ = (
         UniqueConstraint("city", "period", "revision", name="uq_assessment_lists_revision"),
         CheckConstraint("revision >= 1", name="ck_assessment_lists_revision"),
-        CheckConstraint(
-            "revision = 1 OR reason IS NOT NULL", name="ck_assessment_lists_reason"
-        ),
+        CheckConstraint("revision = 1 OR reason IS NOT NULL", name="ck_assessment_lists_reason"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
