@@ -43,7 +43,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -235,14 +242,15 @@ class SchemeDocument(_Strict):
     rules: list[Rule] = Field(min_length=1, max_length=20)
     grades: list[Grade] = Field(min_length=1, max_length=10)
 
-    @model_validator(mode="after")
-    def _grades(self) -> SchemeDocument:
-        mins = [g.min for g in self.grades]
+    @field_validator("grades")
+    @classmethod
+    def _grades(cls, grades: list[Grade]) -> list[Grade]:
+        mins = [g.min for g in grades]
         if any(a <= b for a, b in zip(mins, mins[1:], strict=False)):
             raise ValueError("grades are listed best first with strictly descending min")
         if mins[-1] != 0:
             raise ValueError("the last grade starts at 0 so that every total has a grade")
-        return self
+        return grades
 
     def rule_for(self, kind: str, level: str | None = None) -> Rule | None:
         """The first rule for subjects of ``kind`` (grids: of ``level``), or None."""

@@ -385,9 +385,7 @@ def test_publishing_freezes_and_revisions_keep_the_old_one(
     assert latest["published"]["revision"] == 2
     assert [r["revision"] for r in latest["revisions"]] == [1, 2]
     new = by_key(client.get("/api/assessment/scores", params={"period": NOV}).json())
-    old = by_key(
-        client.get("/api/assessment/scores", params={"period": NOV, "revision": 1}).json()
-    )
+    old = by_key(client.get("/api/assessment/scores", params={"period": NOV, "revision": 1}).json())
     assert new[A3]["total"] < 100 and old[A3]["total"] == 100
     missing = client.get("/api/assessment/lists", params={"period": NOV, "revision": 7})
     assert missing.status_code == 404 and missing.json()["field"] == "revision"
@@ -444,7 +442,14 @@ def test_lists_keep_to_the_callers_scope(
         assert {s["key"][:12] for s in units.json()["items"]} == {COMM_B[:12]}
         lists = c.get("/api/assessment/lists", params={"period": NOV}).json()
         keys = {g["key"] for sec in lists["sections"] for g in sec["groups"]}
-        assert keys == {COMM_B}  # community A's group and the street's lie outside
+        assert keys == {COMM_B, STREET}  # community A's units are not shown; B's street is
+        listed = {
+            r["key"]
+            for sec in lists["sections"]
+            for g in sec["groups"]
+            for r in g["red"] + g["yellow"]
+        }
+        assert listed and all(k.startswith(COMM_B[:12]) for k in listed)
         r = c.get(f"/api/assessment/scores/grid/{A1}", params={"period": NOV})
         assert r.status_code == 403 and "scope" in r.text
 
@@ -453,13 +458,20 @@ def test_lists_keep_to_the_callers_scope(
 def test_export_has_chinese_headers_one_row_per_unit(
     scheme: dict[str, Any], client: TestClient
 ) -> None:
-    r = client.get(
-        "/api/assessment/lists/export", params={"period": NOV, "subject": "grid:unit"}
-    )
+    r = client.get("/api/assessment/lists/export", params={"period": NOV, "subject": "grid:unit"})
     assert r.status_code == 200
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     head = rows[0]
-    for h in ("应结案数", "结案数", "按期结案数", "超期结案数", "超期未结数", "综合得分", "等级", "红/黄榜"):
+    for h in (
+        "应结案数",
+        "结案数",
+        "按期结案数",
+        "超期结案数",
+        "超期未结数",
+        "综合得分",
+        "等级",
+        "红/黄榜",
+    ):
         assert h in head
     a1 = next(row for row in rows if row[0] == A1)
     assert a1[head.index("应结案数")] == "4" and a1[head.index("综合得分")] == "49.0"
