@@ -129,11 +129,13 @@ class ListService:
         row = self.schemes.in_force(period.start)
         scheme = parse_document(row)
         wanted: list[Section] = []
-        for rule in scheme.rules:
-            if rule.subject == "grid":
-                wanted += [("grid", lv) for lv in rule.levels or ()]
-            else:
-                wanted.append((rule.subject, None))
+        for each in scheme.rules:
+            found: list[Section] = [(each.subject, None)]
+            if each.subject == "grid":
+                found = [("grid", lv) for lv in each.levels or ()]
+            for sec in found:
+                if sec not in wanted:  # a later rule for the same subjects never applies
+                    wanted.append(sec)
         if sections is not None:
             wanted = [s for s in wanted if s in set(sections)]
         stamp = self.data_stamp()

@@ -200,7 +200,7 @@ def score_subject(
         present.append((c, v, c.if_none if v is None else points(c.points, float(v))))
     weights = sum(c.weight for c, _, _ in present)
     scale = 100.0 / weights if weights else 0.0
-    components = []
+    components: list[dict[str, Any]] = []
     weighted_sum = 0.0
     for c, v, p in present:
         w = c.weight * scale
@@ -225,7 +225,7 @@ def score_subject(
         for c in rule.components
         if c.external is not None and not any(x is c for x, _, _ in present)
     ]
-    bonuses = []
+    bonuses: list[dict[str, Any]] = []
     for b in rule.bonuses:
         count = float(values.get(b.indicator) or 0)
         got = r2(min(b.max_points, (count // b.per) * b.points))
@@ -237,8 +237,8 @@ def score_subject(
     deductions = [x for d in rule.deductions if (x := _deduction(d, marks)) is not None]
     total = weighted_sum + sum(b["points"] for b in bonuses) - sum(d["points"] for d in deductions)
     total = r2(min(100.0, max(0.0, total)))
-    active = any(subject.counts.get(k, 0) for k in COUNT_KEYS) or any(
-        c["external"] for c in components
+    active = any(bool(subject.counts.get(k, 0)) for k in COUNT_KEYS) or any(
+        bool(c["external"]) for c in components
     )
     figures = {k: values.get(k) for k in ROW_FIGURES if k in values}
     out = Score(
