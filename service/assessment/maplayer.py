@@ -9,6 +9,8 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import to_shape
 from sqlalchemy import select
+
+from gis.datum import transform_geometries
 from sqlalchemy.orm import Session
 
 from service.db.models import Grid
@@ -48,8 +50,10 @@ def list_layer(
     scores: list[dict[str, Any]],
     level: str,
     by: str,
+    datum: str = "wgs84",
 ) -> dict[str, Any]:
-    """The grids of ``level`` that ``scores`` holds, coloured by ``by`` (grade or list)."""
+    """The grids of ``level`` that ``scores`` holds, coloured by ``by`` (grade or list), in
+    ``datum`` coordinates (GCJ-02 for an AMap base map)."""
     rows = {s["key"]: s for s in scores}
     grids = session.scalars(
         select(Grid).where(
@@ -68,7 +72,10 @@ def list_layer(
             fill = GRADE_COLOURS.get(s["grade"], "#bdbdbd")
         else:
             fill = LIST_COLOURS[s["list"]]
-        geom = shapely.set_precision(to_shape(g.geom), 1e-6)
+        geom = to_shape(g.geom)
+        if datum != "wgs84":
+            geom = transform_geometries(geom, "wgs84", datum)
+        geom = shapely.set_precision(geom, 1e-6)
         features.append(
             {
                 "type": "Feature",

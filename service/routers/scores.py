@@ -337,8 +337,11 @@ def map_layer(
     ] = "community",
     by: Annotated[Literal["grade", "list"], Query(description="Colour by")] = "grade",
     revision: RevisionQuery = None,
+    datum: Annotated[
+        Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
+    ] = "wgs84",
 ) -> dict[str, Any]:
     p = _period(period, settings)
     board = _scoped(lists.board(p, [("grid", level)], revision), principal, session, settings)
     scores = [s for sec in board["sections"] for s in sec["scores"]]
-    return list_layer(session, settings, _head(board), scores, level, by)
+    return list_layer(session, settings, _head(board), scores, level, by, datum)
