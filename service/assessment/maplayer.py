@@ -9,10 +9,9 @@ from typing import Any
 import shapely
 from geoalchemy2.shape import to_shape
 from sqlalchemy import select
-
-from gis.datum import transform_geometries
 from sqlalchemy.orm import Session
 
+from gis.datum import transform_geometries
 from service.db.models import Grid
 from service.settings import AppSettings
 
