@@ -505,3 +505,29 @@ def test_migration_document_is_loadable() -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert SchemeDocument.model_validate(mod.DOCUMENT).name == DEFAULT_DOCUMENT["name"]
+
+
+def test_the_default_scheme_groups_departments_together_and_workers_by_street(
+    month: Builder, client: TestClient, session: Session, settings: AppSettings
+) -> None:
+    from service.db.models import Worker
+
+    session.add(Worker(city=settings.grids.city, code="W1", name="网格员一", grid_codes=[A1, A2]))
+    session.add(Worker(city=settings.grids.city, code="W2", name="网格员二", grid_codes=[B1]))
+    session.commit()
+    body = client.get("/api/assessment/scores", params={"period": NOV}).json()
+    assert body["scheme"]["default"] is True
+    kinds = {(s["kind"], s["level"]) for s in body["items"]}
+    assert {("department", None), ("worker", None), ("dispatcher", None)} <= kinds
+    assert ("grid", "unit") in kinds and ("grid", "city") not in kinds
+    depts = [s for s in body["items"] if s["kind"] == "department" and s["active"]]
+    assert depts and {s["group"] for s in depts} == {"all"}
+    workers = {s["key"]: s for s in body["items"] if s["kind"] == "worker"}
+    assert workers["W1"]["group"] == workers["W2"]["group"] == STREET
+    w1 = client.get("/api/assessment/scores/worker/W1", params={"period": NOV}).json()
+    names = [c["name"] for c in w1["components"]]
+    assert names == ["有效上报率", "漏报数", "按时核查率"]
+    # the grids' external weight (交叉考核, 20) is scaled away when no round scored the grid
+    a1 = client.get(f"/api/assessment/scores/grid/{A1}", params={"period": NOV}).json()
+    assert sum(c["effective_weight"] for c in a1["components"]) == pytest.approx(100)
+    assert "cross_scoring" not in {c["external"] for c in a1["components"]}
