@@ -268,6 +268,7 @@ class ListService:
         """Freeze ``period``: store its board as revision 1. A period already published is a
         ``Conflict`` (correct it with a revision); one without any active subject is
         ``InvalidInput`` naming ``period``."""
+        self._lock(period.label)
         if self.revisions(period):
             raise Conflict(
                 f"period {period.label} is already published; a correction is a new revision "
@@ -287,6 +288,7 @@ class ListService:
             raise NotFound(f"no published list {list_id}", field="id")
         if not reason or not reason.strip():
             raise InvalidInput("a correction needs a reason", field="reason")
+        self._lock(row.period)
         latest = self.session.scalar(
             select(func.max(PublishedList.revision)).where(
                 PublishedList.city == self.city, PublishedList.period == row.period
@@ -302,6 +304,15 @@ class ListService:
 
         period = parse_period(row.period, self.settings.grids.timezone)
         return self._store(period, row.revision + 1, reason.strip(), by, externals)
+
+    def _lock(self, label: str) -> None:
+        """One publisher of a period at a time (until the transaction ends): two concurrent
+        publications or corrections would otherwise both see the same latest revision, and
+        the second would fail on the unique revision number instead of a 409."""
+        self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
+            {"k": f"assessment_lists:{self.city}:{label}"},
+        )
 
     def _store(
         self,
