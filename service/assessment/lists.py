@@ -305,6 +305,19 @@ class ListService:
         period = parse_period(row.period, self.settings.grids.timezone)
         return self._store(period, row.revision + 1, reason.strip(), by, externals)
 
+    def refuse_edit(self, list_id: int) -> None:
+        """A published list is never edited in place: ``NotFound`` for an unknown one,
+        ``Conflict`` naming the way to correct it otherwise."""
+        row = self.session.get(PublishedList, list_id)
+        if row is None or row.city != self.city:
+            raise NotFound(f"no published list {list_id}", field="id")
+        raise Conflict(
+            f"list {list_id} (revision {row.revision} of {row.period}) is published and frozen; "
+            f"a correction is a new revision: POST /api/assessment/lists/{list_id}/revisions "
+            "with a reason",
+            field="id",
+        )
+
     def _lock(self, label: str) -> None:
         """One publisher of a period at a time (until the transaction ends): two concurrent
         publications or corrections would otherwise both see the same latest revision, and

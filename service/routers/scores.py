@@ -292,6 +292,20 @@ def revise(
     return revision_json(lists.revise(list_id, body.reason, by))
 
 
+@router.api_route(
+    "/lists/{list_id}",
+    methods=["PUT", "PATCH", "DELETE"],
+    summary="Published lists are frozen: any edit is a 409 (correct with a revision)",
+)
+def edit_list(
+    list_id: Annotated[int, Path(ge=1)],
+    lists: ListsDep,
+    by: Annotated[Principal, Allow("assessment.publish")],
+) -> dict[str, Any]:
+    lists.refuse_edit(list_id)
+    raise AssertionError("refuse_edit always raises")  # pragma: no cover
+
+
 @router.get("/lists/export", summary="The list as CSV or XLSX, one row per unit, Chinese headers")
 def export_list(
     lists: ListsDep,

@@ -381,6 +381,9 @@ def test_publishing_freezes_and_revisions_keep_the_old_one(
     assert second["revision"] == 2 and second["reason"] == "补录漏登案件"
     stale = client.post(f"/api/assessment/lists/{first['id']}/revisions", json={"reason": "x"})
     assert stale.status_code == 409
+    edit = client.patch(f"/api/assessment/lists/{second['id']}", json={"reason": "x"})
+    assert edit.status_code == 409 and edit.json()["field"] == "id" and "revision" in edit.text
+    assert client.delete(f"/api/assessment/lists/{first['id']}").status_code == 409
     latest = client.get("/api/assessment/lists", params={"period": NOV}).json()
     assert latest["published"]["revision"] == 2
     assert [r["revision"] for r in latest["revisions"]] == [1, 2]
