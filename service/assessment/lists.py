@@ -23,7 +23,14 @@ from service.accounts.principal import Principal
 from service.assessment.figures import GRID_LEVELS, Figures, IndicatorEngine, worker_grids
 from service.assessment.periods import Period
 from service.assessment.schemes import SchemeStore, parse_document, scheme_json
-from service.assessment.scoring import Externals, Score, attribute, case_marks, rank, score_subject
+from service.assessment.scoring import (
+    Externals,
+    RulePlan,
+    Score,
+    attribute,
+    case_marks,
+    rank,
+)
 from service.clock import now
 from service.db.models import PublishedList
 from service.errors import Conflict, InvalidInput, NotFound
@@ -149,9 +156,8 @@ class ListService:
             assert rule is not None
             subjects = figures[(kind, level)]
             by_key = attribute(marks, self._marks_key(kind, level, grids_of))
-            scores = [
-                score_subject(s, rule, scheme, by_key.get(s.key, ()), extra) for s in subjects
-            ]
+            plan = RulePlan(rule, scheme)
+            scores = [plan.score(s, by_key.get(s.key, ()), extra) for s in subjects]
             for s in scores:
                 s.group = self._group(s, rule.peer_group, grids_of)
             rank(scores, rule)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from service.assessment.definitions import BY_KEY, COUNT_KEYS
+from service.assessment.definitions import BY_KEY
 from service.assessment.figures import Figures
 from service.assessment.periods import Period
 from service.assessment.schemes import Bands, BelowTarget, Deduction, Linear, Rule, SchemeDocument
@@ -141,6 +141,7 @@ class Score:
             "components": self.components,
             "deductions": self.deductions,
             "bonuses": self.bonuses,
+            "left_out": self.extra.get("left_out", []),
         }
 
 
@@ -175,6 +176,116 @@ def _deduction(d: Deduction, cases: Iterable[CaseMark]) -> dict[str, Any] | None
     }
 
 
+def _value(subject: Figures, key: str) -> float | int | None:
+    """One indicator of ``subject`` exactly as :meth:`Figures.values` shows it (computed alone:
+    a city's list needs a handful of its 33 values for each of 30,000 grids)."""
+    d = BY_KEY[key]
+    counts = subject.counts
+    if d.kind == "count":
+        v = counts.get(key, 0)
+        return round(v, 2) if key in ("handling_hours", "patrol_hours") else int(v)
+    assert d.numerator and d.denominator
+    den = counts.get(d.denominator, 0)
+    return round(counts.get(d.numerator, 0) / den, 4) if den else None
+
+
+class RulePlan:
+    """What scoring every subject under one rule shares: each component's rule as JSON, the
+    indicator names, the figures a row keeps."""
+
+    def __init__(self, rule: Rule, scheme: SchemeDocument) -> None:
+        self.rule = rule
+        self.scheme = scheme
+        self.components = [
+            (
+                c,
+                BY_KEY[c.indicator].name_zh if c.indicator in BY_KEY else c.external,
+                c.points.model_dump(exclude_none=True) if c.points else None,
+            )
+            for c in rule.components
+        ]
+
+    def score(
+        self, subject: Figures, marks: Iterable[CaseMark] = (), external: Externals | None = None
+    ) -> Score:
+        """The score of one subject (see :func:`score_subject`)."""
+        external = external or {}
+        present: list[tuple[Any, str | None, Any, float | None, float]] = []
+        for c, name, rule_json in self.components:
+            if c.external is not None:
+                got = external.get(c.external, {}).get(subject.key)
+                if got is None:
+                    continue  # left out: the other weights are scaled back up to 100
+                present.append((c, name, None, float(got), r2(min(100.0, max(0.0, float(got))))))
+                continue
+            assert c.indicator is not None and c.points is not None
+            v = _value(subject, c.indicator)
+            p = c.if_none if v is None else points(c.points, float(v))
+            present.append((c, name, rule_json, v, p))
+        weights = sum(x[0].weight for x in present)
+        scale = 100.0 / weights if weights else 0.0
+        components: list[dict[str, Any]] = []
+        weighted_sum = 0.0
+        for c, name, rule_json, v, p in present:
+            w = c.weight * scale
+            weighted = p * w / 100.0
+            weighted_sum += weighted
+            components.append(
+                {
+                    "indicator": c.indicator,
+                    "external": c.external,
+                    "name": name,
+                    "value": v,
+                    "rule": rule_json,
+                    "points": p,
+                    "weight": c.weight,
+                    "effective_weight": r2(w),
+                    "weighted_points": r2(weighted),
+                }
+            )
+        bonuses: list[dict[str, Any]] = []
+        for b in self.rule.bonuses:
+            count = float(_value(subject, b.indicator) or 0)
+            got = r2(min(b.max_points, (count // b.per) * b.points))
+            if got > 0:
+                bonuses.append(
+                    {"name": b.name, "indicator": b.indicator, "value": count, "points": got}
+                )
+        marks = list(marks)
+        deductions = (
+            [x for d in self.rule.deductions if (x := _deduction(d, marks)) is not None]
+            if marks
+            else []
+        )
+        total = (
+            weighted_sum + sum(b["points"] for b in bonuses) - sum(d["points"] for d in deductions)
+        )
+        total = r2(min(100.0, max(0.0, total)))
+        active = any(subject.counts.values()) or any(c.external for c, *_ in present)
+        figures = {k: _value(subject, k) for k in ROW_FIGURES if subject.kind in BY_KEY[k].subjects}
+        out = Score(
+            subject.kind,
+            subject.key,
+            subject.name,
+            subject.level,
+            bool(active),
+            total,
+            self.scheme.grade(total),
+            components,
+            deductions,
+            bonuses,
+            figures,
+        )
+        missing = [
+            c.external
+            for c, *_ in self.components
+            if c.external is not None and not any(x[0] is c for x in present)
+        ]
+        if missing:
+            out.extra["left_out"] = missing
+        return out
+
+
 def score_subject(
     subject: Figures,
     rule: Rule,
@@ -184,79 +295,9 @@ def score_subject(
 ) -> Score:
     """The score of one subject under ``rule``: weighted points of each component, bonuses,
     deductions for the subject's ``marks``, the total (0–100) and its grade. ``external``
-    holds the named outside scores (component → subject key → 0–100)."""
-    external = external or {}
-    values = subject.values()
-    present: list[tuple[Any, float | None, float]] = []  # (component, value, points)
-    for c in rule.components:
-        if c.external is not None:
-            got = external.get(c.external, {}).get(subject.key)
-            if got is None:
-                continue  # left out: the other weights are scaled back up to 100
-            present.append((c, float(got), r2(min(100.0, max(0.0, float(got))))))
-            continue
-        assert c.indicator is not None and c.points is not None
-        v = values.get(c.indicator)
-        present.append((c, v, c.if_none if v is None else points(c.points, float(v))))
-    weights = sum(c.weight for c, _, _ in present)
-    scale = 100.0 / weights if weights else 0.0
-    components: list[dict[str, Any]] = []
-    weighted_sum = 0.0
-    for c, v, p in present:
-        w = c.weight * scale
-        weighted = p * w / 100.0
-        weighted_sum += weighted
-        d = BY_KEY.get(c.indicator or "")
-        components.append(
-            {
-                "indicator": c.indicator,
-                "external": c.external,
-                "name": d.name_zh if d else c.external,
-                "value": v,
-                "rule": c.points.model_dump(exclude_none=True) if c.points else None,
-                "points": p,
-                "weight": c.weight,
-                "effective_weight": r2(w),
-                "weighted_points": r2(weighted),
-            }
-        )
-    missing = [
-        c.external
-        for c in rule.components
-        if c.external is not None and not any(x is c for x, _, _ in present)
-    ]
-    bonuses: list[dict[str, Any]] = []
-    for b in rule.bonuses:
-        count = float(values.get(b.indicator) or 0)
-        got = r2(min(b.max_points, (count // b.per) * b.points))
-        if got > 0:
-            bonuses.append(
-                {"name": b.name, "indicator": b.indicator, "value": count, "points": got}
-            )
-    marks = list(marks)
-    deductions = [x for d in rule.deductions if (x := _deduction(d, marks)) is not None]
-    total = weighted_sum + sum(b["points"] for b in bonuses) - sum(d["points"] for d in deductions)
-    total = r2(min(100.0, max(0.0, total)))
-    active = any(bool(subject.counts.get(k, 0)) for k in COUNT_KEYS) or any(
-        bool(c["external"]) for c in components
-    )
-    figures = {k: values.get(k) for k in ROW_FIGURES if k in values}
-    out = Score(
-        subject.kind,
-        subject.key,
-        subject.name,
-        subject.level,
-        bool(active),
-        total,
-        scheme.grade(total),
-        components,
-        deductions,
-        bonuses,
-        figures,
-    )
-    if missing:
-        out.extra["left_out"] = missing
-    return out
+    holds the named outside scores (component → subject key → 0–100). Scoring many subjects
+    under one rule: build one :class:`RulePlan` and call its ``score``."""
+    return RulePlan(rule, scheme).score(subject, marks, external)
 
 
 def rank(scores: list[Score], rule: Rule) -> None:
