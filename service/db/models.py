@@ -601,7 +601,10 @@ class ScoringScheme(Base):
     with; the scheme in force for a period is the latest ``valid_from`` not after its start."""
 
     __tablename__ = "scoring_schemes"
-    __table_args__ = (CheckConstraint("version >= 1", name="ck_scoring_schemes_version"),)
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="ck_scoring_schemes_version"),
+        Index("ix_scoring_schemes_city_valid", "city", "valid_from"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     city: Mapped[str | None] = mapped_column(String(12))
