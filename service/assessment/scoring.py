@@ -176,51 +176,81 @@ def _deduction(d: Deduction, cases: Iterable[CaseMark]) -> dict[str, Any] | None
     }
 
 
-def _value(subject: Figures, key: str) -> float | int | None:
-    """One indicator of ``subject`` exactly as :meth:`Figures.values` shows it (computed alone:
-    a city's list needs a handful of its 33 values for each of 30,000 grids)."""
+_FLOAT_COUNTS = frozenset({"handling_hours", "patrol_hours"})
+
+
+def _getter(key: str) -> Callable[[Mapping[str, float]], float | int | None]:
+    """A function of a subject's counts giving indicator ``key`` exactly as
+    :meth:`Figures.values` shows it (a city's list needs a handful of the 33 values for each
+    of 30,000 grids, so each is compiled once)."""
     d = BY_KEY[key]
-    counts = subject.counts
     if d.kind == "count":
-        v = counts.get(key, 0)
-        return round(v, 2) if key in ("handling_hours", "patrol_hours") else int(v)
-    assert d.numerator and d.denominator
-    den = counts.get(d.denominator, 0)
-    return round(counts.get(d.numerator, 0) / den, 4) if den else None
+        if key in _FLOAT_COUNTS:
+            return lambda counts: round(counts.get(key, 0), 2)
+        return lambda counts: int(counts.get(key, 0))
+    num, den = d.numerator, d.denominator
+    assert num and den
+
+    def quotient(counts: Mapping[str, float]) -> float | None:
+        below = counts.get(den, 0)
+        return round(counts.get(num, 0) / below, 4) if below else None
+
+    return quotient
+
+
+def _value(subject: Figures, key: str) -> float | int | None:
+    """One indicator of ``subject`` as :meth:`Figures.values` shows it."""
+    return _getter(key)(subject.counts)
 
 
 class RulePlan:
-    """What scoring every subject under one rule shares: each component's rule as JSON, the
-    indicator names, the figures a row keeps."""
+    """What scoring every subject under one rule shares: each component's getter, rule as
+    JSON and memo of points per value (rates repeat: 1.0 and null are most grids'), the
+    figures a row keeps."""
 
     def __init__(self, rule: Rule, scheme: SchemeDocument) -> None:
         self.rule = rule
         self.scheme = scheme
-        self.components = [
+        self.components: list[tuple[Any, str | None, Any, Any, dict[Any, float]]] = [
             (
                 c,
                 BY_KEY[c.indicator].name_zh if c.indicator in BY_KEY else c.external,
                 c.points.model_dump(exclude_none=True) if c.points else None,
+                _getter(c.indicator) if c.indicator else None,
+                {},  # value → points
             )
             for c in rule.components
         ]
+        self.externals = [c.external for c in rule.components if c.external is not None]
+        self.figures: dict[str, dict[str, Any]] = {}
+        self.bonus_getters = [_getter(b.indicator) for b in rule.bonuses]
+
+    def _row_figures(self, kind: str) -> list[tuple[str, Any]]:
+        got = self.figures.get(kind)
+        if got is None:
+            got = self.figures[kind] = {
+                k: _getter(k) for k in ROW_FIGURES if kind in BY_KEY[k].subjects
+            }
+        return list(got.items())
 
     def score(
         self, subject: Figures, marks: Iterable[CaseMark] = (), external: Externals | None = None
     ) -> Score:
         """The score of one subject (see :func:`score_subject`)."""
         external = external or {}
-        present: list[tuple[Any, str | None, Any, float | None, float]] = []
-        for c, name, rule_json in self.components:
-            if c.external is not None:
-                got = external.get(c.external, {}).get(subject.key)
+        counts = subject.counts
+        present: list[tuple[Any, str | None, Any, float | int | None, float]] = []
+        for c, name, rule_json, getter, memo in self.components:
+            if getter is None:
+                got = external.get(c.external or "", {}).get(subject.key)
                 if got is None:
                     continue  # left out: the other weights are scaled back up to 100
                 present.append((c, name, None, float(got), r2(min(100.0, max(0.0, float(got))))))
                 continue
-            assert c.indicator is not None and c.points is not None
-            v = _value(subject, c.indicator)
-            p = c.if_none if v is None else points(c.points, float(v))
+            v = getter(counts)
+            p = memo.get(v)
+            if p is None:
+                p = memo[v] = c.if_none if v is None or c.points is None else points(c.points, v)
             present.append((c, name, rule_json, v, p))
         weights = sum(x[0].weight for x in present)
         scale = 100.0 / weights if weights else 0.0
@@ -239,13 +269,13 @@ class RulePlan:
                     "rule": rule_json,
                     "points": p,
                     "weight": c.weight,
-                    "effective_weight": r2(w),
-                    "weighted_points": r2(weighted),
+                    "effective_weight": round(w, 2),
+                    "weighted_points": round(weighted, 2),
                 }
             )
         bonuses: list[dict[str, Any]] = []
-        for b in self.rule.bonuses:
-            count = float(_value(subject, b.indicator) or 0)
+        for b, bonus_getter in zip(self.rule.bonuses, self.bonus_getters, strict=True):
+            count = float(bonus_getter(counts) or 0)
             got = r2(min(b.max_points, (count // b.per) * b.points))
             if got > 0:
                 bonuses.append(
@@ -262,7 +292,7 @@ class RulePlan:
         )
         total = r2(min(100.0, max(0.0, total)))
         active = any(subject.counts.values()) or any(c.external for c, *_ in present)
-        figures = {k: _value(subject, k) for k in ROW_FIGURES if subject.kind in BY_KEY[k].subjects}
+        figures = {k: get(counts) for k, get in self._row_figures(subject.kind)}
         out = Score(
             subject.kind,
             subject.key,
@@ -276,11 +306,7 @@ class RulePlan:
             bonuses,
             figures,
         )
-        missing = [
-            c.external
-            for c, *_ in self.components
-            if c.external is not None and not any(x[0] is c for x in present)
-        ]
+        missing = [e for e in self.externals if e not in external or subject.key not in external[e]]
         if missing:
             out.extra["left_out"] = missing
         return out
