@@ -12,7 +12,8 @@ revision computed from the data as it is then, with a mandatory reason; the old 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 
@@ -40,6 +41,20 @@ from service.settings import AppSettings
 ExternalsProvider = Callable[[Period], Externals]
 # a board's sections: (subject kind, grid level or None)
 Section = tuple[str, str | None]
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Tens of thousands of small dicts and tuples in a row: the cyclic collector would rescan
+    everything alive again and again (a third of the time of a city's list); nothing built
+    here forms a cycle, and reference counting frees it all the same."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def no_externals(period: Period) -> Externals:
@@ -158,19 +173,13 @@ class ListService:
             subjects = figures[(kind, level)]
             by_key = attribute(marks, self._marks_key(kind, level, grids_of))
             plan = RulePlan(rule, scheme)
-            # tens of thousands of small dicts in a row: the cyclic collector would rescan
-            # everything alive again and again (a third of the time); none of them cycles
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
+            with _no_cyclic_gc():
                 scores = [plan.score(s, by_key.get(s.key, ()), extra) for s in subjects]
-            finally:
-                if collecting:
-                    gc.enable()
             for s in scores:
                 s.group = self._group(s, rule.peer_group, grids_of)
-            rank(scores, rule)
-            out_sections.append(self._section(kind, level, rule.name, scores))
+            with _no_cyclic_gc():
+                rank(scores, rule)
+                out_sections.append(self._section(kind, level, rule.name, scores))
         return {
             **period.as_dict(),
             "scheme": scheme_json(row, with_document=False),
