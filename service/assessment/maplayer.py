@@ -71,10 +71,11 @@ def list_layer(
             fill = GRADE_COLOURS.get(s["grade"], "#bdbdbd")
         else:
             fill = LIST_COLOURS[s["list"]]
-        geom = to_shape(g.geom)
+        # rounded first, then shifted, as the heat layers do: a GCJ-02 answer is the shift of
+        # the WGS 84 answer's positions
+        geom = shapely.set_precision(to_shape(g.geom), 1e-6)
         if datum != "wgs84":
             geom = transform_geometries(geom, "wgs84", datum)
-        geom = shapely.set_precision(geom, 1e-6)
         features.append(
             {
                 "type": "Feature",
