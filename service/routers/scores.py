@@ -292,11 +292,12 @@ def revise(
     return revision_json(lists.revise(list_id, body.reason, by))
 
 
-@router.api_route(
-    "/lists/{list_id}",
-    methods=["PUT", "PATCH", "DELETE"],
-    summary="Published lists are frozen: any edit is a 409 (correct with a revision)",
-)
+_FROZEN = "Published lists are frozen: any edit is a 409 (correct with a revision)"
+
+
+@router.put("/lists/{list_id}", summary=_FROZEN, operation_id="replace_published_list")
+@router.patch("/lists/{list_id}", summary=_FROZEN, operation_id="edit_published_list")
+@router.delete("/lists/{list_id}", summary=_FROZEN, operation_id="delete_published_list")
 def edit_list(
     list_id: Annotated[int, Path(ge=1)],
     lists: ListsDep,
