@@ -85,9 +85,19 @@ def parse_section(text_: str) -> Section:
 class ListService:
     """Scores, lists and their published revisions for one city."""
 
-    def __init__(self, session: Session, settings: AppSettings) -> None:
+    def __init__(
+        self,
+        session: Session,
+        settings: AppSettings,
+        externals: ExternalsProvider = no_externals,
+    ) -> None:
+        """``externals`` is the provider of external components every method uses unless
+        given one: a callable ``(Period) -> {component: {subject key: score 0–100}}``. The
+        cross-scoring rounds plug in here (component ``cross_scoring``, grid code → the
+        round's score of the grid); the default provides none."""
         self.session = session
         self.settings = settings
+        self.externals = externals
         self.city = settings.grids.city
         self.engine = IndicatorEngine(session, settings)
         self.schemes = SchemeStore(session, self.city)
@@ -120,13 +130,13 @@ class ListService:
         period: Period,
         sections: Sequence[Section] | None = None,
         revision: int | None = None,
-        externals: ExternalsProvider = no_externals,
+        externals: ExternalsProvider | None = None,
     ) -> dict[str, Any]:
         """The period's board: from its published revision (the latest, or ``revision``) when
         there is one, else computed now. ``sections`` keeps some subject kinds (all the
         scheme scores when None). ``externals`` supplies the named outside components per
         period — the 交叉考核 round scores (component ``cross_scoring``: grid code → 0–100)
-        plug in here; the default supplies none."""
+        plug in here; by default the service's own provider (see ``__init__``)."""
         stored = self.revision(period, revision)
         if stored is not None:
             body = dict(stored.snapshot)
@@ -145,7 +155,7 @@ class ListService:
         self,
         period: Period,
         sections: Sequence[Section] | None = None,
-        externals: ExternalsProvider = no_externals,
+        externals: ExternalsProvider | None = None,
     ) -> dict[str, Any]:
         """Score every subject the scheme in force has a rule for (or of ``sections``), rank
         them in their peer groups and pick the lists."""
@@ -164,7 +174,7 @@ class ListService:
         stamp = self.data_stamp()
         figures = self._figures(period, wanted)
         marks = case_marks(self.session, self.city, period)
-        extra = externals(period)
+        extra = (externals or self.externals)(period)
         grids_of = worker_grids(self.session, self.city) if ("worker", None) in wanted else {}
         out_sections = []
         for kind, level in wanted:
@@ -287,7 +297,7 @@ class ListService:
 
     # -- publishing ---------------------------------------------------------------------------
     def publish(
-        self, period: Period, by: Principal, externals: ExternalsProvider = no_externals
+        self, period: Period, by: Principal, externals: ExternalsProvider | None = None
     ) -> PublishedList:
         """Freeze ``period``: store its board as revision 1. A period already published is a
         ``Conflict`` (correct it with a revision); one without any active subject is
@@ -302,7 +312,11 @@ class ListService:
         return self._store(period, 1, None, by, externals)
 
     def revise(
-        self, list_id: int, reason: str, by: Principal, externals: ExternalsProvider = no_externals
+        self,
+        list_id: int,
+        reason: str,
+        by: Principal,
+        externals: ExternalsProvider | None = None,
     ) -> PublishedList:
         """A correction of the published list ``list_id``: the board recomputed from the data
         as it is now, stored as the next revision with ``reason``; the old one stays. Only the
@@ -357,7 +371,7 @@ class ListService:
         revision: int,
         reason: str | None,
         by: Principal,
-        externals: ExternalsProvider,
+        externals: ExternalsProvider | None,
     ) -> PublishedList:
         board = self.compute(period, None, externals)
         if not any(s["active"] for sec in board["sections"] for s in sec["scores"]):

@@ -52,6 +52,8 @@ RevisionQuery = Annotated[
 
 
 async def _lists(session: SessionDep, settings: SettingsDep) -> ListService:
+    """The list service of the request. Its ``externals`` provider (default: none) is where
+    the cross-scoring rounds' grid scores join the grids' scores as ``cross_scoring``."""
     return ListService(session, settings)
 
 

@@ -348,6 +348,12 @@ def test_externals_weigh_in_and_a_missing_one_is_scaled_away(
     # A3 has no round score: on-time closure alone (100) carries the whole weight
     assert scores[A3]["total"] == 100
     assert [c["effective_weight"] for c in scores[A3]["components"]] == [100]
+    assert scores[A3]["left_out"] == ["cross_scoring"]
+    # the service's own provider is what every method uses by default (publishing too)
+    wired = ListService(session, settings, externals=lambda _p: {"cross_scoring": {A3: 50.0}})
+    row = wired.publish(p, SYSTEM)
+    frozen = {s["key"]: s for s in row.snapshot["sections"][0]["scores"]}
+    assert frozen[A3]["total"] == 90  # 100 × 80 % + 50 × 20 %
 
 
 # -- publishing ---------------------------------------------------------------------------------
