@@ -63,6 +63,8 @@ LAYER_TITLES: dict[str, str] = {
     "since": "Patrol: hours since last visit",
     "tracks": "Patrol: track density",
     "blind": "Blind spots: many problems, little patrol",
+    "grades": "Assessment: grades of the month (考核等级)",
+    "red_yellow": "Assessment: red/yellow list (红黄榜)",
     "no_heat": "No heat layer",
     "boundaries": "Grid boundaries",
     "hotspots": "Hotspots",
@@ -142,6 +144,17 @@ BLIND_POPUP = """
 <tr><th>Cases</th><td>{cases}</td></tr>
 <tr><th>Patrol hours</th><td>{patrol_hours|num}</td></tr>
 <tr><th>Cases per patrol hour</th><td>{cases_per_patrol_hour|num}</td></tr>
+</table>
+"""
+ASSESSMENT_POPUP = """
+<div class="citygrid-popup-title">{name}</div>
+<table>
+<tr><th>Grid code</th><td>{code}</td></tr>
+<tr><th>Score 综合得分</th><td>{total|num}</td></tr>
+<tr><th>Grade 等级</th><td>{grade}</td></tr>
+<tr><th>Rank in group 组内排名</th><td>{rank}</td></tr>
+<tr><th>List 红/黄榜</th><td>{list}</td></tr>
+<tr><th>Components 得分构成</th><td>{components}</td></tr>
 </table>
 """
 HOTSPOT_POPUP = """
@@ -356,6 +369,8 @@ class PageOptions:
     grid_name: str | None = None
     basemap: BaseMap = field(default_factory=BaseMap)
     heat_url: str = "/api/heat"
+    assessment_url: str = "/api/assessment/map"
+    assessment_level: str = "community"
     tiles_url: str = "/tiles"
     hotspots_url: str = "/api/hotspots"
     page_url: str = "/"
@@ -474,6 +489,22 @@ def _layer(kind: str, options: PageOptions) -> Any:
     if kind in _GEOJSON_HEAT:
         path, query, style = _GEOJSON_HEAT[kind]
         return RemoteGeoJson(heat(path, **query), title, **style, **radio)
+    if kind in ("grades", "red_yellow"):
+        # the month of the filter's last day, community grids (the peer groups of a street)
+        month = {
+            "period": options.filter.last_day.strftime("%Y-%m"),
+            "level": options.assessment_level,
+            "by": "grade" if kind == "grades" else "list",
+            **datum,
+        }
+        return RemoteGeoJson(
+            _url(options.assessment_url, "", month),
+            title,
+            popup=ASSESSMENT_POPUP,
+            stroke="#525252",
+            weight=0.8,
+            **radio,
+        )
     if kind in ("kde", "tracks"):
         return RemoteImageOverlay(heat(kind), title, **radio)
     if kind == "no_heat":

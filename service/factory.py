@@ -40,6 +40,7 @@ from service.routers import (
     open311,
     pages,
     patrol,
+    scores,
     streets,
     tiles,
 )
@@ -137,6 +138,7 @@ def create_app(
         catalogue,
         patrol,
         assessment,
+        scores,
         coverage,
         heat,
         open311,

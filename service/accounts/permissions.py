@@ -35,6 +35,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "maps.read": ("查看热力图与案件瓦片", "read heat layers, case tiles and the map page"),
     "users.admin": ("管理用户、角色与密钥", "manage users, roles and API keys"),
     "audit.read": ("查看审计日志", "read the audit log"),
+    "assessment.schemes": ("编辑考核评分方案", "add versions of the scoring scheme"),
+    "assessment.publish": ("发布红黄榜", "publish and correct the red/yellow lists"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -42,7 +44,12 @@ READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.rea
 # (key, Chinese name, English name, permissions)
 ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("admin", "管理员", "administrator", tuple(PERMISSIONS)),
-    ("leader", "领导", "leader", (*READ_ALL, "people.read", "audit.read")),
+    (
+        "leader",
+        "领导",
+        "leader",
+        (*READ_ALL, "people.read", "audit.read", "assessment.publish"),
+    ),
     (
         "intake",
         "受理员/值班长",

@@ -592,3 +592,51 @@ class IndicatorDefinition(Base):
     subjects: Mapped[list[str]] = mapped_column(ARRAY(String(12)), server_default=text("'{}'"))
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScoringScheme(Base):
+    """One version of a scoring scheme (``service.assessment.schemes``): which indicators make a
+    subject's score, their weights and points rules, deductions, bonuses, grades and the red and
+    yellow lists, as a validated JSON document. ``city`` NULL is the default every city starts
+    with; the scheme in force for a period is the latest ``valid_from`` not after its start."""
+
+    __tablename__ = "scoring_schemes"
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="ck_scoring_schemes_version"),
+        Index("ix_scoring_schemes_city_valid", "city", "valid_from"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str | None] = mapped_column(String(12))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    document: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    created_by: Mapped[str | None] = mapped_column(Text)
+
+
+class PublishedList(Base):
+    """One revision of a period's published 红黄榜: a frozen snapshot of every score, its
+    components, ranks and lists, the scheme version and a stamp of the data it was computed
+    from. Revision 1 is the publication; later revisions are corrections with a reason."""
+
+    __tablename__ = "assessment_lists"
+    __table_args__ = (
+        UniqueConstraint("city", "period", "revision", name="uq_assessment_lists_revision"),
+        CheckConstraint("revision >= 1", name="ck_assessment_lists_revision"),
+        CheckConstraint("revision = 1 OR reason IS NOT NULL", name="ck_assessment_lists_reason"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    period: Mapped[str] = mapped_column(String(40))
+    revision: Mapped[int] = mapped_column(Integer)
+    scheme_id: Mapped[int] = mapped_column(ForeignKey("scoring_schemes.id"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_by: Mapped[str] = mapped_column(Text)
+    data_stamp: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -284,3 +284,11 @@ def test_error_page_escapes_the_message_and_names_the_field() -> None:
     assert "no category &#x27;&lt;b&gt;&#x27;" in page and "<b>'" not in page
     assert "<code>category</code>" in page
     assert external_urls(page) == []
+
+
+def test_assessment_layers_read_the_month_of_the_filter() -> None:
+    layers = by_title(dispatcher_page(options()))
+    for kind, colour_by in (("grades", "grade"), ("red_yellow", "list")):
+        url, _ = layers[LAYER_TITLES[kind]]
+        assert urlsplit(url).path == "/api/assessment/map"
+        assert query(url) == {"period": "2026-11", "level": "community", "by": colour_by}

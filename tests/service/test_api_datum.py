@@ -61,6 +61,12 @@ NO_COORDINATES = {
     "/api/assessment/figures/export": "figures per grid code (CSV)",
     "/api/assessment/figures/{kind}/{key}": "one grid's figures",
     "/api/assessment/figures/{kind}/{key}/cases": "case ids behind a count",
+    "/api/assessment/schemes": "scoring scheme versions",
+    "/api/assessment/schemes/{scheme_id}": "one scoring scheme",
+    "/api/assessment/scores": "scores per grid code",
+    "/api/assessment/scores/{kind}/{key}": "one score explained",
+    "/api/assessment/lists": "red and yellow lists by grid code",
+    "/api/assessment/lists/export": "the list per grid code (CSV)",
     "/open311/v2/services/{service_code}.{fmt}": "Open311 service definition",
 }
 # Routes not checked here, and why.
@@ -293,6 +299,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return ["grid"]
     if name == "key":
         return [world["community"]]
+    if name == "scheme_id":
+        return [1]  # the default scheme, seeded by the migration
     return [
         {
             "case_id": world["case_id"],
