@@ -35,6 +35,12 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "maps.read": ("查看热力图与案件瓦片", "read heat layers, case tiles and the map page"),
     "users.admin": ("管理用户、角色与密钥", "manage users, roles and API keys"),
     "audit.read": ("查看审计日志", "read the audit log"),
+    "assessment.rounds": (
+        "组织交叉考核",
+        "create cross-scoring inspection rounds, edit their rotation, open and close them",
+    ),
+    "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
+    "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -42,7 +48,12 @@ READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.rea
 # (key, Chinese name, English name, permissions)
 ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("admin", "管理员", "administrator", tuple(PERMISSIONS)),
-    ("leader", "领导", "leader", (*READ_ALL, "people.read", "audit.read")),
+    (
+        "leader",
+        "领导",
+        "leader",
+        (*READ_ALL, "people.read", "audit.read", "assessment.rounds", "assessment.score"),
+    ),
     (
         "intake",
         "受理员/值班长",
@@ -88,7 +99,14 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "inspector",
         "督查员",
         "inspector",
-        ("grids.read", "maps.read", "patrol.read", "cases.read", "cases.report"),
+        (
+            "grids.read",
+            "maps.read",
+            "patrol.read",
+            "cases.read",
+            "cases.report",
+            "assessment.score",
+        ),
     ),
     (
         "gis_editor",
