@@ -59,7 +59,10 @@ def upgrade() -> None:
         sa.Column("items", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.CheckConstraint("version >= 1", name="ck_checklists_version"),
         sa.PrimaryKeyConstraint("id"),
@@ -100,7 +103,10 @@ def upgrade() -> None:
         sa.Column("scorers_per_grid", sa.Integer(), server_default=sa.text("1"), nullable=False),
         sa.Column("created_by", sa.Text(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column("opened_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
