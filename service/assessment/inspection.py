@@ -114,7 +114,56 @@ def propose_rotation(
             chosen.append(best)
             load[best] += 1
         pairs.extend((code, i) for i in chosen)
+    _rebalance(pairs, eligible, load)
     return sorted(pairs)
+
+
+def _rebalance(
+    pairs: list[tuple[str, int]], eligible: dict[str, list[int]], load: dict[int, int]
+) -> None:
+    """Even out the greedy proposal in place: while some scorer carries two or more grids
+    above another one reachable by handing grids along (A gives a grid to B, B one to C …, each
+    to a scorer eligible for it and not already on it), move them along that chain. Each move
+    lowers the sum of squared loads, so it ends."""
+    while True:
+        on: dict[str, set[int]] = defaultdict(set)
+        for code, i in pairs:
+            on[code].add(i)
+        moved = False
+        for top in sorted(load, key=lambda i: -load[i]):
+            # breadth-first over hand-overs from ``top``
+            back: dict[int, tuple[int, int]] = {}  # scorer -> (from scorer, pair index)
+            queue, seen = [top], {top}
+            target = None
+            while queue and target is None:
+                cur = queue.pop(0)
+                for n, (code, i) in enumerate(pairs):
+                    if i != cur:
+                        continue
+                    for nxt in eligible[code]:
+                        if nxt in seen or nxt in on[code]:
+                            continue
+                        seen.add(nxt)
+                        back[nxt] = (cur, n)
+                        if load[nxt] <= load[top] - 2:
+                            target = nxt
+                            break
+                        queue.append(nxt)
+                    if target is not None:
+                        break
+            if target is None:
+                continue
+            node = target
+            while node != top:
+                prev, n = back[node]
+                pairs[n] = (pairs[n][0], node)
+                node = prev
+            load[top] -= 1
+            load[target] += 1
+            moved = True
+            break
+        if not moved:
+            return
 
 
 # -- inputs ----------------------------------------------------------------------------------------
