@@ -116,7 +116,7 @@ def _loads(pairs: list[tuple[str, int]]) -> dict[int, int]:
     return out
 
 
-# -- the service through the API --------------------------------------------------------------------
+# -- the service through the API ---------------------------------------------------------------
 class World:
     def __init__(self, session: Session, settings: AppSettings, client: TestClient) -> None:
         self.session, self.settings, self.client = session, settings, client
