@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import re
+import secrets
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -943,11 +944,11 @@ def load_demo_round(
     session: Session, settings: AppSettings, period_text: str, seed: int = 7, grids: int = 10
 ) -> InspectionRound | None:
     """One closed round for ``period_text`` in the demo city: ``grids`` community grids scored
-    by the accounts that hold ``assessment.score`` (the demo's inspector and leader; two
-    street-office inspectors are added so each grid gets two scorers), with realistic varied
-    points from a seeded RNG — most grids lose a few points, a couple lose many. Returns ``None``
-    when the city has too few community grids; does nothing when the period already has a
-    round."""
+    by the accounts that hold ``assessment.score`` (the demo's inspector and leader, plus two
+    street offices and a city inspection team added here; each grid gets two scorers), with
+    realistic varied points from a seeded RNG — most grids lose a few points, a couple lose
+    many. Returns ``None`` when the city has too few community grids or scorers, or when the
+    period already has a round."""
     from service.accounts.accounts import UserInput
 
     city = settings.grids.city
@@ -965,17 +966,19 @@ def load_demo_round(
             .limit(2)
         )
     )
-    for n, street in enumerate(streets, start=1):
-        login = f"office-{n}"
+    # two street offices (who may not score their own street) and the city's inspection team
+    offices = [(f"office-{n}", f"街道网格办{n}", [s]) for n, s in enumerate(streets, start=1)]
+    offices.append(("inspection-team", "市城管督查组", []))
+    for login, name, scope in offices:
         if accounts.user_by_login(login) is None:
             accounts.create_user(
                 UserInput(
                     login=login,
-                    display_name=f"街道网格办{n}",
-                    password=f"demo-{random.Random(seed + n).getrandbits(64):x}",
+                    display_name=name,
+                    password=secrets.token_urlsafe(12),
                     roles=["inspector"],
-                    scope_grids=[street],
-                    unit=f"街道网格办{n}",
+                    scope_grids=scope,
+                    unit=name,
                 ),
                 SYSTEM,
             )

@@ -23,7 +23,7 @@ from service.assessment.inspection import (
     round_scores,
 )
 from service.assessment.periods import parse_period
-from service.db.models import AuditEntry, RoundAssignment, Scoresheet
+from service.db.models import AuditEntry, Grid, RoundAssignment, Scoresheet, User
 from service.errors import InvalidInput
 from service.factory import create_app
 from service.grids.registry import Registry
@@ -417,3 +417,84 @@ def test_a_new_checklist_version_and_its_bad_items(world: World) -> None:
     assert r.status_code == 201 and r.json()["version"] == 2 and r.json()["max_points"] == 100
     old = world.client.get(f"{BASE}/checklists/cross_inspection?version=1", headers=world.admin)
     assert len(old.json()["items"]) == 8
+
+
+# -- the demo --------------------------------------------------------------------------------------
+def test_demo_round_scores_ten_grids_visibly_differently(
+    session: Session, demo_loaded: AppSettings
+) -> None:
+    from service.assessment.inspection import Inspections, load_demo_round
+    from service.demo import load_demo_accounts
+
+    load_demo_accounts(session, demo_loaded)
+    rnd = load_demo_round(session, demo_loaded, NOV)
+    assert rnd is not None and rnd.state == "closed" and len(rnd.grid_codes) == 10
+    svc = Inspections(session, demo_loaded)
+    assignments = svc.assignments(rnd)
+    assert len(assignments) == 20 and len(svc.sheets(rnd)) == 20
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(rnd.scorer_ids)))}
+    levels = dict(
+        session.execute(
+            select(Grid.code, Grid.level).where(
+                Grid.city == demo_loaded.grids.city, Grid.valid_to.is_(None)
+            )
+        ).all()
+    )
+    width = demo_loaded.scheme.prefix_length
+    for a in assignments:  # nobody scored a community that overlaps their own scope
+        own = [c[: width(levels[c])] for c in users[a.scorer_id].scope_grids]
+        community = a.grid_code[:12]
+        assert levels[a.grid_code] == "community"
+        assert not any(community.startswith(p) or p.startswith(community) for p in own)
+    assert any(users[a.scorer_id].scope_grids for a in assignments)  # offices did score
+    scores = round_scores(session, demo_loaded, parse_period(NOV, "Asia/Shanghai"))
+    assert set(scores) == set(rnd.grid_codes)
+    assert all(40 <= s <= 100 for s in scores.values())
+    assert max(scores.values()) - min(scores.values()) >= 10
+    assert load_demo_round(session, demo_loaded, NOV) is None  # once per period
+
+
+# -- the migration grants the new permissions to roles already stored -----------------------------
+def test_migration_grants_the_new_permissions_to_stored_roles(admin_url: str) -> None:
+    import uuid
+
+    from sqlalchemy import create_engine, make_url, text
+
+    from service.db import migrations
+    from service.db.engine import make_engine
+
+    name = f"citygrid_rounds_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(admin_url).set(database=name).render_as_string(False))
+    try:
+        migrations.upgrade(engine, "0009_assessment")
+        with engine.begin() as conn:
+            for key in ("admin", "leader", "inspector", "grid_worker"):
+                conn.execute(
+                    text(
+                        "INSERT INTO roles (city, key, name_zh, name_en, permissions) "
+                        "VALUES ('990999', :k, '角色', 'role', ARRAY['cases.read'])"
+                    ),
+                    {"k": key},
+                )
+        migrations.upgrade(engine)
+        with engine.connect() as conn:
+            perms = dict(conn.execute(text("SELECT key, permissions FROM roles")).all())
+        assert {"assessment.rounds", "assessment.score", "assessment.checklists"} <= set(
+            perms["admin"]
+        )
+        assert {"assessment.rounds", "assessment.score"} <= set(perms["leader"])
+        assert "assessment.rounds" not in perms["inspector"]
+        assert "assessment.score" in perms["inspector"]
+        assert perms["grid_worker"] == ["cases.read"]
+        migrations.downgrade(engine, "0009_assessment")
+        with engine.connect() as conn:
+            perms = dict(conn.execute(text("SELECT key, permissions FROM roles")).all())
+        assert all(p == ["cases.read"] for p in perms.values())
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
