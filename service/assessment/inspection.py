@@ -25,13 +25,14 @@ from __future__ import annotations
 import random
 import re
 import secrets
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
 from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from service.accounts.accounts import AccountService
@@ -128,19 +129,21 @@ def _rebalance(
     lowers the sum of squared loads, so it ends."""
     while True:
         on: dict[str, set[int]] = defaultdict(set)
-        for code, i in pairs:
+        held: dict[int, list[int]] = defaultdict(list)  # scorer -> indexes into pairs
+        for n, (code, i) in enumerate(pairs):
             on[code].add(i)
+            held[i].append(n)
+        floor = min(load.values(), default=0)
         moved = False
-        for top in sorted(load, key=lambda i: -load[i]):
-            # breadth-first over hand-overs from ``top``
-            back: dict[int, tuple[int, int]] = {}  # scorer -> (from scorer, pair index)
-            queue, seen = [top], {top}
-            target = None
+        for top in sorted(load, key=lambda i: (-load[i], i)):
+            if load[top] - floor < 2:
+                break  # nobody lighter enough to take a grid from here on
+            back: dict[int, tuple[int, int]] = {}  # scorer -> (giver, pair index handed over)
+            queue, seen, target = deque([top]), {top}, None
             while queue and target is None:
-                cur = queue.pop(0)
-                for n, (code, i) in enumerate(pairs):
-                    if i != cur:
-                        continue
+                cur = queue.popleft()
+                for n in held[cur]:
+                    code = pairs[n][0]
                     for nxt in eligible[code]:
                         if nxt in seen or nxt in on[code]:
                             continue
@@ -156,9 +159,9 @@ def _rebalance(
                 continue
             node = target
             while node != top:
-                prev, n = back[node]
+                giver, n = back[node]
                 pairs[n] = (pairs[n][0], node)
-                node = prev
+                node = giver
             load[top] -= 1
             load[target] += 1
             moved = True
@@ -773,8 +776,16 @@ class Inspections:
             notes=sheet.notes,
             photos=list(sheet.photos),
         )
-        self.session.add(row)
-        self.session.flush()
+        try:
+            with self.session.begin_nested():  # two submits at once: the second is a 409
+                self.session.add(row)
+                self.session.flush()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"{by.label} already scored grid {sheet.grid} in round {r.id}; a scoresheet "
+                "is submitted once",
+                field="grid",
+            ) from exc
         self.audit.record(by, "submit", "scoresheet", str(row.id), None, snapshot(row))
         return row
 

@@ -224,6 +224,31 @@ def test_editing_assignments_into_self_scoring_is_refused(world: World) -> None:
     )
     assert ok.status_code == 200
     assert _scorer_of(ok.json(), A1) == world.login("office_b")
+    edits = world.session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.entity == "inspection_round",
+            AuditEntry.entity_key == str(rnd["id"]),
+            AuditEntry.action == "assign",
+        )
+    ).all()
+    assert len(edits) == 1  # the refused edits left no row
+    assert edits[0].after is not None
+    assert sorted(map(tuple, edits[0].after["assignments"])) == sorted(
+        [
+            (A1, world.users["office_b"].id),
+            (A2, world.users["city"].id),
+            (B1, world.users["office_a"].id),
+        ]
+    )
+
+
+def test_next_months_rotation_changes_the_pairs(world: World) -> None:
+    scorers = [world.login("city"), world.login("office_b")]
+    october = world.create(period="2026-10", grids=[A1, A2], scorers=scorers)
+    november = world.create(period=NOV, grids=[A1, A2], scorers=scorers)
+    first = {(a["grid"], a["scorer"]) for a in october["assignments"]}
+    second = {(a["grid"], a["scorer"]) for a in november["assignments"]}
+    assert len(first) == len(second) == 2 and not first & second
 
 
 def test_bad_rounds_are_refused_naming_the_field(world: World) -> None:
