@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -484,7 +485,10 @@ class Inspections:
     def create(self, new: RoundInput, by: Principal) -> InspectionRound:
         """A draft round with a proposed rotation; every bad field is ``InvalidInput``."""
         by.require("assessment.rounds")
-        period = parse_period(new.period or "", self.settings.grids.timezone)
+        tz = self.settings.grids.timezone
+        if not (new.period or "").strip():  # a month by default: the current local month
+            new.period = now().astimezone(ZoneInfo(tz)).strftime("%Y-%m")
+        period = parse_period(new.period, tz)
         checklist = self.checklist(new.checklist or DEFAULT_CHECKLIST, field_name="checklist")
         codes = self._select_grids(new, period)
         for code in codes:

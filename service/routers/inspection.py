@@ -58,7 +58,7 @@ class ChecklistIn(BaseModel):
 class RoundIn(BaseModel):
     """A new round: grids by code, or ``count`` grids of ``level`` (under ``within``)."""
 
-    period: str = Field(min_length=1, max_length=40)
+    period: str | None = Field(None, max_length=40)  # default: the current local month
     scorers: list[str] = Field(max_length=200)
     name: str | None = Field(None, max_length=200)
     checklist: str = Field("cross_inspection", max_length=40)

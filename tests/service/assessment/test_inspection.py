@@ -523,3 +523,16 @@ def test_migration_grants_the_new_permissions_to_stored_roles(admin_url: str) ->
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_a_round_is_for_the_current_month_by_default(world: World) -> None:
+    from datetime import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    body = {"grids": [B1], "scorers": [world.login("city")]}
+    sh = ZoneInfo("Asia/Shanghai")
+    before = dt.now(sh).strftime("%Y-%m")
+    r = world.client.post(BASE, json=body, headers=world.admin)
+    after = dt.now(sh).strftime("%Y-%m")
+    assert r.status_code == 201
+    assert r.json()["period"] in {before, after}  # both, should a month end fall in between
