@@ -56,6 +56,7 @@ from service.settings import AppSettings
 
 DEFAULT_CHECKLIST = "cross_inspection"
 STATES = ("draft", "open", "closed")
+LEVELS = ("city", "district", "street", "community", "unit")
 MAX_GRIDS = 500
 MAX_SCORERS = 200
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -371,7 +372,7 @@ class Inspections:
     def _grid_prefix(self, grid: Grid) -> str:
         return grid.code[: self.settings.scheme.prefix_length(grid.level)]
 
-    def _select_grids(self, new: RoundInput, period: Period) -> list[str]:
+    def _select_grids(self, new: RoundInput, period: Period, by: Principal) -> list[str]:
         if new.grids:
             if new.level or new.count:
                 raise InvalidInput(
@@ -390,18 +391,29 @@ class Inspections:
             raise InvalidInput(
                 "name the grids to score: grids (codes), or level and count", field="grids"
             )
+        if new.level not in LEVELS:
+            raise InvalidInput(
+                f"unknown level {new.level!r}; levels are {', '.join(LEVELS)}", field="level"
+            )
         if new.count < 1 or new.count > MAX_GRIDS:
             raise InvalidInput(f"count must be 1..{MAX_GRIDS}", field="count")
         stmt = select(Grid.code).where(
             Grid.city == self.city, Grid.valid_to.is_(None), Grid.level == new.level
         )
         if new.within:
-            stmt = stmt.where(Grid.code.startswith(new.within, autoescape=True))
-        pool = sorted(self.session.scalars(stmt))
+            root = self._current_grids([new.within]).get(new.within)
+            if root is None:
+                raise InvalidInput(
+                    f"no current grid {new.within} in this city to draw within", field="within"
+                )
+            stmt = stmt.where(Grid.code.startswith(self._grid_prefix(root), autoescape=True))
+        # only grids the organiser may organise over (its scope)
+        pool = sorted(c for c in self.session.scalars(stmt) if by.covers_grid(c))
         if len(pool) < new.count:
             raise InvalidInput(
                 f"only {len(pool)} current grid(s) of level {new.level!r}"
                 + (f" under {new.within}" if new.within else "")
+                + ("" if by.city_wide else " in your scope")
                 + f", fewer than count {new.count}",
                 field="count",
             )
@@ -490,7 +502,7 @@ class Inspections:
             new.period = now().astimezone(ZoneInfo(tz)).strftime("%Y-%m")
         period = parse_period(new.period, tz)
         checklist = self.checklist(new.checklist or DEFAULT_CHECKLIST, field_name="checklist")
-        codes = self._select_grids(new, period)
+        codes = self._select_grids(new, period, by)
         for code in codes:
             by.require_grid(code, f"grid {code}")
         scorers = self._scorers(new.scorers)

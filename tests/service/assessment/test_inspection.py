@@ -261,6 +261,11 @@ def test_bad_rounds_are_refused_naming_the_field(world: World) -> None:
         ({"period": NOV, "grids": [B1], "scorers": [world.login("worker")]}, "scorers"),
         ({"period": NOV, "grids": [A1], "scorers": scorers}, "grids"),  # only self-scorers
         ({"period": NOV, "level": "unit", "count": 99, "scorers": scorers}, "count"),
+        ({"period": NOV, "level": "block", "count": 1, "scorers": scorers}, "level"),
+        (
+            {"period": NOV, "level": "unit", "count": 1, "within": "4101", "scorers": scorers},
+            "within",
+        ),
         ({"period": NOV, "grids": [B1], "scorers": scorers, "checklist": "nope"}, "checklist"),
         (
             {"period": NOV, "grids": [B1], "scorers": scorers, "scorers_per_grid": 2},
@@ -407,6 +412,16 @@ def test_permissions_and_scope(world: World) -> None:
     # a leader of community A may not organise a round over community B
     r = world.client.post(BASE, json=body, headers=world.h("leader_a"))
     assert r.status_code == 403 and r.json()["field"] == "scope"
+    # drawn by level, a scoped leader's round keeps to its own community
+    drawn = world.client.post(
+        BASE,
+        json={"period": NOV, "level": "unit", "count": 3, "scorers": [world.login("office_b")]},
+        headers=world.h("leader_a"),
+    )
+    assert drawn.status_code == 201, drawn.text
+    assert all(g.startswith(COMM_A[:12]) for g in drawn.json()["grids"])
+    within = world.create(level="unit", count=2, within=COMM_B, grids=[])
+    assert all(g.startswith(COMM_B[:12]) for g in within["grids"])
     rnd = world.create(grids=[B1], scorers=[world.login("city")])
     assert world.client.get(f"{BASE}/{rnd['id']}", headers=world.h("leader_a")).status_code == 403
     assert world.client.get(f"{BASE}/{rnd['id']}", headers=world.h("city")).status_code == 200
