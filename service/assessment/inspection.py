@@ -725,6 +725,15 @@ class Inspections:
                 f"{by.label} is not assigned to score grid {sheet.grid} in round {r.id}",
                 field="grid",
             )
+        grid = self._current_grids([sheet.grid]).get(sheet.grid)
+        if grid is not None and conflicts(
+            Scorer(assignment.scorer_id, by.grid_prefixes), grid.code, self._grid_prefix(grid)
+        ):  # the account's scope changed since the rotation: still nobody scores their own
+            raise Forbidden(
+                f"grid {sheet.grid} now lies in the scope of {by.label} ({by.scope_text()}): "
+                "nobody scores their own grid; ask the organiser to reassign it",
+                field="scope",
+            )
         done = self.session.scalar(
             select(Scoresheet.id).where(Scoresheet.assignment_id == assignment.id)
         )

@@ -551,3 +551,18 @@ def test_a_round_is_for_the_current_month_by_default(world: World) -> None:
     after = dt.now(sh).strftime("%Y-%m")
     assert r.status_code == 201
     assert r.json()["period"] in {before, after}  # both, should a month end fall in between
+
+
+def test_a_scorer_whose_scope_grew_over_the_grid_may_not_score_it(world: World) -> None:
+    rnd = world.create(grids=[B1], scorers=[world.login("office_a")])
+    assert world.client.post(f"{BASE}/{rnd['id']}/open", headers=world.admin).status_code == 200
+    user = world.users["office_a"]
+    moved = world.client.patch(
+        f"/api/users/{user.id}", json={"scope_grids": [COMM_B]}, headers=world.admin
+    )
+    assert moved.status_code == 200, moved.text
+    r = world.client.post(
+        f"{BASE}/{rnd['id']}/scoresheets", json=world.sheet(B1, FULL), headers=world.h("office_a")
+    )
+    assert r.status_code == 403 and r.json()["field"] == "scope"
+    assert world.session.scalar(select(func.count()).select_from(Scoresheet)) == 0
