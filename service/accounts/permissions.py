@@ -37,6 +37,12 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "audit.read": ("查看审计日志", "read the audit log"),
     "assessment.schemes": ("编辑考核评分方案", "add versions of the scoring scheme"),
     "assessment.publish": ("发布红黄榜", "publish and correct the red/yellow lists"),
+    "assessment.rounds": (
+        "组织交叉考核",
+        "create cross-scoring inspection rounds, edit their rotation, open and close them",
+    ),
+    "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
+    "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -48,7 +54,14 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "leader",
         "领导",
         "leader",
-        (*READ_ALL, "people.read", "audit.read", "assessment.publish"),
+        (
+            *READ_ALL,
+            "people.read",
+            "audit.read",
+            "assessment.publish",
+            "assessment.rounds",
+            "assessment.score",
+        ),
     ),
     (
         "intake",
@@ -95,7 +108,14 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "inspector",
         "督查员",
         "inspector",
-        ("grids.read", "maps.read", "patrol.read", "cases.read", "cases.report"),
+        (
+            "grids.read",
+            "maps.read",
+            "patrol.read",
+            "cases.read",
+            "cases.report",
+            "assessment.score",
+        ),
     ),
     (
         "gis_editor",

@@ -640,3 +640,100 @@ class PublishedList(Base):
     published_by: Mapped[str] = mapped_column(Text)
     data_stamp: Mapped[dict[str, Any]] = mapped_column(JSONB)
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class Checklist(Base):
+    """One version of an inspection checklist (交叉考核细则): items with maximum points, stored
+    whole in ``items`` (a version is never edited; a change is a new version). Checklists are
+    shared by every city, like the indicator definitions."""
+
+    __tablename__ = "checklists"
+    __table_args__ = (
+        UniqueConstraint("key", "version", name="uq_checklists_key_version"),
+        CheckConstraint("version >= 1", name="ck_checklists_version"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(40))
+    version: Mapped[int] = mapped_column(Integer)
+    name_zh: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str] = mapped_column(Text)
+    # [{code, name_zh, name_en, max_points, hotspot_kind|null}], in the order scorers see them
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class InspectionRound(Base):
+    """A cross-scoring round (交叉考核) of one city for one period: which grids, which scorers,
+    which checklist; ``draft`` → ``open`` (scoring) → ``closed``."""
+
+    __tablename__ = "inspection_rounds"
+    __table_args__ = (
+        CheckConstraint("state IN ('draft', 'open', 'closed')", name="ck_inspection_rounds_state"),
+        Index("ix_inspection_rounds_city_start", "city", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    period: Mapped[str] = mapped_column(String(40))  # the label, e.g. 2026-11
+    period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checklist_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("checklists.id"))
+    state: Mapped[str] = mapped_column(String(8), server_default=text("'draft'"))
+    grid_codes: Mapped[list[str]] = mapped_column(ARRAY(String(15)), server_default=text("'{}'"))
+    scorer_ids: Mapped[list[int]] = mapped_column(ARRAY(BigInteger), server_default=text("'{}'"))
+    scorers_per_grid: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RoundAssignment(Base):
+    """One scorer assigned to score one grid in a round."""
+
+    __tablename__ = "round_assignments"
+    __table_args__ = (
+        UniqueConstraint("round_id", "grid_code", "scorer_id", name="uq_round_assignments_pair"),
+        Index("ix_round_assignments_scorer", "scorer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("inspection_rounds.id", ondelete="CASCADE"), index=True
+    )
+    grid_code: Mapped[str] = mapped_column(String(15))
+    scorer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+
+
+class Scoresheet(Base):
+    """A scorer's filled checklist for one grid of a round, submitted once: the points per
+    item (``items``: [{code, points, max_points, note}]), the total, and the 0–100 score."""
+
+    __tablename__ = "scoresheets"
+    __table_args__ = (UniqueConstraint("assignment_id", name="uq_scoresheets_assignment"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    round_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("inspection_rounds.id", ondelete="CASCADE"), index=True
+    )
+    assignment_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("round_assignments.id", ondelete="CASCADE")
+    )
+    grid_code: Mapped[str] = mapped_column(String(15))
+    scorer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    points: Mapped[float] = mapped_column(Float)
+    max_points: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # points ÷ max_points × 100
+    notes: Mapped[str | None] = mapped_column(Text)
+    photos: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    submitted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

@@ -23,6 +23,7 @@ from service.accounts.principal import Principal
 from service.assessment import listexport
 from service.assessment.definitions import BY_KEY
 from service.assessment.figures import Figures, visible, worker_grids
+from service.assessment.inspection import cross_scoring
 from service.assessment.lists import ListService, parse_section, revision_json
 from service.assessment.maplayer import list_layer
 from service.assessment.periods import Period, parse_period
@@ -52,9 +53,9 @@ RevisionQuery = Annotated[
 
 
 async def _lists(session: SessionDep, settings: SettingsDep) -> ListService:
-    """The list service of the request. Its ``externals`` provider (default: none) is where
-    the cross-scoring rounds' grid scores join the grids' scores as ``cross_scoring``."""
-    return ListService(session, settings)
+    """The list service of the request: the cross-scoring rounds' grid scores join the grids'
+    scores as the external component ``cross_scoring``."""
+    return ListService(session, settings, externals=cross_scoring(session, settings))
 
 
 ListsDep = Annotated[ListService, Depends(_lists)]

@@ -68,6 +68,13 @@ NO_COORDINATES = {
     "/api/assessment/lists": "red and yellow lists by grid code",
     "/api/assessment/lists/export": "the list per grid code (CSV)",
     "/open311/v2/services/{service_code}.{fmt}": "Open311 service definition",
+    "/api/assessment/rounds": "inspection rounds: grid codes and logins",
+    "/api/assessment/rounds/checklists": "checklists",
+    "/api/assessment/rounds/checklists/{key}": "one checklist",
+    "/api/assessment/rounds/mine": "my assignments: grid codes",
+    "/api/assessment/rounds/{round_id}": "one round: grid codes and logins",
+    "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
+    "/api/assessment/rounds/{round_id}/results": "scores per grid code",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -271,7 +278,14 @@ def world(
         f"/api/grids/{units[1]['id']}", json={"geometry": shapely.geometry.mapping(shrunk)}
     )
     assert patched.status_code == 200, patched.text
+    # an inspection round over the unit grid, scored by the (city-wide) admin
+    rnd = client.post(
+        "/api/assessment/rounds",
+        json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
+    )
+    assert rnd.status_code == 201, rnd.text
     return {
+        "round_id": rnd.json()["id"],
         "unit": unit,
         "community": community,
         "lon": lon,
@@ -298,9 +312,11 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
     if name == "kind":
         return ["grid"]
     if name == "key":
-        return [world["community"]]
+        return ["cross_inspection" if "/checklists/" in path else world["community"]]
     if name == "scheme_id":
         return [1]  # the default scheme, seeded by the migration
+    if name == "round_id":
+        return [world["round_id"]]
     return [
         {
             "case_id": world["case_id"],
