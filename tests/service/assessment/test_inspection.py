@@ -566,3 +566,21 @@ def test_a_scorer_whose_scope_grew_over_the_grid_may_not_score_it(world: World) 
     )
     assert r.status_code == 403 and r.json()["field"] == "scope"
     assert world.session.scalar(select(func.count()).select_from(Scoresheet)) == 0
+
+
+# -- the rounds feed the red/yellow list -------------------------------------------------------
+def test_a_closed_rounds_grid_scores_are_the_lists_cross_scoring_component(
+    session: Session, demo_loaded: AppSettings, demo_client: TestClient
+) -> None:
+    from service.assessment.inspection import load_demo_round
+    from service.demo import load_demo_accounts
+
+    load_demo_accounts(session, demo_loaded)
+    rnd = load_demo_round(session, demo_loaded, NOV)
+    assert rnd is not None
+    expected = round_scores(session, demo_loaded, parse_period(NOV, "Asia/Shanghai"))
+    for code in rnd.grid_codes[:3]:
+        answer = demo_client.get(f"/api/assessment/scores/grid/{code}", params={"period": NOV})
+        assert answer.status_code == 200, answer.text
+        parts = {c["external"]: c for c in answer.json()["components"] if c["external"]}
+        assert parts["cross_scoring"]["value"] == pytest.approx(expected[code])
