@@ -277,66 +277,71 @@ def test_sample_of_each_indicator_matches_a_plain_count(
 ) -> None:
     street = figs.subject(nov(settings), "grid", STREET).values()
     prefix = STREET[:9] + "%"
-    p = {"s": S, "e": E, "prefix": prefix}
+    p = {"s": S, "e": E, "prefix": prefix, "city": settings.grids.city}
     in_p = "at >= :s AND at < :e"
     expect = {
         "reported": plain(
             session,
-            "SELECT count(*) FROM cases WHERE grid_code LIKE :prefix"
+            "SELECT count(*) FROM cases WHERE city = :city AND grid_code LIKE :prefix"
             " AND reported_at >= :s AND reported_at < :e",
             **p,
         ),
         "registered": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'register' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "voided": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'reject' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "closed": plain(
             session,
-            "SELECT count(DISTINCT case_id) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(DISTINCT case_id) FROM case_events e"
+            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'verify' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "closed_on_time": plain(
             session,
-            "SELECT count(*) FROM cases WHERE grid_code LIKE :prefix AND closed_at >= :s"
+            "SELECT count(*) FROM cases WHERE city = :city AND grid_code LIKE :prefix"
+            " AND closed_at >= :s"
             " AND closed_at < :e AND closed_at <= deadline_at",
             **p,
         ),
         "overdue_open": plain(
             session,
-            "SELECT count(*) FROM cases WHERE grid_code LIKE :prefix AND status IN"
+            "SELECT count(*) FROM cases WHERE city = :city AND grid_code LIKE :prefix AND status IN"
             " ('registered', 'dispatched', 'handling', 'fed_back') AND deadline_at < :e",
             **p,
         ),
         "reworked": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'rework' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "extended": plain(
             session,
-            "SELECT count(DISTINCT case_id) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(DISTINCT case_id) FROM case_events e"
+            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'extend' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "handled": plain(
             session,
-            "SELECT count(DISTINCT case_id) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            "SELECT count(DISTINCT case_id) FROM case_events e"
+            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
             f" WHERE action = 'feedback' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "missed": plain(
             session,
-            "SELECT count(*) FROM cases WHERE grid_code LIKE :prefix AND reported_at >= :s"
+            "SELECT count(*) FROM cases WHERE city = :city AND grid_code LIKE :prefix"
+            " AND reported_at >= :s"
             " AND reported_at < :e AND source <> 'patrol'",
             **p,
         ),
@@ -478,8 +483,10 @@ def test_workers_missed_reports_and_patrol_hours(
     assert w1["cases_per_patrol_hour"] == 0.0
     missed = plain(
         session,
-        "SELECT count(*) FROM cases WHERE grid_code = ANY(:g) AND reported_at >= :s"
-        " AND reported_at < :e AND source IN ('citizen', 'inspector', 'hotline')",
+        "SELECT count(*) FROM cases WHERE city = :city AND grid_code = ANY(:g)"
+        " AND reported_at >= :s AND reported_at < :e"
+        " AND source IN ('citizen', 'inspector', 'hotline')",
+        city=settings.grids.city,
         g=[B1, B2, B3],
         s=S,
         e=E,
