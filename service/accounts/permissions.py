@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "cases.return": ("退单", "send a wrongly dispatched case back"),
     "cases.verify": ("核查结案", "verify fixes: close or send back for rework"),
     "cases.reopen": ("重新打开", "reopen closed cases"),
+    "cases.evaluate": ("综合评价", "evaluate closed cases (satisfaction and quality)"),
     "people.read": ("查看个人信息", "see reporters' and workers' names and phones unmasked"),
     "patrol.read": ("查看巡查", "read workers, tracks and coverage"),
     "patrol.edit": ("管理网格员与手机", "edit workers and their phones"),
@@ -42,7 +43,7 @@ READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.rea
 # (key, Chinese name, English name, permissions)
 ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("admin", "管理员", "administrator", tuple(PERMISSIONS)),
-    ("leader", "领导", "leader", (*READ_ALL, "people.read", "audit.read")),
+    ("leader", "领导", "leader", (*READ_ALL, "people.read", "audit.read", "cases.evaluate")),
     (
         "intake",
         "受理员/值班长",
@@ -55,6 +56,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.register",
             "cases.reject",
             "cases.merge",
+            "cases.evaluate",
             "people.read",
         ),
     ),
@@ -118,6 +120,8 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "verify": "cases.verify",
     "rework": "cases.verify",
     "reopen": "cases.reopen",
+    # a user who reported the case may evaluate it without this (CaseService.act)
+    "evaluate": "cases.evaluate",
 }
 
 

@@ -241,6 +241,8 @@ def act(
         deadline_at=aware(body.deadline_at, settings.grids.timezone),
         into=body.into,
         department=body.department,
+        satisfaction=body.satisfaction,
+        quality=body.quality,
     )
     return case_json(cases.act(case_id, step, by), by, body.datum)  # the client's datum
 
