@@ -6,6 +6,7 @@ the same services as real data, so the demo exercises every rule.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ def load_demo_cases(
 
     # the generator's "other" categories (xx99) are described by their catalogue names
     names = {row[0]: row[4] for row in CATEGORY_SEED}
-    frame = generate_cases(n, seed=seed, names=names)
+    start, end = demo_window(settings)
+    frame = generate_cases(n, seed=seed, start=start, end=end, names=names)
     frame = frame.assign(
         reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
         # the catalogue asks these categories for extra fields
@@ -128,77 +130,246 @@ def load_demo_cases(
     return report.created
 
 
+# the demo's month: one department late, three communities with rework and recurrence
+DEMO_LATE_DEPARTMENT = "市政工程管理处"
+DEMO_REWORK_COMMUNITIES = 3
+DEMO_FLAGS = (("leader", 8), ("media", 6))  # 领导交办, 媒体曝光: deductions are doubled
+DEMO_HISTORY_MONTHS = 10  # cases are reported from the first day of the month this far back
+
+
+def demo_window(
+    settings: AppSettings, at: datetime | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The demo's report times: from the first local day of the month ``DEMO_HISTORY_MONTHS``
+    before ``at`` (default now) until ``at`` — so the month before now is a full month."""
+    from service.clock import now
+
+    end = pd.Timestamp(at or now()).tz_convert(settings.grids.timezone).floor("min")
+    start = (end.normalize().replace(day=1) - pd.DateOffset(months=DEMO_HISTORY_MONTHS)).normalize()
+    return start, end
+
+
 def _advance(session: Session, settings: AppSettings, seed: int, progress: Progress) -> None:
-    """Move cases along legal workflow paths: most closed, some stuck (overdue), a few rejected.
+    """Give every case its history up to now (``demo.workflow``): most closed on time, a few
+    late, recent ones still being worked on; one department late, three communities with
+    rework and recurrence, some re-dispatches, 退单, extensions and evaluations.
 
-    Written in bulk (one COPY of history rows, one UPDATE) — the paths are checked against the
-    workflow's transition table once, so the result is what the API would have produced.
+    Written in bulk (one COPY of history rows, one UPDATE) — every path is replayed through
+    the workflow's transition table, and each step carries the data ``CaseService.act`` would
+    store, so the result is what the API would have produced.
     """
-    from sqlalchemy import select, text
+    from sqlalchemy import text
 
+    from demo.workflow import build_histories
     from service.cases.workflow import next_status
     from service.clock import now
 
-    plans = {
-        "closed": ["register", "dispatch", "handle", "feedback", "verify"],
-        "fed_back": ["register", "dispatch", "handle", "feedback"],
-        "handling": ["register", "dispatch", "handle"],
-        "dispatched": ["register", "dispatch"],
-        "rejected": ["reject"],
-        "reported": [],
-    }
-    statuses = {}
-    for name, steps in plans.items():
-        status = "reported"
-        for step in steps:
-            status = next_status(status, step)  # raises if a plan breaks the workflow
-        statuses[name] = status
+    city = settings.grids.city
     rows = session.execute(
-        select(Case.id, Case.reported_at).where(Case.city == settings.grids.city)
+        select(Case.id, Case.reported_at, Case.deadline_at, Case.grid_code, Case.department)
+        .where(Case.city == city)
+        .order_by(Case.id)
     ).all()
     if not rows:
         return
-    rng = np.random.default_rng(seed)
-    names = list(plans)
-    pick = rng.choice(len(names), size=len(rows), p=[0.70, 0.04, 0.06, 0.06, 0.04, 0.10])
     t_now = now()
-    events, updates = [], []
-    for (case_id, reported), k in zip(rows, pick, strict=True):
-        steps = plans[names[k]]
-        gaps = rng.exponential(3.0, len(steps)) + 0.2  # hours between steps
-        times = [reported + pd.Timedelta(hours=float(h)) for h in np.cumsum(gaps)]
-        if not steps or times[-1] > t_now:
-            continue
-        status = "reported"
-        for step, at in zip(steps, times, strict=True):
-            after = next_status(status, step)
-            note = "非城管职责" if step == "reject" else ""
-            events.append((case_id, step, status, after, "demo", at.isoformat(), note))
-            status = after
-        closed = times[-1].isoformat() if status == "closed" else ""
-        updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
-    row: tuple[object, ...]  # one COPY row; history and state rows differ in shape
+    width = settings.scheme.prefix_length("community")
+    ids = [r.id for r in rows]
+    reported = np.array([r.reported_at.timestamp() for r in rows])
+    deadline = np.array([r.deadline_at.timestamp() if r.deadline_at else np.nan for r in rows])
+    community = [r.grid_code[:width] if r.grid_code else None for r in rows]
+    departments = sorted({r.department for r in rows if r.department})
+    rework = _rework_communities(community, reported, t_now, seed)
+    steps = build_histories(
+        reported,
+        deadline,
+        [r.department for r in rows],
+        community,
+        t_now.timestamp(),
+        DEMO_LATE_DEPARTMENT,
+        rework,
+        departments,
+        seed,
+    )
+
+    def iso(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).isoformat()
+
+    state: dict[int, dict[str, Any]] = {}
+    events = []
+    for st in steps:
+        case = state.setdefault(
+            st.row,
+            {
+                "status": "reported",
+                "department": rows[st.row].department,
+                "n": 1,
+                "deadline": rows[st.row].deadline_at.isoformat()
+                if rows[st.row].deadline_at
+                else "",
+            },
+        )
+        before = case["status"]
+        after = next_status(before, st.action)  # raises if a history breaks the workflow
+        data = dict(st.data)
+        if st.action == "dispatch" and "department" in data:
+            case["department"] = data["department"]
+        elif st.action == "return":
+            case["department"] = None
+        elif st.action == "extend":
+            data = {
+                "old_deadline": iso(data["old_deadline"]),
+                "new_deadline": iso(data["new_deadline"]),
+            }
+            case["deadline"] = data["new_deadline"]
+        elif st.action == "verify":
+            case["closed"] = iso(st.at)
+        elif st.action == "evaluate":
+            case["evaluation"] = (data["satisfaction"], data["quality"], iso(st.at))
+        case["status"] = after
+        case["n"] += 1
+        case["updated"] = iso(st.at)
+        events.append(
+            (
+                ids[st.row],
+                st.action,
+                before,
+                after,
+                st.actor,
+                iso(st.at),
+                st.note,
+                json.dumps(data, ensure_ascii=False),
+            )
+        )
+    updates = []
+    for row, case in state.items():
+        sat, quality, rated = case.get("evaluation", ("", "", ""))
+        updates.append(
+            (
+                ids[row],
+                case["status"],
+                case.get("closed", ""),
+                case["n"],
+                case["updated"],
+                case["department"] or "",
+                case["deadline"],
+                sat,
+                quality,
+                rated,
+            )
+        )
+    row_out: tuple[object, ...]  # one COPY row; history and state rows differ in shape
     with driver_cursor(session) as cur:
         with cur.copy(
-            "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
+            "COPY case_events (case_id, action, from_status, to_status, actor, at, note, data)"
+            " FROM STDIN"
         ) as copy:
-            for row in events:
-                copy.write_row(row)
+            for row_out in events:
+                copy.write_row(row_out)
         cur.execute(
             "CREATE TEMP TABLE demo_states (id bigint, status text, closed_at text, "
-            "lock_version int, updated_at text) ON COMMIT DROP"
+            "lock_version int, updated_at text, department text, deadline_at text, "
+            "satisfaction text, quality text, evaluated_at text) ON COMMIT DROP"
         )
         with cur.copy("COPY demo_states FROM STDIN") as copy:
-            for row in updates:
-                copy.write_row(row)
+            for row_out in updates:
+                copy.write_row(row_out)
     session.execute(
         text(
             "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
             "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
-            "updated_at = d.updated_at::timestamptz FROM demo_states d WHERE c.id = d.id"
+            "updated_at = d.updated_at::timestamptz, department = NULLIF(d.department, ''), "
+            "deadline_at = NULLIF(d.deadline_at, '')::timestamptz, "
+            "satisfaction = NULLIF(d.satisfaction, ''), quality = NULLIF(d.quality, '')::int, "
+            "evaluated_at = NULLIF(d.evaluated_at, '')::timestamptz "
+            "FROM demo_states d WHERE c.id = d.id"
         )
     )
+    _mark_recurring(session, settings, rework, seed)
+    _flag(session, settings, t_now, seed)
     progress("workflow", len(updates), len(rows))
+
+
+def _rework_communities(
+    community: list[str | None], reported: np.ndarray, t_now: datetime, seed: int
+) -> list[str]:
+    """``DEMO_REWORK_COMMUNITIES`` community prefixes among the busier half of the last
+    month (so their rework shows in rates), chosen by the seed."""
+    recent = reported >= t_now.timestamp() - 62 * 86400
+    counts: dict[str, int] = {}
+    for c, r in zip(community, recent, strict=True):
+        if c is not None and r:
+            counts[c] = counts.get(c, 0) + 1
+    busy = sorted(counts, key=lambda c: (-counts[c], c))[: max(len(counts) // 2, 1)]
+    rng = np.random.default_rng([seed, 13])
+    pick = rng.choice(len(busy), size=min(DEMO_REWORK_COMMUNITIES, len(busy)), replace=False)
+    return sorted(busy[k] for k in pick)
+
+
+def _mark_recurring(
+    session: Session, settings: AppSettings, communities: list[str], seed: int
+) -> None:
+    """In the rework communities a problem comes back: a share of their cases recurs a case
+    of the same category in the same community closed within the recurrence window."""
+    from sqlalchemy import text
+
+    if not communities:
+        return
+    session.execute(
+        text(
+            "UPDATE cases c SET recurring_of = ("
+            "  SELECT p.id FROM cases p WHERE p.city = c.city AND p.category_code = c.category_code"
+            "  AND left(p.grid_code, :width) = left(c.grid_code, :width) AND p.status = 'closed'"
+            "  AND p.closed_at < c.reported_at"
+            "  AND p.closed_at >= c.reported_at - make_interval(days => :days)"
+            "  ORDER BY p.closed_at DESC, p.id LIMIT 1)"
+            " WHERE c.city = :city AND c.recurring_of IS NULL"
+            " AND left(c.grid_code, :width) = ANY(:prefixes)"
+            " AND abs(hashtextextended(c.id::text, :seed)) % 100 < 35"
+        ),
+        {
+            "city": settings.grids.city,
+            "width": settings.scheme.prefix_length("community"),
+            "prefixes": communities,
+            "days": settings.cases.recurrence_days,
+            "seed": seed,
+        },
+    )
+
+
+def _flag(session: Session, settings: AppSettings, t_now: datetime, seed: int) -> None:
+    """A handful of last month's cases were assigned by a leader (领导交办) or exposed in the
+    media (媒体曝光): ``fields.flags``, whose deductions a scoring scheme doubles."""
+    from sqlalchemy import text
+
+    start, end = _last_month(settings, t_now)
+    offset = 0
+    for flag, n in DEMO_FLAGS:
+        session.execute(
+            text(
+                "UPDATE cases"
+                " SET fields = fields || jsonb_build_object('flags', jsonb_build_array(CAST(:flag AS text)))"
+                " WHERE id IN (SELECT id FROM cases WHERE city = :city AND reported_at >= :s"
+                " AND reported_at < :e AND status <> 'rejected' AND NOT fields ? 'flags'"
+                " ORDER BY hashtextextended(id::text, :seed), id OFFSET :offset LIMIT :n)"
+            ),
+            {
+                "flag": flag,
+                "city": settings.grids.city,
+                "s": start,
+                "e": end,
+                "seed": seed,
+                "offset": offset,
+                "n": n,
+            },
+        )
+        offset += n
+
+
+def _last_month(settings: AppSettings, t_now: datetime) -> tuple[datetime, datetime]:
+    """The local calendar month before ``t_now``'s: [first day, first day of this month)."""
+    this = pd.Timestamp(t_now).tz_convert(settings.grids.timezone).normalize().replace(day=1)
+    return (this - pd.DateOffset(months=1)).to_pydatetime(), this.to_pydatetime()
 
 
 def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) -> int:
