@@ -6,9 +6,10 @@ the same services as real data, so the demo exercises every rule.
 
 from __future__ import annotations
 
+import bisect
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,7 +167,14 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
 
     city = settings.grids.city
     rows = session.execute(
-        select(Case.id, Case.reported_at, Case.deadline_at, Case.grid_code, Case.department)
+        select(
+            Case.id,
+            Case.reported_at,
+            Case.deadline_at,
+            Case.grid_code,
+            Case.department,
+            Case.category_code,
+        )
         .where(Case.city == city)
         .order_by(Case.id)
     ).all()
@@ -192,73 +200,59 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         seed,
     )
 
-    def iso(t: float) -> str:
-        return datetime.fromtimestamp(t, UTC).isoformat()
-
     state: dict[int, dict[str, Any]] = {}
-    events = []
+    events: list[list[Any]] = []
+    times: list[float] = []
     for st in steps:
         case = state.setdefault(
             st.row,
-            {
-                "status": "reported",
-                "department": rows[st.row].department,
-                "n": 1,
-                "deadline": rows[st.row].deadline_at.isoformat()
-                if rows[st.row].deadline_at
-                else "",
-            },
+            {"status": "reported", "department": rows[st.row].department, "n": 1, "deadline": ""},
         )
         before = case["status"]
         after = next_status(before, st.action)  # raises if a history breaks the workflow
-        data = dict(st.data)
+        data = st.data
         if st.action == "dispatch" and "department" in data:
             case["department"] = data["department"]
         elif st.action == "return":
             case["department"] = None
         elif st.action == "extend":
             data = {
-                "old_deadline": iso(data["old_deadline"]),
-                "new_deadline": iso(data["new_deadline"]),
+                "old_deadline": _iso(data["old_deadline"]),
+                "new_deadline": _iso(data["new_deadline"]),
             }
             case["deadline"] = data["new_deadline"]
         elif st.action == "verify":
-            case["closed"] = iso(st.at)
+            case["closed"] = st.at
         elif st.action == "evaluate":
-            case["evaluation"] = (data["satisfaction"], data["quality"], iso(st.at))
+            case["evaluation"] = (data["satisfaction"], data["quality"], st.at)
         case["status"] = after
         case["n"] += 1
-        case["updated"] = iso(st.at)
-        events.append(
-            (
-                ids[st.row],
-                st.action,
-                before,
-                after,
-                st.actor,
-                iso(st.at),
-                st.note,
-                json.dumps(data, ensure_ascii=False),
-            )
-        )
+        case["updated"] = st.at
+        times.append(st.at)
+        data_json = json.dumps(data, ensure_ascii=False) if data else "{}"
+        events.append([ids[st.row], st.action, before, after, st.actor, "", st.note, data_json])
+    for event, stamp in zip(events, _isos(times), strict=True):
+        event[5] = stamp
+    recurring = _recurring(rows, community, state, rework, settings.cases.recurrence_days, seed)
     updates = []
-    for row, case in state.items():
-        sat, quality, rated = case.get("evaluation", ("", "", ""))
+    for k, case in state.items():
+        sat, quality, rated = case.get("evaluation", ("", "", None))
         updates.append(
             (
-                ids[row],
+                ids[k],
                 case["status"],
-                case.get("closed", ""),
+                _iso(case["closed"]) if "closed" in case else "",
                 case["n"],
-                case["updated"],
+                _iso(case["updated"]),
                 case["department"] or "",
                 case["deadline"],
                 sat,
                 quality,
-                rated,
+                _iso(rated) if rated is not None else "",
+                recurring.get(k, ""),
             )
         )
-    row_out: tuple[object, ...]  # one COPY row; history and state rows differ in shape
+    row_out: Any  # one COPY row; history and state rows differ in shape
     with driver_cursor(session) as cur:
         with cur.copy(
             "COPY case_events (case_id, action, from_status, to_status, actor, at, note, data)"
@@ -269,7 +263,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         cur.execute(
             "CREATE TEMP TABLE demo_states (id bigint, status text, closed_at text, "
             "lock_version int, updated_at text, department text, deadline_at text, "
-            "satisfaction text, quality text, evaluated_at text) ON COMMIT DROP"
+            "satisfaction text, quality text, evaluated_at text, recurring_of text) "
+            "ON COMMIT DROP"
         )
         with cur.copy("COPY demo_states FROM STDIN") as copy:
             for row_out in updates:
@@ -279,13 +274,13 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
             "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
             "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
             "updated_at = d.updated_at::timestamptz, department = NULLIF(d.department, ''), "
-            "deadline_at = NULLIF(d.deadline_at, '')::timestamptz, "
+            "deadline_at = coalesce(NULLIF(d.deadline_at, '')::timestamptz, c.deadline_at), "
             "satisfaction = NULLIF(d.satisfaction, ''), quality = NULLIF(d.quality, '')::int, "
-            "evaluated_at = NULLIF(d.evaluated_at, '')::timestamptz "
+            "evaluated_at = NULLIF(d.evaluated_at, '')::timestamptz, "
+            "recurring_of = coalesce(NULLIF(d.recurring_of, '')::bigint, c.recurring_of) "
             "FROM demo_states d WHERE c.id = d.id"
         )
     )
-    _mark_recurring(session, settings, rework, seed)
     _flag(session, settings, t_now, seed)
     progress("workflow", len(updates), len(rows))
 
@@ -306,35 +301,47 @@ def _rework_communities(
     return sorted(busy[k] for k in pick)
 
 
-def _mark_recurring(
-    session: Session, settings: AppSettings, communities: list[str], seed: int
-) -> None:
-    """In the rework communities a problem comes back: a share of their cases recurs a case
-    of the same category in the same community closed within the recurrence window."""
-    from sqlalchemy import text
+def _recurring(
+    rows: Sequence[Any],
+    community: list[str | None],
+    state: dict[int, dict[str, Any]],
+    communities: list[str],
+    days: int,
+    seed: int,
+) -> dict[int, str]:
+    """In the rework communities a problem comes back: about a third of their cases recur the
+    latest case of the same category in the same community closed within ``days`` before the
+    report (what intake marks as recurring). Row → id of the case it recurs."""
+    wanted = set(communities)
+    closed: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for row, case in state.items():
+        com = community[row]
+        if com in wanted and "closed" in case:
+            closed.setdefault((com, rows[row].category_code), []).append((case["closed"], row))
+    for items in closed.values():
+        items.sort()
+    draw = np.random.default_rng([seed, 14]).random(len(rows))
+    out: dict[int, str] = {}
+    for row in state:
+        com = community[row]
+        if com not in wanted or draw[row] >= 0.35:
+            continue
+        items = closed.get((com, rows[row].category_code), [])
+        at = rows[row].reported_at.timestamp()
+        k = bisect.bisect_left(items, (at, -1)) - 1
+        if k >= 0 and items[k][0] >= at - days * 86400.0:
+            out[row] = str(rows[items[k][1]].id)
+    return out
 
-    if not communities:
-        return
-    session.execute(
-        text(
-            "UPDATE cases c SET recurring_of = ("
-            "  SELECT p.id FROM cases p WHERE p.city = c.city AND p.category_code = c.category_code"
-            "  AND left(p.grid_code, :width) = left(c.grid_code, :width) AND p.status = 'closed'"
-            "  AND p.closed_at < c.reported_at"
-            "  AND p.closed_at >= c.reported_at - make_interval(days => :days)"
-            "  ORDER BY p.closed_at DESC, p.id LIMIT 1)"
-            " WHERE c.city = :city AND c.recurring_of IS NULL"
-            " AND left(c.grid_code, :width) = ANY(:prefixes)"
-            " AND abs(hashtextextended(c.id::text, :seed)) % 100 < 35"
-        ),
-        {
-            "city": settings.grids.city,
-            "width": settings.scheme.prefix_length("community"),
-            "prefixes": communities,
-            "days": settings.cases.recurrence_days,
-            "seed": seed,
-        },
-    )
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _isos(times: list[float]) -> list[str]:
+    """Epoch seconds as ISO 8601 UTC text, all at once (a history has ~10⁵ steps)."""
+    micro = np.round(np.asarray(times, dtype=float) * 1e6).astype("datetime64[us]")
+    return list(np.datetime_as_string(micro, unit="us", timezone="UTC"))
 
 
 def _flag(session: Session, settings: AppSettings, t_now: datetime, seed: int) -> None:
@@ -348,7 +355,8 @@ def _flag(session: Session, settings: AppSettings, t_now: datetime, seed: int) -
         session.execute(
             text(
                 "UPDATE cases"
-                " SET fields = fields || jsonb_build_object('flags', jsonb_build_array(CAST(:flag AS text)))"
+                " SET fields = fields"
+                " || jsonb_build_object('flags', jsonb_build_array(CAST(:flag AS text)))"
                 " WHERE id IN (SELECT id FROM cases WHERE city = :city AND reported_at >= :s"
                 " AND reported_at < :e AND status <> 'rejected' AND NOT fields ? 'flags'"
                 " ORDER BY hashtextextended(id::text, :seed), id OFFSET :offset LIMIT :n)"
