@@ -30,7 +30,7 @@ HOUR = 3600.0
 DAY = 24 * HOUR
 
 REJECT_SHARE = 0.04  # not a case (不予立案)
-UNTOUCHED_SHARE = 0.0005  # a report nobody registered (stays reported)
+UNTOUCHED_SHARE = 0.0  # intake registers or rejects every report (none left behind)
 STUCK_SHARE = 0.002  # closed only weeks after the deadline: 超期未结 for a long time
 LATE_SHARE = 0.012  # everywhere else: closed after the deadline
 LATE_SHARE_BAD = 0.35  # the late department
