@@ -457,9 +457,9 @@ class DemoAccount:
 
 def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAccount]:
     """A demo account for every role, with scopes that make sense in the demo city: a street
-    office, two communities, three departments, grid workers who walk in the patrol demo, and
-    an API key of the 12345 hotline; passwords are random. Returns them (the admin's password
-    is ``CITYGRID_ADMIN_PASSWORD``)."""
+    office, two communities, four departments (one of them the demo's late one), grid workers
+    who walk in the patrol demo, and an API key of the 12345 hotline; passwords are random.
+    Returns them (the admin's password is ``CITYGRID_ADMIN_PASSWORD``)."""
     accounts = AccountService(session, settings)
     accounts.seed()
     city = settings.grids.city
@@ -493,6 +493,8 @@ def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAcco
         ("sanitation", "环卫所值班员", "环卫所"),
         ("enforcement", "执法中队值班员", "城管执法中队"),
         ("construction", "住建局值班员", "住房和城乡建设局"),
+        # the demo's late department (DEMO_LATE_DEPARTMENT): its staff see its poor figures
+        ("municipal", "市政处值班员", DEMO_LATE_DEPARTMENT),
     ):
         plan.append((key, duty, ("department",), [], office, f"cases dispatched to {office}"))
     for worker in walkers:
