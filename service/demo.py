@@ -288,8 +288,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
 def _rework_communities(
     community: list[str | None], reported: np.ndarray, t_now: datetime, seed: int
 ) -> list[str]:
-    """``DEMO_REWORK_COMMUNITIES`` community prefixes among the busier half of the last
-    month (so their rework shows in rates), chosen by the seed."""
+    """``DEMO_REWORK_COMMUNITIES`` community prefixes among the busier half of the last two
+    months (so their rework shows in rates), chosen by the seed."""
     recent = reported >= t_now.timestamp() - 62 * 86400
     counts: dict[str, int] = {}
     for c, r in zip(community, recent, strict=True):
