@@ -135,6 +135,7 @@ def demo(
     from service.demo import (
         load_demo_accounts,
         load_demo_patrol,
+        load_demo_round_of_last_month,
         load_demo_streets,
         load_demo_world,
         write_credentials,
@@ -161,6 +162,9 @@ def demo(
             made = load_demo_accounts(session, settings)
             write_credentials(_credentials_file(settings), made, settings.auth.admin_password)
             console.print(f"demo accounts: {len(made)} made")
+            scored = load_demo_round_of_last_month(session, settings)
+            if scored:
+                console.print(f"demo cross-scoring round of {scored}: closed")
     console.print(f"demo logins and passwords: {_credentials_file(settings)}")
 
 

@@ -6,8 +6,10 @@ the same services as real data, so the demo exercises every rule.
 
 from __future__ import annotations
 
+import bisect
+import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,7 +116,8 @@ def load_demo_cases(
 
     # the generator's "other" categories (xx99) are described by their catalogue names
     names = {row[0]: row[4] for row in CATEGORY_SEED}
-    frame = generate_cases(n, seed=seed, names=names)
+    start, end = demo_window(settings)
+    frame = generate_cases(n, seed=seed, start=start, end=end, names=names)
     frame = frame.assign(
         reported_at=frame["reported_at"].map(lambda t: t.isoformat()),
         # the catalogue asks these categories for extra fields
@@ -128,77 +131,253 @@ def load_demo_cases(
     return report.created
 
 
+# the demo's month: one department late, three communities with rework and recurrence
+DEMO_LATE_DEPARTMENT = "市政工程管理处"
+DEMO_REWORK_COMMUNITIES = 3
+DEMO_FLAGS = (("leader", 8), ("media", 6))  # 领导交办, 媒体曝光: deductions are doubled
+DEMO_HISTORY_MONTHS = 10  # cases are reported from the first day of the month this far back
+
+
+def demo_window(
+    settings: AppSettings, at: datetime | None = None
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The demo's report times: from the first local day of the month ``DEMO_HISTORY_MONTHS``
+    before ``at`` (default now) until ``at`` — so the month before now is a full month."""
+    from service.clock import now
+
+    end = pd.Timestamp(at or now()).tz_convert(settings.grids.timezone).floor("min")
+    start = (end.normalize().replace(day=1) - pd.DateOffset(months=DEMO_HISTORY_MONTHS)).normalize()
+    return start, end
+
+
 def _advance(session: Session, settings: AppSettings, seed: int, progress: Progress) -> None:
-    """Move cases along legal workflow paths: most closed, some stuck (overdue), a few rejected.
+    """Give every case its history up to now (``demo.workflow``): most closed on time, a few
+    late, recent ones still being worked on; one department late, three communities with
+    rework and recurrence, some re-dispatches, 退单, extensions and evaluations.
 
-    Written in bulk (one COPY of history rows, one UPDATE) — the paths are checked against the
-    workflow's transition table once, so the result is what the API would have produced.
+    Written in bulk (one COPY of history rows, one UPDATE) — every path is replayed through
+    the workflow's transition table, and each step carries the data ``CaseService.act`` would
+    store, so the result is what the API would have produced.
     """
-    from sqlalchemy import select, text
+    from sqlalchemy import text
 
+    from demo.workflow import build_histories
     from service.cases.workflow import next_status
     from service.clock import now
 
-    plans = {
-        "closed": ["register", "dispatch", "handle", "feedback", "verify"],
-        "fed_back": ["register", "dispatch", "handle", "feedback"],
-        "handling": ["register", "dispatch", "handle"],
-        "dispatched": ["register", "dispatch"],
-        "rejected": ["reject"],
-        "reported": [],
-    }
-    statuses = {}
-    for name, steps in plans.items():
-        status = "reported"
-        for step in steps:
-            status = next_status(status, step)  # raises if a plan breaks the workflow
-        statuses[name] = status
+    city = settings.grids.city
     rows = session.execute(
-        select(Case.id, Case.reported_at).where(Case.city == settings.grids.city)
+        select(
+            Case.id,
+            Case.reported_at,
+            Case.deadline_at,
+            Case.grid_code,
+            Case.department,
+            Case.category_code,
+        )
+        .where(Case.city == city)
+        .order_by(Case.id)
     ).all()
     if not rows:
         return
-    rng = np.random.default_rng(seed)
-    names = list(plans)
-    pick = rng.choice(len(names), size=len(rows), p=[0.70, 0.04, 0.06, 0.06, 0.04, 0.10])
     t_now = now()
-    events, updates = [], []
-    for (case_id, reported), k in zip(rows, pick, strict=True):
-        steps = plans[names[k]]
-        gaps = rng.exponential(3.0, len(steps)) + 0.2  # hours between steps
-        times = [reported + pd.Timedelta(hours=float(h)) for h in np.cumsum(gaps)]
-        if not steps or times[-1] > t_now:
-            continue
-        status = "reported"
-        for step, at in zip(steps, times, strict=True):
-            after = next_status(status, step)
-            note = "非城管职责" if step == "reject" else ""
-            events.append((case_id, step, status, after, "demo", at.isoformat(), note))
-            status = after
-        closed = times[-1].isoformat() if status == "closed" else ""
-        updates.append((case_id, status, closed, len(steps) + 1, times[-1].isoformat()))
-    row: tuple[object, ...]  # one COPY row; history and state rows differ in shape
+    width = settings.scheme.prefix_length("community")
+    ids = [r.id for r in rows]
+    reported = np.array([r.reported_at.timestamp() for r in rows])
+    deadline = np.array([r.deadline_at.timestamp() if r.deadline_at else np.nan for r in rows])
+    community = [r.grid_code[:width] if r.grid_code else None for r in rows]
+    departments = sorted({r.department for r in rows if r.department})
+    rework = _rework_communities(community, reported, t_now, seed)
+    steps = build_histories(
+        reported,
+        deadline,
+        [r.department for r in rows],
+        community,
+        t_now.timestamp(),
+        DEMO_LATE_DEPARTMENT,
+        rework,
+        departments,
+        seed,
+    )
+
+    state: dict[int, dict[str, Any]] = {}
+    events: list[list[Any]] = []
+    times: list[float] = []
+    for st in steps:
+        case = state.setdefault(
+            st.row,
+            {"status": "reported", "department": rows[st.row].department, "n": 1, "deadline": ""},
+        )
+        before = case["status"]
+        after = next_status(before, st.action)  # raises if a history breaks the workflow
+        data = st.data
+        if st.action == "dispatch" and "department" in data:
+            case["department"] = data["department"]
+        elif st.action == "return":
+            case["department"] = None
+        elif st.action == "extend":
+            data = {
+                "old_deadline": _iso(data["old_deadline"]),
+                "new_deadline": _iso(data["new_deadline"]),
+            }
+            case["deadline"] = data["new_deadline"]
+        elif st.action == "verify":
+            case["closed"] = st.at
+        elif st.action == "evaluate":
+            case["evaluation"] = (data["satisfaction"], data["quality"], st.at)
+        case["status"] = after
+        case["n"] += 1
+        case["updated"] = st.at
+        times.append(st.at)
+        data_json = json.dumps(data, ensure_ascii=False) if data else "{}"
+        events.append([ids[st.row], st.action, before, after, st.actor, "", st.note, data_json])
+    for event, stamp in zip(events, _isos(times), strict=True):
+        event[5] = stamp
+    recurring = _recurring(rows, community, state, rework, settings.cases.recurrence_days, seed)
+    updates = []
+    for k, case in state.items():
+        sat, quality, rated = case.get("evaluation", ("", "", None))
+        updates.append(
+            (
+                ids[k],
+                case["status"],
+                _iso(case["closed"]) if "closed" in case else "",
+                case["n"],
+                _iso(case["updated"]),
+                case["department"] or "",
+                case["deadline"],
+                sat,
+                quality,
+                _iso(rated) if rated is not None else "",
+                recurring.get(k, ""),
+            )
+        )
+    row_out: Any  # one COPY row; history and state rows differ in shape
     with driver_cursor(session) as cur:
         with cur.copy(
-            "COPY case_events (case_id, action, from_status, to_status, actor, at, note) FROM STDIN"
+            "COPY case_events (case_id, action, from_status, to_status, actor, at, note, data)"
+            " FROM STDIN"
         ) as copy:
-            for row in events:
-                copy.write_row(row)
+            for row_out in events:
+                copy.write_row(row_out)
         cur.execute(
             "CREATE TEMP TABLE demo_states (id bigint, status text, closed_at text, "
-            "lock_version int, updated_at text) ON COMMIT DROP"
+            "lock_version int, updated_at text, department text, deadline_at text, "
+            "satisfaction text, quality text, evaluated_at text, recurring_of text) "
+            "ON COMMIT DROP"
         )
         with cur.copy("COPY demo_states FROM STDIN") as copy:
-            for row in updates:
-                copy.write_row(row)
+            for row_out in updates:
+                copy.write_row(row_out)
     session.execute(
         text(
             "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
             "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
-            "updated_at = d.updated_at::timestamptz FROM demo_states d WHERE c.id = d.id"
+            "updated_at = d.updated_at::timestamptz, department = NULLIF(d.department, ''), "
+            "deadline_at = coalesce(NULLIF(d.deadline_at, '')::timestamptz, c.deadline_at), "
+            "satisfaction = NULLIF(d.satisfaction, ''), quality = NULLIF(d.quality, '')::int, "
+            "evaluated_at = NULLIF(d.evaluated_at, '')::timestamptz, "
+            "recurring_of = coalesce(NULLIF(d.recurring_of, '')::bigint, c.recurring_of) "
+            "FROM demo_states d WHERE c.id = d.id"
         )
     )
+    _flag(session, settings, t_now, seed)
     progress("workflow", len(updates), len(rows))
+
+
+def _rework_communities(
+    community: list[str | None], reported: np.ndarray, t_now: datetime, seed: int
+) -> list[str]:
+    """``DEMO_REWORK_COMMUNITIES`` community prefixes among the busier half of the last two
+    months (so their rework shows in rates), chosen by the seed."""
+    recent = reported >= t_now.timestamp() - 62 * 86400
+    counts: dict[str, int] = {}
+    for c, r in zip(community, recent, strict=True):
+        if c is not None and r:
+            counts[c] = counts.get(c, 0) + 1
+    busy = sorted(counts, key=lambda c: (-counts[c], c))[: max(len(counts) // 2, 1)]
+    rng = np.random.default_rng([seed, 13])
+    pick = rng.choice(len(busy), size=min(DEMO_REWORK_COMMUNITIES, len(busy)), replace=False)
+    return sorted(busy[k] for k in pick)
+
+
+def _recurring(
+    rows: Sequence[Any],
+    community: list[str | None],
+    state: dict[int, dict[str, Any]],
+    communities: list[str],
+    days: int,
+    seed: int,
+) -> dict[int, str]:
+    """In the rework communities a problem comes back: about a third of their cases recur the
+    latest case of the same category in the same community closed within ``days`` before the
+    report (what intake marks as recurring). Row → id of the case it recurs."""
+    wanted = set(communities)
+    closed: dict[tuple[str, str], list[tuple[float, int]]] = {}
+    for row, case in state.items():
+        com = community[row]
+        if com in wanted and "closed" in case:
+            closed.setdefault((com, rows[row].category_code), []).append((case["closed"], row))
+    for items in closed.values():
+        items.sort()
+    draw = np.random.default_rng([seed, 14]).random(len(rows))
+    out: dict[int, str] = {}
+    for row in state:
+        com = community[row]
+        if com not in wanted or draw[row] >= 0.35:
+            continue
+        items = closed.get((com, rows[row].category_code), [])
+        at = rows[row].reported_at.timestamp()
+        k = bisect.bisect_left(items, (at, -1)) - 1
+        if k >= 0 and items[k][0] >= at - days * 86400.0:
+            out[row] = str(rows[items[k][1]].id)
+    return out
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _isos(times: list[float]) -> list[str]:
+    """Epoch seconds as ISO 8601 UTC text, all at once (a history has ~10⁵ steps)."""
+    micro = np.round(np.asarray(times, dtype=float) * 1e6).astype("datetime64[us]")
+    return list(np.datetime_as_string(micro, unit="us", timezone="UTC"))
+
+
+def _flag(session: Session, settings: AppSettings, t_now: datetime, seed: int) -> None:
+    """A handful of last month's cases were assigned by a leader (领导交办) or exposed in the
+    media (媒体曝光): ``fields.flags``, whose deductions a scoring scheme doubles."""
+    from sqlalchemy import text
+
+    start, end = _last_month(settings, t_now)
+    offset = 0
+    for flag, n in DEMO_FLAGS:
+        session.execute(
+            text(
+                "UPDATE cases"
+                " SET fields = fields"
+                " || jsonb_build_object('flags', jsonb_build_array(CAST(:flag AS text)))"
+                " WHERE id IN (SELECT id FROM cases WHERE city = :city AND reported_at >= :s"
+                " AND reported_at < :e AND status <> 'rejected' AND NOT fields ? 'flags'"
+                " ORDER BY hashtextextended(id::text, :seed), id OFFSET :offset LIMIT :n)"
+            ),
+            {
+                "flag": flag,
+                "city": settings.grids.city,
+                "s": start,
+                "e": end,
+                "seed": seed,
+                "offset": offset,
+                "n": n,
+            },
+        )
+        offset += n
+
+
+def _last_month(settings: AppSettings, t_now: datetime) -> tuple[datetime, datetime]:
+    """The local calendar month before ``t_now``'s: [first day, first day of this month)."""
+    this = pd.Timestamp(t_now).tz_convert(settings.grids.timezone).normalize().replace(day=1)
+    return (this - pd.DateOffset(months=1)).to_pydatetime(), this.to_pydatetime()
 
 
 def load_demo_streets(session: Session, settings: AppSettings, seed: int = 7) -> int:
@@ -278,9 +457,9 @@ class DemoAccount:
 
 def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAccount]:
     """A demo account for every role, with scopes that make sense in the demo city: a street
-    office, two communities, three departments, grid workers who walk in the patrol demo, and
-    an API key of the 12345 hotline; passwords are random. Returns them (the admin's password
-    is ``CITYGRID_ADMIN_PASSWORD``)."""
+    office, two communities, four departments (one of them the demo's late one), grid workers
+    who walk in the patrol demo, and an API key of the 12345 hotline; passwords are random.
+    Returns them (the admin's password is ``CITYGRID_ADMIN_PASSWORD``)."""
     accounts = AccountService(session, settings)
     accounts.seed()
     city = settings.grids.city
@@ -314,6 +493,8 @@ def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAcco
         ("sanitation", "环卫所值班员", "环卫所"),
         ("enforcement", "执法中队值班员", "城管执法中队"),
         ("construction", "住建局值班员", "住房和城乡建设局"),
+        # the demo's late department (DEMO_LATE_DEPARTMENT): its staff see its poor figures
+        ("municipal", "市政处值班员", DEMO_LATE_DEPARTMENT),
     ):
         plan.append((key, duty, ("department",), [], office, f"cases dispatched to {office}"))
     for worker in walkers:
@@ -350,6 +531,18 @@ def load_demo_accounts(session: Session, settings: AppSettings) -> list[DemoAcco
         _, secret = accounts.create_key(KeyInput("12345热线", ["cases.report"]), SYSTEM)
         out.append(DemoAccount("API key 12345热线", secret, (), "reports cases (X-API-Key)"))
     return out
+
+
+def load_demo_round_of_last_month(session: Session, settings: AppSettings) -> str | None:
+    """One closed cross-scoring round (交叉考核) for the month before now, so that the demo's
+    red/yellow list of that month has its ``cross_scoring`` component; needs the demo accounts.
+    Returns the month scored (``None`` when it already had a round)."""
+    from service.assessment.inspection import load_demo_round
+    from service.clock import now
+
+    local = pd.Timestamp(now()).tz_convert(settings.grids.timezone)
+    month = (local.normalize().replace(day=1) - pd.Timedelta(days=1)).strftime("%Y-%m")
+    return month if load_demo_round(session, settings, month) is not None else None
 
 
 def write_credentials(path: Path, accounts: list[DemoAccount], admin_password: str) -> None:

@@ -28,6 +28,7 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "cases.return": ("退单", "send a wrongly dispatched case back"),
     "cases.verify": ("核查结案", "verify fixes: close or send back for rework"),
     "cases.reopen": ("重新打开", "reopen closed cases"),
+    "cases.evaluate": ("综合评价", "evaluate closed cases (satisfaction and quality)"),
     "people.read": ("查看个人信息", "see reporters' and workers' names and phones unmasked"),
     "patrol.read": ("查看巡查", "read workers, tracks and coverage"),
     "patrol.edit": ("管理网格员与手机", "edit workers and their phones"),
@@ -61,6 +62,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "assessment.publish",
             "assessment.rounds",
             "assessment.score",
+            "cases.evaluate",
         ),
     ),
     (
@@ -75,6 +77,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.register",
             "cases.reject",
             "cases.merge",
+            "cases.evaluate",
             "people.read",
         ),
     ),
@@ -145,6 +148,8 @@ ACTION_PERMISSIONS: dict[str, str] = {
     "verify": "cases.verify",
     "rework": "cases.verify",
     "reopen": "cases.reopen",
+    # a user who reported the case may evaluate it without this (CaseService.act)
+    "evaluate": "cases.evaluate",
 }
 
 

@@ -64,6 +64,13 @@ patrol_reported              巡查上报数                        reported in 
 patrol_hours                 巡查时长                          hours of the subject's cleaned patrol
                                                              tracks inside P (workers only)
 cases_per_patrol_hour        每巡查小时上报数                   patrol_reported ÷ patrol_hours
+evaluated                    评价数                           an evaluate event in P (综合评价 of a
+                                                             closed case; once per case)
+satisfied                    满意数                           evaluated in P as 满意 or 基本满意
+satisfaction_rate            满意率                           satisfied ÷ evaluated
+quality_points               质量评分合计                      the quality scores (1–5) of the
+                                                             evaluations in P, summed
+avg_quality                  平均质量评分                      quality_points ÷ evaluated
 ===========================  ==============================  ======================================
 
 Subjects: a grid at any level (its subtree, by code prefix), a department (the department the
@@ -238,6 +245,26 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "patrol_hours",
         subjects=WORKERS,
     ),
+    _count("evaluated", "评价数", "evaluated", "an evaluate event in P (综合评价; once per case)"),
+    _count("satisfied", "满意数", "satisfied", "evaluated in P as 满意 or 基本满意"),
+    _rate("satisfaction_rate", "满意率", "satisfaction rate", "satisfied", "evaluated"),
+    _count(
+        "quality_points",
+        "质量评分合计",
+        "quality points (sum)",
+        "quality (1–5) of the evaluations in P, summed",
+        unit="分",
+    ),
+    Indicator(
+        "avg_quality",
+        "平均质量评分",
+        "mean quality score",
+        "rate",
+        "分",
+        "quality_points ÷ evaluated",
+        "quality_points",
+        "evaluated",
+    ),
 )
 
 BY_KEY: dict[str, Indicator] = {d.key: d for d in DEFINITIONS}
@@ -245,7 +272,7 @@ COUNT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind == "cou
 QUOTIENT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind != "count")
 # counts whose drill-down lists cases (hours are sums, not case sets)
 CASE_COUNT_KEYS: tuple[str, ...] = tuple(
-    k for k in COUNT_KEYS if k not in ("handling_hours", "patrol_hours")
+    k for k in COUNT_KEYS if k not in ("handling_hours", "patrol_hours", "quality_points")
 )
 NON_PATROL_SOURCES: tuple[str, ...] = ("citizen", "inspector", "hotline", "open311", "import")
 

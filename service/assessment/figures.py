@@ -91,6 +91,9 @@ _FACTS: dict[str, str] = {
     "recurring": "(c.reported_at >= :s AND c.recurring_of IS NOT NULL)",
     "patrol_reported": "(c.reported_at >= :s AND c.source = 'patrol')",
     "patrol_hours": "0",  # from patrol tracks, not cases (workers only)
+    "evaluated": "ev.evaluated_in",
+    "satisfied": "ev.satisfied_in",
+    "quality_points": "ev.quality_in",
 }
 _FLOATS = ("handling_hours", "patrol_hours")
 # statuses of a registered case still being worked on
@@ -110,7 +113,7 @@ def _fact_sql(key: str) -> str:
     expr = _FACTS[key]
     if key in _FLOATS:
         return f"coalesce({expr}, 0)::float8 AS {key}"
-    if key in ("reworked", "checked", "checked_on_time"):
+    if key in ("reworked", "checked", "checked_on_time", "quality_points"):
         return f"coalesce({expr}, 0)::int AS {key}"
     return f"coalesce(({expr})::int, 0) AS {key}"
 
@@ -156,7 +159,7 @@ WITH c AS MATERIALIZED (
 ), e AS MATERIALIZED (
   SELECT e.case_id, e.id, e.action, e.from_status, e.at,
     CASE WHEN e.action = 'dispatch' THEN e.actor END AS actor,
-    CASE WHEN e.action = 'extend' THEN e.data END AS data
+    CASE WHEN e.action IN ('extend', 'evaluate') THEN e.data END AS data
   FROM {events_from}
   -- handle (dispatched → handling) changes nothing an indicator reads: both are open
   WHERE e.at >= :s AND e.action <> 'handle'
@@ -192,7 +195,11 @@ WITH c AS MATERIALIZED (
     count(*) FILTER (WHERE action = 'rework' AND at < :e) AS reworks,
     bool_or(action = 'extend' AND at < :e) AS extended_in,
     min(CASE WHEN action = 'extend' AND at >= :e
-      THEN (data ->> 'old_deadline')::timestamptz END) AS deadline_after
+      THEN (data ->> 'old_deadline')::timestamptz END) AS deadline_after,
+    bool_or(action = 'evaluate' AND at < :e) AS evaluated_in,
+    bool_or(action = 'evaluate' AND at < :e
+      AND data ->> 'satisfaction' IN ('满意', '基本满意')) AS satisfied_in,
+    sum((data ->> 'quality')::int) FILTER (WHERE action = 'evaluate' AND at < :e) AS quality_in
   FROM e GROUP BY case_id
 ), hb AS MATERIALIZED (
   SELECT case_id, fx, dx, width_bucket(fx, :ws) AS fi, width_bucket(dx, :ws) AS di

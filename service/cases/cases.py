@@ -26,6 +26,8 @@ from service.cases.catalogue import load_router
 from service.cases.workflow import (
     OPEN_SQL,
     OPEN_STATUSES,
+    QUALITY_RANGE,
+    SATISFACTION_LEVELS,
     TRANSITIONS,
     IllegalTransition,
     next_status,
@@ -90,6 +92,8 @@ class Action:
     deadline_at: datetime | None = None
     into: int | None = None
     department: str | None = None
+    satisfaction: str | None = None
+    quality: int | None = None
 
 
 # Same category within the duplicate radius (measured on the ellipsoid, found through the GiST
@@ -321,8 +325,15 @@ class CaseService:
                 f"unknown action {step.action!r}; actions are {', '.join(TRANSITIONS)}",
                 field="action",
             )
-        by.require(ACTION_PERMISSIONS[step.action])
-        case = self._for_write(case_id, by)
+        if step.action == "evaluate":
+            self._check_evaluation(step)
+            case = self._for_write(case_id, by)
+            # 回访: the user who reported the case may rate it without the permission
+            if not (by.kind == "user" and reported_by(by, case)):
+                by.require(ACTION_PERMISSIONS[step.action])
+        else:
+            by.require(ACTION_PERMISSIONS[step.action])
+            case = self._for_write(case_id, by)
         if step.expected_version is not None and step.expected_version != case.lock_version:
             raise Conflict(
                 f"case {case_id} changed since version {step.expected_version} (now "
@@ -338,6 +349,13 @@ class CaseService:
                 str(exc), field="action", status=case.status, allowed=exc.allowed
             ) from exc
         self._duties(case, step.action, by)
+        if step.action == "evaluate" and case.evaluated_at is not None:
+            raise Conflict(
+                f"case {case_id} was evaluated at {case.evaluated_at.isoformat()} "
+                f"({case.satisfaction}, quality {case.quality}); a case is evaluated once",
+                field="action",
+                status=case.status,
+            )
         if TRANSITIONS[step.action].needs_note and not (step.note or "").strip():
             raise InvalidInput(f"{step.action} needs a note saying why", field="note")
         location = None
@@ -363,6 +381,9 @@ class CaseService:
             case.closed_at = t
         elif step.action == "reopen":
             case.closed_at = None
+        elif step.action == "evaluate":
+            data = {"satisfaction": step.satisfaction, "quality": step.quality}
+            case.satisfaction, case.quality, case.evaluated_at = step.satisfaction, step.quality, t
         before = case.status
         case.status = target
         case.updated_at = t
@@ -370,6 +391,24 @@ class CaseService:
         self._event(case, step.action, before, target, by, step.actor, t, step, location, data)
         self.session.flush()
         return case
+
+    @staticmethod
+    def _check_evaluation(step: Action) -> None:
+        """An evaluation names a satisfaction level and a quality score (``InvalidInput``
+        naming the field otherwise), checked before anything is read or written."""
+        if step.satisfaction not in SATISFACTION_LEVELS:
+            raise InvalidInput(
+                f"satisfaction {step.satisfaction!r} must be one of "
+                f"{', '.join(SATISFACTION_LEVELS)}",
+                field="satisfaction",
+            )
+        low, high = QUALITY_RANGE
+        quality = step.quality
+        if isinstance(quality, bool) or not isinstance(quality, int) or not low <= quality <= high:
+            raise InvalidInput(
+                f"quality {quality!r} must be a whole number of points from {low} to {high}",
+                field="quality",
+            )
 
     def _dispatch(self, case: Case, department: str | None, by: Principal) -> dict[str, Any]:
         if not department:

@@ -31,7 +31,10 @@ def case_json(
         "id": case.id,
         "status": case.status,
         "status_label": LABELS_ZH[case.status],
-        "allowed_actions": allowed_actions(case.status),
+        # evaluated once: not offered again
+        "allowed_actions": [
+            a for a in allowed_actions(case.status) if a != "evaluate" or case.evaluated_at is None
+        ],
         "version": case.lock_version,
         "category_code": case.category_code,
         "source": case.source,
@@ -43,6 +46,13 @@ def case_json(
         "reported_at": iso(case.reported_at, tz),
         "deadline_at": iso(case.deadline_at, tz),
         "closed_at": iso(case.closed_at, tz),
+        "evaluation": {
+            "satisfaction": case.satisfaction,
+            "quality": case.quality,
+            "at": iso(case.evaluated_at, tz),
+        }
+        if case.evaluated_at is not None
+        else None,
         "overdue": late,
         "grid_code": case.grid_code,
         "unassigned": case.grid_code is None,

@@ -47,7 +47,7 @@ class ActionIn(BaseModel):
 
     action: str = Field(
         description="register, reject, dispatch, handle, feedback, return (退单), verify, "
-        "rework, extend, reopen, merge"
+        "rework, extend, reopen, merge, evaluate (综合评价 of a closed case)"
     )
     actor: str | None = Field(
         None,
@@ -69,6 +69,10 @@ class ActionIn(BaseModel):
         max_length=200,
         description="dispatch: send to this department (needed after a 退单 return)",
     )
+    satisfaction: str | None = Field(
+        None, max_length=8, description="evaluate: 满意, 基本满意 or 不满意 (the reporter's)"
+    )
+    quality: int | None = Field(None, description="evaluate: quality of the fix, 1–5 points")
 
 
 class CategoryIn(BaseModel):

@@ -4,7 +4,9 @@ report → register → dispatch → handle → feedback → verify & close, plu
 rework (verification fails: back to handling), extend (a new deadline, with a reason), reopen
 (a closed case comes back to dispatch), merge (a duplicate folds into another case) and return
 (退单: the department sends a wrongly dispatched case back to the dispatcher, with a reason —
-the case is registered again, dispatched to nobody, until the dispatcher sends it on).
+the case is registered again, dispatched to nobody, until the dispatcher sends it on), and
+evaluate (综合评价, the seventh step: a closed case is rated once — the reporter's satisfaction
+and the quality of the fix — and stays closed).
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ STATUSES: tuple[str, ...] = (
 OPEN_STATUSES: tuple[str, ...] = ("reported", "registered", "dispatched", "handling", "fed_back")
 # the same as a literal SQL list, so the planner can use the partial index on open cases
 OPEN_SQL = "(" + ", ".join(f"'{s}'" for s in OPEN_STATUSES) + ")"
+
+# 综合评价: the reporter's satisfaction (three levels) and the quality of the fix (1–5 points)
+SATISFACTION_LEVELS: tuple[str, ...] = ("满意", "基本满意", "不满意")
+SATISFIED: tuple[str, ...] = ("满意", "基本满意")
+QUALITY_RANGE: tuple[int, int] = (1, 5)
 
 LABELS_ZH = {
     "reported": "上报",
@@ -61,6 +68,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("extend", ("registered", "dispatched", "handling"), None, needs_note=True),
         Transition("reopen", ("closed",), "dispatched", needs_note=True),
         Transition("merge", OPEN_STATUSES, "merged"),
+        Transition("evaluate", ("closed",), None),
     )
 }
 

@@ -207,6 +207,11 @@ class Case(Base):
         ),
         # the assessment's period scans: cases touched since a period began
         Index("ix_cases_city_updated", "city", "updated_at"),
+        CheckConstraint(
+            "(satisfaction IS NULL OR satisfaction IN ('满意', '基本满意', '不满意'))"
+            " AND (quality IS NULL OR quality BETWEEN 1 AND 5)",
+            name="ck_cases_evaluation",
+        ),
         Index(
             "uq_cases_idempotency",
             "city",
@@ -261,6 +266,10 @@ class Case(Base):
     reporter_user_id: Mapped[int | None] = mapped_column(BigInteger)
     reporter_key_id: Mapped[int | None] = mapped_column(BigInteger)
     lock_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # 综合评价 of a closed case (once; the evaluate event holds the same values and who rated)
+    satisfaction: Mapped[str | None] = mapped_column(String(8))
+    quality: Mapped[int | None] = mapped_column(Integer)
+    evaluated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class CaseEvent(Base):

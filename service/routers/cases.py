@@ -206,8 +206,10 @@ def get_case(
     "/{case_id}/actions",
     summary="Move a case along the workflow",
     description="Each action needs its own permission (register: cases.register, dispatch: "
-    "cases.dispatch, return (退单): cases.return, verify/rework: cases.verify …), the case in "
-    "your scope, and the separation of duties (see the README). The history names the "
+    "cases.dispatch, return (退单): cases.return, verify/rework: cases.verify, evaluate "
+    "(综合评价, with satisfaction and quality): cases.evaluate or being the user who reported "
+    "the case …), the case in your scope, and the separation of duties (see the README). "
+    "The history names the "
     "account or API key that acted; the body's `actor` is deprecated and ignored.",
 )
 def act(
@@ -241,6 +243,8 @@ def act(
         deadline_at=aware(body.deadline_at, settings.grids.timezone),
         into=body.into,
         department=body.department,
+        satisfaction=body.satisfaction,
+        quality=body.quality,
     )
     return case_json(cases.act(case_id, step, by), by, body.datum)  # the client's datum
 

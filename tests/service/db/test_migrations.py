@@ -60,3 +60,41 @@ def test_downgrade_then_upgrade_restores_schema(own_engine: Engine) -> None:
         "uq_grids_current_code",
         "ix_grids_city_level_parent",
     }
+
+
+def test_evaluation_migration_grants_the_new_permission_to_seeded_roles(
+    own_engine: Engine,
+) -> None:
+    """Roles are data stored per city: 0012 grants cases.evaluate to the seeded intake, leader
+    and admin roles of a city that existed before it, and to no other role."""
+    from service.accounts.permissions import ROLE_SEED
+
+    migrations.downgrade(own_engine, "0009_assessment")
+    with own_engine.begin() as conn:
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {
+                    "key": key,
+                    "zh": zh,
+                    "en": en,
+                    "perms": [p for p in perms if p != "cases.evaluate"],
+                },
+            )
+    migrations.upgrade(own_engine)
+    with own_engine.connect() as conn:
+        granted = set(
+            conn.scalars(
+                text(
+                    "SELECT key FROM roles"
+                    " WHERE city = 'old' AND 'cases.evaluate' = ANY(permissions)"
+                )
+            )
+        )
+        keys = set(conn.scalars(text("SELECT key FROM indicator_definitions WHERE version = 1")))
+    assert granted == {"admin", "leader", "intake"}
+    assert granted == {key for key, *_, perms in ROLE_SEED if "cases.evaluate" in perms}
+    assert {"evaluated", "satisfied", "satisfaction_rate", "quality_points", "avg_quality"} <= keys
