@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from service.accounts.principal import Principal
@@ -32,6 +32,14 @@ from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
 
 router = APIRouter(prefix="/api/assessment/rounds", tags=["assessment"], route_class=GuardedRoute)
+
+
+async def _inspections(session: SessionDep, settings: SettingsDep) -> Inspections:
+    """The rounds service of the request."""
+    return Inspections(session, settings)
+
+
+InspectionsDep = Annotated[Inspections, Depends(_inspections)]
 
 READERS = ("assessment.rounds", "assessment.score")
 
@@ -103,29 +111,26 @@ class SheetIn(BaseModel):
 
 @router.get("/checklists", summary="Every checklist version")
 def checklists(
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow(*READERS, "assessment.checklists")],
 ) -> dict[str, Any]:
-    return {"checklists": [checklist_out(c) for c in Inspections(session, settings).checklists()]}
+    return {"checklists": [checklist_out(c) for c in svc.checklists()]}
 
 
 @router.get("/checklists/{key}", summary="A checklist (the latest version, or ?version=)")
 def checklist(
     key: str,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow(*READERS, "assessment.checklists")],
     version: Annotated[int | None, Query(ge=1, le=100000)] = None,
 ) -> dict[str, Any]:
-    return checklist_out(Inspections(session, settings).checklist(key, version))
+    return checklist_out(svc.checklist(key, version))
 
 
 @router.post("/checklists", status_code=201, summary="Publish the next version of a checklist")
 def add_checklist(
     body: ChecklistIn,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.checklists")],
 ) -> dict[str, Any]:
     new = ChecklistInput(
@@ -134,26 +139,24 @@ def add_checklist(
         body.name_en,
         [ChecklistItemInput(**i.model_dump()) for i in body.items],
     )
-    return checklist_out(Inspections(session, settings).add_checklist(new, principal))
+    return checklist_out(svc.add_checklist(new, principal))
 
 
 @router.get("/mine", summary="My assignments in draft and open rounds")
 def mine(
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.score")],
 ) -> dict[str, Any]:
-    return {"assignments": Inspections(session, settings).mine(principal)}
+    return {"assignments": svc.mine(principal)}
 
 
 @router.get("", summary="Rounds the caller organises over or scores in")
 def rounds(
-    session: SessionDep,
+    svc: InspectionsDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow(*READERS)],
     period: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     p = parse_period(period, settings.grids.timezone) if period else None
     return {"rounds": [svc.view(r) for r in svc.rounds(principal, p)]}
 
@@ -161,33 +164,27 @@ def rounds(
 @router.post("", status_code=201, summary="Create a draft round with a proposed rotation")
 def create_round(
     body: RoundIn,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.view(svc.create(RoundInput(**body.model_dump()), principal))
 
 
 @router.get("/{round_id}", summary="A round with its assignments and progress")
 def get_round(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow(*READERS)],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.view(svc.visible(round_id, principal))
 
 
 @router.post("/{round_id}/rotation", summary="Propose the rotation again (draft rounds)")
 def propose(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.view(svc.propose(round_id, principal))
 
 
@@ -195,11 +192,9 @@ def propose(
 def set_assignments(
     round_id: IdPath,
     body: AssignmentsIn,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     pairs = [(a.grid, a.scorer) for a in body.assignments]
     return svc.view(svc.set_assignments(round_id, pairs, principal))
 
@@ -207,22 +202,18 @@ def set_assignments(
 @router.post("/{round_id}/open", summary="Open a draft round for scoring")
 def open_round(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.view(svc.open(round_id, principal))
 
 
 @router.post("/{round_id}/close", summary="Close an open round; its scores count from now on")
 def close_round(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.view(svc.close(round_id, principal))
 
 
@@ -230,11 +221,9 @@ def close_round(
 def submit(
     round_id: IdPath,
     body: SheetIn,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.score")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     sheet = SheetInput(
         body.grid,
         [ItemScore(i.code, i.points, i.note) for i in body.items],
@@ -248,11 +237,9 @@ def submit(
 @router.get("/{round_id}/scoresheets", summary="The round's scoresheets (a scorer: their own)")
 def sheets(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow(*READERS)],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     rows = svc.sheets(svc.visible(round_id, principal), principal)
     people = svc.names(s.scorer_id for s in rows)
     return {"scoresheets": [sheet_out(s, people) for s in rows]}
@@ -261,9 +248,7 @@ def sheets(
 @router.get("/{round_id}/results", summary="Score per grid, with the points each item lost")
 def results(
     round_id: IdPath,
-    session: SessionDep,
-    settings: SettingsDep,
+    svc: InspectionsDep,
     principal: Annotated[Principal, Allow("assessment.rounds")],
 ) -> dict[str, Any]:
-    svc = Inspections(session, settings)
     return svc.results(svc.visible(round_id, principal))
