@@ -64,6 +64,12 @@ patrol_reported              巡查上报数                        reported in 
 patrol_hours                 巡查时长                          hours of the subject's cleaned patrol
                                                              tracks inside P (workers only)
 cases_per_patrol_hour        每巡查小时上报数                   patrol_reported ÷ patrol_hours
+assigned_grids               责任网格数                        unit grids assigned to the worker now
+                                                             (workers only)
+patrolled_grids              已巡网格数                        assigned grids within the coverage
+                                                             radius of the part inside P of one of
+                                                             the worker's cleaned tracks
+patrol_grid_share            巡查网格覆盖率                     patrolled_grids ÷ assigned_grids
 evaluated                    评价数                           an evaluate event in P (综合评价 of a
                                                              closed case; once per case)
 satisfied                    满意数                           evaluated in P as 满意 or 基本满意
@@ -245,6 +251,31 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "patrol_hours",
         subjects=WORKERS,
     ),
+    _count(
+        "assigned_grids",
+        "责任网格数",
+        "assigned unit grids",
+        "unit grids assigned to the worker now (workers.grid_codes)",
+        subjects=WORKERS,
+        unit="个",
+    ),
+    _count(
+        "patrolled_grids",
+        "已巡网格数",
+        "patrolled unit grids",
+        "assigned grids within coverage_radius_m of the part inside P of one of the worker's "
+        "cleaned tracks",
+        subjects=WORKERS,
+        unit="个",
+    ),
+    _rate(
+        "patrol_grid_share",
+        "巡查网格覆盖率",
+        "patrolled share of assigned grids",
+        "patrolled_grids",
+        "assigned_grids",
+        subjects=WORKERS,
+    ),
     _count("evaluated", "评价数", "evaluated", "an evaluate event in P (综合评价; once per case)"),
     _count("satisfied", "满意数", "satisfied", "evaluated in P as 满意 or 基本满意"),
     _rate("satisfaction_rate", "满意率", "satisfaction rate", "satisfied", "evaluated"),
@@ -270,9 +301,11 @@ DEFINITIONS: tuple[Indicator, ...] = (
 BY_KEY: dict[str, Indicator] = {d.key: d for d in DEFINITIONS}
 COUNT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind == "count")
 QUOTIENT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind != "count")
-# counts whose drill-down lists cases (hours are sums, not case sets)
+# counts from patrol tracks and assignments, not from cases (workers only)
+PATROL_KEYS: tuple[str, ...] = ("patrol_hours", "assigned_grids", "patrolled_grids")
+# counts whose drill-down lists cases (hours and points are sums, grids are not cases)
 CASE_COUNT_KEYS: tuple[str, ...] = tuple(
-    k for k in COUNT_KEYS if k not in ("handling_hours", "patrol_hours", "quality_points")
+    k for k in COUNT_KEYS if k not in ("handling_hours", "quality_points", *PATROL_KEYS)
 )
 NON_PATROL_SOURCES: tuple[str, ...] = ("citizen", "inspector", "hotline", "open311", "import")
 

@@ -91,6 +91,8 @@ _FACTS: dict[str, str] = {
     "recurring": "(c.reported_at >= :s AND c.recurring_of IS NOT NULL)",
     "patrol_reported": "(c.reported_at >= :s AND c.source = 'patrol')",
     "patrol_hours": "0",  # from patrol tracks, not cases (workers only)
+    "assigned_grids": "0",  # from the assignment and the tracks (workers only)
+    "patrolled_grids": "0",
     "evaluated": "ev.evaluated_in",
     "satisfied": "ev.satisfied_in",
     "quality_points": "ev.quality_in",
@@ -456,6 +458,7 @@ GROUP BY 1"""
         )
         found = self._grouped(period, "w.code", join)
         hours = self._patrol_hours(period)
+        grids = self._grid_share(period)
         workers = self.session.execute(
             text("SELECT code, name FROM workers WHERE city = :city AND active ORDER BY code"),
             {"city": self.city},
@@ -464,6 +467,7 @@ GROUP BY 1"""
         for code, name in workers:
             counts = dict(found.get(code, {}))
             counts["patrol_hours"] = hours.get(code, 0.0)
+            counts["assigned_grids"], counts["patrolled_grids"] = grids.get(code, (0.0, 0.0))
             out.append(Figures("worker", code, name, None, counts))
         return out
 
@@ -477,6 +481,71 @@ GROUP BY 1"""
         )
         params = {"city": self.city, "s": period.start, "e": period.end, "worker": worker}
         return {code: float(h) for code, h in self.session.execute(text(sql), params)}
+
+    def _patrolled_sql(self, worker: str | None) -> str:
+        """One row per (worker, assigned grid) with ``patrolled``: whether the part inside P of
+        one of the worker's tracks passes within the coverage radius of the current grid.
+
+        ``&&`` against the grid's box grown by the radius (in degrees of longitude at the
+        grid's highest latitude: never less than the radius) uses the GiST index of the
+        tracks; ``ST_LocateBetween`` on the M values (Unix seconds) keeps only the part of a
+        track inside P, as the coverage map keeps only the fixes inside its period; the
+        distance is on the spheroid, in metres."""
+        return (
+            """WITH a AS (
+  SELECT DISTINCT w.code AS worker, unnest(w.grid_codes) AS grid
+  FROM workers w WHERE w.city = :city"""
+            # one subject is read whether active or not, as its cases are
+            + (" AND w.code = :worker" if worker else " AND w.active")
+            + """
+)
+SELECT a.worker, a.grid, EXISTS (
+  SELECT 1 FROM grids g JOIN patrol_tracks t
+    ON t.city = :city AND t.worker_code = a.worker
+   AND t.started_at < :e AND t.ended_at > :s
+   AND t.geom && ST_Expand(g.geom, :r / (111320.0 * cos(radians(least(89.0,
+         greatest(abs(ST_YMin(g.geom)), abs(ST_YMax(g.geom))))))))
+  WHERE g.city = :city AND g.code = a.grid AND g.valid_to IS NULL
+    AND ST_DWithin(
+      ST_Force2D(ST_LocateBetween(t.geom, extract(epoch FROM CAST(:s AS timestamptz)),
+                                  extract(epoch FROM CAST(:e AS timestamptz))))::geography,
+      g.geom::geography, :r)
+) AS patrolled
+FROM a"""
+        )
+
+    def _grid_params(self, period: Period, worker: str | None) -> dict[str, Any]:
+        return {
+            "city": self.city,
+            "s": period.start,
+            "e": period.end,
+            "r": float(self.settings.patrol.coverage_radius_m),
+            "worker": worker,
+        }
+
+    def _grid_share(
+        self, period: Period, worker: str | None = None
+    ) -> dict[str, tuple[float, float]]:
+        """Worker code → (assigned unit grids, those patrolled in ``period``), every active
+        worker (or one) in one query."""
+        sql = (
+            "SELECT worker, count(*), count(*) FILTER (WHERE patrolled) FROM ("
+            + self._patrolled_sql(worker)
+            + ") p GROUP BY worker"
+        )
+        rows = self.session.execute(text(sql), self._grid_params(period, worker))
+        return {code: (float(n), float(k)) for code, n, k in rows}
+
+    def unpatrolled_grids(self, period: Period, worker: str) -> list[str]:
+        """The drill-down of ``patrol_grid_share``: the worker's assigned unit grids that none
+        of their tracks passed within the coverage radius in ``period``, by code (``NotFound``
+        for an unknown worker)."""
+        self._subject_sql("worker", worker)
+        sql = (
+            "SELECT grid FROM (" + self._patrolled_sql(worker) + ") p"
+            " WHERE NOT patrolled ORDER BY grid"
+        )
+        return list(self.session.scalars(text(sql), self._grid_params(period, worker)))
 
     def figures(self, period: Period, kind: str, level: str | None = None) -> list[Figures]:
         """All subjects of ``kind`` (``grid`` needs ``level``), one row each."""
@@ -539,6 +608,8 @@ GROUP BY 1"""
         subject.counts = {k: float(row[k] or 0) for k in COUNT_KEYS}
         if kind == "worker":
             subject.counts["patrol_hours"] = self._patrol_hours(period, key).get(key, 0.0)
+            share = self._grid_share(period, key).get(key, (0.0, 0.0))
+            subject.counts["assigned_grids"], subject.counts["patrolled_grids"] = share
         return subject
 
     def cases(
