@@ -226,3 +226,23 @@ def subject_cases(
         "items": rows,
         "next_after": nxt,
     }
+
+
+@router.get(
+    "/figures/worker/{key}/unpatrolled-grids",
+    summary="The worker's assigned unit grids no track of theirs passed in the period",
+)
+def worker_unpatrolled_grids(
+    key: KeyPath,
+    engine: EngineDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Allow("cases.read")],
+    period: PeriodQuery,
+) -> dict[str, Any]:
+    """The drill-down of ``patrol_grid_share`` (grids, not cases): assigned unit grids not
+    within the coverage radius of the worker's tracks inside the period, by code."""
+    p = _period(period, settings)
+    subject = engine.subject_only("worker", key)
+    require_visible(principal, subject, worker_grids(session, settings.grids.city))
+    return {**p.as_dict(), "kind": "worker", "key": key, "items": engine.unpatrolled_grids(p, key)}

@@ -130,3 +130,16 @@ def test_worker_without_tracks_has_zero_share_and_bad_period_is_422(
         params={"period": "2026-11", "indicator": "patrolled_grids"},
     )
     assert r.status_code == 422 and "indicator" in r.text
+    r = client.get(
+        "/api/assessment/figures/worker/W9/unpatrolled-grids", params={"period": "2026-11"}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == [A8]
+    r = client.get(
+        "/api/assessment/figures/worker/W9/unpatrolled-grids", params={"period": "2026-W54"}
+    )
+    assert r.status_code == 422 and "period" in r.text
+    r = client.get(
+        "/api/assessment/figures/worker/nobody/unpatrolled-grids", params={"period": "2026-11"}
+    )
+    assert r.status_code == 404
