@@ -143,3 +143,23 @@ def test_worker_without_tracks_has_zero_share_and_bad_period_is_422(
         "/api/assessment/figures/worker/nobody/unpatrolled-grids", params={"period": "2026-11"}
     )
     assert r.status_code == 404
+
+
+def test_the_grid_share_query_can_use_the_tracks_spatial_index(
+    patrolled: None, session: Session, settings: AppSettings
+) -> None:
+    """The box test can reach the tracks through their GiST index. A handful of rows favours a
+    scan and the (city, time) index is an equal choice here, so both are taken away inside
+    this rolled-back transaction: what is left must be the spatial index, not a scan."""
+    from sqlalchemy import text
+
+    figs = IndicatorEngine(session, settings)
+    period = parse_period("2026-11", settings.grids.timezone)
+    session.execute(text("DROP INDEX ix_patrol_tracks_city_time, ix_patrol_tracks_device_time"))
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    plan = "\n".join(
+        session.scalars(
+            text("EXPLAIN " + figs._patrolled_sql(None)), figs._grid_params(period, None)
+        )
+    )
+    assert "idx_patrol_tracks_geom" in plan, plan
