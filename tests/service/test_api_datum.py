@@ -61,6 +61,7 @@ NO_COORDINATES = {
     "/api/assessment/figures/export": "figures per grid code (CSV)",
     "/api/assessment/figures/{kind}/{key}": "one grid's figures",
     "/api/assessment/figures/{kind}/{key}/cases": "case ids behind a count",
+    "/api/assessment/figures/worker/{key}/unpatrolled-grids": "grid codes left unpatrolled",
     "/api/assessment/schemes": "scoring scheme versions",
     "/api/assessment/schemes/{scheme_id}": "one scoring scheme",
     "/api/assessment/scores": "scores per grid code",
@@ -312,6 +313,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
     if name == "kind":
         return ["grid"]
     if name == "key":
+        if "/figures/worker/" in path:
+            return [world["worker"]]
         return ["cross_inspection" if "/checklists/" in path else world["community"]]
     if name == "scheme_id":
         return [1]  # the default scheme, seeded by the migration
