@@ -29,7 +29,7 @@ search (``width_bucket``) in them; handling that began earlier is counted from t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -303,6 +303,34 @@ class IndicatorEngine:
         self.city = settings.grids.city
         self.registry = Registry(session, settings)
         self.scheme = settings.scheme
+
+    # -- scope -----------------------------------------------------------------------------
+    def visibility(self, principal: Principal) -> Callable[[Figures], bool]:
+        """Whether ``principal`` may see a subject's figures (:func:`visible`); the workers'
+        grids it needs are read once, and only for a scoped principal."""
+        if principal.city_wide:
+            return lambda _subject: True
+        grids = worker_grids(self.session, self.city)
+        return lambda subject: visible(principal, subject, grids)
+
+    def in_scope(self, principal: Principal, rows: list[Figures]) -> list[Figures]:
+        """The ``rows`` ``principal`` may see."""
+        sees = self.visibility(principal)
+        return [r for r in rows if sees(r)]
+
+    def visible_subject(self, principal: Principal, kind: str, key: str) -> Figures:
+        """Subject ``kind`` ``key`` without figures (``InvalidInput`` for an unknown kind,
+        ``NotFound`` for an unknown subject), once ``principal`` may see it (``Forbidden``
+        naming the scope otherwise): the scope is checked before anything is computed."""
+        subject = self.subject_only(check_kind(kind), key)
+        if not self.visibility(principal)(subject):
+            raise Forbidden(
+                f"the figures of {subject.kind} {subject.key} lie outside the scope of "
+                f"{principal.label}: {principal.scope_text()}",
+                field="scope",
+                scope=list(principal.grid_prefixes or ()),
+            )
+        return subject
 
     # -- parameters ------------------------------------------------------------------------
     def _params(self, period: Period) -> dict[str, Any]:
@@ -670,17 +698,13 @@ def visible(principal: Principal, subject: Figures, worker_grids: dict[str, list
     return False
 
 
-def require_visible(
-    principal: Principal, subject: Figures, worker_grids: dict[str, list[str]]
-) -> None:
-    """``Forbidden`` naming the scope unless ``principal`` may see ``subject``."""
-    if not visible(principal, subject, worker_grids):
-        raise Forbidden(
-            f"the figures of {subject.kind} {subject.key} lie outside the scope of "
-            f"{principal.label}: {principal.scope_text()}",
-            field="scope",
-            scope=list(principal.grid_prefixes or ()),
+def check_kind(kind: str) -> str:
+    """``kind`` when it is a subject kind (``InvalidInput`` naming ``kind`` otherwise)."""
+    if kind not in KINDS:
+        raise InvalidInput(
+            f"unknown subject kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind"
         )
+    return kind
 
 
 def worker_grids(session: Session, city: str) -> dict[str, list[str]]:

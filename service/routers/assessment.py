@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy.orm import Session
 
 from service.accounts.principal import Principal
 from service.assessment import exports
@@ -21,10 +20,7 @@ from service.assessment.figures import (
     KINDS,
     Figures,
     IndicatorEngine,
-    require_visible,
     stamp,
-    visible,
-    worker_grids,
 )
 from service.assessment.periods import Period, parse_period
 from service.assessment.store import definitions_in_force
@@ -81,23 +77,6 @@ def _subject(text: str) -> tuple[str, str | None]:
     return kind, None
 
 
-def _kind(kind: str) -> str:
-    if kind not in KINDS:
-        raise InvalidInput(
-            f"unknown subject kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind"
-        )
-    return kind
-
-
-def _in_scope(
-    session: Session, settings: AppSettings, principal: Principal, rows: list[Figures]
-) -> list[Figures]:
-    if principal.city_wide:
-        return rows
-    grids = worker_grids(session, settings.grids.city)
-    return [r for r in rows if visible(principal, r, grids)]
-
-
 @router.get("/indicators", summary="Indicator definitions in force for a period (default: now)")
 def indicators(
     session: SessionDep,
@@ -112,7 +91,6 @@ def indicators(
 @router.get("/figures", summary="Every subject of a kind for a period, one row each")
 def figures(
     engine: EngineDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
@@ -120,7 +98,7 @@ def figures(
 ) -> dict[str, Any]:
     p = _period(period, settings)
     kind, level = _subject(subject)
-    rows = _in_scope(session, settings, principal, engine.figures(p, kind, level))
+    rows = engine.in_scope(principal, engine.figures(p, kind, level))
     return {
         **p.as_dict(),
         "subject": subject,
@@ -132,7 +110,6 @@ def figures(
 @router.get("/figures/export", summary="The figures as CSV (streamed) or XLSX, Chinese headers")
 def export_figures(
     engine: EngineDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.export")],
     period: PeriodQuery,
@@ -141,7 +118,7 @@ def export_figures(
 ) -> Response:
     p = _period(period, settings)
     kind, level = _subject(subject)
-    rows = _in_scope(session, settings, principal, engine.figures(p, kind, level))
+    rows = engine.in_scope(principal, engine.figures(p, kind, level))
     name = f"figures-{kind}{'-' + level if level else ''}-{p.label.replace('..', '_')}"
     if format == "xlsx":
         return Response(
@@ -164,17 +141,12 @@ def subject_figures(
     kind: str,
     key: KeyPath,
     engine: EngineDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    kind = _kind(kind)
-    # the scope is checked before anything is computed
-    require_visible(
-        principal, engine.subject_only(kind, key), worker_grids(session, settings.grids.city)
-    )
+    engine.visible_subject(principal, kind, key)  # before anything is computed
     one = engine.subject(p, kind, key)
     return {
         **p.as_dict(),
@@ -205,7 +177,6 @@ def subject_cases(
     kind: str,
     key: KeyPath,
     engine: EngineDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
@@ -214,9 +185,7 @@ def subject_cases(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    kind = _kind(kind)
-    subject = engine.subject_only(kind, key)
-    require_visible(principal, subject, worker_grids(session, settings.grids.city))
+    engine.visible_subject(principal, kind, key)
     rows, nxt = engine.cases(p, kind, key, indicator, after, limit)
     return {
         **p.as_dict(),
@@ -235,7 +204,6 @@ def subject_cases(
 def worker_unpatrolled_grids(
     key: KeyPath,
     engine: EngineDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
@@ -243,6 +211,5 @@ def worker_unpatrolled_grids(
     """The drill-down of ``patrol_grid_share`` (grids, not cases): assigned unit grids not
     within the coverage radius of the worker's tracks inside the period, by code."""
     p = _period(period, settings)
-    subject = engine.subject_only("worker", key)
-    require_visible(principal, subject, worker_grids(session, settings.grids.city))
+    engine.visible_subject(principal, "worker", key)
     return {**p.as_dict(), "kind": "worker", "key": key, "items": engine.unpatrolled_grids(p, key)}

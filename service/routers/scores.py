@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
 from service.accounts.audit import AuditLog
 from service.accounts.principal import Principal
 from service.assessment import listexport
 from service.assessment.definitions import BY_KEY
-from service.assessment.figures import Figures, visible, worker_grids
+from service.assessment.figures import Figures
 from service.assessment.inspection import cross_scoring
 from service.assessment.lists import ListService, parse_section, revision_json
 from service.assessment.maplayer import list_layer
@@ -69,19 +68,15 @@ def _sections(subject: str | None) -> list[tuple[str, str | None]] | None:
     return None if subject is None else [parse_section(subject)]
 
 
-def _scoped(
-    board: dict[str, Any], principal: Principal, session: Session, settings: AppSettings
-) -> dict[str, Any]:
+def _scoped(board: dict[str, Any], principal: Principal, lists: ListService) -> dict[str, Any]:
     """The board with only the subjects ``principal`` may see (ranks are the whole group's)."""
     if principal.city_wide:
         return board
-    grids = worker_grids(session, settings.grids.city)
+    sees = lists.engine.visibility(principal)
     sections = []
     for sec in board["sections"]:
         scores = [
-            s
-            for s in sec["scores"]
-            if visible(principal, Figures(s["kind"], s["key"], s["name"], s["level"]), grids)
+            s for s in sec["scores"] if sees(Figures(s["kind"], s["key"], s["name"], s["level"]))
         ]
         keys = {s["key"] for s in scores}
         groups = [
@@ -163,7 +158,6 @@ def _valid_from(text: str | None, tz: str) -> datetime:
 @router.get("/scores", summary="Every subject's score, grade, rank and list for a period")
 def scores(
     lists: ListsDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
@@ -171,7 +165,7 @@ def scores(
     revision: RevisionQuery = None,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    board = _scoped(lists.board(p, _sections(subject), revision), principal, session, settings)
+    board = _scoped(lists.board(p, _sections(subject), revision), principal, lists)
     items = [
         {k: v for k, v in s.items() if k not in ("components", "deductions", "bonuses")}
         for sec in board["sections"]
@@ -192,22 +186,14 @@ def subject_score(
     kind: str,
     key: KeyPath,
     lists: ListsDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
     revision: RevisionQuery = None,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    if kind not in ("grid", "department", "worker", "dispatcher"):
-        raise InvalidInput(
-            f"unknown subject kind {kind!r}; kinds are grid, department, worker, dispatcher",
-            field="kind",
-        )
-    from service.assessment.figures import require_visible
-
-    subject = lists.engine.subject_only(kind, key)  # NotFound for an unknown grid or worker
-    require_visible(principal, subject, worker_grids(session, settings.grids.city))
+    # 422 for an unknown kind, 404 for an unknown grid or worker, 403 outside the scope
+    subject = lists.engine.visible_subject(principal, kind, key)
     sections = [(kind, subject.level)] if kind == "grid" else [(kind, None)]
     board = lists.board(p, sections, revision)
     for sec in board["sections"]:
@@ -221,7 +207,6 @@ def subject_score(
 @router.get("/lists", summary="The red and yellow lists of a period, per peer group")
 def get_lists(
     lists: ListsDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.read")],
     period: PeriodQuery,
@@ -232,7 +217,7 @@ def get_lists(
     revision: RevisionQuery = None,
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    board = _scoped(lists.board(p, _sections(subject), revision), principal, session, settings)
+    board = _scoped(lists.board(p, _sections(subject), revision), principal, lists)
     sections = []
     for sec in board["sections"]:
         rows = {s["key"]: s for s in sec["scores"]}
@@ -313,7 +298,6 @@ def edit_list(
 @router.get("/lists/export", summary="The list as CSV or XLSX, one row per unit, Chinese headers")
 def export_list(
     lists: ListsDep,
-    session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("cases.export")],
     period: PeriodQuery,
@@ -323,7 +307,7 @@ def export_list(
 ) -> Response:
     p = _period(period, settings)
     section = parse_section(subject)
-    board = _scoped(lists.board(p, [section], revision), principal, session, settings)
+    board = _scoped(lists.board(p, [section], revision), principal, lists)
     rows = [s for sec in board["sections"] for s in sec["scores"]]
     name = f"list-{subject.replace(':', '-')}-{p.label.replace('..', '_')}"
     if format == "xlsx":
@@ -360,6 +344,6 @@ def map_layer(
     ] = "wgs84",
 ) -> dict[str, Any]:
     p = _period(period, settings)
-    board = _scoped(lists.board(p, [("grid", level)], revision), principal, session, settings)
+    board = _scoped(lists.board(p, [("grid", level)], revision), principal, lists)
     scores = [s for sec in board["sections"] for s in sec["scores"]]
     return list_layer(session, settings, _head(board), scores, level, by, datum)
