@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.accounts import AccountService
 from service.accounts.audit import AuditLog
+from service.assessment.figures import IndicatorEngine
+from service.assessment.inspection import Inspections, cross_scoring
+from service.assessment.lists import ListService
 from service.cases.cases import CaseService
 from service.cases.catalogue import Catalogue
 from service.cases.importer import CaseImporter
@@ -220,3 +223,22 @@ async def _streets(session: SessionDep, settings: SettingsDep) -> StreetService:
 AccountsDep = Annotated[AccountService, Depends(_accounts)]
 StreetsDep = Annotated[StreetService, Depends(_streets)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]
+
+
+async def _engine(session: SessionDep, settings: SettingsDep) -> IndicatorEngine:
+    return IndicatorEngine(session, settings)
+
+
+async def _lists(session: SessionDep, settings: SettingsDep) -> ListService:
+    """The red/yellow lists: the cross-scoring rounds' grid scores join the grids' scores as
+    the external component ``cross_scoring``."""
+    return ListService(session, settings, externals=cross_scoring(session, settings))
+
+
+async def _inspections(session: SessionDep, settings: SettingsDep) -> Inspections:
+    return Inspections(session, settings)
+
+
+EngineDep = Annotated[IndicatorEngine, Depends(_engine)]
+ListsDep = Annotated[ListService, Depends(_lists)]
+InspectionsDep = Annotated[Inspections, Depends(_inspections)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from service.accounts.principal import Principal
@@ -19,13 +19,12 @@ from service.assessment.figures import (
     GRID_LEVELS,
     KINDS,
     Figures,
-    IndicatorEngine,
     stamp,
 )
 from service.assessment.periods import Period, parse_period
 from service.assessment.store import definitions_in_force
 from service.auth import Allow
-from service.deps import SessionDep, SettingsDep
+from service.deps import EngineDep, SessionDep, SettingsDep
 from service.errors import InvalidInput
 from service.http.bodyguard import GuardedRoute
 from service.settings import AppSettings
@@ -46,13 +45,6 @@ SubjectQuery = Annotated[
         "worker or dispatcher"
     ),
 ]
-
-
-async def _engine(session: SessionDep, settings: SettingsDep) -> IndicatorEngine:
-    return IndicatorEngine(session, settings)
-
-
-EngineDep = Annotated[IndicatorEngine, Depends(_engine)]
 
 
 def _period(text: str, settings: AppSettings) -> Period:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from service.accounts.principal import Principal
 from service.assessment.inspection import (
     ChecklistInput,
     ChecklistItemInput,
-    Inspections,
     ItemScore,
     RoundInput,
     SheetInput,
@@ -27,19 +26,12 @@ from service.assessment.inspection import (
 )
 from service.assessment.periods import parse_period
 from service.auth import Allow
-from service.deps import SessionDep, SettingsDep
+from service.deps import InspectionsDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
 
 router = APIRouter(prefix="/api/assessment/rounds", tags=["assessment"], route_class=GuardedRoute)
 
-
-async def _inspections(session: SessionDep, settings: SettingsDep) -> Inspections:
-    """The rounds service of the request."""
-    return Inspections(session, settings)
-
-
-InspectionsDep = Annotated[Inspections, Depends(_inspections)]
 
 READERS = ("assessment.rounds", "assessment.score")
 

@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -22,13 +22,12 @@ from service.accounts.principal import Principal
 from service.assessment import listexport
 from service.assessment.definitions import BY_KEY
 from service.assessment.figures import Figures
-from service.assessment.inspection import cross_scoring
 from service.assessment.lists import ListService, parse_section, revision_json
 from service.assessment.maplayer import list_layer
 from service.assessment.periods import Period, parse_period
 from service.assessment.schemes import SchemeStore, scheme_json
 from service.auth import Allow
-from service.deps import SessionDep, SettingsDep
+from service.deps import ListsDep, SessionDep, SettingsDep
 from service.errors import InvalidInput, NotFound
 from service.http.bodyguard import GuardedRoute
 from service.settings import AppSettings
@@ -49,15 +48,6 @@ SubjectFilter = Annotated[
 RevisionQuery = Annotated[
     int | None, Query(ge=1, description="A published revision (default: the latest)")
 ]
-
-
-async def _lists(session: SessionDep, settings: SettingsDep) -> ListService:
-    """The list service of the request: the cross-scoring rounds' grid scores join the grids'
-    scores as the external component ``cross_scoring``."""
-    return ListService(session, settings, externals=cross_scoring(session, settings))
-
-
-ListsDep = Annotated[ListService, Depends(_lists)]
 
 
 def _period(text: str, settings: AppSettings) -> Period:
