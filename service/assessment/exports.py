@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from service.assessment.figures import Figures
+from service.http.tables import csv_chunks, xlsx_sheet
 
 # (indicator key or subject field, header); rates are shown in per cent
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -65,28 +64,9 @@ def row(subject: Figures) -> list[Any]:
 
 def csv_stream(subjects: Iterable[Figures]) -> Iterator[bytes]:
     """CSV (UTF-8 with BOM, so Excel reads the Chinese), streamed in chunks of 1000 rows."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    buf.write("\ufeff")
-    writer.writerow(headers())
-    for i, subject in enumerate(subjects, start=1):
-        writer.writerow(row(subject))
-        if i % 1000 == 0:
-            yield buf.getvalue().encode()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode()
+    return csv_chunks(headers(), (row(s) for s in subjects))
 
 
 def xlsx(subjects: Iterable[Figures], title: str) -> bytes:
-    """An XLSX workbook of one sheet (write-only mode keeps memory flat)."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    sheet.append(headers())
-    for subject in subjects:
-        sheet.append(row(subject))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    """An XLSX workbook of one sheet."""
+    return xlsx_sheet(title, headers(), (row(s) for s in subjects))

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from service.assessment.exports import COLUMNS
+from service.http.tables import csv_chunks, xlsx_sheet
 
 _HEADER = dict(COLUMNS)
 FIGURES = (
@@ -62,28 +61,9 @@ def row(score: dict[str, Any]) -> list[Any]:
 
 def csv_stream(scores: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """CSV (UTF-8 with BOM, so Excel reads the Chinese), in chunks of 1000 rows."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    buf.write("\ufeff")
-    writer.writerow(headers())
-    for i, s in enumerate(scores, start=1):
-        writer.writerow(row(s))
-        if i % 1000 == 0:
-            yield buf.getvalue().encode()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode()
+    return csv_chunks(headers(), (row(s) for s in scores))
 
 
 def xlsx(scores: Iterable[dict[str, Any]], title: str) -> bytes:
     """An XLSX workbook of one sheet."""
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:31])
-    sheet.append(headers())
-    for s in scores:
-        sheet.append(row(s))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return xlsx_sheet(title, headers(), (row(s) for s in scores))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +22,7 @@ from service.db.models import Case, Category
 from service.errors import BadParameter, InvalidInput
 from service.grids.registry import Registry
 from service.grids.repository import intersects_bbox
+from service.http.tables import csv_chunks, xlsx_sheet
 from service.http.timeparse import iso
 from service.settings import AppSettings
 
@@ -264,17 +263,8 @@ def export_csv(
     """The ledger of ``by``'s scope as CSV (UTF-8 with BOM so Excel reads the Chinese),
     streamed."""
     names, t = ledger.category_names(), now()
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    buf.write("\ufeff")
-    writer.writerow(headers(lang))
-    for i, case in enumerate(ledger.iterate(flt, by), start=1):
-        writer.writerow(row_values(case, names, lang, t, by, datum))
-        if i % 2000 == 0:
-            yield buf.getvalue().encode()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode()
+    rows = (row_values(case, names, lang, t, by, datum) for case in ledger.iterate(flt, by))
+    yield from csv_chunks(headers(lang), rows, every=2000)
 
 
 def export_csv_stream(
@@ -296,14 +286,6 @@ def export_xlsx(
 ) -> bytes:
     """The ledger of ``by``'s scope as an XLSX workbook (openpyxl write-only mode keeps
     memory flat)."""
-    from openpyxl import Workbook
-
     names, t = ledger.category_names(), now()
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("问题台账" if lang == "zh" else "ledger")
-    sheet.append(headers(lang))
-    for case in ledger.iterate(flt, by):
-        sheet.append(row_values(case, names, lang, t, by, datum))
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    rows = (row_values(case, names, lang, t, by, datum) for case in ledger.iterate(flt, by))
+    return xlsx_sheet("问题台账" if lang == "zh" else "ledger", headers(lang), rows)

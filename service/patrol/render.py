@@ -14,6 +14,7 @@ from service.accounts.principal import Principal
 from service.accounts.privacy import phone_for
 from service.db.models import CoverageRun, PatrolSession, Worker
 from service.http.geojson import geometry_json
+from service.http.tables import BOM
 from service.http.timeparse import iso
 from service.patrol.coverage import CoverageService
 
@@ -42,7 +43,7 @@ def csv_response(rows: list[dict[str, Any]], name: str) -> Response:
         writer.writeheader()
         writer.writerows(rows)
     return Response(
-        "\ufeff" + buf.getvalue(),  # BOM: Excel opens UTF-8 (Chinese names) correctly
+        BOM + buf.getvalue(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
