@@ -58,7 +58,10 @@ checked_on_time              按时核查数                        checked with
 on_time_check_rate           按时核查率                        checked_on_time ÷ checked
 missed                       漏报数                           reported in P by someone other than a
                                                              patrol (citizen, inspector, hotline,
-                                                             Open311, import)
+                                                             Open311, import), of a category
+                                                             patrols should see, in a unit grid
+                                                             then in a worker's assignment (a
+                                                             worker: then in theirs)
 recurring                    复发数                           reported in P and marked recurring
 patrol_reported              巡查上报数                        reported in P with source patrol
 patrol_hours                 巡查时长                          hours of the subject's cleaned patrol
@@ -70,6 +73,12 @@ patrolled_grids              已巡网格数                        assigned gri
                                                              radius of the part inside P of one of
                                                              the worker's cleaned tracks
 patrol_grid_share            巡查网格覆盖率                     patrolled_grids ÷ assigned_grids
+quota_hotspots               定额重点部位权重                   Σ risk_weight of the hotspots with a
+                                                             weekly patrol quota touching the
+                                                             worker's assigned grids (workers only)
+quota_hotspots_met           巡查达标重点部位权重               Σ risk_weight of those the worker's
+                                                             tracks passed quota × weeks(P) times
+hotspot_quota_rate           重点部位巡查达标率                 quota_hotspots_met ÷ quota_hotspots
 evaluated                    评价数                           an evaluate event in P (综合评价 of a
                                                              closed case; once per case)
 satisfied                    满意数                           evaluated in P as 满意 or 基本满意
@@ -81,7 +90,12 @@ avg_quality                  平均质量评分                      quality_poi
 
 Subjects: a grid at any level (its subtree, by code prefix), a department (the department the
 case is dispatched to now, ``cases.department``), a grid worker (cases in the unit grids assigned
-to them now), a dispatcher (the actor of the case's first dispatch event).
+to them now; 漏报数 by the assignment when the case was reported, from ``worker_assignments``),
+a dispatcher (the actor of the case's first dispatch event), a hotspot (the cases in its
+influence zone when reported, ``cases.hotspot_ids``: its 复发数 is the recurrence at the place).
+
+A hotspot's ``risk_weight`` weighs it in a worker's hotspot quota share: missing the quota of a
+market of weight 3 costs three times a school gate's of weight 1.
 """
 
 from __future__ import annotations
@@ -90,10 +104,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["count", "rate", "hours"]
-SUBJECT_KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher")
+SUBJECT_KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher", "hotspot")
 ALL = SUBJECT_KINDS
 WORKERS = ("worker",)
 VALID_FROM = "2000-01-01T00:00:00+08:00"  # version 1 applies to every period
+# version 2 (migration 0014) of every indicator of all subjects adds the hotspot subject, with
+# the same valid_from: it supersedes version 1 for every period, which stays readable
+ALL_SUBJECTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -129,13 +146,29 @@ class Indicator:
         }
 
 
+def _version(subjects: tuple[str, ...]) -> int:
+    return ALL_SUBJECTS_VERSION if subjects == ALL else 1
+
+
 def _count(key: str, zh: str, en: str, formula: str, subjects=ALL, unit="件") -> Indicator:
-    return Indicator(key, zh, en, "count", unit, formula, subjects=subjects)
+    return Indicator(
+        key, zh, en, "count", unit, formula, subjects=subjects, version=_version(subjects)
+    )
 
 
 def _rate(key: str, zh: str, en: str, num: str, den: str, subjects=ALL, **params) -> Indicator:
     return Indicator(
-        key, zh, en, "rate", "%", f"{num} ÷ {den}", num, den, subjects=subjects, params=params
+        key,
+        zh,
+        en,
+        "rate",
+        "%",
+        f"{num} ÷ {den}",
+        num,
+        den,
+        subjects=subjects,
+        params=params,
+        version=_version(subjects),
     )
 
 
@@ -207,6 +240,7 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "handling_hours ÷ handling_timed (working hours)",
         "handling_hours",
         "handling_timed",
+        version=ALL_SUBJECTS_VERSION,
     ),
     _count("checked", "核查数", "verifications", "verify or rework events in P"),
     _count(
@@ -228,7 +262,9 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "漏报数",
         "missed by patrol",
         "reported in P by a source other than patrol (citizen, inspector, hotline, open311, "
-        "import)",
+        "import), of a category patrols should see (categories.patrol_visible), in a unit grid "
+        "that was in a worker's patrol assignment when it was reported (worker_assignments); "
+        "a worker's: in the grids assigned to that worker then",
     ),
     _count("recurring", "复发数", "recurring", "reported in P and marked recurring"),
     _count("patrol_reported", "巡查上报数", "patrol reports", "reported in P with source patrol"),
@@ -295,6 +331,34 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "quality_points ÷ evaluated",
         "quality_points",
         "evaluated",
+        version=ALL_SUBJECTS_VERSION,
+    ),
+    _count(
+        "quota_hotspots",
+        "定额重点部位权重",
+        "hotspots with a quota (risk-weighted)",
+        "Σ risk_weight of the hotspots active in P with a weekly patrol quota whose influence "
+        "zone touches one of the worker's assigned unit grids",
+        subjects=WORKERS,
+        unit="权重",
+    ),
+    _count(
+        "quota_hotspots_met",
+        "巡查达标重点部位权重",
+        "hotspots whose quota the worker met (risk-weighted)",
+        "Σ risk_weight of those quota_hotspots the worker visited at least patrol_quota_per_week "
+        "× weeks(P) times (a visit: one of the worker's tracks whose part inside P passes "
+        "within coverage_radius_m of the zone)",
+        subjects=WORKERS,
+        unit="权重",
+    ),
+    _rate(
+        "hotspot_quota_rate",
+        "重点部位巡查达标率",
+        "hotspot patrol quota met (risk-weighted)",
+        "quota_hotspots_met",
+        "quota_hotspots",
+        subjects=WORKERS,
     ),
 )
 
@@ -302,7 +366,13 @@ BY_KEY: dict[str, Indicator] = {d.key: d for d in DEFINITIONS}
 COUNT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind == "count")
 QUOTIENT_KEYS: tuple[str, ...] = tuple(d.key for d in DEFINITIONS if d.kind != "count")
 # counts from patrol tracks and assignments, not from cases (workers only)
-PATROL_KEYS: tuple[str, ...] = ("patrol_hours", "assigned_grids", "patrolled_grids")
+PATROL_KEYS: tuple[str, ...] = (
+    "patrol_hours",
+    "assigned_grids",
+    "patrolled_grids",
+    "quota_hotspots",
+    "quota_hotspots_met",
+)
 # counts whose drill-down lists cases (hours and points are sums, grids are not cases)
 CASE_COUNT_KEYS: tuple[str, ...] = tuple(
     k for k in COUNT_KEYS if k not in ("handling_hours", "quality_points", *PATROL_KEYS)

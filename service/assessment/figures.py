@@ -29,7 +29,7 @@ search (``width_bucket``) in them; handling that began earlier is counted from t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -59,8 +59,9 @@ from service.errors import Forbidden, InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.settings import AppSettings
 
-KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher")
+KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher", "hotspot")
 GRID_LEVELS: tuple[str, ...] = LEVELS  # city, district, street, community, unit
+Section = tuple[str, str | None]  # (subject kind, grid level or None)
 WORKING_TABLE_DAYS = 400
 WORK_MEM = "128MB"
 
@@ -87,17 +88,19 @@ _FACTS: dict[str, str] = {
     "handling_timed": "(hr.hours IS NOT NULL)",
     "checked": "k.checks",
     "checked_on_time": "k.checks_on_time",
-    "missed": "(c.reported_at >= :s AND c.source IN :non_patrol)",
+    "missed": "(ma.case_id IS NOT NULL)",
     "recurring": "(c.reported_at >= :s AND c.recurring_of IS NOT NULL)",
     "patrol_reported": "(c.reported_at >= :s AND c.source = 'patrol')",
     "patrol_hours": "0",  # from patrol tracks, not cases (workers only)
     "assigned_grids": "0",  # from the assignment and the tracks (workers only)
     "patrolled_grids": "0",
+    "quota_hotspots": "0",
+    "quota_hotspots_met": "0",
     "evaluated": "ev.evaluated_in",
     "satisfied": "ev.satisfied_in",
     "quality_points": "ev.quality_in",
 }
-_FLOATS = ("handling_hours", "patrol_hours")
+_FLOATS = ("handling_hours", "patrol_hours", "quota_hotspots", "quota_hotspots_met")
 # statuses of a registered case still being worked on
 _WORKING = "('registered', 'dispatched', 'handling', 'fed_back')"
 
@@ -153,7 +156,8 @@ def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
     )
     return f"""
 WITH c AS MATERIALIZED (
-  SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of
+  SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of,
+    category_code, hotspot_ids
   FROM cases
   WHERE city = :city AND reported_at < :e
     AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL})
@@ -203,6 +207,17 @@ WITH c AS MATERIALIZED (
       AND data ->> 'satisfaction' IN ('满意', '基本满意')) AS satisfied_in,
     sum((data ->> 'quality')::int) FILTER (WHERE action = 'evaluate' AND at < :e) AS quality_in
   FROM e GROUP BY case_id
+), mw AS MATERIALIZED (
+  -- 漏报: (case, worker) when a case reported in P by someone other than a patrol, of a
+  -- category patrols should see, lies in a unit grid then in the worker's assignment
+  SELECT c.id AS case_id, a.worker_code AS worker
+  FROM c
+  JOIN categories cat ON cat.city = :city AND cat.code = c.category_code AND cat.patrol_visible
+  JOIN worker_assignments a ON a.city = :city AND a.grid_code = c.grid_code
+   AND a.valid_from <= c.reported_at AND (a.valid_to IS NULL OR a.valid_to > c.reported_at)
+  WHERE c.reported_at >= :s AND c.source IN :non_patrol
+), ma AS (
+  SELECT DISTINCT case_id FROM mw
 ), hb AS MATERIALIZED (
   SELECT case_id, fx, dx, width_bucket(fx, :ws) AS fi, width_bucket(dx, :ws) AS di
   FROM (
@@ -214,13 +229,14 @@ WITH c AS MATERIALIZED (
   SELECT case_id, greatest({_w("fx", "fi")} - {_w("dx", "di")}, 0) / 3600.0 AS hours
   FROM hb WHERE dx IS NOT NULL
 ), f AS (
-  SELECT c.id, c.grid_code, c.department, {dispatcher} AS dispatcher,
+  SELECT c.id, c.grid_code, c.department, c.hotspot_ids, {dispatcher} AS dispatcher,
     {facts}
   FROM c
   LEFT JOIN ev ON ev.case_id = c.id
   LEFT JOIN k ON k.case_id = c.id
   LEFT JOIN after a ON a.case_id = c.id
   LEFT JOIN hr ON hr.case_id = c.id
+  LEFT JOIN ma ON ma.case_id = c.id
   CROSS JOIN LATERAL (
     SELECT coalesce(ev.deadline_after, c.deadline_at) AS deadline,
       coalesce(a.from_status, c.status) IN {_WORKING} AS open_at_end
@@ -294,6 +310,22 @@ class Figures:
         }
 
 
+@dataclass
+class _OneSubject:
+    """How one subject's figures are read: which cases enter ``c`` (``case_filter``, SQL on
+    ``cases``), which of their facts count (``f_filter``; ``missed_filter`` for 漏报)."""
+
+    subject: Figures
+    case_filter: str
+    params: dict[str, Any]
+    f_filter: str = "true"
+    missed_filter: str | None = None
+
+    def where(self, key: str) -> str:
+        """The condition on ``f`` under which count ``key`` counts a case."""
+        return self.missed_filter if key == "missed" and self.missed_filter else self.f_filter
+
+
 class IndicatorEngine:
     """Figures of one city: all subjects of a kind, one subject, the cases behind a count."""
 
@@ -307,11 +339,35 @@ class IndicatorEngine:
     # -- scope -----------------------------------------------------------------------------
     def visibility(self, principal: Principal) -> Callable[[Figures], bool]:
         """Whether ``principal`` may see a subject's figures (:func:`visible`); the workers'
-        grids it needs are read once, and only for a scoped principal."""
+        grids and the hotspots it needs are read once, and only for a scoped principal."""
         if principal.city_wide:
             return lambda _subject: True
         grids = worker_grids(self.session, self.city)
-        return lambda subject: visible(principal, subject, grids)
+        spots: list[set[str]] = []  # read on the first hotspot asked about
+
+        def sees(subject: Figures) -> bool:
+            if subject.kind == "hotspot" and not spots:
+                spots.append(self._hotspots_in_scope(principal))
+            return visible(principal, subject, grids, spots[0] if spots else set())
+
+        return sees
+
+    def _hotspots_in_scope(self, principal: Principal) -> set[str]:
+        """Ids (as text) of the hotspots whose influence zone touches a current unit grid in
+        ``principal``'s grid scope."""
+        prefixes = list(principal.grid_prefixes or ())
+        if not prefixes:
+            return set()
+        rows = self.session.scalars(
+            text(
+                "SELECT DISTINCT h.id::text FROM hotspots h JOIN grids g"
+                " ON g.city = :city AND g.level = 'unit' AND g.valid_to IS NULL"
+                " AND ST_Intersects(g.geom, h.zone)"
+                " WHERE h.city = :city AND g.code LIKE ANY(:patterns)"
+            ),
+            {"city": self.city, "patterns": [p + "%" for p in prefixes]},
+        )
+        return set(rows)
 
     def in_scope(self, principal: Principal, rows: list[Figures]) -> list[Figures]:
         """The ``rows`` ``principal`` may see."""
@@ -380,72 +436,131 @@ class IndicatorEngine:
         self, period: Period, levels: Sequence[str] = GRID_LEVELS
     ) -> dict[str, list[Figures]]:
         """Every current grid of each of ``levels`` (its subtree), in one query."""
-        return self._grids_and_departments(period, levels, False)[0]
+        wanted = [("grid", lv) for lv in levels]
+        found = self.full_list(period, wanted)
+        return {lv: found[("grid", lv)] for lv in levels}
 
-    def full_list(self, period: Period) -> tuple[dict[str, list[Figures]], list[Figures]]:
-        """Every grid of every level and every department, in one query (what a month's
-        red/yellow list needs)."""
-        return self._grids_and_departments(period, GRID_LEVELS, True)
-
-    def _grids_and_departments(
-        self, period: Period, levels: Sequence[str], departments: bool
-    ) -> tuple[dict[str, list[Figures]], list[Figures]]:
+    def full_list(
+        self, period: Period, sections: Sequence[Section] | None = None
+    ) -> dict[Section, list[Figures]]:
+        """The subjects of ``sections`` — ``("grid", level)``, ``("department", None)``,
+        ``("worker", None)``, ``("dispatcher", None)``; default: all of them, every level —
+        from one pass over the period's cases (what a month's red/yellow list needs): the
+        cases' facts are summed per unit grid, per department and per dispatcher (grouping
+        sets), each grid level and each worker is summed from the unit grids' rows."""
+        if sections is None:
+            sections = [("grid", lv) for lv in GRID_LEVELS] + [
+                ("department", None),
+                ("worker", None),
+                ("dispatcher", None),
+            ]
+        levels = [lv for kind, lv in sections if kind == "grid" and lv is not None]
         for level in levels:
             if level not in GRID_LEVELS:
                 raise InvalidInput(
                     f"unknown grid level {level!r}; levels are {', '.join(GRID_LEVELS)}",
                     field="subject",
                 )
+        kinds = {kind for kind, _ in sections}
+        found = self._one_pass(period, levels, kinds)
+        out: dict[Section, list[Figures]] = {}
+        if levels:
+            names = self.session.execute(
+                text(
+                    "SELECT level, code, name FROM grids WHERE city = :city AND valid_to IS NULL"
+                    " AND level = ANY(:levels) ORDER BY level, code"
+                ),
+                {"city": self.city, "levels": levels},
+            ).all()
+            for level in levels:
+                out[("grid", level)] = []
+            for level, code, name in names:
+                counts = found.get((level, code), {})
+                out[("grid", level)].append(Figures("grid", code, name, level, counts))
+        by_kind: dict[str, dict[str, dict[str, float]]] = {}
+        for (kind, key), counts in found.items():
+            by_kind.setdefault(kind, {})[key] = counts
+        if "department" in kinds:
+            out[("department", None)] = self._departments(by_kind.get("department", {}))
+        if "worker" in kinds:
+            out[("worker", None)] = self._workers(period, by_kind.get("worker", {}))
+        if "dispatcher" in kinds:
+            rows = sorted(by_kind.get("dispatcher", {}).items())
+            out[("dispatcher", None)] = [Figures("dispatcher", k, k, None, v) for k, v in rows]
+        return out
+
+    def _one_pass(
+        self, period: Period, levels: Sequence[str], kinds: set[str]
+    ) -> dict[tuple[str, str], dict[str, float]]:
+        """(level or kind, key) → counts of the ``levels`` and non-grid ``kinds``."""
         width = self.scheme.width
-        keys = ", ".join(
-            f"('{lv}', rpad(left(u.grid_code, {self.scheme.prefix_length(lv)}), {width}, '0'))"
-            for lv in levels
-        )
         sums = ", ".join(f"sum(u.{k}) AS {k}" for k in COUNT_KEYS)
-        # the cases' facts are summed per unit grid first (and per department: one pass over
-        # the facts), then each level is summed from the unit grids' rows
-        if departments:
-            head = "GROUPING(f.grid_code) AS by_department, f.grid_code, f.department"
-            sets = "GROUPING SETS ((f.grid_code), (f.department))"
-        else:
-            head, sets = "0 AS by_department, f.grid_code, NULL::text AS department", "f.grid_code"
+        dispatchers = "dispatcher" in kinds
+        sets = ["(f.grid_code)", "(f.department)"] + (["(f.dispatcher)"] if dispatchers else [])
+        parts = []
+        if levels:
+            keys = ", ".join(
+                f"('{lv}', rpad(left(u.grid_code, {self.scheme.prefix_length(lv)}), {width}, '0'))"
+                for lv in levels
+            )
+            parts.append(
+                f"SELECT g.level, g.key, {sums}"
+                f" FROM ug u CROSS JOIN LATERAL (VALUES {keys}) g(level, key)"
+                " GROUP BY g.level, g.key"
+            )
+        if "department" in kinds:
+            parts.append(
+                f"SELECT 'department', u.department, {sums} FROM u"
+                " WHERE u.by_department = 0 AND u.department IS NOT NULL GROUP BY u.department"
+            )
+        if dispatchers:
+            parts.append(
+                f"SELECT 'dispatcher', u.dispatcher, {sums} FROM u"
+                " WHERE u.by_dispatcher = 0 AND u.dispatcher IS NOT NULL GROUP BY u.dispatcher"
+            )
+        if "worker" in kinds:
+            # a worker's cases are those of the unit grids assigned now; their 漏报 are the
+            # cases of mw (the grids assigned when each case was reported)
+            cols = ", ".join(
+                "coalesce(m.n, 0) AS missed" if k == "missed" else f"coalesce(s.{k}, 0) AS {k}"
+                for k in COUNT_KEYS
+            )
+            parts.append(
+                f"""SELECT 'worker', coalesce(s.code, m.worker), {cols}
+FROM (
+  SELECT wg.code, {sums}
+  FROM (SELECT DISTINCT code, unnest(grid_codes) AS grid FROM workers
+        WHERE city = :city AND active) wg
+  JOIN ug u ON u.grid_code = wg.grid
+  GROUP BY wg.code
+) s FULL JOIN (SELECT worker, count(*) AS n FROM mw GROUP BY worker) m ON m.worker = s.code"""
+            )
+        if not parts:
+            return {}
         sql = (
-            _facts_cte()
-            + f""", u AS (
-  SELECT {head}, {_SUMS}
-  FROM f GROUP BY {sets}
+            _facts_cte(dispatchers=dispatchers)
+            + f""", u AS MATERIALIZED (
+  SELECT GROUPING(f.grid_code) AS by_grid, GROUPING(f.department) AS by_department,
+    {"GROUPING(f.dispatcher)" if dispatchers else "1"} AS by_dispatcher,
+    f.grid_code, f.department, {"f.dispatcher" if dispatchers else "NULL::text AS dispatcher"},
+    {_SUMS}
+  FROM f GROUP BY GROUPING SETS ({", ".join(sets)})
+), ug AS (
+  SELECT * FROM u WHERE u.by_grid = 0 AND u.grid_code IS NOT NULL
 )
-SELECT g.level, g.key, {sums}
-FROM u CROSS JOIN LATERAL (VALUES {keys}) g(level, key)
-WHERE u.by_department = 0 AND u.grid_code IS NOT NULL
-GROUP BY g.level, g.key
-UNION ALL
-SELECT 'department', u.department, {sums}
-FROM u WHERE u.by_department = 1 AND u.department IS NOT NULL
-GROUP BY u.department"""
+"""
+            + "\nUNION ALL\n".join(parts)
         )
         self._room()
         found: dict[tuple[str, str], dict[str, float]] = {}
-        for row in self.session.execute(self._bind(sql), self._params(period)).mappings():
-            found[(row["level"], row["key"])] = {k: float(row[k] or 0) for k in COUNT_KEYS}
-        names = self.session.execute(
-            text(
-                "SELECT level, code, name FROM grids WHERE city = :city AND valid_to IS NULL"
-                " AND level = ANY(:levels) ORDER BY level, code"
-            ),
-            {"city": self.city, "levels": list(levels)},
-        ).all()
-        out: dict[str, list[Figures]] = {lv: [] for lv in levels}
-        for level, code, name in names:
-            out[level].append(Figures("grid", code, name, level, found.get((level, code), {})))
-        depts = {key: v for (lv, key), v in found.items() if lv == "department"}
-        return out, self._departments(depts) if departments else []
+        for row in self.session.execute(self._bind(sql), self._params(period)):
+            kind, key, *values = row
+            found[(kind, key)] = {k: float(v or 0) for k, v in zip(COUNT_KEYS, values, strict=True)}
+        return found
 
-    def _grouped(
-        self, period: Period, key_sql: str, join: str = "", dispatchers: bool = False
-    ) -> dict[str, dict]:
+    def _grouped(self, period: Period, key_sql: str, join: str = "") -> dict[str, dict]:
         sql = (
-            _facts_cte(dispatchers=dispatchers)
+            _facts_cte()
             + f"""
 SELECT {key_sql} AS key, {_SUMS}
 FROM f {join}
@@ -458,7 +573,7 @@ GROUP BY 1"""
 
     def department_figures(self, period: Period) -> list[Figures]:
         """Every department: those cases were dispatched to, and the catalogue's."""
-        return self._departments(self._grouped(period, "f.department"))
+        return self.full_list(period, [("department", None)])[("department", None)]
 
     def _departments(self, found: dict[str, dict]) -> list[Figures]:
         """Rows of the departments found and of the catalogue's (zero figures), by name."""
@@ -474,19 +589,18 @@ GROUP BY 1"""
 
     def dispatcher_figures(self, period: Period) -> list[Figures]:
         """Every dispatcher (actor of a first dispatch) with cases counting in ``period``."""
-        found = self._grouped(period, "f.dispatcher", dispatchers=True)
-        return [Figures("dispatcher", k, k, None, v) for k, v in sorted(found.items())]
+        return self.full_list(period, [("dispatcher", None)])[("dispatcher", None)]
 
     def worker_figures(self, period: Period) -> list[Figures]:
-        """Every active grid worker: the cases of the unit grids assigned to them now, and
-        their patrol hours in ``period``."""
-        join = (
-            "JOIN (SELECT code, unnest(grid_codes) AS grid FROM workers"
-            " WHERE city = :city AND active) w ON w.grid = f.grid_code"
-        )
-        found = self._grouped(period, "w.code", join)
+        """Every active grid worker: the cases of the unit grids assigned to them now (漏报
+        by the assignment when reported), their patrol hours, grids and hotspot quotas."""
+        return self.full_list(period, [("worker", None)])[("worker", None)]
+
+    def _workers(self, period: Period, found: dict[str, dict[str, float]]) -> list[Figures]:
+        """Rows of every active worker: ``found`` case counts and the patrol counts."""
         hours = self._patrol_hours(period)
         grids = self._grid_share(period)
+        quotas = self._hotspot_quotas(period)
         workers = self.session.execute(
             text("SELECT code, name FROM workers WHERE city = :city AND active ORDER BY code"),
             {"city": self.city},
@@ -496,8 +610,22 @@ GROUP BY 1"""
             counts = dict(found.get(code, {}))
             counts["patrol_hours"] = hours.get(code, 0.0)
             counts["assigned_grids"], counts["patrolled_grids"] = grids.get(code, (0.0, 0.0))
+            counts["quota_hotspots"], counts["quota_hotspots_met"] = quotas.get(code, (0.0, 0.0))
             out.append(Figures("worker", code, name, None, counts))
         return out
+
+    def hotspot_figures(self, period: Period) -> list[Figures]:
+        """Every hotspot active in ``period`` (and any with cases counting in it): the cases
+        in its influence zone when reported (``cases.hotspot_ids``)."""
+        found = self._grouped(period, "h.id", "CROSS JOIN LATERAL unnest(f.hotspot_ids) h(id)")
+        rows = self.session.execute(
+            text(
+                "SELECT id, name FROM hotspots WHERE city = :city AND (id = ANY(:ids)"
+                " OR (active_from < :e AND (active_to IS NULL OR active_to > :s))) ORDER BY id"
+            ),
+            {"city": self.city, "ids": list(found), "s": period.start, "e": period.end},
+        ).all()
+        return [Figures("hotspot", str(i), name, None, found.get(i, {})) for i, name in rows]
 
     def _patrol_hours(self, period: Period, worker: str | None = None) -> dict[str, float]:
         sql = (
@@ -564,6 +692,50 @@ FROM a"""
         rows = self.session.execute(text(sql), self._grid_params(period, worker))
         return {code: (float(n), float(k)) for code, n, k in rows}
 
+    def _hotspot_quotas(
+        self, period: Period, worker: str | None = None
+    ) -> dict[str, tuple[float, float]]:
+        """Worker code → (Σ risk_weight of the hotspots with a weekly quota touching their
+        assigned unit grids, Σ risk_weight of those they visited quota × weeks(P) times).
+
+        A visit is one of the worker's tracks whose part inside P passes within the coverage
+        radius of the hotspot's influence zone (a track passing twice is one visit: tracks
+        split at every silence of the phone, so a second pass is mostly a second track)."""
+        weeks = (period.end - period.start) / timedelta(days=7)
+        sql = (
+            """WITH a AS (
+  SELECT DISTINCT w.code AS worker, unnest(w.grid_codes) AS grid
+  FROM workers w WHERE w.city = :city"""
+            + (" AND w.code = :worker" if worker else " AND w.active")
+            + """
+), wh AS (
+  SELECT DISTINCT a.worker, h.id
+  FROM a
+  JOIN grids g ON g.city = :city AND g.code = a.grid AND g.valid_to IS NULL
+  JOIN hotspots h ON h.city = :city AND h.patrol_quota_per_week IS NOT NULL
+   AND h.active_from < :e AND (h.active_to IS NULL OR h.active_to > :s)
+   AND ST_Intersects(h.zone, g.geom)
+), v AS (
+  SELECT wh.worker, h.risk_weight, h.patrol_quota_per_week * :weeks AS quota, (
+    SELECT count(*) FROM patrol_tracks t
+    WHERE t.city = :city AND t.worker_code = wh.worker
+      AND t.started_at < :e AND t.ended_at > :s
+      AND t.geom && ST_Expand(h.zone, :r / (111320.0 * cos(radians(least(89.0,
+            greatest(abs(ST_YMin(h.zone)), abs(ST_YMax(h.zone))))))))
+      AND ST_DWithin(
+        ST_Force2D(ST_LocateBetween(t.geom, extract(epoch FROM CAST(:s AS timestamptz)),
+                                    extract(epoch FROM CAST(:e AS timestamptz))))::geography,
+        h.zone::geography, :r)
+  ) AS visits
+  FROM wh JOIN hotspots h ON h.id = wh.id
+)
+SELECT worker, sum(risk_weight), coalesce(sum(risk_weight) FILTER (WHERE visits >= quota), 0)
+FROM v GROUP BY worker"""
+        )
+        params = self._grid_params(period, worker) | {"weeks": weeks}
+        rows = self.session.execute(text(sql), params)
+        return {code: (float(total), float(met)) for code, total, met in rows}
+
     def unpatrolled_grids(self, period: Period, worker: str) -> list[str]:
         """The drill-down of ``patrol_grid_share``: the worker's assigned unit grids that none
         of their tracks passed within the coverage radius in ``period``, by code (``NotFound``
@@ -589,55 +761,85 @@ FROM a"""
             return self.worker_figures(period)
         if kind == "dispatcher":
             return self.dispatcher_figures(period)
+        if kind == "hotspot":
+            return self.hotspot_figures(period)
         raise InvalidInput(
-            f"unknown subject {kind!r}; subjects are grid:<level>, department, worker, dispatcher",
+            f"unknown subject {kind!r}; subjects are grid:<level>, department, worker,"
+            " dispatcher, hotspot",
             field="subject",
         )
 
     # -- one subject -----------------------------------------------------------------------
-    def _subject_sql(self, kind: str, key: str) -> tuple[str, str, dict[str, Any], Figures]:
-        """(filter on c, filter on f, parameters, the empty subject) of one subject."""
+    def _subject_sql(self, kind: str, key: str) -> _OneSubject:
+        """How to read one subject's cases (``NotFound`` for an unknown one)."""
         if kind == "grid":
             grid = self.registry.get(key)
             prefix = key[: self.scheme.prefix_length(grid.level)]
             subject = Figures("grid", key, grid.name, grid.level)
-            return "AND grid_code LIKE :prefix", "", {"prefix": prefix + "%"}, subject
+            return _OneSubject(subject, "AND grid_code LIKE :prefix", {"prefix": prefix + "%"})
         if kind == "department":
-            return "AND department = :key", "", {"key": key}, Figures(kind, key, key)
+            return _OneSubject(Figures(kind, key, key), "AND department = :key", {"key": key})
         if kind == "worker":
             row = self.session.execute(
-                text("SELECT name, grid_codes FROM workers WHERE city = :city AND code = :code"),
+                text(
+                    "SELECT name, grid_codes, ARRAY(SELECT DISTINCT grid_code"
+                    " FROM worker_assignments a WHERE a.city = :city AND a.worker_code = :code)"
+                    " AS ever FROM workers WHERE city = :city AND code = :code"
+                ),
                 {"city": self.city, "code": key},
             ).first()
             if row is None:
                 raise NotFound(f"no grid worker {key!r}", field="key")
-            params = {"grids": list(row.grid_codes)}
-            return "AND grid_code = ANY(:grids)", "", params, Figures(kind, key, row.name)
+            # cases of the grids assigned now, and 漏报 in the grids assigned when reported
+            grids = sorted(set(row.grid_codes) | set(row.ever))
+            return _OneSubject(
+                Figures(kind, key, row.name),
+                "AND grid_code = ANY(:grids)",
+                {"grids": grids, "current": list(row.grid_codes), "key": key},
+                "f.grid_code = ANY(:current)",
+                "EXISTS (SELECT 1 FROM mw WHERE mw.case_id = f.id AND mw.worker = :key)",
+            )
         if kind == "dispatcher":
-            return "", "AND f.dispatcher = :key", {"key": key}, Figures(kind, key, key)
+            return _OneSubject(Figures(kind, key, key), "", {"key": key}, "f.dispatcher = :key")
+        if kind == "hotspot":
+            name = None
+            if key.isdigit() and len(key) < 19:
+                name = self.session.scalar(
+                    text("SELECT name FROM hotspots WHERE city = :city AND id = :id"),
+                    {"city": self.city, "id": int(key)},
+                )
+            if name is None:
+                raise NotFound(f"no hotspot with id {key!r}", field="key")
+            return _OneSubject(
+                Figures(kind, key, name),
+                "AND hotspot_ids @> ARRAY[CAST(:hotspot AS bigint)]",
+                {"hotspot": int(key)},
+            )
         raise InvalidInput(
             f"unknown subject kind {kind!r}; kinds are {', '.join(KINDS)}", field="kind"
         )
 
     def subject_only(self, kind: str, key: str) -> Figures:
-        """The subject ``kind``/``key`` without figures (``NotFound`` for an unknown grid or
-        worker): enough to check the caller's scope before computing."""
-        return self._subject_sql(kind, key)[3]
+        """The subject ``kind``/``key`` without figures (``NotFound`` for an unknown grid,
+        worker or hotspot): enough to check the caller's scope before computing."""
+        return self._subject_sql(kind, key).subject
 
     def subject(self, period: Period, kind: str, key: str) -> Figures:
         """One subject's figures (the same definitions and SQL as the lists)."""
-        case_filter, f_filter, extra, subject = self._subject_sql(kind, key)
-        sql = _facts_cte(case_filter, kind == "dispatcher") + (
-            f"\nSELECT {_SUMS} FROM f WHERE true {f_filter}"
-        )
-        params = self._params(period) | extra
+        one = self._subject_sql(kind, key)
+        sums = ", ".join(f"sum(f.{k}) FILTER (WHERE {one.where(k)}) AS {k}" for k in COUNT_KEYS)
+        sql = _facts_cte(one.case_filter, kind == "dispatcher") + f"\nSELECT {sums} FROM f"
+        params = self._params(period) | one.params
         self._room()
         row = self.session.execute(self._bind(sql), params).mappings().one()
+        subject = one.subject
         subject.counts = {k: float(row[k] or 0) for k in COUNT_KEYS}
         if kind == "worker":
             subject.counts["patrol_hours"] = self._patrol_hours(period, key).get(key, 0.0)
             share = self._grid_share(period, key).get(key, (0.0, 0.0))
             subject.counts["assigned_grids"], subject.counts["patrolled_grids"] = share
+            quota = self._hotspot_quotas(period, key).get(key, (0.0, 0.0))
+            subject.counts["quota_hotspots"], subject.counts["quota_hotspots_met"] = quota
         return subject
 
     def cases(
@@ -663,12 +865,12 @@ FROM a"""
                 + ", ".join(CASE_COUNT_KEYS),
                 field="indicator",
             )
-        case_filter, f_filter, extra, _ = self._subject_sql(kind, key)
-        sql = _facts_cte(case_filter, kind == "dispatcher") + (
-            f"\nSELECT f.id, f.{indicator} AS n FROM f WHERE f.{indicator} > 0 {f_filter}"
-            " AND f.id > :after ORDER BY f.id LIMIT :limit"
+        one = self._subject_sql(kind, key)
+        sql = _facts_cte(one.case_filter, kind == "dispatcher") + (
+            f"\nSELECT f.id, f.{indicator} AS n FROM f WHERE f.{indicator} > 0"
+            f" AND {one.where(indicator)} AND f.id > :after ORDER BY f.id LIMIT :limit"
         )
-        params = self._params(period) | extra | {"after": after, "limit": limit + 1}
+        params = self._params(period) | one.params | {"after": after, "limit": limit + 1}
         self._room()
         rows = [
             {"id": r.id, "count": int(r.n)} for r in self.session.execute(self._bind(sql), params)
@@ -679,9 +881,15 @@ FROM a"""
 
 
 # -- scope -------------------------------------------------------------------------------------
-def visible(principal: Principal, subject: Figures, worker_grids: dict[str, list[str]]) -> bool:
+def visible(
+    principal: Principal,
+    subject: Figures,
+    worker_grids: dict[str, list[str]],
+    hotspots: Collection[str] = (),
+) -> bool:
     """Whether ``principal`` may see ``subject``'s figures: a grid in its grid scope, its own
-    department, a worker whose every assigned grid is in scope; dispatchers city-wide only."""
+    department, a worker whose every assigned grid is in scope, a hotspot of ``hotspots``
+    (those touching its grid scope); dispatchers city-wide only."""
     if principal.city_wide:
         return True
     if subject.kind == "grid":
@@ -695,6 +903,8 @@ def visible(principal: Principal, subject: Figures, worker_grids: dict[str, list
             and bool(grids)
             and all(principal.covers_grid(g) for g in grids)
         )
+    if subject.kind == "hotspot":
+        return subject.key in hotspots
     return False
 
 

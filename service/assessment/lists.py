@@ -199,19 +199,8 @@ class ListService:
         }
 
     def _figures(self, period: Period, wanted: list[Section]) -> dict[Section, list[Figures]]:
-        out: dict[Section, list[Figures]] = {}
-        levels = [lv for k, lv in wanted if k == "grid" and lv]
-        if levels or ("department", None) in wanted:
-            # one pass gives every grid level and the departments
-            grids, departments = self.engine.full_list(period)
-            for lv in levels:
-                out[("grid", lv)] = grids[lv]
-            out[("department", None)] = departments
-        if ("worker", None) in wanted:
-            out[("worker", None)] = self.engine.worker_figures(period)
-        if ("dispatcher", None) in wanted:
-            out[("dispatcher", None)] = self.engine.dispatcher_figures(period)
-        return out
+        # one pass over the period's cases gives every section
+        return self.engine.full_list(period, wanted)
 
     def _prefix(self, code: str, level: str) -> str:
         n = self.codes.prefix_length(level)

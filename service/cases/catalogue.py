@@ -83,6 +83,11 @@ HOTSPOT_KIND_SEED: tuple[tuple[str, str, float, float], ...] = (
 )
 
 
+# what a patrol cannot be expected to find (漏报数 leaves them out): heard at night, smelt, or
+# sudden; a city changes the flag per category (PATCH /api/categories/{code})
+NOT_FOR_PATROL = frozenset({"0301", "0403", "0406", "0499"})
+
+
 def seed_catalogue(session: Session, city: str) -> int:
     """Insert the standard categories and hotspot kinds a city lacks; return rows added."""
     have = set(session.scalars(select(Category.code).where(Category.city == city)))
@@ -103,6 +108,7 @@ def seed_catalogue(session: Session, city: str) -> int:
                 department=dept,
                 required_fields=list(required),
                 local=code in LOCAL_CATEGORIES,
+                patrol_visible=code not in NOT_FOR_PATROL,
             )
         )
         added += 1
@@ -242,6 +248,20 @@ class Catalogue:
         self.session.flush()
         AuditLog(self.session, self.settings).record(
             by, "category.create", "category", code, None, snapshot(cat)
+        )
+        return cat
+
+    def set_patrol_visible(self, code: str, visible: bool, *, by: Principal) -> Category:
+        """Whether patrols should see problems of category ``code`` (漏报数 counts only
+        those), as ``by`` (audited); ``NotFound`` for an unknown code."""
+        cat = self.session.get(Category, (self.city, code))
+        if cat is None:
+            raise NotFound(f"no category {code!r}", field="code")
+        before = snapshot(cat)
+        cat.patrol_visible = visible
+        self.session.flush()
+        AuditLog(self.session, self.settings).record(
+            by, "category.update", "category", code, before, snapshot(cat)
         )
         return cat
 

@@ -137,6 +137,7 @@ def category_json(c: Category) -> dict[str, Any]:
         "department": c.department,
         "required_fields": c.required_fields,
         "local": c.local,
+        "patrol_visible": c.patrol_visible,
     }
 
 

@@ -86,6 +86,17 @@ class CategoryIn(BaseModel):
     deadline_unit: Literal["hours", "days"]
     department: str = Field(min_length=1)
     required_fields: list[str] = Field(default_factory=list)
+    patrol_visible: bool = Field(
+        True, description="Patrols should find problems of this kind (漏报数 counts only these)"
+    )
+
+
+class CategoryPatch(BaseModel):
+    """A change of a category's flags."""
+
+    patrol_visible: bool = Field(
+        description="Patrols should find problems of this kind (漏报数 counts only these)"
+    )
 
 
 class RoutingRuleIn(BaseModel):

@@ -155,6 +155,8 @@ class Category(Base):
     department: Mapped[str] = mapped_column(Text)
     required_fields: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     local: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # whether a patrol can be expected to find it (漏报数 counts only these)
+    patrol_visible: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
 
 
 class RoutingRule(Base):
@@ -746,3 +748,25 @@ class Scoresheet(Base):
     submitted_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
+
+
+class WorkerAssignment(Base):
+    """One (worker, unit grid) assignment and when it held: ``[valid_from, valid_to)``.
+
+    Written by the trigger ``tr_workers_assignment_history`` on ``workers`` (migration 0014),
+    never by the service: the grids a worker is registered with hold from ``-infinity``, each
+    later change of ``grid_codes`` or ``active`` is dated ``now()``."""
+
+    __tablename__ = "worker_assignments"
+    __table_args__ = (
+        CheckConstraint(
+            "valid_to IS NULL OR valid_to >= valid_from", name="ck_worker_assignments_period"
+        ),
+        Index("ix_worker_assignments_grid", "city", "grid_code", "valid_from"),
+    )
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    worker_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

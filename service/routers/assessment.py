@@ -63,7 +63,8 @@ def _subject(text: str) -> tuple[str, str | None]:
         return kind, level
     if kind not in KINDS or level:
         raise InvalidInput(
-            f"unknown subject {text!r}; use grid:<level>, department, worker or dispatcher",
+            f"unknown subject {text!r}; use grid:<level>, department, worker, dispatcher"
+            " or hotspot",
             field="subject",
         )
     return kind, None

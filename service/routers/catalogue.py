@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from service.accounts.principal import Principal
 from service.auth import Allow
 from service.cases.render import category_json, rule_json
-from service.cases.schemas import CategoryIn, RoutingRuleIn
+from service.cases.schemas import CategoryIn, CategoryPatch, RoutingRuleIn
 from service.deps import CatalogueDep
 from service.http.bodyguard import GuardedRoute
 from service.http.params import IdPath
@@ -30,6 +30,15 @@ def list_categories(catalogue: CatalogueDep) -> list[dict[str, Any]]:
 @router.post("/api/categories", status_code=201, summary="Add a local category")
 def add_category(body: CategoryIn, catalogue: CatalogueDep, by: Editor) -> dict[str, Any]:
     return category_json(catalogue.add_category(by=by, **body.model_dump()))
+
+
+@router.patch(
+    "/api/categories/{code}", summary="Say whether patrols should find a category's problems"
+)
+def patch_category(
+    code: str, body: CategoryPatch, catalogue: CatalogueDep, by: Editor
+) -> dict[str, Any]:
+    return category_json(catalogue.set_patrol_visible(code, body.patrol_visible, by=by))
 
 
 @router.get(

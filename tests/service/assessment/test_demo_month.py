@@ -33,7 +33,9 @@ def last_month(session: Session, demo_loaded: AppSettings) -> Period:
 def test_the_demo_month_has_offices_rates_and_a_few_standing_out(
     session: Session, demo_loaded: AppSettings, last_month: Period
 ) -> None:
-    grids, departments = IndicatorEngine(session, demo_loaded).full_list(last_month)
+    found = IndicatorEngine(session, demo_loaded).full_list(last_month)
+    grids = {lv: found[("grid", lv)] for lv in ("city", "community")}
+    departments = found[("department", None)]
     city = grids["city"][0].values()
     assert city["reported"] > 1000  # a full month of history
     assert 0.95 <= city["on_time_close_rate"] <= 0.99

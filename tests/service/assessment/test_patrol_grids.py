@@ -163,3 +163,75 @@ def test_the_grid_share_query_can_use_the_tracks_spatial_index(
         )
     )
     assert "idx_patrol_tracks_geom" in plan, plan
+
+
+# hotspots with a weekly patrol quota: (key, metric box, risk_weight, quota per week)
+QUOTA_SPOTS = [
+    ("q-a1", (20, 120, 80, 180), 3.0, 1),  # inside A1: W9 passes on 3 November
+    ("q-a3", (220, 120, 280, 180), 1.0, 1),  # inside A3: W9 passes 35 m north, beyond 25 m
+    ("q-a8", (320, 20, 380, 80), 2.0, 1),  # inside A8: W8 passes on 6 November
+    ("q-none", (40, 130, 60, 170), 5.0, None),  # no quota: not counted
+]
+
+
+def test_hotspot_quotas_met_per_worker_weighted_by_risk(
+    patrolled: None, session: Session, settings: AppSettings
+) -> None:
+    """重点部位巡查达标率: each worker's visits to the quota hotspots touching their grids,
+    the quotas met weighted by the hotspots' risk_weight; checked with shapely distances."""
+    from datetime import UTC
+
+    from service.accounts.principal import SYSTEM
+    from service.hotspots.hotspots import HotspotInput, HotspotService
+    from tests.helpers.city import lonlat
+
+    since = datetime(2025, 1, 1, tzinfo=UTC)
+    HotspotService(session, settings).create(
+        [
+            HotspotInput(
+                key,
+                "farmer_market",
+                key,
+                lonlat(mbox(*box)),
+                buffer_m=0,
+                active_from=since,
+                risk_weight=weight,
+                patrol_quota_per_week=quota,
+            )
+            for key, box, weight, quota in QUOTA_SPOTS
+        ],
+        by=SYSTEM,
+    )
+    session.flush()
+    week = parse_period("2026-W45", settings.grids.timezone)  # 2–8 November
+    radius = settings.patrol.coverage_radius_m
+
+    def expected(worker: str, grids: list[str]) -> tuple[float, float]:
+        total = met = 0.0
+        for _key, box, weight, quota in QUOTA_SPOTS:
+            zone = mbox(*box)
+            if quota is None or not any(shapely.intersects(zone, GRID_M[g]) for g in grids):
+                continue
+            visits = 0
+            for who, vertices in TRACKS:
+                inside = [(X0 + x, Y0 + y) for x, y, at in vertices if week.start <= at < week.end]
+                if who == worker and len(inside) > 1:
+                    visits += shapely.distance(shapely.LineString(inside), zone) <= radius
+            total += weight
+            met += weight if visits >= quota else 0.0
+        return total, met
+
+    rows = {f.key: f.values() for f in IndicatorEngine(session, settings).worker_figures(week)}
+    for worker, grids in (("W9", [A1, A3, A8]), ("W8", [A8])):
+        total, met = expected(worker, grids)
+        got = rows[worker]
+        assert (got["quota_hotspots"], got["quota_hotspots_met"]) == (total, met), worker
+    assert rows["W9"]["quota_hotspots"] == 6.0 and rows["W9"]["quota_hotspots_met"] == 3.0
+    assert rows["W9"]["hotspot_quota_rate"] == 0.5
+    assert rows["W8"]["hotspot_quota_rate"] == 1.0
+    one = IndicatorEngine(session, settings).subject(week, "worker", "W9").values()
+    assert one["hotspot_quota_rate"] == 0.5
+    # over the month the quota is 1 × 30/7 visits: one pass no longer meets it
+    month = parse_period("2026-11", settings.grids.timezone)
+    rows = {f.key: f.values() for f in IndicatorEngine(session, settings).worker_figures(month)}
+    assert rows["W9"]["quota_hotspots_met"] == 0.0
