@@ -181,7 +181,7 @@ def _organiser(t: Callable[[str], str], period: str) -> str:
         f'<button type="button" id="round-open">{t("open")}</button>'
         f'<button type="button" id="round-close">{t("close")}</button></p>'
         '<p class="citygrid-field-error" data-error-for="state" role="alert"></p>'
-        f"<h4>{t('rotation')}</h4><p class=\"citygrid-hint\">{t('rule')}</p>"
+        f'<h4>{t("rotation")}</h4><p class="citygrid-hint">{t("rule")}</p>'
         '<table id="rotation" class="citygrid-table"><thead><tr>'
         f"<th>{t('scorer')}</th><th>{t('grids')}</th></tr></thead><tbody></tbody></table>"
         '<form id="assignments-form" novalidate hidden>'
