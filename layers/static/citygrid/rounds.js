@@ -294,6 +294,8 @@
   }
 
   function loadResults(round) {
+    // only the latest request draws: an older one (before the round closed) may end later
+    var seq = (R.state.resultsSeq = (R.state.resultsSeq || 0) + 1);
     var tbody = organiser.querySelector("#results tbody");
     var note = organiser.querySelector("#results-note");
     note.textContent = round.state === "closed" ? T.closed_note : T.not_closed;
@@ -318,8 +320,10 @@
     });
     var results = call("GET", cfg.api + "/" + round.id + "/results");
     return Promise.all([results].concat(requests)).then(function (answers) {
+      if (seq !== R.state.resultsSeq) return;
       var grids = answers[0].ok ? answers[0].body.grids : {};
       tbody.textContent = "";
+      tbody.parentNode.dataset.state = round.state; // what the table shows (for tests too)
       round.grids.forEach(function (code) {
         var mine = grids[code];
         var s = scores[code];
