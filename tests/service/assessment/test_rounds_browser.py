@@ -45,8 +45,8 @@ def open_round(
     live_server: str, case_city: Registry, session: Session, settings: AppSettings
 ) -> dict[str, Any]:
     """An open round of 2026-11 over unit grid A-01, scored by an office of community B."""
-    make_user(session, settings, "inspector", login="office-b", scope_grids=[COMM_B],
-              password=PASSWORD)  # fmt: skip
+    office = {"login": "office-b", "scope_grids": [COMM_B], "password": PASSWORD}
+    make_user(session, settings, "inspector", **office)
     make_user(session, settings, "leader", login="boss", password=PASSWORD)
     session.commit()
     with httpx.Client(
@@ -114,7 +114,8 @@ def test_a_scorer_fills_and_submits_a_scoresheet(
     error = form.locator('[data-error-for="items[mqsb]"]')
     error.wait_for(state="visible")
     assert "outside 0..20" in error.inner_text()
-    assert form.locator('tr[data-code="mqsb"] input[name="points"]').get_attribute("aria-invalid") == "true"
+    mqsb = form.locator('tr[data-code="mqsb"] input[name="points"]')
+    assert mqsb.get_attribute("aria-invalid") == "true"
 
     form.locator('tr[data-code="mqsb"] input[name="points"]').fill("18")
     form.locator('tr[data-code="mqsb"] input[name="note"]').fill("沿街商户门前有杂物")
