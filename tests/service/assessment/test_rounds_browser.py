@@ -1,7 +1,8 @@
 """The cross-scoring page in a real browser (headless Chromium driven by Playwright): a scorer
 logs in through the login form, fills the checklist of their grid, sees the API's refusal next
-to the item it names, submits, and the API then holds the points given; the organiser sees the
-rotation, closes the round and reads the grid's score in the results.
+to the item it names, submits, and the API then holds the points given; the organiser edits
+the rotation of a draft (a self-scoring pair is refused next to its row) and opens it, sees the
+rotation of an open round, closes it and reads the grid's score in the results.
 
 The page runs under the service's Content-Security-Policy (its script is a file of the
 service, its writes carry the CSRF token) and loads nothing from elsewhere.
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 PASSWORD = "correct horse battery"
 API = "/api/assessment/rounds"
-A1 = unit_code(COMM_A, 1)
+A1, B1 = unit_code(COMM_A, 1), unit_code(COMM_B, 1)
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 GIVEN = {"mqsb": 18, "zdjy": 20, "ljqy": 12.5, "ldlf": 10, "ggzp": 10, "lhss": 9, "tczx": 5}
 
@@ -202,4 +203,69 @@ def test_the_organiser_sees_the_rotation_closes_the_round_and_reads_the_results(
     tab.clean(live_server)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "rounds-organiser.png"), full_page=True)
+    page.close()
+
+
+def test_the_organiser_edits_the_rotation_of_a_draft_and_opens_it(
+    browser: Any, live_server: str, case_city: Registry, session, settings
+) -> None:
+    for login, scope in (("office-a", [COMM_A]), ("office-b", [COMM_B]), ("team", [])):
+        make_user(session, settings, "inspector", login=login, scope_grids=scope)
+    make_user(session, settings, "leader", login="boss", password=PASSWORD)
+    session.commit()
+    body = {"period": "2026-11", "grids": [A1, B1], "scorers": ["office-a", "office-b"]}
+    with httpx.Client(
+        base_url=live_server, timeout=30, headers=admin_headers(session, settings)
+    ) as api:
+        r = api.post(API, json=body)
+        assert r.status_code == 201, r.text
+    rnd = r.json()
+    # the proposal: each office scores the other's community
+    assert {(a["grid"], a["scorer"]) for a in rnd["assignments"]} == {
+        (A1, "office-b"),
+        (B1, "office-a"),
+    }
+    tab = Page(browser)
+    tab.log_in(live_server, "boss")
+    page = tab.page
+    page.fill("#rounds-period", "2026-11")
+    page.get_by_role("button", name="查询").click()
+    page.locator(f'#rounds-list tr[data-round="{rnd["id"]}"]').get_by_role(
+        "button", name="查看"
+    ).click()
+    form = page.locator("#assignments-form")
+    form.wait_for(state="visible")
+    assert "草稿" in page.locator("#round-title").inner_text()
+    assert A1 in page.locator('#rotation tr[data-scorer="office-b"]').inner_text()
+
+    # office A put on its own grid: refused, said next to that row, nothing changed
+    rows = form.locator("tbody tr")
+    assert rows.count() == 2
+    rows.nth(0).locator('input[name="scorer"]').fill("office-a")
+    form.get_by_role("button", name="保存分配").click()
+    error = rows.nth(0).locator('[data-error-for="assignments[0]"]')
+    error.wait_for(state="visible")
+    assert "own scope" in error.inner_text()
+    assert A1 in page.locator('#rotation tr[data-scorer="office-b"]').inner_text()
+
+    # the city's team takes A-01 instead; saved, shown, then the round is opened
+    rows.nth(0).locator('input[name="scorer"]').fill("team")
+    form.get_by_role("button", name="保存分配").click()
+    page.locator('#rotation tr[data-scorer="team"]').wait_for()
+    assert page.locator('#rotation tr[data-scorer="office-b"]').count() == 0
+    page.get_by_role("button", name="开启考核").click()
+    page.wait_for_function(
+        "() => document.querySelector('#round-title').innerText.includes('进行中')"
+    )
+    assert form.is_hidden() and page.get_by_role("button", name="结束考核").is_visible()
+    with httpx.Client(
+        base_url=live_server, timeout=30, headers=admin_headers(session, settings)
+    ) as api:
+        stored = api.get(f"{API}/{rnd['id']}").json()
+    assert stored["state"] == "open"
+    assert {(a["grid"], a["scorer"]) for a in stored["assignments"]} == {
+        (A1, "team"),
+        (B1, "office-a"),
+    }
+    tab.clean(live_server)
     page.close()
