@@ -185,7 +185,9 @@ def inspection_rounds(
     request: Request,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("assessment.rounds", "assessment.score")],
-    period: Annotated[str | None, Query(description="Month shown first, YYYY-MM")] = None,
+    period: Annotated[
+        str | None, Query(max_length=40, description="Month shown first, YYYY-MM")
+    ] = None,
     lang: LangQuery = "zh",
 ) -> HTMLResponse:
     base = _base(request)
