@@ -27,12 +27,14 @@ class Choice:
 
 @dataclass(frozen=True)
 class Account:
-    """Who is logged in, and the form that logs them out (a POST carrying the CSRF token)."""
+    """Who is logged in, and the form that logs them out (a POST carrying the CSRF token);
+    ``links`` are ``(label, path)`` of the other pages this account may open."""
 
     name: str
     logout_action: str = "/logout"
     csrf_token: str = ""
     csrf_field: str = "csrftoken"
+    links: tuple[tuple[str, str], ...] = ()
 
 
 class FilterPanel(JSCSSMixin):
@@ -59,6 +61,13 @@ class FilterPanel(JSCSSMixin):
                    value="{{ this.account.csrf_token|e }}">
             <button type="submit">退出登录 Log out</button>
           </form>
+          {%- if this.account.links %}
+          <nav class="citygrid-pages">
+            {%- for label, href in this.account.links %}
+            <a href="{{ href|e }}">{{ label|e }}</a>
+            {%- endfor %}
+          </nav>
+          {%- endif %}
           {%- endif %}
           <form method="get" action="{{ this.action|e }}" class="citygrid-filter-form">
             <label for="{{ this.get_name() }}_from">From</label>
@@ -129,6 +138,8 @@ class FilterPanel(JSCSSMixin):
         self._name = "FilterPanel"
         if account is not None and not account.logout_action.startswith("/"):
             raise ValueError("the logout action must be a path on this service")
+        if account is not None and any(not h.startswith("/") for _, h in account.links):
+            raise ValueError("the account's links must be paths on this service")
         self.account = account
         if position not in POSITIONS:
             raise ValueError(f"position must be one of {', '.join(POSITIONS)}")

@@ -856,6 +856,25 @@ class Inspections:
         )
         return {i: {"login": login, "name": name} for i, login, name in rows}
 
+    def sheet_form(self, r: InspectionRound, grid_code: str) -> dict[str, Any]:
+        """The round's checklist as a scorer fills it for ``grid_code``: only the items that
+        apply to that grid in the round's period (``InvalidInput`` naming ``grid`` for a grid
+        the round does not score)."""
+        if grid_code not in r.grid_codes:
+            raise InvalidInput(
+                f"grid {grid_code} is not one of the grids of round {r.id}", field="grid"
+            )
+        checklist = self.session.get(Checklist, r.checklist_id)
+        assert checklist is not None
+        items = self.applicable(r, checklist, grid_code)
+        return {
+            **checklist_out(checklist),
+            "round": r.id,
+            "grid": grid_code,
+            "items": items,
+            "max_points": sum(float(i["max_points"]) for i in items),
+        }
+
     def view(self, r: InspectionRound) -> dict[str, Any]:
         """The round with its checklist, assignments and progress."""
         assignments = self.assignments(r)
@@ -877,7 +896,17 @@ class Inspections:
                 for a in assignments
             ],
             "progress": {"assigned": len(assignments), "submitted": len(done)},
+            # names and levels, so a page can name the grids and find their red/yellow list
+            "grid_info": self._grid_info(r.grid_codes),
         }
+
+    def _grid_info(self, codes: Sequence[str]) -> dict[str, dict[str, str]]:
+        rows = self.session.execute(
+            select(Grid.code, Grid.name, Grid.level).where(
+                Grid.city == self.city, Grid.valid_to.is_(None), Grid.code.in_(list(codes))
+            )
+        )
+        return {code: {"name": name, "level": level} for code, name, level in rows}
 
     def results(self, r: InspectionRound) -> dict[str, Any]:
         """The round's score per grid with each scoresheet's lost points and notes."""

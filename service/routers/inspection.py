@@ -209,6 +209,19 @@ def close_round(
     return svc.view(svc.close(round_id, principal))
 
 
+@router.get(
+    "/{round_id}/checklist",
+    summary="The round's checklist for one grid: the items that apply there, with their maxima",
+)
+def sheet_form(
+    round_id: IdPath,
+    svc: InspectionsDep,
+    principal: Annotated[Principal, Allow(*READERS)],
+    grid: Annotated[str, Query(min_length=1, max_length=15, description="Grid code")],
+) -> dict[str, Any]:
+    return svc.sheet_form(svc.visible(round_id, principal), grid)
+
+
 @router.post("/{round_id}/scoresheets", status_code=201, summary="Submit my scoresheet for a grid")
 def submit(
     round_id: IdPath,

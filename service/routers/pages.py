@@ -1,5 +1,6 @@
-"""The web pages: ``/`` (the dispatcher's map), ``/login`` and ``/logout``, ``/docs``
-(Swagger UI), and ``/static`` (Leaflet, Swagger UI and the pages' own files).
+"""The web pages: ``/`` (the dispatcher's map), ``/assessment/rounds`` (cross-scoring rounds),
+``/login`` and ``/logout``, ``/docs`` (Swagger UI), and ``/static`` (Leaflet, Swagger UI and
+the pages' own files).
 
 The map page is built by :func:`layers.page.dispatcher_page` from plain data read here; the
 layers fetch their data from ``/api/heat``, ``/api/hotspots`` and ``/tiles`` in the browser. A
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -37,6 +39,7 @@ from layers.page import (
     dispatcher_page,
     error_page,
 )
+from layers.rounds import RoundsPage, rounds_page
 from service.accounts.permissions import describe
 from service.accounts.principal import Principal
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Allow, Anyone, forget_web_session
@@ -111,6 +114,7 @@ def local_path(next_url: str | None, default: str) -> str:
 
 
 router = APIRouter(tags=["pages"], route_class=PageRoute)
+LangQuery = Annotated[Literal["zh", "en"], Query(description="zh (default) or en")]
 
 
 def mount_static(app: FastAPI) -> None:
@@ -152,9 +156,63 @@ def dispatcher_map(
     except CitygridError as exc:
         return _refused(status_for(exc), exc.message, exc.field, base)
     if principal.kind == "user":
-        account = Account(principal.label, f"{base}{LOGOUT_PATH}", csrf_token(request), FORM_FIELD)
+        links = (
+            (("交叉考核打分 Cross-scoring", f"{base}{ROUNDS_PATH}"),)
+            if principal.can("assessment.rounds") or principal.can("assessment.score")
+            else ()
+        )
+        account = Account(
+            principal.label, f"{base}{LOGOUT_PATH}", csrf_token(request), FORM_FIELD, links
+        )
         options = dataclasses.replace(options, account=account)
     return HTMLResponse(dispatcher_page(options, nonce=csp_nonce(request)))
+
+
+# -- cross-scoring rounds (交叉考核打分) -----------------------------------------------------------
+ROUNDS_PATH = "/assessment/rounds"
+
+
+@router.get(
+    ROUNDS_PATH,
+    summary="The cross-scoring page (HTML, Chinese; lang=en for English)",
+    description="Organisers (`assessment.rounds`) see the rounds of a month, their rotation, "
+    "assignments and results; scorers (`assessment.score`) their own assignments and the "
+    "checklist form. The page's script calls `/api/assessment/rounds`.",
+    response_class=HTMLResponse,
+    responses={422: {"content": {"text/html": {}}}},
+)
+def inspection_rounds(
+    request: Request,
+    settings: SettingsDep,
+    principal: Annotated[Principal, Allow("assessment.rounds", "assessment.score")],
+    period: Annotated[
+        str | None, Query(max_length=40, description="Month shown first, YYYY-MM")
+    ] = None,
+    lang: LangQuery = "zh",
+) -> HTMLResponse:
+    base = _base(request)
+    month = period or datetime.now(ZoneInfo(settings.grids.timezone)).strftime("%Y-%m")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        message = f"period {month!r} is not a month (YYYY-MM, e.g. 2026-11)"
+        return HTMLResponse(
+            error_page(422, message, "period", back=f"{base}{ROUNDS_PATH}"), status_code=422
+        )
+    page = RoundsPage(
+        who=principal.label,
+        period=month,
+        organiser=principal.can("assessment.rounds"),
+        scorer=principal.can("assessment.score"),
+        csrf_token=csrf_token(request),
+        csrf_field=FORM_FIELD,
+        lang=lang,
+        rounds_api=f"{base}/api/assessment/rounds",
+        scores_api=f"{base}/api/assessment/scores",
+        lists_api=f"{base}/api/assessment/lists",
+        page_url=f"{base}{ROUNDS_PATH}",
+        map_url=f"{base}/",
+        logout_action=f"{base}{LOGOUT_PATH}" if principal.kind == "user" else None,
+    )
+    return HTMLResponse(rounds_page(page))
 
 
 def _refused(status: int, message: str, field: str | None, base: str) -> HTMLResponse:
@@ -162,7 +220,6 @@ def _refused(status: int, message: str, field: str | None, base: str) -> HTMLRes
 
 
 # -- logging in and out ------------------------------------------------------------------------
-LangQuery = Annotated[Literal["zh", "en"], Query(description="zh (default) or en")]
 
 
 @router.get(

@@ -76,6 +76,7 @@ NO_COORDINATES = {
     "/api/assessment/rounds/{round_id}": "one round: grid codes and logins",
     "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
     "/api/assessment/rounds/{round_id}/results": "scores per grid code",
+    "/api/assessment/rounds/{round_id}/checklist": "the checklist items of one grid",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -95,6 +96,7 @@ EXEMPT = {
     # The dispatcher page is HTML; its data comes from the routes above.
     "/": "HTML page",
     "/login": "the login page (HTML)",
+    "/assessment/rounds": "the cross-scoring page (HTML); its data comes from the routes above",
 }
 # Media types whose bodies are not read (their JSON/CSV variant of the same route is): KML, GPX,
 # GeoPackage and zipped Shapefile exports (which declare EPSG:4326 and take datum), XLSX.
@@ -348,6 +350,8 @@ def query_values(path: str, world: dict[str, Any]) -> dict[str, Any]:
     }
     if path == "/api/coverage/grids":
         values["grid"] = world["community"]
+    if path == "/api/assessment/rounds/{round_id}/checklist":
+        values["grid"] = world["unit"]  # the round's grid
     if path.startswith("/api/assessment"):
         # an assessment period is a calendar period (this month), not a coverage window
         values |= {

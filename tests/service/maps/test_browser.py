@@ -11,7 +11,6 @@ both. Missing, the tests fail (a skipped browser test would hide a broken page).
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -28,12 +27,12 @@ from layers.report import POPUP_FIELDS, heat_html
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE
 from service.grids.registry import Registry
 from tests.helpers.accounts import admin_headers, make_user
+from tests.helpers.browser import chromium
 from tests.helpers.city import COMM_A, STREET, TO_UTM, X0, point_lonlat, unit_code
 from tests.helpers.patrol import walk
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DENSITY = LAYER_TITLES["density"]
@@ -49,17 +48,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/bootstrap.sh (installs Debian's chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing: run scripts/bootstrap.sh")
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium refuses root otherwise
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
