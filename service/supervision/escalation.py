@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,9 @@ _NOT_ORDERED = (
 
 
 def _cases(session: Session, ids: list[int]) -> dict[int, Case]:
-    rows = session.scalars(select(Case).where(Case.id.in_(ids))) if ids else []
-    return {c.id: c for c in rows}
+    if not ids:
+        return {}
+    return {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(ids)))}
 
 
 def _overdue(
@@ -64,7 +66,8 @@ def _overdue(
     )
     ids = list(
         session.scalars(
-            stmt, {"city": settings.grids.city, "bound": at - timedelta(days=days), "rule": rule.key}
+            stmt,
+            {"city": settings.grids.city, "bound": at - timedelta(days=days), "rule": rule.key},
         )
     )
     clock = work_clock(settings)
@@ -87,7 +90,7 @@ def _reworked(
         " ORDER BY c.id"
     )
     found: dict[int, int] = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             stmt,
             {
                 "city": settings.grids.city,
@@ -120,7 +123,7 @@ def _recurring(
         ") SELECT head, max(n) FROM chain GROUP BY head HAVING max(n) >= :times ORDER BY head"
     )
     found: dict[int, int] = dict(
-        session.execute(  # type: ignore[arg-type]
+        session.execute(
             stmt,
             {
                 "city": settings.grids.city,
@@ -224,7 +227,7 @@ def escalate(session: Session, settings: AppSettings, at: datetime | None = None
                 rule_key=rule.key,
                 trigger_case_id=case.id,
             )
-            order = _try(session, lambda item=item: orders.add_auto(item, at))
+            order = _try(session, partial(orders.add_auto, item, at))
             if order is not None:
                 (report.issued if order.status == "issued" else report.proposed).append(
                     _brief(order)

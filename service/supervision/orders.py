@@ -3,8 +3,8 @@ orders a daily circular names.
 
 Lifecycle (``TRANSITIONS``)::
 
-    proposed ──issue──▶ issued ──acknowledge──▶ acknowledged ──answer──▶ answered ──accept──▶ accepted
-        └──dismiss──▶ dismissed                    sent_back ──answer──▶ ▲   └──send_back──▶ sent_back
+    proposed ─issue→ issued ─acknowledge→ acknowledged ─answer→ answered ─accept→ accepted
+    proposed ─dismiss→ dismissed                answered ─send_back→ sent_back ─answer→ answered
 
 * Issuing (and issuing or dismissing a proposal) needs ``orders.issue``; an issuer with a grid
   scope names only cases in it and grid units in it.
@@ -24,7 +24,19 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, any_, exists, false, or_, select
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    and_,
+    any_,
+    cast,
+    exists,
+    false,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
 from service.accounts.principal import Principal
@@ -128,9 +140,7 @@ def order_condition(by: Principal) -> ColumnElement[bool] | None:
         terms.append(and_(o.unit_kind == "grid", o.unit.startswith(prefix, autoescape=True)))
     if prefixes:
         in_grids = or_(*(Case.grid_code.startswith(p, autoescape=True) for p in prefixes))
-        terms.append(
-            exists().where(Case.city == o.city, Case.id == any_(o.case_ids), in_grids)
-        )
+        terms.append(exists().where(Case.city == o.city, Case.id == any_(o.case_ids), in_grids))
     if by.department is not None:
         terms.append(and_(o.unit_kind == "department", o.unit == by.department))
     if by.kind == "user" and by.id is not None:
@@ -138,6 +148,11 @@ def order_condition(by: Principal) -> ColumnElement[bool] | None:
     if not terms:
         return false()
     return or_(*terms)
+
+
+def _names_case(case_id: int) -> ColumnElement[bool]:
+    """``case_ids @> ARRAY[case_id]``: served by the GIN index on ``case_ids``."""
+    return SupervisionOrder.case_ids.op("@>")(cast(array([case_id]), ARRAY(BigInteger)))
 
 
 def responsible(by: Principal, order: SupervisionOrder) -> bool:
@@ -273,9 +288,7 @@ class OrderService:
         self._event(order, action, None, item.issued_by, None, at, None)
         return order
 
-    def _insert(
-        self, *, status: str, unit: Unit, at: datetime, **values: Any
-    ) -> SupervisionOrder:
+    def _insert(self, *, status: str, unit: Unit, at: datetime, **values: Any) -> SupervisionOrder:
         order = SupervisionOrder(
             city=self.city,
             status=status,
@@ -448,7 +461,7 @@ class OrderService:
         if status:
             stmt = stmt.where(SupervisionOrder.status.in_(status))
         if case_id is not None:
-            stmt = stmt.where(SupervisionOrder.case_ids.contains([case_id]))
+            stmt = stmt.where(_names_case(case_id))
         if unit:
             stmt = stmt.where(SupervisionOrder.unit == unit)
         stmt = stmt.order_by(SupervisionOrder.id.desc()).limit(limit).offset(offset)
@@ -461,7 +474,7 @@ class OrderService:
             select(SupervisionOrder)
             .where(
                 SupervisionOrder.city == self.city,
-                SupervisionOrder.case_ids.contains([case_id]),
+                _names_case(case_id),
             )
             .order_by(SupervisionOrder.id)
         )
@@ -479,7 +492,9 @@ class OrderService:
         stmt = select(o).where(o.city == self.city, o.status.in_(OPEN), o.issued_at < end)
         terms: list[ColumnElement[bool]] = []
         if scope_prefix:
-            terms.append(and_(o.unit_kind == "grid", o.unit.startswith(scope_prefix, autoescape=True)))
+            terms.append(
+                and_(o.unit_kind == "grid", o.unit.startswith(scope_prefix, autoescape=True))
+            )
             terms.append(
                 exists().where(
                     Case.city == o.city,

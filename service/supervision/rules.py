@@ -123,9 +123,11 @@ class RuleBook:
         merged = {
             "name_zh": patch.name_zh if patch.name_zh is not None else current.name_zh,
             "params": patch.params if patch.params is not None else dict(current.params),
-            "mode": patch.mode or current.mode,
+            "mode": current.mode if patch.mode is None else patch.mode,
             "enabled": current.enabled if patch.enabled is None else patch.enabled,
-            "deadline_days": patch.deadline_days or current.deadline_days,
+            "deadline_days": current.deadline_days
+            if patch.deadline_days is None
+            else patch.deadline_days,
             "demand": patch.demand if patch.demand is not None else current.demand,
         }
         self._check(current.kind, merged)
@@ -153,7 +155,11 @@ class RuleBook:
                 f"mode {rule['mode']!r} must be one of {', '.join(MODES)}", field="mode"
             )
         days = rule["deadline_days"]
-        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DEADLINE_DAYS:
+        if (
+            isinstance(days, bool)
+            or not isinstance(days, int)
+            or not 1 <= days <= MAX_DEADLINE_DAYS
+        ):
             raise InvalidInput(
                 f"deadline_days must be a whole number of working days from 1 to "
                 f"{MAX_DEADLINE_DAYS}",
@@ -170,9 +176,7 @@ class RuleBook:
         for name in names:
             value = params.get(name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise InvalidInput(
-                    f"params.{name} must be a whole number", field=f"params.{name}"
-                )
+                raise InvalidInput(f"params.{name} must be a whole number", field=f"params.{name}")
             if not 1 <= value <= MAX_PARAM:
                 raise InvalidInput(
                     f"params.{name} must be from 1 to {MAX_PARAM}", field=f"params.{name}"
@@ -185,7 +189,7 @@ class RuleBook:
             render_demand(demand, sample)
         except (KeyError, ValueError, IndexError, AttributeError) as exc:
             raise InvalidInput(
-                f"demand {demand!r} cannot be filled in ({exc!r}); it may name "
-                f"{{case_id}}, {{deadline}}, {{unit}} and {', '.join('{' + n + '}' for n in names)}",
+                f"demand {demand!r} cannot be filled in ({exc!r}); it may name {{case_id}}, "
+                f"{{deadline}}, {{unit}} and {', '.join('{' + n + '}' for n in names)}",
                 field="demand",
             ) from exc

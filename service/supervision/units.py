@@ -10,6 +10,7 @@ none above it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, union
 from sqlalchemy.orm import Session
@@ -63,7 +64,7 @@ class Units:
     def departments(self) -> set[str]:
         """Every department the city knows: the catalogue's and routing rules' departments,
         the accounts' departments, and the configured superiors and top unit."""
-        stmt = union(
+        stmt: Any = union(
             select(Category.department).where(Category.city == self.city),
             select(RoutingRule.department).where(RoutingRule.city == self.city),
             select(User.department).where(User.city == self.city, User.department.is_not(None)),
