@@ -220,7 +220,8 @@ class OrderService:
         scope = case_condition(by)
         if scope is not None:
             stmt = stmt.where(scope)
-        rows = list(self.session.scalars(stmt))
+        # shared row locks: a case cannot be closed between this check and the order's commit
+        rows = list(self.session.scalars(stmt.with_for_update(read=True)))
         missing = sorted(set(ids) - {c.id for c in rows})
         if missing:
             raise InvalidInput(
