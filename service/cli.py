@@ -380,6 +380,40 @@ def coverage(
     console.print(f"coverage stored for {periods} {period}(s), last computed {run.computed_at}")
 
 
+@app.command("escalate")
+def escalate_command(
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="As of this time, YYYY-MM-DD[THH:MM] local (default: now)"),
+    ] = None,
+) -> None:
+    """Run the supervision escalation sweep (督办升级): propose or issue orders for the cases
+    that breach the rules, and escalate orders whose deadline passed unanswered."""
+    from datetime import datetime
+
+    from service.http.timeparse import aware
+    from service.supervision.escalation import escalate
+
+    settings = AppSettings()
+    try:
+        when = aware(datetime.fromisoformat(at), settings.grids.timezone) if at else None
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --at {at!r} is not a date-time: {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        with _session(settings) as session:
+            report = escalate(session, settings, when)
+    except CitygridError as exc:
+        _fail(exc)
+    console.print(
+        f"escalation at {report.at.isoformat()}: {len(report.issued)} issued, "
+        f"{len(report.proposed)} proposed, {len(report.escalated)} escalated one level up, "
+        f"{len(report.at_top)} overdue at the top of their chain"
+    )
+    for order in report.issued + report.escalated:
+        console.print(f"  {order['number']}  {order['unit_name']}  cases {order['case_ids']}")
+
+
 @app.command("heatmap")
 def heatmap(
     out: Annotated[Path, typer.Option("--out", "-o", help="map.png or map.html to write")],

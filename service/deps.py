@@ -32,6 +32,8 @@ from service.patrol.coverage import CoverageService
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 from service.streets.streets import StreetService
+from service.supervision.orders import OrderService
+from service.supervision.rules import RuleBook
 
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in a
 # worker thread, and each hand-off costs more than the work.
@@ -242,3 +244,15 @@ async def _inspections(session: SessionDep, settings: SettingsDep) -> Inspection
 EngineDep = Annotated[IndicatorEngine, Depends(_engine)]
 ListsDep = Annotated[ListService, Depends(_lists)]
 InspectionsDep = Annotated[Inspections, Depends(_inspections)]
+
+
+async def _orders(session: SessionDep, settings: SettingsDep) -> OrderService:
+    return OrderService(session, settings)
+
+
+async def _rules(session: SessionDep, settings: SettingsDep) -> RuleBook:
+    return RuleBook(session, settings)
+
+
+OrdersDep = Annotated[OrderService, Depends(_orders)]
+RulesDep = Annotated[RuleBook, Depends(_rules)]

@@ -43,6 +43,7 @@ from service.routers import (
     patrol,
     scores,
     streets,
+    supervision,
     tiles,
 )
 from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
@@ -141,6 +142,7 @@ def create_app(
         assessment,
         scores,
         inspection,
+        supervision,
         coverage,
         heat,
         open311,
@@ -149,6 +151,7 @@ def create_app(
         pages,
     ):
         app.include_router(module.router)
+    app.include_router(supervision.case_router)
     pages.mount_static(app)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[Anyone()])

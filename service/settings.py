@@ -145,6 +145,15 @@ class CaseSettings(BaseSettings):
         "holidays before the calendar package knows them",
     )
     extra_workdays: str = Field("", description="Comma-separated extra working days")
+    # supervision orders (督办单): where a department's overdue order escalates
+    order_superiors: str = Field(
+        "",
+        description="Comma-separated department:superior pairs, e.g. 环卫所:市城市管理局; "
+        "a department not named escalates to order_top_unit",
+    )
+    order_top_unit: str = Field(
+        "市城市管理委员会", description="The top of the department chain (the city office)"
+    )
     # Open311 GeoReport v2 intake (``/open311``)
     open311_jurisdiction: str | None = Field(
         None, description="The jurisdiction_id this server answers for (default: the city key)"

@@ -44,6 +44,15 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     ),
     "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
     "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
+    "orders.issue": (
+        "签发督办单",
+        "issue, accept and send back supervision orders; issue or dismiss proposed ones",
+    ),
+    "orders.answer": (
+        "办理督办单",
+        "acknowledge and answer the supervision orders of one's own department or grids",
+    ),
+    "orders.rules": ("编辑督办升级规则", "edit the escalation rules and run the sweep"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -63,6 +72,8 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "assessment.rounds",
             "assessment.score",
             "cases.evaluate",
+            "orders.issue",
+            "orders.answer",
         ),
     ),
     (
@@ -99,13 +110,28 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "department",
         "专业部门",
         "department staff",
-        ("grids.read", "cases.read", "cases.handle", "cases.feedback", "cases.return"),
+        (
+            "grids.read",
+            "cases.read",
+            "cases.handle",
+            "cases.feedback",
+            "cases.return",
+            "orders.answer",
+        ),
     ),
     (
         "grid_worker",
         "网格员/监督员",
         "grid worker / supervisor",
-        ("grids.read", "maps.read", "cases.read", "cases.report", "cases.verify", "patrol.fixes"),
+        (
+            "grids.read",
+            "maps.read",
+            "cases.read",
+            "cases.report",
+            "cases.verify",
+            "patrol.fixes",
+            "orders.answer",
+        ),
     ),
     (
         "inspector",

@@ -770,3 +770,133 @@ class WorkerAssignment(Base):
     grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     valid_to: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OrderCounter(Base):
+    """The last 督办单 number given in a city and year: the next one is allocated by bumping
+    this row inside the issuing transaction (its row lock serialises issuers, and a rolled-back
+    issue gives its number back, so numbers have no gaps)."""
+
+    __tablename__ = "supervision_order_counters"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class EscalationRule(Base):
+    """An escalation rule (``service.supervision.rules``): which cases breach it (``kind`` and
+    ``params``), whether the sweep proposes or issues an order, the working days the unit gets
+    and the demand it is given. ``city`` NULL is the default every city starts with; a city's
+    own row of the same key (an admin's edit) replaces it."""
+
+    __tablename__ = "escalation_rules"
+    __table_args__ = (
+        UniqueConstraint(
+            "city", "key", name="uq_escalation_rules_city_key", postgresql_nulls_not_distinct=True
+        ),
+        CheckConstraint("mode IN ('propose', 'issue')", name="ck_escalation_rules_mode"),
+        CheckConstraint("deadline_days > 0", name="ck_escalation_rules_deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str | None] = mapped_column(String(12))
+    key: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))
+    name_zh: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    mode: Mapped[str] = mapped_column(String(8))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    deadline_days: Mapped[int] = mapped_column(Integer)
+    demand: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class SupervisionOrder(Base):
+    """A supervision order (督办单): cases (or a grid, hotspot or department problem) put to a
+    responsible unit and person with a demand and a deadline, by a leader or by an escalation
+    rule. ``proposed`` → ``issued`` (numbered) → ``acknowledged`` → ``answered`` → ``accepted``,
+    or ``sent_back`` and answered again; a proposal may be ``dismissed``. An order whose
+    deadline passes unanswered is escalated once (``parent_id``) one level up the chain."""
+
+    __tablename__ = "supervision_orders"
+    __table_args__ = (
+        UniqueConstraint("city", "year", "seq", name="uq_supervision_orders_number"),
+        # at most one order per case and rule at each level (the sweep relies on it)
+        UniqueConstraint(
+            "city", "rule_key", "trigger_case_id", "level", name="uq_supervision_orders_rule_case"
+        ),
+        # an order is escalated at most once
+        UniqueConstraint("city", "parent_id", name="uq_supervision_orders_parent"),
+        CheckConstraint(
+            "status IN ('proposed', 'dismissed', 'issued', 'acknowledged', 'answered', "
+            "'sent_back', 'accepted')",
+            name="ck_supervision_orders_status",
+        ),
+        CheckConstraint(
+            "number IS NOT NULL OR status IN ('proposed', 'dismissed')",
+            name="ck_supervision_orders_numbered",
+        ),
+        CheckConstraint(
+            "unit_kind IN ('department', 'grid')", name="ck_supervision_orders_unit_kind"
+        ),
+        CheckConstraint(
+            "subject_kind IN ('cases', 'grid', 'hotspot', 'department')",
+            name="ck_supervision_orders_subject",
+        ),
+        CheckConstraint("level >= 1", name="ck_supervision_orders_level"),
+        Index("ix_supervision_orders_case_ids", "case_ids", postgresql_using="gin"),
+        Index("ix_supervision_orders_city_status", "city", "status", "deadline_at"),
+        Index("ix_supervision_orders_city_unit", "city", "unit_kind", "unit"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    year: Mapped[int | None] = mapped_column(Integer)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    number: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12))
+    subject_kind: Mapped[str] = mapped_column(String(12))
+    subject_key: Mapped[str | None] = mapped_column(Text)
+    case_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    unit_kind: Mapped[str] = mapped_column(String(12))
+    unit: Mapped[str] = mapped_column(Text)  # a department's name or a grid code
+    unit_name: Mapped[str] = mapped_column(Text)
+    person_name: Mapped[str | None] = mapped_column(Text)
+    person_phone: Mapped[str | None] = mapped_column(Text)
+    demand: Mapped[str] = mapped_column(Text)
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_by: Mapped[str | None] = mapped_column(Text)
+    issued_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    level: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("supervision_orders.id"))
+    rule_key: Mapped[str | None] = mapped_column(String(40))
+    trigger_case_id: Mapped[int | None] = mapped_column(BigInteger)
+    answer: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SupervisionOrderEvent(Base):
+    """One step of an order's history (who, when, what, a note); append-only."""
+
+    __tablename__ = "supervision_order_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("supervision_orders.id"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(20))
+    from_status: Mapped[str | None] = mapped_column(String(12))
+    to_status: Mapped[str] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(Text)
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_key_id: Mapped[int | None] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)

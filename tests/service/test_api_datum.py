@@ -77,6 +77,10 @@ NO_COORDINATES = {
     "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
     "/api/assessment/rounds/{round_id}/results": "scores per grid code",
     "/api/assessment/rounds/{round_id}/checklist": "the checklist items of one grid",
+    "/api/orders": "supervision orders: units, case ids, demands",
+    "/api/orders/rules": "escalation rules",
+    "/api/orders/{order_id}": "one supervision order with its history",
+    "/api/cases/{case_id}/orders": "the orders of a case (no positions)",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -287,7 +291,20 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # a supervision order on the dispatched case
+    order = client.post(
+        "/api/orders",
+        json={
+            "case_ids": [cases[0]["id"]],
+            "unit_kind": "department",
+            "unit": "环卫所",
+            "demand": "请于三日内清理完毕",
+            "deadline": (now + timedelta(days=3)).isoformat(),
+        },
+    )
+    assert order.status_code == 201, order.text
     return {
+        "order_id": order.json()["id"],
         "round_id": rnd.json()["id"],
         "unit": unit,
         "community": community,
@@ -322,6 +339,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [1]  # the default scheme, seeded by the migration
     if name == "round_id":
         return [world["round_id"]]
+    if name == "order_id":
+        return [world["order_id"]]
     return [
         {
             "case_id": world["case_id"],

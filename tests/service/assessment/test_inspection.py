@@ -528,7 +528,7 @@ def test_migration_grants_the_new_permissions_to_stored_roles(admin_url: str) ->
         assert {"assessment.rounds", "assessment.score"} <= set(perms["leader"])
         assert "assessment.rounds" not in perms["inspector"]
         assert "assessment.score" in perms["inspector"]
-        assert perms["grid_worker"] == ["cases.read"]
+        assert not [p for p in perms["grid_worker"] if p.startswith("assessment.")]
         migrations.downgrade(engine, "0009_assessment")
         with engine.connect() as conn:
             perms = dict(conn.execute(text("SELECT key, permissions FROM roles")).all())

@@ -98,3 +98,35 @@ def test_evaluation_migration_grants_the_new_permission_to_seeded_roles(
     assert granted == {"admin", "leader", "intake"}
     assert granted == {key for key, *_, perms in ROLE_SEED if "cases.evaluate" in perms}
     assert {"evaluated", "satisfied", "satisfaction_rate", "quality_points", "avg_quality"} <= keys
+
+
+def test_supervision_migration_grants_the_order_permissions_to_seeded_roles(
+    own_engine: Engine,
+) -> None:
+    """0015 grants orders.issue, orders.answer and orders.rules to the roles stored for a
+    city that existed before it, as the seed grants them to new cities."""
+    from service.accounts.permissions import ROLE_SEED
+
+    new = ("orders.issue", "orders.answer", "orders.rules")
+    migrations.downgrade(own_engine, "0013_patrol_indicators")
+    with own_engine.begin() as conn:
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if p not in new]},
+            )
+    migrations.upgrade(own_engine)
+    with own_engine.connect() as conn:
+        for permission in new:
+            granted = set(
+                conn.scalars(
+                    text("SELECT key FROM roles WHERE city = 'old' AND :p = ANY(permissions)"),
+                    {"p": permission},
+                )
+            )
+            assert granted == {key for key, *_, perms in ROLE_SEED if permission in perms}
+        rules = set(conn.scalars(text("SELECT key FROM escalation_rules WHERE city IS NULL")))
+    assert rules == {"overdue", "reworked", "recurring"}
