@@ -108,7 +108,7 @@ def test_supervision_migration_grants_the_order_permissions_to_seeded_roles(
     from service.accounts.permissions import ROLE_SEED
 
     new = ("orders.issue", "orders.answer", "orders.rules")
-    migrations.downgrade(own_engine, "0013_patrol_indicators")
+    migrations.downgrade(own_engine, "0014_assignments")
     with own_engine.begin() as conn:
         for key, zh, en, perms in ROLE_SEED:
             conn.execute(
@@ -130,3 +130,47 @@ def test_supervision_migration_grants_the_order_permissions_to_seeded_roles(
             assert granted == {key for key, *_, perms in ROLE_SEED if permission in perms}
         rules = set(conn.scalars(text("SELECT key FROM escalation_rules WHERE city IS NULL")))
     assert rules == {"overdue", "reworked", "recurring"}
+
+
+def test_assignment_migration_dates_existing_workers_from_the_start(own_engine: Engine) -> None:
+    """0014 gives the workers stored before it their current grids since -infinity, then the
+    trigger dates every change; going down removes the table, the trigger and the flag."""
+    migrations.downgrade(own_engine, "0013_patrol_indicators")
+    with own_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO workers (city, code, name, grid_codes, active) VALUES"
+                " ('old', 'W1', '甲', ARRAY['A1', 'A2'], true),"
+                " ('old', 'W2', '乙', ARRAY['B1'], false)"
+            )
+        )
+    migrations.upgrade(own_engine, "0014_assignments")
+    with own_engine.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT worker_code, grid_code, valid_from = '-infinity', valid_to IS NULL"
+                " FROM worker_assignments WHERE city = 'old' ORDER BY 1, 2"
+            )
+        ).all()
+        assert [tuple(r) for r in rows] == [("W1", "A1", True, True), ("W1", "A2", True, True)]
+        conn.execute(text("UPDATE workers SET grid_codes = ARRAY['A2'] WHERE code = 'W1'"))
+        ended = (
+            conn.execute(
+                text(
+                    "SELECT grid_code FROM worker_assignments"
+                    " WHERE city = 'old' AND valid_to IS NOT NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
+        assert ended == ["A1"]
+    migrations.downgrade(own_engine, "0013_patrol_indicators")
+    with own_engine.connect() as conn:
+        assert conn.scalar(text("SELECT to_regclass('worker_assignments')")) is None
+        assert not conn.scalar(
+            text(
+                "SELECT count(*) FROM information_schema.columns"
+                " WHERE table_name = 'categories' AND column_name = 'patrol_visible'"
+            )
+        )
