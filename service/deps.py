@@ -16,6 +16,7 @@ from service.accounts.audit import AuditLog
 from service.assessment.figures import IndicatorEngine
 from service.assessment.inspection import Inspections, cross_scoring
 from service.assessment.lists import ListService
+from service.campaigns.campaigns import CampaignService
 from service.cases.cases import CaseService
 from service.cases.catalogue import Catalogue
 from service.cases.importer import CaseImporter
@@ -242,3 +243,10 @@ async def _inspections(session: SessionDep, settings: SettingsDep) -> Inspection
 EngineDep = Annotated[IndicatorEngine, Depends(_engine)]
 ListsDep = Annotated[ListService, Depends(_lists)]
 InspectionsDep = Annotated[Inspections, Depends(_inspections)]
+
+
+async def _campaigns(session: SessionDep, settings: SettingsDep) -> CampaignService:
+    return CampaignService(session, settings)
+
+
+CampaignsDep = Annotated[CampaignService, Depends(_campaigns)]

@@ -44,6 +44,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     ),
     "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
     "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
+    "campaigns.manage": (
+        "组织专项行动",
+        "create and edit campaigns (专项行动): scope, targets, milestones and owners",
+    ),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -63,6 +67,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "assessment.rounds",
             "assessment.score",
             "cases.evaluate",
+            "campaigns.manage",
         ),
     ),
     (
