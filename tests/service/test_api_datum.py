@@ -76,6 +76,9 @@ NO_COORDINATES = {
     "/api/assessment/rounds/{round_id}": "one round: grid codes and logins",
     "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
     "/api/assessment/rounds/{round_id}/results": "scores per grid code",
+    "/api/campaigns": "campaigns: grid codes, hotspot keys, categories",
+    "/api/campaigns/{campaign_id}": "one campaign: grid codes, hotspot keys, categories",
+    "/api/campaigns/{campaign_id}/progress": "counts and shares per day",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -285,8 +288,22 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # a campaign over the community, running today
+    day = now.date()
+    campaign = client.post(
+        "/api/campaigns",
+        json={
+            "name": "占道经营专项整治",
+            "start": (day - timedelta(days=3)).isoformat(),
+            "end": (day + timedelta(days=3)).isoformat(),
+            "scope": {"grids": [community]},
+            "targets": [{"kind": "close_rate", "goal": 1}],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     return {
         "round_id": rnd.json()["id"],
+        "campaign_id": campaign.json()["id"],
         "unit": unit,
         "community": community,
         "lon": lon,
@@ -320,6 +337,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [1]  # the default scheme, seeded by the migration
     if name == "round_id":
         return [world["round_id"]]
+    if name == "campaign_id":
+        return [world["campaign_id"]]
     return [
         {
             "case_id": world["case_id"],
