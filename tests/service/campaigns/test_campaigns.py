@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import mapbox_vector_tile
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from pyproj import Transformer
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.accounts.principal import SYSTEM
 from service.campaigns.campaigns import CampaignService
 from service.cases.cases import CaseInput, CaseService
+from service.cases.importer import CaseImporter
 from service.db.models import AuditEntry, Campaign, CampaignCase, Hotspot, User
 from service.factory import create_app
 from service.grids.registry import Registry
@@ -226,6 +228,34 @@ def test_intake_tags_new_cases_in_scope_only(world: World) -> None:
     assert svc.active_campaigns_for_case(outside.id) == []
     # after the period, the campaign is no longer active for the case
     assert svc.active_campaigns_for_case(inside.id, world.end + timedelta(days=1)) == []
+
+
+def test_bulk_import_tags_its_cases_in_scope(world: World) -> None:
+    made = world.create()
+    spots = [(60, 120, "0502"), (300, 60, "0103"), (320, 60, "0104"), (460, 40, "0502")]
+    lonlat = [point_lonlat(x, y) for x, y, _ in spots]
+    day = world.today - timedelta(days=1)
+    frame = pd.DataFrame(
+        {
+            "category_code": [c for *_, c in spots],
+            "lon": [p[0] for p in lonlat],
+            "lat": [p[1] for p in lonlat],
+            "reported_at": [noon(day).isoformat()] * len(spots),
+            "source": ["patrol"] * len(spots),
+            "description": [f"导入{i}" for i in range(len(spots))],
+        }
+    )
+    before = world.tagged(made["id"])
+    report = CaseImporter(world.session, world.settings).run(frame)
+    assert report.created == len(spots)
+    new = {
+        desc: case_id
+        for desc, case_id in world.session.execute(
+            text("SELECT description, id FROM cases WHERE description LIKE '导入%'")
+        )
+    }
+    # 占道经营 and 渣土 in community A are tagged; 道路不洁 and community B are not
+    assert world.tagged(made["id"]) - before == {new["导入0"], new["导入1"]}
 
 
 def test_close_rate_burn_down_matches_plain_sql_and_the_plan(world: World) -> None:
