@@ -16,6 +16,7 @@ one), who may read them, the cases carrying their tag, and their progress.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ from service.patrol.coverage import CoverageService
 from service.settings import AppSettings
 
 MAX_DAYS = 366
+# campaign days must leave room for the days around them (the plan starts the day before)
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(2999, 12, 31)
 MAX_ITEMS = 500
 
 
@@ -279,6 +282,12 @@ class CampaignService:
         name = (new.name or "").strip()
         if not name:
             raise InvalidInput("a campaign needs a name", field="name")
+        for name, day in (("start", new.start), ("end", new.end)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise InvalidInput(
+                    f"{name} {day.isoformat()} must lie between {FIRST_DAY} and {LAST_DAY}",
+                    field=name,
+                )
         if new.end < new.start:
             raise InvalidInput(
                 f"end {new.end.isoformat()} comes before start {new.start.isoformat()}",
@@ -401,12 +410,14 @@ class CampaignService:
                     f"{where}: unknown kind {t.kind!r}; kinds are {', '.join(KINDS)}",
                     field=f"{where}.kind",
                 )
+            if not math.isfinite(t.goal):
+                raise InvalidInput(f"{where}: goal must be a number", field=f"{where}.goal")
             if t.kind in SHARE_KINDS and not 0 < t.goal <= 1:
                 raise InvalidInput(
                     f"{where}: goal of {t.kind} is a share above 0 and at most 1 (1 = 100 %)",
                     field=f"{where}.goal",
                 )
-            if t.kind == "recurrence_max" and (t.goal < 0 or t.goal != int(t.goal)):
+            if t.kind == "recurrence_max" and not (0 <= t.goal <= 1e9 and t.goal == int(t.goal)):
                 raise InvalidInput(
                     f"{where}: goal of recurrence_max is a count of cases (0 or more)",
                     field=f"{where}.goal",

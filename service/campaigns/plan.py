@@ -52,7 +52,7 @@ def check_milestones(milestones: list[Milestone], start: date, end: date) -> lis
                 f"{start.isoformat()} – {end.isoformat()}",
                 field=f"{where}.date",
             )
-        if not 0 < m.share <= 1:
+        if not 0 < m.share <= 1:  # also NaN
             raise InvalidInput(
                 f"{where}: share {m.share} must be above 0 and at most 1 (1 = the whole goal)",
                 field=f"{where}.share",

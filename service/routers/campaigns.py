@@ -41,7 +41,7 @@ class TargetIn(BaseModel):
     ``recurrence_max`` (goal a count)."""
 
     kind: str = Field(max_length=40)
-    goal: float
+    goal: float = Field(allow_inf_nan=False)
     key: str | None = Field(None, max_length=40)
     label: str | None = Field(None, max_length=200)
     categories: list[Code] = Field(default_factory=list, max_length=100)
@@ -52,7 +52,7 @@ class MilestoneIn(BaseModel):
     """By the end of ``date``, ``share`` (0–1] of each target's goal (倒排进度)."""
 
     date: date
-    share: float
+    share: float = Field(allow_inf_nan=False)
 
 
 class OwnerIn(BaseModel):

@@ -423,6 +423,9 @@ def test_editing_replaces_the_campaign_and_tags_again(world: World) -> None:
 BAD: list[tuple[dict[str, Any], int, str]] = [
     ({"name": "  "}, 422, "name"),
     ({"end": "START-1"}, 422, "end"),
+    ({"end": "START+400"}, 422, "end"),
+    ({"start": "1900-01-01", "end": "1900-01-02", "milestones": []}, 422, "start"),
+    ({"start": "9999-12-31", "end": "9999-12-31", "milestones": []}, 422, "start"),
     ({"scope": {"grids": ["41019999999999"]}}, 422, "scope.grids"),
     ({"scope": {"grids": [COMM_A], "hotspots": ["no-such-spot"]}}, 422, "scope.hotspots"),
     ({"scope": {"grids": [COMM_A], "categories": ["9999"]}}, 422, "scope.categories"),
@@ -445,6 +448,8 @@ BAD: list[tuple[dict[str, Any], int, str]] = [
         "targets[0].hotspots",
     ),
     ({"targets": [{"kind": "recurrence_max", "goal": -1}]}, 422, "targets[0].goal"),
+    ({"targets": [{"kind": "recurrence_max", "goal": 2.5}]}, 422, "targets[0].goal"),
+    ({"targets": [{"kind": "recurrence_max", "goal": 1e300}]}, 422, "targets[0].goal"),
     ({"milestones": [{"date": "END+1", "share": 0.5}]}, 422, "milestones[0].date"),
     (
         {"milestones": [{"date": "START+3", "share": 0.6}, {"date": "START+5", "share": 0.4}]},
