@@ -282,11 +282,11 @@ class CampaignService:
         name = (new.name or "").strip()
         if not name:
             raise InvalidInput("a campaign needs a name", field="name")
-        for name, day in (("start", new.start), ("end", new.end)):
+        for which, day in (("start", new.start), ("end", new.end)):
             if not FIRST_DAY <= day <= LAST_DAY:
                 raise InvalidInput(
-                    f"{name} {day.isoformat()} must lie between {FIRST_DAY} and {LAST_DAY}",
-                    field=name,
+                    f"{which} {day.isoformat()} must lie between {FIRST_DAY} and {LAST_DAY}",
+                    field=which,
                 )
         if new.end < new.start:
             raise InvalidInput(

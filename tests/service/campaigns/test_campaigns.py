@@ -199,7 +199,7 @@ def test_creating_tags_the_cases_reported_in_scope_during_the_period(world: Worl
     expected = {*world.a, world.at_market, world.muck}
     assert world.tagged(made["id"]) == expected
     assert made["cases"] == len(expected)
-    assert made["active"] is True
+    assert made["active"] is True and made["name"] == "占道经营专项整治百日会战"
     assert made["scope"]["hotspots"][0]["key"] == "market-01"
     assert {o.get("department") for o in made["owners"]} >= {"城管执法中队"}
     assert [t["key"] for t in made["targets"]] == ["t1", "t2", "t3"]
