@@ -190,12 +190,14 @@ class FilterError(ValueError):
 class PageFilter:
     """What the heat layers aggregate: cases reported from ``first_day`` to ``last_day``
     (both included, local dates), optionally one category (code or prefix) and one grid's
-    subtree. Open cases are always the ones open now."""
+    subtree. Open cases are always the ones open now; ``campaign`` (an id) keeps the case
+    layer to the cases of one campaign (专项行动)."""
 
     first_day: date
     last_day: date
     category: str | None = None
     grid: str | None = None
+    campaign: int | None = None
 
     @classmethod
     def parse(
@@ -207,6 +209,7 @@ class PageFilter:
         *,
         today: date,
         default_days: int = 30,
+        campaign: int | None = None,
     ) -> PageFilter:
         """The filter from query strings (``YYYY-MM-DD`` dates; empty means default).
 
@@ -233,7 +236,7 @@ class PageFilter:
             )
         if grid is not None and not (grid.isascii() and grid.isdigit() and len(grid) <= 15):
             raise FilterError(f"grid must be a grid code (digits), got {grid!r}", field="grid")
-        return cls(first_day, last_day, category, grid)
+        return cls(first_day, last_day, category, grid, campaign)
 
     def window(self, tz: str) -> tuple[datetime, datetime]:
         """``[start, end)``: local midnight of the first day to midnight after the last."""
@@ -367,6 +370,7 @@ class PageOptions:
     hotspot_kinds: Sequence[tuple[str, str]] = ()
     status_labels: Mapping[str, str] = field(default_factory=dict)
     grid_name: str | None = None
+    campaign_name: str | None = None
     basemap: BaseMap = field(default_factory=BaseMap)
     heat_url: str = "/api/heat"
     assessment_url: str = "/api/assessment/map"
@@ -519,7 +523,12 @@ def _layer(kind: str, options: PageOptions) -> Any:
     if kind == "hotspots":
         return _hotspots(options, title, datum)
     if kind == "cases":
-        cases_filter = {"category": options.filter.category, "grid": options.filter.grid}
+        only = options.filter
+        cases_filter = {
+            "category": only.category,
+            "grid": only.grid,
+            "campaign": None if only.campaign is None else str(only.campaign),
+        }
         return CaseTiles(
             _url(options.tiles_url, "cases/{z}/{x}/{y}.mvt", {**cases_filter, **datum}),
             title,
@@ -605,6 +614,8 @@ def _filter_panel(options: PageOptions) -> FilterPanel:
         ("Area", grid or "whole city"),
         ("Open cases", "as of now"),
     ]
+    if flt.campaign is not None:
+        note.append(("Campaign", f"{flt.campaign} {options.campaign_name or ''}".strip()))
     return FilterPanel(
         first_day=flt.first_day.isoformat(),
         last_day=flt.last_day.isoformat(),

@@ -134,6 +134,7 @@ def demo(
     from service.db.models import Street, User, Worker
     from service.demo import (
         load_demo_accounts,
+        load_demo_campaign,
         load_demo_patrol,
         load_demo_round_of_last_month,
         load_demo_streets,
@@ -165,6 +166,9 @@ def demo(
             scored = load_demo_round_of_last_month(session, settings)
             if scored:
                 console.print(f"demo cross-scoring round of {scored}: closed")
+        campaign = load_demo_campaign(session, settings)
+        if campaign:
+            console.print(f"demo campaign: {campaign}")
     console.print(f"demo logins and passwords: {_credentials_file(settings)}")
 
 

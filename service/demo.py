@@ -545,6 +545,66 @@ def load_demo_round_of_last_month(session: Session, settings: AppSettings) -> st
     return month if load_demo_round(session, settings, month) is not None else None
 
 
+def load_demo_campaign(session: Session, settings: AppSettings) -> str | None:
+    """One running campaign (专项整治) over the demo district: 占道经营 and 渣土 cases, the farmer
+    markets and the rail corridor, a back-planned schedule (half by its middle, all by its
+    end), so the map and the progress API have something to show. Returns its name (``None``
+    when the city already has a campaign or no district)."""
+    from datetime import timedelta
+
+    from service.campaigns.campaigns import CampaignInput, CampaignService, OwnerInput, TargetInput
+    from service.campaigns.plan import Milestone
+    from service.db.models import Campaign, Hotspot
+
+    city = settings.grids.city
+    if session.scalar(select(Campaign.id).where(Campaign.city == city).limit(1)) is not None:
+        return None
+    district = session.scalar(
+        select(Grid.code)
+        .where(Grid.city == city, Grid.valid_to.is_(None), Grid.level == "district")
+        .order_by(Grid.code)
+        .limit(1)
+    )
+    if district is None:
+        return None
+    spots = list(
+        session.scalars(
+            select(Hotspot.key)
+            .where(
+                Hotspot.city == city,
+                Hotspot.kind.in_(["farmer_market", "rail_corridor"]),
+                Hotspot.active_to.is_(None),
+            )
+            .order_by(Hotspot.kind, Hotspot.key)
+            .limit(4)
+        )
+    )
+    svc = CampaignService(session, settings)
+    start = svc.today() - timedelta(days=20)
+    end = start + timedelta(days=30)
+    targets = [TargetInput("close_rate", 1.0, label="占道经营、渣土问题全部整改销号")]
+    if spots:
+        targets.append(TargetInput("hotspot_coverage", 0.6, label="重点区域每周巡查覆盖率"))
+    targets.append(TargetInput("recurrence_max", 20, label="问题反弹不超过20起"))
+    name = "“双迎攻坚”占道经营与渣土专项整治"
+    svc.create(
+        CampaignInput(
+            name=name,
+            description="集中整治占道经营和积存渣土，倒排工期，整改一个、销号一个。",
+            start=start,
+            end=end,
+            grids=[district],
+            hotspots=spots,
+            categories=["0502", "0103"],
+            targets=targets,
+            milestones=[Milestone(start + timedelta(days=15), 0.5), Milestone(end, 1.0)],
+            owners=[OwnerInput(department="城管执法中队"), OwnerInput(department="环卫所")],
+        ),
+        SYSTEM,
+    )
+    return name
+
+
 def write_credentials(path: Path, accounts: list[DemoAccount], admin_password: str) -> None:
     """Write (or add to) the demo credentials file, readable by its owner only."""
     lines = (

@@ -16,6 +16,7 @@ from service.accounts.audit import AuditLog
 from service.assessment.figures import IndicatorEngine
 from service.assessment.inspection import Inspections, cross_scoring
 from service.assessment.lists import ListService
+from service.campaigns.campaigns import CampaignService
 from service.cases.cases import CaseService
 from service.cases.catalogue import Catalogue
 from service.cases.importer import CaseImporter
@@ -256,3 +257,8 @@ async def _rules(session: SessionDep, settings: SettingsDep) -> RuleBook:
 
 OrdersDep = Annotated[OrderService, Depends(_orders)]
 RulesDep = Annotated[RuleBook, Depends(_rules)]
+async def _campaigns(session: SessionDep, settings: SettingsDep) -> CampaignService:
+    return CampaignService(session, settings)
+
+
+CampaignsDep = Annotated[CampaignService, Depends(_campaigns)]

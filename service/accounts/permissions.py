@@ -53,6 +53,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "acknowledge and answer the supervision orders of one's own department or grids",
     ),
     "orders.rules": ("编辑督办升级规则", "edit the escalation rules and run the sweep"),
+    "campaigns.manage": (
+        "组织专项行动",
+        "create and edit campaigns (专项行动): scope, targets, milestones and owners",
+    ),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -74,6 +78,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.evaluate",
             "orders.issue",
             "orders.answer",
+            "campaigns.manage",
         ),
     ),
     (

@@ -22,6 +22,7 @@ from gis.workclock import Unit
 from service.accounts.permissions import ACTION_PERMISSIONS
 from service.accounts.principal import Principal
 from service.accounts.scope import case_condition, reported_by, sees_case
+from service.cases.campaigns import tag_case
 from service.cases.catalogue import load_router
 from service.cases.workflow import (
     OPEN_SQL,
@@ -223,6 +224,7 @@ class CaseService:
         )
         self.session.add(case)
         self.session.flush()
+        tag_case(self.session, case)  # the campaigns (专项行动) it falls in
         # the report itself is the case row; the history stores the steps after it
         return case, True
 

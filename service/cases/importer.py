@@ -27,6 +27,7 @@ from gis.hotspots import HotspotIndex
 from gis.locate import GridIndex
 from gis.metric import to_metric_xy, utm_crs_for_xy
 from gis.proximity import DuplicateFinder, RecurrenceFinder
+from service.cases.campaigns import tag_imported
 from service.cases.cases import SOURCES
 from service.cases.catalogue import load_router
 from service.cases.workflow import OPEN_STATUSES
@@ -155,6 +156,12 @@ class CaseImporter:
             links = self._links(cols)
         with report.timed("map+links+store (pipelined)"):
             self._store(cols, links, self._context(epochs))
+        with report.timed("campaign tags"):
+            times = cols["reported_at"]
+            low, high = int(links.ids.min()), int(links.ids.max())
+            tag_imported(
+                self.session, self.city, low, high, _aware(times.min()), _aware(times.max())
+            )
         report.created = int(keep.sum())
         report.unassigned = int((cols["grid_code"] == None).sum())  # noqa: E711
         return report

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from geoalchemy2 import Geometry, WKBElement
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Computed,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -810,6 +811,47 @@ class EscalationRule(Base):
     deadline_days: Mapped[int] = mapped_column(Integer)
     demand: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(Text)
+
+
+class Campaign(Base):
+    """A campaign (专项行动 / 专项整治) of one city: a period of local days, a scope (grid
+    subtrees, hotspots, categories), targets and a back-planned schedule (倒排进度), all data.
+
+    ``starts_at`` / ``ends_at`` are the local midnights bounding the period (``[start day,
+    day after end)``), kept so tagging compares instants without time-zone arithmetic.
+    """
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="ck_campaigns_period"),
+        Index("ix_campaigns_city_period", "city", "start_date", "end_date"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the scope as given (grid codes) and as matched (their subtree code prefixes)
+    grid_codes: Mapped[list[str]] = mapped_column(ARRAY(String(15)), server_default=text("'{}'"))
+    grid_prefixes: Mapped[list[str]] = mapped_column(ARRAY(String(15)), server_default=text("'{}'"))
+    hotspot_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    category_codes: Mapped[list[str]] = mapped_column(ARRAY(String(8)), server_default=text("'{}'"))
+    # [{key, kind, label, goal, categories, hotspot_ids}] (see service.campaigns.targets)
+    targets: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # [{date, share}], dates and shares increasing (倒排进度)
+    milestones: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    # [{user_id, login} | {department}]
+    owners: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
@@ -900,3 +942,15 @@ class SupervisionOrderEvent(Base):
     actor_key_id: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class CampaignCase(Base):
+    """A case carrying a campaign's tag: reported in the campaign's scope during its period."""
+
+    __tablename__ = "campaign_cases"
+    __table_args__ = (Index("ix_campaign_cases_case", "case_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), primary_key=True)

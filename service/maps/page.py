@@ -13,6 +13,7 @@ from layers.page import (
     PageOptions,
 )
 from service.accounts.principal import SYSTEM
+from service.campaigns.campaigns import CampaignService
 from service.cases.catalogue import Catalogue
 from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.clock import now
@@ -34,6 +35,10 @@ def page_options(
     HeatService(session, settings).checked(start, end, flt.category, flt.grid, by=SYSTEM)
     registry = Registry(session, settings)
     grid_name = registry.get(flt.grid).name if flt.grid else None
+    # the tiles check the viewer may read it; here only that it exists
+    campaign = (
+        CampaignService(session, settings).get(flt.campaign) if flt.campaign is not None else None
+    )
     basemap = BaseMap(settings.map.basemap, settings.map.tile_url, settings.map.tianditu_key)
     categories = [
         CategoryOption(c.code, c.name, c.major_code, c.major_name, c.family)
@@ -47,6 +52,7 @@ def page_options(
         hotspot_kinds=kinds,
         status_labels={s: LABELS_ZH[s] for s in OPEN_STATUSES},
         grid_name=grid_name,
+        campaign_name=campaign.name if campaign else None,
         basemap=basemap,
         heat_url=f"{base}/api/heat",
         tiles_url=f"{base}/tiles",

@@ -65,6 +65,7 @@ from gis.codes import LEVELS
 from gis.datum import from_wgs84
 from service.accounts.principal import Principal
 from service.accounts.scope import case_sql, scope_key
+from service.campaigns.campaigns import CampaignService
 from service.cases.workflow import OPEN_SQL
 from service.clock import now
 from service.errors import BadParameter, NotFound, Unauthenticated
@@ -92,6 +93,11 @@ CLUSTER_CELL = 512  # tile units: 8 × 8 cells of 32 px per tile, at most 64 clu
 WORLD_M = 2 * 20037508.342789244  # Web Mercator world width in metres
 
 
+# (category prefix, grid code prefix, (campaign id, last edited)) of a case tile
+Filters = tuple[str | None, str | None, tuple[int, str] | None]
+NO_FILTERS: Filters = (None, None, None)
+
+
 @dataclass(frozen=True)
 class TileRequest:
     """One tile of one layer, with its filters (validated by :func:`tile_request`)."""
@@ -104,6 +110,7 @@ class TileRequest:
     category: str | None = None
     grid: str | None = None
     datum: str = "wgs84"
+    campaign: int | None = None
 
     def shift(self) -> tuple[float, float]:
         """Degrees to add to WGS 84 coordinates so they sit on a ``datum`` base map here.
@@ -138,6 +145,7 @@ def tile_request(
     category: str | None = None,
     grid: str | None = None,
     datum: str = "wgs84",
+    campaign: int | None = None,
 ) -> TileRequest:
     """Check a tile address and its filters; domain errors name the parameter."""
     if layer not in TILE_LAYERS:
@@ -153,9 +161,11 @@ def tile_request(
             raise BadParameter(
                 f"{name} must be between 0 and {2**z - 1} at zoom {z}, got {value}", field=name
             )
-    if layer == "grids" and (category is not None or grid is not None):
-        name = "category" if category is not None else "grid"
+    if layer == "grids" and (category is not None or grid is not None or campaign is not None):
+        name = "category" if category is not None else "grid" if grid is not None else "campaign"
         raise BadParameter(f"{name} filters the cases layer only", field=name)
+    if campaign is not None and not 1 <= campaign < 2**63:
+        raise BadParameter(f"campaign must be a campaign id, got {campaign}", field="campaign")
     if layer == "cases" and level is not None:
         raise BadParameter("level applies to the grids layer only", field="level")
     if category is not None and not (category.isascii() and category.isalnum()):
@@ -174,7 +184,7 @@ def tile_request(
             f"datum must be one of {', '.join(TILE_DATUMS)} (Web-Mercator base maps)",
             field="datum",
         )
-    return TileRequest(layer, z, x, y, level, category or None, grid or None, datum)
+    return TileRequest(layer, z, x, y, level, category or None, grid or None, datum, campaign)
 
 
 def grid_levels(z: int, forced: str | None = None) -> tuple[str, ...]:
@@ -263,12 +273,12 @@ def cached_tile(city: str, req: TileRequest, cache: TileCache, by: Principal) ->
     the data, and the layer's data version read within the last ``version_ttl``. Case tiles
     are cached per scope: principals who see the same cases share them."""
     scope = _scope(req, by)
-    if req.category is not None or req.grid is not None:
+    if req.category is not None or req.grid is not None or req.campaign is not None:
         return None
     version = cache.fresh_version((city, req.layer))
     if version is None:
         return None
-    key = (city, req.layer, req.z, req.x, req.y, req.level, req.datum, (None, None), version)
+    key = (city, req.layer, req.z, req.x, req.y, req.level, req.datum, NO_FILTERS, version)
     return cache.get(key + (scope,))
 
 
@@ -285,7 +295,7 @@ class TileService:
         in, cases only those in ``by``'s scope (from ``cache`` while the data version holds)."""
         scope = _scope(req, by)
         t = now()
-        filters = self._filters(req)
+        filters = self._filters(req, by)
         version = cache.version((self.city, req.layer), lambda: self.data_version(req.layer, t))
         key = (
             *(self.city, req.layer, req.z, req.x, req.y, req.level, req.datum),
@@ -300,9 +310,11 @@ class TileService:
         return tile
 
     # -- filters ---------------------------------------------------------------------------
-    def _filters(self, req: TileRequest) -> tuple[str | None, str | None]:
-        """(category prefix, grid code prefix), each checked against the stored data."""
-        category = grid_prefix = None
+    def _filters(self, req: TileRequest, by: Principal) -> Filters:
+        """(category prefix, grid code prefix, campaign), each checked against the stored
+        data; the campaign must be one ``by`` may read, and comes with the moment it was last
+        edited (an edit tags cases again: the cache key must move with it)."""
+        category = grid_prefix = campaign = None
         if req.category is not None:
             category = req.category
             hit = self.session.execute(
@@ -320,7 +332,10 @@ class TileService:
         if req.grid is not None:
             registry = Registry(self.session, self.settings)
             grid_prefix = registry.subtree_prefix(req.grid)
-        return category, grid_prefix
+        if req.campaign is not None:
+            found = CampaignService(self.session, self.settings).visible(req.campaign, by)
+            campaign = (found.id, found.updated_at.isoformat())
+        return category, grid_prefix, campaign
 
     # -- data versions ---------------------------------------------------------------------
     def data_version(self, layer: str, at: datetime) -> Hashable:
@@ -331,7 +346,7 @@ class TileService:
     def render(
         self,
         req: TileRequest,
-        filters: tuple[str | None, str | None],
+        filters: Filters,
         at: datetime,
         by: Principal,
     ) -> bytes:
@@ -353,14 +368,14 @@ class TileService:
     def case_statements(
         self,
         req: TileRequest,
-        filters: tuple[str | None, str | None],
+        filters: Filters,
         at: datetime,
         by: Principal,
     ) -> tuple[dict[str, str], dict[str, Any]]:
         """The SQL of a case tile (``count``, ``points``, ``clusters``) limited to ``by``'s
         scope, and its parameters (``limit`` and ``cell`` are added by the caller) — what
         :meth:`render` runs, and what the plan tests explain."""
-        category, grid_prefix = filters
+        category, grid_prefix, campaign = filters
         scope, scope_params = case_sql(by, "c")
         dx, dy = req.shift()
         params: dict[str, Any] = {
@@ -371,6 +386,7 @@ class TileService:
             "at": at,
             "category": category,
             "grid_prefix": grid_prefix,
+            "campaign": campaign[0] if campaign else None,
             "dx": dx,
             "dy": dy,
             **scope_params,
@@ -431,6 +447,9 @@ _CASE_WHERE = f"""
     AND c.status IN {OPEN_SQL}
     AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
+    AND (CAST(:campaign AS bigint) IS NULL OR EXISTS (
+        SELECT 1 FROM campaign_cases cc WHERE cc.campaign_id = :campaign AND cc.case_id = c.id
+    ))
     AND {_SCOPE}
 """
 

@@ -140,6 +140,10 @@ def dispatcher_map(
     last: Annotated[str | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
     category: Annotated[str | None, Query(description="Category code or prefix")] = None,
     grid: Annotated[str | None, Query(description="Grid code (any level)")] = None,
+    campaign: Annotated[
+        int | None,
+        Query(ge=1, le=2**63 - 1, description="Only this campaign's cases on the case layer"),
+    ] = None,
 ) -> HTMLResponse:
     base = request.scope.get("root_path", "")
     try:
@@ -149,6 +153,7 @@ def dispatcher_map(
             category,
             grid,
             today=datetime.now(ZoneInfo(settings.grids.timezone)).date(),
+            campaign=campaign,
         )
         options = page_options(session, settings, flt, base)
     except FilterError as exc:

@@ -78,6 +78,9 @@ async def get_tile(
         str | None, Query(description="cases: category code or prefix ('05')")
     ] = None,
     grid: Annotated[str | None, Query(description="cases: a grid code (its whole subtree)")] = None,
+    campaign: Annotated[
+        int | None, Query(description="cases: only the cases tagged by this campaign (id)")
+    ] = None,
     datum: Annotated[
         str,
         # checked by tile_request (422 naming the field); the enum documents the choices
@@ -87,7 +90,9 @@ async def get_tile(
         ),
     ] = "wgs84",
 ) -> Response:
-    req = tile_request(layer, z, x, y, level=level, category=category, grid=grid, datum=datum)
+    req = tile_request(
+        layer, z, x, y, level=level, category=category, grid=grid, datum=datum, campaign=campaign
+    )
     # async: a cached tile known fresh is answered on the event loop, with no session at all
     tile = cached_tile(settings.grids.city, req, cache, by)
     if tile is None:

@@ -81,6 +81,9 @@ NO_COORDINATES = {
     "/api/orders/rules": "escalation rules",
     "/api/orders/{order_id}": "one supervision order with its history",
     "/api/cases/{case_id}/orders": "the orders of a case (no positions)",
+    "/api/campaigns": "campaigns: grid codes, hotspot keys, categories",
+    "/api/campaigns/{campaign_id}": "one campaign: grid codes, hotspot keys, categories",
+    "/api/campaigns/{campaign_id}/progress": "counts and shares per day",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -303,9 +306,23 @@ def world(
         },
     )
     assert order.status_code == 201, order.text
+    # a campaign over the community, running today
+    day = now.date()
+    campaign = client.post(
+        "/api/campaigns",
+        json={
+            "name": "占道经营专项整治",
+            "start": (day - timedelta(days=3)).isoformat(),
+            "end": (day + timedelta(days=3)).isoformat(),
+            "scope": {"grids": [community]},
+            "targets": [{"kind": "close_rate", "goal": 1}],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     return {
         "order_id": order.json()["id"],
         "round_id": rnd.json()["id"],
+        "campaign_id": campaign.json()["id"],
         "unit": unit,
         "community": community,
         "lon": lon,
@@ -341,6 +358,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [world["round_id"]]
     if name == "order_id":
         return [world["order_id"]]
+    if name == "campaign_id":
+        return [world["campaign_id"]]
     return [
         {
             "case_id": world["case_id"],

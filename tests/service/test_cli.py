@@ -159,6 +159,7 @@ def test_cli_demo_loads_once(cli_env, engine: Engine, monkeypatch, tmp_path, set
     n = _grids(engine, DEMO_CLI_CITY)
     assert 1300 < n < 1800
     assert "cases" in first.output
+    assert "demo campaign" in first.output  # one running 专项整治 on the map
     second = CliRunner().invoke(app, ["demo", "--cases", "300"])
     assert "not loaded again" in second.output
     assert _grids(engine, DEMO_CLI_CITY) == n

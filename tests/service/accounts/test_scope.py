@@ -260,7 +260,7 @@ def test_scoped_case_list_heat_and_tile_queries_use_indexes(
         assert _seq_scans_on_cases(session, str(compiled), compiled.params) == [], by
         for zoom in (z, 12):
             req = tile_request("cases", zoom, x >> (z - zoom), y >> (z - zoom))
-            sql, params = tiles.case_statements(req, (None, None), window.end, by)
+            sql, params = tiles.case_statements(req, (None, None, None), window.end, by)
             for name in ("count", "points", "clusters"):
                 given = params | {"limit": 10_001, "cell": 512}
                 used = {k: v for k, v in given.items() if re.search(rf":{k}\b", sql[name])}

@@ -174,3 +174,39 @@ def test_assignment_migration_dates_existing_workers_from_the_start(own_engine: 
                 " WHERE table_name = 'categories' AND column_name = 'patrol_visible'"
             )
         )
+
+
+def test_campaigns_migration_grants_campaigns_manage_to_stored_admin_and_leader(
+    own_engine: Engine,
+) -> None:
+    """0016 grants campaigns.manage to the admin and leader roles stored before it, and to no
+    other role; going down takes it away again."""
+    from service.accounts.permissions import ROLE_SEED
+
+    migrations.downgrade(own_engine, "0016_campaigns-1")
+    assert "campaigns" not in inspect(own_engine).get_table_names()
+    with own_engine.begin() as conn:
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {
+                    "key": key,
+                    "zh": zh,
+                    "en": en,
+                    "perms": [p for p in perms if p != "campaigns.manage"],
+                },
+            )
+    migrations.upgrade(own_engine)
+    query = text(
+        "SELECT key FROM roles WHERE city = 'old' AND 'campaigns.manage' = ANY(permissions)"
+    )
+    with own_engine.connect() as conn:
+        granted = set(conn.scalars(query))
+    assert granted == {"admin", "leader"}
+    assert granted == {key for key, *_, perms in ROLE_SEED if "campaigns.manage" in perms}
+    migrations.downgrade(own_engine, "0016_campaigns-1")
+    with own_engine.connect() as conn:
+        assert set(conn.scalars(query)) == set()
