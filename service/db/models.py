@@ -811,6 +811,9 @@ class EscalationRule(Base):
     deadline_days: Mapped[int] = mapped_column(Integer)
     demand: Mapped[str] = mapped_column(Text)
     updated_by: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
 
 
 class Campaign(Base):
