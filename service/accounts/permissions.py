@@ -44,6 +44,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     ),
     "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
     "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
+    "briefs.read": (
+        "查看工作简报、督查通报与问题台账",
+        "read and download the issued daily briefs, circulars and ledgers in scope",
+    ),
+    "briefs.generate": ("生成工作简报与督查通报", "generate and regenerate the daily set"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -63,6 +68,8 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "assessment.rounds",
             "assessment.score",
             "cases.evaluate",
+            "briefs.read",
+            "briefs.generate",
         ),
     ),
     (
@@ -93,6 +100,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.dispatch",
             "cases.extend",
             "people.read",
+            "briefs.read",
         ),
     ),
     (
@@ -118,6 +126,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.read",
             "cases.report",
             "assessment.score",
+            "briefs.read",
         ),
     ),
     (
