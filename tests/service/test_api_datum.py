@@ -76,6 +76,7 @@ NO_COORDINATES = {
     "/api/assessment/rounds/{round_id}": "one round: grid codes and logins",
     "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
     "/api/assessment/rounds/{round_id}/results": "scores per grid code",
+    "/api/briefs": "issued documents: scope codes, periods, hashes",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -95,6 +96,8 @@ EXEMPT = {
     # The dispatcher page is HTML; its data comes from the routes above.
     "/": "HTML page",
     "/login": "the login page (HTML)",
+    # An issued document is a file kept byte for byte as issued (its map is a picture).
+    "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
 }
 # Media types whose bodies are not read (their JSON/CSV variant of the same route is): KML, GPX,
 # GeoPackage and zipped Shapefile exports (which declare EPSG:4326 and take datum), XLSX.
@@ -285,7 +288,15 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # the daily set of the unit grid's street, yesterday (HTML only: quick)
+    street_code = community[: demo_loaded.scheme.prefix_length("street")].ljust(len(community), "0")
+    yesterday = (now - timedelta(days=1)).date().isoformat()
+    brief = client.post(
+        "/api/briefs", json={"scope": street_code, "date": yesterday, "formats": ["html"]}
+    )
+    assert brief.status_code == 201, brief.text
     return {
+        "doc_id": brief.json()["items"][0]["id"],
         "round_id": rnd.json()["id"],
         "unit": unit,
         "community": community,
@@ -320,6 +331,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [1]  # the default scheme, seeded by the migration
     if name == "round_id":
         return [world["round_id"]]
+    if name == "doc_id":
+        return [world["doc_id"]]
     return [
         {
             "case_id": world["case_id"],
