@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -70,6 +71,7 @@ TOP_CATEGORIES = 5
 TOP_HOTSPOTS = 10
 TOP_BLIND = 10
 PRAISED = 3
+log = logging.getLogger("citygrid.briefs")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,7 @@ class Inputs:
         default_factory=dict
     )
     _boards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _coverage: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = IndicatorEngine(self.session, self.settings)
@@ -158,7 +161,28 @@ class Inputs:
         """The same figures for work on another session (the next scope of a run)."""
         other = Inputs(session, self.settings)
         other._lists, other._boards = self._lists, self._boards
+        other._coverage = self._coverage
         return other
+
+    def coverage(self, period: Period) -> list[dict[str, Any]] | None:
+        """Coverage of every unit grid in a day or week (the stored run, computed when
+        missing), or ``None`` when there is none: a month, no unit grids, an area the
+        coverage raster cannot hold (the brief then says there are no coverage data)."""
+        from service.accounts.principal import SYSTEM
+        from service.patrol.coverage import CoverageService
+
+        if period.label not in self._coverage:
+            rows = None
+            if period.kind in ("day", "week"):
+                try:
+                    with self.session.begin_nested():
+                        _, rows = CoverageService(self.session, self.settings).grid_rows(
+                            period.kind, period.start, SYSTEM
+                        )
+                except (NotFound, ValueError):
+                    log.warning("no coverage of %s for the documents", period.label, exc_info=True)
+            self._coverage[period.label] = rows
+        return self._coverage[period.label]
 
     def grids(self, period: Period) -> dict[str, dict[str, Figures]]:
         """Level → grid code → figures of ``period`` (one query for the whole city)."""
@@ -305,17 +329,9 @@ def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
     """Patrol coverage of the scope's unit grids in the period (the stored coverage run of the
     day or week) and its blind spots: unit grids nobody visited, those with new problems
     first. A month has no coverage run: ``None``."""
-    from service.accounts.principal import SYSTEM
-    from service.patrol.coverage import CoverageService
-
-    if req.period.kind == "month":
-        return {"available": False}
-    try:
-        _, rows = CoverageService(inputs.session, inputs.settings).grid_rows(
-            req.period.kind, req.period.start, SYSTEM, grid=req.scope
-        )
-    except NotFound:
-        return {"available": False}
+    every = inputs.coverage(req.period)
+    prefix = _prefix(inputs.settings, req)
+    rows = [r for r in every or () if r["code"].startswith(prefix)]
     if not rows:
         return {"available": False}
     units = inputs.grids(req.period)["unit"]
