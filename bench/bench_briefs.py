@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=1)
     parser.add_argument("--day", default="2026-10-30", help="the set's day (data ends 10-31)")
     parser.add_argument("--formats", default="docx,pdf,html")
+    parser.add_argument("--profile", action="store_true", help="print where the set's time goes")
     opts = parser.parse_args(argv)
     print(machine_line())
     os.environ["CITYGRID_BRIEF_FORMATS"] = opts.formats
@@ -112,7 +113,15 @@ def main(argv: list[str] | None = None) -> int:
         sessions = sessionmaker(engine)
         rss0 = _rss_mb()
         t0 = time.perf_counter()
-        report = run_day(sessions, settings, day, scopes)
+        if opts.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            report = prof.runcall(run_day, sessions, settings, day, scopes)
+            pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
+        else:
+            report = run_day(sessions, settings, day, scopes)
         set_s = time.perf_counter() - t0
         rss1 = _rss_mb()
         with Session(engine) as session:

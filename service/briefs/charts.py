@@ -88,9 +88,10 @@ def compare(labels: list[str], series: dict[str, list[float]], title: str) -> by
     ax.set_title(title, **_font())
     ax.spines[["top", "right"]].set_visible(False)
     legend = ax.legend(frameon=False, fontsize=8)
+    family = cjk_font()
     for t in legend.get_texts():
-        if cjk_font():
-            t.set_fontfamily(cjk_font())
+        if family:
+            t.set_fontfamily(family)
     return _png(fig)
 
 

@@ -153,6 +153,7 @@ class Inputs:
     )
     _boards: dict[str, dict[str, Any]] = field(default_factory=dict)
     _coverage: dict[str, list[dict[str, Any]] | None] = field(default_factory=dict)
+    _departments: dict[tuple[str, str], list[Figures]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.engine = IndicatorEngine(self.session, self.settings)
@@ -163,6 +164,13 @@ class Inputs:
         other._lists, other._boards = self._lists, self._boards
         other._coverage = self._coverage
         return other
+
+    def departments(self, period: Period, scope: str) -> list[Figures]:
+        """The departments' figures counting the cases of grid ``scope``'s subtree only."""
+        key = (period.label, scope)
+        if key not in self._departments:
+            self._departments[key] = self.engine.department_figures_in(period, scope)
+        return self._departments[key]
 
     def coverage(self, period: Period) -> list[dict[str, Any]] | None:
         """Coverage of every unit grid in a day or week (the stored run, computed when
@@ -268,11 +276,12 @@ def by_source(session: Session, settings: AppSettings, req: Request, total: int)
         {"city": settings.grids.city, "p": _prefix(settings, req) + "%", **req.prefix_params},
     ).all()
     counts = {s: int(n) for s, n in rows}
-    out = [{"key": k, "name": zh, "count": counts.pop(k, 0)} for k, zh in SOURCES]
-    out.append({"key": "other", "name": OTHER_SOURCE, "count": sum(counts.values())})
-    for row in out:
-        row["share"] = round(row["count"] / total, 4) if total else None
-    return out
+    found = [(k, zh, counts.pop(k, 0)) for k, zh in SOURCES]
+    found.append(("other", OTHER_SOURCE, sum(counts.values())))
+    return [
+        {"key": k, "name": zh, "count": n, "share": round(n / total, 4) if total else None}
+        for k, zh, n in found
+    ]
 
 
 def by_category(session: Session, settings: AppSettings, req: Request, total: int) -> list[dict]:
@@ -473,8 +482,8 @@ def _units(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     level = child_level(req.level)
     prefix = _prefix(inputs.settings, req)
     grids = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
-    departments = inputs.engine.department_figures_in(req.period, req.scope)
-    out = []
+    departments = inputs.departments(req.period, req.scope)
+    out: list[dict[str, Any]] = []
     for f, kind in [(g, LEVEL_ZH[level]) for g in grids] + [(d, "部门") for d in departments]:
         v = f.values()
         counts = {k: int(v.get(k) or 0) for k, _ in CIRCULAR_KINDS}
@@ -491,20 +500,21 @@ def _praise(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     level = child_level(req.level)
     prefix = _prefix(inputs.settings, req)
     cands = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
-    cands += inputs.engine.department_figures_in(req.period, req.scope)
-    rows = []
+    cands += inputs.departments(req.period, req.scope)
+    rows: list[dict[str, Any]] = []
     for f in cands:
         v = f.values()
-        if not v.get("due") or v.get("on_time_close_rate") is None:
+        rate = v.get("on_time_close_rate")
+        if not v.get("due") or rate is None:
             continue
         rows.append(
             {
                 "kind": LEVEL_ZH[level] if f.kind == "grid" else "部门",
                 "key": f.key,
                 "name": f.name or f.key,
-                "due": int(v["due"]),
+                "due": int(v.get("due") or 0),
                 "closed": int(v.get("closed") or 0),
-                "on_time_close_rate": v["on_time_close_rate"],
+                "on_time_close_rate": float(rate),
                 "close_rate": v.get("close_rate"),
             }
         )
@@ -520,7 +530,7 @@ def _cases(inputs: Inputs, req: Request, indicator: str, limit: int) -> list[dic
     ]
     if not ids:
         return []
-    names = dict(
+    names: dict[str, str] = dict(
         inputs.session.execute(
             text("SELECT code, name FROM categories WHERE city = :city"),
             {"city": inputs.settings.grids.city},
