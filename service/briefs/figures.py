@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -147,6 +148,7 @@ class Inputs:
 
     session: Session
     settings: AppSettings
+    pool: Executor | None = None  # worker processes for the PDFs of a run's scopes
     engine: IndicatorEngine = field(init=False)
     _lists: dict[str, tuple[dict[str, dict[str, Figures]], list[Figures]]] = field(
         default_factory=dict
@@ -160,7 +162,7 @@ class Inputs:
 
     def on(self, session: Session) -> Inputs:
         """The same figures for work on another session (the next scope of a run)."""
-        other = Inputs(session, self.settings)
+        other = Inputs(session, self.settings, self.pool)
         other._lists, other._boards = self._lists, self._boards
         other._coverage = self._coverage
         return other

@@ -13,10 +13,13 @@ logged and the thread goes on to the next day.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from multiprocessing import get_context
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -50,19 +53,31 @@ def run_day(
 ) -> RunReport:
     """Make the set of ``day`` for each of ``scopes`` (default: the configured ones)."""
     report = RunReport(day)
+    scopes = list(scopes if scopes is not None else settings.briefs.scope_list())
+    # a run of several scopes renders its PDFs in worker processes (WeasyPrint holds the GIL)
+    # while the next documents are gathered; spawned, so no thread or connection is forked
+    pool = (
+        ProcessPoolExecutor(min(os.cpu_count() or 1, 4), mp_context=get_context("spawn"))
+        if len(scopes) > 1 and "pdf" in settings.briefs.format_list()
+        else None
+    )
     shared: Inputs | None = None
-    for scope in scopes if scopes is not None else settings.briefs.scope_list():
-        try:
-            with sessions() as session, session.begin():
-                # each scope commits on its own; the city-wide figures are computed once
-                shared = shared.on(session) if shared else Inputs(session, settings)
-                result = DocumentStore(session, settings).make_set(
-                    scope, day, period, inputs=shared
-                )
-            (report.made if result.created else report.existing).append(scope)
-        except Exception as exc:  # one scope's failure must not stop the others
-            log.exception("making the %s set of %s for %s failed", period, day, scope)
-            report.failed[scope] = str(exc)
+    try:
+        for scope in scopes:
+            try:
+                with sessions() as session, session.begin():
+                    # each scope commits on its own; the city-wide figures are computed once
+                    shared = shared.on(session) if shared else Inputs(session, settings, pool)
+                    result = DocumentStore(session, settings).make_set(
+                        scope, day, period, inputs=shared
+                    )
+                (report.made if result.created else report.existing).append(scope)
+            except Exception as exc:  # one scope's failure must not stop the others
+                log.exception("making the %s set of %s for %s failed", period, day, scope)
+                report.failed[scope] = str(exc)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return report
 
 

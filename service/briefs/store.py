@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -118,10 +119,13 @@ class DocumentStore:
             return SetResult(found, False)
         inputs = inputs or Inputs(self.session, self.settings)
         label = by.label if by is not None else "system"
-        docs = []
+        docs: list[Document] = []
+        pending: list[tuple[tuple[Any, ...], Future[bytes]]] = []
         for kind in ("brief", "circular"):
-            docs += self._render(inputs, req, kind, formats, 1, label)
+            docs += self._render(inputs, req, kind, formats, 1, label, pending)
         docs.append(self._ledger(req, 1, label))
+        for args, job in pending:  # PDFs rendered by the run's worker processes
+            docs.append(self._store(*args, content=job.result(), by=label))
         self.session.flush()
         return SetResult(docs, True)
 
@@ -191,7 +195,11 @@ class DocumentStore:
         formats: Sequence[str],
         issue: int,
         by: str,
+        pending: list[tuple[tuple[Any, ...], Future[bytes]]] | None = None,
     ) -> list[Document]:
+        """The documents of ``kind`` in ``formats``; with a process pool in ``inputs`` and a
+        ``pending`` list, PDFs are rendered in the pool while the rest goes on (their content
+        is stored from ``pending`` once rendered)."""
         data = brief_data(inputs, req) if kind == "brief" else circular_data(inputs, req)
         version = version_of(data)
         stamp = data_stamp(self.session, self.settings)
@@ -209,6 +217,10 @@ class DocumentStore:
                 content = docx.render(data, images, version)
             else:
                 page = page or pages.html(data, images, version)
+                if fmt == "pdf" and inputs.pool is not None and pending is not None:
+                    args = (req, kind, fmt, issue, data["title"], version, stamp)
+                    pending.append((args, inputs.pool.submit(pages.pdf, page)))
+                    continue
                 content = page.encode() if fmt == "html" else pages.pdf(page)
             out.append(
                 self._store(req, kind, fmt, issue, data["title"], version, stamp, content, by)

@@ -79,12 +79,28 @@ def test_a_failing_scope_is_logged_and_the_others_are_made(
     engine: Engine, committed: AppSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
     day = DAY - timedelta(days=3)
+    # PDFs too: a run of two scopes renders them in worker processes
+    settings = AppSettings(
+        database=committed.database,
+        grids=committed.grids,
+        briefs=BriefSettings(_env_file=None, formats="pdf"),
+    )
     with caplog.at_level(logging.ERROR, logger="citygrid.briefs"):
-        report = run_day(sessionmaker(engine), committed, day, ["41019999999999", STREET])
+        report = run_day(sessionmaker(engine), settings, day, ["41019999999999", STREET])
     assert report.made == [STREET]
     assert "scope" in report.failed["41019999999999"] or report.failed["41019999999999"]
     assert any("41019999999999" in r.getMessage() for r in caplog.records)
-    assert len(_documents(engine, day)) == 3
+    assert _documents(engine, day) == [
+        ("brief", "pdf", 1),
+        ("circular", "pdf", 1),
+        ("ledger", "xlsx", 1),
+    ]
+    with Session(engine) as session:
+        pdfs = session.scalars(
+            select(Document).where(Document.city == RACE_CITY, Document.format == "pdf")
+        ).all()
+        assert pdfs and all(d.content.startswith(b"%PDF") for d in pdfs)
+        assert all(d.size == len(d.content) for d in pdfs)
 
 
 def test_missed_days_are_caught_up(engine: Engine, committed: AppSettings) -> None:
