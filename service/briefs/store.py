@@ -48,6 +48,8 @@ MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+# a PDF being rendered in a worker process: _store's arguments before content, and the job
+_Pending = tuple[tuple["Request", str, str, int, str, str, dict[str, Any]], "Future[bytes]"]
 _LOCK_SPACE = 0x6272  # advisory-lock namespace of document sets ("br")
 
 
@@ -120,7 +122,7 @@ class DocumentStore:
         inputs = inputs or Inputs(self.session, self.settings)
         label = by.label if by is not None else "system"
         docs: list[Document] = []
-        pending: list[tuple[tuple[Any, ...], Future[bytes]]] = []
+        pending: list[_Pending] = []
         for kind in ("brief", "circular"):
             docs += self._render(inputs, req, kind, formats, 1, label, pending)
         docs.append(self._ledger(req, 1, label))
@@ -195,7 +197,7 @@ class DocumentStore:
         formats: Sequence[str],
         issue: int,
         by: str,
-        pending: list[tuple[tuple[Any, ...], Future[bytes]]] | None = None,
+        pending: list[_Pending] | None = None,
     ) -> list[Document]:
         """The documents of ``kind`` in ``formats``; with a process pool in ``inputs`` and a
         ``pending`` list, PDFs are rendered in the pool while the rest goes on (their content
