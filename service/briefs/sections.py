@@ -14,7 +14,6 @@ A provider is ``provider(session, settings, scope, period) -> list[dict] | None`
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +30,6 @@ KNOWN: dict[str, tuple[str, str]] = {
     "supervision": ("督办事项", "circular"),
 }
 _PROVIDERS: dict[str, Provider] = {}
-log = logging.getLogger("citygrid.briefs")
 
 
 def register(name: str, provider: Provider) -> None:

@@ -8,7 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -153,3 +153,32 @@ def test_the_cli_makes_a_days_set_once(
             )
             == 0
         )
+
+
+def test_the_scheduler_thread_catches_up_on_start_and_stops(
+    engine: Engine, committed: AppSettings
+) -> None:
+    from service.briefs.figures import today
+    from service.briefs.schedule import BriefScheduler
+    from tests.helpers.servers import wait_for
+
+    settings = AppSettings(
+        database=committed.database,
+        grids=committed.grids,
+        briefs=BriefSettings(
+            _env_file=None, scopes=STREET, formats="html", catch_up_days=1, time="23:59"
+        ),
+    )
+    yesterday = today(settings) - timedelta(days=1)
+    with Session(engine) as session:  # an earlier test may have made it: the thread must
+        session.execute(
+            delete(Document).where(Document.city == RACE_CITY, Document.first_day == yesterday)
+        )
+        session.commit()
+    assert _documents(engine, yesterday) == []
+    scheduler = BriefScheduler(sessionmaker(engine), settings).start()
+    try:
+        assert wait_for(lambda: len(_documents(engine, yesterday)) == 3, seconds=120)
+    finally:
+        scheduler.stop()
+    assert scheduler._thread is not None and not scheduler._thread.is_alive()
