@@ -15,6 +15,9 @@ command -v ogrinfo >/dev/null || missing+=(gdal-bin)
 python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
 command -v chromium >/dev/null || missing+=(chromium)  # the dispatcher page's browser test
 [ -n "$(fc-list :lang=zh 2>/dev/null)" ] || missing+=(fonts-wqy-zenhei)  # Chinese in screenshots
+# the daily set: WeasyPrint renders PDFs with pango; the tests read them back with pdftotext
+ldconfig -p 2>/dev/null | grep -q libpango-1.0 || missing+=(libpango-1.0-0 libpangoft2-1.0-0)
+command -v pdftotext >/dev/null || missing+=(poppler-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -416,6 +416,55 @@ def escalate_command(
     )
     for order in report.issued + report.escalated:
         console.print(f"  {order['number']}  {order['unit_name']}  cases {order['case_ids']}")
+@app.command("brief")
+def brief(
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Day of the set, YYYY-MM-DD (default: yesterday, local)"),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="Grid code (repeat; default: CITYGRID_BRIEF_SCOPES)"),
+    ] = None,
+    period: Annotated[
+        str, typer.Option(help="day | week | month (the one holding the date)")
+    ] = "day",
+    catch_up: Annotated[
+        bool, typer.Option("--catch-up", help="Also make the missing sets of the last days")
+    ] = False,
+) -> None:
+    """Make the daily set (工作简报, 督查通报, 问题台账) of a day for scopes; a set already made
+    is left as it is, so any scheduler may call this more than once."""
+    from datetime import date, timedelta
+
+    from service.briefs.figures import today
+    from service.briefs.schedule import catch_up as catch_up_days
+    from service.briefs.schedule import run_day
+
+    settings = AppSettings()
+    try:
+        when = date.fromisoformat(day) if day else today(settings) - timedelta(days=1)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --date {day!r} is not YYYY-MM-DD")
+        raise typer.Exit(2) from exc
+    scopes = scope or settings.briefs.scope_list()
+    if not scopes:
+        console.print("[red]error:[/red] give --scope or set CITYGRID_BRIEF_SCOPES")
+        raise typer.Exit(2)
+    with _engine(settings) as engine:
+        sessions = make_sessionmaker(engine)
+        if catch_up:
+            for earlier in catch_up_days(sessions, settings):
+                console.print(f"caught up {earlier.day}: made {', '.join(earlier.made) or 'none'}")
+        report = run_day(sessions, settings, when, scopes, period)
+    for s in report.made:
+        console.print(f"{when} {period} {s}: made")
+    for s in report.existing:
+        console.print(f"{when} {period} {s}: already made")
+    for s, why in report.failed.items():
+        console.print(f"[red]{when} {period} {s}: failed:[/red] {why}")
+    if report.failed:
+        raise typer.Exit(1)
 
 
 @app.command("heatmap")

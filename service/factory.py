@@ -31,6 +31,7 @@ from service.routers import (
     assessment,
     auth,
     campaigns,
+    briefs,
     cases,
     catalogue,
     coverage,
@@ -78,11 +79,18 @@ def create_app(
             # sessions handed in (a test's transaction) has no such thing and asks every time
             app.state.changes = ChangeListener.for_url(url).start()
             _warm_in_background(app.state.sessions, settings, app.state.changes)
+            if settings.briefs.schedule:
+                from service.briefs.schedule import BriefScheduler
+
+                app.state.brief_scheduler = BriefScheduler(app.state.sessions, settings).start()
         else:
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
         to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
         yield
+        scheduler = getattr(app.state, "brief_scheduler", None)
+        if scheduler is not None:
+            scheduler.stop()
         if app.state.changes is not None:
             app.state.changes.stop()
         if engine is not None:
@@ -145,6 +153,7 @@ def create_app(
         inspection,
         supervision,
         campaigns,
+        briefs,
         coverage,
         heat,
         open311,

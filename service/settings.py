@@ -264,6 +264,61 @@ class MapSettings(BaseSettings):
         return self
 
 
+class BriefSettings(BaseSettings):
+    """The daily set (三个一: 工作简报, 督查通报, 问题台账) and when it is made
+    (``CITYGRID_BRIEF_*``).
+
+    With ``schedule`` on, a service process makes the set of the day before for every scope in
+    ``scopes`` at ``time`` each day (local time) and, on start, the sets of the last
+    ``catch_up_days`` days that are missing; two processes make one set between them (a
+    database lock). Off, run ``citygrid brief --date D --scope S`` from any scheduler.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_BRIEF_", extra="ignore")
+
+    schedule: bool = Field(False, description="Make the daily set in the service process")
+    time: str = Field("08:00", description="Local time of day the set of the day before is made")
+    scopes: str = Field(
+        "", description="Comma-separated grid codes (city, district or street) to make sets for"
+    )
+    formats: str = Field("docx,pdf,html", description="Formats of the brief and the circular")
+    catch_up_days: int = Field(
+        3, ge=0, le=31, description="Missing sets of this many past days are made on start"
+    )
+    circular_days: int = Field(
+        3, ge=1, le=30, description="Working days a circular gives the named units to fix"
+    )
+    circular_cases: int = Field(
+        30, ge=1, le=500, description="Most cases a circular lists per kind (overdue, …)"
+    )
+
+    @field_validator("time")
+    @classmethod
+    def _clock_time(cls, value: str) -> str:
+        import re
+
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError("CITYGRID_BRIEF_TIME must be HH:MM (24 hours, local time)")
+        return value.strip()
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, value: str) -> str:
+        found = [f.strip() for f in value.split(",") if f.strip()]
+        bad = [f for f in found if f not in ("docx", "pdf", "html")]
+        if bad or not found:
+            raise ValueError("CITYGRID_BRIEF_FORMATS is a comma-separated list of docx, pdf, html")
+        return ",".join(found)
+
+    def scope_list(self) -> list[str]:
+        """The configured scopes, in order, without repeats."""
+        return list(dict.fromkeys(s.strip() for s in self.scopes.split(",") if s.strip()))
+
+    def format_list(self) -> list[str]:
+        """The configured formats of the brief and the circular."""
+        return self.formats.split(",")
+
+
 @dataclass
 class AppSettings:
     """Everything the app needs, built explicitly in tests and from the environment otherwise."""
@@ -275,6 +330,7 @@ class AppSettings:
     map: MapSettings = field(default_factory=MapSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    briefs: BriefSettings = field(default_factory=BriefSettings)
 
     def __post_init__(self) -> None:
         active = self.server.max_active_requests

@@ -57,6 +57,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "组织专项行动",
         "create and edit campaigns (专项行动): scope, targets, milestones and owners",
     ),
+    "briefs.read": (
+        "查看工作简报、督查通报与问题台账",
+        "read and download the issued daily briefs, circulars and ledgers in scope",
+    ),
+    "briefs.generate": ("生成工作简报与督查通报", "generate and regenerate the daily set"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -79,6 +84,8 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "orders.issue",
             "orders.answer",
             "campaigns.manage",
+            "briefs.read",
+            "briefs.generate",
         ),
     ),
     (
@@ -109,6 +116,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.dispatch",
             "cases.extend",
             "people.read",
+            "briefs.read",
         ),
     ),
     (
@@ -149,6 +157,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.read",
             "cases.report",
             "assessment.score",
+            "briefs.read",
         ),
     ),
     (

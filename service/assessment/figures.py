@@ -575,6 +575,24 @@ GROUP BY 1"""
         """Every department: those cases were dispatched to, and the catalogue's."""
         return self.full_list(period, [("department", None)])[("department", None)]
 
+    def department_figures_in(self, period: Period, grid: str) -> list[Figures]:
+        """The departments with cases in grid ``grid``'s subtree, each counting only those
+        cases (a district's circular names the departments for their work in the district);
+        one query, the same definitions as every other figure."""
+        case_filter, _, extra, _ = self._subject_sql("grid", grid)
+        sql = _facts_cte(case_filter) + (
+            f"\nSELECT f.department AS key, {_SUMS} FROM f"
+            " WHERE f.department IS NOT NULL GROUP BY 1 ORDER BY 1"
+        )
+        self._room()
+        rows = self.session.execute(self._bind(sql), self._params(period) | extra).mappings()
+        return [
+            Figures(
+                "department", r["key"], r["key"], None, {k: float(r[k] or 0) for k in COUNT_KEYS}
+            )
+            for r in rows
+        ]
+
     def _departments(self, found: dict[str, dict]) -> list[Figures]:
         """Rows of the departments found and of the catalogue's (zero figures), by name."""
         known = self.session.scalars(

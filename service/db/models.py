@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -957,3 +958,40 @@ class CampaignCase(Base):
         BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
     )
     case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), primary_key=True)
+
+
+class Document(Base):
+    """One issued document of the daily set (三个一): a 工作简报, 督查通报 or 问题台账 of a scope
+    (a grid code) and a period, in one format, stored byte for byte as issued with the hash of
+    its content and a version of the data it was made from. A regeneration is the next
+    ``issue`` of the same document; issue 1 is the scheduled (or first) one."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint(
+            "city", "kind", "scope", "period", "format", "issue", name="uq_documents_issue"
+        ),
+        CheckConstraint("kind IN ('brief', 'circular', 'ledger')", name="ck_documents_kind"),
+        CheckConstraint("format IN ('docx', 'pdf', 'html', 'xlsx')", name="ck_documents_format"),
+        CheckConstraint("issue >= 1", name="ck_documents_issue"),
+        Index("ix_documents_city_day", "city", "first_day", "scope"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(10))
+    scope: Mapped[str] = mapped_column(String(15))
+    period: Mapped[str] = mapped_column(String(40))  # the period label: 2026-11-28, 2026-W48 …
+    period_kind: Mapped[str] = mapped_column(String(8))  # day | week | month
+    first_day: Mapped[date] = mapped_column(Date)
+    last_day: Mapped[date] = mapped_column(Date)
+    format: Mapped[str] = mapped_column(String(5))
+    issue: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    title: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(Text)
+    data_version: Mapped[str] = mapped_column(String(64))  # sha256 of the figures rendered
+    data_stamp: Mapped[dict[str, Any]] = mapped_column(JSONB)  # change marks of the data
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))

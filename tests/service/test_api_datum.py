@@ -84,6 +84,7 @@ NO_COORDINATES = {
     "/api/campaigns": "campaigns: grid codes, hotspot keys, categories",
     "/api/campaigns/{campaign_id}": "one campaign: grid codes, hotspot keys, categories",
     "/api/campaigns/{campaign_id}/progress": "counts and shares per day",
+    "/api/briefs": "issued documents: scope codes, periods, hashes",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -104,6 +105,8 @@ EXEMPT = {
     "/": "HTML page",
     "/login": "the login page (HTML)",
     "/assessment/rounds": "the cross-scoring page (HTML); its data comes from the routes above",
+    # An issued document is a file kept byte for byte as issued (its map is a picture).
+    "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
 }
 # Media types whose bodies are not read (their JSON/CSV variant of the same route is): KML, GPX,
 # GeoPackage and zipped Shapefile exports (which declare EPSG:4326 and take datum), XLSX.
@@ -319,8 +322,16 @@ def world(
         },
     )
     assert campaign.status_code == 201, campaign.text
+    # the daily set of the unit grid's street, yesterday (HTML only: quick)
+    street_code = community[: demo_loaded.scheme.prefix_length("street")].ljust(len(community), "0")
+    yesterday = (now - timedelta(days=1)).date().isoformat()
+    brief = client.post(
+        "/api/briefs", json={"scope": street_code, "date": yesterday, "formats": ["html"]}
+    )
+    assert brief.status_code == 201, brief.text
     return {
         "order_id": order.json()["id"],
+        "doc_id": brief.json()["items"][0]["id"],
         "round_id": rnd.json()["id"],
         "campaign_id": campaign.json()["id"],
         "unit": unit,
@@ -360,6 +371,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [world["order_id"]]
     if name == "campaign_id":
         return [world["campaign_id"]]
+    if name == "doc_id":
+        return [world["doc_id"]]
     return [
         {
             "case_id": world["case_id"],

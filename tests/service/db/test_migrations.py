@@ -210,3 +210,38 @@ def test_campaigns_migration_grants_campaigns_manage_to_stored_admin_and_leader(
     migrations.downgrade(own_engine, "0016_campaigns-1")
     with own_engine.connect() as conn:
         assert set(conn.scalars(query)) == set()
+
+
+def test_briefs_migration_grants_the_new_permissions_to_seeded_roles(own_engine: Engine) -> None:
+    """0018 grants briefs.read to the stored admin, leader, dispatcher and inspector roles and
+    briefs.generate to admin and leader, as the seed does for new cities."""
+    from service.accounts.permissions import ROLE_SEED
+
+    migrations.downgrade(own_engine, "0018_briefs-1")
+    with own_engine.begin() as conn:
+        assert not inspect(conn).has_table("documents")
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if "briefs" not in p]},
+            )
+    migrations.upgrade(own_engine)
+    with own_engine.connect() as conn:
+        for permission in ("briefs.read", "briefs.generate"):
+            granted = set(
+                conn.scalars(
+                    text("SELECT key FROM roles WHERE city = 'old' AND :p = ANY(permissions)"),
+                    {"p": permission},
+                )
+            )
+            assert granted == {key for key, *_, perms in ROLE_SEED if permission in perms}
+        assert inspect(conn).has_table("documents")
+    assert {key for key, *_, perms in ROLE_SEED if "briefs.read" in perms} == {
+        "admin",
+        "leader",
+        "dispatcher",
+        "inspector",
+    }
