@@ -416,6 +416,8 @@ def escalate_command(
     )
     for order in report.issued + report.escalated:
         console.print(f"  {order['number']}  {order['unit_name']}  cases {order['case_ids']}")
+
+
 @app.command("brief")
 def brief(
     day: Annotated[
