@@ -257,6 +257,8 @@ async def _rules(session: SessionDep, settings: SettingsDep) -> RuleBook:
 
 OrdersDep = Annotated[OrderService, Depends(_orders)]
 RulesDep = Annotated[RuleBook, Depends(_rules)]
+
+
 async def _campaigns(session: SessionDep, settings: SettingsDep) -> CampaignService:
     return CampaignService(session, settings)
 
