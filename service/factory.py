@@ -17,6 +17,7 @@ from service.accounts.accounts import AccountService
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Anyone
 from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
 from service.cases.open311.documents import error_document
+from service.cases.overdue import sweep_overdue
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from service.http.bodyguard import GuardedRoute
@@ -26,6 +27,7 @@ from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
 from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
+from service.notify.deliverer import DeliveryWorker
 from service.routers import (
     accounts,
     assessment,
@@ -37,6 +39,7 @@ from service.routers import (
     heat,
     hotspots,
     inspection,
+    notify,
     ogc,
     open311,
     pages,
@@ -62,6 +65,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine: Engine | None = None
         app.state.changes = None
+        worker: DeliveryWorker | None = None
         if sessions is None:
             url = resolve_database_url(settings.database)
             engine = make_engine(
@@ -76,11 +80,17 @@ def create_app(
             # sessions handed in (a test's transaction) has no such thing and asks every time
             app.state.changes = ChangeListener.for_url(url).start()
             _warm_in_background(app.state.sessions, settings, app.state.changes)
+            if settings.notify.enabled:  # webhooks, and the overdue sweep that feeds them
+                worker = DeliveryWorker(
+                    app.state.sessions, settings, sweeps=[sweep_overdue]
+                ).start()
         else:
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
         to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
         yield
+        if worker is not None:  # waits for a send in flight, at most the timeout
+            await to_thread.run_sync(worker.stop)
         if app.state.changes is not None:
             app.state.changes.stop()
         if engine is not None:
@@ -141,6 +151,7 @@ def create_app(
         assessment,
         scores,
         inspection,
+        notify,
         coverage,
         heat,
         open311,

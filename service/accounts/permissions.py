@@ -44,6 +44,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     ),
     "assessment.score": ("交叉考核打分", "fill checklists in inspection rounds one is assigned to"),
     "assessment.checklists": ("编辑考核细则", "publish new versions of inspection checklists"),
+    "notify.manage": (
+        "管理消息推送",
+        "manage webhook subscriptions of any scope and read every delivery",
+    ),
+    "notify.subscribe": ("订阅消息推送", "subscribe webhooks for one's own scope"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -63,6 +68,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "assessment.rounds",
             "assessment.score",
             "cases.evaluate",
+            "notify.subscribe",
         ),
     ),
     (
@@ -93,13 +99,21 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.dispatch",
             "cases.extend",
             "people.read",
+            "notify.subscribe",
         ),
     ),
     (
         "department",
         "专业部门",
         "department staff",
-        ("grids.read", "cases.read", "cases.handle", "cases.feedback", "cases.return"),
+        (
+            "grids.read",
+            "cases.read",
+            "cases.handle",
+            "cases.feedback",
+            "cases.return",
+            "notify.subscribe",
+        ),
     ),
     (
         "grid_worker",
