@@ -91,3 +91,32 @@ def receiver(**behaviour: object) -> Iterator[Receiver]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class SmsGateway:
+    """A gateway for tests: keeps what it is asked to send (a real gateway would call the
+    operator's SMS or WeChat API here)."""
+
+    name = "sms"
+    sent: list[object] = []
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+
+    def check(self, address: str) -> str:
+        from service.errors import InvalidInput
+
+        if not (address.isdigit() and len(address) == 11):
+            raise InvalidInput("an SMS address is an 11-digit mobile number", field="url")
+        return address
+
+    def send(self, message: object) -> object:
+        from service.notify.transports import Result
+
+        SmsGateway.sent.append(message)
+        return Result(True, None, None, 0.0)
+
+
+def sms_gateway(settings: AppSettings) -> SmsGateway:
+    """The factory ``CITYGRID_NOTIFY_GATEWAY=tests.helpers.webhooks:sms_gateway`` names."""
+    return SmsGateway(settings)

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.cases.catalogue import seed_catalogue
+from service.db.models import NotifySubscription
 from service.grids.registry import Registry
 from service.maps.heat import LAYERS
 from service.settings import AppSettings
@@ -76,6 +77,10 @@ NO_COORDINATES = {
     "/api/assessment/rounds/{round_id}": "one round: grid codes and logins",
     "/api/assessment/rounds/{round_id}/scoresheets": "points per item and photo references",
     "/api/assessment/rounds/{round_id}/results": "scores per grid code",
+    "/api/notify/kinds": "the event kinds",
+    "/api/notify/subscriptions": "webhook subscriptions: URLs and scopes",
+    "/api/notify/subscriptions/{subscription_id}": "one subscription",
+    "/api/notify/deliveries": "the delivery log: kinds, grid codes and answers (no payloads)",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -285,7 +290,20 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # a webhook subscription, stored as is (the app refuses this machine's addresses)
+    subscription = NotifySubscription(
+        city=city,
+        name="测试订阅",
+        url="http://127.0.0.1:9/hook",
+        secret="whsec_test",
+        events=["case.dispatched"],
+        scope_kind="city",
+        created_by="test",
+    )
+    session.add(subscription)
+    session.commit()
     return {
+        "subscription_id": subscription.id,
         "round_id": rnd.json()["id"],
         "unit": unit,
         "community": community,
@@ -328,6 +346,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "street_id": world["street_id"],
             "service_code": "0102",
             "user_id": world["user_id"],
+            "subscription_id": world["subscription_id"],
         }[name]
     ]
 

@@ -219,3 +219,43 @@ def test_publish_refuses_an_unknown_kind_and_a_missing_city(session: Session) ->
         publish(session, "case.exploded", {}, city="990100")
     with pytest.raises(ValueError, match="city"):
         publish(session, "case.overdue", {})
+
+
+def test_a_configured_gateway_is_a_transport_and_off_by_default(
+    settings: AppSettings, session: Session, sessions: sessionmaker[Session]
+) -> None:
+    from service.errors import InvalidInput
+    from tests.helpers.webhooks import SmsGateway
+
+    off = quick(settings)
+    with pytest.raises(InvalidInput) as refused:
+        Subscriptions(session, off).create(
+            SubscriptionInput(
+                name="短信", url="13800000000", events=["order.issued"], transport="sms"
+            ),
+            SYSTEM,
+        )
+    assert refused.value.field == "transport"
+
+    on = quick(settings, gateway="tests.helpers.webhooks:sms_gateway")
+    with pytest.raises(InvalidInput) as bad:
+        Subscriptions(session, on).create(
+            SubscriptionInput(name="短信", url="12345", events=["order.issued"], transport="sms"),
+            SYSTEM,
+        )
+    assert bad.value.field == "url"
+    sub, _ = Subscriptions(session, on).create(
+        SubscriptionInput(name="短信", url="13800000000", events=["order.issued"], transport="sms"),
+        SYSTEM,
+    )
+    SmsGateway.sent.clear()
+    publish(session, "order.issued", {"order_id": 9}, city=on.grids.city)
+    session.commit()
+    assert Deliverer(sessions, on).run_once() == 1
+    [message] = SmsGateway.sent
+    assert message.address == "13800000000" and message.kind == "order.issued"
+    delivery = session.scalars(
+        select(NotifyDelivery).where(NotifyDelivery.subscription_id == sub.id)
+    ).one()
+    session.refresh(delivery)
+    assert delivery.state == "delivered"
