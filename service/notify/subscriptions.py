@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from service.accounts.audit import AuditLog, snapshot
 from service.accounts.principal import Principal
+from service.accounts.privacy import name_for, phone_for
 from service.clock import now
 from service.db.models import NotifyAttempt, NotifyDelivery, NotifyEvent, NotifySubscription, User
 from service.errors import Forbidden, InvalidInput, NotFound
@@ -314,20 +315,23 @@ class Subscriptions:
         return transport.send(message)
 
 
-def subscription_out(sub: NotifySubscription, secret: str | None = None) -> dict[str, Any]:
-    """A subscription as the API shows it (the secret only right after it was made)."""
+def subscription_out(
+    sub: NotifySubscription, by: Principal, secret: str | None = None
+) -> dict[str, Any]:
+    """A subscription as ``by`` sees it (the secret only right after it was made; who made it,
+    and a gateway's phone number, masked without ``people.read``)."""
     out: dict[str, Any] = {
         "id": sub.id,
         "name": sub.name,
         "transport": sub.transport,
-        "url": sub.url,
+        "url": sub.url if sub.transport == "webhook" else phone_for(by, sub.url),
         "events": list(sub.events),
         "scope": sub.scope_kind,
         "department": sub.department,
         "grid": sub.grid_prefix,
         "user_id": sub.user_id,
         "active": sub.active,
-        "created_by": sub.created_by,
+        "created_by": name_for(by, sub.created_by),
         "created_at": sub.created_at.isoformat() if sub.created_at else None,
     }
     if secret is not None:

@@ -55,7 +55,7 @@ def kinds(by: Subscriber) -> list[dict[str, str]]:
 
 @router.get("/subscriptions", summary="Subscriptions in the caller's scope (never secrets)")
 def list_subscriptions(svc: SubscriptionsDep, by: Subscriber) -> list[dict[str, Any]]:
-    return [subscription_out(s) for s in svc.all(by)]
+    return [subscription_out(s, by) for s in svc.all(by)]
 
 
 @router.post(
@@ -67,14 +67,14 @@ def create_subscription(
     body: SubscriptionIn, svc: SubscriptionsDep, by: Subscriber
 ) -> dict[str, Any]:
     sub, secret = svc.create(SubscriptionInput(**body.model_dump()), by)
-    return subscription_out(sub, secret)
+    return subscription_out(sub, by, secret)
 
 
 @router.get("/subscriptions/{subscription_id}", summary="One subscription")
 def get_subscription(
     subscription_id: IdPath, svc: SubscriptionsDep, by: Subscriber
 ) -> dict[str, Any]:
-    return subscription_out(svc.get(subscription_id, by))
+    return subscription_out(svc.get(subscription_id, by), by)
 
 
 @router.patch("/subscriptions/{subscription_id}", summary="Change or pause a subscription")
@@ -82,7 +82,7 @@ def patch_subscription(
     subscription_id: IdPath, body: SubscriptionPatch, svc: SubscriptionsDep, by: Subscriber
 ) -> dict[str, Any]:
     item = SubscriptionInput(**body.model_dump(exclude_unset=True))
-    return subscription_out(svc.update(subscription_id, item, by))
+    return subscription_out(svc.update(subscription_id, item, by), by)
 
 
 @router.delete("/subscriptions/{subscription_id}", status_code=204, summary="Unsubscribe")
@@ -97,7 +97,7 @@ def delete_subscription(subscription_id: IdPath, svc: SubscriptionsDep, by: Subs
 )
 def rotate_secret(subscription_id: IdPath, svc: SubscriptionsDep, by: Subscriber) -> dict[str, Any]:
     sub, secret = svc.rotate(subscription_id, by)
-    return subscription_out(sub, secret)
+    return subscription_out(sub, by, secret)
 
 
 @router.post(

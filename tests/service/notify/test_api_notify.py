@@ -122,6 +122,8 @@ def test_department_staff_subscribe_for_their_own_department_only(
     own = api.post(BASE, json=_body(url, scope="department"), headers=staff)
     assert own.status_code == 201, own.text
     assert own.json()["department"] == "环卫所"  # their department, unnamed
+    # who made it is personal data: masked for a role without people.read
+    assert own.json()["created_by"].startswith("测") and "user" not in own.json()["created_by"]
     before = _count(session)
     for scope in ({"scope": "department", "department": "城管执法中队"}, {"scope": "city"}):
         r = api.post(BASE, json=_body(url, **scope), headers=staff)
