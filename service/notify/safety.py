@@ -90,7 +90,7 @@ def resolve_safe(url: str, allow: tuple[str, ...]) -> Target:
     scheme, host, port = split(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # gaierror is an OSError
         raise UnsafeAddress(f"host {host!r} does not resolve: {exc}") from exc
     addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
     if not addresses:
