@@ -469,6 +469,40 @@ def brief(
         raise typer.Exit(1)
 
 
+@app.command("deliver")
+def deliver(
+    once: Annotated[
+        bool, typer.Option("--once", help="One round (sweep, then every due delivery), then exit")
+    ] = False,
+) -> None:
+    """Send webhook deliveries (and announce newly overdue cases) until stopped; safe beside
+    the server's own deliverer and other `citygrid deliver` processes."""
+    from service.cases.overdue import sweep_overdue
+    from service.clock import now
+    from service.notify.deliverer import Deliverer, DeliveryWorker
+
+    settings = AppSettings()
+    with _engine(settings) as engine:
+        sessions = make_sessionmaker(engine)
+        if not once:
+            worker = DeliveryWorker(sessions, settings, sweeps=[sweep_overdue]).start()
+            console.print("delivering; Ctrl-C stops")
+            try:
+                while worker.thread.is_alive():
+                    worker.thread.join(1)
+            except KeyboardInterrupt:
+                worker.stop()
+            return
+        with session_scope(sessions) as session:
+            overdue = sweep_overdue(session, settings, now())
+        deliverer = Deliverer(sessions, settings)
+        sent = total = deliverer.run_once()
+        while sent:  # until nothing is due (a round holds at most CITYGRID_NOTIFY_BATCH_SIZE)
+            sent = deliverer.run_once()
+            total += sent
+    console.print(f"{overdue} case(s) newly overdue announced, {total} delivery attempt(s)")
+
+
 @app.command("heatmap")
 def heatmap(
     out: Annotated[Path, typer.Option("--out", "-o", help="map.png or map.html to write")],

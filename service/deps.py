@@ -29,6 +29,8 @@ from service.http.params import parse_bbox
 from service.http.timeparse import aware
 from service.maps.heat import HeatCache, HeatService
 from service.maps.tiles import TileCache
+from service.notify.subscriptions import Subscriptions
+from service.notify.transports import transports
 from service.patrol.coverage import CoverageService
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
@@ -264,3 +266,14 @@ async def _campaigns(session: SessionDep, settings: SettingsDep) -> CampaignServ
 
 
 CampaignsDep = Annotated[CampaignService, Depends(_campaigns)]
+
+
+async def _subscriptions(
+    request: Request, session: SessionDep, settings: SettingsDep
+) -> Subscriptions:
+    # the transports (the webhook's connection pool) are made once per app
+    made = app_cache(request.app, "notify_transports", lambda: transports(settings))
+    return Subscriptions(session, settings, made)
+
+
+SubscriptionsDep = Annotated[Subscriptions, Depends(_subscriptions)]

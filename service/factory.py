@@ -17,6 +17,7 @@ from service.accounts.accounts import AccountService
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Anyone
 from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
 from service.cases.open311.documents import error_document
+from service.cases.overdue import sweep_overdue
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
 from service.http.bodyguard import GuardedRoute
@@ -26,6 +27,7 @@ from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
 from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
+from service.notify.deliverer import DeliveryWorker
 from service.routers import (
     accounts,
     assessment,
@@ -39,6 +41,7 @@ from service.routers import (
     heat,
     hotspots,
     inspection,
+    notify,
     ogc,
     open311,
     pages,
@@ -65,6 +68,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine: Engine | None = None
         app.state.changes = None
+        worker: DeliveryWorker | None = None
         if sessions is None:
             url = resolve_database_url(settings.database)
             engine = make_engine(
@@ -83,6 +87,10 @@ def create_app(
                 from service.briefs.schedule import BriefScheduler
 
                 app.state.brief_scheduler = BriefScheduler(app.state.sessions, settings).start()
+            if settings.notify.enabled:  # webhooks, and the overdue sweep that feeds them
+                worker = DeliveryWorker(
+                    app.state.sessions, settings, sweeps=[sweep_overdue]
+                ).start()
         else:
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
@@ -91,6 +99,8 @@ def create_app(
         scheduler = getattr(app.state, "brief_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
+        if worker is not None:  # waits for a send in flight, at most the timeout
+            await to_thread.run_sync(worker.stop)
         if app.state.changes is not None:
             app.state.changes.stop()
         if engine is not None:
@@ -154,6 +164,7 @@ def create_app(
         supervision,
         campaigns,
         briefs,
+        notify,
         coverage,
         heat,
         open311,

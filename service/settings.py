@@ -319,6 +319,47 @@ class BriefSettings(BaseSettings):
         return self.formats.split(",")
 
 
+class NotifySettings(BaseSettings):
+    """Notifications (``CITYGRID_NOTIFY_*``): the deliverer of webhooks and its safety rules.
+
+    The deliverer runs in each server process (``enabled``) and as ``citygrid deliver``;
+    deliveries are claimed row by row, so any number of them may run at once. A webhook's host
+    must resolve to public addresses unless it is in ``allow_hosts``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_NOTIFY_", extra="ignore")
+
+    enabled: bool = Field(
+        True, description="Run the deliverer (and the overdue sweep) in the server process"
+    )
+    poll_interval_s: float = Field(5.0, gt=0, description="Pause between delivery rounds")
+    sweep_interval_s: float = Field(
+        60.0, gt=0, description="Pause between sweeps for newly overdue cases"
+    )
+    max_attempts: int = Field(6, ge=1, le=50, description="Attempts before a delivery fails")
+    base_delay_s: float = Field(
+        30.0, gt=0, description="Retry n waits base_delay_s × 2^(n-1) (capped by max_delay_s)"
+    )
+    max_delay_s: float = Field(3600.0, gt=0, description="Longest wait between two attempts")
+    timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Longest wait for a receiver (connect + answer)"
+    )
+    batch_size: int = Field(50, ge=1, le=10000, description="Deliveries one round sends at most")
+    allow_hosts: str = Field(
+        "",
+        description="Comma-separated hosts, addresses or CIDRs a webhook may reach although "
+        "they are private, loopback or link-local (e.g. 10.0.0.0/8,hooks.intranet)",
+    )
+    gateway: str = Field(
+        "",
+        description="SMS/WeChat gateway: 'module:factory' returning a Transport; empty: off",
+    )
+
+    def allowed(self) -> tuple[str, ...]:
+        """The allow-list as entries (hosts, addresses, CIDRs)."""
+        return tuple(p.strip().lower() for p in self.allow_hosts.split(",") if p.strip())
+
+
 @dataclass
 class AppSettings:
     """Everything the app needs, built explicitly in tests and from the environment otherwise."""
@@ -331,6 +372,7 @@ class AppSettings:
     server: ServerSettings = field(default_factory=ServerSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     briefs: BriefSettings = field(default_factory=BriefSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     def __post_init__(self) -> None:
         active = self.server.max_active_requests

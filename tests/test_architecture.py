@@ -14,6 +14,7 @@ from service.settings import (
     DatabaseSettings,
     GridSettings,
     MapSettings,
+    NotifySettings,
     PatrolSettings,
     ServerSettings,
 )
@@ -103,6 +104,7 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         PatrolSettings,
         MapSettings,
         ServerSettings,
+        NotifySettings,
     ):
         prefix = str(cls.model_config.get("env_prefix", ""))
         missing += [

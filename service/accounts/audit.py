@@ -22,7 +22,7 @@ from service.accounts.principal import Principal
 from service.db.models import AuditEntry
 from service.settings import AppSettings
 
-_SECRET_COLUMNS = frozenset({"password_hash", "secret_hash", "token_hash"})
+_SECRET_COLUMNS = frozenset({"password_hash", "secret_hash", "token_hash", "secret"})
 
 
 @dataclass(frozen=True)

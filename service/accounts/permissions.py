@@ -62,6 +62,11 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "read and download the issued daily briefs, circulars and ledgers in scope",
     ),
     "briefs.generate": ("生成工作简报与督查通报", "generate and regenerate the daily set"),
+    "notify.manage": (
+        "管理消息推送",
+        "manage webhook subscriptions of any scope and read every delivery",
+    ),
+    "notify.subscribe": ("订阅消息推送", "subscribe webhooks for one's own scope"),
 }
 
 READ_ALL = ("grids.read", "cases.read", "cases.export", "patrol.read", "maps.read")
@@ -86,6 +91,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "campaigns.manage",
             "briefs.read",
             "briefs.generate",
+            "notify.subscribe",
         ),
     ),
     (
@@ -117,6 +123,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.extend",
             "people.read",
             "briefs.read",
+            "notify.subscribe",
         ),
     ),
     (
@@ -130,6 +137,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.feedback",
             "cases.return",
             "orders.answer",
+            "notify.subscribe",
         ),
     ),
     (

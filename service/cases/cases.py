@@ -41,6 +41,7 @@ from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.grids.repository import degree_window
 from service.hotspots.hotspots import HotspotService
+from service.notify import publish
 from service.settings import AppSettings
 
 SOURCES = ("patrol", "citizen", "inspector", "open311", "import", "hotline")
@@ -392,6 +393,17 @@ class CaseService:
         case.lock_version += 1
         self._event(case, step.action, before, target, by, step.actor, t, step, location, data)
         self.session.flush()
+        if target == "dispatched" and case.department:
+            # in this transaction: the department hears of it exactly when it is committed
+            publish(
+                self.session,
+                "case.dispatched",
+                case_payload(case, step.action),
+                grid_code=case.grid_code,
+                department=case.department,
+                city=self.city,
+                at=t,
+            )
         return case
 
     @staticmethod
@@ -566,6 +578,26 @@ class CaseService:
         case = self.get(case_id, by)
         stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
         return case, list(self.session.scalars(stmt))
+
+
+def case_payload(case: Case, action: str | None = None) -> dict[str, Any]:
+    """What a notification says about ``case``: where, what, whose and by when — never the
+    reporters' names or phones."""
+    return {
+        "case_id": case.id,
+        "action": action,
+        "status": case.status,
+        "category_code": case.category_code,
+        "grid_code": case.grid_code,
+        "department": case.department,
+        "address": case.address,
+        "description": case.description,
+        "lon": case.lon,
+        "lat": case.lat,
+        "reported_at": case.reported_at,
+        "deadline_at": case.deadline_at,
+        "url": f"/api/cases/{case.id}",
+    }
 
 
 def _same_principal(event: CaseEvent, by: Principal) -> bool:

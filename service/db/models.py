@@ -995,3 +995,123 @@ class Document(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+
+
+class NotifySubscription(Base):
+    """A webhook (or gateway) subscription of one city: which event kinds, for which scope
+    (the whole city, a department, a grid subtree by code prefix, or a user's own scope), sent
+    where, signed with which secret. The secret is kept as written: every delivery is signed
+    with it (HMAC-SHA256), so it cannot be stored hashed; it is shown once, on create."""
+
+    __tablename__ = "notify_subscriptions"
+    __table_args__ = (
+        CheckConstraint(
+            "(scope_kind = 'city' AND department IS NULL AND grid_prefix IS NULL"
+            " AND user_id IS NULL)"
+            " OR (scope_kind = 'department' AND department IS NOT NULL)"
+            " OR (scope_kind = 'grid' AND grid_prefix IS NOT NULL)"
+            " OR (scope_kind = 'user' AND user_id IS NOT NULL)",
+            name="ck_notify_subscriptions_scope",
+        ),
+        Index("ix_notify_subscriptions_city_active", "city", "active"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str] = mapped_column(Text)
+    transport: Mapped[str] = mapped_column(String(20), server_default=text("'webhook'"))
+    url: Mapped[str] = mapped_column(Text)  # the webhook URL (or the gateway's address)
+    secret: Mapped[str] = mapped_column(String(80))
+    events: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    scope_kind: Mapped[str] = mapped_column(String(12))
+    department: Mapped[str | None] = mapped_column(Text)
+    grid_prefix: Mapped[str | None] = mapped_column(String(15))
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
+    )
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_by: Mapped[str] = mapped_column(Text)
+    created_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class NotifyEvent(Base):
+    """The outbox: one event, written in the transaction of the change it announces (so it
+    exists exactly when the change was committed). ``key`` makes an event happen once (e.g.
+    ``case.overdue:<case id>``)."""
+
+    __tablename__ = "notify_events"
+    __table_args__ = (
+        Index(
+            "uq_notify_events_city_key",
+            "city",
+            "key",
+            unique=True,
+            postgresql_where=text("key IS NOT NULL"),
+        ),
+        Index("ix_notify_events_city_at", "city", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str | None] = mapped_column(String(200))
+    grid_code: Mapped[str | None] = mapped_column(String(15))
+    department: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyDelivery(Base):
+    """One event for one subscription: ``pending`` until sent (claimed row by row with
+    ``FOR UPDATE SKIP LOCKED``), then ``delivered``, or ``failed`` after the last attempt."""
+
+    __tablename__ = "notify_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "subscription_id", name="uq_notify_deliveries_pair"),
+        CheckConstraint(
+            "state IN ('pending', 'delivered', 'failed')", name="ck_notify_deliveries_state"
+        ),
+        Index(
+            "ix_notify_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("state = 'pending'"),
+        ),
+        Index("ix_notify_deliveries_subscription", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    event_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notify_events.id", ondelete="CASCADE")
+    )
+    subscription_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notify_subscriptions.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(10), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyAttempt(Base):
+    """The delivery log: one try of a delivery, its answer (status code) or error, and how
+    long it took."""
+
+    __tablename__ = "notify_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("notify_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)

@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.cases.catalogue import seed_catalogue
+from service.db.models import NotifySubscription
 from service.grids.registry import Registry
 from service.maps.heat import LAYERS
 from service.settings import AppSettings
@@ -85,6 +86,10 @@ NO_COORDINATES = {
     "/api/campaigns/{campaign_id}": "one campaign: grid codes, hotspot keys, categories",
     "/api/campaigns/{campaign_id}/progress": "counts and shares per day",
     "/api/briefs": "issued documents: scope codes, periods, hashes",
+    "/api/notify/kinds": "the event kinds",
+    "/api/notify/subscriptions": "webhook subscriptions: URLs and scopes",
+    "/api/notify/subscriptions/{subscription_id}": "one subscription",
+    "/api/notify/deliveries": "the delivery log: kinds, grid codes and answers (no payloads)",
 }
 # Routes not checked here, and why.
 EXEMPT = {
@@ -329,9 +334,22 @@ def world(
         "/api/briefs", json={"scope": street_code, "date": yesterday, "formats": ["html"]}
     )
     assert brief.status_code == 201, brief.text
+    # a webhook subscription, stored as is (the app refuses this machine's addresses)
+    subscription = NotifySubscription(
+        city=city,
+        name="测试订阅",
+        url="http://127.0.0.1:9/hook",
+        secret="whsec_test",
+        events=["case.dispatched"],
+        scope_kind="city",
+        created_by="test",
+    )
+    session.add(subscription)
+    session.commit()
     return {
         "order_id": order.json()["id"],
         "doc_id": brief.json()["items"][0]["id"],
+        "subscription_id": subscription.id,
         "round_id": rnd.json()["id"],
         "campaign_id": campaign.json()["id"],
         "unit": unit,
@@ -381,6 +399,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "street_id": world["street_id"],
             "service_code": "0102",
             "user_id": world["user_id"],
+            "subscription_id": world["subscription_id"],
         }[name]
     ]
 

@@ -245,3 +245,41 @@ def test_briefs_migration_grants_the_new_permissions_to_seeded_roles(own_engine:
         "dispatcher",
         "inspector",
     }
+
+
+def test_notifications_migration_grants_its_permissions_and_goes_back(own_engine: Engine) -> None:
+    """0017 grants notify.manage to the stored admin roles and notify.subscribe to admin,
+    leader, dispatcher and department staff of a city that existed before it; going down
+    takes both away with its tables."""
+    from service.accounts.permissions import ROLE_SEED
+
+    new = ("notify.manage", "notify.subscribe")
+    migrations.downgrade(own_engine, "0017_notifications-1")
+    assert "notify_subscriptions" not in inspect(own_engine).get_table_names()
+    with own_engine.begin() as conn:
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if p not in new]},
+            )
+    migrations.upgrade(own_engine)
+
+    def holders(permission: str) -> set[str]:
+        with own_engine.connect() as conn:
+            return set(
+                conn.scalars(
+                    text("SELECT key FROM roles WHERE city = 'old' AND :p = ANY(permissions)"),
+                    {"p": permission},
+                )
+            )
+
+    assert holders("notify.manage") == {"admin"}
+    assert holders("notify.subscribe") == {"admin", "leader", "dispatcher", "department"}
+    for permission in new:
+        assert holders(permission) == {key for key, *_, perms in ROLE_SEED if permission in perms}
+    migrations.downgrade(own_engine, "0017_notifications-1")
+    assert holders("notify.manage") == set() and holders("notify.subscribe") == set()
+    migrations.upgrade(own_engine)

@@ -10,7 +10,7 @@ Two new permissions are granted to the seeded roles already stored for existing 
 ``briefs.read`` (admin, leader, dispatcher, inspector) and ``briefs.generate`` (admin, leader).
 
 Revision ID: 0018_briefs
-Revises: 0016_campaigns
+Revises: 0017_notifications
 Create Date: 2026-11-30 01:00:00
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 revision: str = "0018_briefs"
-down_revision: str | None = "0016_campaigns"
+down_revision: str | None = "0017_notifications"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
