@@ -579,13 +579,13 @@ GROUP BY 1"""
         """The departments with cases in grid ``grid``'s subtree, each counting only those
         cases (a district's circular names the departments for their work in the district);
         one query, the same definitions as every other figure."""
-        case_filter, _, extra, _ = self._subject_sql("grid", grid)
-        sql = _facts_cte(case_filter) + (
+        one = self._subject_sql("grid", grid)
+        sql = _facts_cte(one.case_filter) + (
             f"\nSELECT f.department AS key, {_SUMS} FROM f"
             " WHERE f.department IS NOT NULL GROUP BY 1 ORDER BY 1"
         )
         self._room()
-        rows = self.session.execute(self._bind(sql), self._params(period) | extra).mappings()
+        rows = self.session.execute(self._bind(sql), self._params(period) | one.params).mappings()
         return [
             Figures(
                 "department", r["key"], r["key"], None, {k: float(r[k] or 0) for k in COUNT_KEYS}

@@ -197,8 +197,10 @@ class Inputs:
     def grids(self, period: Period) -> dict[str, dict[str, Figures]]:
         """Level → grid code → figures of ``period`` (one query for the whole city)."""
         if period.label not in self._lists:
-            grids, departments = self.engine.full_list(period)
-            by_code = {lv: {f.key: f for f in rows} for lv, rows in grids.items()}
+            wanted = [("grid", lv) for lv in GRID_LEVELS] + [("department", None)]
+            found = self.engine.full_list(period, wanted)
+            departments = found[("department", None)]
+            by_code = {lv: {f.key: f for f in found[("grid", lv)]} for lv in GRID_LEVELS}
             self._lists[period.label] = (by_code, departments)
         return self._lists[period.label][0]
 

@@ -39,6 +39,11 @@ def register(name: str, provider: Provider) -> None:
     _PROVIDERS[name] = provider
 
 
+def registered(name: str) -> bool:
+    """Whether section ``name`` has a provider."""
+    return name in _PROVIDERS
+
+
 def unregister(name: str) -> None:
     """Forget the provider of section ``name`` (if any)."""
     _PROVIDERS.pop(name, None)

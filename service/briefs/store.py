@@ -21,7 +21,7 @@ from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from service.accounts.principal import Principal
-from service.briefs import docx, pages
+from service.briefs import docx, pages, providers
 from service.briefs.figures import (
     KIND_ZH,
     Inputs,
@@ -97,6 +97,7 @@ class DocumentStore:
         self.session = session
         self.settings = settings
         self.city = settings.grids.city
+        providers.install()  # campaign progress and 督办 orders, unless a test put others
 
     # -- making --------------------------------------------------------------------------------
     def make_set(

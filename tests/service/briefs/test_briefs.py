@@ -324,3 +324,53 @@ def test_week_and_month_documents(client: TestClient) -> None:
     )
     assert month.status_code == 201
     assert by_kind(month.json()["items"])[("brief", "html")]["period"] == "2026-11"
+
+
+def test_the_set_shows_running_campaigns_and_open_supervision_orders(
+    client: TestClient, day_cases: dict[str, int], settings: AppSettings
+) -> None:
+    """The brief's 专项行动进展 and the circular's 督办事项 come from the campaigns and the
+    supervision orders of the scope, as their own APIs show them."""
+    from service.briefs.figures import today
+
+    day = today(settings)
+    order = client.post(
+        "/api/orders",
+        json={
+            "case_ids": [day_cases["overdue"]],
+            "unit_kind": "department",
+            "unit": "环卫所",
+            "demand": "请于三日内清理完毕并反馈",
+            "deadline": (at(day, 9) + timedelta(days=3)).isoformat(),
+        },
+    )
+    assert order.status_code == 201, order.text
+    campaign = client.post(
+        "/api/campaigns",
+        json={
+            "name": "双迎攻坚占道经营整治",
+            "start": (day - timedelta(days=10)).isoformat(),
+            "end": (day + timedelta(days=10)).isoformat(),
+            "scope": {"grids": [STREET]},
+            "targets": [{"kind": "close_rate", "goal": 1}],
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
+    progress = client.get(f"/api/campaigns/{campaign.json()['id']}/progress").json()
+    r = client.post(
+        "/api/briefs", json={"scope": STREET, "date": day.isoformat(), "formats": ["docx"]}
+    )
+    assert r.status_code == 201, r.text
+    docs = by_kind(r.json()["items"])
+    text, tables = docx_text(client.get(docs[("brief", "docx")]["href"]).content)
+    assert "专项行动进展" in text
+    rows = [row for t in tables for row in t if row and row[0] == "双迎攻坚占道经营整治"]
+    assert len(rows) == 1
+    last = progress["targets"][0]["days"][-1]  # the campaign API's figure of the same day
+    assert rows[0][-1] == ("按计划" if last["on_track"] else "滞后")
+    text, tables = docx_text(client.get(docs[("circular", "docx")]["href"]).content)
+    assert "督办事项" in text
+    number = order.json()["number"]
+    rows = [row for t in tables for row in t if row and row[0] == number]
+    assert len(rows) == 1
+    assert "请于三日内清理完毕并反馈" in rows[0] and str(day_cases["overdue"]) in rows[0][-1]
