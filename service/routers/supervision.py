@@ -86,14 +86,20 @@ def edit_rule(
     return rule_json(book.update(key, RulePatch(**body.model_dump()), principal))
 
 
-@router.post("/escalate", summary="Run the escalation sweep now (or as of ?at=)")
+class SweepIn(BaseModel):
+    """When the sweep runs as of (default: now; no offset = local time)."""
+
+    at: datetime | None = None
+
+
+@router.post("/escalate", summary="Run the escalation sweep now (or as of `at`)")
 def sweep(
+    body: SweepIn,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("orders.rules")],
-    at: Annotated[datetime | None, Query(description="No offset = local time")] = None,
 ) -> dict[str, Any]:
-    return escalate(session, settings, aware(at, settings.grids.timezone)).as_dict()
+    return escalate(session, settings, aware(body.at, settings.grids.timezone)).as_dict()
 
 
 @router.get("", summary="Orders in your scope, newest first")
