@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.accounts.principal import Principal
 from service.auth import Allow
@@ -88,6 +88,8 @@ def edit_rule(
 
 class SweepIn(BaseModel):
     """When the sweep runs as of (default: now; no offset = local time)."""
+
+    model_config = ConfigDict(extra="forbid")  # anything else sent is a mistake: say so
 
     at: datetime | None = None
 
