@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.accounts.principal import Principal
 from service.auth import Allow
@@ -86,14 +86,22 @@ def edit_rule(
     return rule_json(book.update(key, RulePatch(**body.model_dump()), principal))
 
 
-@router.post("/escalate", summary="Run the escalation sweep now (or as of ?at=)")
+class SweepIn(BaseModel):
+    """When the sweep runs as of (default: now; no offset = local time)."""
+
+    model_config = ConfigDict(extra="forbid")  # anything else sent is a mistake: say so
+
+    at: datetime | None = None
+
+
+@router.post("/escalate", summary="Run the escalation sweep now (or as of `at`)")
 def sweep(
+    body: SweepIn,
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("orders.rules")],
-    at: Annotated[datetime | None, Query(description="No offset = local time")] = None,
 ) -> dict[str, Any]:
-    return escalate(session, settings, aware(at, settings.grids.timezone)).as_dict()
+    return escalate(session, settings, aware(body.at, settings.grids.timezone)).as_dict()
 
 
 @router.get("", summary="Orders in your scope, newest first")

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from service.cases.workflow import OPEN_SQL
 from service.clock import now, work_clock
 from service.db.models import Case, EscalationRule, SupervisionOrder
+from service.errors import InvalidInput
 from service.settings import AppSettings
 from service.supervision.orders import UNANSWERED, AutoOrder, OrderService
 from service.supervision.rules import KINDS, RuleBook, render_demand
@@ -38,6 +39,8 @@ from service.supervision.units import Unit
 
 # working days an escalated manual order (no rule) gives the unit above
 ESCALATION_DAYS = 3
+# the working calendar covers 1900-2200; a sweep runs in this century or the next
+MIN_YEAR, MAX_YEAR = 2000, 2100
 _LOCK = 0x6475_6200  # "dub" + 0: the advisory lock class of the sweep
 
 Finder = Callable[[Session, AppSettings, EscalationRule, datetime], Iterator[tuple[Case, dict]]]
@@ -197,6 +200,10 @@ def escalate(session: Session, settings: AppSettings, at: datetime | None = None
     """Apply every enabled escalation rule of the city at ``at`` (default: now), then escalate
     orders whose deadline passed unanswered; the caller commits."""
     at = at or now()
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise InvalidInput(
+            f"at {at.isoformat()} must lie between {MIN_YEAR} and {MAX_YEAR}", field="at"
+        )
     city = settings.grids.city
     session.execute(select(func.pg_advisory_xact_lock(_LOCK, func.hashtext(city))))
     report = SweepReport(at)

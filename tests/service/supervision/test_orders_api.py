@@ -228,8 +228,10 @@ def test_rules_are_listed_and_edited_by_the_admin_only(demo_client: TestClient) 
         assert r.status_code == 422 and r.json()["field"] == field, (body, r.text)
     assert c.put("/api/orders/rules/nothing", json={}).status_code == 404
     # the sweep on demand: the admin's (orders.rules) only
-    assert c.post("/api/orders/escalate", headers=leader).status_code == 403
-    swept = c.post("/api/orders/escalate", params={"at": "2026-12-01T08:00"})
+    assert c.post("/api/orders/escalate", json={}, headers=leader).status_code == 403
+    r = c.post("/api/orders/escalate", json={"at": "1900-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["field"] == "at"
+    swept = c.post("/api/orders/escalate", json={"at": "2026-12-01T08:00"})
     assert swept.status_code == 200, swept.text
     assert swept.json()["at"].startswith("2026-12-01T08:00:00+08:00")
     assert {"proposed", "issued", "escalated", "at_top"} <= set(swept.json())
