@@ -480,12 +480,13 @@ def deliver(
     from service.cases.overdue import sweep_overdue
     from service.clock import now
     from service.notify.deliverer import Deliverer, DeliveryWorker
+    from service.supervision.escalation import escalate
 
     settings = AppSettings()
     with _engine(settings) as engine:
         sessions = make_sessionmaker(engine)
         if not once:
-            worker = DeliveryWorker(sessions, settings, sweeps=[sweep_overdue]).start()
+            worker = DeliveryWorker(sessions, settings, sweeps=[sweep_overdue, escalate]).start()
             console.print("delivering; Ctrl-C stops")
             try:
                 while worker.thread.is_alive():

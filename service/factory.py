@@ -52,6 +52,7 @@ from service.routers import (
     tiles,
 )
 from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
+from service.supervision.escalation import escalate
 
 
 def create_app(
@@ -87,9 +88,10 @@ def create_app(
                 from service.briefs.schedule import BriefScheduler
 
                 app.state.brief_scheduler = BriefScheduler(app.state.sessions, settings).start()
-            if settings.notify.enabled:  # webhooks, and the overdue sweep that feeds them
+            if settings.notify.enabled:  # webhooks, and the sweeps that feed them: newly
+                # overdue cases, and the 督办 escalation rules (orders issued announce themselves)
                 worker = DeliveryWorker(
-                    app.state.sessions, settings, sweeps=[sweep_overdue]
+                    app.state.sessions, settings, sweeps=[sweep_overdue, escalate]
                 ).start()
         else:
             app.state.sessions = sessions

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
+from service import notify
 from service.accounts.principal import Principal
 from service.briefs import docx, pages, providers
 from service.briefs.figures import (
@@ -130,6 +131,21 @@ class DocumentStore:
         for args, job in pending:  # PDFs rendered by the run's worker processes
             docs.append(self._store(*args, content=job.result(), by=label))
         self.session.flush()
+        notify.publish(
+            self.session,
+            "brief.published",
+            {
+                "scope": req.scope,
+                "period": req.period.label,
+                "documents": [
+                    {"id": d.id, "kind": d.kind, "format": d.format, "sha256": d.sha256}
+                    for d in docs
+                ],
+            },
+            grid_code=req.scope,
+            city=self.city,
+            key=f"brief.published:{req.scope}:{req.period.label}:{req.period.kind}",
+        )
         return SetResult(docs, True)
 
     def regenerate(self, doc_id: int, by: Principal) -> Document:

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import Session
 
+from service import notify
 from service.accounts.principal import Principal
 from service.accounts.privacy import person_for
 from service.accounts.scope import case_condition
@@ -304,7 +305,32 @@ class OrderService:
             self._number(order, at)
         self.session.add(order)
         self.session.flush()
+        if status == "issued":
+            self._announce(order)
         return order
+
+    def _announce(self, order: SupervisionOrder) -> None:
+        """``order.issued`` to the subscriptions of the unit (in this transaction: an order
+        rolled back announces nothing)."""
+        notify.publish(
+            self.session,
+            "order.issued",
+            {
+                "id": order.id,
+                "number": order.number,
+                "unit_kind": order.unit_kind,
+                "unit": order.unit,
+                "unit_name": order.unit_name,
+                "demand": order.demand,
+                "deadline": order.deadline_at,
+                "case_ids": list(order.case_ids or []),
+                "level": order.level,
+            },
+            grid_code=order.unit if order.unit_kind == "grid" else None,
+            department=order.unit if order.unit_kind == "department" else None,
+            city=self.city,
+            key=f"order.issued:{order.id}",
+        )
 
     def _number(self, order: SupervisionOrder, at: datetime) -> None:
         year = at.astimezone(self.tz).year
@@ -373,6 +399,8 @@ class OrderService:
         order.updated_at = t
         self._event(order, action, before, by.label, by, t, note)
         self.session.flush()
+        if action == "issue":
+            self._announce(order)
         return order
 
     def _event(
