@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -33,6 +33,22 @@ def own_engine(admin_url: str) -> Iterator[Engine]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _store_old_city_roles(engine: Engine, keep: Callable[[str], bool]) -> None:
+    """The seeded roles of a city ``old`` stored before a migration, with the permissions
+    ``keep`` keeps (those the migration is to grant left out)."""
+    from service.accounts.permissions import ROLE_SEED
+
+    with engine.begin() as conn:
+        for key, zh, en, perms in ROLE_SEED:
+            conn.execute(
+                text(
+                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
+                    " VALUES ('old', :key, :zh, :en, :perms)"
+                ),
+                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if keep(p)]},
+            )
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:
@@ -70,20 +86,7 @@ def test_evaluation_migration_grants_the_new_permission_to_seeded_roles(
     from service.accounts.permissions import ROLE_SEED
 
     migrations.downgrade(own_engine, "0009_assessment")
-    with own_engine.begin() as conn:
-        for key, zh, en, perms in ROLE_SEED:
-            conn.execute(
-                text(
-                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
-                    " VALUES ('old', :key, :zh, :en, :perms)"
-                ),
-                {
-                    "key": key,
-                    "zh": zh,
-                    "en": en,
-                    "perms": [p for p in perms if p != "cases.evaluate"],
-                },
-            )
+    _store_old_city_roles(own_engine, lambda p: p != "cases.evaluate")
     migrations.upgrade(own_engine)
     with own_engine.connect() as conn:
         granted = set(
@@ -109,15 +112,7 @@ def test_supervision_migration_grants_the_order_permissions_to_seeded_roles(
 
     new = ("orders.issue", "orders.answer", "orders.rules")
     migrations.downgrade(own_engine, "0014_assignments")
-    with own_engine.begin() as conn:
-        for key, zh, en, perms in ROLE_SEED:
-            conn.execute(
-                text(
-                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
-                    " VALUES ('old', :key, :zh, :en, :perms)"
-                ),
-                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if p not in new]},
-            )
+    _store_old_city_roles(own_engine, lambda p: p not in new)
     migrations.upgrade(own_engine)
     with own_engine.connect() as conn:
         for permission in new:
@@ -185,20 +180,7 @@ def test_campaigns_migration_grants_campaigns_manage_to_stored_admin_and_leader(
 
     migrations.downgrade(own_engine, "0016_campaigns-1")
     assert "campaigns" not in inspect(own_engine).get_table_names()
-    with own_engine.begin() as conn:
-        for key, zh, en, perms in ROLE_SEED:
-            conn.execute(
-                text(
-                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
-                    " VALUES ('old', :key, :zh, :en, :perms)"
-                ),
-                {
-                    "key": key,
-                    "zh": zh,
-                    "en": en,
-                    "perms": [p for p in perms if p != "campaigns.manage"],
-                },
-            )
+    _store_old_city_roles(own_engine, lambda p: p != "campaigns.manage")
     migrations.upgrade(own_engine)
     query = text(
         "SELECT key FROM roles WHERE city = 'old' AND 'campaigns.manage' = ANY(permissions)"
@@ -220,14 +202,7 @@ def test_briefs_migration_grants_the_new_permissions_to_seeded_roles(own_engine:
     migrations.downgrade(own_engine, "0018_briefs-1")
     with own_engine.begin() as conn:
         assert not inspect(conn).has_table("documents")
-        for key, zh, en, perms in ROLE_SEED:
-            conn.execute(
-                text(
-                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
-                    " VALUES ('old', :key, :zh, :en, :perms)"
-                ),
-                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if "briefs" not in p]},
-            )
+    _store_old_city_roles(own_engine, lambda p: "briefs" not in p)
     migrations.upgrade(own_engine)
     with own_engine.connect() as conn:
         for permission in ("briefs.read", "briefs.generate"):
@@ -256,15 +231,7 @@ def test_notifications_migration_grants_its_permissions_and_goes_back(own_engine
     new = ("notify.manage", "notify.subscribe")
     migrations.downgrade(own_engine, "0017_notifications-1")
     assert "notify_subscriptions" not in inspect(own_engine).get_table_names()
-    with own_engine.begin() as conn:
-        for key, zh, en, perms in ROLE_SEED:
-            conn.execute(
-                text(
-                    "INSERT INTO roles (city, key, name_zh, name_en, permissions)"
-                    " VALUES ('old', :key, :zh, :en, :perms)"
-                ),
-                {"key": key, "zh": zh, "en": en, "perms": [p for p in perms if p not in new]},
-            )
+    _store_old_city_roles(own_engine, lambda p: p not in new)
     migrations.upgrade(own_engine)
 
     def holders(permission: str) -> set[str]:
