@@ -558,9 +558,13 @@ FROM (
             found[(kind, key)] = {k: float(v or 0) for k, v in zip(COUNT_KEYS, values, strict=True)}
         return found
 
-    def _grouped(self, period: Period, key_sql: str, join: str = "") -> dict[str, dict]:
+    def _grouped(
+        self, period: Period, key_sql: str, join: str = "", one: _OneSubject | None = None
+    ) -> dict[Any, dict[str, float]]:
+        """Counts grouped by ``key_sql`` over the period's cases (only ``one``'s cases when
+        given, e.g. a grid's subtree)."""
         sql = (
-            _facts_cte()
+            _facts_cte(one.case_filter if one else "")
             + f"""
 SELECT {key_sql} AS key, {_SUMS}
 FROM f {join}
@@ -568,7 +572,8 @@ WHERE {key_sql} IS NOT NULL
 GROUP BY 1"""
         )
         self._room()
-        rows = self.session.execute(self._bind(sql), self._params(period)).mappings()
+        params = self._params(period) | (one.params if one else {})
+        rows = self.session.execute(self._bind(sql), params).mappings()
         return {row["key"]: {k: float(row[k] or 0) for k in COUNT_KEYS} for row in rows}
 
     def department_figures(self, period: Period) -> list[Figures]:
@@ -579,19 +584,8 @@ GROUP BY 1"""
         """The departments with cases in grid ``grid``'s subtree, each counting only those
         cases (a district's circular names the departments for their work in the district);
         one query, the same definitions as every other figure."""
-        one = self._subject_sql("grid", grid)
-        sql = _facts_cte(one.case_filter) + (
-            f"\nSELECT f.department AS key, {_SUMS} FROM f"
-            " WHERE f.department IS NOT NULL GROUP BY 1 ORDER BY 1"
-        )
-        self._room()
-        rows = self.session.execute(self._bind(sql), self._params(period) | one.params).mappings()
-        return [
-            Figures(
-                "department", r["key"], r["key"], None, {k: float(r[k] or 0) for k in COUNT_KEYS}
-            )
-            for r in rows
-        ]
+        found = self._grouped(period, "f.department", one=self._subject_sql("grid", grid))
+        return [Figures("department", k, k, None, v) for k, v in sorted(found.items())]
 
     def _departments(self, found: dict[str, dict]) -> list[Figures]:
         """Rows of the departments found and of the catalogue's (zero figures), by name."""
@@ -658,32 +652,15 @@ GROUP BY 1"""
 
     def _patrolled_sql(self, worker: str | None) -> str:
         """One row per (worker, assigned grid) with ``patrolled``: whether the part inside P of
-        one of the worker's tracks passes within the coverage radius of the current grid.
-
-        ``&&`` against the grid's box grown by the radius (in degrees of longitude at the
-        grid's highest latitude: never less than the radius) uses the GiST index of the
-        tracks; ``ST_LocateBetween`` on the M values (Unix seconds) keeps only the part of a
-        track inside P, as the coverage map keeps only the fixes inside its period; the
-        distance is on the spheroid, in metres."""
+        one of the worker's tracks passes within the coverage radius of the current grid."""
         return (
-            """WITH a AS (
-  SELECT DISTINCT w.code AS worker, unnest(w.grid_codes) AS grid
-  FROM workers w WHERE w.city = :city"""
-            # one subject is read whether active or not, as its cases are
-            + (" AND w.code = :worker" if worker else " AND w.active")
+            _assigned_grids_cte(worker)
             + """
-)
 SELECT a.worker, a.grid, EXISTS (
-  SELECT 1 FROM grids g JOIN patrol_tracks t
-    ON t.city = :city AND t.worker_code = a.worker
-   AND t.started_at < :e AND t.ended_at > :s
-   AND t.geom && ST_Expand(g.geom, :r / (111320.0 * cos(radians(least(89.0,
-         greatest(abs(ST_YMin(g.geom)), abs(ST_YMax(g.geom))))))))
+  SELECT 1 FROM grids g JOIN patrol_tracks t ON """
+            + _track_passes("t", "a.worker", "g.geom")
+            + """
   WHERE g.city = :city AND g.code = a.grid AND g.valid_to IS NULL
-    AND ST_DWithin(
-      ST_Force2D(ST_LocateBetween(t.geom, extract(epoch FROM CAST(:s AS timestamptz)),
-                                  extract(epoch FROM CAST(:e AS timestamptz))))::geography,
-      g.geom::geography, :r)
 ) AS patrolled
 FROM a"""
         )
@@ -721,12 +698,8 @@ FROM a"""
         split at every silence of the phone, so a second pass is mostly a second track)."""
         weeks = (period.end - period.start) / timedelta(days=7)
         sql = (
-            """WITH a AS (
-  SELECT DISTINCT w.code AS worker, unnest(w.grid_codes) AS grid
-  FROM workers w WHERE w.city = :city"""
-            + (" AND w.code = :worker" if worker else " AND w.active")
-            + """
-), wh AS (
+            _assigned_grids_cte(worker)
+            + """, wh AS (
   SELECT DISTINCT a.worker, h.id
   FROM a
   JOIN grids g ON g.city = :city AND g.code = a.grid AND g.valid_to IS NULL
@@ -735,15 +708,9 @@ FROM a"""
    AND ST_Intersects(h.zone, g.geom)
 ), v AS (
   SELECT wh.worker, h.risk_weight, h.patrol_quota_per_week * :weeks AS quota, (
-    SELECT count(*) FROM patrol_tracks t
-    WHERE t.city = :city AND t.worker_code = wh.worker
-      AND t.started_at < :e AND t.ended_at > :s
-      AND t.geom && ST_Expand(h.zone, :r / (111320.0 * cos(radians(least(89.0,
-            greatest(abs(ST_YMin(h.zone)), abs(ST_YMax(h.zone))))))))
-      AND ST_DWithin(
-        ST_Force2D(ST_LocateBetween(t.geom, extract(epoch FROM CAST(:s AS timestamptz)),
-                                    extract(epoch FROM CAST(:e AS timestamptz))))::geography,
-        h.zone::geography, :r)
+    SELECT count(*) FROM patrol_tracks t WHERE """
+            + _track_passes("t", "wh.worker", "h.zone")
+            + """
   ) AS visits
   FROM wh JOIN hotspots h ON h.id = wh.id
 )
@@ -896,6 +863,37 @@ FROM v GROUP BY worker"""
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, (rows[-1]["id"] if more else None)
+
+
+def _assigned_grids_cte(worker: str | None) -> str:
+    """``WITH a AS (worker, grid)``: the unit grids assigned now to every active worker, or to
+    ``:worker`` (read whether active or not, as its cases are)."""
+    return (
+        """WITH a AS (
+  SELECT DISTINCT w.code AS worker, unnest(w.grid_codes) AS grid
+  FROM workers w WHERE w.city = :city"""
+        + (" AND w.code = :worker" if worker else " AND w.active")
+        + "\n)"
+    )
+
+
+def _track_passes(track: str, worker: str, geom: str) -> str:
+    """SQL: track ``track`` of ``worker`` overlaps P and its part inside P passes within ``:r``
+    metres of ``geom`` (the grid or zone a coverage figure asks about).
+
+    ``&&`` against ``geom``'s box grown by the radius (in degrees of longitude at its highest
+    latitude: never less than the radius) uses the GiST index of the tracks;
+    ``ST_LocateBetween`` on the M values (Unix seconds) keeps only the part inside P, as the
+    coverage map keeps only the fixes inside its period; the distance is on the spheroid."""
+    t = track
+    return f"""{t}.city = :city AND {t}.worker_code = {worker}
+   AND {t}.started_at < :e AND {t}.ended_at > :s
+   AND {t}.geom && ST_Expand({geom}, :r / (111320.0 * cos(radians(least(89.0,
+         greatest(abs(ST_YMin({geom})), abs(ST_YMax({geom}))))))))
+   AND ST_DWithin(
+     ST_Force2D(ST_LocateBetween({t}.geom, extract(epoch FROM CAST(:s AS timestamptz)),
+                                 extract(epoch FROM CAST(:e AS timestamptz))))::geography,
+     {geom}::geography, :r)"""
 
 
 # -- scope -------------------------------------------------------------------------------------
