@@ -13,8 +13,9 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/citygrid run
 
+# one pytest worker per core (pytest-xdist), each with its own throw-away database
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto
 
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(VENV)/bin/python $$f || exit 1; done

@@ -169,7 +169,8 @@ def demo(
         campaign = load_demo_campaign(session, settings)
         if campaign:
             console.print(f"demo campaign: {campaign}")
-    console.print(f"demo logins and passwords: {_credentials_file(settings)}")
+    # a path wrapped across lines cannot be copied; rich would wrap it at the terminal's width
+    console.print(f"demo logins and passwords: {_credentials_file(settings)}", soft_wrap=True)
 
 
 def _credentials_file(settings: AppSettings) -> Path:
