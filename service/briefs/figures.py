@@ -148,7 +148,7 @@ class Inputs:
 
     session: Session
     settings: AppSettings
-    pool: Executor | None = None  # worker processes for the PDFs of a run's scopes
+    pool: Executor | None = None  # worker processes rendering a run's documents
     engine: IndicatorEngine = field(init=False)
     _lists: dict[str, tuple[dict[str, dict[str, Figures]], list[Figures]]] = field(
         default_factory=dict

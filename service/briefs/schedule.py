@@ -54,11 +54,12 @@ def run_day(
     """Make the set of ``day`` for each of ``scopes`` (default: the configured ones)."""
     report = RunReport(day)
     scopes = list(scopes if scopes is not None else settings.briefs.scope_list())
-    # a run of several scopes renders its PDFs in worker processes (WeasyPrint holds the GIL)
-    # while the next documents are gathered; spawned, so no thread or connection is forked
+    # a run of several scopes renders its documents in worker processes (charts, python-docx
+    # and WeasyPrint hold the GIL) while the figures are gathered; spawned, so no thread or
+    # connection is forked
     pool = (
         ProcessPoolExecutor(min(os.cpu_count() or 1, 4), mp_context=get_context("spawn"))
-        if len(scopes) > 1 and "pdf" in settings.briefs.format_list()
+        if len(scopes) > 1
         else None
     )
     shared: Inputs | None = None

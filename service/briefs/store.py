@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from service import notify
 from service.accounts.principal import Principal
-from service.briefs import docx, pages, providers
+from service.briefs import providers
 from service.briefs.figures import (
     KIND_ZH,
     Inputs,
@@ -35,6 +35,7 @@ from service.briefs.figures import (
     unit_grids_of,
     version_of,
 )
+from service.briefs.render import render_documents
 from service.cases.ledger import CaseFilter, Ledger, export_xlsx
 from service.clock import now
 from service.db.models import Document
@@ -49,8 +50,9 @@ MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-# a PDF being rendered in a worker process: _store's arguments before content, and the job
-_Pending = tuple[tuple["Request", str, str, int, str, str, dict[str, Any]], "Future[bytes]"]
+# documents being rendered in a worker process: (request, kind, issue, title, version, data
+# stamp) and the job that gives their bytes per format
+_Pending = tuple[tuple["Request", str, int, str, str, dict[str, Any]], "Future[dict[str, bytes]]"]
 _LOCK_SPACE = 0x6272  # advisory-lock namespace of document sets ("br")
 
 
@@ -128,8 +130,9 @@ class DocumentStore:
         for kind in ("brief", "circular"):
             docs += self._render(inputs, req, kind, formats, 1, label, pending)
         docs.append(self._ledger(req, 1, label))
-        for args, job in pending:  # PDFs rendered by the run's worker processes
-            docs.append(self._store(*args, content=job.result(), by=label))
+        for (r, kind, issue, title, version, stamp), job in pending:  # rendered by the pool
+            for fmt, content in job.result().items():
+                docs.append(self._store(r, kind, fmt, issue, title, version, stamp, content, label))
         self.session.flush()
         notify.publish(
             self.session,
@@ -217,34 +220,23 @@ class DocumentStore:
         pending: list[_Pending] | None = None,
     ) -> list[Document]:
         """The documents of ``kind`` in ``formats``; with a process pool in ``inputs`` and a
-        ``pending`` list, PDFs are rendered in the pool while the rest goes on (their content
-        is stored from ``pending`` once rendered)."""
+        ``pending`` list they are rendered in the pool while the rest goes on, and stored from
+        ``pending`` once rendered (nothing is returned for them here)."""
         data = brief_data(inputs, req) if kind == "brief" else circular_data(inputs, req)
         version = version_of(data)
         stamp = data_stamp(self.session, self.settings)
-        images = (
-            pages.pictures(
-                data, self._overlay(req) if kind == "brief" else None, self._outlines(req)
-            )
-            if kind == "brief"
-            else {}
+        overlay, outlines = (
+            (self._overlay(req), self._outlines(req)) if kind == "brief" else (None, [])
         )
-        out = []
-        page: str | None = None
-        for fmt in formats:
-            if fmt == "docx":
-                content = docx.render(data, images, version)
-            else:
-                page = page or pages.html(data, images, version)
-                if fmt == "pdf" and inputs.pool is not None and pending is not None:
-                    args = (req, kind, fmt, issue, data["title"], version, stamp)
-                    pending.append((args, inputs.pool.submit(pages.pdf, page)))
-                    continue
-                content = page.encode() if fmt == "html" else pages.pdf(page)
-            out.append(
-                self._store(req, kind, fmt, issue, data["title"], version, stamp, content, by)
-            )
-        return out
+        args = (data, overlay, outlines, list(formats), version)
+        if inputs.pool is not None and pending is not None:
+            meta = (req, kind, issue, data["title"], version, stamp)
+            pending.append((meta, inputs.pool.submit(render_documents, *args)))
+            return []
+        return [
+            self._store(req, kind, fmt, issue, data["title"], version, stamp, content, by)
+            for fmt, content in render_documents(*args).items()
+        ]
 
     def _overlay(self, req: Request) -> dict[str, Any] | None:
         """The heat layer's kernel density PNG of the scope and period (``None``: no cases)."""
