@@ -77,12 +77,15 @@ log = logging.getLogger("citygrid.briefs")
 
 @dataclass(frozen=True)
 class Request:
-    """A checked request for documents: the scope grid and the period."""
+    """A checked request for documents: the scope grid, its level and subtree code prefix
+    (computed once, in :func:`check_request`; every figure and section of the documents
+    selects with it), and the period."""
 
     scope: str
     scope_name: str
     level: str
     period: Period
+    prefix: str
 
     @property
     def prefix_params(self) -> dict[str, Any]:
@@ -133,7 +136,8 @@ def check_request(
             f"grid {scope} is a {grid.level}; documents are made for a " + ", ".join(SCOPE_LEVELS),
             field="scope",
         )
-    return Request(scope, grid.name or scope, grid.level, period)
+    prefix = scope[: settings.scheme.prefix_length(grid.level)]
+    return Request(scope, grid.name or scope, grid.level, period, prefix)
 
 
 def child_level(level: str) -> str:
@@ -223,10 +227,6 @@ def _in(code: str | None, prefix: str) -> bool:
     return code is not None and code.startswith(prefix)
 
 
-def _prefix(settings: AppSettings, req: Request) -> str:
-    return req.scope[: settings.scheme.prefix_length(req.level)]
-
-
 def _values(f: Figures) -> dict[str, Any]:
     return f.values()
 
@@ -277,7 +277,7 @@ def by_source(session: Session, settings: AppSettings, req: Request, total: int)
             "SELECT source, count(*) FROM cases WHERE city = :city AND grid_code LIKE :p"
             " AND reported_at >= :s AND reported_at < :e GROUP BY source"
         ),
-        {"city": settings.grids.city, "p": _prefix(settings, req) + "%", **req.prefix_params},
+        {"city": settings.grids.city, "p": req.prefix + "%", **req.prefix_params},
     ).all()
     counts = {s: int(n) for s, n in rows}
     found = [(k, zh, counts.pop(k, 0)) for k, zh in SOURCES]
@@ -300,7 +300,7 @@ def by_category(session: Session, settings: AppSettings, req: Request, total: in
         ),
         {
             "city": settings.grids.city,
-            "p": _prefix(settings, req) + "%",
+            "p": req.prefix + "%",
             "top": TOP_CATEGORIES,
             **req.prefix_params,
         },
@@ -330,7 +330,7 @@ def hotspots(session: Session, settings: AppSettings, req: Request) -> list[dict
         ),
         {
             "city": settings.grids.city,
-            "p": _prefix(settings, req) + "%",
+            "p": req.prefix + "%",
             "top": TOP_HOTSPOTS,
             **req.prefix_params,
         },
@@ -343,7 +343,7 @@ def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
     day or week) and its blind spots: unit grids nobody visited, those with new problems
     first. A month has no coverage run: ``None``."""
     every = inputs.coverage(req.period)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     rows = [r for r in every or () if r["code"].startswith(prefix)]
     if not rows:
         return {"available": False}
@@ -378,7 +378,7 @@ def standing(inputs: Inputs, req: Request) -> dict[str, Any]:
     :class:`~service.assessment.lists.ListService`, published or computed now)."""
     board = inputs.board(req.period)
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     out: dict[str, Any] = {
         "level": level,
         "published": bool(board.get("published")),
@@ -454,7 +454,7 @@ def brief_data(inputs: Inputs, req: Request) -> dict[str, Any]:
     session, settings = inputs.session, inputs.settings
     head = headline(inputs, req)
     total = int(head["figures"].get("reported") or 0)
-    campaigns = sections.section("campaigns", session, settings, req.scope, req.period)
+    campaigns = sections.section("campaigns", session, settings, req.prefix, req.period)
     return {
         **_header(settings, req, "brief"),
         "headline": head,
@@ -484,7 +484,7 @@ def _units(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     """The units below the scope and the departments working in it, with their overdue,
     reworked and recurring counts (only those with any), most first."""
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     grids = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
     departments = inputs.departments(req.period, req.scope)
     out: list[dict[str, Any]] = []
@@ -502,7 +502,7 @@ def _praise(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     units below the scope and the departments with cases due, ties by closure rate and
     closed cases."""
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     cands = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
     cands += inputs.departments(req.period, req.scope)
     rows: list[dict[str, Any]] = []
@@ -564,7 +564,7 @@ def circular_data(inputs: Inputs, req: Request) -> dict[str, Any]:
     """Everything the 督查通报 of ``req`` says."""
     session, settings = inputs.session, inputs.settings
     limit = settings.briefs.circular_cases
-    supervision = sections.section("supervision", session, settings, req.scope, req.period)
+    supervision = sections.section("supervision", session, settings, req.prefix, req.period)
     return {
         **_header(settings, req, "circular"),
         "deadline": _deadline(settings, req.period, settings.briefs.circular_days),
@@ -581,7 +581,7 @@ def circular_data(inputs: Inputs, req: Request) -> dict[str, Any]:
 def unit_grids_of(session: Session, settings: AppSettings, req: Request) -> list[Grid]:
     """The current grids one level below the scope (the map's outlines)."""
     level = child_level(req.level)
-    prefix = _prefix(settings, req)
+    prefix = req.prefix
     return list(
         session.scalars(
             select(Grid)
