@@ -30,7 +30,7 @@ from service.assessment.figures import GRID_LEVELS, Figures, IndicatorEngine
 from service.assessment.inspection import cross_scoring
 from service.assessment.lists import ListService
 from service.assessment.periods import Period, parse_period
-from service.briefs import sections
+from service.briefs import coverage, sections
 from service.clock import now, work_clock
 from service.db.models import Case, Grid
 from service.errors import InvalidInput, NotFound
@@ -180,14 +180,19 @@ class Inputs:
 
     def coverage(self, period: Period) -> list[dict[str, Any]] | None:
         """Coverage of every unit grid in a day or week (the stored run, computed when
-        missing), or ``None`` when there is none: a month, no unit grids, an area the
-        coverage raster cannot hold (the brief then says there are no coverage data)."""
+        missing) or a month (the union of its days' runs up to today:
+        :mod:`service.briefs.coverage`), or ``None`` when there is none: no unit grids, an
+        area the coverage raster cannot hold (the brief then says there are no coverage
+        data)."""
         from service.accounts.principal import SYSTEM
         from service.patrol.coverage import CoverageService
 
         if period.label not in self._coverage:
             rows = None
-            if period.kind in ("day", "week"):
+            if period.kind == "month":
+                days = self.day_coverage(period)
+                rows = coverage.union_of_days(days) if days else None
+            elif period.kind in ("day", "week"):
                 try:
                     with self.session.begin_nested():
                         _, rows = CoverageService(self.session, self.settings).grid_rows(
@@ -197,6 +202,18 @@ class Inputs:
                     log.warning("no coverage of %s for the documents", period.label, exc_info=True)
             self._coverage[period.label] = rows
         return self._coverage[period.label]
+
+    def day_coverage(self, period: Period) -> list[list[dict[str, Any]]]:
+        """The coverage of each day of ``period`` up to today (days without coverage data
+        left out), each day's run read once per run of documents."""
+        tz = self.settings.grids.timezone
+        last = min(period.last_day, today(self.settings))
+        out = []
+        for i in range((last - period.first_day).days + 1):
+            rows = self.coverage(period_for(period.first_day + timedelta(days=i), "day", tz))
+            if rows is not None:
+                out.append(rows)
+        return out
 
     def grids(self, period: Period) -> dict[str, dict[str, Figures]]:
         """Level → grid code → figures of ``period`` (one query for the whole city)."""
@@ -339,14 +356,26 @@ def hotspots(session: Session, settings: AppSettings, req: Request) -> list[dict
 
 
 def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
-    """Patrol coverage of the scope's unit grids in the period (the stored coverage run of the
-    day or week) and its blind spots: unit grids nobody visited, those with new problems
-    first. A month has no coverage run: ``None``."""
+    """Patrol coverage of the scope's unit grids in the period and its blind spots: unit
+    grids nobody visited on any day of it, those with new problems first. A day or week reads
+    its stored coverage run, a month the union of its days (:mod:`service.briefs.coverage`);
+    a week or month adds the daily rate (``days``, ``days_share``)."""
     every = inputs.coverage(req.period)
     prefix = req.prefix
     rows = [r for r in every or () if r["code"].startswith(prefix)]
     if not rows:
         return {"available": False}
+    extra: dict[str, Any] = {}
+    if req.period.kind != "day":
+        days, share = coverage.daily_rate(
+            inputs.day_coverage(req.period), {r["code"] for r in rows}
+        )
+        # a month's area share is the mean of its daily shares (it has no run of its own)
+        extra = {
+            "days": days,
+            "days_share": share,
+            "share_is_daily_mean": req.period.kind == "month",
+        }
     units = inputs.grids(req.period)["unit"]
     blind = [r for r in rows if not r["visits"]]
     blind.sort(
@@ -370,6 +399,7 @@ def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
             }
             for r in blind[:TOP_BLIND]
         ],
+        **extra,
     }
 
 
