@@ -476,18 +476,21 @@ def deliver(
         bool, typer.Option("--once", help="One round (sweep, then every due delivery), then exit")
     ] = False,
 ) -> None:
-    """Send webhook deliveries (and announce newly overdue cases) until stopped; safe beside
-    the server's own deliverer and other `citygrid deliver` processes."""
+    """Send webhook deliveries (and announce newly overdue cases, and delete finished
+    deliveries past CITYGRID_NOTIFY_RETENTION_DAYS) until stopped; safe beside the server's
+    own deliverer and other `citygrid deliver` processes."""
     from service.cases.overdue import sweep_overdue
     from service.clock import now
-    from service.notify.deliverer import Deliverer, DeliveryWorker
+    from service.notify.deliverer import Deliverer, DeliveryWorker, Sweep
+    from service.notify.retention import prune_deliveries
     from service.supervision.escalation import escalate
 
     settings = AppSettings()
     with _engine(settings) as engine:
         sessions = make_sessionmaker(engine)
         if not once:
-            worker = DeliveryWorker(sessions, settings, sweeps=[sweep_overdue, escalate]).start()
+            sweeps: list[Sweep] = [sweep_overdue, escalate, prune_deliveries]
+            worker = DeliveryWorker(sessions, settings, sweeps=sweeps).start()
             console.print("delivering; Ctrl-C stops")
             try:
                 while worker.thread.is_alive():
@@ -502,7 +505,17 @@ def deliver(
         while sent:  # until nothing is due (a round holds at most CITYGRID_NOTIFY_BATCH_SIZE)
             sent = deliverer.run_once()
             total += sent
+        pruned = 0
+        while True:  # a call deletes a bounded batch, each in its own short transaction
+            with session_scope(sessions) as session:
+                gone = prune_deliveries(session, settings, now())
+            pruned += gone
+            if not gone:
+                break
     console.print(f"{overdue} case(s) newly overdue announced, {total} delivery attempt(s)")
+    console.print(
+        f"{pruned} finished delivery(ies) older than {settings.notify.retention_days} days deleted"
+    )
 
 
 @app.command("heatmap")

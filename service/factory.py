@@ -28,6 +28,7 @@ from service.http.overload import AdmissionControl
 from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
 from service.notify.deliverer import DeliveryWorker
+from service.notify.retention import prune_deliveries
 from service.routers import (
     accounts,
     assessment,
@@ -89,9 +90,10 @@ def create_app(
 
                 app.state.brief_scheduler = BriefScheduler(app.state.sessions, settings).start()
             if settings.notify.enabled:  # webhooks, and the sweeps that feed them: newly
-                # overdue cases, and the 督办 escalation rules (orders issued announce themselves)
+                # overdue cases, and the 督办 escalation rules (orders issued announce themselves);
+                # and the retention of the delivery log
                 worker = DeliveryWorker(
-                    app.state.sessions, settings, sweeps=[sweep_overdue, escalate]
+                    app.state.sessions, settings, sweeps=[sweep_overdue, escalate, prune_deliveries]
                 ).start()
         else:
             app.state.sessions = sessions

@@ -323,8 +323,9 @@ class NotifySettings(BaseSettings):
     """Notifications (``CITYGRID_NOTIFY_*``): the deliverer of webhooks and its safety rules.
 
     The deliverer runs in each server process (``enabled``) and as ``citygrid deliver``;
-    deliveries are claimed row by row, so any number of them may run at once. A webhook's host
-    must resolve to public addresses unless it is in ``allow_hosts``.
+    deliveries are claimed row by row, so any number of them may run at once. Both also delete
+    finished deliveries older than ``retention_days`` (``service.notify.retention``). A
+    webhook's host must resolve to public addresses unless it is in ``allow_hosts``.
     """
 
     model_config = SettingsConfigDict(env_prefix="CITYGRID_NOTIFY_", extra="ignore")
@@ -345,6 +346,13 @@ class NotifySettings(BaseSettings):
         10.0, gt=0, le=120, description="Longest wait for a receiver (connect + answer)"
     )
     batch_size: int = Field(50, ge=1, le=10000, description="Deliveries one round sends at most")
+    retention_days: int = Field(
+        90,
+        ge=0,
+        le=36500,
+        description="Days a delivered or failed delivery and its attempts are kept (counted "
+        "from when it finished); pending ones are never deleted; 0 keeps everything",
+    )
     allow_hosts: str = Field(
         "",
         description="Comma-separated hosts, addresses or CIDRs a webhook may reach although "

@@ -55,7 +55,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "orders.rules": ("编辑督办升级规则", "edit the escalation rules and run the sweep"),
     "campaigns.manage": (
         "组织专项行动",
-        "create and edit campaigns (专项行动): scope, targets, milestones and owners",
+        "create and edit campaigns (专项行动): scope, targets, milestones and owners; delete "
+        "one before it starts",
     ),
     "briefs.read": (
         "查看工作简报、督查通报与问题台账",

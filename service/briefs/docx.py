@@ -151,19 +151,13 @@ def _brief(doc: Any, d: dict[str, Any], images: dict[str, bytes]) -> None:
     _picture(doc, images["map"])
     doc.add_heading("五、巡查覆盖与盲区", level=2)
     p = d["patrol"]
-    if p["available"]:
-        doc.add_paragraph(
-            f"辖区单元网格 {p['grids']} 个，本期巡查到 {p['visited']} 个，平均覆盖率 "
-            f"{_pct(p['mean_share'])}，巡查盲区 {p['blind_count']} 个。"
+    doc.add_paragraph(text["patrol"])
+    if p["available"] and p["blind"]:
+        _table(
+            doc,
+            ["盲区网格", "名称", "新发现问题"],
+            [[b["code"], b["name"] or "", b["new"]] for b in p["blind"]],
         )
-        if p["blind"]:
-            _table(
-                doc,
-                ["盲区网格", "名称", "新发现问题"],
-                [[b["code"], b["name"] or "", b["new"]] for b in p["blind"]],
-            )
-    else:
-        doc.add_paragraph("本期无巡查覆盖数据（覆盖率按日、周统计）。")
     doc.add_heading("六、红黄榜", level=2)
     st = d["standing"]
     if st["red"] or st["yellow"]:

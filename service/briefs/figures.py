@@ -30,7 +30,7 @@ from service.assessment.figures import GRID_LEVELS, Figures, IndicatorEngine
 from service.assessment.inspection import cross_scoring
 from service.assessment.lists import ListService
 from service.assessment.periods import Period, parse_period
-from service.briefs import sections
+from service.briefs import coverage, sections
 from service.clock import now, work_clock
 from service.db.models import Case, Grid
 from service.errors import InvalidInput, NotFound
@@ -77,12 +77,15 @@ log = logging.getLogger("citygrid.briefs")
 
 @dataclass(frozen=True)
 class Request:
-    """A checked request for documents: the scope grid and the period."""
+    """A checked request for documents: the scope grid, its level and subtree code prefix
+    (computed once, in :func:`check_request`; every figure and section of the documents
+    selects with it), and the period."""
 
     scope: str
     scope_name: str
     level: str
     period: Period
+    prefix: str
 
     @property
     def prefix_params(self) -> dict[str, Any]:
@@ -133,7 +136,8 @@ def check_request(
             f"grid {scope} is a {grid.level}; documents are made for a " + ", ".join(SCOPE_LEVELS),
             field="scope",
         )
-    return Request(scope, grid.name or scope, grid.level, period)
+    prefix = scope[: settings.scheme.prefix_length(grid.level)]
+    return Request(scope, grid.name or scope, grid.level, period, prefix)
 
 
 def child_level(level: str) -> str:
@@ -176,14 +180,19 @@ class Inputs:
 
     def coverage(self, period: Period) -> list[dict[str, Any]] | None:
         """Coverage of every unit grid in a day or week (the stored run, computed when
-        missing), or ``None`` when there is none: a month, no unit grids, an area the
-        coverage raster cannot hold (the brief then says there are no coverage data)."""
+        missing) or a month (the union of its days' runs up to today:
+        :mod:`service.briefs.coverage`), or ``None`` when there is none: no unit grids, an
+        area the coverage raster cannot hold (the brief then says there are no coverage
+        data)."""
         from service.accounts.principal import SYSTEM
         from service.patrol.coverage import CoverageService
 
         if period.label not in self._coverage:
             rows = None
-            if period.kind in ("day", "week"):
+            if period.kind == "month":
+                days = self.day_coverage(period)
+                rows = coverage.union_of_days(days) if days else None
+            elif period.kind in ("day", "week"):
                 try:
                     with self.session.begin_nested():
                         _, rows = CoverageService(self.session, self.settings).grid_rows(
@@ -193,6 +202,18 @@ class Inputs:
                     log.warning("no coverage of %s for the documents", period.label, exc_info=True)
             self._coverage[period.label] = rows
         return self._coverage[period.label]
+
+    def day_coverage(self, period: Period) -> list[list[dict[str, Any]]]:
+        """The coverage of each day of ``period`` up to today (days without coverage data
+        left out), each day's run read once per run of documents."""
+        tz = self.settings.grids.timezone
+        last = min(period.last_day, today(self.settings))
+        out = []
+        for i in range((last - period.first_day).days + 1):
+            rows = self.coverage(period_for(period.first_day + timedelta(days=i), "day", tz))
+            if rows is not None:
+                out.append(rows)
+        return out
 
     def grids(self, period: Period) -> dict[str, dict[str, Figures]]:
         """Level → grid code → figures of ``period`` (one query for the whole city)."""
@@ -221,10 +242,6 @@ class Inputs:
 
 def _in(code: str | None, prefix: str) -> bool:
     return code is not None and code.startswith(prefix)
-
-
-def _prefix(settings: AppSettings, req: Request) -> str:
-    return req.scope[: settings.scheme.prefix_length(req.level)]
 
 
 def _values(f: Figures) -> dict[str, Any]:
@@ -277,7 +294,7 @@ def by_source(session: Session, settings: AppSettings, req: Request, total: int)
             "SELECT source, count(*) FROM cases WHERE city = :city AND grid_code LIKE :p"
             " AND reported_at >= :s AND reported_at < :e GROUP BY source"
         ),
-        {"city": settings.grids.city, "p": _prefix(settings, req) + "%", **req.prefix_params},
+        {"city": settings.grids.city, "p": req.prefix + "%", **req.prefix_params},
     ).all()
     counts = {s: int(n) for s, n in rows}
     found = [(k, zh, counts.pop(k, 0)) for k, zh in SOURCES]
@@ -300,7 +317,7 @@ def by_category(session: Session, settings: AppSettings, req: Request, total: in
         ),
         {
             "city": settings.grids.city,
-            "p": _prefix(settings, req) + "%",
+            "p": req.prefix + "%",
             "top": TOP_CATEGORIES,
             **req.prefix_params,
         },
@@ -330,7 +347,7 @@ def hotspots(session: Session, settings: AppSettings, req: Request) -> list[dict
         ),
         {
             "city": settings.grids.city,
-            "p": _prefix(settings, req) + "%",
+            "p": req.prefix + "%",
             "top": TOP_HOTSPOTS,
             **req.prefix_params,
         },
@@ -339,14 +356,26 @@ def hotspots(session: Session, settings: AppSettings, req: Request) -> list[dict
 
 
 def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
-    """Patrol coverage of the scope's unit grids in the period (the stored coverage run of the
-    day or week) and its blind spots: unit grids nobody visited, those with new problems
-    first. A month has no coverage run: ``None``."""
+    """Patrol coverage of the scope's unit grids in the period and its blind spots: unit
+    grids nobody visited on any day of it, those with new problems first. A day or week reads
+    its stored coverage run, a month the union of its days (:mod:`service.briefs.coverage`);
+    a week or month adds the daily rate (``days``, ``days_share``)."""
     every = inputs.coverage(req.period)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     rows = [r for r in every or () if r["code"].startswith(prefix)]
     if not rows:
         return {"available": False}
+    extra: dict[str, Any] = {}
+    if req.period.kind != "day":
+        days, share = coverage.daily_rate(
+            inputs.day_coverage(req.period), {r["code"] for r in rows}
+        )
+        # a month's area share is the mean of its daily shares (it has no run of its own)
+        extra = {
+            "days": days,
+            "days_share": share,
+            "share_is_daily_mean": req.period.kind == "month",
+        }
     units = inputs.grids(req.period)["unit"]
     blind = [r for r in rows if not r["visits"]]
     blind.sort(
@@ -370,6 +399,7 @@ def patrol(inputs: Inputs, req: Request) -> dict[str, Any]:
             }
             for r in blind[:TOP_BLIND]
         ],
+        **extra,
     }
 
 
@@ -378,7 +408,7 @@ def standing(inputs: Inputs, req: Request) -> dict[str, Any]:
     :class:`~service.assessment.lists.ListService`, published or computed now)."""
     board = inputs.board(req.period)
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     out: dict[str, Any] = {
         "level": level,
         "published": bool(board.get("published")),
@@ -454,7 +484,7 @@ def brief_data(inputs: Inputs, req: Request) -> dict[str, Any]:
     session, settings = inputs.session, inputs.settings
     head = headline(inputs, req)
     total = int(head["figures"].get("reported") or 0)
-    campaigns = sections.section("campaigns", session, settings, req.scope, req.period)
+    campaigns = sections.section("campaigns", session, settings, req.prefix, req.period)
     return {
         **_header(settings, req, "brief"),
         "headline": head,
@@ -484,7 +514,7 @@ def _units(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     """The units below the scope and the departments working in it, with their overdue,
     reworked and recurring counts (only those with any), most first."""
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     grids = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
     departments = inputs.departments(req.period, req.scope)
     out: list[dict[str, Any]] = []
@@ -502,7 +532,7 @@ def _praise(inputs: Inputs, req: Request) -> list[dict[str, Any]]:
     units below the scope and the departments with cases due, ties by closure rate and
     closed cases."""
     level = child_level(req.level)
-    prefix = _prefix(inputs.settings, req)
+    prefix = req.prefix
     cands = [f for code, f in inputs.grids(req.period)[level].items() if _in(code, prefix)]
     cands += inputs.departments(req.period, req.scope)
     rows: list[dict[str, Any]] = []
@@ -564,7 +594,7 @@ def circular_data(inputs: Inputs, req: Request) -> dict[str, Any]:
     """Everything the 督查通报 of ``req`` says."""
     session, settings = inputs.session, inputs.settings
     limit = settings.briefs.circular_cases
-    supervision = sections.section("supervision", session, settings, req.scope, req.period)
+    supervision = sections.section("supervision", session, settings, req.prefix, req.period)
     return {
         **_header(settings, req, "circular"),
         "deadline": _deadline(settings, req.period, settings.briefs.circular_days),
@@ -581,7 +611,7 @@ def circular_data(inputs: Inputs, req: Request) -> dict[str, Any]:
 def unit_grids_of(session: Session, settings: AppSettings, req: Request) -> list[Grid]:
     """The current grids one level below the scope (the map's outlines)."""
     level = child_level(req.level)
-    prefix = _prefix(settings, req)
+    prefix = req.prefix
     return list(
         session.scalars(
             select(Grid)

@@ -42,6 +42,24 @@ def _change(c: dict[str, Any]) -> str:
     return "持平"
 
 
+def _patrol(p: dict[str, Any]) -> str:
+    """The coverage sentence: a grid counts as patrolled when visited on any day of the
+    period; a week or month adds the daily rate, and a month's area share is a daily mean."""
+    if not p["available"]:
+        return "本期无巡查覆盖数据。"
+    share = "日均覆盖率" if p.get("share_is_daily_mean") else "平均覆盖率"
+    text = (
+        f"辖区单元网格 {p['grids']} 个，本期巡查到 {p['visited']} 个，{share} "
+        f"{_pct(p['mean_share'])}，巡查盲区 {p['blind_count']} 个"
+    )
+    if "days" in p:
+        text += (
+            f"（任一天巡查到即计为已巡查）；网格日均巡查率 {_pct(p['days_share'])}"
+            f"（统计 {p['days']} 天）"
+        )
+    return text + "。"
+
+
 def wording(d: dict[str, Any]) -> dict[str, str]:
     """The documents' sentences, shared by the HTML and DOCX renderings."""
     if d["kind"] == "brief":
@@ -59,7 +77,7 @@ def wording(d: dict[str, Any]) -> dict[str, str]:
         if d["categories"]:
             top = d["categories"][0]
             summary += f"高发问题为{top['name']}，占{_pct(top['share'])}。"
-        return {"summary": summary}
+        return {"summary": summary, "patrol": _patrol(d["patrol"])}
     worst = len(d["units"])
     return {
         "opening": (

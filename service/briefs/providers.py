@@ -14,15 +14,8 @@ from service.assessment.periods import Period
 from service.briefs import sections
 from service.briefs.figures import today
 from service.campaigns.campaigns import CampaignService
-from service.grids.registry import Registry
 from service.settings import AppSettings
 from service.supervision.orders import OrderService
-
-
-def _prefix(session: Session, settings: AppSettings, scope: str) -> str:
-    """The code prefix of grid ``scope``'s subtree."""
-    level = Registry(session, settings).get(scope).level
-    return scope[: settings.scheme.prefix_length(level)]
 
 
 def _day(settings: AppSettings, period: Period) -> date:
@@ -37,12 +30,13 @@ def _number(v: Any) -> str:
 
 
 def campaign_rows(
-    session: Session, settings: AppSettings, scope: str, period: Period
+    session: Session, settings: AppSettings, scope_prefix: str, period: Period
 ) -> list[dict[str, Any]] | None:
-    """One row per target of each campaign running at the end of ``period`` in ``scope``."""
+    """One row per target of each campaign running at the end of ``period`` in the scope
+    with subtree prefix ``scope_prefix``."""
     service = CampaignService(session, settings)
     out = []
-    for c in service.progress_for_scope(_prefix(session, settings, scope), _day(settings, period)):
+    for c in service.progress_for_scope(scope_prefix, _day(settings, period)):
         for t in c["targets"]:
             out.append(
                 {
@@ -58,13 +52,14 @@ def campaign_rows(
 
 
 def order_rows(
-    session: Session, settings: AppSettings, scope: str, period: Period
+    session: Session, settings: AppSettings, scope_prefix: str, period: Period
 ) -> list[dict[str, Any]] | None:
-    """The supervision orders open at the end of ``period`` in ``scope``, most overdue first
+    """The supervision orders open at the end of ``period`` in the scope with subtree prefix
+    ``scope_prefix``, most overdue first
     (no telephone numbers: the circular goes round the offices)."""
     zone = ZoneInfo(settings.grids.timezone)
     orders = OrderService(session, settings).for_circular(
-        _prefix(session, settings, scope), None, _day(settings, period)
+        scope_prefix, None, _day(settings, period)
     )
     return [
         {

@@ -7,7 +7,9 @@ registers a provider once (at import, or when the app starts)::
     from service.briefs import sections
     sections.register("campaigns", campaign_rows)
 
-A provider is ``provider(session, settings, scope, period) -> list[dict] | None``: rows of
+A provider is ``provider(session, settings, scope_prefix, period) -> list[dict] | None``, where
+``scope_prefix`` is the code prefix of the scope grid's subtree (the documents compute it once,
+in ``service.briefs.figures.check_request``; a provider never looks the scope up again): rows of
 ``{"title": …, "text": …}`` plus any string-valued columns the section shows, or ``None``
 (nothing to say). A section is rendered when its provider is registered and returns rows.
 """
@@ -50,26 +52,27 @@ def unregister(name: str) -> None:
 
 
 def rows(
-    name: str, session: Session, settings: AppSettings, scope: str, period: Period
+    name: str, session: Session, settings: AppSettings, scope_prefix: str, period: Period
 ) -> list[dict[str, Any]] | None:
-    """The rows of section ``name`` for ``scope`` and ``period``, or ``None`` when no provider
+    """The rows of section ``name`` for the scope with subtree prefix ``scope_prefix`` and
+    ``period``, or ``None`` when no provider
     is registered or it has nothing. Rows are made JSON-safe (strings) so the data version
     and the stored documents see exactly what was rendered."""
     provider = _PROVIDERS.get(name)
     if provider is None:
         return None
-    found = provider(session, settings, scope, period)
+    found = provider(session, settings, scope_prefix, period)
     if not found:
         return None
     return [{str(k): "" if v is None else str(v) for k, v in row.items()} for row in found]
 
 
 def section(
-    name: str, session: Session, settings: AppSettings, scope: str, period: Period
+    name: str, session: Session, settings: AppSettings, scope_prefix: str, period: Period
 ) -> dict[str, Any] | None:
     """``{"name", "title", "rows"}`` of section ``name``, or ``None`` when there is nothing to
     show."""
-    found = rows(name, session, settings, scope, period)
+    found = rows(name, session, settings, scope_prefix, period)
     if found is None:
         return None
     return {"name": name, "title": KNOWN[name][0], "rows": found}

@@ -7,7 +7,8 @@ one), who may read them, the cases carrying their tag, and their progress.
   neither is named); see :mod:`service.cases.campaigns`, where the rule is written once.
 * **Tag**: a case reported in scope during the period is linked in ``campaign_cases``: the
   existing ones when a campaign is created or edited, new ones at intake.
-* **Who**: ``campaigns.manage`` creates and edits, within the caller's grid scope; a reader
+* **Who**: ``campaigns.manage`` creates and edits, within the caller's grid scope, and
+  deletes a campaign that has not started yet (a started one is in issued briefs: 409); a reader
   sees the campaigns overlapping their grid scope (city-wide campaigns, and those naming them or
   their department as owner, too), and every count is of the cases the reader may see.
 * **Progress**: per target and day, the value, the plan's expected value and whether it is on
@@ -34,7 +35,7 @@ from service.campaigns.progress import Progress
 from service.cases.campaigns import IN_CAMPAIGN
 from service.clock import now
 from service.db.models import Campaign, CampaignCase, Case, Category, Grid, Hotspot, User
-from service.errors import Forbidden, InvalidInput, NotFound
+from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.patrol.coverage import CoverageService
 from service.settings import AppSettings
 
@@ -271,6 +272,36 @@ class CampaignService:
         self._tag(row)
         self.audit.record(by, "update", "campaign", str(row.id), before, snapshot(row))
         return row
+
+    def delete(self, campaign_id: int, by: Principal) -> None:
+        """Delete campaign ``campaign_id`` and its case tags, if it has not started yet (a
+        plan withdrawn before it went out). One that has started is ``Conflict`` naming
+        ``campaign``: from its first day it is in the day's briefs, its progress and the
+        escalation sweep, and an issued document must stay explainable — shorten it with an
+        edit instead. ``NotFound`` when ``by`` may not read it, ``Forbidden`` naming the scope
+        field when its scope is not wholly within ``by``'s."""
+        by.require("campaigns.manage")
+        row = self.visible(campaign_id, by)
+        self._require_scope(row.grid_codes, row.hotspot_ids, by)
+        today = self.today()
+        if row.start_date <= today:
+            raise Conflict(
+                f"campaign {campaign_id} started on {row.start_date.isoformat()} (today is "
+                f"{today.isoformat()}) and is in the briefs issued since; it cannot be deleted "
+                "— edit its end date instead",
+                field="campaign",
+            )
+        untagged = list(
+            self.session.scalars(
+                delete(CampaignCase)
+                .where(CampaignCase.campaign_id == row.id)
+                .returning(CampaignCase.case_id)
+            )
+        )
+        before = {**(snapshot(row) or {}), "untagged_case_ids": sorted(untagged)}
+        self.session.delete(row)
+        self.session.flush()
+        self.audit.record(by, "delete", "campaign", str(campaign_id), before, None)
 
     def _tag(self, row: Campaign) -> None:
         self.session.execute(_TAG_CAMPAIGN, {"campaign_id": row.id})

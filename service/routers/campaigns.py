@@ -1,9 +1,10 @@
 """``/api/campaigns``: campaigns (专项行动 / 专项整治) — their scope, targets, back-planned
 milestones (倒排进度) and owners, and each target's progress per day (a burn-down).
 
-Creating and editing need ``campaigns.manage`` (admin, leader) and keep to the caller's grid
-scope; reading needs ``cases.read`` (or ``campaigns.manage``) and shows the campaigns overlapping
-the caller's scope, with counts of the cases the caller may see.
+Creating, editing and deleting (only before the campaign starts) need ``campaigns.manage``
+(admin, leader) and keep to the caller's grid scope; reading needs ``cases.read`` (or
+``campaigns.manage``) and shows the campaigns overlapping the caller's scope, with counts of
+the cases the caller may see.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from service.accounts.principal import Principal
@@ -125,6 +126,20 @@ def update(
     principal: Annotated[Principal, Allow("campaigns.manage")],
 ) -> dict[str, Any]:
     return svc.view(svc.update(campaign_id, body.to_input(), principal), principal)
+
+
+@router.delete(
+    "/{campaign_id}",
+    status_code=204,
+    summary="Delete a campaign that has not started yet (with its case tags); 409 once started",
+)
+def delete_campaign(
+    campaign_id: IdPath,
+    svc: CampaignsDep,
+    principal: Annotated[Principal, Allow("campaigns.manage")],
+) -> Response:
+    svc.delete(campaign_id, principal)
+    return Response(status_code=204)
 
 
 @router.get("/{campaign_id}/progress", summary="Each target's value and plan per day (burn-down)")

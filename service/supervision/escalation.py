@@ -142,9 +142,58 @@ def _recurring(
         yield case, {}
 
 
-# kind → finder; a new kind (e.g. cases in a campaign's hotspots) adds its finder here and its
-# params in ``service.supervision.rules.KINDS``
-FINDERS: dict[str, Finder] = {"overdue": _overdue, "reworked": _reworked, "recurring": _recurring}
+# the campaign tag (``campaign_cases``, written by ``service.cases.campaigns``) decides "in the
+# campaign's scope"; the case's matched hotspots (``cases.hotspot_ids``) decide "in one of its
+# hotspots". Of several campaigns (or hotspots), the earliest-starting one (lowest id) is named.
+_IN_CAMPAIGN_HOTSPOT = text(
+    "SELECT DISTINCT ON (c.id) c.id, k.name,"
+    " (SELECT h.name FROM hotspots h WHERE h.id = ANY(c.hotspot_ids)"
+    "  AND h.id = ANY(k.hotspot_ids) ORDER BY h.id LIMIT 1)"
+    " FROM cases c"
+    " JOIN campaign_cases t ON t.case_id = c.id"
+    " JOIN campaigns k ON k.id = t.campaign_id AND k.city = c.city"
+    f" WHERE c.city = :city AND c.status IN {OPEN_SQL}"
+    " AND k.starts_at <= :at AND k.ends_at > :at"
+    " AND c.hotspot_ids && k.hotspot_ids"
+    " AND c.reported_at <= :bound" + _NOT_ORDERED + " ORDER BY c.id, k.start_date, k.id"
+)
+
+
+def _campaign_hotspot(
+    session: Session, settings: AppSettings, rule: EscalationRule, at: datetime
+) -> Iterator[tuple[Case, dict]]:
+    """Open cases tagged with a campaign running at ``at``, lying in one of its hotspots, and
+    open at least ``working_hours`` working hours since they were reported."""
+    hours = int(rule.params["working_hours"])
+    # a working hour is at least a calendar hour: the calendar bound narrows, the clock decides
+    found = {
+        case_id: (campaign, hotspot)
+        for case_id, campaign, hotspot in session.execute(
+            _IN_CAMPAIGN_HOTSPOT,
+            {
+                "city": settings.grids.city,
+                "at": at,
+                "bound": at - timedelta(hours=hours),
+                "rule": rule.key,
+            },
+        )
+    }
+    clock = work_clock(settings)
+    for case_id, case in sorted(_cases(session, list(found)).items()):
+        if clock.add(case.reported_at, hours, "hours") <= at:
+            campaign, hotspot = found[case_id]
+            open_hours = clock.working_hours_between(case.reported_at, at)
+            yield case, {"campaign": campaign, "hotspot": hotspot, "open_hours": int(open_hours)}
+
+
+# kind → finder; a new kind adds its finder here and its params in
+# ``service.supervision.rules.KINDS``
+FINDERS: dict[str, Finder] = {
+    "overdue": _overdue,
+    "reworked": _reworked,
+    "recurring": _recurring,
+    "campaign_hotspot": _campaign_hotspot,
+}
 assert set(FINDERS) == set(KINDS)
 
 

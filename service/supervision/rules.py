@@ -15,9 +15,15 @@ Kinds and their params (whole numbers ≥ 1):
 * ``recurring`` (``times``, ``days``): the same problem this many times within ``days`` — an open
   case at the end of a chain of ``recurring_of`` links that long.
 
-A campaign rule (cases in a hotspot during a 专项行动) is not built yet: campaigns come from
-another change. It plugs in as a new kind here (its params) and a finder in
-``service.supervision.escalation.FINDERS``.
+* ``campaign_hotspot`` (``working_hours``): an open case carrying the tag of a campaign (专项行动)
+  running at the sweep, lying in one of that campaign's hotspots, and open this many working
+  hours since it was reported — during a campaign a hotspot's problem is not left to its
+  category's ordinary deadline. A campaign that names no hotspots never triggers it.
+
+Besides its params, a demand may name the facts its kind's finder reports (``FACTS``): e.g.
+``{campaign}`` and ``{hotspot}`` (names) for ``campaign_hotspot``.
+
+A new kind adds its params here and its finder in ``service.supervision.escalation.FINDERS``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,15 @@ KINDS: dict[str, tuple[str, ...]] = {
     "overdue": ("working_days",),
     "reworked": ("times",),
     "recurring": ("times", "days"),
+    "campaign_hotspot": ("working_hours",),
+}
+# kind → the facts its finder reports about a case, which a demand may name too (with a sample
+# value for checking an edited template)
+FACTS: dict[str, dict[str, Any]] = {
+    "overdue": {"overdue_days": 5},
+    "reworked": {"reworks": 2},
+    "recurring": {},
+    "campaign_hotspot": {"campaign": "专项行动", "hotspot": "热点", "open_hours": 10},
 }
 MODES = ("propose", "issue")
 MAX_PARAM = 3650
@@ -181,7 +196,14 @@ class RuleBook:
                 raise InvalidInput(
                     f"params.{name} must be from 1 to {MAX_PARAM}", field=f"params.{name}"
                 )
-        sample = {**params, "case_id": 1, "deadline": "2026年1月1日17时", "unit": "单位"}
+        facts = FACTS[kind]
+        sample = {
+            **params,
+            **facts,
+            "case_id": 1,
+            "deadline": "2026年1月1日17时",
+            "unit": "单位",
+        }
         demand = str(rule["demand"])
         if not demand.strip():
             raise InvalidInput("a rule needs a demand", field="demand")
@@ -190,6 +212,7 @@ class RuleBook:
         except (KeyError, ValueError, IndexError, AttributeError) as exc:
             raise InvalidInput(
                 f"demand {demand!r} cannot be filled in ({exc!r}); it may name {{case_id}}, "
-                f"{{deadline}}, {{unit}} and {', '.join('{' + n + '}' for n in names)}",
+                f"{{deadline}}, {{unit}} and "
+                f"{', '.join('{' + n + '}' for n in (*names, *facts))}",
                 field="demand",
             ) from exc

@@ -557,3 +557,96 @@ def test_case_tiles_filter_by_campaign(world: World) -> None:
     page = world.client.get("/", params={"campaign": made["id"]}, headers=world.admin)
     assert page.status_code == 200
     assert f"campaign={made['id']}" in page.text
+
+
+def _future(world: World, **changes: Any) -> dict[str, Any]:
+    """A campaign planned to start in five days (no milestones: none needed here)."""
+    start = world.today + timedelta(days=5)
+    return world.create(
+        start=start.isoformat(),
+        end=(start + timedelta(days=20)).isoformat(),
+        milestones=[],
+        **changes,
+    )
+
+
+def _audited(world: World, campaign_id: int, action: str) -> list[AuditEntry]:
+    return list(
+        world.session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity == "campaign",
+                AuditEntry.entity_key == str(campaign_id),
+                AuditEntry.action == action,
+            )
+        )
+    )
+
+
+def test_a_campaign_not_yet_started_is_deleted_with_its_tags_and_audited(world: World) -> None:
+    made = _future(world)
+    # a tag as intake writes it (a case reported in scope during the period); no real report
+    # can lie in the future, so it is written here directly
+    world.session.add(CampaignCase(campaign_id=made["id"], case_id=world.a[3]))
+    world.session.flush()
+    r = world.client.delete(f"{BASE}/{made['id']}", headers=world.admin)
+    assert r.status_code == 204, r.text
+    assert world.client.get(f"{BASE}/{made['id']}", headers=world.admin).status_code == 404
+    assert world.tagged(made["id"]) == set()
+    assert world.session.get(Campaign, made["id"]) is None
+    # the case itself stays, untouched
+    assert (
+        world.session.scalar(text("SELECT count(*) FROM cases WHERE id = :id"), {"id": world.a[3]})
+        == 1
+    )
+    (entry,) = _audited(world, made["id"], "delete")
+    assert entry.before["name"] == made["name"] and entry.after is None
+    assert entry.before["untagged_case_ids"] == [world.a[3]]
+    # gone is gone
+    assert world.client.delete(f"{BASE}/{made['id']}", headers=world.admin).status_code == 404
+
+
+def test_a_started_campaign_is_409_and_stays_whole(world: World) -> None:
+    running = world.create()  # started nine days ago: in the briefs issued since
+    tagged = world.tagged(running["id"])
+    r = world.client.delete(f"{BASE}/{running['id']}", headers=world.admin)
+    assert r.status_code == 409 and r.json()["field"] == "campaign"
+    assert "edit its end date" in r.json()["detail"]
+    # one that starts today has started too
+    today = world.create(start=world.today.isoformat(), milestones=[])
+    assert world.client.delete(f"{BASE}/{today['id']}", headers=world.admin).status_code == 409
+    # and one that is over
+    over = world.create(
+        start=(world.today - timedelta(days=30)).isoformat(),
+        end=(world.today - timedelta(days=20)).isoformat(),
+        milestones=[],
+    )
+    assert world.client.delete(f"{BASE}/{over['id']}", headers=world.admin).status_code == 409
+    assert world.client.get(f"{BASE}/{running['id']}", headers=world.admin).status_code == 200
+    assert world.tagged(running["id"]) == tagged and tagged
+    assert _audited(world, running["id"], "delete") == []
+
+
+def test_deleting_needs_the_permission_and_the_scope(world: World) -> None:
+    in_a = _future(world)
+    in_a_and_b = _future(
+        world,
+        scope={"grids": [COMM_A, COMM_B], "hotspots": [], "categories": []},
+        targets=[{"kind": "close_rate", "goal": 1.0}],
+    )
+    before = world.session.scalar(select(func.count()).select_from(Campaign))
+    # no campaigns.manage
+    r = world.client.delete(f"{BASE}/{in_a['id']}", headers=world.h("worker_a1"))
+    assert r.status_code == 403 and r.json()["field"] == "permission"
+    # community B's leader does not see community A's campaign: as if it did not exist
+    r = world.client.delete(f"{BASE}/{in_a['id']}", headers=world.h("leader_b"))
+    assert r.status_code == 404 and r.json()["field"] == "campaign"
+    # sees the one over A and B, but it reaches beyond their scope
+    r = world.client.delete(f"{BASE}/{in_a_and_b['id']}", headers=world.h("leader_b"))
+    assert r.status_code == 403 and r.json()["field"] == "scope.grids"
+    # unknown
+    r = world.client.delete(f"{BASE}/987654321", headers=world.admin)
+    assert r.status_code == 404 and r.json()["field"] == "campaign"
+    assert world.session.scalar(select(func.count()).select_from(Campaign)) == before
+    # the city-wide leader may
+    r = world.client.delete(f"{BASE}/{in_a['id']}", headers=world.h("leader"))
+    assert r.status_code == 204

@@ -124,7 +124,36 @@ def test_supervision_migration_grants_the_order_permissions_to_seeded_roles(
             )
             assert granted == {key for key, *_, perms in ROLE_SEED if permission in perms}
         rules = set(conn.scalars(text("SELECT key FROM escalation_rules WHERE city IS NULL")))
-    assert rules == {"overdue", "reworked", "recurring"}
+    assert rules == {"overdue", "reworked", "recurring", "campaign_hotspot"}  # 0019 adds the last
+
+
+def test_campaign_rule_migration_seeds_the_rule_and_goes_back(own_engine: Engine) -> None:
+    """0019 seeds the default campaign_hotspot rule (on, propose mode, 8 working hours); going
+    down removes it and every city's edit of it, and up seeds it again."""
+    query = text(
+        "SELECT city, mode, enabled, params FROM escalation_rules"
+        " WHERE key = 'campaign_hotspot' ORDER BY city NULLS FIRST"
+    )
+    with own_engine.begin() as conn:
+        assert [tuple(r) for r in conn.execute(query)] == [
+            (None, "propose", True, {"working_hours": 8})
+        ]
+        conn.execute(
+            text(
+                "INSERT INTO escalation_rules (city, key, kind, name_zh, params, mode,"
+                " deadline_days, demand, updated_by) SELECT 'old', key, kind, name_zh, params,"
+                " 'issue', deadline_days, demand, 'admin' FROM escalation_rules"
+                " WHERE key = 'campaign_hotspot'"
+            )
+        )
+    migrations.downgrade(own_engine, "0018_briefs")
+    with own_engine.connect() as conn:
+        assert list(conn.execute(query)) == []
+        kinds = set(conn.scalars(text("SELECT kind FROM escalation_rules")))
+    assert kinds == {"overdue", "reworked", "recurring"}
+    migrations.upgrade(own_engine)
+    with own_engine.connect() as conn:
+        assert [r.city for r in conn.execute(query)] == [None]
 
 
 def test_assignment_migration_dates_existing_workers_from_the_start(own_engine: Engine) -> None:

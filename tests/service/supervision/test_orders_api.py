@@ -208,7 +208,8 @@ def test_who_may_issue_answer_accept_and_read(demo_client: TestClient, places: P
 def test_rules_are_listed_and_edited_by_the_admin_only(demo_client: TestClient) -> None:
     c = demo_client
     rules = {r["key"]: r for r in c.get("/api/orders/rules").json()["rules"]}
-    assert set(rules) == {"overdue", "reworked", "recurring"}
+    assert set(rules) == {"overdue", "reworked", "recurring", "campaign_hotspot"}
+    assert rules["campaign_hotspot"]["mode"] == "propose" and rules["campaign_hotspot"]["enabled"]
     assert rules["overdue"]["params"] == {"working_days": 3} and rules["overdue"]["default"]
     assert rules["recurring"]["params"] == {"times": 3, "days": 30}
     leader = headers_of(c, "leader")
