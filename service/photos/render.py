@@ -65,9 +65,10 @@ def flagged_json(
     }
 
 
-def _position(geom: Any, datum: str) -> list[float] | None:
+def _position(geom: Any, datum: str) -> dict[str, Any] | None:
+    """A GeoJSON point in ``datum`` (rounded to 7 decimals, ~1 cm)."""
     if geom is None:
         return None
     point = to_shape(geom)
     lon, lat = datums.from_wgs84(point.x, point.y, datum)  # type: ignore[attr-defined]
-    return [round(float(lon), 7), round(float(lat), 7)]
+    return {"type": "Point", "coordinates": [round(float(lon), 7), round(float(lat), 7)]}

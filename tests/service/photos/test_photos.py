@@ -111,7 +111,7 @@ def test_feedback_photo_after_dispatch_near_the_case_passes_and_is_served_withou
     # the distance PostGIS measured, against pyproj's own (EXIF degrees/minutes/seconds kept
     # to 1/10000 s: well under a metre)
     assert body["distance_m"] == pytest.approx(distance_m(place, SPOT_A), abs=0.5)
-    assert body["exif_position"] == pytest.approx(list(place), abs=1e-6)
+    assert body["exif_position"]["coordinates"] == pytest.approx(list(place), abs=1e-6)
 
     image = client.get(body["image_url"])
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
