@@ -83,6 +83,9 @@ def check_evidence(
 ) -> int:
     """Check (again) the time and place of the feedback and verification photos ``photo_ids``
     (None: every such photo of the city) in one statement; the number of photos checked."""
+    # the planner's cost of the distances tips PostgreSQL into JIT-compiling the statement,
+    # which costs more than the whole check (measured: 0.44 of 0.98 s on 20,000 photos)
+    session.execute(text("SET LOCAL jit = off"))
     result = session.execute(
         _CHECK,
         {
