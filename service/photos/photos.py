@@ -163,9 +163,7 @@ class PhotoService:
             if not data:
                 continue
             key = file_key(media.sha256, variant)
-            token = self.store.stage(key, data)
-            if token is not None:
-                _pending(self.session).append((self.store, key, token))
+            _pending(self.session).append((self.store, key, self.store.stage(key, data)))
 
     # -- reads -----------------------------------------------------------------------------
     def _case(self, case_id: int, by: Principal) -> Case:

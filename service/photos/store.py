@@ -34,9 +34,11 @@ class PhotoStore(ABC):
     """Content-addressed storage of photo files, written in two steps around a commit."""
 
     @abstractmethod
-    def stage(self, key: str, data: bytes) -> str | None:
-        """Write ``data`` where no reader sees it yet; a token for :meth:`promote`, or None
-        when ``key`` is already stored (same content: nothing to write)."""
+    def stage(self, key: str, data: bytes) -> str:
+        """Write ``data`` where no reader sees it yet; a token for :meth:`promote`.
+
+        Written even when ``key`` is stored already: a retention sweep committing at the same
+        time may be deleting that copy, and promoting ours puts it back."""
 
     @abstractmethod
     def promote(self, key: str, token: str) -> None:
@@ -68,10 +70,8 @@ class FileSystemStore(PhotoStore):
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def stage(self, key: str, data: bytes) -> str | None:
+    def stage(self, key: str, data: bytes) -> str:
         """Write to a temporary file in ``.staging`` (fsync'd: the commit may follow)."""
-        if self._path(key).exists():
-            return None
         staging = self.root / ".staging"
         staging.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=staging, prefix="photo-")

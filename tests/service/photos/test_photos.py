@@ -354,3 +354,45 @@ def test_retention_sweep_deletes_old_photos_files_but_keeps_shared_ones(
     with sessions() as s:
         row = s.get(Photo, old["id"])
         assert row is not None and row.reported_geom is None and row.deleted_at is not None
+
+
+def test_a_gcj02_position_is_stored_in_wgs84(client: TestClient) -> None:
+    import prcoords
+
+    case_id = dispatched_case(client)
+    near = offset_point(*SPOT_A, 60.0, azimuth=120)
+    shifted = prcoords.wgs_gcj(prcoords.Coords(near[1], near[0]))
+    r = upload(client, case_id, jpeg(22), lon=shifted.lon, lat=shifted.lat, datum="gcj02")
+    assert r.status_code == 201, r.text
+    # without the conversion the GCJ-02 offset (hundreds of metres) would make it too_far
+    assert r.json()["flags"] == []
+    assert r.json()["distance_m"] == pytest.approx(distance_m(near, SPOT_A), abs=1.0)
+    # answered in the datum it was sent in; stored (and read back by default) in WGS 84
+    gcj = r.json()["reported_position"]["coordinates"]
+    assert distance_m((gcj[0], gcj[1]), (shifted.lon, shifted.lat)) < 1.0
+    wgs = client.get(f"/api/photos/{r.json()['id']}").json()["reported_position"]["coordinates"]
+    assert distance_m((wgs[0], wgs[1]), near) < 1.0
+
+
+def test_png_with_transparency_and_a_rotated_jpeg_are_served_upright_as_jpeg(
+    client: TestClient,
+) -> None:
+    case_id = dispatched_case(client)
+    rgba = Image.new("RGBA", (200, 100), (255, 0, 0, 0))
+    buf = io.BytesIO()
+    rgba.save(buf, "PNG")
+    r = upload(client, case_id, buf.getvalue(), "report", name="photo.jpg")
+    assert r.status_code == 201, r.text
+    assert r.json()["mime"] == "image/png"  # the content decides, not the name
+    served = Image.open(io.BytesIO(client.get(r.json()["image_url"]).content))
+    assert served.format == "JPEG" and served.getpixel((10, 10)) == pytest.approx(
+        (255, 255, 255), abs=3
+    )  # transparency on white
+    # a landscape picture the camera tagged "rotate 90°" (EXIF Orientation 6)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    Image.new("RGB", (300, 200), "blue").save(out, "JPEG", exif=exif.tobytes())
+    r = upload(client, case_id, out.getvalue(), "report")
+    upright = Image.open(io.BytesIO(client.get(r.json()["image_url"]).content))
+    assert upright.size == (200, 300) and exif_of(client.get(r.json()["image_url"]).content) == {}
