@@ -37,8 +37,8 @@ class PhotoStore(ABC):
     def stage(self, key: str, data: bytes) -> str:
         """Write ``data`` where no reader sees it yet; a token for :meth:`promote`.
 
-        Written even when ``key`` is stored already: a retention sweep committing at the same
-        time may be deleting that copy, and promoting ours puts it back."""
+        Written even when ``key`` is stored already: a retention sweep that deletes that copy
+        before our commit is undone when ours is promoted."""
 
     @abstractmethod
     def promote(self, key: str, token: str) -> None:
