@@ -1,6 +1,7 @@
 """photos: photo and video evidence of cases, with EXIF metadata and the evidence flags
 
-One row per uploaded file of a case: city, case, step (report | feedback | verification),
+One row per uploaded file of a case (or of a grid scored in an inspection round: round and
+grid code instead of the case): city, step (report | feedback | verification | inspection),
 stage (before | during | after), kind and MIME type sniffed from the content, size, sha256
 and 64-bit perceptual hash, width and height, the uploader (label, account or API key),
 created_at, EXIF time and position and the uploader's reported position (points in WGS 84),
@@ -36,7 +37,9 @@ def upgrade() -> None:
         "photos",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("city", sa.String(length=12), nullable=False),
-        sa.Column("case_id", sa.BigInteger(), nullable=False),
+        sa.Column("case_id", sa.BigInteger(), nullable=True),
+        sa.Column("round_id", sa.BigInteger(), nullable=True),
+        sa.Column("grid_code", sa.String(length=15), nullable=True),
         sa.Column("step", sa.String(length=12), nullable=False),
         sa.Column("stage", sa.String(length=6), nullable=False),
         sa.Column("kind", sa.String(length=5), nullable=False),
@@ -73,13 +76,24 @@ def upgrade() -> None:
         ),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("step IN ('report', 'feedback', 'verification')", name="ck_photos_step"),
+        sa.CheckConstraint(
+            "step IN ('report', 'feedback', 'verification', 'inspection')", name="ck_photos_step"
+        ),
+        # a case's photo, or a photo of a grid scored in an inspection round (交叉考核)
+        sa.CheckConstraint(
+            "CASE WHEN step = 'inspection'"
+            " THEN case_id IS NULL AND round_id IS NOT NULL AND grid_code IS NOT NULL"
+            " ELSE case_id IS NOT NULL AND round_id IS NULL END",
+            name="ck_photos_subject",
+        ),
         sa.CheckConstraint("stage IN ('before', 'during', 'after')", name="ck_photos_stage"),
         sa.CheckConstraint("kind IN ('image', 'video')", name="ck_photos_kind"),
         sa.ForeignKeyConstraint(["case_id"], ["cases.id"]),
+        sa.ForeignKeyConstraint(["round_id"], ["inspection_rounds.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_photos_city_case", "photos", ["city", "case_id"])
+    op.create_index("ix_photos_round_grid", "photos", ["round_id", "grid_code"])
     op.create_index("ix_photos_city_sha256", "photos", ["city", "sha256"])
     op.create_index("ix_photos_city_created", "photos", ["city", "created_at"])
     op.create_index(
@@ -110,5 +124,6 @@ def downgrade() -> None:
     op.drop_index("ix_photos_city_flagged", table_name="photos")
     op.drop_index("ix_photos_city_created", table_name="photos")
     op.drop_index("ix_photos_city_sha256", table_name="photos")
+    op.drop_index("ix_photos_round_grid", table_name="photos")
     op.drop_index("ix_photos_city_case", table_name="photos")
     op.drop_table("photos")

@@ -1118,8 +1118,9 @@ class NotifyAttempt(Base):
 
 
 class Photo(Base):
-    """A photo or short video of a case: who uploaded it, when, at which step (report,
-    feedback, verification) and stage (before, during, after), its content hashes, its EXIF
+    """A photo or short video of a case — or of a grid scored in an inspection round — who
+    uploaded it, when, at which step (report, feedback, verification, inspection) and stage
+    (before, during, after), its content hashes, its EXIF
     time and position and the uploader's reported position, and what the evidence check
     flagged. The files live in the photo store under ``sha256`` (``service.photos.store``).
 
@@ -1128,10 +1129,20 @@ class Photo(Base):
 
     __tablename__ = "photos"
     __table_args__ = (
-        CheckConstraint("step IN ('report', 'feedback', 'verification')", name="ck_photos_step"),
+        CheckConstraint(
+            "step IN ('report', 'feedback', 'verification', 'inspection')", name="ck_photos_step"
+        ),
+        # a case's photo, or a photo of a grid scored in an inspection round (交叉考核)
+        CheckConstraint(
+            "CASE WHEN step = 'inspection'"
+            " THEN case_id IS NULL AND round_id IS NOT NULL AND grid_code IS NOT NULL"
+            " ELSE case_id IS NOT NULL AND round_id IS NULL END",
+            name="ck_photos_subject",
+        ),
         CheckConstraint("stage IN ('before', 'during', 'after')", name="ck_photos_stage"),
         CheckConstraint("kind IN ('image', 'video')", name="ck_photos_kind"),
         Index("ix_photos_city_case", "city", "case_id"),
+        Index("ix_photos_round_grid", "round_id", "grid_code"),
         Index("ix_photos_city_sha256", "city", "sha256"),
         Index("ix_photos_city_created", "city", "created_at"),
         # the supervisors' list: flagged photos only
@@ -1145,7 +1156,9 @@ class Photo(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
-    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"))
+    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("cases.id"))
+    round_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("inspection_rounds.id"))
+    grid_code: Mapped[str | None] = mapped_column(String(15))  # the grid scored (inspection)
     step: Mapped[str] = mapped_column(String(12))
     stage: Mapped[str] = mapped_column(String(6))
     kind: Mapped[str] = mapped_column(String(5))

@@ -12,7 +12,8 @@ Flags (``photos.flags``):
 * ``no_position``: neither an EXIF position nor a reported one, so nearness is unproven;
 * ``too_far``: the EXIF position (else the reported one) is farther than the setting;
 * ``reused`` / ``reused_similar``: same sha256 / a perceptual hash within the threshold on
-  another case (set at upload; ``reuse_of`` names the earlier photo);
+  another case, or another grid or round of an inspection (set at upload; ``reuse_of`` names
+  the earlier photo);
 * ``exif_time_invalid`` / ``exif_position_invalid``: impossible EXIF values, ignored.
 """
 
@@ -99,12 +100,18 @@ def check_evidence(
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+# another subject: another case, or another (round, grid) of an inspection
+_OTHER = (
+    "NOT (o.case_id IS NOT DISTINCT FROM CAST(:case_id AS bigint)"
+    " AND o.round_id IS NOT DISTINCT FROM CAST(:round_id AS bigint)"
+    " AND o.grid_code IS NOT DISTINCT FROM CAST(:grid AS text))"
+)
 _REUSE = text(
-    """
+    f"""
     SELECT
-      (SELECT o.id FROM photos o WHERE o.city = :city AND o.sha256 = :sha
-         AND o.case_id <> :case_id ORDER BY o.id LIMIT 1) AS same,
-      (SELECT o.id FROM photos o WHERE o.city = :city AND o.case_id <> :case_id
+      (SELECT o.id FROM photos o WHERE o.city = :city AND o.sha256 = :sha AND {_OTHER}
+         ORDER BY o.id LIMIT 1) AS same,
+      (SELECT o.id FROM photos o WHERE o.city = :city AND {_OTHER}
          AND o.phash IS NOT NULL AND CAST(:phash AS bigint) IS NOT NULL
          AND bit_count(CAST(o.phash # CAST(:phash AS bigint) AS bit(64))) <= :bits
          ORDER BY o.id LIMIT 1) AS similar
@@ -113,13 +120,20 @@ _REUSE = text(
 
 
 def find_reuse(
-    session: Session, city: str, case_id: int, sha256: str, phash: int | None, bits: int
+    session: Session,
+    city: str,
+    subject: tuple[int | None, int | None, str | None],
+    sha256: str,
+    phash: int | None,
+    bits: int,
 ) -> tuple[str, int] | None:
     """(flag, earlier photo id) when the same content or a similar picture was already
-    uploaded to another case of the city (deleted photos count: their hashes are kept)."""
-    row = session.execute(
-        _REUSE, {"city": city, "sha": sha256, "case_id": case_id, "phash": phash, "bits": bits}
-    ).one()
+    uploaded for another subject — ``subject`` is (case id, round id, grid code) — of the city
+    (deleted photos count: their hashes are kept)."""
+    case_id, round_id, grid = subject
+    params = {"city": city, "sha": sha256, "phash": phash, "bits": bits}
+    params |= {"case_id": case_id, "round_id": round_id, "grid": grid}
+    row = session.execute(_REUSE, params).one()
     if row.same is not None:
         return "reused", int(row.same)
     if row.similar is not None:

@@ -3,10 +3,12 @@ the retention sweep.
 
 Who may upload: a report photo needs ``cases.report``, a feedback photo ``cases.feedback``,
 a verification photo ``cases.verify`` — and the case in the uploader's scope (the scope rule of
-cases: a case outside it is 404, as reading it is). Who may read: anyone whose scope includes
-the case. What they get: an EXIF-free, upright JPEG re-encoded at upload (and a thumbnail);
-the original with its EXIF, and videos (whose metadata cannot be stripped without ffmpeg),
-only with ``people.read``.
+cases: a case outside it is 404, as reading it is); an inspection photo (交叉考核) needs
+``assessment.score`` and an assignment to score that grid in an open round. Who may read:
+anyone whose scope includes the case; an inspection photo, its scorer and the organisers of
+rounds whose scope holds the grid. What they get: an EXIF-free, upright JPEG re-encoded at
+upload (and a thumbnail); the original with its EXIF, and videos (whose metadata cannot be
+stripped without ffmpeg), only with ``people.read``.
 
 Nothing is half-stored: the row is written first, the files are staged before the commit and
 made visible only after it (``_after_commit``); a rollback discards them.
@@ -27,7 +29,7 @@ from service.accounts.principal import Principal
 from service.accounts.scope import case_condition, sees_case
 from service.clock import now
 from service.datums import to_wgs84_point
-from service.db.models import Case, Photo
+from service.db.models import Case, InspectionRound, Photo, RoundAssignment
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.photos.evidence import CHECKED_STEPS, check_evidence, find_reuse
 from service.photos.media import Media, read_media
@@ -86,14 +88,74 @@ class PhotoService:
             raise InvalidInput(
                 f"unknown stage {stage!r}; use one of {', '.join(STAGES)}", field="stage"
             )
-        reported = self._reported_position(item)
+        self._reported_position(item)  # bad input is answered before anything is read
         by.require(permission)
         case = self._case(case_id, by)
+        photo = self._store(item, stage, by, (case.id, None, None))
+        if item.step in CHECKED_STEPS and stage == "after":
+            check_evidence(
+                self.session,
+                self.city,
+                self.settings.photos.evidence_distance_m,
+                photo.created_at,
+                [photo.id],
+            )
+            self.session.refresh(photo)
+        return photo
+
+    def upload_inspection(
+        self, round_id: int, grid: str, item: PhotoUpload, by: Principal
+    ) -> Photo:
+        """Store a photo of grid ``grid`` taken by its scorer in the open inspection round
+        ``round_id`` (交叉考核): ``assessment.score`` and an assignment to that grid."""
+        stage = item.stage or "during"
+        if stage not in STAGES:
+            raise InvalidInput(
+                f"unknown stage {stage!r}; use one of {', '.join(STAGES)}", field="stage"
+            )
+        self._reported_position(item)
+        by.require("assessment.score")
+        r = self.session.get(InspectionRound, round_id)
+        if r is None or r.city != self.city:
+            raise NotFound(f"no inspection round {round_id}", field="round_id")
+        assigned = by.kind == "user" and self.session.scalar(
+            select(RoundAssignment.id).where(
+                RoundAssignment.round_id == round_id,
+                RoundAssignment.grid_code == grid,
+                RoundAssignment.scorer_id == by.id,
+            )
+        )
+        if not assigned:
+            raise Forbidden(
+                f"{by.label} is not assigned to score grid {grid} in round {round_id}",
+                field="grid",
+            )
+        if r.state != "open":
+            raise InvalidInput(
+                f"round {round_id} is {r.state}: photos are taken only while it is open",
+                field="round_id",
+            )
+        return self._store(
+            PhotoUpload(**{**item.__dict__, "step": "inspection"}), stage, by, (None, r.id, grid)
+        )
+
+    def _store(
+        self,
+        item: PhotoUpload,
+        stage: str,
+        by: Principal,
+        subject: tuple[int | None, int | None, str | None],
+    ) -> Photo:
+        """Read the file, write its row (with the reuse flags) and stage its files."""
+        reported = self._reported_position(item)
         t = now()
         media = self._read(item.data, t)
+        case_id, round_id, grid = subject
         photo = Photo(
             city=self.city,
-            case_id=case.id,
+            case_id=case_id,
+            round_id=round_id,
+            grid_code=grid,
             step=item.step,
             stage=stage,
             kind=media.kind,
@@ -116,7 +178,7 @@ class PhotoService:
         reuse = find_reuse(
             self.session,
             self.city,
-            case.id,
+            subject,
             media.sha256,
             media.phash,
             self.settings.photos.reuse_distance,
@@ -126,11 +188,6 @@ class PhotoService:
             photo.reuse_of = reuse[1]
         self.session.add(photo)
         self.session.flush()
-        if item.step in CHECKED_STEPS and stage == "after":
-            check_evidence(
-                self.session, self.city, self.settings.photos.evidence_distance_m, t, [photo.id]
-            )
-            self.session.refresh(photo)
         self._stage_files(media)
         return photo
 
@@ -186,10 +243,7 @@ class PhotoService:
     def get(self, photo_id: int, by: Principal) -> Photo:
         """A photo whose case is in ``by``'s scope (``NotFound`` otherwise, or once deleted)."""
         photo = self.session.get(Photo, photo_id)
-        if photo is None or photo.city != self.city:
-            raise NotFound(f"no photo {photo_id}", field="photo_id")
-        case = self.session.get(Case, photo.case_id)
-        if case is None or not sees_case(by, case):
+        if photo is None or photo.city != self.city or not self._sees(by, photo):
             raise NotFound(f"no photo {photo_id}", field="photo_id")
         if photo.deleted_at is not None:
             raise NotFound(
@@ -198,6 +252,25 @@ class PhotoService:
                 field="photo_id",
             )
         return photo
+
+    def _sees(self, by: Principal, photo: Photo) -> bool:
+        """A case's photo: the case in scope. An inspection photo: its uploader, or an
+        organiser of rounds (``assessment.rounds``) whose scope holds the grid."""
+        if photo.case_id is not None:
+            case = self.session.get(Case, photo.case_id)
+            return case is not None and sees_case(by, case)
+        if by.kind == "user" and by.id is not None and photo.uploader_user_id == by.id:
+            return True
+        return by.can("assessment.rounds") and by.covers_grid(photo.grid_code)
+
+    def for_round(self, round_id: int, grid: str | None, by: Principal) -> list[Photo]:
+        """The inspection photos of a round (of one grid) that ``by`` may see, oldest first."""
+        query = select(Photo).where(
+            Photo.city == self.city, Photo.round_id == round_id, Photo.deleted_at.is_(None)
+        )
+        if grid is not None:
+            query = query.where(Photo.grid_code == grid)
+        return [p for p in self.session.scalars(query.order_by(Photo.id)) if self._sees(by, p)]
 
     def content(self, photo_id: int, variant: str, by: Principal) -> tuple[bytes, str]:
         """The bytes and media type of a photo's ``image`` (EXIF-free), ``thumbnail`` or

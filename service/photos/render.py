@@ -18,10 +18,13 @@ from service.photos.evidence import flag_summary
 def photo_json(
     photo: Photo, by: Principal, datum: str = "wgs84", tz: str | None = None
 ) -> dict[str, Any]:
-    """One photo for ``by``: links to its image and thumbnail, hashes, times, flags."""
+    """One photo for ``by``: its case (or inspection round and grid), links to its image and
+    thumbnail, hashes, times, flags."""
     body: dict[str, Any] = {
         "id": photo.id,
         "case_id": photo.case_id,
+        "round_id": photo.round_id,
+        "grid_code": photo.grid_code,
         "step": photo.step,
         "stage": photo.stage,
         "kind": photo.kind,

@@ -1,4 +1,5 @@
-"""``/api/cases/{case_id}/photos`` and ``/api/photos``: photo (and short video) evidence.
+"""``/api/cases/{case_id}/photos``, ``/api/assessment/rounds/{round_id}/photos`` and
+``/api/photos``: photo (and short video) evidence of cases and of inspection scoring.
 
 Uploading is multipart (``file`` and form fields); the step decides the permission
 (``report``: cases.report, ``feedback``: cases.feedback, ``verification``: cases.verify) and
@@ -27,6 +28,9 @@ from service.settings import AppSettings
 router = APIRouter(tags=["photos"], route_class=GuardedRoute)
 
 Reader = Annotated[Principal, Allow("cases.read")]
+# a photo's own routes serve case photos (cases.read) and inspection photos (their scorers and
+# the rounds' organisers); the service checks which
+PhotoReader = Annotated[Principal, Allow("cases.read", "assessment.score", "assessment.rounds")]
 # the step's own permission is checked by the service (a 403 naming it)
 Uploader = Annotated[Principal, Allow("cases.report", "cases.feedback", "cases.verify")]
 _CHUNK = 1 << 20
@@ -79,6 +83,56 @@ def _read(file: UploadFile, settings: AppSettings) -> bytes:
             )
         parts.append(chunk)
     return b"".join(parts)
+
+
+@router.post(
+    "/api/assessment/rounds/{round_id}/photos",
+    status_code=201,
+    summary="Upload a photo of a grid I score in an open inspection round (multipart)",
+)
+def upload_inspection_photo(
+    round_id: IdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    by: Annotated[Principal, Allow("assessment.score")],
+    file: Annotated[UploadFile, File(description="JPEG, PNG or WebP photo; MP4 or MOV video")],
+    grid: Annotated[str, Form(min_length=1, max_length=15, description="Grid code scored")],
+    stage: Annotated[
+        str | None, Form(max_length=20, description="before | during | after (default during)")
+    ] = None,
+    lon: Annotated[float | None, Form(description="Scorer's position")] = None,
+    lat: Annotated[float | None, Form()] = None,
+    datum: Annotated[str, Form(max_length=8, description="wgs84 | gcj02 | bd09")] = "wgs84",
+    accuracy_m: Annotated[float | None, Form()] = None,
+) -> dict[str, Any]:
+    item = PhotoUpload(
+        data=_read(file, settings),
+        step="inspection",
+        stage=stage,
+        lon=lon,
+        lat=lat,
+        datum=datum,
+        accuracy_m=accuracy_m,
+    )
+    photo = PhotoService(session, settings).upload_inspection(round_id, grid, item, by)
+    return photo_json(photo, by, datum, settings.grids.timezone)
+
+
+@router.get(
+    "/api/assessment/rounds/{round_id}/photos",
+    summary="Inspection photos of a round: a scorer's own, or all for its organisers",
+)
+def round_photos(
+    round_id: IdPath,
+    session: SessionDep,
+    settings: SettingsDep,
+    by: Annotated[Principal, Allow("assessment.score", "assessment.rounds")],
+    grid: Annotated[str | None, Query(max_length=15)] = None,
+    datum: DatumQuery = "wgs84",
+) -> dict[str, Any]:
+    photos = PhotoService(session, settings).for_round(round_id, grid, by)
+    tz = settings.grids.timezone
+    return {"round_id": round_id, "items": [photo_json(p, by, datum, tz) for p in photos]}
 
 
 @router.get("/api/cases/{case_id}/photos", summary="The photos of a case in your scope")
@@ -134,7 +188,7 @@ def photo(
     photo_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
-    by: Reader,
+    by: PhotoReader,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
     found = PhotoService(session, settings).get(photo_id, by)
@@ -156,7 +210,7 @@ def photo_image(
     photo_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
-    by: Reader,
+    by: PhotoReader,
     original: Annotated[bool, Query(description="As uploaded, EXIF and all")] = False,
 ) -> Response:
     variant = "original" if original else "image"
@@ -171,7 +225,7 @@ def photo_image(
     responses={200: {"content": {"image/jpeg": {}}}},
 )
 def photo_thumbnail(
-    photo_id: IdPath, session: SessionDep, settings: SettingsDep, by: Reader
+    photo_id: IdPath, session: SessionDep, settings: SettingsDep, by: PhotoReader
 ) -> Response:
     data, media = PhotoService(session, settings).content(photo_id, "thumbnail", by)
     return _file(data, media)

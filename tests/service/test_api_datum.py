@@ -306,6 +306,15 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # open, with a photo of the scored grid taken where the scorer stood
+    opened = client.post(f"/api/assessment/rounds/{rnd.json()['id']}/open")
+    assert opened.status_code == 200, opened.text
+    scored = client.post(
+        f"/api/assessment/rounds/{rnd.json()['id']}/photos",
+        files={"file": ("s.jpg", jpeg(2), "image/jpeg")},
+        data={"grid": unit, "lon": str(lon), "lat": str(lat)},
+    )
+    assert scored.status_code == 201, scored.text
     # a supervision order on the dispatched case
     order = client.post(
         "/api/orders",

@@ -396,3 +396,52 @@ def test_png_with_transparency_and_a_rotated_jpeg_are_served_upright_as_jpeg(
     r = upload(client, case_id, out.getvalue(), "report")
     upright = Image.open(io.BytesIO(client.get(r.json()["image_url"]).content))
     assert upright.size == (200, 300) and exif_of(client.get(r.json()["image_url"]).content) == {}
+
+
+# -- inspection rounds (交叉考核) --------------------------------------------------------------
+
+
+def test_a_scorer_photographs_the_grid_it_scores_in_an_open_round(client: TestClient) -> None:
+    from tests.helpers.city import unit_code
+
+    grid = unit_code(COMM_B, 1)
+    scorer = headers_of(client, "inspector", scope_grids=[COMM_A])
+    me = client.get("/api/auth/me", headers=scorer).json()["login"]
+    base = "/api/assessment/rounds"
+    made = client.post(base, json={"period": "2026-11", "grids": [grid], "scorers": [me]})
+    assert made.status_code == 201, made.text
+    round_id = made.json()["id"]
+
+    def send(headers: dict[str, str], data: bytes, **form: object):
+        return client.post(
+            f"{base}/{round_id}/photos",
+            files={"file": ("p.jpg", data, "image/jpeg")},
+            data={"grid": grid, **{k: str(v) for k, v in form.items()}},
+            headers=headers,
+        )
+
+    draft = send(scorer, jpeg(30))
+    assert draft.status_code == 422 and draft.json()["field"] == "round_id"
+    assert client.post(f"{base}/{round_id}/open").status_code == 200
+    picture = jpeg(30, taken=soon(), gps=SPOT_B)
+    r = send(scorer, picture)
+    assert r.status_code == 201, r.text
+    photo = r.json()
+    assert (photo["step"], photo["stage"], photo["grid_code"]) == ("inspection", "during", grid)
+    assert photo["case_id"] is None and photo["flags"] == []
+    other = headers_of(client, "inspector", scope_grids=[COMM_A])
+    refused = send(other, jpeg(31))
+    assert refused.status_code == 403 and refused.json()["field"] == "grid"
+    # who sees it: its scorer and the organisers whose scope holds the grid
+    assert client.get(f"/api/photos/{photo['id']}", headers=scorer).status_code == 200
+    assert client.get(photo["thumbnail_url"], headers=scorer).status_code == 200
+    assert client.get(f"/api/photos/{photo['id']}", headers=other).status_code == 404
+    organiser_a = headers_of(client, "leader", scope_grids=[COMM_A])
+    assert client.get(f"/api/photos/{photo['id']}", headers=organiser_a).status_code == 404
+    listed = client.get(f"{base}/{round_id}/photos", params={"grid": grid}).json()["items"]
+    assert [p["id"] for p in listed] == [photo["id"]]
+    assert client.get(f"{base}/{round_id}/photos", headers=other).json()["items"] == []
+    # the same picture sent as a case's evidence is reuse
+    case_id = dispatched_case(client, SPOT_B)
+    reused = upload(client, case_id, picture).json()
+    assert "reused" in reused["flags"] and reused["reuse_of"] == photo["id"]
