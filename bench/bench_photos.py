@@ -47,7 +47,7 @@ GEOD = Geod(ellps="WGS84")
 def _photo_bytes(mb: float, count: int) -> list[bytes]:
     """``count`` distinct JPEGs of about ``mb`` MB each (a 4:3 noisy gradient, like a phone
     photo's entropy), differing in one corner block."""
-    pixels = max(mb, 0.05) * 3e6  # ~0.33 byte per pixel at quality 90 for this content
+    pixels = max(mb, 0.05) * 2.2e6  # ~0.46 byte per pixel at quality 90 for this content
     w = int((pixels * 4 / 3) ** 0.5)
     h = int(w * 3 / 4)
     rng = np.random.default_rng(0)
