@@ -275,6 +275,10 @@ def test_photos_are_only_for_the_cases_scope_and_positions_only_for_people_read(
     assert client.get(f"/api/cases/{case_id}/photos", headers=outsider).status_code == 404
 
     insider = headers_of(client, "grid_worker", scope_grids=[COMM_A])
+    verified = upload(
+        client, case_id, jpeg(23, taken=soon(), gps=SPOT_A), "verification", headers=insider
+    )
+    assert verified.status_code == 201 and verified.json()["flags"] == [], verified.text
     # a grid worker verifies but does not feed back
     wrong_step = upload(client, case_id, jpeg(16), "feedback", headers=insider)
     assert wrong_step.status_code == 403 and "cases.feedback" in wrong_step.text
