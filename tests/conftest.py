@@ -94,6 +94,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _photo_files() -> Iterator[None]:
+    """The run's photo files (uploads of the API tests) are removed when the run ends."""
+    yield
+    shutil.rmtree(_PHOTO_DIR, ignore_errors=True)
+
+
 def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSettings:
     return AppSettings(
         database=DatabaseSettings(_env_file=None, database_url=database_url),
