@@ -664,6 +664,39 @@ def streets_import(
     console.print(f"{result['features']} features: {verb} {result['created']} streets")
 
 
+photos_app = typer.Typer(
+    help="Photo evidence: the retention sweep, the evidence check again", no_args_is_help=True
+)
+app.add_typer(photos_app, name="photos")
+
+
+@photos_app.command("sweep")
+def photos_sweep() -> None:
+    """Delete photos older than CITYGRID_PHOTO_RETENTION_DAYS: rows marked deleted (hashes
+    kept, positions cleared), files removed once that commits (unless a kept photo shares them)."""
+    from service.photos.photos import PhotoService
+
+    settings = AppSettings()
+    if settings.photos.retention_days <= 0:
+        console.print("CITYGRID_PHOTO_RETENTION_DAYS is 0: photos are kept, nothing to do")
+        return
+    with _session(settings) as session:
+        result = PhotoService(session, settings).sweep()
+    console.print(f"{result['deleted']} photos deleted, {result['files']} files removed")
+
+
+@photos_app.command("recheck")
+def photos_recheck() -> None:
+    """Run the evidence check again over every feedback and verification photo (after a
+    change of CITYGRID_PHOTO_EVIDENCE_DISTANCE_M)."""
+    from service.photos.photos import PhotoService
+
+    settings = AppSettings()
+    with _session(settings) as session:
+        checked = PhotoService(session, settings).recheck()
+    console.print(f"{checked} photos checked")
+
+
 user_app = typer.Typer(help="Accounts: create, change password, list", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of system clients: create, revoke, list", no_args_is_help=True)
 app.add_typer(user_app, name="user")

@@ -368,6 +368,42 @@ class NotifySettings(BaseSettings):
         return tuple(p.strip().lower() for p in self.allow_hosts.split(",") if p.strip())
 
 
+class PhotoSettings(BaseSettings):
+    """Photo and video evidence (``CITYGRID_PHOTO_*``): limits, storage, the evidence check and
+    retention (see ``service.photos``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_PHOTO_", extra="ignore")
+
+    dir: Path | None = Field(
+        None,
+        description="Folder of the content-addressed files (default: photos/ under "
+        "CITYGRID_DATA_DIR)",
+    )
+    max_mb: float = Field(20.0, gt=0, description="Largest accepted photo")
+    video_max_mb: float = Field(50.0, gt=0, description="Largest accepted video (MP4, MOV)")
+    max_pixels: int = Field(
+        60_000_000,
+        ge=1_000_000,
+        description="Most pixels a photo may have; more is refused as a decompression bomb",
+    )
+    thumbnail_px: int = Field(320, ge=64, le=2048, description="Longest side of a thumbnail")
+    evidence_distance_m: float = Field(
+        100.0, gt=0, description="A feedback or verification photo farther from its case is flagged"
+    )
+    reuse_distance: int = Field(
+        6,
+        ge=0,
+        le=32,
+        description="Photos whose perceptual hashes differ in at most this many of 64 bits "
+        "are the same picture (reuse on another case is flagged; 0: identical hashes only)",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Photos older than this are deleted by `citygrid photos sweep` (0: kept)",
+    )
+
+
 @dataclass
 class AppSettings:
     """Everything the app needs, built explicitly in tests and from the environment otherwise."""
@@ -381,6 +417,7 @@ class AppSettings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     briefs: BriefSettings = field(default_factory=BriefSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    photos: PhotoSettings = field(default_factory=PhotoSettings)
 
     def __post_init__(self) -> None:
         active = self.server.max_active_requests
@@ -400,6 +437,10 @@ class AppSettings:
     def scheme(self) -> CodeScheme:
         """The configured grid code scheme."""
         return CodeScheme(self.grids.code_width)
+
+    def photo_dir(self) -> Path:
+        """Where the photo files live: ``CITYGRID_PHOTO_DIR``, else photos/ in the data folder."""
+        return self.photos.dir or self.database.data_dir / "photos"
 
     def pool_size(self) -> int:
         """Database connections per process: one per admitted request, and some for the

@@ -23,11 +23,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.db import migrations
 from service.db.embedded import EmbeddedCluster
 from service.db.engine import make_engine
-from service.settings import AppSettings, DatabaseSettings, GridSettings, PatrolSettings
+from service.settings import (
+    AppSettings,
+    DatabaseSettings,
+    GridSettings,
+    PatrolSettings,
+    PhotoSettings,
+)
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_CITY = "990100"  # empty city key: tests that need a blank registry
 DEMO_CITY = "410100"  # the demo city, loaded once per run
+_PHOTO_DIR = Path(tempfile.gettempdir()) / f"citygrid-test-photos-{os.getpid()}"
 
 
 def _reachable(url: str) -> bool:
@@ -87,6 +94,13 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _photo_files() -> Iterator[None]:
+    """The run's photo files (uploads of the API tests) are removed when the run ends."""
+    yield
+    shutil.rmtree(_PHOTO_DIR, ignore_errors=True)
+
+
 def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSettings:
     return AppSettings(
         database=DatabaseSettings(_env_file=None, database_url=database_url),
@@ -98,6 +112,8 @@ def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSett
             max_upload_mb=50,
         ),
         patrol=PatrolSettings(_env_file=None),
+        # photo files of tests go to a temporary folder, never the project's var/
+        photos=PhotoSettings(_env_file=None, dir=_PHOTO_DIR),
     )
 
 

@@ -16,6 +16,7 @@ from service.settings import (
     MapSettings,
     NotifySettings,
     PatrolSettings,
+    PhotoSettings,
     ServerSettings,
 )
 
@@ -105,6 +106,7 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         MapSettings,
         ServerSettings,
         NotifySettings,
+        PhotoSettings,
     ):
         prefix = str(cls.model_config.get("env_prefix", ""))
         missing += [

@@ -63,6 +63,10 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
         "read and download the issued daily briefs, circulars and ledgers in scope",
     ),
     "briefs.generate": ("生成工作简报与督查通报", "generate and regenerate the daily set"),
+    "photos.review": (
+        "查看存疑照片",
+        "list the photos the evidence check flagged (late, too far, reused) in scope",
+    ),
     "notify.manage": (
         "管理消息推送",
         "manage webhook subscriptions of any scope and read every delivery",
@@ -93,6 +97,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "briefs.read",
             "briefs.generate",
             "notify.subscribe",
+            "photos.review",
         ),
     ),
     (
@@ -109,6 +114,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "cases.merge",
             "cases.evaluate",
             "people.read",
+            "photos.review",
         ),
     ),
     (
@@ -125,6 +131,7 @@ ROLE_SEED: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
             "people.read",
             "briefs.read",
             "notify.subscribe",
+            "photos.review",
         ),
     ),
     (

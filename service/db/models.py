@@ -1115,3 +1115,73 @@ class NotifyAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[float] = mapped_column(Float)
+
+
+class Photo(Base):
+    """A photo or short video of a case — or of a grid scored in an inspection round — who
+    uploaded it, when, at which step (report, feedback, verification, inspection) and stage
+    (before, during, after), its content hashes, its EXIF
+    time and position and the uploader's reported position, and what the evidence check
+    flagged. The files live in the photo store under ``sha256`` (``service.photos.store``).
+
+    Retention marks a row deleted (``deleted_at``), removes its files and clears its
+    positions; its hashes stay so that a later reuse is still recognised."""
+
+    __tablename__ = "photos"
+    __table_args__ = (
+        CheckConstraint(
+            "step IN ('report', 'feedback', 'verification', 'inspection')", name="ck_photos_step"
+        ),
+        # a case's photo, or a photo of a grid scored in an inspection round (交叉考核)
+        CheckConstraint(
+            "CASE WHEN step = 'inspection'"
+            " THEN case_id IS NULL AND round_id IS NOT NULL AND grid_code IS NOT NULL"
+            " ELSE case_id IS NOT NULL AND round_id IS NULL END",
+            name="ck_photos_subject",
+        ),
+        CheckConstraint("stage IN ('before', 'during', 'after')", name="ck_photos_stage"),
+        CheckConstraint("kind IN ('image', 'video')", name="ck_photos_kind"),
+        Index("ix_photos_city_case", "city", "case_id"),
+        Index("ix_photos_round_grid", "round_id", "grid_code"),
+        Index("ix_photos_city_sha256", "city", "sha256"),
+        Index("ix_photos_city_created", "city", "created_at"),
+        # the supervisors' list: flagged photos only
+        Index(
+            "ix_photos_city_flagged",
+            "city",
+            "created_at",
+            postgresql_where=text("cardinality(flags) > 0"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("cases.id"))
+    round_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("inspection_rounds.id"))
+    grid_code: Mapped[str | None] = mapped_column(String(15))  # the grid scored (inspection)
+    step: Mapped[str] = mapped_column(String(12))
+    stage: Mapped[str] = mapped_column(String(6))
+    kind: Mapped[str] = mapped_column(String(5))
+    mime: Mapped[str] = mapped_column(String(40))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    phash: Mapped[int | None] = mapped_column(BigInteger)  # 64-bit pHash, signed
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    uploader: Mapped[str] = mapped_column(Text)  # Principal.label
+    uploader_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    uploader_key_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # EXIF
+    exif_geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    reported_geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False)
+    )
+    reported_accuracy_m: Mapped[float | None] = mapped_column(Float)
+    distance_m: Mapped[float | None] = mapped_column(Float)  # from the case, when checked
+    reuse_of: Mapped[int | None] = mapped_column(BigInteger)  # an earlier photo, same picture
+    flags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'"))
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -30,6 +30,7 @@ from service.db.models import NotifySubscription
 from service.grids.registry import Registry
 from service.maps.heat import LAYERS
 from service.settings import AppSettings
+from tests.helpers.photos import jpeg
 
 CST = ZoneInfo("Asia/Shanghai")
 DATUMS = {"wgs84", "gcj02", "bd09"}
@@ -112,6 +113,9 @@ EXEMPT = {
     "/assessment/rounds": "the cross-scoring page (HTML); its data comes from the routes above",
     # An issued document is a file kept byte for byte as issued (its map is a picture).
     "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
+    # A photo's bytes: a picture (EXIF stripped) or a video; its metadata route takes datum.
+    "/api/photos/{photo_id}/image": "a photo (JPEG) or video",
+    "/api/photos/{photo_id}/thumbnail": "a thumbnail (JPEG)",
 }
 # Media types whose bodies are not read (their JSON/CSV variant of the same route is): KML, GPX,
 # GeoPackage and zipped Shapefile exports (which declare EPSG:4326 and take datum), XLSX.
@@ -302,6 +306,15 @@ def world(
         json={"period": now.strftime("%Y-%m"), "grids": [unit], "scorers": ["admin"]},
     )
     assert rnd.status_code == 201, rnd.text
+    # open, with a photo of the scored grid taken where the scorer stood
+    opened = client.post(f"/api/assessment/rounds/{rnd.json()['id']}/open")
+    assert opened.status_code == 200, opened.text
+    scored = client.post(
+        f"/api/assessment/rounds/{rnd.json()['id']}/photos",
+        files={"file": ("s.jpg", jpeg(2), "image/jpeg")},
+        data={"grid": unit, "lon": str(lon), "lat": str(lat)},
+    )
+    assert scored.status_code == 201, scored.text
     # a supervision order on the dispatched case
     order = client.post(
         "/api/orders",
@@ -334,6 +347,13 @@ def world(
         "/api/briefs", json={"scope": street_code, "date": yesterday, "formats": ["html"]}
     )
     assert brief.status_code == 201, brief.text
+    # a feedback photo of the dispatched case, reported far from it (flagged: too_far)
+    photo = client.post(
+        f"/api/cases/{cases[0]['id']}/photos",
+        files={"file": ("p.jpg", jpeg(1), "image/jpeg")},
+        data={"step": "feedback", "lon": str(lon + 0.01), "lat": str(lat)},
+    )
+    assert photo.status_code == 201 and photo.json()["flags"] == ["too_far"], photo.text
     # a webhook subscription, stored as is (the app refuses this machine's addresses)
     subscription = NotifySubscription(
         city=city,
@@ -349,6 +369,7 @@ def world(
     return {
         "order_id": order.json()["id"],
         "doc_id": brief.json()["items"][0]["id"],
+        "photo_id": photo.json()["id"],
         "subscription_id": subscription.id,
         "round_id": rnd.json()["id"],
         "campaign_id": campaign.json()["id"],
@@ -400,6 +421,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "service_code": "0102",
             "user_id": world["user_id"],
             "subscription_id": world["subscription_id"],
+            "photo_id": world["photo_id"],
         }[name]
     ]
 

@@ -279,3 +279,27 @@ def test_notifications_migration_grants_its_permissions_and_goes_back(own_engine
     migrations.downgrade(own_engine, "0017_notifications-1")
     assert holders("notify.manage") == set() and holders("notify.subscribe") == set()
     migrations.upgrade(own_engine)
+
+
+def test_photos_migration_grants_photos_review_and_goes_back(own_engine: Engine) -> None:
+    """0020 adds the photos table and grants photos.review to the stored admin, leader, intake
+    and dispatcher roles, as the seed does for new cities; going down takes both away."""
+    from service.accounts.permissions import ROLE_SEED
+
+    migrations.downgrade(own_engine, "0020_photos-1")
+    with own_engine.begin() as conn:
+        assert not inspect(conn).has_table("photos")
+    _store_old_city_roles(own_engine, lambda p: p != "photos.review")
+    migrations.upgrade(own_engine)
+    query = text("SELECT key FROM roles WHERE city = 'old' AND 'photos.review' = ANY(permissions)")
+    with own_engine.connect() as conn:
+        granted = set(conn.scalars(query))
+        assert inspect(conn).has_table("photos")
+        indexes = {ix["name"] for ix in inspect(conn).get_indexes("photos")}
+    assert granted == {"admin", "leader", "intake", "dispatcher"}
+    assert granted == {key for key, *_, perms in ROLE_SEED if "photos.review" in perms}
+    assert {"ix_photos_city_case", "ix_photos_city_sha256", "ix_photos_city_flagged"} <= indexes
+    migrations.downgrade(own_engine, "0020_photos-1")
+    with own_engine.connect() as conn:
+        assert set(conn.scalars(query)) == set()
+        assert not inspect(conn).has_table("photos")

@@ -1,0 +1,81 @@
+"""``citygrid photos sweep`` and ``recheck`` against committed data of a city of their own."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, delete, text
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from service.accounts.principal import SYSTEM
+from service.cli import app
+from service.db.models import Case, Photo
+from service.photos.photos import PhotoService, PhotoUpload
+from service.settings import PhotoSettings
+from tests.helpers.photos import jpeg
+
+CITY = "990230"
+
+
+@pytest.fixture
+def committed(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, engine: Engine, settings_for, tmp_path: Path
+):
+    """An old and a new photo of one committed case (no history: the case can be removed)."""
+    folder = tmp_path / "photos"
+    for name, value in {
+        "CITYGRID_DATABASE_URL": database_url,
+        "CITYGRID_CITY": CITY,
+        "CITYGRID_PHOTO_DIR": str(folder),
+        "CITYGRID_PHOTO_RETENTION_DAYS": "30",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = replace(settings_for(CITY), photos=PhotoSettings(_env_file=None, dir=folder))
+    with Session(engine) as session:
+        t = datetime.now(UTC)
+        case = Case(
+            city=CITY,
+            category_code="0102",
+            source="patrol",
+            status="reported",
+            reported_at=t,
+            updated_at=t,
+            lon=113.65,
+            lat=34.75,
+        )
+        session.add(case)
+        session.flush()
+        service = PhotoService(session, settings)
+        old = service.upload(case.id, PhotoUpload(jpeg(1), "report"), SYSTEM)
+        new = service.upload(case.id, PhotoUpload(jpeg(2), "report"), SYSTEM)
+        session.flush()
+        session.execute(
+            text("UPDATE photos SET created_at = now() - interval '31 days' WHERE id = :id"),
+            {"id": old.id},
+        )
+        session.commit()
+        ids = {"case": case.id, "old": old.id, "new": new.id, "old_sha": old.sha256}
+    yield ids, folder
+    with Session(engine) as session:
+        session.execute(delete(Photo).where(Photo.city == CITY))
+        session.execute(delete(Case).where(Case.city == CITY))
+        session.commit()
+
+
+def test_cli_sweep_deletes_old_photos_and_their_files(committed, engine: Engine) -> None:
+    ids, folder = committed
+    assert len([p for p in folder.rglob(f"{ids['old_sha']}.*")]) == 3
+    result = CliRunner().invoke(app, ["photos", "sweep"])
+    assert result.exit_code == 0, result.output
+    assert "1 photos deleted, 3 files removed" in result.output
+    assert list(folder.rglob(f"{ids['old_sha']}.*")) == []
+    with Session(engine) as session:
+        old, new = session.get(Photo, ids["old"]), session.get(Photo, ids["new"])
+        assert old is not None and old.deleted_at is not None
+        assert new is not None and new.deleted_at is None
+    again = CliRunner().invoke(app, ["photos", "recheck"])
+    assert again.exit_code == 0 and "0 photos checked" in again.output  # report photos only
