@@ -31,7 +31,7 @@ from common import admin_headers, live_server, machine_line, scratch_database
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from layers.page import LAYER_TITLES, PageFilter
+from layers.page import PageFilter, layer_titles
 from layers.report import heat_html
 from service.accounts.principal import SYSTEM
 from service.db.engine import make_engine, resolve_database_url
@@ -39,6 +39,8 @@ from service.db.models import Case, Grid
 from service.demo import load_demo_world
 from service.maps.heat import HeatService
 from service.settings import AppSettings
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 CHROMIUM = "/usr/bin/chromium"
 DENSITY = LAYER_TITLES["density"]

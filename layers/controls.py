@@ -43,7 +43,7 @@ class FilterPanel(JSCSSMixin):
 
     Submitting reloads the page with ``from``, ``to``, ``category`` and ``grid`` as query
     parameters; the server validates them. ``note`` lines ``(label, value)`` say what the map
-    shows now. ``messages`` gives the panel's language (default Chinese); ``language`` is the
+    shows now (the label with its colon: "类别：", "Category:"). ``messages`` gives the panel's language (default Chinese); ``language`` is the
     switch to the other one: ``(label, path, lang attribute)``.
     """
 
@@ -107,7 +107,7 @@ class FilterPanel(JSCSSMixin):
           </form>
           <div class="citygrid-active-filter">
             {%- for label, value in this.note %}
-            <div>{{ label|e }}: <b>{{ value|e }}</b></div>
+            <div>{{ label|e }} <b>{{ value|e }}</b></div>
             {%- endfor %}
           </div>
         </div>

@@ -15,6 +15,7 @@ sit on the shifted streets; the bounds given must then be in GCJ-02 too.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -199,10 +200,14 @@ CASE_POPUP: Popup = (
 )
 
 
+_ONLY_HOLE = re.compile(r"\{\w+\}")
+
+
 def _popup(popup: Popup, tr: Messages) -> str:
     """A popup's HTML template in ``tr``'s language (the holes stay for the browser)."""
     title, rows = popup
-    head = html.escape(tr.gettext(title), quote=False)
+    # a title that is only a hole ("{name}") is data, not a text of the catalogue
+    head = html.escape(title if _ONLY_HOLE.fullmatch(title) else tr.gettext(title), quote=False)
     if not rows:
         return head
     body = "".join(
@@ -493,6 +498,8 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
         [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
     )
     html = render_offline(m, allowed_urls=options.basemap.allowed_urls())
+    # branca writes a bare <html>: say the page's language (fonts, screen readers, translators)
+    html = html.replace("<html>", f'<html lang="{options.messages.html_lang}">', 1)
     return with_nonce(html, nonce) if nonce else html
 
 
@@ -760,6 +767,7 @@ def _filter_panel(options: PageOptions) -> FilterPanel:
     ]
     if flt.campaign is not None:
         note.append((_("Campaign"), f"{flt.campaign} {options.campaign_name or ''}".strip()))
+    note = [(_("{label}:", label=label), value) for label, value in note]
     return FilterPanel(
         first_day=flt.first_day.isoformat(),
         last_day=flt.last_day.isoformat(),

@@ -174,11 +174,12 @@
     var rotation = detail.querySelector("#rotation tbody");
     rotation.textContent = "";
     order.forEach(function (login) {
-      var who = byScorer[login].name ? byScorer[login].name + "（" + login + "）" : login;
+      var name = byScorer[login].name;
+      var who = name ? _("{name} ({login})", { name: name, login: login }) : login;
       rotation.appendChild(
         el("tr", { "data-scorer": login }, [
           el("td", { text: who }),
-          el("td", { text: byScorer[login].grids.join("、") }),
+          el("td", { text: byScorer[login].grids.join(_(", ")) }),
         ])
       );
     });
@@ -495,7 +496,7 @@
           .map(function (i) {
             return i.code + " " + num(i.points) + "/" + num(i.max_points);
           })
-          .join("，") +
+          .join(_(", ")) +
         " · " +
         num(sheet.score);
     });

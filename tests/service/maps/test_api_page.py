@@ -17,12 +17,14 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from gis.datum import wgs84_to_gcj02
-from layers.page import LAYER_TITLES
+from layers.page import layer_titles
 from service.accounts.principal import SYSTEM
 from service.grids.registry import Registry
 from service.settings import AppSettings, MapSettings
 from tests.helpers.accounts import admin_client
 from tests.helpers.city import COMM_A, lonlat, mbox, unit_code
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 

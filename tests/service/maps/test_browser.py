@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx2 as httpx
 import pytest
 
-from layers.page import LAYER_TITLES
+from layers.page import layer_titles
 from layers.report import POPUP_FIELDS, heat_html
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE
 from service.grids.registry import Registry
@@ -30,6 +30,8 @@ from tests.helpers.accounts import admin_headers, make_user
 from tests.helpers.browser import chromium
 from tests.helpers.city import COMM_A, STREET, TO_UTM, X0, point_lonlat, unit_code
 from tests.helpers.patrol import walk
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 pytestmark = pytest.mark.browser
 
