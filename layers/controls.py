@@ -43,8 +43,9 @@ class FilterPanel(JSCSSMixin):
 
     Submitting reloads the page with ``from``, ``to``, ``category`` and ``grid`` as query
     parameters; the server validates them. ``note`` lines ``(label, value)`` say what the map
-    shows now (the label with its colon: "类别：", "Category:"). ``messages`` gives the panel's language (default Chinese); ``language`` is the
-    switch to the other one: ``(label, path, lang attribute)``.
+    shows now (each label with its colon: "类别：", "Category:"). ``messages`` gives the
+    panel's language (default Chinese); ``language`` is the switch to the other one:
+    ``(label, path, lang attribute)``.
     """
 
     default_js = [RUNTIME_JS]
