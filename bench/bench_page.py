@@ -104,8 +104,10 @@ def _browser_runs(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         for _ in range(runs):
-            context = browser.new_context(  # cold cache
-                viewport={"width": 1400, "height": 900}, extra_http_headers=headers or {}
+            context = browser.new_context(  # cold cache; Chinese, the titles waited for
+                viewport={"width": 1400, "height": 900},
+                extra_http_headers=headers or {},
+                locale="zh-CN",
             )
             page = context.new_page()
             page.goto(f"{base}/?{query}")

@@ -117,7 +117,7 @@
       tbody.textContent = "";
       if (!a.ok) return showError(organiser, a);
       a.body.rounds.forEach(function (r) {
-        var show = el("button", { type: "button", text: _("Show") });
+        var show = el("button", { type: "button", text: _("View") });
         show.addEventListener("click", function () {
           loadRound(r.id);
         });
@@ -304,7 +304,7 @@
             encodeURIComponent("grid:" + info.level) +
             "&group=" +
             encodeURIComponent(s.group);
-          listCell.appendChild(el("a", { href: href, text: _("Red/yellow list") }));
+          listCell.appendChild(el("a", { href: href, text: _("See the red/yellow list") }));
         } else {
           listCell.textContent = "—";
         }
@@ -368,7 +368,7 @@
       a.body.assignments.forEach(function (x) {
         var action = el("td");
         if (x.scored) {
-          var show = el("button", { type: "button", text: _("Show") });
+          var show = el("button", { type: "button", text: _("View") });
           show.addEventListener("click", function () {
             showStored(x);
           });

@@ -87,8 +87,9 @@ def city_with_data(live_server: str, case_city: Registry, admin_token: str) -> d
 class Watched:
     """A page with its console errors, page errors and requested URLs."""
 
-    def __init__(self, browser, url: str, token: str | None = None) -> None:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+    def __init__(self, browser, url: str, token: str | None = None, locale: str = "zh-CN") -> None:
+        # a browser in Chinese (its Accept-Language) unless told otherwise
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
         if token is not None:  # logged in: the session cookie the login page would set
             context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
         self.page = context.new_page()
@@ -154,7 +155,10 @@ def test_dispatcher_page_in_chromium(
     text = popup.inner_text()
     assert unit_code(COMM_A, 5) in text and "网格员5" in text and "13800000005" in text
     assert "经八路街道办" in text
-    assert "Cases in period\t2" in text  # two of the five cases lie in A-05
+    assert "期内案件数\t2" in text  # two of the five cases lie in A-05
+    # the attribution names citygrid (and the base map's provider when there is one) only
+    attribution = page.locator(".leaflet-control-attribution").inner_text()
+    assert attribution.strip() == "citygrid" and "Leaflet" not in attribution
 
     # open cases: at this zoom (≥ 14) one point per case
     page.get_by_label(LAYER_TITLES["cases"]).check()
@@ -185,6 +189,30 @@ def test_dispatcher_page_in_chromium(
     )
     assert page.evaluate("() => window.__injected === undefined")
     assert any(v.startswith("script-src") for v in w.csp_violations())
+    page.close()
+
+
+def test_the_page_in_english_and_back_with_its_switch(
+    browser, live_server: str, city_with_data: dict, admin_token: str
+) -> None:
+    english = layer_titles("en")
+    w = Watched(browser, f"{live_server}/", admin_token, locale="en-US")
+    page = w.page
+    w.drawn(english["density"])
+    labels = page.locator(".leaflet-control-layers label").all_inner_texts()
+    assert [t.strip() for t in labels] == list(english.values())
+    # a status line of the script, from its English catalogue
+    page.get_by_label(english["cases"]).check()
+    w.drawn(english["cases"])
+    assert "Apply" in page.locator(".citygrid-filter").inner_text()
+    # the switch: the same filter in Chinese, and the choice outlives the page
+    page.get_by_role("link", name="中文").click()
+    w.drawn(LAYER_TITLES["density"])
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    page.goto(f"{live_server}/")
+    w.drawn(LAYER_TITLES["density"])
+    assert "查询" in page.locator(".citygrid-filter").inner_text()
+    assert w.errors == [] and w.csp_violations() == []
     page.close()
 
 
