@@ -1,6 +1,9 @@
 """The web pages: ``/`` (the dispatcher's map), ``/assessment/rounds`` (cross-scoring rounds),
-``/login`` and ``/logout``, ``/docs`` (Swagger UI), and ``/static`` (Leaflet, Swagger UI and
-the pages' own files).
+``/login`` and ``/logout``, ``/docs`` (Swagger UI), ``/static`` (Leaflet, Swagger UI and
+the pages' own files) and ``/i18n/{locale}.json`` (the scripts' texts).
+
+Every page speaks Chinese first and English on request (:mod:`service.http.language` picks,
+:mod:`layers.i18n` holds the catalogues); JSON errors of the API stay as they are.
 
 The map page is built by :func:`layers.page.dispatcher_page` from plain data read here; the
 layers fetch their data from ``/api/heat``, ``/api/hotspots`` and ``/tiles`` in the browser. A
@@ -26,13 +29,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import get_route_path
 
 from layers.assets import STATIC_DIR, STATIC_URL, SWAGGER_UI, with_nonce
 from layers.controls import Account
-from layers.i18n import messages, normalize
+from layers.i18n import LOCALES, messages, normalize
 from layers.login import Lang, forbidden_page, login_page, text
 from layers.page import (
     FilterError,
@@ -45,7 +48,14 @@ from service.accounts.permissions import describe
 from service.accounts.principal import Principal
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Allow, Anyone, forget_web_session
 from service.deps import AccountsDep, SessionDep, SettingsDep
-from service.errors import CitygridError, Forbidden, TooManyAttempts, Unauthenticated, status_for
+from service.errors import (
+    CitygridError,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+    status_for,
+)
 from service.http.bodyguard import GuardedRoute
 from service.http.cookies import cookie_header
 from service.http.csrf import FORM_FIELD, csrf_token, refused_json
@@ -345,6 +355,28 @@ def csrf_refused(request: Request) -> Response:
         target = local_path(request.query_params.get("next"), f"{_base(request)}/")
         return _login_page(request, target, lang, text("csrf", lang), "", 403)
     return refused_json(request)
+
+
+# -- the pages' script texts ------------------------------------------------------------------
+I18N_PATH = "/i18n/{locale}.json"
+
+
+@router.get(
+    I18N_PATH,
+    summary="The pages' script texts in one language (JSON: locale, timezone, messages)",
+    description="What the pages embed for their scripts (`zh_CN` or `en`): msgid → text, the "
+    "BCP 47 locale and the city's time zone. Other pages (and their service workers) may "
+    "fetch and cache it.",
+    dependencies=[Anyone()],
+    responses={404: {"description": "not one of the pages' languages"}},
+)
+def script_texts(locale: str, settings: SettingsDep) -> JSONResponse:
+    if locale not in LOCALES:
+        raise NotFound(
+            f"no texts in {locale!r}: the pages speak {', '.join(LOCALES)}", field="locale"
+        )
+    body = messages(locale, settings.grids.timezone).browser()
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
 
 
 # -- API documentation (Swagger UI from /static, under the CSP) ---------------------------------

@@ -89,3 +89,14 @@ def test_the_map_page_in_both_languages(client: TestClient, case_city) -> None:
 def test_api_errors_stay_as_they_are(client: TestClient, case_city) -> None:
     r = client.get("/api/heat/grids", params={"from": "x", "lang": "zh_CN"})
     assert r.status_code == 422 and r.headers["content-type"].startswith("application/json")
+
+
+def test_the_scripts_texts_are_served_per_language(anonymous_client: TestClient) -> None:
+    r = anonymous_client.get("/i18n/zh_CN.json")
+    assert r.status_code == 200 and "max-age" in r.headers["cache-control"]
+    body = r.json()
+    assert body["locale"] == "zh-CN" and body["timezone"] == "Asia/Shanghai"
+    assert body["messages"]["Loading {title} …"] == "正在加载{title}…"
+    assert anonymous_client.get("/i18n/en.json").json()["messages"]["yes"] == "yes"
+    missing = anonymous_client.get("/i18n/fr.json")
+    assert missing.status_code == 404 and missing.json()["field"] == "locale"
