@@ -192,13 +192,13 @@ class Messages:
         """A share (0..1) as a percentage in the locale's style."""
         return format_percent(share, locale=self.locale)
 
-    def browser(self) -> dict[str, object]:
-        """What the page's script needs: locale (BCP 47), time zone and its texts."""
-        return {
-            "locale": self.html_lang,
-            "timezone": self.timezone,
-            "messages": js_catalogue(self.locale),
-        }
+    def browser(self, extra: Iterable[str] = ()) -> dict[str, object]:
+        """What the page's script needs: locale (BCP 47), time zone and its texts, plus the
+        ``extra`` msgids it shows from the service's answers (legend texts)."""
+        texts = dict(js_catalogue(self.locale))
+        for msgid in extra:
+            texts[msgid] = self.gettext(msgid)
+        return {"locale": self.html_lang, "timezone": self.timezone, "messages": texts}
 
 
 @cache
@@ -271,10 +271,10 @@ def js_catalogue(locale: str) -> dict[str, str]:
     return {msgid: translations.gettext(msgid) for msgid in js_msgids()}
 
 
-def catalogue_script(tr: Messages) -> str:
+def catalogue_script(tr: Messages, extra: Iterable[str] = ()) -> str:
     """The JSON the page's script reads (``<script type="application/json"
     id="citygrid-i18n">``): data, never run, so no Content-Security-Policy nonce is needed."""
-    body = json.dumps(tr.browser(), ensure_ascii=False, sort_keys=True)
+    body = json.dumps(tr.browser(extra), ensure_ascii=False, sort_keys=True)
     # no "</script>" or "<!--" can end the block early
     body = body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return f'<script type="application/json" id="citygrid-i18n">{body}</script>'

@@ -38,6 +38,7 @@ from layers.i18n import (
     messages,
 )
 from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
+from layers.styles import ANSWER_TEXTS
 from layers.vectortiles import CaseTiles, GridBoundaryTiles
 
 __all__ = [
@@ -576,7 +577,9 @@ def _map(options: PageOptions) -> folium.Map:
     root.title = options.page_title
     root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
     # the texts of dispatcher.js, read before any layer is made
-    root.header.add_child(Element(catalogue_script(options.messages)), name="citygrid_i18n")
+    root.header.add_child(
+        Element(catalogue_script(options.messages, ANSWER_TEXTS)), name="citygrid_i18n"
+    )
     for spec in options.basemap.tile_layers():
         folium.TileLayer(**spec, name="base map", overlay=False, control=False).add_to(m)
     return m

@@ -35,6 +35,24 @@
     });
   });
 
+  // A text of a service's answer (a legend) in the page's language: as it is in the
+  // catalogue, else with its numbers as {n} holes ("Cases per 250 m hexagon"), else as given.
+  C.translate = function (text) {
+    text = String(text);
+    if (C.i18n.messages[text]) return C.i18n.messages[text];
+    var numbers = [];
+    var pattern = text.replace(/\d+(?:\.\d+)?/g, function (n) {
+      numbers.push(n);
+      return "{n}";
+    });
+    var found = numbers.length ? C.i18n.messages[pattern] : null;
+    if (!found) return text;
+    var i = 0;
+    return found.replace(/\{n\}/g, function () {
+      return numbers[i++];
+    });
+  };
+
   // Panes above the heat layers (overlayPane, z-index 400) and below markers and popups.
   C.PANES = { citygridBoundaries: 410, citygridHotspots: 420, citygridCases: 430 };
 
@@ -172,9 +190,9 @@
         var key = keys[i];
         var legend = this._items[key];
         html += '<div class="citygrid-legend" data-layer="' + C.escape(key) + '">';
-        html += '<div class="citygrid-legend-title">' + C.escape(legend.title) + "</div>";
+        html += '<div class="citygrid-legend-title">' + C.escape(C.translate(legend.title)) + "</div>";
         (legend.rows || []).forEach(function (row) {
-          html += '<div class="citygrid-legend-row">' + swatch(row) + C.escape(row.label) + "</div>";
+          html += '<div class="citygrid-legend-row">' + swatch(row) + C.escape(C.translate(row.label)) + "</div>";
         });
         html += "</div>";
       }

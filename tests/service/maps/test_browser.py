@@ -138,7 +138,9 @@ def test_dispatcher_page_in_chromium(
     expected = [f["properties"]["fill"] for f in city_with_data["grids"]["features"]]
     assert len(expected) == 11 and Counter(fills) == Counter(expected)  # 8 + 3 unit grids
     legend = page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').inner_text()
-    assert city_with_data["grids"]["legend"]["title"] in legend
+    # the answer's legend ("Cases per km²") shown from the page's catalogue
+    assert city_with_data["grids"]["legend"]["title"] == "Cases per km²"
+    assert "每平方公里案件数" in legend
 
     # a click on unit grid A-05 (x 0-100 m, y 0-100 m: no hotspot zone over it) opens its popup
     lon, lat = point_lonlat(25, 75)
