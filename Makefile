@@ -29,6 +29,6 @@ lint: $(STAMP)
 # the .po in memory.
 messages: $(STAMP)
 	PYTHONPATH=. $(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output \
-		--project citygrid --copyright-holder citygrid -o layers/locale/messages.pot .
+		--omit-header -w 100 -o layers/locale/messages.pot .
 	$(VENV)/bin/pybabel update -i layers/locale/messages.pot -d layers/locale -D messages \
 		--no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 100
