@@ -5,10 +5,11 @@ Simplified Chinese (``zh_CN``) is the default, English (``en``) the switch. The 
 ``{name}`` holes filled by :meth:`Messages.gettext`. No ``.mo`` file is committed: the ``.po``
 is compiled in memory with Babel the first time a locale is used (one read per process), so
 the catalogue in the repository is the only copy and cannot go stale. ``make messages``
-re-extracts the texts (``babel.cfg``) and updates both ``.po`` files.
+re-extracts the texts (``babel.cfg``, :mod:`layers.i18n_extract`) and updates both ``.po``
+files.
 
 Texts of the browser scripts (``layers/static/citygrid/*.js``, marked as calls of ``_`` with
-a literal text) are found with Babel's JavaScript extractor; :func:`js_catalogue` gives the page
+a literal text) are found the same way; :func:`js_catalogue` gives the page
 exactly those, as JSON the script reads (:func:`catalogue_script`).
 
 Nothing here reads a request: the service picks the locale (:func:`negotiate`) and passes it
@@ -17,24 +18,22 @@ in.
 
 from __future__ import annotations
 
-import ast
 import io
 import json
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
 from gettext import GNUTranslations
 from pathlib import Path
-from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime, format_interval
-from babel.messages.extract import DEFAULT_KEYWORDS, extract_javascript, extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
+
+from layers.i18n_extract import extracted
 
 __all__ = [
     "DEFAULT_LOCALE",
@@ -43,8 +42,6 @@ __all__ = [
     "Messages",
     "N_",
     "catalogue_script",
-    "extract",
-    "extracted",
     "js_catalogue",
     "messages",
     "missing",
@@ -205,57 +202,6 @@ class Messages:
 def messages(locale: str = DEFAULT_LOCALE, timezone: str = DEFAULT_TIMEZONE) -> Messages:
     """The :class:`Messages` of a locale (any tag :func:`normalize` knows; else Chinese)."""
     return Messages(normalize(locale) or DEFAULT_LOCALE, timezone)
-
-
-# a call of _, N_ or gettext with a literal first argument, wherever it stands
-_MARKED = re.compile(
-    r"""(?<![\w])(?:N_|_|gettext)\(\s*(?P<q>["'])(?P<text>(?:\\.|(?!(?P=q))[^\\\n])*)(?P=q)\s*[,)]"""
-)
-
-
-def extract(
-    fileobj: IO[bytes], keywords: Any, comment_tags: Any, options: dict[str, Any]
-) -> Iterator[tuple[int, Any, Any, list[str]]]:
-    """A Babel extraction method (``babel.cfg``): Babel's own extractor for the language
-    (``options["language"]``: python or javascript), plus the marked texts it cannot see —
-    calls inside Python 3.11 f-strings, which it reads as one string token, and calls its
-    JavaScript lexer loses after a regular expression literal."""
-    source = fileobj.read()
-    language = options.get("language", "python")
-    method: Any = extract_python if language == "python" else extract_javascript
-    seen: set[str] = set()
-    for lineno, funcname, message, comments in method(
-        io.BytesIO(source), keywords, comment_tags, options
-    ):
-        first = message if isinstance(message, str) or message is None else message[0]
-        seen.add(first or "")
-        yield lineno, funcname, message, comments
-    text = source.decode("utf-8")
-    for match in _MARKED.finditer(text):
-        literal = match.group("q") + match.group("text") + match.group("q")
-        msgid = (
-            ast.literal_eval(literal)
-            if language == "python"
-            else json.loads(literal if match.group("q") == '"' else '"' + match.group("text") + '"')
-        )
-        if msgid and msgid not in seen:
-            seen.add(msgid)
-            yield text.count("\n", 0, match.start()) + 1, "_", msgid, []
-
-
-def extracted(paths: Iterable[Path]) -> dict[str, list[str]]:
-    """``{msgid: [file, …]}`` of the marked texts in ``paths`` (``.py`` and ``.js``)."""
-    found: dict[str, list[str]] = {}
-    for path in sorted(paths):
-        language = "javascript" if path.suffix == ".js" else "python"
-        with path.open("rb") as f:
-            for _line, _func, message, _comments in extract(
-                f, DEFAULT_KEYWORDS, [], {"language": language}
-            ):
-                msgid = message if isinstance(message, str) or message is None else message[0]
-                if msgid:
-                    found.setdefault(msgid, []).append(path.name)
-    return found
 
 
 @cache

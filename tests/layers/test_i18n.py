@@ -17,13 +17,13 @@ from babel.messages.pofile import read_po
 from layers.i18n import (
     LOCALE_DIR,
     LOCALES,
-    extracted,
     js_catalogue,
     messages,
     missing,
     negotiate,
     normalize,
 )
+from layers.i18n_extract import extracted
 from layers.login import forbidden_page, login_page
 from layers.page import BaseMap, PageFilter, PageOptions, dispatcher_page, error_page
 from layers.rounds import RoundsPage, rounds_page
