@@ -492,7 +492,7 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
             layer.add_to(m)
     _filter_panel(options).add_to(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
-    _AttributionPrefix().add_to(m)
+    _LocalControls().add_to(m)
     west, south, east, north = options.bounds
     # the filter panel sits on the left, the layer control and legends on the right
     m.fit_bounds(
@@ -544,14 +544,16 @@ def error_page(
     )
 
 
-class _AttributionPrefix(MacroElement):
-    """Leaflet's attribution prefix ("Leaflet" and a flag) replaced by "citygrid": the
-    attribution names citygrid and the base map's provider (its tile layer's ``attr``) only."""
+class _LocalControls(MacroElement):
+    """Leaflet's attribution prefix ("Leaflet" and a flag) replaced by "citygrid", so the
+    attribution names citygrid and the base map's provider (its tile layer's ``attr``) only;
+    and a metric scale bar (Leaflet's default adds feet and miles)."""
 
     _template = Template(
         """
         {% macro script(this, kwargs) -%}
         {{ this._parent.get_name() }}.attributionControl.setPrefix("citygrid");
+        L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
         {%- endmacro %}
         """
     )
@@ -565,7 +567,7 @@ def _map(options: PageOptions) -> folium.Map:
         zoom_start=13,
         tiles=None,
         max_zoom=19,
-        control_scale=True,
+        control_scale=False,  # metric only: _LocalControls
     )
     # only Leaflet: the page uses no folium marker, popup or Bootstrap element
     leaflet_js = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"

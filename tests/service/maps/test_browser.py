@@ -161,6 +161,7 @@ def test_dispatcher_page_in_chromium(
     # the attribution names citygrid (and the base map's provider when there is one) only
     attribution = page.locator(".leaflet-control-attribution").inner_text()
     assert attribution.strip() == "citygrid" and "Leaflet" not in attribution
+    assert page.locator(".leaflet-control-scale-line").count() == 1  # metres, no feet
 
     # open cases: at this zoom (≥ 14) one point per case
     page.get_by_label(LAYER_TITLES["cases"]).check()
