@@ -31,7 +31,7 @@ from common import admin_headers, live_server, machine_line, scratch_database
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from layers.page import LAYER_TITLES, PageFilter
+from layers.page import PageFilter, layer_titles
 from layers.report import heat_html
 from service.accounts.principal import SYSTEM
 from service.db.engine import make_engine, resolve_database_url
@@ -39,6 +39,8 @@ from service.db.models import Case, Grid
 from service.demo import load_demo_world
 from service.maps.heat import HeatService
 from service.settings import AppSettings
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 CHROMIUM = "/usr/bin/chromium"
 DENSITY = LAYER_TITLES["density"]
@@ -102,8 +104,10 @@ def _browser_runs(
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         for _ in range(runs):
-            context = browser.new_context(  # cold cache
-                viewport={"width": 1400, "height": 900}, extra_http_headers=headers or {}
+            context = browser.new_context(  # cold cache; Chinese, the titles waited for
+                viewport={"width": 1400, "height": 900},
+                extra_http_headers=headers or {},
+                locale="zh-CN",
             )
             page = context.new_page()
             page.goto(f"{base}/?{query}")

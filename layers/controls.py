@@ -9,9 +9,10 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 from folium.template import Template
 
+from layers.i18n import Messages, messages
 from layers.remote import RUNTIME_CSS, RUNTIME_JS
 
-__all__ = ["Account", "Choice", "FilterPanel", "NoLayer"]
+__all__ = ["Account", "Choice", "FilterPanel", "NoLayer", "panel_labels"]
 
 POSITIONS = ("topleft", "topright", "bottomleft", "bottomright")
 
@@ -42,7 +43,9 @@ class FilterPanel(JSCSSMixin):
 
     Submitting reloads the page with ``from``, ``to``, ``category`` and ``grid`` as query
     parameters; the server validates them. ``note`` lines ``(label, value)`` say what the map
-    shows now.
+    shows now (each label with its colon: "类别：", "Category:"). ``messages`` gives the
+    panel's language (default Chinese); ``language`` is the switch to the other one:
+    ``(label, path, lang attribute)``.
     """
 
     default_js = [RUNTIME_JS]
@@ -59,7 +62,7 @@ class FilterPanel(JSCSSMixin):
             <span class="citygrid-account-name">{{ this.account.name|e }}</span>
             <input type="hidden" name="{{ this.account.csrf_field|e }}"
                    value="{{ this.account.csrf_token|e }}">
-            <button type="submit">退出登录 Log out</button>
+            <button type="submit">{{ this.labels.logout|e }}</button>
           </form>
           {%- if this.account.links %}
           <nav class="citygrid-pages">
@@ -69,16 +72,20 @@ class FilterPanel(JSCSSMixin):
           </nav>
           {%- endif %}
           {%- endif %}
+          {%- if this.language %}
+          <p class="citygrid-lang"><a href="{{ this.language[1]|e }}"
+             lang="{{ this.language[2]|e }}">{{ this.language[0]|e }}</a></p>
+          {%- endif %}
           <form method="get" action="{{ this.action|e }}" class="citygrid-filter-form">
-            <label for="{{ this.get_name() }}_from">From</label>
+            <label for="{{ this.get_name() }}_from">{{ this.labels.from|e }}</label>
             <input type="date" id="{{ this.get_name() }}_from" name="from"
                    value="{{ this.first_day|e }}">
-            <label for="{{ this.get_name() }}_to">To</label>
+            <label for="{{ this.get_name() }}_to">{{ this.labels.to|e }}</label>
             <input type="date" id="{{ this.get_name() }}_to" name="to"
                    value="{{ this.last_day|e }}">
-            <label for="{{ this.get_name() }}_category">Category</label>
+            <label for="{{ this.get_name() }}_category">{{ this.labels.category|e }}</label>
             <select id="{{ this.get_name() }}_category" name="category">
-              <option value="">all categories</option>
+              <option value="">{{ this.labels.all_categories|e }}</option>
               {%- for group, choices in this.groups %}
               <optgroup label="{{ group|e }}">
                 {%- for c in choices %}
@@ -90,18 +97,18 @@ class FilterPanel(JSCSSMixin):
               </optgroup>
               {%- endfor %}
             </select>
-            <label for="{{ this.get_name() }}_grid">Grid</label>
+            <label for="{{ this.get_name() }}_grid">{{ this.labels.grid|e }}</label>
             <input type="text" id="{{ this.get_name() }}_grid" name="grid"
-                   value="{{ this.grid|e }}" placeholder="grid code (any level)"
+                   value="{{ this.grid|e }}" placeholder="{{ this.labels.grid_placeholder|e }}"
                    autocomplete="off">
             <div class="citygrid-filter-actions">
-              <button type="submit">Apply</button>
-              <a href="{{ this.action|e }}">Reset</a>
+              <button type="submit">{{ this.labels.apply|e }}</button>
+              <a href="{{ this.action|e }}">{{ this.labels.reset|e }}</a>
             </div>
           </form>
           <div class="citygrid-active-filter">
             {%- for label, value in this.note %}
-            <div>{{ label|e }}: <b>{{ value|e }}</b></div>
+            <div>{{ label|e }} <b>{{ value|e }}</b></div>
             {%- endfor %}
           </div>
         </div>
@@ -129,10 +136,12 @@ class FilterPanel(JSCSSMixin):
         grid: str | None,
         categories: Sequence[Choice],
         note: Sequence[tuple[str, str]],
-        title: str = "Dispatcher map",
+        title: str = "citygrid",
         action: str = "/",
         position: str = "topleft",
         account: Account | None = None,
+        messages: Messages | None = None,
+        language: tuple[str, str, str] | None = None,
     ) -> None:
         super().__init__()
         self._name = "FilterPanel"
@@ -160,6 +169,30 @@ class FilterPanel(JSCSSMixin):
         for c in categories:
             groups.setdefault(c.group, []).append(c)
         self.groups = list(groups.items())
+        self.labels = panel_labels(messages or _default_messages())
+        if language is not None and not language[1].startswith("/"):
+            raise ValueError("the language switch must be a path on this service")
+        self.language = language
+
+
+def _default_messages() -> Messages:
+    return messages()
+
+
+def panel_labels(tr: Messages) -> dict[str, str]:
+    """The filter panel's own texts in ``tr``'s language."""
+    _ = tr.gettext
+    return {
+        "logout": _("Log out"),
+        "from": _("From"),
+        "to": _("To"),
+        "category": _("Category"),
+        "all_categories": _("all categories"),
+        "grid": _("Grid"),
+        "grid_placeholder": _("grid code (any level)"),
+        "apply": _("Apply"),
+        "reset": _("Reset"),
+    }
 
 
 class NoLayer(JSCSSMixin, Layer):

@@ -15,6 +15,7 @@ sit on the shifted streets; the bounds given must then be in GCJ-02 too.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -23,11 +24,21 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import folium
-from branca.element import Element, Figure
+from branca.element import Element, Figure, MacroElement
+from folium.template import Template
 
 from layers.assets import LOCAL_BY_URL, render_offline, with_nonce
 from layers.controls import Account, Choice, FilterPanel, NoLayer
+from layers.i18n import (
+    DEFAULT_LOCALE,
+    DEFAULT_TIMEZONE,
+    N_,
+    Messages,
+    catalogue_script,
+    messages,
+)
 from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
+from layers.styles import ANSWER_TEXTS
 from layers.vectortiles import CaseTiles, GridBoundaryTiles
 
 __all__ = [
@@ -39,6 +50,7 @@ __all__ = [
     "PageOptions",
     "dispatcher_page",
     "error_page",
+    "layer_titles",
 ]
 
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
@@ -52,23 +64,24 @@ AMAP_TILES = (
     "&x={x}&y={y}&z={z}"
 )
 
-# Titles in the layer control (and keys of L.Citygrid.layers in the browser).
+# Titles in the layer control (and keys of L.Citygrid.layers in the browser), as msgids:
+# :func:`layer_titles` gives them in a locale.
 LAYER_TITLES: dict[str, str] = {
-    "density": "Problems: cases per km²",
-    "per_patrol_hour": "Problems: cases per patrol hour",
-    "hexbins": "Problems: hexagon bins",
-    "kde": "Problems: kernel density",
-    "gi": "Problems: hot/cold spots (Gi*)",
-    "coverage": "Patrol: covered share",
-    "since": "Patrol: hours since last visit",
-    "tracks": "Patrol: track density",
-    "blind": "Blind spots: many problems, little patrol",
-    "grades": "Assessment: grades of the month (考核等级)",
-    "red_yellow": "Assessment: red/yellow list (红黄榜)",
-    "no_heat": "No heat layer",
-    "boundaries": "Grid boundaries",
-    "hotspots": "Hotspots",
-    "cases": "Open cases",
+    "density": N_("Problems: cases per km²"),
+    "per_patrol_hour": N_("Problems: cases per patrol hour"),
+    "hexbins": N_("Problems: hexagon bins"),
+    "kde": N_("Problems: kernel density"),
+    "gi": N_("Problems: hot/cold spots (Gi*)"),
+    "coverage": N_("Patrol: covered share"),
+    "since": N_("Patrol: hours since last visit"),
+    "tracks": N_("Patrol: track density"),
+    "blind": N_("Blind spots: many problems, little patrol"),
+    "grades": N_("Assessment: grades of the month"),
+    "red_yellow": N_("Assessment: red/yellow list"),
+    "no_heat": N_("No heat layer"),
+    "boundaries": N_("Grid boundaries"),
+    "hotspots": N_("Hotspots"),
+    "cases": N_("Open cases"),
 }
 DEFAULT_HEAT = "density"
 
@@ -79,6 +92,14 @@ STATUS_COLOURS = {
     "dispatched": "#2171b5",
     "handling": "#41ab5d",
     "fed_back": "#fd8d3c",
+}
+# the open statuses' names on the page (msgids)
+STATUS_TITLES = {
+    "reported": N_("reported"),
+    "registered": N_("registered"),
+    "dispatched": N_("dispatched"),
+    "handling": N_("handling"),
+    "fed_back": N_("fed back"),
 }
 OVERDUE_COLOUR = "#e31a1c"
 CLUSTER_COLOUR = "#3182bd"
@@ -104,86 +125,122 @@ KIND_PALETTE = (
     "#4daf4a",
 )
 
-GRID_POPUP = """
-<div class="citygrid-popup-title">{name}</div>
-<table>
-<tr><th>Grid code</th><td>{code}</td></tr>
-<tr><th>Responsible unit</th><td>{responsible_unit}</td></tr>
-<tr><th>Responsible person</th><td>{responsible_person}</td></tr>
-<tr><th>Phone</th><td>{responsible_phone}</td></tr>
-<tr><th>Cases in period</th><td>{cases}</td></tr>
-<tr><th>… per km²</th><td>{per_km2|num}</td></tr>
-<tr><th>… per patrol hour</th><td>{per_patrol_hour|num}</td></tr>
-<tr><th>Open now</th><td>{open}</td></tr>
-<tr><th>Overdue now</th><td>{overdue}</td></tr>
-<tr><th>Covered by patrols</th><td>{covered_share|pct}</td></tr>
-<tr><th>Patrol visits</th><td>{visits}</td></tr>
-</table>
-"""
-HEXBIN_POPUP = "<b>{count}</b> cases in this hexagon"
-GI_POPUP = """
-<div class="citygrid-popup-title">{code}</div>
-<table>
-<tr><th>Class</th><td>{class}</td></tr>
-<tr><th>Density</th><td>{value|num}</td></tr>
-<tr><th>Gi* z-score</th><td>{z}</td></tr>
-<tr><th>p (permutations)</th><td>{p}</td></tr>
-</table>
-"""
-COVERAGE_POPUP = """
-<div class="citygrid-popup-title">{code}</div>
-<table>
-<tr><th>Covered share</th><td>{covered_share|pct}</td></tr>
-<tr><th>Visits</th><td>{visits}</td></tr>
-<tr><th>Value shown</th><td>{value|num}</td></tr>
-</table>
-"""
-BLIND_POPUP = """
-<div class="citygrid-popup-title">{code}</div>
-<table>
-<tr><th>Cases</th><td>{cases}</td></tr>
-<tr><th>Patrol hours</th><td>{patrol_hours|num}</td></tr>
-<tr><th>Cases per patrol hour</th><td>{cases_per_patrol_hour|num}</td></tr>
-</table>
-"""
-ASSESSMENT_POPUP = """
-<div class="citygrid-popup-title">{name}</div>
-<table>
-<tr><th>Grid code</th><td>{code}</td></tr>
-<tr><th>Score 综合得分</th><td>{total|num}</td></tr>
-<tr><th>Grade 等级</th><td>{grade}</td></tr>
-<tr><th>Rank in group 组内排名</th><td>{rank}</td></tr>
-<tr><th>List 红/黄榜</th><td>{list}</td></tr>
-<tr><th>Components 得分构成</th><td>{components}</td></tr>
-</table>
-"""
-HOTSPOT_POPUP = """
-<div class="citygrid-popup-title">{name}</div>
-<table>
-<tr><th>Kind</th><td>{kind_label}</td></tr>
-<tr><th>Influence zone</th><td>{buffer_m|num} m</td></tr>
-<tr><th>Owner unit</th><td>{owner_unit}</td></tr>
-<tr><th>Contact</th><td>{owner_name} {owner_phone}</td></tr>
-</table>
-"""
-CASE_POPUP = """
-<div class="citygrid-popup-title">Case {id}</div>
-<table>
-<tr><th>Category</th><td>{category_code}</td></tr>
-<tr><th>Status</th><td>{status_label}</td></tr>
-<tr><th>Overdue</th><td>{late|yesno}</td></tr>
-<tr><th>Reported</th><td>{reported_at}</td></tr>
-</table>
-"""
+# Popups: a title (a template) and rows (label msgid, template); :func:`_popup` writes the
+# HTML in the page's language. Holes are ``{field}`` or ``{field|format}`` (dispatcher.js).
+Popup = tuple[str, tuple[tuple[str, str], ...]]
+GRID_POPUP: Popup = (
+    "{name}",
+    (
+        (N_("Grid code"), "{code}"),
+        (N_("Responsible unit"), "{responsible_unit}"),
+        (N_("Responsible person"), "{responsible_person}"),
+        (N_("Phone"), "{responsible_phone}"),
+        (N_("Cases in period"), "{cases}"),
+        (N_("… per km²"), "{per_km2|num}"),
+        (N_("… per patrol hour"), "{per_patrol_hour|num}"),
+        (N_("Open now"), "{open}"),
+        (N_("Overdue now"), "{overdue}"),
+        (N_("Covered by patrols"), "{covered_share|pct}"),
+        (N_("Patrol visits"), "{visits}"),
+    ),
+)
+HEXBIN_POPUP: Popup = (N_("{count} cases in this hexagon"), ())
+GI_POPUP: Popup = (
+    "{code}",
+    (
+        (N_("Class"), "{class}"),
+        (N_("Density"), "{value|num}"),
+        (N_("Gi* z-score"), "{z}"),
+        (N_("p (permutations)"), "{p}"),
+    ),
+)
+COVERAGE_POPUP: Popup = (
+    "{code}",
+    (
+        (N_("Covered share"), "{covered_share|pct}"),
+        (N_("Visits"), "{visits}"),
+        (N_("Value shown"), "{value|num}"),
+    ),
+)
+BLIND_POPUP: Popup = (
+    "{code}",
+    (
+        (N_("Cases"), "{cases}"),
+        (N_("Patrol hours"), "{patrol_hours|num}"),
+        (N_("Cases per patrol hour"), "{cases_per_patrol_hour|num}"),
+    ),
+)
+ASSESSMENT_POPUP: Popup = (
+    "{name}",
+    (
+        (N_("Grid code"), "{code}"),
+        (N_("Score"), "{total|num}"),
+        (N_("Grade"), "{grade}"),
+        (N_("Rank in group"), "{rank}"),
+        (N_("Red/yellow list"), "{list}"),
+        (N_("Components of the score"), "{components}"),
+    ),
+)
+HOTSPOT_POPUP: Popup = (
+    "{name}",
+    (
+        (N_("Kind"), "{kind_label}"),
+        (N_("Influence zone"), "{buffer_m|num} m"),
+        (N_("Owner unit"), "{owner_unit}"),
+        (N_("Contact"), "{owner_name} {owner_phone}"),
+    ),
+)
+CASE_POPUP: Popup = (
+    N_("Case {id}"),
+    (
+        (N_("Category"), "{category_code}"),
+        (N_("Status"), "{status_label}"),
+        (N_("Overdue"), "{late|yesno}"),
+        (N_("Reported"), "{reported_at|time}"),
+    ),
+)
+
+
+_ONLY_HOLE = re.compile(r"\{\w+\}")
+
+
+def _popup(popup: Popup, tr: Messages) -> str:
+    """A popup's HTML template in ``tr``'s language (the holes stay for the browser)."""
+    title, rows = popup
+    # a title that is only a hole ("{name}") is data, not a text of the catalogue
+    head = html.escape(title if _ONLY_HOLE.fullmatch(title) else tr.gettext(title), quote=False)
+    if not rows:
+        return head
+    body = "".join(
+        f"<tr><th>{html.escape(tr.gettext(label))}</th><td>{value}</td></tr>"
+        for label, value in rows
+    )
+    return f'<div class="citygrid-popup-title">{head}</div><table>{body}</table>'
+
+
+def layer_titles(locale: str = DEFAULT_LOCALE) -> dict[str, str]:
+    """:data:`LAYER_TITLES` in ``locale`` (the layer control's labels on that page)."""
+    tr = messages(locale)
+    return {key: tr.gettext(msgid) for key, msgid in LAYER_TITLES.items()}
 
 
 class FilterError(ValueError):
-    """A page filter value that cannot be used; ``field`` names the query parameter."""
+    """A page filter value that cannot be used; ``field`` names the query parameter.
 
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.message = message
+    ``message`` is English (the CLI's); :meth:`localized` says it in a page's language: the
+    msgid and its values are kept for that.
+    """
+
+    def __init__(self, msgid: str, field: str, **values: object) -> None:
+        self.message = msgid.format(**values) if values else msgid
+        super().__init__(self.message)
+        self.msgid = msgid
+        self.values = values
         self.field = field
+
+    def localized(self, tr: Messages) -> str:
+        """The message in ``tr``'s language."""
+        return tr.gettext(self.msgid, **self.values)
 
 
 @dataclass(frozen=True)
@@ -223,7 +280,10 @@ class PageFilter:
         first_day = _date(first, "from") or last_day - timedelta(days=default_days - 1)
         if last_day < first_day:
             raise FilterError(
-                f"the period ends ({last_day}) before it starts ({first_day})", field="to"
+                N_("the period ends ({last}) before it starts ({first})"),
+                field="to",
+                last=last_day.isoformat(),
+                first=first_day.isoformat(),
             )
         category = (category or "").strip() or None
         grid = (grid or "").strip() or None
@@ -231,11 +291,14 @@ class PageFilter:
             category.isascii() and category.isalnum() and len(category) <= 8
         ):
             raise FilterError(
-                f"category must be a category code or prefix such as 05 or 0102, got {category!r}",
+                N_("category must be a category code or prefix such as 05 or 0102, got {value}"),
                 field="category",
+                value=repr(category),
             )
         if grid is not None and not (grid.isascii() and grid.isdigit() and len(grid) <= 15):
-            raise FilterError(f"grid must be a grid code (digits), got {grid!r}", field="grid")
+            raise FilterError(
+                N_("grid must be a grid code (digits), got {value}"), field="grid", value=repr(grid)
+            )
         return cls(first_day, last_day, category, grid, campaign)
 
     def window(self, tz: str) -> tuple[datetime, datetime]:
@@ -266,7 +329,10 @@ def _date(value: str | None, name: str) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise FilterError(
-            f"{name!r} must be a date like 2026-11-16, got {value!r}", field=name
+            N_("{name} must be a date like 2026-11-16, got {value}"),
+            field=name,
+            name=repr(name),
+            value=repr(value),
         ) from None
 
 
@@ -361,7 +427,8 @@ class PageOptions:
 
     ``bounds`` (west, south, east, north) is the area the map opens on, in the base map's
     datum; ``grid_name`` names the filter's grid in the note; ``status_labels`` names the
-    open statuses; ``hotspot_kinds`` lists ``(key, name)`` in legend order.
+    open statuses (default: the catalogue's); ``hotspot_kinds`` lists ``(key, name)`` in legend
+    order. ``locale`` (``zh_CN`` or ``en``) is the page's language, ``timezone`` the city's.
     """
 
     bounds: tuple[float, float, float, float]
@@ -378,8 +445,36 @@ class PageOptions:
     tiles_url: str = "/tiles"
     hotspots_url: str = "/api/hotspots"
     page_url: str = "/"
-    title: str = "citygrid dispatcher map"
+    title: str | None = None  # None: the catalogue's "citygrid dispatcher map"
     account: Account | None = None
+    locale: str = DEFAULT_LOCALE
+    timezone: str = DEFAULT_TIMEZONE
+
+    @property
+    def messages(self) -> Messages:
+        """The page's texts and formats."""
+        return messages(self.locale, self.timezone)
+
+    @property
+    def page_title(self) -> str:
+        """The title given, else the catalogue's in the page's language."""
+        return self.title or self.messages.gettext("citygrid dispatcher map")
+
+    def switch_url(self) -> str:
+        """This page (its filter) in the other language."""
+        flt = self.filter
+        return _url(
+            self.page_url,
+            "",
+            {
+                "from": flt.first_day.isoformat(),
+                "to": flt.last_day.isoformat(),
+                "category": flt.category,
+                "grid": flt.grid,
+                "campaign": None if flt.campaign is None else str(flt.campaign),
+                "lang": self.messages.other,
+            },
+        )
 
     def __post_init__(self) -> None:
         west, south, east, north = self.bounds
@@ -397,27 +492,70 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
             layer.add_to(m)
     _filter_panel(options).add_to(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
+    _LocalControls().add_to(m)
     west, south, east, north = options.bounds
     # the filter panel sits on the left, the layer control and legends on the right
     m.fit_bounds(
         [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
     )
     html = render_offline(m, allowed_urls=options.basemap.allowed_urls())
+    # branca writes a bare <html>: say the page's language (fonts, screen readers, translators)
+    html = html.replace("<html>", f'<html lang="{options.messages.html_lang}">', 1)
     return with_nonce(html, nonce) if nonce else html
 
 
-def error_page(status: int, message: str, field: str | None = None, back: str = "/") -> str:
-    """A small HTML page for a refused request: the status, the message and the field."""
-    reason = {400: "Bad request", 404: "Not found", 422: "Cannot show this"}.get(status, "Error")
-    where = f"<p>Parameter: <code>{html.escape(field)}</code></p>" if field else ""
+def error_page(
+    status: int,
+    message: str,
+    field: str | None = None,
+    back: str = "/",
+    lang: str = DEFAULT_LOCALE,
+    switch: str | None = None,
+) -> str:
+    """A small HTML page for a refused request: the status, the message (already in
+    ``lang``) and the field; ``switch`` is the same request in the other language."""
+    tr = messages(lang)
+    _ = tr.gettext
+    reasons = {
+        400: N_("Bad request"),
+        403: N_("Not allowed"),
+        404: N_("Not found"),
+        422: N_("Cannot show this"),
+    }
+    reason = html.escape(_(reasons.get(status, N_("Error"))))
+    where = (
+        f"<p>{html.escape(_('Parameter:'))} <code>{html.escape(field)}</code></p>" if field else ""
+    )
+    other = (
+        f'<p class="citygrid-lang"><a href="{html.escape(switch)}" '
+        f'lang="{tr.other_html_lang}">{html.escape(tr.other_label)}</a></p>'
+        if switch
+        else ""
+    )
     return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<!DOCTYPE html>\n<html lang="{tr.html_lang}"><head><meta charset="utf-8">'
         f"<title>{status} {reason} — citygrid</title>"
         '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{RUNTIME_CSS[1]}"></head>'
         f'<body><main class="citygrid-error-page"><h1>{status} {reason}</h1>'
         f'<p class="citygrid-error-message">{html.escape(message)}</p>{where}'
-        f'<p><a href="{html.escape(back)}">Back to the map</a></p></main></body></html>'
+        f'<p><a href="{html.escape(back)}">{html.escape(_("Back to the map"))}</a></p>'
+        f"{other}</main></body></html>"
+    )
+
+
+class _LocalControls(MacroElement):
+    """Leaflet's attribution prefix ("Leaflet" and a flag) replaced by "citygrid", so the
+    attribution names citygrid and the base map's provider (its tile layer's ``attr``) only;
+    and a metric scale bar (Leaflet's default adds feet and miles)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) -%}
+        {{ this._parent.get_name() }}.attributionControl.setPrefix("citygrid");
+        L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
+        {%- endmacro %}
+        """
     )
 
 
@@ -429,7 +567,7 @@ def _map(options: PageOptions) -> folium.Map:
         zoom_start=13,
         tiles=None,
         max_zoom=19,
-        control_scale=True,
+        control_scale=False,  # metric only: _LocalControls
     )
     # only Leaflet: the page uses no folium marker, popup or Bootstrap element
     leaflet_js = "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js"
@@ -438,8 +576,12 @@ def _map(options: PageOptions) -> folium.Map:
     m.default_js = [("leaflet", leaflet_js)]
     m.default_css = [("leaflet_css", leaflet_css)]
     root = cast(Figure, m.get_root())
-    root.title = options.title
+    root.title = options.page_title
     root.header.add_child(Element('<link rel="icon" href="data:,">'), name="favicon")
+    # the texts of dispatcher.js, read before any layer is made
+    root.header.add_child(
+        Element(catalogue_script(options.messages, ANSWER_TEXTS)), name="citygrid_i18n"
+    )
     for spec in options.basemap.tile_layers():
         folium.TileLayer(**spec, name="base map", overlay=False, control=False).add_to(m)
     return m
@@ -481,7 +623,8 @@ _GEOJSON_HEAT: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 
 def _layer(kind: str, options: PageOptions) -> Any:
     """One layer of the page by its key in :data:`LAYER_TITLES` (heat layers are radio)."""
-    title = LAYER_TITLES[kind]
+    tr = options.messages
+    title = tr.gettext(LAYER_TITLES[kind])
     datum = {"datum": options.basemap.datum} if options.basemap.datum != "wgs84" else {}
     flt = {**options.filter.query(), **datum}
     show = kind == DEFAULT_HEAT
@@ -492,6 +635,7 @@ def _layer(kind: str, options: PageOptions) -> Any:
     radio: dict[str, Any] = {"overlay": False, "show": show, "legend_order": 0}  # legend first
     if kind in _GEOJSON_HEAT:
         path, query, style = _GEOJSON_HEAT[kind]
+        style = {**style, "popup": _popup(style["popup"], tr)}
         return RemoteGeoJson(heat(path, **query), title, **style, **radio)
     if kind in ("grades", "red_yellow"):
         # the month of the filter's last day, community grids (the peer groups of a street)
@@ -504,7 +648,7 @@ def _layer(kind: str, options: PageOptions) -> Any:
         return RemoteGeoJson(
             _url(options.assessment_url, "", month),
             title,
-            popup=ASSESSMENT_POPUP,
+            popup=_popup(ASSESSMENT_POPUP, tr),
             stroke="#525252",
             weight=0.8,
             **radio,
@@ -518,7 +662,7 @@ def _layer(kind: str, options: PageOptions) -> Any:
             _url(options.tiles_url, "grids/{z}/{x}/{y}.mvt", datum),
             title,
             level_styles=LEVEL_STYLES,
-            legend=_boundary_legend(),
+            legend=_boundary_legend(tr),
         )
     if kind == "hotspots":
         return _hotspots(options, title, datum)
@@ -529,16 +673,20 @@ def _layer(kind: str, options: PageOptions) -> Any:
             "grid": only.grid,
             "campaign": None if only.campaign is None else str(only.campaign),
         }
+        labels = {
+            **{s: tr.gettext(msgid) for s, msgid in STATUS_TITLES.items()},
+            **options.status_labels,
+        }
         return CaseTiles(
             _url(options.tiles_url, "cases/{z}/{x}/{y}.mvt", {**cases_filter, **datum}),
             title,
             status_colors=STATUS_COLOURS,
-            status_labels=options.status_labels,
+            status_labels=labels,
             overdue_color=OVERDUE_COLOUR,
             cluster_color=CLUSTER_COLOUR,
             cluster_overdue_color=CLUSTER_OVERDUE_COLOUR,
-            popup=CASE_POPUP,
-            legend=_case_legend(options.status_labels),
+            popup=_popup(CASE_POPUP, tr),
+            legend=_case_legend(labels, tr),
             show=False,  # thousands of points would hide the heat layer; one click away
         )
     raise KeyError(kind)
@@ -549,15 +697,16 @@ def _hotspots(options: PageOptions, title: str, datum: Mapping[str, str]) -> Rem
         key: KIND_PALETTE[i % len(KIND_PALETTE)] for i, (key, _) in enumerate(options.hotspot_kinds)
     }
     names = dict(options.hotspot_kinds)
+    tr = options.messages
     legend = {
-        "title": "Hotspots by kind (dashed: influence zone)",
+        "title": tr.gettext("Hotspots by kind (dashed: influence zone)"),
         "rows": [{"color": colours[k], "label": names[k]} for k in colours],
     }
     active = datetime.combine(options.filter.last_day, time(12)).isoformat()
     return RemoteGeoJson(
         _url(options.hotspots_url, "", {"zones": "true", "active_at": active, **datum}),
         title,
-        popup=HOTSPOT_POPUP,
+        popup=_popup(HOTSPOT_POPUP, tr),
         color_by=("kind", colours),
         lookups={"kind": names},
         zone_property="zone",
@@ -569,53 +718,61 @@ def _hotspots(options: PageOptions, title: str, datum: Mapping[str, str]) -> Rem
     )
 
 
-def _boundary_legend() -> dict[str, Any]:
+def _boundary_legend(tr: Messages) -> dict[str, Any]:
     rows = [
         {
             "color": style["color"],
-            "label": label,
+            "label": tr.gettext(label),
             "shape": "dash" if "dashArray" in style else "line",
             "width": max(1, round(style["weight"])),
         }
         for label, style in (
-            ("district", LEVEL_STYLES["district"]),
-            ("street (from zoom 10)", LEVEL_STYLES["street"]),
-            ("community (from zoom 13)", LEVEL_STYLES["community"]),
-            ("unit grid (from zoom 15)", LEVEL_STYLES["unit"]),
+            (N_("district"), LEVEL_STYLES["district"]),
+            (N_("street (from zoom 10)"), LEVEL_STYLES["street"]),
+            (N_("community (from zoom 13)"), LEVEL_STYLES["community"]),
+            (N_("unit grid (from zoom 15)"), LEVEL_STYLES["unit"]),
         )
     ]
-    return {"title": "Grid boundaries", "rows": rows}
+    return {"title": tr.gettext("Grid boundaries"), "rows": rows}
 
 
-def _case_legend(labels: Mapping[str, str]) -> dict[str, Any]:
+def _case_legend(labels: Mapping[str, str], tr: Messages) -> dict[str, Any]:
+    _ = tr.gettext
     rows = [
         {"color": colour, "label": labels.get(status, status), "shape": "circle"}
         for status, colour in STATUS_COLOURS.items()
     ]
     rows += [
-        {"color": OVERDUE_COLOUR, "label": "overdue", "shape": "circle"},
-        {"color": CLUSTER_COLOUR, "label": "cluster (number of cases)", "shape": "circle"},
-        {"color": CLUSTER_OVERDUE_COLOUR, "label": "cluster with overdue cases", "shape": "circle"},
+        {"color": OVERDUE_COLOUR, "label": _("overdue"), "shape": "circle"},
+        {"color": CLUSTER_COLOUR, "label": _("cluster (number of cases)"), "shape": "circle"},
+        {
+            "color": CLUSTER_OVERDUE_COLOUR,
+            "label": _("cluster with overdue cases"),
+            "shape": "circle",
+        },
     ]
-    return {"title": "Open cases now (points from zoom 14)", "rows": rows}
+    return {"title": _("Open cases now (points from zoom 14)"), "rows": rows}
 
 
 def _filter_panel(options: PageOptions) -> FilterPanel:
     flt = options.filter
-    choices = _category_choices(options.categories)
+    tr = options.messages
+    _ = tr.gettext
+    choices = _category_choices(options.categories, tr)
     names = {c.value: c.label for c in choices}
     if flt.category and flt.category not in names:
-        choices.append(Choice(flt.category, f"{flt.category} (code prefix)", "other"))
+        choices.append(Choice(flt.category, f"{flt.category} ({_('code prefix')})", "other"))
         names[flt.category] = choices[-1].label
     grid = flt.grid and (f"{flt.grid} {options.grid_name}" if options.grid_name else flt.grid)
     note = [
-        ("Cases reported", f"{flt.first_day.isoformat()} – {flt.last_day.isoformat()}"),
-        ("Category", names[flt.category] if flt.category else "all categories"),
-        ("Area", grid or "whole city"),
-        ("Open cases", "as of now"),
+        (_("Cases reported"), tr.period(flt.first_day, flt.last_day)),
+        (_("Category"), names[flt.category] if flt.category else _("all categories")),
+        (_("Area"), grid or _("whole city")),
+        (_("Open cases"), _("as of now")),
     ]
     if flt.campaign is not None:
-        note.append(("Campaign", f"{flt.campaign} {options.campaign_name or ''}".strip()))
+        note.append((_("Campaign"), f"{flt.campaign} {options.campaign_name or ''}".strip()))
+    note = [(_("{label}:", label=label), value) for label, value in note]
     return FilterPanel(
         first_day=flt.first_day.isoformat(),
         last_day=flt.last_day.isoformat(),
@@ -623,21 +780,25 @@ def _filter_panel(options: PageOptions) -> FilterPanel:
         grid=flt.grid,
         categories=choices,
         note=note,
-        title=options.title,
+        title=options.page_title,
         action=options.page_url,
         account=options.account,
+        messages=tr,
+        language=(tr.other_label, options.switch_url(), tr.other_html_lang),
     )
 
 
-def _category_choices(categories: Sequence[CategoryOption]) -> list[Choice]:
+def _category_choices(categories: Sequence[CategoryOption], tr: Messages) -> list[Choice]:
     """Per major class: the whole class (its prefix), then each category."""
+    _ = tr.gettext
     choices: list[Choice] = []
     seen: set[str] = set()
     for c in sorted(categories, key=lambda c: c.code):
-        family = "部件 component" if c.family == "component" else "事件 event"
+        family = _("component") if c.family == "component" else _("event")
         group = f"{c.major_prefix} {c.major_name} ({family})"
         if c.major_prefix not in seen:
             seen.add(c.major_prefix)
-            choices.append(Choice(c.major_prefix, f"{c.major_prefix} {c.major_name} (all)", group))
+            label = f"{c.major_prefix} {c.major_name} ({_('all')})"
+            choices.append(Choice(c.major_prefix, label, group))
         choices.append(Choice(c.code, f"{c.code} {c.name}", group))
     return choices

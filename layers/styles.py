@@ -14,7 +14,31 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import to_hex
 
-__all__ = ["HOT_SPOT_COLOURS", "Legend", "classify", "hot_spot_legend"]
+from layers.i18n import N_
+
+__all__ = ["ANSWER_TEXTS", "HOT_SPOT_COLOURS", "Legend", "classify", "hot_spot_legend"]
+
+# The legend texts the heat answers carry (English, as the API gives them, built here and in
+# service/maps/heat.py): the map page's script shows them from the catalogue; a number in a
+# text stands for the {n} hole of its msgid ("Cases per 250 m hexagon").
+ANSWER_TEXTS = (
+    N_("Cases per km²"),
+    N_("Cases per grid"),
+    N_("Cases per patrol hour (grey: no patrol)"),
+    N_("Cases per {n} m hexagon"),
+    N_("Cases per km² (kernel density)"),
+    N_("Hot/cold spots (Getis-Ord Gi*)"),
+    N_("Covered share (within {n} m of a track)"),
+    N_("Hours since the last visit (grey: none)"),
+    N_("Patrol fixes per km² (track density)"),
+    N_("Cases per patrol hour (grey: never patrolled)"),
+    N_("no data"),
+    N_("hot spot, {n} % confidence"),
+    N_("hot spot, {n} %"),
+    N_("cold spot, {n} %"),
+    N_("not significant"),
+    N_("no neighbour (not tested)"),
+)
 
 NO_DATA = "#d9d9d9"
 

@@ -15,7 +15,6 @@ from layers.page import (
 from service.accounts.principal import SYSTEM
 from service.campaigns.campaigns import CampaignService
 from service.cases.catalogue import Catalogue
-from service.cases.workflow import LABELS_ZH, OPEN_STATUSES
 from service.clock import now
 from service.errors import NotFound
 from service.grids.registry import Registry
@@ -50,7 +49,6 @@ def page_options(
         filter=flt,
         categories=categories,
         hotspot_kinds=kinds,
-        status_labels={s: LABELS_ZH[s] for s in OPEN_STATUSES},
         grid_name=grid_name,
         campaign_name=campaign.name if campaign else None,
         basemap=basemap,

@@ -1,6 +1,9 @@
 """The web pages: ``/`` (the dispatcher's map), ``/assessment/rounds`` (cross-scoring rounds),
-``/login`` and ``/logout``, ``/docs`` (Swagger UI), and ``/static`` (Leaflet, Swagger UI and
-the pages' own files).
+``/login`` and ``/logout``, ``/docs`` (Swagger UI), ``/static`` (Leaflet, Swagger UI and
+the pages' own files) and ``/i18n/{locale}.json`` (the scripts' texts).
+
+Every page speaks Chinese first and English on request (:mod:`service.http.language` picks,
+:mod:`layers.i18n` holds the catalogues); JSON errors of the API stay as they are.
 
 The map page is built by :func:`layers.page.dispatcher_page` from plain data read here; the
 layers fetch their data from ``/api/heat``, ``/api/hotspots`` and ``/tiles`` in the browser. A
@@ -8,8 +11,8 @@ filter that cannot be shown (a date that is no date, an unknown category or grid
 longer than the heat layers allow) answers a 4xx HTML page that says why, never an empty map.
 
 Pages are routes of :class:`PageRoute`: someone who is not logged in is sent to
-``/login?next=<the page>``, someone logged in without the page's permission gets a Chinese 403
-page naming it. Logging in sets the web session's cookies (see :mod:`service.auth`); the login
+``/login?next=<the page>``, someone logged in without the page's permission gets a 403 page
+naming it (in the page's language). Logging in sets the web session's cookies (see :mod:`service.auth`); the login
 throttle and lock of the API's login apply (a locked account's page answers 429).
 """
 
@@ -20,18 +23,19 @@ import math
 import re
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import get_route_path
 
 from layers.assets import STATIC_DIR, STATIC_URL, SWAGGER_UI, with_nonce
 from layers.controls import Account
+from layers.i18n import LOCALES, messages, normalize
 from layers.login import Lang, forbidden_page, login_page, text
 from layers.page import (
     FilterError,
@@ -39,15 +43,23 @@ from layers.page import (
     dispatcher_page,
     error_page,
 )
-from layers.rounds import RoundsPage, rounds_page
+from layers.rounds import BAD_PERIOD, LINK_TITLE, RoundsPage, rounds_page
 from service.accounts.permissions import describe
 from service.accounts.principal import Principal
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Allow, Anyone, forget_web_session
 from service.deps import AccountsDep, SessionDep, SettingsDep
-from service.errors import CitygridError, Forbidden, TooManyAttempts, Unauthenticated, status_for
+from service.errors import (
+    CitygridError,
+    Forbidden,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+    status_for,
+)
 from service.http.bodyguard import GuardedRoute
 from service.http.cookies import cookie_header
 from service.http.csrf import FORM_FIELD, csrf_token, refused_json
+from service.http.language import PageLocale, request_locale, switch_url
 from service.http.security import csp_nonce
 from service.maps.page import page_options
 
@@ -76,12 +88,15 @@ class PageRoute(GuardedRoute):
             except Forbidden as exc:
                 principal: Principal | None = getattr(request.state, "principal", None)
                 needed = str(exc.extra.get("permission") or "")
+                locale = request_locale(request)
                 body = forbidden_page(
                     who=principal.label if principal else "?",
                     permission=" / ".join(describe(p) for p in needed.split(" or ") if p)
                     or exc.message,
                     login_url=f"{_base(request)}{LOGIN_PATH}",
                     back=f"{_base(request)}/",
+                    lang=locale,
+                    switch=switch_url(request, messages(locale).other),
                 )
                 return HTMLResponse(body, status_code=403)
 
@@ -114,7 +129,6 @@ def local_path(next_url: str | None, default: str) -> str:
 
 
 router = APIRouter(tags=["pages"], route_class=PageRoute)
-LangQuery = Annotated[Literal["zh", "en"], Query(description="zh (default) or en")]
 
 
 def mount_static(app: FastAPI) -> None:
@@ -136,6 +150,7 @@ def dispatcher_map(
     session: SessionDep,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("maps.read")],
+    locale: PageLocale,
     first: Annotated[str | None, Query(alias="from", description="First day, YYYY-MM-DD")] = None,
     last: Annotated[str | None, Query(alias="to", description="Last day, YYYY-MM-DD")] = None,
     category: Annotated[str | None, Query(description="Category code or prefix")] = None,
@@ -145,7 +160,8 @@ def dispatcher_map(
         Query(ge=1, le=2**63 - 1, description="Only this campaign's cases on the case layer"),
     ] = None,
 ) -> HTMLResponse:
-    base = request.scope.get("root_path", "")
+    base = _base(request)
+    tr = messages(locale, settings.grids.timezone)
     try:
         flt = PageFilter.parse(
             first,
@@ -157,12 +173,13 @@ def dispatcher_map(
         )
         options = page_options(session, settings, flt, base)
     except FilterError as exc:
-        return _refused(422, exc.message, exc.field, base)
+        return _refused(request, 422, exc.localized(tr), exc.field, locale)
     except CitygridError as exc:
-        return _refused(status_for(exc), exc.message, exc.field, base)
+        return _refused(request, status_for(exc), exc.message, exc.field, locale)
+    options = dataclasses.replace(options, locale=tr.locale, timezone=tr.timezone)
     if principal.kind == "user":
         links = (
-            (("交叉考核打分 Cross-scoring", f"{base}{ROUNDS_PATH}"),)
+            ((tr.gettext(LINK_TITLE), f"{base}{ROUNDS_PATH}"),)
             if principal.can("assessment.rounds") or principal.can("assessment.score")
             else ()
         )
@@ -190,18 +207,16 @@ def inspection_rounds(
     request: Request,
     settings: SettingsDep,
     principal: Annotated[Principal, Allow("assessment.rounds", "assessment.score")],
+    locale: PageLocale,
     period: Annotated[
         str | None, Query(max_length=40, description="Month shown first, YYYY-MM")
     ] = None,
-    lang: LangQuery = "zh",
 ) -> HTMLResponse:
     base = _base(request)
     month = period or datetime.now(ZoneInfo(settings.grids.timezone)).strftime("%Y-%m")
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        message = f"period {month!r} is not a month (YYYY-MM, e.g. 2026-11)"
-        return HTMLResponse(
-            error_page(422, message, "period", back=f"{base}{ROUNDS_PATH}"), status_code=422
-        )
+        message = messages(locale).gettext(BAD_PERIOD, value=repr(month))
+        return _refused(request, 422, message, "period", locale, back=f"{base}{ROUNDS_PATH}")
     page = RoundsPage(
         who=principal.label,
         period=month,
@@ -209,7 +224,8 @@ def inspection_rounds(
         scorer=principal.can("assessment.score"),
         csrf_token=csrf_token(request),
         csrf_field=FORM_FIELD,
-        lang=lang,
+        lang=locale,
+        timezone=settings.grids.timezone,
         rounds_api=f"{base}/api/assessment/rounds",
         scores_api=f"{base}/api/assessment/scores",
         lists_api=f"{base}/api/assessment/lists",
@@ -220,8 +236,23 @@ def inspection_rounds(
     return HTMLResponse(rounds_page(page))
 
 
-def _refused(status: int, message: str, field: str | None, base: str) -> HTMLResponse:
-    return HTMLResponse(error_page(status, message, field, back=f"{base}/"), status_code=status)
+def _refused(
+    request: Request,
+    status: int,
+    message: str,
+    field: str | None,
+    locale: str,
+    back: str | None = None,
+) -> HTMLResponse:
+    page = error_page(
+        status,
+        message,
+        field,
+        back=back or f"{_base(request)}/",
+        lang=locale,
+        switch=switch_url(request, messages(locale).other),
+    )
+    return HTMLResponse(page, status_code=status)
 
 
 # -- logging in and out ------------------------------------------------------------------------
@@ -235,11 +266,11 @@ def _refused(status: int, message: str, field: str | None, base: str) -> HTMLRes
 )
 def login_form(
     request: Request,
+    locale: PageLocale,
     next_url: Annotated[str | None, Query(alias="next", description="Page to go to")] = None,
-    lang: LangQuery = "zh",
 ) -> HTMLResponse:
     base = _base(request)
-    return _login_page(request, local_path(next_url, f"{base}/"), lang, None, "", 200)
+    return _login_page(request, local_path(next_url, f"{base}/"), locale, None, "", 200)
 
 
 @router.post(
@@ -256,9 +287,10 @@ def login(
     login: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     next_url: Annotated[str, Form(alias="next", max_length=2000)] = "",
-    lang: Annotated[Literal["zh", "en"], Form()] = "zh",
+    lang: Annotated[str, Form(max_length=35, description="zh_CN or en")] = "",
 ) -> Response:
     target = local_path(next_url, f"{_base(request)}/")
+    lang = normalize(lang) or request_locale(request)
     if not login.strip() or not password:
         return _login_page(request, target, lang, text("empty", lang), login, 401)
     try:
@@ -319,10 +351,32 @@ def csrf_refused(request: Request) -> Response:
     login form again, saying the page had expired and carrying a fresh token; JSON
     otherwise."""
     if get_route_path(request.scope) in (LOGIN_PATH, LOGOUT_PATH):
-        lang: Lang = "en" if request.query_params.get("lang") == "en" else "zh"
+        lang = request_locale(request)
         target = local_path(request.query_params.get("next"), f"{_base(request)}/")
         return _login_page(request, target, lang, text("csrf", lang), "", 403)
     return refused_json(request)
+
+
+# -- the pages' script texts ------------------------------------------------------------------
+I18N_PATH = "/i18n/{locale}.json"
+
+
+@router.get(
+    I18N_PATH,
+    summary="The pages' script texts in one language (JSON: locale, timezone, messages)",
+    description="What the pages embed for their scripts (`zh_CN` or `en`): msgid → text, the "
+    "BCP 47 locale and the city's time zone. Other pages (and their service workers) may "
+    "fetch and cache it.",
+    dependencies=[Anyone()],
+    responses={404: {"description": "not one of the pages' languages"}},
+)
+def script_texts(locale: str, settings: SettingsDep) -> JSONResponse:
+    if locale not in LOCALES:
+        raise NotFound(
+            f"no texts in {locale!r}: the pages speak {', '.join(LOCALES)}", field="locale"
+        )
+    body = messages(locale, settings.grids.timezone).browser()
+    return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
 
 
 # -- API documentation (Swagger UI from /static, under the CSP) ---------------------------------

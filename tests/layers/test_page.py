@@ -12,7 +12,6 @@ import pytest
 from layers.assets import STATIC_DIR, external_urls
 from layers.controls import Choice, FilterPanel
 from layers.page import (
-    LAYER_TITLES,
     BaseMap,
     CategoryOption,
     FilterError,
@@ -20,9 +19,12 @@ from layers.page import (
     PageOptions,
     dispatcher_page,
     error_page,
+    layer_titles,
 )
 from layers.remote import RemoteGeoJson, RemoteImageOverlay, legend_json
 from layers.vectortiles import CaseTiles, GridBoundaryTiles
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 BOUNDS = (113.64, 34.74, 113.66, 34.76)
 TODAY = date(2026, 11, 25)
@@ -39,13 +41,13 @@ HEAT_RADIO = [k for k in LAYER_TITLES if k not in ("boundaries", "hotspots", "ca
 
 def options(**changes) -> PageOptions:
     flt = changes.pop("filter", PageFilter(date(2026, 11, 16), date(2026, 11, 22), "05", None))
+    base = {"status_labels": {"reported": "上报", "handling": "处理中"}}
     return PageOptions(
         bounds=BOUNDS,
         filter=flt,
         categories=CATEGORIES,
         hotspot_kinds=KINDS,
-        status_labels={"reported": "上报", "handling": "处理中"},
-        **changes,
+        **{**base, **changes},
     )
 
 
@@ -161,10 +163,15 @@ def test_legends_name_every_hotspot_kind_status_and_level() -> None:
     assert len(set(rows.values())) == len(KINDS)  # one colour per kind
     _, cases = layers[LAYER_TITLES["cases"]]
     labels = [r["label"] for r in cases["legend"]["rows"]]
-    assert "上报" in labels and "overdue" in labels and "cluster (number of cases)" in labels
+    assert "上报" in labels and "超期" in labels and "聚合点（案件数）" in labels
     _, grids = layers[LAYER_TITLES["boundaries"]]
     assert [r["shape"] for r in grids["legend"]["rows"]] == ["line", "line", "dash", "line"]
-    assert any("zoom 15" in r["label"] for r in grids["legend"]["rows"])
+    assert any("15 级" in r["label"] for r in grids["legend"]["rows"])
+    # the English page: the same legends from the English catalogue
+    english = by_title(dispatcher_page(options(locale="en", status_labels={})))
+    _, cases = english[layer_titles("en")["cases"]]
+    labels = [r["label"] for r in cases["legend"]["rows"]]
+    assert "reported" in labels and "overdue" in labels and "cluster (number of cases)" in labels
     # the heat layers take their legend from the answer (none embedded)
     _, density = layers[LAYER_TITLES["density"]]
     assert density["legend"] is None
@@ -193,19 +200,23 @@ def test_filter_panel_shows_the_active_filter() -> None:
     assert 'name="from"\n                   value="2026-11-16"' in form
     assert 'name="to"\n                   value="2026-11-22"' in form
     assert re.search(r'<option value="0501"\s+selected>\s*0501 无照经营游商', form)
-    assert re.search(r'<option value="05">\s*05 街面秩序 \(all\)', form)
-    assert re.search(r'<option value="B01">\s*B01 公用设施 \(all\)', form)
+    assert re.search(r'<option value="05">\s*05 街面秩序 \(全部\)', form)
+    assert re.search(r'<option value="B01">\s*B01 公用设施 \(全部\)', form)
     assert 'name="grid"\n                   value="41010500100101"' in form
     note = re.search(r'<div class="citygrid-active-filter">(.*?)</div>\s*</div>', html, re.S)
     text = re.sub(r"<[^>]+>", "", note.group(1))
-    assert "2026-11-16 – 2026-11-22" in text
+    assert "上报时间： 2026年11月16日\u2009–\u200922日" in text  # Babel's zh_CN interval
     assert "0501 无照经营游商" in text and "41010500100101 甲社区第01网格" in text
+    english = dispatcher_page(options(filter=flt, grid_name="甲社区第01网格", locale="en"))
+    note = re.search(r'<div class="citygrid-active-filter">(.*?)</div>\s*</div>', english, re.S)
+    assert "Cases reported: Nov 16\u2009–\u200922, 2026" in re.sub(r"<[^>]+>", "", note.group(1))
+    assert re.search(r'<option value="05">\s*05 街面秩序 \(all\)', english)
 
 
 def test_a_category_prefix_outside_the_list_is_still_selected() -> None:
     flt = PageFilter(date(2026, 11, 16), date(2026, 11, 22), "010", None)
     html = dispatcher_page(options(filter=flt))
-    assert re.search(r'<option value="010"\s+selected>\s*010 \(code prefix\)', html)
+    assert re.search(r'<option value="010"\s+selected>\s*010 \(编码前缀\)', html)
 
 
 def test_base_maps_name_only_their_tiles() -> None:
@@ -280,7 +291,10 @@ def test_layers_refuse_bad_options() -> None:
 
 def test_error_page_escapes_the_message_and_names_the_field() -> None:
     page = error_page(404, "no category '<b>' (give a code or prefix)", "category")
-    assert "<h1>404 Not found</h1>" in page
+    assert "<h1>404 未找到</h1>" in page and '<html lang="zh-CN">' in page
+    english = error_page(404, "x", "category", lang="en", switch="/?lang=zh_CN")
+    assert "<h1>404 Not found</h1>" in english and "Back to the map" in english
+    assert '<a href="/?lang=zh_CN" lang="zh-CN">中文</a>' in english
     assert "no category &#x27;&lt;b&gt;&#x27;" in page and "<b>'" not in page
     assert "<code>category</code>" in page
     assert external_urls(page) == []

@@ -25,7 +25,9 @@ def test_parts_follow_the_permissions() -> None:
 
 def test_the_script_is_a_file_and_every_value_is_escaped() -> None:
     html = _page(who='<img src=x onerror="alert(1)">', csrf_token='"><script>')
-    assert html.count("<script") == 1 and f'<script src="{ROUNDS_JS}" defer>' in html
+    # one script to run; the other block is its texts as JSON (data, never run)
+    assert html.count("<script") == 2 and f'<script src="{ROUNDS_JS}" defer>' in html
+    assert html.count('<script type="application/json" id="citygrid-i18n">') == 1
     assert "<img" not in html and "&lt;img" in html
     assert 'data-csrf="&quot;&gt;&lt;script&gt;"' in html
 

@@ -111,6 +111,7 @@ EXEMPT = {
     "/": "HTML page",
     "/login": "the login page (HTML)",
     "/assessment/rounds": "the cross-scoring page (HTML); its data comes from the routes above",
+    "/i18n/{locale}.json": "the pages' script texts (no positions)",
     # An issued document is a file kept byte for byte as issued (its map is a picture).
     "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
     # A photo's bytes: a picture (EXIF stripped) or a video; its metadata route takes datum.
@@ -412,6 +413,8 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
         return [world["campaign_id"]]
     if name == "doc_id":
         return [world["doc_id"]]
+    if name == "locale":
+        return ["zh_CN", "en"]
     return [
         {
             "case_id": world["case_id"],

@@ -22,6 +22,37 @@
   var C = (L.Citygrid = {});
   C.layers = {};
 
+  // The page's language (layers/i18n.py writes it as a JSON block, never run); a page
+  // without one (a report saved to a file) shows the English msgids.
+  var block = document.getElementById("citygrid-i18n");
+  C.i18n = block ? JSON.parse(block.textContent) : { locale: "en", messages: {} };
+
+  // a text of the catalogue, its {holes} filled from `values` (Babel finds the calls of _ with a literal text)
+  var _ = (C._ = function (msgid, values) {
+    var text = C.i18n.messages[msgid] || msgid;
+    return text.replace(/\{(\w+)\}/g, function (hole, k) {
+      return values && values[k] !== undefined ? values[k] : "";
+    });
+  });
+
+  // A text of a service's answer (a legend) in the page's language: as it is in the
+  // catalogue, else with its numbers as {n} holes ("Cases per 250 m hexagon"), else as given.
+  C.translate = function (text) {
+    text = String(text);
+    if (C.i18n.messages[text]) return C.i18n.messages[text];
+    var numbers = [];
+    var pattern = text.replace(/\d+(?:\.\d+)?/g, function (n) {
+      numbers.push(n);
+      return "{n}";
+    });
+    var found = numbers.length ? C.i18n.messages[pattern] : null;
+    if (!found) return text;
+    var i = 0;
+    return found.replace(/\{n\}/g, function () {
+      return numbers[i++];
+    });
+  };
+
   // Panes above the heat layers (overlayPane, z-index 400) and below markers and popups.
   C.PANES = { citygridBoundaries: 410, citygridHotspots: 420, citygridCases: 430 };
 
@@ -49,13 +80,19 @@
 
   var FORMATS = {
     pct: function (v) {
-      return Math.round(Number(v) * 100) + " %";
+      return Number(v).toLocaleString(C.i18n.locale, { style: "percent" });
     },
     num: function (v) {
-      return Number(v).toLocaleString("en", { maximumFractionDigits: 2 });
+      return Number(v).toLocaleString(C.i18n.locale, { maximumFractionDigits: 2 });
     },
     yesno: function (v) {
-      return v ? "yes" : "no";
+      return v ? _("yes") : _("no");
+    },
+    // an ISO time as the locale writes it, in the city's time zone
+    time: function (v) {
+      var t = new Date(v);
+      if (isNaN(t.getTime())) return v;
+      return t.toLocaleString(C.i18n.locale, { timeZone: C.i18n.timezone || undefined });
     },
   };
 
@@ -78,7 +115,7 @@
         .then(function (body) {
           if (!r.ok) {
             var d = body.detail;
-            throw new Error(typeof d === "string" ? d : "HTTP " + r.status);
+            throw new Error(typeof d === "string" ? d : _("HTTP error {status}", { status: r.status }));
           }
           return body;
         });
@@ -153,9 +190,9 @@
         var key = keys[i];
         var legend = this._items[key];
         html += '<div class="citygrid-legend" data-layer="' + C.escape(key) + '">';
-        html += '<div class="citygrid-legend-title">' + C.escape(legend.title) + "</div>";
+        html += '<div class="citygrid-legend-title">' + C.escape(C.translate(legend.title)) + "</div>";
         (legend.rows || []).forEach(function (row) {
-          html += '<div class="citygrid-legend-row">' + swatch(row) + C.escape(row.label) + "</div>";
+          html += '<div class="citygrid-legend-row">' + swatch(row) + C.escape(C.translate(row.label)) + "</div>";
         });
         html += "</div>";
       }
@@ -229,14 +266,15 @@
       if (this._state === "loaded" && !this.drawn) drawn(this); // removed while it loaded
       if (this._state === "loading" || this._state === "loaded") return;
       this._state = "loading";
-      C.status(map).set(title, "Loading " + title + " …", "info");
+      C.status(map).set(title, _("Loading {title} …", { title: title }), "info");
       var self = this;
       C.fetchJson(this._url)
         .then(function (body) {
           self._state = "loaded";
           self._receive(body);
           self._legend = body.legend || self.options.legend || null;
-          self._note = self.count === 0 ? title + ": nothing to show for this filter" : null;
+          self._note =
+            self.count === 0 ? _("{title}: nothing to show for this filter", { title: title }) : null;
           if (!self._map) return;
           C.status(map).clear(title);
           if (self._note) C.status(map).set(title, self._note, "info");
@@ -245,7 +283,9 @@
         })
         .catch(function (err) {
           self._state = "idle"; // try again when the layer is shown again
-          if (self._map) C.status(map).set(title, title + ": " + err.message, "error");
+          if (self._map) {
+            C.status(map).set(title, _("{title}: {error}", { title: title, error: err.message }), "error");
+          }
           if (window.console) console.warn("citygrid: " + title + ": " + err.message);
         });
     },
@@ -418,7 +458,10 @@
       if (!layer.drawn) drawn(layer);
     });
     layer.on("tileerror", function (e) {
-      if (layer._map) C.status(layer._map).set(layer.options.title, layer.options.title + ": a tile failed", "error");
+      if (layer._map) {
+        var failed = _("{title}: a tile failed", { title: layer.options.title });
+        C.status(layer._map).set(layer.options.title, failed, "error");
+      }
       if (window.console) console.warn("citygrid: tile failed", e.coords);
     });
     return layer;

@@ -9,62 +9,23 @@
 (function () {
   "use strict";
 
-  var TEXTS = {
-    zh: {
-      draft: "草稿",
-      open: "进行中",
-      closed: "已结束",
-      view: "查看",
-      fill: "填写评分表",
-      scored: "已提交",
-      waiting: "未开始",
-      remove: "删除",
-      sheet_for: "考核评分表：{grid}（{round}）",
-      submitted: "已提交网格 {grid} 的评分表：{points} / {max} 分，得分 {score}。",
-      stored: "已存评分：",
-      red: "红榜",
-      yellow: "黄榜",
-      on_list: "查看红黄榜",
-      not_closed: "本轮结束后，交叉考核得分才计入综合得分和红黄榜。",
-      closed_note: "交叉考核得分已按评分方案的权重计入综合得分。",
-      no_sheets: "尚无评分",
-      saved: "已保存。",
-      failed: "请求失败（{status}）",
-    },
-    en: {
-      draft: "draft",
-      open: "open",
-      closed: "closed",
-      view: "Show",
-      fill: "Fill in the scoresheet",
-      scored: "submitted",
-      waiting: "not open yet",
-      remove: "Remove",
-      sheet_for: "Scoresheet: {grid} ({round})",
-      submitted: "Scoresheet for grid {grid} submitted: {points} / {max} points, score {score}.",
-      stored: "Stored points: ",
-      red: "red list",
-      yellow: "yellow list",
-      on_list: "Red/yellow list",
-      not_closed: "The checklist scores count in the combined score once the round is closed.",
-      closed_note: "The checklist scores count in the combined score by the scheme's weight.",
-      no_sheets: "no scoresheet yet",
-      saved: "Saved.",
-      failed: "The request failed ({status})",
-    },
-  };
-
   var root = document.getElementById("citygrid-rounds");
   if (!root) return;
   var cfg = root.dataset;
-  var T = TEXTS[cfg.lang] || TEXTS.zh;
+  // the page's texts in its language (layers/i18n.py: a JSON block, never run)
+  var I18N = JSON.parse(document.getElementById("citygrid-i18n").textContent);
   var R = (window.CitygridRounds = { state: {} });
 
-  function say(key, values) {
-    return T[key].replace(/\{(\w+)\}/g, function (_, k) {
+  // a text of the catalogue, its {holes} filled from `values` (Babel finds the calls of _ with a literal text)
+  function _(msgid, values) {
+    var text = I18N.messages[msgid] || msgid;
+    return text.replace(/\{(\w+)\}/g, function (hole, k) {
       return values && values[k] !== undefined ? values[k] : "";
     });
   }
+  var STATES = { draft: _("draft"), open: _("open"), closed: _("closed") };
+  var LISTS = { red: _("red list"), yellow: _("yellow list") };
+  var NUMBER = new Intl.NumberFormat(I18N.locale, { maximumFractionDigits: 2 });
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -79,7 +40,7 @@
   }
 
   function num(v) {
-    return v === null || v === undefined ? "—" : String(Math.round(Number(v) * 100) / 100);
+    return v === null || v === undefined ? "—" : NUMBER.format(Number(v));
   }
 
   // fetch JSON; resolves {ok, status, body} (never rejects on an HTTP error)
@@ -131,7 +92,7 @@
     } else {
       errors.push({
         field: b.field || "",
-        message: b.detail || say("failed", { status: answer.status }),
+        message: b.detail || _("The request failed ({status})", { status: answer.status }),
       });
     }
     errors.forEach(function (e) {
@@ -156,7 +117,7 @@
       tbody.textContent = "";
       if (!a.ok) return showError(organiser, a);
       a.body.rounds.forEach(function (r) {
-        var show = el("button", { type: "button", text: T.view });
+        var show = el("button", { type: "button", text: _("View") });
         show.addEventListener("click", function () {
           loadRound(r.id);
         });
@@ -164,7 +125,7 @@
           el("tr", { "data-round": r.id }, [
             el("td", { text: r.name }),
             el("td", { text: r.period }),
-            el("td", { text: T[r.state] || r.state }),
+            el("td", { text: STATES[r.state] || r.state }),
             el("td", { text: r.progress.submitted + " / " + r.progress.assigned }),
             el("td", {}, [show]),
           ])
@@ -195,7 +156,7 @@
     detail.hidden = false;
     detail.dataset.round = round.id;
     detail.querySelector("#round-title").textContent =
-      round.name + " · " + round.period + " · " + (T[round.state] || round.state);
+      round.name + " · " + round.period + " · " + (STATES[round.state] || round.state);
     detail.querySelector("#round-propose").hidden = round.state !== "draft";
     detail.querySelector("#round-open").hidden = round.state !== "draft";
     detail.querySelector("#round-close").hidden = round.state !== "open";
@@ -213,11 +174,12 @@
     var rotation = detail.querySelector("#rotation tbody");
     rotation.textContent = "";
     order.forEach(function (login) {
-      var who = byScorer[login].name ? byScorer[login].name + "（" + login + "）" : login;
+      var name = byScorer[login].name;
+      var who = name ? _("{name} ({login})", { name: name, login: login }) : login;
       rotation.appendChild(
         el("tr", { "data-scorer": login }, [
           el("td", { text: who }),
-          el("td", { text: byScorer[login].grids.join("、") }),
+          el("td", { text: byScorer[login].grids.join(_(", ")) }),
         ])
       );
     });
@@ -253,7 +215,7 @@
       value: scorer || "",
       autocomplete: "off",
     });
-    var remove = el("button", { type: "button", text: T.remove });
+    var remove = el("button", { type: "button", text: _("Remove") });
     var error = el("span", { class: "citygrid-field-error", role: "alert" });
     var row = el("tr", {}, [
       el("td", {}, [select]),
@@ -298,7 +260,10 @@
     var seq = (R.state.resultsSeq = (R.state.resultsSeq || 0) + 1);
     var tbody = organiser.querySelector("#results tbody");
     var note = organiser.querySelector("#results-note");
-    note.textContent = round.state === "closed" ? T.closed_note : T.not_closed;
+    note.textContent =
+      round.state === "closed"
+        ? _("The checklist scores count in the combined score by the scheme's weight.")
+        : _("The checklist scores count in the combined score once the round is closed.");
     var levels = {};
     Object.keys(round.grid_info || {}).forEach(function (code) {
       levels[round.grid_info[code].level] = true;
@@ -330,7 +295,7 @@
         var info = (round.grid_info || {})[code] || {};
         var listCell = el("td");
         if (s) {
-          if (s.list) listCell.appendChild(el("span", { class: "citygrid-" + s.list, text: T[s.list] }));
+          if (s.list) listCell.appendChild(el("span", { class: "citygrid-" + s.list, text: LISTS[s.list] }));
           var href =
             cfg.lists +
             "?period=" +
@@ -339,14 +304,14 @@
             encodeURIComponent("grid:" + info.level) +
             "&group=" +
             encodeURIComponent(s.group);
-          listCell.appendChild(el("a", { href: href, text: T.on_list }));
+          listCell.appendChild(el("a", { href: href, text: _("See the red/yellow list") }));
         } else {
           listCell.textContent = "—";
         }
         tbody.appendChild(
           el("tr", { "data-grid": code }, [
             el("td", { text: gridLabel(round, code) }),
-            el("td", { class: "citygrid-num", text: mine ? num(mine.score) : T.no_sheets }),
+            el("td", { class: "citygrid-num", text: mine ? num(mine.score) : _("no scoresheet yet") }),
             el("td", { class: "citygrid-num", text: s ? num(s.total) : "—" }),
             el("td", { text: s ? s.grade : "—" }),
             listCell,
@@ -403,26 +368,26 @@
       a.body.assignments.forEach(function (x) {
         var action = el("td");
         if (x.scored) {
-          var show = el("button", { type: "button", text: T.view });
+          var show = el("button", { type: "button", text: _("View") });
           show.addEventListener("click", function () {
             showStored(x);
           });
-          action.appendChild(el("span", { text: T.scored + " " }));
+          action.appendChild(el("span", { text: _("submitted") + " " }));
           action.appendChild(show);
         } else if (x.state === "open") {
-          var fill = el("button", { type: "button", text: T.fill });
+          var fill = el("button", { type: "button", text: _("Fill in the scoresheet") });
           fill.addEventListener("click", function () {
             openSheet(x);
           });
           action.appendChild(fill);
         } else {
-          action.textContent = T.waiting;
+          action.textContent = _("not open yet");
         }
         tbody.appendChild(
           el("tr", { "data-round": x.round, "data-grid": x.grid }, [
             el("td", { text: x.round_name }),
             el("td", { text: x.period }),
-            el("td", { text: T[x.state] || x.state }),
+            el("td", { text: STATES[x.state] || x.state }),
             el("td", { text: x.grid }),
             action,
           ])
@@ -468,7 +433,7 @@
         );
       });
       form.querySelector("#sheet-notes").value = "";
-      form.querySelector("#sheet-title").textContent = say("sheet_for", {
+      form.querySelector("#sheet-title").textContent = _("Scoresheet: {grid} ({round})", {
         grid: x.grid,
         round: x.round_name,
       });
@@ -505,7 +470,7 @@
         });
       }
       form.hidden = true;
-      scorer.querySelector("#sheet-result").textContent = say("submitted", {
+      scorer.querySelector("#sheet-result").textContent = _("Scoresheet for grid {grid} submitted: {points} / {max} points, score {score}.", {
         grid: a.body.grid,
         points: num(a.body.points),
         max: num(a.body.max_points),
@@ -526,12 +491,12 @@
       out.textContent =
         x.grid +
         " · " +
-        T.stored +
+        _("Stored points: ") +
         sheet.items
           .map(function (i) {
             return i.code + " " + num(i.points) + "/" + num(i.max_points);
           })
-          .join("，") +
+          .join(_(", ")) +
         " · " +
         num(sheet.score);
     });

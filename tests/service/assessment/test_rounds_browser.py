@@ -64,7 +64,10 @@ class Page:
     """A browser tab that records page errors and CSP violations."""
 
     def __init__(self, browser: Any) -> None:
-        self.page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        self.page = browser.new_context(
+            viewport={"width": 1280, "height": 900},
+            locale="zh-CN",  # a Chinese browser
+        ).new_page()
         self.page.add_init_script(
             "window.__cspViolations = [];"
             "document.addEventListener('securitypolicyviolation', e =>"

@@ -57,7 +57,9 @@ def test_an_organiser_gets_the_whole_page_in_chinese(
     assert 'data-period="2026-11"' in text and f'data-api="{API}"' in text
     # the script is a file of the service, the page has no inline script and no CDN
     assert '<script src="/static/citygrid/rounds.js" defer></script>' in text
-    assert text.count("<script") == 1 and "http://" not in text and "https://" not in text
+    # (the other script block is the texts of rounds.js as JSON: data, never run)
+    assert text.count("<script") == 2 and "http://" not in text and "https://" not in text
+    assert text.count('<script type="application/json" id="citygrid-i18n">') == 1
     assert web.get("/static/citygrid/rounds.js").status_code == 200
     assert web.get("/static/citygrid/rounds.css").status_code == 200
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from PIL import Image
 from shapely.geometry import shape
 
 from gis.gi_star import HOT_SPOT_CLASSES
+from layers.i18n import messages
+from layers.styles import ANSWER_TEXTS
 from tests.helpers.city import COMM_A, COMM_B, point_lonlat, small_city, unit_code
 from tests.helpers.patrol import walk
 
@@ -194,3 +197,39 @@ def test_answers_are_reused_until_the_data_changes(heat_city):
     cases = {f["properties"]["code"]: f["properties"]["cases"] for f in after["features"]}
     assert cases[unit_code(COMM_A, 1)] == 1
     assert len(cache._answers) == 2
+
+
+def _translated(text: str, texts: dict[str, str]) -> str | None:
+    """What dispatcher.js's C.translate shows for ``text`` (None: shown as given)."""
+    if text in texts:
+        return texts[text]
+    numbers = re.findall(r"\d+(?:\.\d+)?", text)
+    found = texts.get(re.sub(r"\d+(?:\.\d+)?", "{n}", text)) if numbers else None
+    if found is None:
+        return None
+    for n in numbers:
+        found = found.replace("{n}", n, 1)
+    return found
+
+
+def test_every_legend_text_of_the_answers_reads_in_chinese_on_the_page(heat_city):
+    texts = messages("zh_CN").browser(ANSWER_TEXTS)["messages"]
+    asked = [
+        ("grids", {}),
+        ("grids", {"per": "patrol_hour"}),
+        ("hexbins", {"size_m": 100}),
+        ("kde", {"bandwidth_m": 50}),
+        ("gi", {"permutations": 99}),
+        ("coverage", {"metric": "share"}),
+        ("coverage", {"metric": "since"}),
+        ("tracks", {}),
+        ("blind", {"min_cases": 1}),
+    ]
+    for layer, params in asked:
+        r = heat_city.get(f"/api/heat/{layer}", params={**WINDOW, **params})
+        assert r.status_code == 200, r.text
+        legend = r.json()["legend"]
+        assert _translated(legend["title"], texts), (layer, legend["title"])
+        for row in legend["rows"]:
+            if re.search(r"[a-z]", row["label"]):  # words, not a class of numbers
+                assert _translated(row["label"], texts), (layer, row["label"])

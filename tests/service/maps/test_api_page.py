@@ -17,12 +17,14 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from gis.datum import wgs84_to_gcj02
-from layers.page import LAYER_TITLES
+from layers.page import layer_titles
 from service.accounts.principal import SYSTEM
 from service.grids.registry import Registry
 from service.settings import AppSettings, MapSettings
 from tests.helpers.accounts import admin_client
 from tests.helpers.city import COMM_A, lonlat, mbox, unit_code
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -81,8 +83,8 @@ def test_filters_reach_every_layer_and_the_note(client: TestClient, case_city: R
         assert "from=2026-11-01" in url and "to=2026-11-21" in url
         assert "category=05" in url and f"grid={grid}" in url
     text = re.sub(r"<[^>]+>", " ", r.text)
-    assert "2026-11-01 – 2026-11-20" in text
-    assert f"{grid} 甲社区第02网格" in text and "05 街面秩序 (all)" in text
+    assert re.search(r"上报时间：\s+2026年11月1日\s–\s20日", text)  # dates as zh_CN writes them
+    assert f"{grid} 甲社区第02网格" in text and "05 街面秩序 (全部)" in text
     # the map opens on that grid: 100 m × 100 m, from x=100 to 200, y=100 to 200
     assert fitted_bounds(r.text) == pytest.approx(lonlat(mbox(100, 100, 200, 200)).bounds, abs=1e-9)
 
@@ -106,12 +108,32 @@ def test_filters_reach_every_layer_and_the_note(client: TestClient, case_city: R
 def test_a_filter_that_cannot_be_shown_is_an_html_page_saying_why(
     client: TestClient, case_city: Registry, params, status, field, message
 ) -> None:
-    r = client.get("/", params=params)
+    r = client.get("/", params={**params, "lang": "en"})
     assert r.status_code == status
     assert r.headers["content-type"].startswith("text/html")
-    assert message in r.text
+    assert message in r.text and '<html lang="en">' in r.text
     assert f"<code>{field}</code>" in r.text
     assert "L.map(" not in r.text  # no map pretending to be fine
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"grid": "甲社区"}, "grid 必须是网格编码（数字），收到的是 &#x27;甲社区&#x27;"),
+        ({"from": "2026-02-30"}, "&#x27;from&#x27; 必须是日期（如 2026-11-16）"),
+        ({"from": "2026-11-20", "to": "2026-11-10"}, "结束日期（2026-11-10）早于开始日期"),
+    ],
+)
+def test_the_refusal_page_is_chinese_first_with_a_switch(
+    client: TestClient, case_city: Registry, params, message
+) -> None:
+    r = client.get("/", params=params)
+    assert r.status_code == 422 and '<html lang="zh-CN">' in r.text
+    assert "<h1>422 无法显示</h1>" in r.text and message in r.text and "返回地图" in r.text
+    # the same request in English, one click away
+    switch = re.search(r'<a href="([^"]+)" lang="en">English</a>', r.text).group(1)
+    english = client.get(switch.replace("&amp;", "&"))
+    assert english.status_code == 422 and "<h1>422 Cannot show this</h1>" in english.text
 
 
 def test_a_city_without_grids_says_so(client: TestClient) -> None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx2 as httpx
 import pytest
 
-from layers.page import LAYER_TITLES
+from layers.page import layer_titles
 from layers.report import POPUP_FIELDS, heat_html
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE
 from service.grids.registry import Registry
@@ -30,6 +30,8 @@ from tests.helpers.accounts import admin_headers, make_user
 from tests.helpers.browser import chromium
 from tests.helpers.city import COMM_A, STREET, TO_UTM, X0, point_lonlat, unit_code
 from tests.helpers.patrol import walk
+
+LAYER_TITLES = layer_titles()  # the default (Chinese) page's titles
 
 pytestmark = pytest.mark.browser
 
@@ -85,8 +87,9 @@ def city_with_data(live_server: str, case_city: Registry, admin_token: str) -> d
 class Watched:
     """A page with its console errors, page errors and requested URLs."""
 
-    def __init__(self, browser, url: str, token: str | None = None) -> None:
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+    def __init__(self, browser, url: str, token: str | None = None, locale: str = "zh-CN") -> None:
+        # a browser in Chinese (its Accept-Language) unless told otherwise
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
         if token is not None:  # logged in: the session cookie the login page would set
             context.add_cookies([{"name": SESSION_COOKIE, "value": token, "url": url}])
         self.page = context.new_page()
@@ -135,7 +138,9 @@ def test_dispatcher_page_in_chromium(
     expected = [f["properties"]["fill"] for f in city_with_data["grids"]["features"]]
     assert len(expected) == 11 and Counter(fills) == Counter(expected)  # 8 + 3 unit grids
     legend = page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').inner_text()
-    assert city_with_data["grids"]["legend"]["title"] in legend
+    # the answer's legend ("Cases per km²") shown from the page's catalogue
+    assert city_with_data["grids"]["legend"]["title"] == "Cases per km²"
+    assert "每平方公里案件数" in legend
 
     # a click on unit grid A-05 (x 0-100 m, y 0-100 m: no hotspot zone over it) opens its popup
     lon, lat = point_lonlat(25, 75)
@@ -152,7 +157,11 @@ def test_dispatcher_page_in_chromium(
     text = popup.inner_text()
     assert unit_code(COMM_A, 5) in text and "网格员5" in text and "13800000005" in text
     assert "经八路街道办" in text
-    assert "Cases in period\t2" in text  # two of the five cases lie in A-05
+    assert "期内案件数\t2" in text  # two of the five cases lie in A-05
+    # the attribution names citygrid (and the base map's provider when there is one) only
+    attribution = page.locator(".leaflet-control-attribution").inner_text()
+    assert attribution.strip() == "citygrid" and "Leaflet" not in attribution
+    assert page.locator(".leaflet-control-scale-line").count() == 1  # metres, no feet
 
     # open cases: at this zoom (≥ 14) one point per case
     page.get_by_label(LAYER_TITLES["cases"]).check()
@@ -183,6 +192,30 @@ def test_dispatcher_page_in_chromium(
     )
     assert page.evaluate("() => window.__injected === undefined")
     assert any(v.startswith("script-src") for v in w.csp_violations())
+    page.close()
+
+
+def test_the_page_in_english_and_back_with_its_switch(
+    browser, live_server: str, city_with_data: dict, admin_token: str
+) -> None:
+    english = layer_titles("en")
+    w = Watched(browser, f"{live_server}/", admin_token, locale="en-US")
+    page = w.page
+    w.drawn(english["density"])
+    labels = page.locator(".leaflet-control-layers label").all_inner_texts()
+    assert [t.strip() for t in labels] == list(english.values())
+    # a status line of the script, from its English catalogue
+    page.get_by_label(english["cases"]).check()
+    w.drawn(english["cases"])
+    assert "Apply" in page.locator(".citygrid-filter").inner_text()
+    # the switch: the same filter in Chinese, and the choice outlives the page
+    page.get_by_role("link", name="中文").click()
+    w.drawn(LAYER_TITLES["density"])
+    assert page.locator("html").get_attribute("lang") == "zh-CN"
+    page.goto(f"{live_server}/")
+    w.drawn(LAYER_TITLES["density"])
+    assert "查询" in page.locator(".citygrid-filter").inner_text()
+    assert w.errors == [] and w.csp_violations() == []
     page.close()
 
 
