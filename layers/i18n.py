@@ -77,26 +77,17 @@ def normalize(value: str | None) -> str | None:
     return None
 
 
-def negotiate(asked: str | None, cookie: str | None, accept_language: str | None) -> str:
-    """The page's locale: the ``lang`` query parameter, then the language cookie, then the
-    first supported language of ``Accept-Language`` (by its q weights), else Chinese."""
+def negotiate(asked: str | None, cookie: str | None) -> str:
+    """The page's locale: the ``lang`` query parameter, then the language cookie, else Chinese.
+
+    The browser's ``Accept-Language`` is not consulted on purpose: the pages are Chinese
+    first, and an office PC or phone set up in English still opens them in Chinese; English
+    is the user's switch, remembered in the cookie."""
     for value in (asked, cookie):
         locale = normalize(value)
         if locale:
             return locale
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate((accept_language or "").split(",")[:20]):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        locale = normalize(tag)
-        if locale and q > 0:
-            ranked.append((-q, i, locale))
-    return min(ranked)[2] if ranked else DEFAULT_LOCALE
+    return DEFAULT_LOCALE
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The pages' language: ``?lang=`` (remembered in a cookie), the cookie, ``Accept-Language``,
-else Chinese. The texts themselves live in ``layers`` (:mod:`layers.i18n`); this only chooses.
+"""The pages' language: ``?lang=`` (remembered in a cookie), the cookie, else Chinese (the
+browser's ``Accept-Language`` is not consulted: Chinese first, English as a switch). The texts
+themselves live in ``layers`` (:mod:`layers.i18n`); this only chooses.
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ LANG_COOKIE_SECONDS = 365 * 24 * 3600
 
 def request_locale(request: Request) -> str:
     """The locale of a page answering ``request`` (no cookie set: for refusals)."""
-    return negotiate(
-        request.query_params.get("lang"),
-        request.cookies.get(LANG_COOKIE),
-        request.headers.get("accept-language"),
-    )
+    return negotiate(request.query_params.get("lang"), request.cookies.get(LANG_COOKIE))
 
 
 def page_locale(
@@ -32,7 +29,7 @@ def page_locale(
         str | None,
         Query(
             description="Page language: zh_CN (default) or en; remembered in a cookie. "
-            "Without it: the cookie, then Accept-Language."
+            "Without it: the cookie, else zh_CN."
         ),
     ] = None,
 ) -> str:

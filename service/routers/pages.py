@@ -12,8 +12,9 @@ longer than the heat layers allow) answers a 4xx HTML page that says why, never 
 
 Pages are routes of :class:`PageRoute`: someone who is not logged in is sent to
 ``/login?next=<the page>``, someone logged in without the page's permission gets a 403 page
-naming it (in the page's language). Logging in sets the web session's cookies (see :mod:`service.auth`); the login
-throttle and lock of the API's login apply (a locked account's page answers 429).
+naming it (in the page's language). Logging in sets the web session's cookies (see
+:mod:`service.auth`); the login throttle and lock of the API's login apply (a locked
+account's page answers 429).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The pages' language as a browser meets it: Chinese by default, ``?lang=en`` switches and is
-remembered in a cookie, else Accept-Language; the 403 page, the login errors and the map page
-follow it; the API's JSON errors do not change."""
+remembered in a cookie (Accept-Language is not consulted); the 403 page, the login errors and
+the map page follow it; the API's JSON errors do not change."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ def test_lang_switches_and_the_cookie_remembers_it(browser: TestClient) -> None:
     assert "用户名" in browser.get("/login", params={"lang": "xx"}).text
 
 
-def test_accept_language_when_nothing_was_chosen(browser: TestClient) -> None:
+def test_an_english_browser_still_gets_chinese_until_it_switches(browser: TestClient) -> None:
     page = browser.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
-    assert "Login name" in page.text
-    page = browser.get("/login", headers={"Accept-Language": "fr-FR,zh-TW;q=0.5"})
-    assert "用户名" in page.text
+    assert "用户名" in page.text and "Login name" not in page.text
+    switched = browser.get("/login", params={"lang": "en"}, headers={"Accept-Language": "en"})
+    assert "Login name" in switched.text
 
 
 def test_login_errors_and_the_403_page_in_the_chosen_language(

@@ -199,7 +199,8 @@ def test_the_page_in_english_and_back_with_its_switch(
     browser, live_server: str, city_with_data: dict, admin_token: str
 ) -> None:
     english = layer_titles("en")
-    w = Watched(browser, f"{live_server}/", admin_token, locale="en-US")
+    # an English browser opens the pages in Chinese: English is the switch
+    w = Watched(browser, f"{live_server}/?lang=en", admin_token, locale="en-US")
     page = w.page
     w.drawn(english["density"])
     labels = page.locator(".leaflet-control-layers label").all_inner_texts()
