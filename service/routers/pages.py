@@ -157,9 +157,9 @@ def dispatcher_map(
         )
         options = page_options(session, settings, flt, base)
     except FilterError as exc:
-        return _refused(422, exc.message, exc.field, base)
+        return refused_page(422, exc.message, exc.field, base)
     except CitygridError as exc:
-        return _refused(status_for(exc), exc.message, exc.field, base)
+        return refused_page(status_for(exc), exc.message, exc.field, base)
     if principal.kind == "user":
         links = (
             (("交叉考核打分 Cross-scoring", f"{base}{ROUNDS_PATH}"),)
@@ -220,7 +220,8 @@ def inspection_rounds(
     return HTMLResponse(rounds_page(page))
 
 
-def _refused(status: int, message: str, field: str | None, base: str) -> HTMLResponse:
+def refused_page(status: int, message: str, field: str | None, base: str) -> HTMLResponse:
+    """The HTML error page of a page that cannot be shown: why, and a way back."""
     return HTMLResponse(error_page(status, message, field, back=f"{base}/"), status_code=status)
 
 
