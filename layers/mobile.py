@@ -315,8 +315,9 @@ def mobile_page(page: MobilePage) -> str:
 
 
 def _json(value: object) -> str:
-    # inside <script type="application/json">: "</" must not close the element
-    return json.dumps(value, ensure_ascii=False).replace("</", "<\\/")
+    # inside <script type="application/json">: no "<" at all, so neither "</script>" nor
+    # "<!--" can change how the HTML parser reads the block (JSON reads \u003c back as "<")
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def _map_part(t: Mapping[str, str]) -> str:

@@ -310,9 +310,9 @@ def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns
     )
     assert _cases_with_key(session, key) == 1
     session.expire_all()
-    assert session.scalar(
-        select(func.count()).where(Case.description == "离线时发现的暴露垃圾")
-    ) == 1
+    assert (
+        session.scalar(select(func.count()).where(Case.description == "离线时发现的暴露垃圾")) == 1
+    )
     page.screenshot(path=str(ARTIFACTS / "m-report.png"))
     phone.clean(live_server)
     phone.context.close()
