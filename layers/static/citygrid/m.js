@@ -455,7 +455,10 @@
       lat: state.pos.lat.toFixed(6),
       accuracy: Math.round(state.pos.accuracy || 0),
     });
-    if (state.patrol) state.fixes.push(fixOf(state.pos));
+    if (state.patrol) {
+      state.fixes.push(fixOf(state.pos));
+      if (!state.fixesSent) sendFixes(); // the first fix at once: the patrol is seen to work
+    }
     if (!state.located && $("report-form")) locate();
   }
 
@@ -760,18 +763,26 @@
     var device = $("patrol-device").value.trim();
     if (!device) return showError(form, "device_id", t("need_device"));
     localStorage.setItem("citygrid-m-device", device);
-    api("POST", "/api/patrol/sessions", { device_id: device }).then(function (answer) {
+    // the session starts by the phone's clock, the clock its fixes are stamped with
+    var body = { device_id: device, started_at: new Date().toISOString() };
+    api("POST", "/api/patrol/sessions", body).then(function (answer) {
       return readJson(answer).then(function (data) {
         if (!answer.ok) {
           var r = refusal(answer.status, data);
           return showError(form, r[0] || "device_id", r[1]);
         }
         state.patrol = { id: data.id, device: device };
-        state.fixes = state.pos ? [fixOf(state.pos)] : [];
+        state.fixes = [];
         state.fixesSent = 0;
         localStorage.setItem("citygrid-m-patrol", JSON.stringify(state.patrol));
         renderPatrol();
-        return sendFixes();
+        // a fresh fix to begin with (the last one seen was taken before the session); the
+        // watch brings the next ones
+        navigator.geolocation.getCurrentPosition(onPosition, function () {}, {
+          enableHighAccuracy: true,
+          maximumAge: 0,
+          timeout: 20000,
+        });
       });
     }, function () {
       showError(form, "device_id", t("needs_network"));

@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 from gis.datum import wgs84_to_gcj02
 from service.accounts.principal import SYSTEM
 from service.clock import now
-from service.db.models import Case
+from service.db.models import Case, Device, GpsFix, PatrolSession
 from service.grids.registry import Registry
+from service.patrol.workers import PatrolService, WorkerInput
 from service.settings import AppSettings
 from service.supervision.orders import OrderInput, OrderService
 from tests.helpers.accounts import make_user
@@ -314,5 +315,42 @@ def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns
         session.scalar(select(func.count()).where(Case.description == "离线时发现的暴露垃圾")) == 1
     )
     page.screenshot(path=str(ARTIFACTS / "m-report.png"))
+    phone.clean(live_server)
+    phone.context.close()
+
+
+def test_a_patrol_started_on_the_phone_sends_its_fixes_and_ends(
+    browser: Any, live_server: str, world: dict[str, Any], session: Session, settings: AppSettings
+) -> None:
+    PatrolService(session, settings).save_worker(
+        WorkerInput(code="W-A1", name="网格员甲", grid_codes=[A1], devices=["phone-a1"]), SYSTEM
+    )
+    session.commit()
+    phone = Phone(browser, x=30, y=130)
+    phone.log_in(live_server)
+    page = phone.page
+    page.get_by_role("tab", name="巡查").tap()
+    page.locator("#patrol-start").tap()  # no device yet: said next to the field
+    assert page.locator('[data-error-for="device_id"]').inner_text() == "请填写设备编号"
+    page.fill("#patrol-device", "phone-a1")
+    page.locator("#patrol-start").tap()
+    page.wait_for_function("() => !document.querySelector('#patrol-start').offsetParent")
+    lon, lat = point_lonlat(60, 130)  # the phone moves: its next fix is sent at once
+    phone.context.set_geolocation({"longitude": lon, "latitude": lat})
+    page.wait_for_function(
+        "() => document.querySelector('#patrol-status').textContent.includes('已上传 1 个')"
+    )
+    page.locator("#patrol-stop").tap()
+    page.wait_for_function(
+        "() => document.querySelector('#patrol-status').textContent === '未在巡查'"
+    )
+    session.expire_all()
+    (device,) = session.scalars(select(Device).where(Device.device_id == "phone-a1"))
+    (patrol,) = session.scalars(select(PatrolSession).where(PatrolSession.device_key == device.id))
+    assert patrol.ended_at is not None
+    fixes = session.scalars(select(GpsFix).where(GpsFix.device_key == device.id)).all()
+    # the phone's WGS 84 position, stored as sent
+    assert (fixes[0].lon, fixes[0].lat) == pytest.approx((lon, lat), abs=1e-9)
+    assert all(patrol.started_at <= f.at for f in fixes)
     phone.clean(live_server)
     phone.context.close()
