@@ -95,9 +95,12 @@ class Phone:
     """A 360 × 800 touch phone at (x, y) metres in the small city, recording page errors, CSP
     violations, requests and the bytes of each answer."""
 
-    def __init__(self, browser: Any, x: float = 50, y: float = 150) -> None:
+    def __init__(
+        self, browser: Any, x: float = 50, y: float = 150, service_workers: str = "allow"
+    ) -> None:
         lon, lat = point_lonlat(x, y)
         self.context = browser.new_context(
+            service_workers=service_workers,
             viewport={"width": 360, "height": 800},
             device_scale_factor=2,
             is_mobile=True,
@@ -218,14 +221,63 @@ def test_the_page_shows_my_grids_my_position_and_my_tasks(
         f"() => !document.querySelector('#tasks-verify li[data-case=\"{world['to_verify']}\"]')"
     )
     page.screenshot(path=str(ARTIFACTS / "m-tasks.png"))
+
+    # the service worker keeps the app shell: without network the page opens from it
+    cached = page.evaluate(
+        """async () => {
+            await navigator.serviceWorker.ready;
+            const names = (await caches.keys()).filter(n => n.startsWith("citygrid-m-"));
+            const cache = await caches.open(names[0]);
+            return (await cache.keys()).map(r => new URL(r.url).pathname);
+        }"""
+    )
+    assert {"/m/", "/static/citygrid/m.js", "/static/citygrid/m.css"} <= set(cached)
+    assert {"/static/vendor/leaflet@1.9.3/leaflet.js"} <= set(cached)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+    phone.context.set_offline(True)
+    (worker,) = phone.context.service_workers
+    reach = "() => fetch('/healthz').then(() => 'network', () => 'none')"
+    assert worker.evaluate(reach) == "none"  # the worker itself has no network either
+    answer = page.reload()
+    assert answer is not None and answer.from_service_worker
+    page.locator("h1").wait_for()
+    assert page.locator("h1").inner_text() == "网格员工作台"
+    assert page.locator("#m-net").inner_text() == "离线"
+    page.wait_for_function("() => typeof L !== 'undefined' && document.querySelector('#m-map')")
+    phone.context.set_offline(False)
     phone.clean(live_server)
     phone.context.close()
 
 
-def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns(
+class PhotoRoute:
+    """A stand-in for ``POST /api/cases/{id}/photos`` (the photo service is built apart): it
+    records each upload and answers ``status``, so the test depends on no photo route."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        self.posts: list[dict[str, Any]] = []
+
+    def __call__(self, route: Any) -> None:
+        request = route.request
+        self.posts.append(
+            {
+                "path": urlsplit(request.url).path,
+                "body": request.post_data_buffer,
+                "key": request.headers.get("idempotency-key"),
+                "answered": self.status,
+            }
+        )
+        route.fulfill(status=self.status, json={"detail": "stand-in"})
+
+
+def test_a_report_made_offline_becomes_exactly_one_case_with_its_photo_when_online_again(
     browser: Any, live_server: str, world: dict[str, Any], session: Session
 ) -> None:
-    phone = Phone(browser, x=100, y=150)  # on the edge between A-01 and A-02
+    # on the edge between A-01 and A-02; without the service worker, so that the stand-in
+    # photo route sees the uploads (writes never go through the worker anyway)
+    phone = Phone(browser, x=100, y=150, service_workers="block")
+    photos = PhotoRoute(404)  # first: no photo service yet
+    phone.context.route(re.compile(r".*/api/cases/\d+/photos$"), photos)
     phone.log_in(live_server)
     page = phone.page
     page.get_by_role("tab", name="上报").tap()
@@ -259,19 +311,31 @@ def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns
     assert case.source == "patrol" and case.reporter_user_id == world["worker"].id
     assert case.fields == {"grid_confirmed": A1}
     assert case.grid_code in (unit_code(COMM_A, 1), unit_code(COMM_A, 2))
-    # its photo waits in the outbox until the photo service answers
+    # its photo went to the case's photo route: multipart file, stage and position
     page.wait_for_function(
         "() => document.querySelector('#outbox-items li[data-kind=photo][data-state=pending]')"
     )
-    (photo,) = phone.outbox()
-    assert photo["kind"] == "photo" and photo["size"] == len(PNG)
+    (first,) = photos.posts
+    assert first["path"] == f"/api/cases/{case_id}/photos"
+    lon, lat = point_lonlat(100, 150)
+    assert b'name="file"; filename="p.png"' in first["body"] and PNG in first["body"]
+    assert b'name="stage"\r\n\r\nbefore\r\n' in first["body"]
+    assert f'name="lon"\r\n\r\n{lon}'.encode() in first["body"]
+    assert f'name="lat"\r\n\r\n{lat}'.encode() in first["body"]
+    # … which is not there yet: the photo waits in the outbox
+    (kept,) = phone.outbox()
+    assert kept["kind"] == "photo" and kept["size"] == len(PNG) and kept["state"] == "pending"
+    assert first["key"] == kept["key"]
 
-    # offline: the report waits in IndexedDB with its key, nothing reaches the service
+    # offline: the report and its photo wait in IndexedDB, nothing reaches the service
     phone.context.set_offline(True)
     page.wait_for_function("() => !navigator.onLine")
     assert page.locator("#m-net").inner_text() == "离线"
     page.select_option("#report-category", "0102")
     page.fill("#report-description", "离线时发现的暴露垃圾")
+    page.set_input_files(
+        "#report-photo", files=[{"name": "q.png", "mimeType": "image/png", "buffer": PNG}]
+    )
     page.click("#report-submit")
     page.wait_for_function(
         "() => document.querySelector('#report-result').textContent.includes('待发送')"
@@ -281,15 +345,28 @@ def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns
     key = queued[0]["key"]
     assert re.fullmatch(r"[0-9a-f-]{36}", key)
     assert queued[0]["body"]["description"] == "离线时发现的暴露垃圾"
-    assert _cases_with_key(session, key) == 0
+    waiting_photos = [i for i in phone.outbox() if i["kind"] == "photo"]
+    assert len(waiting_photos) == 2 and waiting_photos[1]["caseKey"] == key  # the new report's
+    assert page.locator("#outbox-count").inner_text() == "3"
+    assert _cases_with_key(session, key) == 0 and len(photos.posts) == 1
 
-    # back online: sent once, gone from the outbox
+    # back online, the photo service there now: everything sent once, the outbox empty
+    photos.status = 201
     phone.context.set_offline(False)
     page.wait_for_function(
-        "() => !document.querySelector('#outbox-items li[data-kind=case]')", timeout=60_000
+        "() => document.querySelector('#outbox-count').textContent === '0'", timeout=60_000
     )
     assert _cases_with_key(session, key) == 1
-    assert "案件编号" in result.inner_text()
+    session.expire_all()
+    new_id = session.scalar(select(Case.id).where(Case.idempotency_key == key))
+    assert f"案件编号 {new_id}" in result.inner_text()
+    sent = [(p["path"], p["answered"]) for p in photos.posts]
+    assert sent == [
+        (f"/api/cases/{case_id}/photos", 404),
+        (f"/api/cases/{case_id}/photos", 201),
+        (f"/api/cases/{new_id}/photos", 201),
+    ]
+    assert b'filename="q.png"' in photos.posts[2]["body"]
 
     # the same queue item sent again (a lost answer, a second tab): still one case
     page.evaluate(
@@ -314,6 +391,7 @@ def test_a_report_made_offline_becomes_exactly_one_case_when_the_network_returns
     assert (
         session.scalar(select(func.count()).where(Case.description == "离线时发现的暴露垃圾")) == 1
     )
+    assert len(photos.posts) == 3  # no photo sent twice either
     page.screenshot(path=str(ARTIFACTS / "m-report.png"))
     phone.clean(live_server)
     phone.context.close()
