@@ -214,7 +214,8 @@ class MobilePage:
     of my grids (``None``: the whole city); ``bounds``: their extent in WGS 84 (west, south,
     east, north). ``actions``: the case actions the worker holds (``verify``, ``rework``,
     ``feedback``); ``report``, ``patrol`` and ``orders`` say whether those parts are shown.
-    ``base``: the service's root path, prefixed to every API URL.
+    ``base``: the service's root path, prefixed to every API URL; ``extra``: more settings
+    handed to the script as they are.
     """
 
     who: str
@@ -253,6 +254,7 @@ def mobile_page(page: MobilePage) -> str:
     other: Lang = "en" if page.lang == "zh" else "zh"
     config = {
         "base": page.base,
+        "user": page.who,
         "csrf": page.csrf_token,
         "lang": page.lang,
         "datum": page.datum,
@@ -270,7 +272,8 @@ def mobile_page(page: MobilePage) -> str:
     account = f'<span class="m-who">{_e(page.who)}</span>'
     if page.logout_action:
         account = (
-            f'<form method="post" action="{_e(page.logout_action)}" class="m-account">'
+            f'<form method="post" action="{_e(page.logout_action)}" class="m-account" '
+            'id="m-logout">'
             f'{account}<input type="hidden" name="{_e(page.csrf_field)}" '
             f'value="{_e(page.csrf_token)}"><button type="submit">{_e(t["logout"])}</button></form>'
         )

@@ -261,7 +261,8 @@
       function next() {
         if (i >= items.length) return null;
         var item = items[i++];
-        if (item.state === "failed") return next();
+        // sent only under the account that queued it: the service records who reported
+        if (item.state === "failed" || (item.user && item.user !== cfg.user)) return next();
         var step = item.kind === "case" ? sendCase(item) : sendPhoto(item);
         return step.then(function (go) {
           return go ? next() : null;
@@ -662,6 +663,7 @@
       blob: blob,
       lon: p ? p.lon : null,
       lat: p ? p.lat : null,
+      user: cfg.user,
       created: new Date().toISOString(),
       state: "waiting",
     };
@@ -704,7 +706,14 @@
     var chosen = form.querySelector('input[name="grid"]:checked');
     if (chosen && !$("report-candidates").hidden) body.fields.grid_confirmed = chosen.value;
     var photo = $("report-photo").files[0];
-    var item = { kind: "case", key: key, body: body, created: body.reported_at, state: "waiting" };
+    var item = {
+      kind: "case",
+      key: key,
+      body: body,
+      user: cfg.user,
+      created: body.reported_at,
+      state: "waiting",
+    };
     pendingKeys[key] = true;
     var saved = outbox.add(item);
     if (photo) {
@@ -854,6 +863,33 @@
     $("patrol-stop").addEventListener("click", stopPatrol);
     renderPatrol();
     setInterval(sendFixes, 15000);
+  }
+
+  // logging out leaves no case data read from the API on the phone (the outbox stays: its
+  // reports are sent when their account logs in again)
+  if ($("m-logout")) {
+    $("m-logout").addEventListener("submit", function (event) {
+      if (!self.caches) return;
+      event.preventDefault();
+      var form = event.target;
+      caches.keys().then(function (names) {
+        return Promise.all(names.filter(function (n) {
+          return n.indexOf("citygrid-m-") === 0;
+        }).map(function (n) {
+          return caches.open(n).then(function (cache) {
+            return cache.keys().then(function (requests) {
+              return Promise.all(requests.filter(function (r) {
+                return new URL(r.url).pathname.indexOf(base + "/api/") === 0;
+              }).map(function (r) {
+                return cache.delete(r);
+              }));
+            });
+          });
+        }));
+      }).catch(function () {}).then(function () {
+        form.submit();
+      });
+    });
   }
 
   showTab("map");

@@ -245,6 +245,19 @@ def test_the_page_shows_my_grids_my_position_and_my_tasks(
     assert page.locator("#m-net").inner_text() == "离线"
     page.wait_for_function("() => typeof L !== 'undefined' && document.querySelector('#m-map')")
     phone.context.set_offline(False)
+
+    # logging out leaves none of the API's answers in the phone's cache
+    page.locator("#m-logout button").tap()
+    page.wait_for_url(re.compile(r".*/login$"))
+    left = page.evaluate(
+        """async () => {
+            const out = [];
+            for (const n of await caches.keys())
+                for (const r of await (await caches.open(n)).keys()) out.push(r.url);
+            return out;
+        }"""
+    )
+    assert left and not [u for u in left if "/api/" in u]
     phone.clean(live_server)
     phone.context.close()
 
@@ -369,24 +382,29 @@ def test_a_report_made_offline_becomes_exactly_one_case_with_its_photo_when_onli
     assert b'filename="q.png"' in photos.posts[2]["body"]
 
     # the same queue item sent again (a lost answer, a second tab): still one case
+    # … and a report another account queued on this phone waits for that account
+    other = "00000000-0000-4000-8000-000000000001"
     page.evaluate(
-        """(item) => new Promise((resolve, reject) => {
+        """([item, other]) => new Promise((resolve, reject) => {
             const open = indexedDB.open("citygrid-m", 1);
             open.onsuccess = () => {
                 const tx = open.result.transaction("outbox", "readwrite");
-                tx.objectStore("outbox").add(
-                    {kind: "case", key: item.key, body: item.body, state: "waiting"});
+                const box = tx.objectStore("outbox");
+                box.add({kind: "case", key: item.key, body: item.body, state: "waiting"});
+                box.add({kind: "case", key: other, body: item.body, state: "waiting",
+                         user: "网格员乙 (gw-b)"});
                 tx.oncomplete = resolve;
                 tx.onerror = () => reject(tx.error);
             };
         })""",
-        queued[0],
+        [queued[0], other],
     )
     page.click("#outbox-send")
     page.wait_for_function(
-        "() => !document.querySelector('#outbox-items li[data-kind=case]')", timeout=60_000
+        "() => document.querySelector('#outbox-count').textContent === '1'", timeout=60_000
     )
-    assert _cases_with_key(session, key) == 1
+    assert [i["key"] for i in phone.outbox()] == [other]
+    assert _cases_with_key(session, key) == 1 and _cases_with_key(session, other) == 0
     session.expire_all()
     assert (
         session.scalar(select(func.count()).where(Case.description == "离线时发现的暴露垃圾")) == 1
