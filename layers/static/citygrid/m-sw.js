@@ -52,14 +52,18 @@
 
   function networkFirst(request, key) {
     return fetch(request).then(function (answer) {
-      if (answer.ok && !answer.redirected) {
-        var copy = answer.clone();
-        caches.open(CACHE).then(function (cache) {
-          cache.put(key || request, copy);
-        });
-      }
-      return answer;
-    }).catch(function () {
+      if (!answer.ok || answer.redirected) return answer;
+      var copy = answer.clone();
+      // kept before the page gets the answer: once its fetch is settled the copy is stored
+      // (the page's logout deletes the copies after waiting for its fetches)
+      return caches.open(CACHE).then(function (cache) {
+        return cache.put(key || request, copy);
+      }).then(function () {
+        return answer;
+      }, function () {
+        return answer;
+      });
+    }, function () {
       return caches.match(key || request).then(function (hit) {
         return hit || Response.error();
       });

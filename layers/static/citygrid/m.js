@@ -66,7 +66,21 @@
 
   // -- the API --------------------------------------------------------------------------------
 
+  var inflight = []; // fetches not yet settled (logging out waits for them)
+  var leaving = false; // logging out: no new call starts
+
   function api(method, path, body, headers) {
+    if (leaving) return Promise.reject(new Error("logging out"));
+    var call = request(method, path, body, headers);
+    inflight.push(call);
+    var done = function () {
+      inflight.splice(inflight.indexOf(call), 1);
+    };
+    call.then(done, done);
+    return call;
+  }
+
+  function request(method, path, body, headers) {
     var h = Object.assign({ Accept: "application/json" }, headers || {});
     var init = { method: method, headers: h, credentials: "same-origin" };
     if (method !== "GET") h["X-CSRFToken"] = cfg.csrf;
@@ -872,7 +886,13 @@
       if (!self.caches) return;
       event.preventDefault();
       var form = event.target;
-      caches.keys().then(function (names) {
+      leaving = true;
+      var settled = inflight.map(function (call) {
+        return call.catch(function () {});
+      });
+      Promise.all(settled).then(function () {
+        return caches.keys();
+      }).then(function (names) {
         return Promise.all(names.filter(function (n) {
           return n.indexOf("citygrid-m-") === 0;
         }).map(function (n) {
