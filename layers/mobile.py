@@ -85,6 +85,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "not_located": "当前位置不在任何网格内",
         "need_position": "请先获得定位再上报",
         "need_category": "请选择问题类别",
+        "required_field": "{name}（必填）",
+        "need_field": "请填写 {name}",
         "submit_report": "提交上报",
         "queued": "已保存到待发送队列，有网络时自动发送。",
         "sent": "已上报，案件编号 {id}。",
@@ -159,6 +161,8 @@ TEXTS: dict[Lang, dict[str, str]] = {
         "not_located": "This position lies in no grid",
         "need_position": "Wait for a position before reporting",
         "need_category": "Choose a category",
+        "required_field": "{name} (required)",
+        "need_field": "Fill in {name}",
         "submit_report": "Send the report",
         "queued": "Saved in the outbox; it is sent when the network returns.",
         "sent": "Reported: case {id}.",
@@ -380,6 +384,7 @@ def _report_part(t: Mapping[str, str]) -> str:
         f'<select id="report-category" name="category_code" required>'
         f'<option value="">{_e(t["choose"])}</option></select>'
         '<p class="m-error" data-error-for="category_code" role="alert"></p>'
+        '<div id="report-fields"></div>'
         f'<label for="report-description">{_e(t["description"])}</label>'
         '<textarea id="report-description" name="description" rows="3" maxlength="4000">'
         "</textarea>"

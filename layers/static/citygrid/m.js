@@ -511,6 +511,19 @@
     }).catch(function () {});
   }
 
+  // the category's required fields (catalogue data: their names are the labels)
+  function renderFields() {
+    var holder = $("report-fields");
+    holder.textContent = "";
+    var c = state.categories[$("report-category").value];
+    ((c && c.required_fields) || []).forEach(function (name) {
+      var id = "report-field-" + name;
+      holder.appendChild(el("label", { for: id }, t("required_field", { name: name })));
+      holder.appendChild(el("input", { id: id, "data-field": name, maxlength: "200" }));
+      holder.appendChild(el("p", { class: "m-error", "data-error-for": "fields." + name, role: "alert" }));
+    });
+  }
+
   function caseItem(c) {
     var li = el("li", { "data-case": c.id, "data-status": c.status });
     var b = el("button", { type: "button", class: "m-link" },
@@ -717,6 +730,13 @@
       reported_at: new Date().toISOString(),
       fields: {},
     };
+    var missing = null;
+    $("report-fields").querySelectorAll("input[data-field]").forEach(function (input) {
+      var value = input.value.trim();
+      if (value) body.fields[input.dataset.field] = value;
+      else missing = missing || input.dataset.field;
+    });
+    if (missing) return showError(form, "fields." + missing, t("need_field", { name: missing }));
     var chosen = form.querySelector('input[name="grid"]:checked');
     if (chosen && !$("report-candidates").hidden) body.fields.grid_confirmed = chosen.value;
     var photo = $("report-photo").files[0];
@@ -737,6 +757,7 @@
     }
     saved.then(function () {
       form.reset();
+      renderFields();
       state.located = null;
       $("report-candidates").hidden = true;
       $("report-result").textContent = t("queued");
@@ -864,6 +885,7 @@
   }
   if ($("report-form")) {
     $("report-form").addEventListener("submit", report);
+    $("report-category").addEventListener("change", renderFields);
     $("report-locate").addEventListener("click", locate);
   }
   if ($("patrol-form")) {

@@ -450,3 +450,47 @@ def test_a_patrol_started_on_the_phone_sends_its_fixes_and_ends(
     assert all(patrol.started_at <= f.at for f in fixes)
     phone.clean(live_server)
     phone.context.close()
+
+
+def test_a_report_outside_every_grid_is_refused_once_shown_and_removed_by_hand(
+    browser: Any, live_server: str, world: dict[str, Any], session: Session
+) -> None:
+    phone = Phone(browser, x=2000, y=2000)  # well outside the small city
+    phone.log_in(live_server)
+    page = phone.page
+    page.get_by_role("tab", name="上报").tap()
+    page.wait_for_function(
+        "() => document.querySelector('#report-grid').textContent === '当前位置不在任何网格内'"
+    )
+    page.wait_for_function("() => document.querySelectorAll('#report-category option').length > 5")
+
+    # a category with a required field: asked for on the phone before anything is queued
+    page.select_option("#report-category", "0203")
+    page.locator("#report-field-shop_name").wait_for()
+    page.fill("#report-description", "城外的违规牌匾")
+    page.click("#report-submit")
+    assert page.locator('[data-error-for="fields.shop_name"]').inner_text() == "请填写 shop_name"
+    assert phone.outbox() == []
+
+    # the service refuses the position: the reason next to it and in the outbox, no case
+    page.fill("#report-field-shop_name", "某某超市")
+    page.click("#report-submit")
+    failed = page.locator("#outbox-items li[data-state=failed]")
+    failed.wait_for()
+    assert "被拒绝" in failed.inner_text()
+    assert "allow_unassigned" in page.locator('[data-error-for="lon,lat"]').inner_text()
+    (item,) = phone.outbox()
+    assert item["state"] == "failed" and item["body"]["fields"] == {"shop_name": "某某超市"}
+    session.expire_all()
+    assert session.scalar(select(func.count()).where(Case.description == "城外的违规牌匾")) == 0
+
+    # never sent again unchanged; the worker removes it
+    page.click("#outbox-send")
+    page.wait_for_function("() => document.querySelector('#outbox-count').textContent === '1'")
+    failed.get_by_role("button", name="删除").tap()
+    page.wait_for_function("() => document.querySelector('#outbox-count').textContent === '0'")
+    assert phone.outbox() == []
+    session.expire_all()
+    assert session.scalar(select(func.count()).where(Case.description == "城外的违规牌匾")) == 0
+    phone.clean(live_server)
+    phone.context.close()
