@@ -42,6 +42,7 @@ from service.routers import (
     heat,
     hotspots,
     inspection,
+    mobile,
     notify,
     ogc,
     open311,
@@ -177,6 +178,7 @@ def create_app(
         ogc,
         tiles,
         pages,
+        mobile,
     ):
         app.include_router(module.router)
     app.include_router(supervision.case_router)

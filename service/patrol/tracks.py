@@ -105,6 +105,9 @@ class TrackWriter:
         if not rows:
             return out
         sessions = pd.DataFrame(rows, columns=["id", "device", "start", "end"]).sort_values("start")
+        # open sessions end in NULL: with only open ones the column would hold None objects,
+        # which do not compare with the fixes' times (a float column holds NaN instead)
+        sessions["end"] = sessions["end"].astype("float64")
         fixes = pd.DataFrame({"device": device, "t": at_us, "pos": np.arange(at_us.size)})
         fixes = fixes.sort_values("t")
         hit = pd.merge_asof(

@@ -174,9 +174,9 @@ def dispatcher_map(
         )
         options = page_options(session, settings, flt, base)
     except FilterError as exc:
-        return _refused(request, 422, exc.localized(tr), exc.field, locale)
+        return refused_page(request, 422, exc.localized(tr), exc.field, locale)
     except CitygridError as exc:
-        return _refused(request, status_for(exc), exc.message, exc.field, locale)
+        return refused_page(request, status_for(exc), exc.message, exc.field, locale)
     options = dataclasses.replace(options, locale=tr.locale, timezone=tr.timezone)
     if principal.kind == "user":
         links = (
@@ -217,7 +217,7 @@ def inspection_rounds(
     month = period or datetime.now(ZoneInfo(settings.grids.timezone)).strftime("%Y-%m")
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         message = messages(locale).gettext(BAD_PERIOD, value=repr(month))
-        return _refused(request, 422, message, "period", locale, back=f"{base}{ROUNDS_PATH}")
+        return refused_page(request, 422, message, "period", locale, back=f"{base}{ROUNDS_PATH}")
     page = RoundsPage(
         who=principal.label,
         period=month,
@@ -237,7 +237,7 @@ def inspection_rounds(
     return HTMLResponse(rounds_page(page))
 
 
-def _refused(
+def refused_page(
     request: Request,
     status: int,
     message: str,

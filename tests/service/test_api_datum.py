@@ -112,6 +112,9 @@ EXEMPT = {
     "/login": "the login page (HTML)",
     "/assessment/rounds": "the cross-scoring page (HTML); its data comes from the routes above",
     "/i18n/{locale}.json": "the pages' script texts (no positions)",
+    # The phone page is HTML; its extent is WGS 84 and the script shifts it (and the phone's
+    # position) as the base map needs; its data comes from the routes above.
+    "/m/": "the grid worker's phone page (HTML)",
     # An issued document is a file kept byte for byte as issued (its map is a picture).
     "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
     # A photo's bytes: a picture (EXIF stripped) or a video; its metadata route takes datum.

@@ -164,6 +164,18 @@ def test_a_session_end_splits_the_track(client, worker, session):
     assert [t.n_fixes for t in tracks] == [15, len(fixes) - 15]
 
 
+def test_fixes_sent_during_an_open_session_are_stored_in_its_track(client, worker, session):
+    fixes = walk([(0, 50), (400, 50)])
+    r = client.post(
+        "/api/patrol/sessions", json={"device_id": "phone-1", "started_at": fixes[0]["time"]}
+    )
+    assert r.status_code == 201  # not ended: the phone page sends its fixes meanwhile
+    r = client.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": fixes})
+    assert r.status_code == 200, r.text
+    tracks = session.scalars(select(PatrolTrack)).all()
+    assert [t.n_fixes for t in tracks] == [len(fixes)]
+
+
 GPX = """<?xml version="1.0" encoding="UTF-8"?>
 <gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">
 <trk><name>patrol</name><trkseg>
