@@ -37,6 +37,7 @@ from service.routers import (
     campaigns,
     cases,
     catalogue,
+    citizen,
     coverage,
     grids,
     heat,
@@ -174,12 +175,14 @@ def create_app(
         coverage,
         heat,
         open311,
+        citizen,
         ogc,
         tiles,
         pages,
     ):
         app.include_router(module.router)
     app.include_router(supervision.case_router)
+    app.include_router(citizen.page_router)
     pages.mount_static(app)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[Anyone()])
