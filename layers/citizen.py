@@ -22,6 +22,7 @@ from layers.i18n import N_, Messages, catalogue_script, messages
 from layers.login import Lang
 
 __all__ = [
+    "NOT_FOUND",
     "STATUS_TEXTS",
     "CategoryChoice",
     "MapPage",
@@ -49,6 +50,9 @@ STATUS_TEXTS: dict[str, str] = {
     "rejected": N_("Not accepted"),
     "merged": N_("Merged with an earlier report of the same problem"),
 }
+
+
+NOT_FOUND = N_("No report has this tracking number; check the number you were given.")
 
 
 def _e(value: object) -> str:

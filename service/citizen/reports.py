@@ -25,7 +25,7 @@ from service.cases.catalogue import Catalogue
 from service.citizen.tracking import case_id_of, tracking_number
 from service.clock import now
 from service.db.models import Case, Category
-from service.errors import InvalidInput, NotFound
+from service.errors import CitygridError, InvalidInput, NotFound
 from service.grids.registry import Registry
 from service.grids.repository import GridFilter
 from service.photos.photos import PhotoService, PhotoUpload
@@ -100,7 +100,13 @@ class CitizenReports:
                 field="lat,long",
             ) from exc
         if created and photo is not None:
-            PhotoService(self.session, self.settings).upload_citizen(case, photo, by)
+            try:
+                PhotoService(self.session, self.settings).upload_citizen(case, photo, by)
+            except CitygridError as exc:
+                if exc.field != "file":
+                    raise
+                # the form's field is "media" (as Open311 clients name it): say that one
+                raise type(exc)(exc.message, field="media", **exc.extra) from exc
         return self._receipt(case, created=created)
 
     @staticmethod

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from layers.citizen import (
+    NOT_FOUND,
     CategoryChoice,
     MapPage,
     ReportPage,
@@ -163,7 +164,7 @@ def report_status_page(
     try:
         case = CitizenReports(session, settings).status(page.number, _scoped(settings, by))
     except NotFound:
-        error = tr.gettext("No report has this tracking number; check the number you were given.")
+        error = tr.gettext(NOT_FOUND)
         return HTMLResponse(status_page(dataclasses.replace(page, error=error)), status_code=404)
     view = StatusView(
         tracking_number=page.number.upper(),
