@@ -271,14 +271,17 @@ async def create_report(
 ) -> JSONResponse:
     form = await request.form(max_files=1, max_fields=40)
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+    device = None
     if (await current_principal(request)) is ANONYMOUS:
-        _guard(request, settings, fields)
+        device = _guard(request, settings, fields)
     photo = await _photo(form.get("media"), settings)
     key = given(request.headers.get("idempotency-key"))
     item = dataclasses.replace(case_input(fields, key, settings.grids.timezone), source="citizen")
     upload = PhotoUpload(data=photo, step="report") if photo is not None else None
     reports = CitizenReports(session, settings)
     receipt = await run_in_threadpool(reports.report, item, upload, by)
+    if device is not None and receipt.created:
+        _devices(request, settings).count(device)  # a retry or a refusal is not a report
     body = receipt_json(
         receipt, f"{_base(request)}{STATUS_PATH}", datum, settings.public.precision_m
     )
@@ -286,9 +289,22 @@ async def create_report(
     return JSONResponse(body, status_code=201 if receipt.created else 200, headers=headers)
 
 
-def _guard(request: Request, settings: AppSettings, fields: dict[str, str]) -> None:
+def _devices(request: Request, settings: AppSettings) -> RateLimit:
+    return app_cache(
+        request.app,
+        "citizen_devices",
+        lambda: RateLimit(f"{settings.public.reports_per_device_per_hour}/hour"),
+    )
+
+
+def _guard(request: Request, settings: AppSettings, fields: dict[str, str]) -> str:
     """The abuse guard of anonymous reports: a device token, then the per-device and the
-    per-address limits (429 with Retry-After past either)."""
+    per-address limits (429 with Retry-After past either); the device token.
+
+    The address counts every attempt (it guards the service, as for Open311); the device
+    counts the reports taken (it guards the office from one phone's flood), so a citizen
+    who marked a place outside the city, or whose answer was lost and who retried, still has
+    their reports."""
     device = given(fields.get("device_id"))
     if device is None or not _DEVICE.match(device):
         raise BadParameter(
@@ -296,18 +312,14 @@ def _guard(request: Request, settings: AppSettings, fields: dict[str, str]) -> N
             "letters, digits, - or _)",
             field="device_id",
         )
-    per_device = app_cache(
-        request.app,
-        "citizen_devices",
-        lambda: RateLimit(f"{settings.public.reports_per_device_per_hour}/hour"),
-    )
-    per_device.hit(device, "reports", "this device")
+    _devices(request, settings).check(device, "reports", "this device")
     per_address = app_cache(  # the same count as Open311's anonymous POSTs
         request.app,
         "anonymous_reports",
         lambda: RateLimit(f"{settings.auth.public_reports_per_hour}/hour"),
     )
     per_address.hit(request.client.host if request.client else "unknown", "anonymous reports")
+    return device
 
 
 async def _photo(value: Any, settings: AppSettings) -> bytes | None:

@@ -189,9 +189,15 @@ def test_bad_reports_are_refused_naming_the_field(
 def test_anonymous_reports_are_limited_per_device(settings, sessions, case_city) -> None:
     open_city = open_settings(settings, per_hour=100, per_device=2)
     with TestClient(create_app(open_city, sessions=sessions)) as c:
-        codes = [report(c, x=50 + 100 * i).status_code for i in range(3)]
+        outside = report(c, x=5000, y=5000)  # refused: not one of the device's reports
+        first = report(c, x=50, key="retry-1")
+        retry = report(c, x=50, key="retry-1")  # a lost answer asked again: the same report
+        second = report(c, x=150)
+        third = report(c, x=250)
         other_device = report(c, x=450, device="device-dddddddddddddddd")
-    assert codes == [201, 201, 429]
+    codes = [a.status_code for a in (outside, first, retry, second, third)]
+    assert codes == [422, 201, 200, 201, 429]
+    assert int(third.headers["retry-after"]) > 0 and "this device" in third.json()["detail"]
     assert other_device.status_code == 201
 
 
