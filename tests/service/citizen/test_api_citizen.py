@@ -322,3 +322,28 @@ def test_pages_are_chinese_first_and_load_nothing_from_outside(citizen: TestClie
     public_map = citizen.get("/public/map", params={"lang": "zh_CN"})  # English was remembered
     assert public_map.status_code == 200 and "问题地图" in public_map.text
     assert not re.search(r"(src|href)=\"https?://", public_map.text)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"description": "垃圾\x00"}, None),
+        ({"lat": "nan"}, "lat"),
+        ({"lat": "1e400"}, "lat"),
+        ({"lat": "95"}, None),
+        ({"datum": "mars"}, None),
+        ({"phone": "1" * 41}, "phone"),
+    ],
+)
+def test_hostile_fields_get_a_client_error(citizen: TestClient, session, change, field) -> None:
+    before = count(session, Case)
+    r = report(citizen, **change)
+    assert 400 <= r.status_code < 500, r.text
+    if field is not None:
+        assert r.json()["field"] == field
+    assert count(session, Case) == before
+
+
+def test_a_body_that_is_no_form_is_a_client_error(citizen: TestClient) -> None:
+    r = citizen.post("/api/public/reports", json={"service_code": "0102"})
+    assert r.status_code == 400 and r.json()["field"] == "device_id"
