@@ -60,6 +60,7 @@ MAP_PATH = "/public/map"
 API = "/api/public"
 _DEVICE = re.compile(r"^[A-Za-z0-9_-]{16,200}$")
 _CHUNK = 1 << 20
+_FORM_ALLOWANCE = 64 * 1024  # the text fields and the multipart framing of a report
 
 
 def public_map(settings: AppSettings) -> bool:
@@ -269,6 +270,7 @@ async def create_report(
     by: Reporter,
     datum: DatumQuery = "wgs84",
 ) -> JSONResponse:
+    _check_length(request, settings)
     form = await request.form(max_files=1, max_fields=40)
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
     device = None
@@ -287,6 +289,20 @@ async def create_report(
     )
     headers = None if receipt.created else {"Idempotent-Replayed": "true"}
     return JSONResponse(body, status_code=201 if receipt.created else 200, headers=headers)
+
+
+def _check_length(request: Request, settings: AppSettings) -> None:
+    """413 for a body announced larger than one photo and the fields, before it is read (a
+    body sent without its length is cut at the photo limit as it is read; a reverse proxy's
+    body limit is the way to refuse those at the door)."""
+    announced = request.headers.get("content-length", "")
+    limit = int(settings.photos.max_mb * 1e6) + _FORM_ALLOWANCE
+    if announced.isdigit() and int(announced) > limit:
+        raise PayloadTooLarge(
+            f"a report is at most {limit / 1e6:.1f} MB: one photo of CITYGRID_PHOTO_MAX_MB "
+            "and the fields",
+            field="media",
+        )
 
 
 def _devices(request: Request, settings: AppSettings) -> RateLimit:

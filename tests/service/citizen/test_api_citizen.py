@@ -347,3 +347,15 @@ def test_hostile_fields_get_a_client_error(citizen: TestClient, session, change,
 def test_a_body_that_is_no_form_is_a_client_error(citizen: TestClient) -> None:
     r = citizen.post("/api/public/reports", json={"service_code": "0102"})
     assert r.status_code == 400 and r.json()["field"] == "device_id"
+
+
+def test_a_body_larger_than_a_photo_is_refused_before_it_is_read(
+    settings, sessions, case_city, session
+) -> None:
+    small = dataclasses.replace(
+        open_settings(settings), photos=settings.photos.model_copy(update={"max_mb": 0.1})
+    )
+    with TestClient(create_app(small, sessions=sessions)) as c:
+        r = report(c, photo=jpeg(1, size=(1200, 900), quality=100) + b"\0" * 200_000)
+    assert r.status_code == 413 and r.json()["field"] == "media"
+    assert count(session, Case) == 0
