@@ -192,6 +192,10 @@ def run(
     workers = workers or server.workers
     if with_demo:
         demo()
+        # the demo city shows the citizen's pages (/report, /public/map); a real city opens
+        # them by setting these itself (both default off: a city decides to go public)
+        os.environ.setdefault("CITYGRID_PUBLIC_REPORTS", "true")
+        os.environ.setdefault("CITYGRID_PUBLIC_MAP", "true")
     else:
         migrate()
     # every worker process uses the database the command just prepared (and never starts a

@@ -37,6 +37,7 @@ from service.routers import (
     campaigns,
     cases,
     catalogue,
+    citizen,
     coverage,
     grids,
     heat,
@@ -175,6 +176,7 @@ def create_app(
         coverage,
         heat,
         open311,
+        citizen,
         ogc,
         tiles,
         pages,
@@ -182,6 +184,7 @@ def create_app(
     ):
         app.include_router(module.router)
     app.include_router(supervision.case_router)
+    app.include_router(citizen.page_router)
     pages.mount_static(app)
 
     @app.get("/healthz", include_in_schema=False, dependencies=[Anyone()])

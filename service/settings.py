@@ -222,6 +222,10 @@ class AuthSettings(BaseSettings):
     public_reports_per_hour: int = Field(
         20, ge=1, description="Anonymous reports one address may send per hour"
     )
+    public_map: bool = Field(
+        False,
+        description="The public problem map (/public/map): recent cases, coarsened positions",
+    )
 
     @model_validator(mode="after")
     def _no_defaults_in_production(self) -> AuthSettings:
@@ -404,6 +408,29 @@ class PhotoSettings(BaseSettings):
     )
 
 
+class PublicSettings(BaseSettings):
+    """What the citizen's pages show and how they guard themselves (``CITYGRID_PUBLIC_*``;
+    whether they are open at all: ``CITYGRID_PUBLIC_REPORTS`` and ``CITYGRID_PUBLIC_MAP``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYGRID_PUBLIC_", extra="ignore")
+
+    precision_m: float = Field(
+        100.0,
+        ge=10.0,
+        le=5000.0,
+        description="Positions the public sees (problem map, status page) are the centres of "
+        "square cells of this many metres",
+    )
+    map_days: int = Field(30, ge=1, le=366, description="The problem map shows this many days")
+    map_limit: int = Field(2000, ge=1, le=20000, description="Most cases on the problem map")
+    map_cache_s: int = Field(
+        60, ge=0, le=3600, description="The problem map's data is cached this long"
+    )
+    reports_per_device_per_hour: int = Field(
+        5, ge=1, description="Anonymous reports one device (the page's device token) per hour"
+    )
+
+
 @dataclass
 class AppSettings:
     """Everything the app needs, built explicitly in tests and from the environment otherwise."""
@@ -418,6 +445,7 @@ class AppSettings:
     briefs: BriefSettings = field(default_factory=BriefSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     photos: PhotoSettings = field(default_factory=PhotoSettings)
+    public: PublicSettings = field(default_factory=PublicSettings)
 
     def __post_init__(self) -> None:
         active = self.server.max_active_requests

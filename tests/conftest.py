@@ -29,6 +29,7 @@ from service.settings import (
     GridSettings,
     PatrolSettings,
     PhotoSettings,
+    PublicSettings,
 )
 
 DEFAULT_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -114,6 +115,7 @@ def make_settings(city: str, database_url: str, code_width: int = 14) -> AppSett
         patrol=PatrolSettings(_env_file=None),
         # photo files of tests go to a temporary folder, never the project's var/
         photos=PhotoSettings(_env_file=None, dir=_PHOTO_DIR),
+        public=PublicSettings(_env_file=None),
     )
 
 

@@ -17,6 +17,7 @@ from service.settings import (
     NotifySettings,
     PatrolSettings,
     PhotoSettings,
+    PublicSettings,
     ServerSettings,
 )
 
@@ -107,6 +108,7 @@ def test_every_setting_is_in_the_readme_configuration_table() -> None:
         ServerSettings,
         NotifySettings,
         PhotoSettings,
+        PublicSettings,
     ):
         prefix = str(cls.model_config.get("env_prefix", ""))
         missing += [

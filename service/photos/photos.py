@@ -103,6 +103,16 @@ class PhotoService:
             self.session.refresh(photo)
         return photo
 
+    def upload_citizen(self, case: Case, item: PhotoUpload, by: Principal) -> Photo:
+        """Store the photo of a citizen's report on ``case``, just reported by ``by``.
+
+        The report route stands for the permission: it is open to anonymous callers only when
+        the city accepts public reports. The step is ``report``, the stage ``before``."""
+        self._reported_position(item)
+        return self._store(
+            PhotoUpload(**{**item.__dict__, "step": "report"}), "before", by, (case.id, None, None)
+        )
+
     def upload_inspection(
         self, round_id: int, grid: str, item: PhotoUpload, by: Principal
     ) -> Photo:

@@ -67,3 +67,27 @@ def serve(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[str
             proc.wait(timeout=30)
             log.seek(0)
             print(log.read()[-20_000:])
+
+
+@contextmanager
+def in_thread(app: object) -> Iterator[str]:
+    """``app`` served by uvicorn on a free port in a thread of this process (so it shares the
+    test's database transaction); yields its URL. The app should admit one request at a time
+    (``CITYGRID_MAX_ACTIVE_REQUESTS=1``): its requests take turns on the test's connection."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    if not wait_for(lambda: server.started, 20):
+        raise RuntimeError("test server did not start")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

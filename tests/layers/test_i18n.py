@@ -27,6 +27,7 @@ from layers.i18n_extract import extracted
 from layers.login import forbidden_page, login_page
 from layers.page import BaseMap, PageFilter, PageOptions, dispatcher_page, error_page
 from layers.rounds import RoundsPage, rounds_page
+from tests.helpers.citizen import citizen_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ROOT / "layers"
@@ -152,6 +153,7 @@ def _pages(locale: str) -> dict[str, str]:
                 who="w", period="2026-11", organiser=True, scorer=True, csrf_token="", lang=locale
             )
         ),
+        **citizen_pages(locale),
     }
 
 
@@ -170,6 +172,9 @@ def test_every_page_renders_in_both_languages_from_the_catalogue(locale: str) ->
     assert ("403 无权访问" in pages["403"]) == chinese
     assert ("404 未找到" in pages["404"]) == chinese
     assert ("考核轮次" in pages["rounds"]) == chinese
+    assert ("上报问题" in pages["report"]) == chinese
+    assert ("已受理" in pages["report status"]) == chinese
+    assert ("问题地图" in pages["problem map"]) == chinese
     assert ("重新输入" in pages["wrong login"]) == chinese
     block = re.search(r'<script type="application/json" id="citygrid-i18n">(.*?)</script>',
                       pages["map"]).group(1)  # fmt: skip

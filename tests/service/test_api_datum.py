@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from service.cases.catalogue import seed_catalogue
+from service.citizen.tracking import tracking_number
 from service.db.models import NotifySubscription
 from service.grids.registry import Registry
 from service.maps.heat import LAYERS
@@ -115,6 +116,11 @@ EXEMPT = {
     # The phone page is HTML; its extent is WGS 84 and the script shifts it (and the phone's
     # position) as the base map needs; its data comes from the routes above.
     "/m/": "the grid worker's phone page (HTML)",
+    # the citizen's pages are HTML (their data: /api/public/cases and /api/public/reports/…)
+    "/report": "the citizen's report form (HTML)",
+    "/report/status": "a report's status page (HTML)",
+    "/public/map": "the public problem map page (HTML)",
+    "/api/public/categories": "the categories citizens may report",
     # An issued document is a file kept byte for byte as issued (its map is a picture).
     "/api/briefs/{doc_id}": "an issued document (DOCX, PDF, HTML, XLSX)",
     # A photo's bytes: a picture (EXIF stripped) or a video; its metadata route takes datum.
@@ -382,6 +388,7 @@ def world(
         "lon": lon,
         "lat": lat,
         "case_id": cases[0]["id"],
+        "tracking_number": tracking_number(demo_loaded.auth.secret_key, city, cases[0]["id"]),
         "user_id": user_id,
         "hotspot_id": spot.json()["id"],
         "street_id": street.json()["id"],
@@ -428,6 +435,7 @@ def path_values(path: str, name: str, world: dict[str, Any]) -> list[Any]:
             "user_id": world["user_id"],
             "subscription_id": world["subscription_id"],
             "photo_id": world["photo_id"],
+            "tracking_number": world["tracking_number"],
         }[name]
     ]
 
