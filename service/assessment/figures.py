@@ -176,7 +176,8 @@ WITH c AS MATERIALIZED (
   FROM cases
   WHERE city = :city AND reported_at < :e
     AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL}
-      -- an upload moves no step: evidence can come in P for a case closed before it
+      -- an upload moves no step: evidence can come in P for a case closed before it (the
+      -- planner hashes the period's photos for many cases, probes (city, case_id) for few)
       OR EXISTS (SELECT 1 FROM photos p WHERE p.city = :city AND p.case_id = cases.id
                  AND {_PHOTO_IN_P}))
     {case_filter}
