@@ -480,21 +480,21 @@ def deliver(
         bool, typer.Option("--once", help="One round (sweep, then every due delivery), then exit")
     ] = False,
 ) -> None:
-    """Send webhook deliveries (and announce newly overdue cases, and delete finished
-    deliveries past CITYGRID_NOTIFY_RETENTION_DAYS) until stopped; safe beside the server's
-    own deliverer and other `citygrid deliver` processes."""
+    """Send webhook deliveries until stopped, with the server's background sweeps (newly
+    overdue cases, 督办 escalation, deliveries past CITYGRID_NOTIFY_RETENTION_DAYS, photos past
+    CITYGRID_PHOTO_RETENTION_DAYS when set); safe beside the server's own deliverer and other
+    `citygrid deliver` processes. ``--once``: overdue cases, deliveries and their retention."""
     from service.cases.overdue import sweep_overdue
     from service.clock import now
-    from service.notify.deliverer import Deliverer, DeliveryWorker, Sweep
+    from service.factory import background_sweeps
+    from service.notify.deliverer import Deliverer, DeliveryWorker
     from service.notify.retention import prune_deliveries
-    from service.supervision.escalation import escalate
 
     settings = AppSettings()
     with _engine(settings) as engine:
         sessions = make_sessionmaker(engine)
         if not once:
-            sweeps: list[Sweep] = [sweep_overdue, escalate, prune_deliveries]
-            worker = DeliveryWorker(sessions, settings, sweeps=sweeps).start()
+            worker = DeliveryWorker(sessions, settings, sweeps=background_sweeps(settings)).start()
             console.print("delivering; Ctrl-C stops")
             try:
                 while worker.thread.is_alive():

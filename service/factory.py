@@ -27,8 +27,9 @@ from service.http.errors import ErrorShapes, install_error_handlers
 from service.http.overload import AdmissionControl
 from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
-from service.notify.deliverer import DeliveryWorker
+from service.notify.deliverer import DeliveryWorker, Sweep
 from service.notify.retention import prune_deliveries
+from service.photos.photos import sweep_photos
 from service.routers import (
     accounts,
     assessment,
@@ -57,6 +58,17 @@ from service.routers import (
 )
 from service.settings import DEFAULT_ADMIN_PASSWORD, AppSettings
 from service.supervision.escalation import escalate
+
+
+def background_sweeps(settings: AppSettings) -> list[Sweep]:
+    """The sweeps the background worker runs every ``CITYGRID_NOTIFY_SWEEP_INTERVAL_S`` (the
+    server's and ``citygrid deliver``'s): newly overdue cases, the 督办 escalation rules, the
+    retention of the delivery log, and — with ``CITYGRID_PHOTO_RETENTION_DAYS`` > 0 — the
+    photo retention sweep."""
+    sweeps: list[Sweep] = [sweep_overdue, escalate, prune_deliveries]
+    if settings.photos.retention_days > 0:
+        sweeps.append(sweep_photos)
+    return sweeps
 
 
 def create_app(
@@ -96,7 +108,7 @@ def create_app(
                 # overdue cases, and the 督办 escalation rules (orders issued announce themselves);
                 # and the retention of the delivery log
                 worker = DeliveryWorker(
-                    app.state.sessions, settings, sweeps=[sweep_overdue, escalate, prune_deliveries]
+                    app.state.sessions, settings, sweeps=background_sweeps(settings)
                 ).start()
         else:
             app.state.sessions = sessions

@@ -86,6 +86,22 @@ satisfaction_rate            满意率                           satisfied ÷ ev
 quality_points               质量评分合计                      the quality scores (1–5) of the
                                                              evaluations in P, summed
 avg_quality                  平均质量评分                      quality_points ÷ evaluated
+photo_cases                  有照片案件数                      cases with a photo (not deleted)
+                                                             uploaded in P
+evidence_flagged             证据存疑案件数                    photo_cases one of whose photos
+                                                             uploaded in P carries an evidence
+                                                             flag: time or place (not_dispatched,
+                                                             taken_before_dispatch, no_position,
+                                                             too_far) or reuse (reused,
+                                                             reused_similar); a case once however
+                                                             many such photos
+evidence_flag_rate           证据存疑率                        evidence_flagged ÷ photo_cases (÷ the
+                                                             cases with evidence in P, not ÷
+                                                             handled: report photos are checked
+                                                             for reuse too, and a photo may come
+                                                             in a period after the feedback, so
+                                                             only this denominator holds every
+                                                             case the numerator counts)
 ===========================  ==============================  ======================================
 
 Subjects: a grid at any level (its subtree, by code prefix), a department (the department the
@@ -93,6 +109,10 @@ case is dispatched to now, ``cases.department``), a grid worker (cases in the un
 to them now; 漏报数 by the assignment when the case was reported, from ``worker_assignments``),
 a dispatcher (the actor of the case's first dispatch event), a hotspot (the cases in its
 influence zone when reported, ``cases.hotspot_ids``: its 复发数 is the recurrence at the place).
+
+The evidence indicators read ``photos`` (uploaded in P, ``deleted_at`` unset): a case whose
+evidence came in P counts in P even when no step of it did. They are not a dispatcher's: a
+dispatcher takes no photo, and the flags judge the reporter's and the handler's evidence.
 
 A hotspot's ``risk_weight`` weighs it in a worker's hotspot quota share: missing the quota of a
 market of weight 3 costs three times a school gate's of weight 1.
@@ -107,6 +127,8 @@ Kind = Literal["count", "rate", "hours"]
 SUBJECT_KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher", "hotspot")
 ALL = SUBJECT_KINDS
 WORKERS = ("worker",)
+# evidence is the reporter's and the handler's, not a dispatcher's
+EVIDENCE_SUBJECTS = ("grid", "department", "worker", "hotspot")
 VALID_FROM = "2000-01-01T00:00:00+08:00"  # version 1 applies to every period
 # version 2 (migration 0014) of every indicator of all subjects adds the hotspot subject, with
 # the same valid_from: it supersedes version 1 for every period, which stays readable
@@ -359,6 +381,31 @@ DEFINITIONS: tuple[Indicator, ...] = (
         "quota_hotspots_met",
         "quota_hotspots",
         subjects=WORKERS,
+    ),
+    # added after version 2 of the rest: version 1 (migration 0021_evidence_indicator)
+    _count(
+        "photo_cases",
+        "有照片案件数",
+        "cases with photos",
+        "cases with a photo (not deleted) uploaded in P",
+        subjects=EVIDENCE_SUBJECTS,
+    ),
+    _count(
+        "evidence_flagged",
+        "证据存疑案件数",
+        "cases with doubtful evidence",
+        "photo_cases one of whose photos uploaded in P carries a time or place flag "
+        "(not_dispatched, taken_before_dispatch, no_position, too_far) or a reuse flag "
+        "(reused, reused_similar); once per case",
+        subjects=EVIDENCE_SUBJECTS,
+    ),
+    _rate(
+        "evidence_flag_rate",
+        "证据存疑率",
+        "doubtful evidence rate",
+        "evidence_flagged",
+        "photo_cases",
+        subjects=EVIDENCE_SUBJECTS,
     ),
 )
 

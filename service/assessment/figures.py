@@ -5,12 +5,13 @@ The definitions are in :mod:`service.assessment.definitions`; this module is the
 One query has these steps:
 
 1. ``c``: the cases that can count in period P = [start, end): reported before the end and
-   reported in P, touched (``updated_at``, which every step moves) since its start, or open
-   now. A case reported earlier, last touched before P and no longer open cannot enter any
-   indicator of P.
+   reported in P, touched (``updated_at``, which every step moves) since its start, open
+   now, or given a photo in P. A case reported earlier, last touched before P, no longer open
+   and without evidence uploaded in P cannot enter any indicator of P.
 2. ``e``/``ev``: their history since P began, aggregated per case; ``k``: each verification in
    P with the feedback before it (a window); ``after``: the first step after P, whose
-   ``from_status`` is the state at the end of P; ``hr``: working hours of handling.
+   ``from_status`` is the state at the end of P; ``hr``: working hours of handling; ``pf``:
+   the photos uploaded in P, and whether one of them carries an evidence or reuse flag.
 3. ``f``: one row per case with one 0/1 (or event count, or hours) column per count indicator —
    the only place a definition is written in SQL. Figures are sums of these columns grouped
    by subject; a drill-down lists the cases whose column is positive.
@@ -57,6 +58,7 @@ from service.clock import now, work_clock
 from service.db.models import LEVELS
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.grids.registry import Registry
+from service.photos.evidence import EVIDENCE_FLAGS, REUSE_FLAGS
 from service.settings import AppSettings
 
 KINDS: tuple[str, ...] = ("grid", "department", "worker", "dispatcher", "hotspot")
@@ -99,10 +101,16 @@ _FACTS: dict[str, str] = {
     "evaluated": "ev.evaluated_in",
     "satisfied": "ev.satisfied_in",
     "quality_points": "ev.quality_in",
+    "photo_cases": "(pf.case_id IS NOT NULL)",
+    "evidence_flagged": "pf.doubtful",
 }
 _FLOATS = ("handling_hours", "patrol_hours", "quota_hotspots", "quota_hotspots_met")
 # statuses of a registered case still being worked on
 _WORKING = "('registered', 'dispatched', 'handling', 'fed_back')"
+# the flags that make a photo's evidence doubtful (constants of service.photos, not input)
+_DOUBT = "ARRAY[" + ", ".join(f"'{f}'" for f in (*EVIDENCE_FLAGS, *REUSE_FLAGS)) + "]::text[]"
+# a photo of the case (not deleted) uploaded in P
+_PHOTO_IN_P = "p.created_at >= :s AND p.created_at < :e AND p.deleted_at IS NULL"
 
 
 def _w(x: str, i: str) -> str:
@@ -154,13 +162,24 @@ def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
         if case_filter
         else "case_events e"
     )
+    # photos likewise: one subject's by the (city, case_id) index, the whole city's by time
+    photos_from = (
+        "c CROSS JOIN LATERAL (SELECT * FROM photos x WHERE x.city = :city"
+        " AND x.case_id = c.id OFFSET 0) p"
+        if case_filter
+        else "photos p JOIN c ON c.id = p.case_id"
+    )
     return f"""
 WITH c AS MATERIALIZED (
   SELECT id, grid_code, department, source, status, reported_at, deadline_at, recurring_of,
     category_code, hotspot_ids
   FROM cases
   WHERE city = :city AND reported_at < :e
-    AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL})
+    AND (reported_at >= :s OR updated_at >= :s OR status IN {OPEN_SQL}
+      -- an upload moves no step: evidence can come in P for a case closed before it (the
+      -- planner hashes the period's photos for many cases, probes (city, case_id) for few)
+      OR EXISTS (SELECT 1 FROM photos p WHERE p.city = :city AND p.case_id = cases.id
+                 AND {_PHOTO_IN_P}))
     {case_filter}
 ), e AS MATERIALIZED (
   SELECT e.case_id, e.id, e.action, e.from_status, e.at,
@@ -218,6 +237,11 @@ WITH c AS MATERIALIZED (
   WHERE c.reported_at >= :s AND c.source IN :non_patrol
 ), ma AS (
   SELECT DISTINCT case_id FROM mw
+), pf AS (
+  SELECT p.case_id, bool_or(p.flags && {_DOUBT}) AS doubtful
+  FROM {photos_from}
+  WHERE p.city = :city AND {_PHOTO_IN_P}
+  GROUP BY p.case_id
 ), hb AS MATERIALIZED (
   SELECT case_id, fx, dx, width_bucket(fx, :ws) AS fi, width_bucket(dx, :ws) AS di
   FROM (
@@ -237,6 +261,7 @@ WITH c AS MATERIALIZED (
   LEFT JOIN after a ON a.case_id = c.id
   LEFT JOIN hr ON hr.case_id = c.id
   LEFT JOIN ma ON ma.case_id = c.id
+  LEFT JOIN pf ON pf.case_id = c.id
   CROSS JOIN LATERAL (
     SELECT coalesce(ev.deadline_after, c.deadline_at) AS deadline,
       coalesce(a.from_status, c.status) IN {_WORKING} AS open_at_end

@@ -165,16 +165,30 @@ def flagged_counts(
     return {r.grid_code: {"cases": int(r.cases), "photos": int(r.photos)} for r in rows}
 
 
-def case_flags(session: Session, case_ids: Sequence[int]) -> dict[int, list[str]]:
-    """The distinct flags of the (not deleted) photos of each case: the case's own flags."""
+def case_flags(
+    session: Session, city: str, case_ids: Sequence[int], only: Sequence[str] | None = None
+) -> dict[int, list[str]]:
+    """The distinct flags of the (not deleted) photos of each of the city's cases ``case_ids``
+    (those among ``only`` when given): the case's own flags. One query by the photos' (city,
+    case_id) index, for a page of cases as for one."""
     rows = session.execute(
         text(
             "SELECT case_id, array_agg(DISTINCT f ORDER BY f) AS flags FROM photos,"
-            " unnest(flags) f WHERE case_id = ANY(:ids) AND deleted_at IS NULL GROUP BY case_id"
-        ).bindparams(bindparam("ids", type_=ARRAY(BigInteger))),
-        {"ids": list(case_ids)},
+            " unnest(flags) f WHERE city = :city AND case_id = ANY(:ids)"
+            " AND deleted_at IS NULL AND (CAST(:only AS text[]) IS NULL OR f = ANY(:only))"
+            " GROUP BY case_id"
+        ).bindparams(
+            bindparam("ids", type_=ARRAY(BigInteger)), bindparam("only", type_=ARRAY(Text))
+        ),
+        {"city": city, "ids": list(case_ids), "only": None if only is None else list(only)},
     )
     return {int(r.case_id): list(r.flags) for r in rows}
+
+
+def evidence_flags(session: Session, city: str, case_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Per case: the flags of its photos that make its evidence doubtful (time, place, reuse;
+    not the EXIF notes) — what the case shows and ``evidence_flagged`` counts."""
+    return case_flags(session, city, case_ids, (*EVIDENCE_FLAGS, *REUSE_FLAGS))
 
 
 def flag_summary(flags: Sequence[str]) -> dict[str, Any]:

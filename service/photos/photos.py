@@ -43,6 +43,8 @@ STEPS: dict[str, tuple[str, str]] = {
     "verification": ("cases.verify", "after"),
 }
 STAGES = ("before", "during", "after")
+# photos the background retention sweep marks per round (every CITYGRID_NOTIFY_SWEEP_INTERVAL_S)
+SWEEP_BATCH = 5_000
 PEOPLE_READ = "people.read"
 
 
@@ -340,10 +342,11 @@ class PhotoService:
             self.session, self.city, self.settings.photos.evidence_distance_m, now()
         )
 
-    def sweep(self, at: datetime | None = None) -> dict[str, int]:
+    def sweep(self, at: datetime | None = None, limit: int | None = None) -> dict[str, int]:
         """Retention: photos older than ``CITYGRID_PHOTO_RETENTION_DAYS`` are marked deleted,
         their positions cleared and — once the marks commit — their files removed unless a
-        retained photo shares them. Nothing happens with retention off (0)."""
+        retained photo shares them (at most ``limit`` photos, oldest ids first, when given).
+        Nothing happens with retention off (0)."""
         days = self.settings.photos.retention_days
         if days <= 0:
             return {"deleted": 0, "files": 0}
@@ -356,6 +359,8 @@ class PhotoService:
                     Photo.created_at < cutoff,
                     Photo.deleted_at.is_(None),
                 )
+                .order_by(Photo.id)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         )
@@ -375,6 +380,16 @@ class PhotoService:
         gone = [file_key(s, v) for s in shas - kept for v in VARIANTS]
         _pending_deletes(self.session).extend((self.store, k) for k in gone)
         return {"deleted": len(old), "files": len(gone)}
+
+
+def sweep_photos(
+    session: Session, settings: AppSettings, at: datetime, limit: int = SWEEP_BATCH
+) -> int:
+    """The retention sweep as one of the background sweeps (the server's worker and
+    ``citygrid deliver``): at most ``limit`` photos a call, so a first run over a long history
+    never holds a long transaction (the next round takes the rest). Returns how many photos
+    were marked deleted; the caller commits, and the files go once it has."""
+    return PhotoService(session, settings).sweep(at, limit)["deleted"]
 
 
 def _point(lon: float | None, lat: float | None) -> Any:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
 from service.accounts.principal import Principal
 from service.auth import Allow
@@ -28,6 +29,7 @@ from service.http.bodyguard import GuardedRoute
 from service.http.params import DatumQuery, IdPath
 from service.http.timeparse import aware
 from service.http.uploads import saved_upload
+from service.photos.evidence import evidence_flags
 
 router = APIRouter(prefix="/api/cases", tags=["cases"], route_class=GuardedRoute)
 
@@ -37,6 +39,18 @@ Exporter = Annotated[Principal, Allow("cases.export")]
 # acting starts with seeing the case; the case service then checks the permission the action
 # needs (ACTION_PERMISSIONS: a 403 naming it), the scope and the separation of duties
 Actor = Annotated[Principal, Allow("cases.read")]
+
+
+def _with_evidence(
+    session: Session, city: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The case JSON ``items`` with ``evidence_flags``: the doubtful-evidence flags of their
+    photos, one query for the lot. Composed here because cases know nothing of photos (photos
+    are the layer above); the flags never block a step, they are shown."""
+    flags = evidence_flags(session, city, [item["id"] for item in items])
+    for item in items:
+        item["evidence_flags"] = flags.get(item["id"], [])
+    return items
 
 
 @router.post(
@@ -71,14 +85,15 @@ def create_case(
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    return case_json(case, by, body.datum)
+    return _with_evidence(cases.session, cases.city, [case_json(case, by, body.datum)])[0]
 
 
 def _page(
     ledger: Ledger, flt: CaseFilter, by: Principal, limit: int, cursor: str | None, datum: str
 ) -> dict[str, Any]:
     rows, nxt = ledger.page(flt, by, limit, cursor)
-    return {"items": [case_json(c, by, datum) for c in rows], "next_cursor": nxt}
+    items = _with_evidence(ledger.session, ledger.city, [case_json(c, by, datum) for c in rows])
+    return {"items": items, "next_cursor": nxt}
 
 
 @router.post(
@@ -199,7 +214,8 @@ def get_case(
     by: Reader,
     datum: DatumQuery = "wgs84",
 ) -> dict[str, Any]:
-    return case_json(cases.get(case_id, by), by, datum)
+    item = case_json(cases.get(case_id, by), by, datum)
+    return _with_evidence(cases.session, cases.city, [item])[0]
 
 
 @router.post(
@@ -246,7 +262,8 @@ def act(
         satisfaction=body.satisfaction,
         quality=body.quality,
     )
-    return case_json(cases.act(case_id, step, by), by, body.datum)  # the client's datum
+    item = case_json(cases.act(case_id, step, by), by, body.datum)  # the client's datum
+    return _with_evidence(cases.session, cases.city, [item])[0]
 
 
 @router.get(

@@ -303,3 +303,43 @@ def test_photos_migration_grants_photos_review_and_goes_back(own_engine: Engine)
     with own_engine.connect() as conn:
         assert set(conn.scalars(query)) == set()
         assert not inspect(conn).has_table("photos")
+
+
+def test_evidence_indicator_migration_seeds_the_definitions_and_goes_back(
+    own_engine: Engine,
+) -> None:
+    """0021 adds version 1 of the evidence indicators, the code's definitions; going down
+    removes exactly those rows, going up again restores them."""
+    from service.assessment.definitions import BY_KEY
+
+    keys = ("photo_cases", "evidence_flagged", "evidence_flag_rate")
+    query = text(
+        "SELECT key, version, name_zh, numerator, denominator, subjects"
+        " FROM indicator_definitions WHERE key = ANY(:keys) ORDER BY key"
+    )
+    total = text("SELECT count(*) FROM indicator_definitions")
+
+    def stored() -> list[tuple]:
+        with own_engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(query, {"keys": list(keys)})]
+
+    expected = sorted(
+        (
+            k,
+            1,
+            BY_KEY[k].name_zh,
+            BY_KEY[k].numerator,
+            BY_KEY[k].denominator,
+            list(BY_KEY[k].subjects),
+        )
+        for k in keys
+    )
+    assert stored() == expected
+    with own_engine.connect() as conn:
+        before = conn.scalar(total)
+    migrations.downgrade(own_engine, "0020_photos")
+    assert stored() == []
+    with own_engine.connect() as conn:
+        assert conn.scalar(total) == before - 3
+    migrations.upgrade(own_engine)
+    assert stored() == expected

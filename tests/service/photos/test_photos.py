@@ -196,6 +196,46 @@ def test_impossible_exif_is_ignored_and_flagged(client: TestClient) -> None:
     assert r.json()["taken_at"] is None and "exif_time_invalid" in r.json()["flags"]
 
 
+def test_the_case_shows_the_doubtful_flags_of_its_photos_kept(
+    client: TestClient, photo_settings: AppSettings, sessions: sessionmaker[Session]
+) -> None:
+    """``evidence_flags`` on the case (one, an action's answer, the ledger): time, place and
+    reuse flags of its photos not deleted; EXIF notes are not doubt; nothing blocks."""
+    case_id = dispatched_case(client)
+    clean_case = dispatched_case(client, SPOT_B)
+    assert client.get(f"/api/cases/{case_id}").json()["evidence_flags"] == []
+    bad_gps = {1: "N", 2: (95.0, 0.0, 0.0), 3: "E", 4: (113.0, 75.0, 0.0)}
+    upload(client, case_id, jpeg(30, raw_gps=bad_gps, taken=soon()), lon=SPOT_A[0], lat=SPOT_A[1])
+    far = upload(client, case_id, jpeg(31, taken=soon(), gps=offset_point(*SPOT_A, 300.0))).json()
+    upload(client, case_id, jpeg(32, taken=soon()))  # no position at all
+    upload(client, clean_case, jpeg(33, taken=soon(), gps=SPOT_B))
+    assert client.get(f"/api/cases/{case_id}/photos").json()["flags"] == [
+        "exif_position_invalid",
+        "no_position",
+        "too_far",
+    ]
+    assert client.get(f"/api/cases/{case_id}").json()["evidence_flags"] == [
+        "no_position",
+        "too_far",
+    ]
+    assert client.get(f"/api/cases/{clean_case}").json()["evidence_flags"] == []
+    ledger = {c["id"]: c["evidence_flags"] for c in client.get("/api/cases").json()["items"]}
+    assert ledger[case_id] == ["no_position", "too_far"] and ledger[clean_case] == []
+    # the flags never block the next step, and its answer shows them too
+    fed_back = act(client, case_id, "feedback", note="已清理")
+    assert fed_back.status_code == 200, fed_back.text
+    assert fed_back.json()["evidence_flags"] == ["no_position", "too_far"]
+    # a photo deleted by retention is no evidence any more
+    with sessions() as s:
+        s.execute(
+            text("UPDATE photos SET created_at = now() - interval '40 days' WHERE id = :id"),
+            {"id": far["id"]},
+        )
+        PhotoService(s, photo_settings).sweep()
+        s.commit()
+    assert client.get(f"/api/cases/{case_id}").json()["evidence_flags"] == ["no_position"]
+
+
 # -- bad input: a 4xx naming the field, nothing stored -----------------------------------------
 
 

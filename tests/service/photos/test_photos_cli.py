@@ -1,4 +1,5 @@
-"""``citygrid photos sweep`` and ``recheck`` against committed data of a city of their own."""
+"""``citygrid photos sweep`` and ``recheck``, and the retention sweep among the background
+sweeps, against committed data of a city of their own."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from typer.testing import CliRunner
 
 from service.accounts.principal import SYSTEM
 from service.cli import app
+from service.clock import now
+from service.db.engine import make_sessionmaker
 from service.db.models import Case, Photo
-from service.photos.photos import PhotoService, PhotoUpload
+from service.factory import background_sweeps
+from service.notify.deliverer import DeliveryWorker
+from service.photos.photos import PhotoService, PhotoUpload, sweep_photos
 from service.settings import PhotoSettings
 from tests.helpers.photos import jpeg
 
@@ -79,3 +84,48 @@ def test_cli_sweep_deletes_old_photos_and_their_files(committed, engine: Engine)
         assert new is not None and new.deleted_at is None
     again = CliRunner().invoke(app, ["photos", "recheck"])
     assert again.exit_code == 0 and "0 photos checked" in again.output  # report photos only
+
+
+def _retention(settings_for, folder: Path, days: int):
+    return replace(
+        settings_for(CITY), photos=PhotoSettings(_env_file=None, dir=folder, retention_days=days)
+    )
+
+
+def test_the_background_sweeps_delete_old_photos_when_retention_is_set(
+    committed, engine: Engine, settings_for
+) -> None:
+    ids, folder = committed
+    assert sweep_photos not in background_sweeps(_retention(settings_for, folder, 0))
+    settings = _retention(settings_for, folder, 30)
+    sweeps = background_sweeps(settings)
+    assert sweep_photos in sweeps
+    # one round of the server's (and `citygrid deliver`'s) worker, each sweep committed
+    DeliveryWorker(make_sessionmaker(engine), settings, sweeps=sweeps).sweep()
+    assert list(folder.rglob(f"{ids['old_sha']}.*")) == []
+    with Session(engine) as session:
+        old, new = session.get(Photo, ids["old"]), session.get(Photo, ids["new"])
+        assert old is not None and old.deleted_at is not None and old.exif_geom is None
+        assert new is not None and new.deleted_at is None
+
+
+def test_a_background_round_marks_a_bounded_batch(committed, engine: Engine, settings_for) -> None:
+    _, folder = committed
+    settings = _retention(settings_for, folder, 30)
+    with Session(engine) as session:
+        session.execute(
+            text("UPDATE photos SET created_at = now() - interval '40 days' WHERE city = :city"),
+            {"city": CITY},
+        )
+        session.commit()
+    with Session(engine) as session:
+        assert sweep_photos(session, settings, now(), limit=1) == 1
+        assert sweep_photos(session, settings, now(), limit=1) == 1
+        assert sweep_photos(session, settings, now(), limit=1) == 0
+        session.commit()
+    with Session(engine) as session:
+        left = session.scalar(
+            text("SELECT count(*) FROM photos WHERE city = :city AND deleted_at IS NULL"),
+            {"city": CITY},
+        )
+    assert left == 0
