@@ -177,7 +177,7 @@ ASSESSMENT_POPUP: Popup = (
         (N_("Score"), "{total|num}"),
         (N_("Grade"), "{grade}"),
         (N_("Rank in group"), "{rank}"),
-        (N_("Red/yellow list"), "{list}"),
+        (N_("Red/yellow list"), "{list|tr}"),
         (N_("Components of the score"), "{components}"),
     ),
 )

@@ -35,7 +35,7 @@ __all__ = [
 RUNTIME_JS = ("citygrid_dispatcher", f"{STATIC_URL}/citygrid/dispatcher.js")
 RUNTIME_CSS = ("citygrid_dispatcher_css", f"{STATIC_URL}/citygrid/dispatcher.css")
 
-POPUP_FORMATS = ("pct", "num", "yesno", "time")  # see C.format in dispatcher.js
+POPUP_FORMATS = ("pct", "num", "yesno", "time", "tr")  # see C.format in dispatcher.js
 _PLACEHOLDER = re.compile(r"\{(\w+)(?:\|(\w+))?\}")
 _HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 LEGEND_SHAPES = ("box", "line", "dash", "circle")

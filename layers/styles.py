@@ -18,9 +18,10 @@ from layers.i18n import N_
 
 __all__ = ["ANSWER_TEXTS", "HOT_SPOT_COLOURS", "Legend", "classify", "hot_spot_legend"]
 
-# The legend texts the heat answers carry (English, as the API gives them, built here and in
-# service/maps/heat.py): the map page's script shows them from the catalogue; a number in a
-# text stands for the {n} hole of its msgid ("Cases per 250 m hexagon").
+# The legend texts the map layers' answers carry (English, as the API gives them, built here,
+# in service/maps/heat.py and in service/assessment/maplayer.py): the map page's script shows
+# them from the catalogue; a number in a text stands for the {n} hole of its msgid ("Cases per
+# 250 m hexagon").
 ANSWER_TEXTS = (
     N_("Cases per km²"),
     N_("Cases per grid"),
@@ -38,6 +39,13 @@ ANSWER_TEXTS = (
     N_("cold spot, {n} %"),
     N_("not significant"),
     N_("no neighbour (not tested)"),
+    # the assessment layer's (service/assessment/maplayer.py)
+    N_("Grade"),
+    N_("Red/yellow list"),
+    N_("red list"),
+    N_("yellow list"),
+    N_("not listed"),
+    N_("no cases this period"),
 )
 
 NO_DATA = "#d9d9d9"

@@ -1,6 +1,10 @@
 """The red/yellow layer of the dispatcher map: grids of one level coloured by grade or by
 list, GeoJSON with a ``fill`` per feature and a ``legend`` like the heat layers, each feature
-carrying its score's components for the popup."""
+carrying its score's components for the popup.
+
+Like the heat layers' answers, its words are English msgids of the pages' catalogue
+(``layers.styles.ANSWER_TEXTS``), which the map page shows in its language; the components
+line is written without words (the indicator names are the scheme's own)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from service.settings import AppSettings
 GRADE_COLOURS = {"A": "#1a9850", "B": "#91cf60", "C": "#fee08b", "D": "#fc8d59", "E": "#d73027"}
 LIST_COLOURS = {"red": "#d7301f", "yellow": "#fec44f", None: "#d9d9d9"}
 INACTIVE = "#f0f0f0"  # nothing to score this period
-LIST_LABELS = {"red": "红榜", "yellow": "黄榜", None: "未上榜"}
+LIST_LABELS = {"red": "red list", "yellow": "yellow list", None: "not listed"}
+NO_CASES = "no cases this period"
 
 
 def _popup_components(s: dict[str, Any]) -> str:
@@ -32,14 +37,14 @@ def _popup_components(s: dict[str, Any]) -> str:
             else (f"{v * 100:.1f}%" if (c.get("indicator") or "").endswith("_rate") else f"{v:g}")
         )
         lines.append(
-            f"{c['name']} {shown}: {c['points']:g} 分 × {c['effective_weight']:g}% = "
+            f"{c['name']} {shown}: {c['points']:g} × {c['effective_weight']:g}% = "
             f"{c['weighted_points']:g}"
         )
     for b in s.get("bonuses", []):
         lines.append(f"{b['name']} +{b['points']:g}")
     for d in s.get("deductions", []):
-        lines.append(f"{d['name']} −{d['points']:g}（{len(d['case_ids'])} 件）")
-    return "；".join(lines)
+        lines.append(f"{d['name']} −{d['points']:g} (#{len(d['case_ids'])})")
+    return "; ".join(lines)
 
 
 def list_layer(
@@ -94,14 +99,14 @@ def list_layer(
             }
         )
     if by == "grade":
-        rows_ = [{"color": c, "label": f"{k} 级"} for k, c in GRADE_COLOURS.items()]
-        title = f"考核等级 {head['period']}"
+        rows_ = [{"color": c, "label": k} for k, c in GRADE_COLOURS.items()]
+        title = "Grade"
     else:
         rows_ = [
             {"color": LIST_COLOURS[k], "label": LIST_LABELS[k]} for k in ("red", "yellow", None)
         ]
-        title = f"红黄榜 {head['period']}"
-    rows_.append({"color": INACTIVE, "label": "本期无案件"})
+        title = "Red/yellow list"
+    rows_.append({"color": INACTIVE, "label": NO_CASES})
     return {
         "type": "FeatureCollection",
         "legend": {"title": title, "rows": rows_},

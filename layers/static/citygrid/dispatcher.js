@@ -88,6 +88,10 @@
     yesno: function (v) {
       return v ? _("yes") : _("no");
     },
+    // a word of the service's answer, in the page's language
+    tr: function (v) {
+      return C.translate(v);
+    },
     // an ISO time as the locale writes it, in the city's time zone
     time: function (v) {
       var t = new Date(v);

@@ -15,6 +15,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from layers.i18n import messages
+from layers.styles import ANSWER_TEXTS
 from service.assessment.schemes import DEFAULT_DOCUMENT, SchemeDocument
 from service.assessment.scoring import points
 from service.db.models import AuditEntry, Case, ScoringScheme
@@ -499,9 +501,18 @@ def test_map_layer_colours_grids_by_grade_and_list(
     assert r.status_code == 200, r.text
     body = r.json()
     feats = {f["properties"]["code"]: f["properties"] for f in body["features"]}
-    assert feats[A3]["list"] == "红榜" and feats[A1]["list"] == "黄榜"
+    assert feats[A3]["list"] == "red list" and feats[A1]["list"] == "yellow list"
     assert "按期结案率" in feats[A1]["components"] and "返工扣分" in feats[A1]["components"]
-    assert {row["label"] for row in body["legend"]["rows"]} >= {"红榜", "黄榜"}
+    assert {row["label"] for row in body["legend"]["rows"]} >= {"red list", "yellow list"}
+    # the page shows the answer's words from its catalogue: Chinese by default
+    texts = messages("zh_CN").browser(ANSWER_TEXTS)["messages"]
+    assert texts[body["legend"]["title"]] == "红黄榜"
+    assert [texts[row["label"]] for row in body["legend"]["rows"]] == [
+        "红榜",
+        "黄榜",
+        "未上榜",
+        "本期无案件",
+    ]
     g = client.get("/api/assessment/map", params={"period": NOV, "level": "unit"}).json()
     fills = {f["properties"]["code"]: f["properties"]["fill"] for f in g["features"]}
     assert fills[A3] != fills[A1]
