@@ -64,11 +64,14 @@ class CaseInput:
     photos: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
     allow_unassigned: bool = False
+    grid_code: str | None = None  # the reporter's choice among the boundary candidates
 
     def fingerprint(self) -> str:
         """Hash of the request body (without the key) to spot a reused idempotency key."""
         body = asdict(self)
         body.pop("idempotency_key")
+        if body["grid_code"] is None:  # as bodies were hashed before the field existed
+            body.pop("grid_code")
         if body["reported_at"] is not None:
             body["reported_at"] = body["reported_at"].isoformat()
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
@@ -184,7 +187,7 @@ class CaseService:
             raise InvalidInput(
                 f"reported_at {reported_at.isoformat()} is in the future", field="reported_at"
             )
-        grid, candidates = self._grid(lon, lat, reported_at, item.allow_unassigned)
+        grid, candidates = self._grid(lon, lat, reported_at, item.allow_unassigned, item.grid_code)
         spots = self.hotspots.covering(lon, lat, reported_at)
         route = router.route(cat.code, grid.code if grid else None, [h.owner_unit for h in spots])
         # ck_categories_unit keeps deadline_unit to "hours" or "days".
@@ -229,7 +232,16 @@ class CaseService:
         # the report itself is the case row; the history stores the steps after it
         return case, True
 
-    def _grid(self, lon: float, lat: float, at: datetime, allow_unassigned: bool):
+    def _grid(
+        self,
+        lon: float,
+        lat: float,
+        at: datetime,
+        allow_unassigned: bool,
+        chosen: str | None = None,
+    ):
+        """The unit grid of a report and its boundary candidates; ``chosen``: the reporter
+        confirmed one of the candidates (a point on a shared edge), which then wins."""
         try:
             found = self.registry.locate(
                 lon, lat, "wgs84", at=at, radius_m=self.settings.grids.boundary_tolerance_m
@@ -244,7 +256,19 @@ class CaseService:
             ) from exc
         # stored only near a boundary: elsewhere the grid itself is the only candidate
         candidates = [{"code": g.code, "distance_m": round(d, 2)} for g, d in found.candidates]
-        return found.grid, candidates if len(candidates) > 1 else []
+        grid = found.grid
+        if chosen is not None and chosen != grid.code:
+            near = {g.code: g for g, _ in found.candidates}
+            if chosen not in near:
+                raise InvalidInput(
+                    f"grid_code {chosen} is not within "
+                    f"{self.settings.grids.boundary_tolerance_m:g} m of the position; choose "
+                    f"one of {', '.join(near) or grid.code} or leave it out",
+                    field="grid_code",
+                    candidates=list(near),
+                )
+            grid = near[chosen]
+        return grid, candidates if len(candidates) > 1 else []
 
     def _duplicate_and_recurrence(
         self, code: str, lon: float, lat: float, at: datetime

@@ -40,6 +40,12 @@ class CaseCreate(BaseModel):
     allow_unassigned: bool = Field(
         False, description="Store a point outside every grid as unassigned instead of a 422"
     )
+    grid_code: str | None = Field(
+        None,
+        max_length=15,
+        description="The reporter's choice of grid for a point near a boundary: one of the "
+        "candidates GET /api/grids/locate lists (a 422 naming grid_code otherwise)",
+    )
 
 
 class ActionIn(BaseModel):

@@ -80,6 +80,7 @@ def create_case(
         photos=body.photos,
         idempotency_key=idempotency_key or body.idempotency_key,
         allow_unassigned=body.allow_unassigned,
+        grid_code=body.grid_code,
     )
     case, created = cases.intake(item, by)
     if not created:

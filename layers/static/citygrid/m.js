@@ -743,7 +743,7 @@
     });
     if (missing) return showError(form, "fields." + missing, t("need_field", { name: missing }));
     var chosen = form.querySelector('input[name="grid"]:checked');
-    if (chosen && !$("report-candidates").hidden) body.fields.grid_confirmed = chosen.value;
+    if (chosen && !$("report-candidates").hidden) body.grid_code = chosen.value;
     var photo = $("report-photo").files[0];
     var item = {
       kind: "case",

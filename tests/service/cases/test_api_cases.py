@@ -93,6 +93,29 @@ def test_point_near_edge_keeps_candidates(client: TestClient, case_city) -> None
     ]
 
 
+def test_the_reporter_may_confirm_the_other_grid_of_a_boundary_point(
+    client: TestClient, case_city, session
+) -> None:
+    a1, a2 = unit_code(COMM_A, 1), unit_code(COMM_A, 2)
+    located = report(client, 98, 150).json()
+    assert located["grid_code"] == a1
+    confirmed = report(client, 98, 150, grid_code=a2)
+    assert confirmed.status_code == 201, confirmed.text
+    case = confirmed.json()
+    assert case["grid_code"] == a2  # the confirmed candidate wins over the located grid
+    assert [c["code"] for c in case["grid_candidates"]] == [a1, a2]
+    # a grid that is not a candidate of the position: refused, nothing stored
+    count = session.scalar(text("SELECT count(*) FROM cases"))
+    far = report(client, 98, 150, grid_code=unit_code(COMM_B, 1))
+    assert far.status_code == 422 and far.json()["field"] == "grid_code"
+    assert a1 in far.json()["detail"] and a2 in far.json()["detail"]
+    assert session.scalar(text("SELECT count(*) FROM cases")) == count
+    # away from every edge the located grid is the only candidate: confirming it is fine
+    own = report(client, 50, 50).json()["grid_code"]
+    inside = report(client, 50, 50, grid_code=own, description="again")
+    assert inside.status_code == 201 and inside.json()["grid_code"] == own
+
+
 def test_gcj02_report_lands_in_the_same_grid(client: TestClient, case_city) -> None:
     lon, lat = point_lonlat(250, 50)
     glon, glat = from_wgs84(lon, lat, "gcj02")

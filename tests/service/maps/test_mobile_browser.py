@@ -335,8 +335,7 @@ def test_a_report_made_offline_becomes_exactly_one_case_with_its_photo_when_onli
     case = session.get(Case, case_id)
     assert case is not None and case.description == "人行道上有暴露垃圾"
     assert case.source == "patrol" and case.reporter_user_id == world["worker"].id
-    assert case.fields == {"grid_confirmed": A1}
-    assert case.grid_code in (unit_code(COMM_A, 1), unit_code(COMM_A, 2))
+    assert case.grid_code == A1 and case.fields == {}  # the worker's confirmed candidate
     # its photo went to the case's photo route: multipart file, stage and position
     page.wait_for_function(
         "() => document.querySelector('#outbox-items li[data-kind=photo][data-state=pending]')"
