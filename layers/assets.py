@@ -23,6 +23,8 @@ from folium.elements import JSCSSMixin
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_URL = "/static"
+# WGS 84 → GCJ-02 in the browser, for the phone's own position (the phone and citizen pages)
+DATUM_JS = f"{STATIC_URL}/citygrid/datum.js"
 
 
 class ExternalAssetError(ValueError):

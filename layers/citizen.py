@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from layers.assets import LEAFLET, STATIC_URL
+from layers.assets import DATUM_JS, LEAFLET, STATIC_URL
 from layers.i18n import N_, Messages, catalogue_script, messages
 from layers.login import Lang
 
@@ -134,7 +134,11 @@ def _head(tr: Messages, title: str, with_map: bool) -> str:
         if with_map
         else ""
     )
-    script = f'<script src="{CITIZEN_JS}" defer></script>' if with_map else ""
+    script = (
+        f'<script src="{DATUM_JS}" defer></script><script src="{CITIZEN_JS}" defer></script>'
+        if with_map
+        else ""
+    )
     return (
         f'<!DOCTYPE html>\n<html lang="{tr.html_lang}"><head>'
         '<meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">'

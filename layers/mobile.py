@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from layers.assets import LEAFLET, STATIC_DIR, STATIC_URL
+from layers.assets import DATUM_JS, LEAFLET, STATIC_DIR, STATIC_URL
 from layers.i18n import N_, Messages, messages
 from layers.login import Lang
 
@@ -223,6 +223,7 @@ def mobile_page(page: MobilePage) -> str:
         f'<link rel="stylesheet" href="{page.base}{LEAFLET_CSS}">'
         f'<link rel="stylesheet" href="{page.base}{MOBILE_CSS}">'
         f'<script src="{page.base}{LEAFLET_JS}" defer></script>'
+        f'<script src="{page.base}{DATUM_JS}" defer></script>'
         f'<script src="{page.base}{MOBILE_JS}" defer></script></head>'
         '<body class="m">'
         f'<script type="application/json" id="m-config">{_json(config)}</script>'
@@ -353,7 +354,7 @@ def _outbox_part(t: Mapping[str, str]) -> str:
 
 def shell_assets(base: str = "") -> list[str]:
     """The URLs the service worker keeps for offline use: the page and what it loads."""
-    return [f"{base}/m/", f"{base}{MOBILE_JS}", f"{base}{MOBILE_CSS}"] + [
+    return [f"{base}/m/", f"{base}{DATUM_JS}", f"{base}{MOBILE_JS}", f"{base}{MOBILE_CSS}"] + [
         f"{base}{LEAFLET_JS}",
         f"{base}{LEAFLET_CSS}",
     ]

@@ -42,6 +42,7 @@ def test_the_map_settings_travel_as_data_not_script() -> None:
     # only the service's own scripts; the base map's tiles are images the script asks for
     assert re.findall(r'<script src="([^"]+)"', page) == [
         "/static/vendor/leaflet@1.9.3/leaflet.js",
+        "/static/citygrid/datum.js",
         "/static/citygrid/citizen.js",
     ]
     assert "<script>" not in page and " style=" not in page

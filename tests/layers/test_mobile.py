@@ -61,7 +61,7 @@ def test_the_texts_reach_the_script_as_data_and_nothing_breaks_out_of_it() -> No
     assert block and json.loads(block.group(1)) == mobile_texts(messages("en"))
     config = re.search(r'id="m-config">(.*?)</script>', html)
     assert config and json.loads(config.group(1))["note"] == "</script><script>alert(1)"
-    assert html.count("<script") == 4  # two files, two data blocks
+    assert html.count("<script") == 5  # three files, two data blocks
 
 
 def test_the_page_refuses_urls_elsewhere_and_a_datum_it_cannot_draw() -> None:

@@ -79,12 +79,14 @@
     var key = null; // one Idempotency-Key per report, kept across retries
     var where = document.getElementById("report-where");
 
-    function place(lat, lng, datum, label) {
+    // the position sent (lat, lng in `datum`) and where it is drawn on the base map
+    function place(lat, lng, datum, label, drawn) {
       document.getElementById("report-lat").value = lat.toFixed(7);
       document.getElementById("report-long").value = lng.toFixed(7);
       document.getElementById("report-datum").value = datum;
-      if (marker) marker.setLatLng([lat, lng]);
-      else marker = L.circleMarker([lat, lng], { radius: 9, color: "#c62828", weight: 3 }).addTo(map);
+      var at = drawn || [lat, lng];
+      if (marker) marker.setLatLng(at);
+      else marker = L.circleMarker(at, { radius: 9, color: "#c62828", weight: 3 }).addTo(map);
       where.textContent = label;
       showError("lat,long", "");
       key = null;
@@ -101,9 +103,12 @@
       where.textContent = _("Finding your position…");
       navigator.geolocation.getCurrentPosition(
         function (p) {
-          // the browser answers WGS 84
-          place(p.coords.latitude, p.coords.longitude, "wgs84", _("Your position"));
-          map.setView([p.coords.latitude, p.coords.longitude], 17);
+          // the browser answers WGS 84: sent as it is, drawn in the base map's datum
+          var lat = p.coords.latitude;
+          var lng = p.coords.longitude;
+          var s = window.CitygridDatum.shift(cfg.datum, lng, lat);
+          place(lat, lng, "wgs84", _("Your position"), [s[1], s[0]]);
+          map.setView([s[1], s[0]], 17);
         },
         function () {
           where.textContent = _("Your position is not available: tap the map instead");

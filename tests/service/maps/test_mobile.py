@@ -138,7 +138,13 @@ def test_the_service_worker_keeps_the_shell_that_the_service_serves(
     assert head["page"] == "/m/" and re.fullmatch(r"[0-9a-f]{16}", head["version"])
     assert "/m/" in head["shell"]
     assets = [u for u in head["shell"] if u.startswith("/static/")]
-    assert {u.rsplit("/", 1)[1] for u in assets} == {"m.js", "m.css", "leaflet.js", "leaflet.css"}
+    assert {u.rsplit("/", 1)[1] for u in assets} == {
+        "datum.js",
+        "m.js",
+        "m.css",
+        "leaflet.js",
+        "leaflet.css",
+    }
     for url in assets:
         assert anonymous_client.get(url).status_code == 200, url
     assert "caches.open" in code and 'addEventListener("fetch"' in code

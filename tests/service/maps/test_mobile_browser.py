@@ -201,7 +201,7 @@ def test_the_page_shows_my_grids_my_position_and_my_tasks(
 
     # the shift under a GCJ-02 base map: the same numbers as gis/datum.py
     glon, glat = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
-    js = page.evaluate("([lon, lat]) => window.citygridGcj02(lon, lat)", [lon, lat])
+    js = page.evaluate("([lon, lat]) => window.CitygridDatum.gcj02(lon, lat)", [lon, lat])
     assert js == pytest.approx([float(glon[0]), float(glat[0])], abs=1e-9)
 
     # my tasks: the case to verify, the open case, the order; nothing of community B
