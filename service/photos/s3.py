@@ -101,9 +101,7 @@ class S3Store(PhotoStore):
             answer = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING:
-                raise NotFound(
-                    "the photo's file is missing from the store", field="file"
-                ) from exc
+                raise NotFound("the photo's file is missing from the store", field="file") from exc
             raise
         return bytes(answer["Body"].read())
 
@@ -122,9 +120,7 @@ class S3Store(PhotoStore):
         """Delete staged objects uploaded before ``before`` (left by a process that died
         between stage and commit); how many."""
         old = [
-            o["Key"]
-            for o in self._objects(self.prefix + _STAGING)
-            if o["LastModified"] < before
+            o["Key"] for o in self._objects(self.prefix + _STAGING) if o["LastModified"] < before
         ]
         for token in old:
             self.client.delete_object(Bucket=self.bucket, Key=token)
