@@ -365,10 +365,10 @@ class PhotoService:
         Nothing happens with retention off (0). Files staged more than
         ``STAGING_GRACE`` ago and never committed (a process died mid-upload) go either way."""
         # file and object times are the wall clock's, not the service's clock
-        self.store.clear_staging(datetime.now(UTC) - STAGING_GRACE)
+        staged = self.store.clear_staging(datetime.now(UTC) - STAGING_GRACE)
         days = self.settings.photos.retention_days
         if days <= 0:
-            return {"deleted": 0, "files": 0}
+            return {"deleted": 0, "files": 0, "staged": staged}
         cutoff = (at or now()) - timedelta(days=days)
         old = list(
             self.session.scalars(
@@ -398,7 +398,7 @@ class PhotoService:
         )
         gone = [file_key(s, v) for s in shas - kept for v in VARIANTS]
         _pending_deletes(self.session).extend((self.store, k) for k in gone)
-        return {"deleted": len(old), "files": len(gone)}
+        return {"deleted": len(old), "files": len(gone), "staged": staged}
 
 
 def sweep_photos(

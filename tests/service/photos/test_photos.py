@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.principal import SYSTEM
 from service.db.models import Photo
+from service.errors import NotFound
 from service.grids.registry import Registry
 from service.photos.evidence import flagged_counts
 from service.photos.photos import PhotoService, PhotoUpload, store_for
@@ -419,6 +420,9 @@ def test_files_staged_by_an_upload_that_never_ended_are_cleared_once_stale(
     assert len(everything_stored(photo_settings)) == 1
     assert store.clear_staging(now + timedelta(minutes=1)) == 1
     assert everything_stored(photo_settings) == []
+    with pytest.raises(NotFound) as missing:  # never promoted: not in the store
+        store.read(key)
+    assert missing.value.field == "file"
 
 
 def test_retention_sweep_deletes_old_photos_files_but_keeps_shared_ones(
@@ -435,7 +439,11 @@ def test_retention_sweep_deletes_old_photos_files_but_keeps_shared_ones(
         )
         s.commit()
     with sessions() as s:
-        assert PhotoService(s, photo_settings).sweep() == {"deleted": 2, "files": 3}
+        assert PhotoService(s, photo_settings).sweep() == {
+            "deleted": 2,
+            "files": 3,
+            "staged": 0,
+        }
         s.commit()
     gone = client.get(f"/api/photos/{old['id']}")
     assert gone.status_code == 404 and "retention" in gone.json()["detail"]
