@@ -49,6 +49,10 @@ def _client(
         config=Config(
             s3={"addressing_style": addressing_style},
             retries={"max_attempts": 3, "mode": "standard"},
+            # a bucket that stops answering fails the request in seconds instead of holding
+            # one of the admitted requests' threads for boto3's default minute
+            connect_timeout=5,
+            read_timeout=30,
         ),
     )
 

@@ -77,15 +77,17 @@ def heic(
     taken: datetime | None = None,
     gps: tuple[float, float] | None = None,
     image: Image.Image | None = None,
+    exif: Image.Exif | None = None,
 ) -> bytes:
     """A HEIC (HEVC-coded HEIF, as iPhones save) written by pillow-heif's encoder, with EXIF
-    like :func:`jpeg`'s."""
+    like :func:`jpeg`'s, or ``exif`` as given."""
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
     img = image or picture(seed, size)
     out = io.BytesIO()
-    img.save(out, "HEIF", quality=80, exif=_exif(taken, gps, None))
+    raw = exif.tobytes() if exif is not None else _exif(taken, gps, None)
+    img.save(out, "HEIF", quality=80, exif=raw)
     return out.getvalue()
 
 

@@ -537,6 +537,13 @@ def test_a_heic_photo_is_read_like_a_jpeg_and_served_as_an_exif_free_jpeg(
     other = dispatched_case(client)
     again = upload(client, other, jpeg(image=picture(40, (400, 300)), quality=95)).json()
     assert "reused_similar" in again["flags"] and again["reuse_of"] == body["id"]
+    # a portrait shot: HEIF stores the rotation as a transform, applied when decoding
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = heic(image=Image.new("RGB", (300, 200), "blue"), exif=exif)
+    r = upload(client, case_id, rotated, "report")
+    upright = client.get(r.json()["image_url"]).content
+    assert Image.open(io.BytesIO(upright)).size == (200, 300) and exif_of(upright) == {}
 
 
 # -- inspection rounds (交叉考核) --------------------------------------------------------------
