@@ -74,7 +74,8 @@ class S3Store(PhotoStore):
         secret_access_key: str | None = None,
     ) -> None:
         self.bucket = bucket
-        self.prefix = prefix
+        # "photos" means the folder photos/, not keys starting "photosab/…"
+        self.prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         self.client = _client(
             endpoint_url, region, addressing_style, access_key_id, secret_access_key
         )
