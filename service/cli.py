@@ -677,16 +677,19 @@ app.add_typer(photos_app, name="photos")
 @photos_app.command("sweep")
 def photos_sweep() -> None:
     """Delete photos older than CITYGRID_PHOTO_RETENTION_DAYS: rows marked deleted (hashes
-    kept, positions cleared), files removed once that commits (unless a kept photo shares them)."""
+    kept, positions cleared), files removed once that commits (unless a kept photo shares them).
+    Files staged over an hour ago by uploads that never committed go too, retention or not."""
     from service.photos.photos import PhotoService
 
     settings = AppSettings()
-    if settings.photos.retention_days <= 0:
-        console.print("CITYGRID_PHOTO_RETENTION_DAYS is 0: photos are kept, nothing to do")
-        return
     with _session(settings) as session:
         result = PhotoService(session, settings).sweep()
-    console.print(f"{result['deleted']} photos deleted, {result['files']} files removed")
+    if settings.photos.retention_days <= 0:
+        console.print("CITYGRID_PHOTO_RETENTION_DAYS is 0: photos are kept")
+    else:
+        console.print(f"{result['deleted']} photos deleted, {result['files']} files removed")
+    if result["staged"]:
+        console.print(f"{result['staged']} abandoned staged files removed")
 
 
 @photos_app.command("recheck")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gis.codes import CodeScheme
@@ -382,6 +382,24 @@ class PhotoSettings(BaseSettings):
         None,
         description="Folder of the content-addressed files (default: photos/ under "
         "CITYGRID_DATA_DIR)",
+    )
+    # an S3-compatible bucket instead of the folder (set the bucket to use it)
+    s3_bucket: str | None = Field(
+        None, description="S3-compatible bucket of the photo files (unset: the folder)"
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="Endpoint of a non-AWS S3 service (MinIO, OSS, COS, …); unset: AWS"
+    )
+    s3_region: str | None = Field(None, description="The bucket's region")
+    s3_prefix: str = Field("", description="Key prefix inside the bucket, e.g. `photos/`")
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`path` for most self-hosted services (MinIO)"
+    )
+    s3_access_key_id: str | None = Field(
+        None, description="Access key (unset: the standard AWS variables, profile or role)"
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret key (unset: the standard AWS variables, profile or role)"
     )
     max_mb: float = Field(20.0, gt=0, description="Largest accepted photo")
     video_max_mb: float = Field(50.0, gt=0, description="Largest accepted video (MP4, MOV)")

@@ -1,6 +1,7 @@
-"""What an uploaded file is, read from its bytes (never its name): a JPEG, PNG or WebP photo
-(decoded by Pillow, with a decompression-bomb guard) or an MP4/QuickTime video (its ``ftyp``
-box); the photo's EXIF time and position, perceptual hash, EXIF-free copy and thumbnail.
+"""What an uploaded file is, read from its bytes (never its name): a JPEG, PNG, WebP or
+HEIC/HEIF photo (decoded by Pillow, HEIF through the ``pillow-heif`` plugin, with a
+decompression-bomb guard) or an MP4/QuickTime video (its ``ftyp`` box); the photo's EXIF time
+and position, perceptual hash, EXIF-free copy and thumbnail.
 
 No HTTP and no database here: errors are :class:`service.errors.InvalidInput` naming ``file``.
 """
@@ -16,14 +17,25 @@ from zoneinfo import ZoneInfo
 
 import imagehash
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from service.errors import InvalidInput, PayloadTooLarge
 
-PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-# ftyp major brands of phone videos; HEIF stills use the same box and are refused by name
+# HEIC/HEIF (iPhones' default) as a Pillow format named "HEIF"; its thumbnails are not needed
+register_heif_opener(thumbnails=False)
+
+PHOTO_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "HEIF": "image/heif",
+}
+# ftyp major brands of phone videos, and of HEIF stills (same box, decoded as photos)
 _QUICKTIME_BRANDS = {b"qt  "}
 _MP4_BRANDS = {b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V "}
-_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"hevc", b"avif"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}  # HEVC-coded: image/heic
+_HEIF_BRANDS = {*_HEIC_BRANDS, b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
 _EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
 _DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
 # EXIF times before digital cameras were common are a reset clock, not a time
@@ -82,7 +94,10 @@ def read_media(
             field="file",
         )
     image = _open_image(data, max_pixels)
-    media = Media(data, "image", PHOTO_FORMATS[str(image.format)], sha)
+    mime = PHOTO_FORMATS[str(image.format)]
+    if image.format == "HEIF" and data[8:12] in _HEIC_BRANDS:
+        mime = "image/heic"
+    media = Media(data, "image", mime, sha)
     media.width, media.height = image.size
     _read_exif(image, media, tz, now)
     try:
@@ -99,14 +114,16 @@ def read_media(
 
 def _video_mime(data: bytes) -> str | None:
     """``video/mp4`` or ``video/quicktime`` when ``data`` starts with an ISO-BMFF ``ftyp``
-    box of a video brand; ``InvalidInput`` for HEIF/AVIF stills (no decoder installed)."""
+    box of a video brand; None for a HEIF still (a photo) or no ``ftyp`` box;
+    ``InvalidInput`` for AVIF (no decoder installed)."""
     if len(data) < 12 or data[4:8] != b"ftyp":
         return None
     brand = data[8:12]
     if brand in _HEIF_BRANDS:
+        return None
+    if brand in _AVIF_BRANDS:
         raise InvalidInput(
-            "HEIC/HEIF/AVIF photos are not accepted; send JPEG, PNG or WebP (phones can "
-            "save 'most compatible')",
+            "AVIF photos are not accepted; send JPEG, PNG, WebP or HEIC",
             field="file",
         )
     if brand in _QUICKTIME_BRANDS:
@@ -136,8 +153,8 @@ def _open_image(data: bytes, max_pixels: int) -> Image.Image:
         ) from exc
     except UnidentifiedImageError as exc:
         raise InvalidInput(
-            "the file is not a JPEG, PNG or WebP photo nor an MP4/MOV video (its content was "
-            "read, not its name)",
+            "the file is not a JPEG, PNG, WebP or HEIC photo nor an MP4/MOV video (its "
+            "content was read, not its name)",
             field="file",
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:

@@ -17,7 +17,7 @@ made visible only after it (``_after_commit``); a rollback discards them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from geoalchemy2.shape import from_shape
@@ -33,6 +33,7 @@ from service.db.models import Case, InspectionRound, Photo, RoundAssignment
 from service.errors import Forbidden, InvalidInput, NotFound
 from service.photos.evidence import CHECKED_STEPS, check_evidence, find_reuse
 from service.photos.media import Media, read_media
+from service.photos.s3 import S3Store
 from service.photos.store import VARIANTS, FileSystemStore, PhotoStore, file_key
 from service.settings import AppSettings
 
@@ -46,6 +47,8 @@ STAGES = ("before", "during", "after")
 # photos the background retention sweep marks per round (every CITYGRID_NOTIFY_SWEEP_INTERVAL_S)
 SWEEP_BATCH = 5_000
 PEOPLE_READ = "people.read"
+# a staged file older than this belongs to no upload still running (requests last seconds)
+STAGING_GRACE = timedelta(hours=1)
 
 
 @dataclass
@@ -62,7 +65,20 @@ class PhotoUpload:
 
 
 def store_for(settings: AppSettings) -> PhotoStore:
-    """The configured photo store (the file system is the only built-in one)."""
+    """The configured photo store: the S3-compatible bucket when ``CITYGRID_PHOTO_S3_BUCKET``
+    is set, else the folder."""
+    p = settings.photos
+    if p.s3_bucket:
+        secret = p.s3_secret_access_key
+        return S3Store(
+            p.s3_bucket,
+            prefix=p.s3_prefix,
+            endpoint_url=p.s3_endpoint_url,
+            region=p.s3_region,
+            addressing_style=p.s3_addressing_style,
+            access_key_id=p.s3_access_key_id,
+            secret_access_key=secret.get_secret_value() if secret else None,
+        )
     return FileSystemStore(settings.photo_dir())
 
 
@@ -346,10 +362,13 @@ class PhotoService:
         """Retention: photos older than ``CITYGRID_PHOTO_RETENTION_DAYS`` are marked deleted,
         their positions cleared and — once the marks commit — their files removed unless a
         retained photo shares them (at most ``limit`` photos, oldest ids first, when given).
-        Nothing happens with retention off (0)."""
+        Nothing happens with retention off (0). Files staged more than
+        ``STAGING_GRACE`` ago and never committed (a process died mid-upload) go either way."""
+        # file and object times are the wall clock's, not the service's clock
+        staged = self.store.clear_staging(datetime.now(UTC) - STAGING_GRACE)
         days = self.settings.photos.retention_days
         if days <= 0:
-            return {"deleted": 0, "files": 0}
+            return {"deleted": 0, "files": 0, "staged": staged}
         cutoff = (at or now()) - timedelta(days=days)
         old = list(
             self.session.scalars(
@@ -379,7 +398,7 @@ class PhotoService:
         )
         gone = [file_key(s, v) for s in shas - kept for v in VARIANTS]
         _pending_deletes(self.session).extend((self.store, k) for k in gone)
-        return {"deleted": len(old), "files": len(gone)}
+        return {"deleted": len(old), "files": len(gone), "staged": staged}
 
 
 def sweep_photos(

@@ -1,12 +1,11 @@
 """Where photo files live: :class:`PhotoStore`, content-addressed by the original's sha256,
-and :class:`FileSystemStore`, the only built-in implementation (a folder, by default
-``photos/`` under ``CITYGRID_DATA_DIR``).
+and :class:`FileSystemStore`, a folder (by default ``photos/`` under ``CITYGRID_DATA_DIR``).
+An S3-compatible bucket is :class:`service.photos.s3.S3Store`.
 
-An S3-compatible bucket would be another ``PhotoStore`` (stage = upload under a temporary
-key, promote = copy to the final key and delete the temporary one). Files are written in two
-steps so that nothing becomes visible for a row that did not commit: ``stage`` before the
-commit (where a full disk fails the request), ``promote`` after it (an atomic rename), and
-``discard`` when the transaction rolls back.
+Files are written in two steps so that nothing becomes visible for a row that did not commit:
+``stage`` before the commit (where a full disk fails the request), ``promote`` after it (an
+atomic rename), and ``discard`` when the transaction rolls back. A process that dies between
+the two leaves a staged file no reader ever asks for; ``clear_staging`` removes such files.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import os
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from service.errors import NotFound
@@ -59,6 +59,11 @@ class PhotoStore(ABC):
     @abstractmethod
     def keys(self) -> Iterator[str]:
         """Every stored key (for the retention sweep's orphan check)."""
+
+    @abstractmethod
+    def clear_staging(self, before: datetime) -> int:
+        """Remove files staged before ``before`` and never promoted nor discarded (their
+        process died before its commit ended); how many."""
 
 
 class FileSystemStore(PhotoStore):
@@ -112,3 +117,13 @@ class FileSystemStore(PhotoStore):
             return
         for path in self.root.glob("??/??/*"):
             yield path.relative_to(self.root).as_posix()
+
+    def clear_staging(self, before: datetime) -> int:
+        """Unlink staging files last written before ``before``."""
+        staging = self.root / ".staging"
+        if not staging.exists():
+            return 0
+        old = [p for p in staging.iterdir() if p.stat().st_mtime < before.timestamp()]
+        for path in old:
+            path.unlink(missing_ok=True)
+        return len(old)

@@ -29,19 +29,9 @@ def _dms(value: float) -> tuple[Fraction, Fraction, Fraction]:
     return Fraction(d), Fraction(m), Fraction(s).limit_denominator(10000)
 
 
-def jpeg(
-    seed: int = 0,
-    *,
-    size: tuple[int, int] = (320, 240),
-    taken: datetime | None = None,
-    gps: tuple[float, float] | None = None,
-    raw_gps: dict[int, object] | None = None,
-    image: Image.Image | None = None,
-    quality: int = 85,
+def _exif(
+    taken: datetime | None, gps: tuple[float, float] | None, raw_gps: dict[int, object] | None
 ) -> bytes:
-    """A JPEG; ``taken`` (aware) as DateTimeOriginal with its offset; ``gps`` (lon, lat) as
-    the GPS IFD, or ``raw_gps`` written as is (impossible values)."""
-    img = image or picture(seed, size)
     exif = Image.Exif()
     if taken is not None:
         offset = taken.strftime("%z")
@@ -59,8 +49,45 @@ def jpeg(
         }
     if raw_gps is not None:
         exif[0x8825] = raw_gps
+    return exif.tobytes()
+
+
+def jpeg(
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (320, 240),
+    taken: datetime | None = None,
+    gps: tuple[float, float] | None = None,
+    raw_gps: dict[int, object] | None = None,
+    image: Image.Image | None = None,
+    quality: int = 85,
+) -> bytes:
+    """A JPEG; ``taken`` (aware) as DateTimeOriginal with its offset; ``gps`` (lon, lat) as
+    the GPS IFD, or ``raw_gps`` written as is (impossible values)."""
+    img = image or picture(seed, size)
     out = io.BytesIO()
-    img.save(out, "JPEG", quality=quality, exif=exif.tobytes())
+    img.save(out, "JPEG", quality=quality, exif=_exif(taken, gps, raw_gps))
+    return out.getvalue()
+
+
+def heic(
+    seed: int = 0,
+    *,
+    size: tuple[int, int] = (320, 240),
+    taken: datetime | None = None,
+    gps: tuple[float, float] | None = None,
+    image: Image.Image | None = None,
+    exif: Image.Exif | None = None,
+) -> bytes:
+    """A HEIC (HEVC-coded HEIF, as iPhones save) written by pillow-heif's encoder, with EXIF
+    like :func:`jpeg`'s, or ``exif`` as given."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    img = image or picture(seed, size)
+    out = io.BytesIO()
+    raw = exif.tobytes() if exif is not None else _exif(taken, gps, None)
+    img.save(out, "HEIF", quality=80, exif=raw)
     return out.getvalue()
 
 

@@ -1,6 +1,9 @@
 """Photo evidence: upload to a case, content sniffed (not named), EXIF read and stripped from
 what is served, the evidence check (after dispatch, near the case) measured against pyproj,
-reuse on another case, scope and privacy, nothing half-stored, retention."""
+reuse on another case, scope and privacy, nothing half-stored, retention, HEIC.
+
+Every test runs twice: files in the folder, and in an S3-compatible bucket on a real HTTP
+server (moto's server mode, see conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,14 +23,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.accounts.principal import SYSTEM
 from service.db.models import Photo
+from service.errors import NotFound
 from service.grids.registry import Registry
 from service.photos.evidence import flagged_counts
-from service.photos.photos import PhotoService, PhotoUpload
-from service.photos.store import FileSystemStore
+from service.photos.photos import PhotoService, PhotoUpload, store_for
+from service.photos.store import file_key
 from service.settings import AppSettings, PhotoSettings
 from tests.helpers.accounts import admin_client, headers_of
 from tests.helpers.city import COMM_A, COMM_B, point_lonlat
-from tests.helpers.photos import bomb_png, distance_m, exif_of, jpeg, mp4, offset_point
+from tests.helpers.photos import (
+    bomb_png,
+    distance_m,
+    exif_of,
+    heic,
+    jpeg,
+    mp4,
+    offset_point,
+    picture,
+)
+from tests.helpers.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server, everything_stored
 from tests.helpers.scope import act, report_at
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -35,17 +49,32 @@ SPOT_A = point_lonlat(50, 150)  # in community A's first unit grid
 SPOT_B = point_lonlat(750, 150)  # in community B
 
 
-@pytest.fixture
-def photo_settings(settings: AppSettings, tmp_path: Path) -> AppSettings:
+@pytest.fixture(params=["folder", "s3"])
+def photo_settings(
+    request: pytest.FixtureRequest, settings: AppSettings, tmp_path: Path
+) -> AppSettings:
+    """The photo settings of one store: the folder, or a fresh bucket on the S3 server."""
+    where: dict[str, object] = {"dir": tmp_path / "photos"}
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        where |= {
+            "s3_bucket": server.new_bucket(),
+            "s3_endpoint_url": server.endpoint_url,
+            "s3_region": REGION,
+            "s3_prefix": "city/photos",  # the store adds the final "/"
+            "s3_addressing_style": "path",
+            "s3_access_key_id": ACCESS_KEY,
+            "s3_secret_access_key": SECRET_KEY,
+        }
     return replace(
         settings,
         photos=PhotoSettings(
             _env_file=None,  # type: ignore[call-arg]
-            dir=tmp_path / "photos",
             max_mb=1,
             video_max_mb=2,
             max_pixels=4_000_000,
             retention_days=30,
+            **where,  # type: ignore[arg-type]
         ),
     )
 
@@ -87,11 +116,6 @@ def upload(
 
 def soon() -> datetime:
     return datetime.now(CST) + timedelta(minutes=1)
-
-
-def stored_files(settings: AppSettings) -> list[Path]:
-    root = settings.photo_dir()
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
 # -- the evidence check ----------------------------------------------------------------------
@@ -260,7 +284,9 @@ def _noise_jpeg(side: int) -> bytes:
         ("ok", {"lon": 113.6}, 422, "lat"),
         ("ok", {"lon": 113.6, "lat": 95}, 422, "lat"),
         ("ok", {"lon": 113.6, "lat": 34.7, "datum": "utm"}, 422, "datum"),
-        (mp4(b"heic"), {}, 422, "file"),
+        (mp4(b"heic"), {}, 422, "file"),  # a HEIC's header and nothing else
+        ("heic_bomb", {}, 422, "file"),
+        (mp4(b"avif"), {}, 422, "file"),
         (mp4(size=3_000_000), {}, 413, "file"),
     ],
 )
@@ -274,14 +300,19 @@ def test_bad_uploads_are_refused_naming_the_field_and_store_nothing(
     field: str,
 ) -> None:
     case_id = dispatched_case(client)
-    content = {"noise": lambda: _noise_jpeg(1000), "bomb": lambda: bomb_png(3000)}
+    content = {
+        "noise": lambda: _noise_jpeg(1000),
+        "bomb": lambda: bomb_png(3000),
+        # 4.4 million pixels of one colour: a few kB, over the 4 million allowed
+        "heic_bomb": lambda: heic(image=Image.new("RGB", (2100, 2100), "red")),
+    }
     body = content.get(data, lambda: jpeg(13))() if isinstance(data, str) else data
     form = {"step": "feedback"} | form
     r = upload(client, case_id, body, **form)  # type: ignore[arg-type]
     assert r.status_code == status, r.text
     assert r.json()["field"] == field, r.text
     assert session.scalar(select(func.count()).select_from(Photo)) == 0
-    assert stored_files(photo_settings) == []
+    assert everything_stored(photo_settings) == []
 
 
 def test_a_video_is_stored_with_a_placeholder_and_served_only_with_people_read(
@@ -358,21 +389,40 @@ def test_files_appear_only_when_the_row_commits(
     client: TestClient, photo_settings: AppSettings, sessions: sessionmaker[Session]
 ) -> None:
     case_id = dispatched_case(client)
-    store = FileSystemStore(photo_settings.photo_dir())
+    store = store_for(photo_settings)
     with sessions() as s:
         PhotoService(s, photo_settings).upload(case_id, PhotoUpload(jpeg(19), "feedback"), SYSTEM)
         assert list(store.keys()) == []  # staged, not visible
         s.rollback()
-    assert stored_files(photo_settings) == []  # staging discarded too
+    assert everything_stored(photo_settings) == []  # staging discarded too
     with sessions() as s:
         photo = PhotoService(s, photo_settings).upload(
             case_id, PhotoUpload(jpeg(19), "feedback"), SYSTEM
         )
         s.commit()
-    assert sorted(store.keys()) == sorted(
-        f"{photo.sha256[:2]}/{photo.sha256[2:4]}/{photo.sha256}.{v}"
-        for v in ("orig", "display.jpg", "thumb.jpg")
-    )
+    keys = sorted(file_key(photo.sha256, v) for v in ("orig", "display.jpg", "thumb.jpg"))
+    assert sorted(store.keys()) == keys
+    # where they are: the bucket under its prefix when one is set, else the folder
+    prefix = "city/photos/" if photo_settings.photos.s3_bucket else ""
+    assert everything_stored(photo_settings) == [prefix + k for k in keys]
+    assert store.read(file_key(photo.sha256, "orig")) == jpeg(19)
+
+
+def test_files_staged_by_an_upload_that_never_ended_are_cleared_once_stale(
+    photo_settings: AppSettings, session: Session
+) -> None:
+    store = store_for(photo_settings)
+    key = file_key("ab" * 32, "orig")
+    store.stage(key, b"a process died before its commit")
+    assert list(store.keys()) == [] and len(everything_stored(photo_settings)) == 1
+    now = datetime.now(UTC)
+    assert store.clear_staging(now - timedelta(hours=1)) == 0  # may still be committing
+    assert len(everything_stored(photo_settings)) == 1
+    assert store.clear_staging(now + timedelta(minutes=1)) == 1
+    assert everything_stored(photo_settings) == []
+    with pytest.raises(NotFound) as missing:  # never promoted: not in the store
+        store.read(key)
+    assert missing.value.field == "file"
 
 
 def test_retention_sweep_deletes_old_photos_files_but_keeps_shared_ones(
@@ -389,7 +439,11 @@ def test_retention_sweep_deletes_old_photos_files_but_keeps_shared_ones(
         )
         s.commit()
     with sessions() as s:
-        assert PhotoService(s, photo_settings).sweep() == {"deleted": 2, "files": 3}
+        assert PhotoService(s, photo_settings).sweep() == {
+            "deleted": 2,
+            "files": 3,
+            "staged": 0,
+        }
         s.commit()
     gone = client.get(f"/api/photos/{old['id']}")
     assert gone.status_code == 404 and "retention" in gone.json()["detail"]
@@ -442,6 +496,56 @@ def test_png_with_transparency_and_a_rotated_jpeg_are_served_upright_as_jpeg(
     assert upright.size == (200, 300) and exif_of(client.get(r.json()["image_url"]).content) == {}
 
 
+# -- HEIC (iPhones' default) -----------------------------------------------------------------
+
+
+def test_a_heic_photo_is_read_like_a_jpeg_and_served_as_an_exif_free_jpeg(
+    client: TestClient, photo_settings: AppSettings
+) -> None:
+    case_id = dispatched_case(client)
+    place = offset_point(*SPOT_A, 30.0, azimuth=10)
+    sent = heic(40, size=(400, 300), taken=soon(), gps=place)
+    assert sent[4:12] == b"ftypheic"
+    r = upload(client, case_id, sent, name="IMG_0001.HEIC")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["kind"], body["mime"]) == ("image", "image/heic")
+    assert (body["width"], body["height"]) == (400, 300)
+    # its EXIF time and position were read: the evidence check passes on them
+    assert body["flags"] == [] and body["evidence_ok"]
+    assert body["exif_position"]["coordinates"] == pytest.approx(list(place), abs=1e-6)
+    assert body["distance_m"] == pytest.approx(distance_m(place, SPOT_A), abs=0.5)
+
+    image = client.get(body["image_url"])
+    assert image.headers["content-type"] == "image/jpeg"
+    served = Image.open(io.BytesIO(image.content))
+    assert served.format == "JPEG" and served.size == (400, 300)
+    assert exif_of(image.content) == {}
+    # the same picture as the one sent, not just any JPEG (HEVC is lossy: compare loosely)
+    diff = np.abs(np.asarray(served, dtype=int) - np.asarray(picture(40, (400, 300)), dtype=int))
+    assert diff.mean() < 8
+    thumb = client.get(body["thumbnail_url"])
+    assert Image.open(io.BytesIO(thumb.content)).format == "JPEG" and exif_of(thumb.content) == {}
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == photo_settings.photos.thumbnail_px
+    # the original as uploaded, EXIF and all, only with people.read
+    original = client.get(body["image_url"], params={"original": "true"})
+    assert original.content == sent and original.headers["content-type"] == "image/heic"
+    staff = headers_of(client, "department", department="环卫所")
+    refused = client.get(body["image_url"], params={"original": "true"}, headers=staff)
+    assert refused.status_code == 403 and "people.read" in refused.text
+    # the same picture again as a JPEG on another case is reuse (the pHash is the picture's)
+    other = dispatched_case(client)
+    again = upload(client, other, jpeg(image=picture(40, (400, 300)), quality=95)).json()
+    assert "reused_similar" in again["flags"] and again["reuse_of"] == body["id"]
+    # a portrait shot: HEIF stores the rotation as a transform, applied when decoding
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = heic(image=Image.new("RGB", (300, 200), "blue"), exif=exif)
+    r = upload(client, case_id, rotated, "report")
+    upright = client.get(r.json()["image_url"]).content
+    assert Image.open(io.BytesIO(upright)).size == (200, 300) and exif_of(upright) == {}
+
+
 # -- inspection rounds (交叉考核) --------------------------------------------------------------
 
 
@@ -489,3 +593,34 @@ def test_a_scorer_photographs_the_grid_it_scores_in_an_open_round(client: TestCl
     case_id = dispatched_case(client, SPOT_B)
     reused = upload(client, case_id, picture).json()
     assert "reused" in reused["flags"] and reused["reuse_of"] == photo["id"]
+
+
+# -- the bucket's credentials --------------------------------------------------------------
+
+
+def test_the_bucket_takes_its_credentials_from_the_standard_aws_variables(
+    settings: AppSettings,
+    s3_server: S3Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    bucket = s3_server.new_bucket()
+    only_bucket = replace(
+        settings,
+        photos=PhotoSettings(
+            _env_file=None,  # type: ignore[call-arg]
+            dir=tmp_path / "photos",
+            s3_bucket=bucket,
+            s3_endpoint_url=s3_server.endpoint_url,
+            s3_region=REGION,
+        ),
+    )
+    store = store_for(only_bucket)
+    key = file_key("cd" * 32, "thumb.jpg")
+    store.promote(key, store.stage(key, b"thumbnail bytes"))
+    assert store.read(key) == b"thumbnail bytes"
+    assert s3_server.objects(bucket) == [key]  # no prefix set: keys at the bucket's root
+    assert not (tmp_path / "photos").exists()  # the folder is not used

@@ -3,6 +3,8 @@ sweeps, against committed data of a city of their own."""
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,9 +76,16 @@ def committed(
 def test_cli_sweep_deletes_old_photos_and_their_files(committed, engine: Engine) -> None:
     ids, folder = committed
     assert len([p for p in folder.rglob(f"{ids['old_sha']}.*")]) == 3
+    # left by an upload whose process died two hours ago, before its commit ended
+    abandoned = folder / ".staging" / "photo-abandoned"
+    abandoned.parent.mkdir(parents=True, exist_ok=True)
+    abandoned.write_bytes(b"never committed")
+    two_hours_ago = time.time() - 7200
+    os.utime(abandoned, (two_hours_ago, two_hours_ago))
     result = CliRunner().invoke(app, ["photos", "sweep"])
     assert result.exit_code == 0, result.output
     assert "1 photos deleted, 3 files removed" in result.output
+    assert "1 abandoned staged files removed" in result.output and not abandoned.exists()
     assert list(folder.rglob(f"{ids['old_sha']}.*")) == []
     with Session(engine) as session:
         old, new = session.get(Photo, ids["old"]), session.get(Photo, ids["new"])
