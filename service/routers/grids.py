@@ -54,6 +54,14 @@ def list_grids(
     level: LevelQ = None,
     parent: Annotated[str | None, Query(description="Direct parent's code")] = None,
     bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat")] = None,
+    within: Annotated[
+        str | None,
+        Query(
+            pattern=r"^\d{1,15}$",
+            description="A code prefix: only the grids whose codes start with it (a subtree, "
+            "or an account's grid scope)",
+        ),
+    ] = None,
     at: AtQ = None,
     datum: DatumQ = "wgs84",
     limit: LimitQ = 1000,
@@ -64,6 +72,7 @@ def list_grids(
         at=aware(at, settings.grids.timezone) or now(),
         level=level,
         parent_code=parent,
+        subtree_prefix=within,
         bbox=parse_bbox(bbox),
     )
     rows = registry.grids(flt, limit=limit, offset=offset)

@@ -399,25 +399,41 @@
     });
   }
 
+  // my unit grids: one request per prefix of my scope (only what is mine comes down, however
+  // scattered), else the city's within its extent
+  function gridQueries() {
+    var q = "level=unit&limit=1000" + (cfg.datum === "gcj02" ? "&datum=gcj02" : "");
+    if (!cfg.scope) return [q + "&bbox=" + cfg.bounds.join(",")];
+    return cfg.scope.map(function (p) {
+      return q + "&within=" + encodeURIComponent(p);
+    });
+  }
+
   function loadGrids() {
-    var b = cfg.bounds;
-    var q = "level=unit&limit=1000&bbox=" + b.join(",") + (cfg.datum === "gcj02" ? "&datum=gcj02" : "");
-    return api("GET", "/api/grids?" + q).then(function (answer) {
-      if (!answer.ok) return;
-      return answer.json().then(function (fc) {
-        var mine = fc.features.filter(function (f) {
-          return inScope(String(f.id));
-        });
-        state.gridLayer.clearLayers();
-        state.gridLayer.addData(mine);
-        var names = $("m-grids");
-        names.textContent = "";
-        if (!cfg.scope) names.appendChild(el("span", {}, t("whole_city") + " "));
-        mine.forEach(function (f) {
-          names.appendChild(el("span", { class: "m-grid", "data-code": f.id }, f.properties.name || f.id));
-        });
-        if (mine.length) state.map.fitBounds(state.gridLayer.getBounds());
+    var asked = gridQueries().map(function (q) {
+      return api("GET", "/api/grids?" + q).then(function (answer) {
+        if (!answer.ok) throw new Error("grids " + answer.status);
+        return answer.json();
       });
+    });
+    return Promise.all(asked).then(function (pages) {
+      var seen = {};
+      var mine = [];
+      pages.forEach(function (fc) {
+        fc.features.forEach(function (f) {
+          if (!seen[f.id] && inScope(String(f.id))) mine.push(f);
+          seen[f.id] = true;
+        });
+      });
+      state.gridLayer.clearLayers();
+      state.gridLayer.addData(mine);
+      var names = $("m-grids");
+      names.textContent = "";
+      if (!cfg.scope) names.appendChild(el("span", {}, t("whole_city") + " "));
+      mine.forEach(function (f) {
+        names.appendChild(el("span", { class: "m-grid", "data-code": f.id }, f.properties.name || f.id));
+      });
+      if (mine.length) state.map.fitBounds(state.gridLayer.getBounds());
     }).catch(function () {});
   }
 

@@ -37,6 +37,21 @@ def test_create_and_read_back_a_hierarchy(client: TestClient) -> None:
     assert [f["id"] for f in listing["features"]] == [unit_code(COMM_A, i) for i in range(1, 9)]
 
 
+def test_within_lists_the_grids_under_a_code_prefix(client: TestClient) -> None:
+    _load(client)
+    a1, a2 = unit_code(COMM_A, 1), unit_code(COMM_A, 2)
+    prefix = a1[:-1]  # the unit grids 01..09 of community A (an account's scope may be this)
+    listing = client.get("/api/grids", params={"level": "unit", "within": prefix}).json()
+    codes = [f["id"] for f in listing["features"]]
+    assert codes == sorted(
+        c for c in (unit_code(COMM_A, i) for i in range(1, 9)) if c.startswith(prefix)
+    )
+    one = client.get("/api/grids", params={"within": a2}).json()
+    assert [f["id"] for f in one["features"]] == [a2]
+    bad = client.get("/api/grids", params={"within": "41%"})
+    assert bad.status_code == 422 and "within" in bad.text
+
+
 def test_locate_endpoint_returns_chain_candidates_and_person(client: TestClient) -> None:
     _load(client)
     lon, lat = point_lonlat(97, 150)  # 3 m from the edge between units 01 and 02
