@@ -171,6 +171,20 @@ class Traffic:
                 return
 
 
+def _watch(context: Any, page: Any, traffic: Traffic) -> Any:
+    """A CDP session on ``page`` whose network events ``traffic`` records (enabled)."""
+    cdp = context.new_cdp_session(page)
+    for method in (
+        "Network.requestWillBeSent",
+        "Network.responseReceived",
+        "Network.loadingFinished",
+        "Network.loadingFailed",
+    ):
+        cdp.on(method, lambda p, m=method: traffic.event("page", m, p))
+    cdp.send("Network.enable")
+    return cdp
+
+
 def _phone_run(pw: Any, base: str, conditions: dict[str, Any]) -> dict[str, Any]:
     """One fresh browser: log in, then the cold, warm and offline loads of ``/m/``."""
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
@@ -193,15 +207,7 @@ def _phone_run(pw: Any, base: str, conditions: dict[str, Any]) -> dict[str, Any]
         page.wait_for_url(f"{base}/healthz")
 
         traffic = Traffic(base)
-        cdp = context.new_cdp_session(page)
-        for method in (
-            "Network.requestWillBeSent",
-            "Network.responseReceived",
-            "Network.loadingFinished",
-            "Network.loadingFailed",
-        ):
-            cdp.on(method, lambda p, m=method: traffic.event("page", m, p))
-        cdp.send("Network.enable")
+        cdp = _watch(context, page, traffic)
         cdp.send("Network.emulateNetworkConditions", conditions)
 
         # the service worker: a target of its own, throttled and logged once it starts
@@ -287,15 +293,7 @@ def _dispatcher_bytes(pw: Any, base: str, headers: dict[str, str]) -> dict[str, 
         )
         page = context.new_page()
         traffic = Traffic(base)
-        cdp = context.new_cdp_session(page)
-        for method in (
-            "Network.requestWillBeSent",
-            "Network.responseReceived",
-            "Network.loadingFinished",
-            "Network.loadingFailed",
-        ):
-            cdp.on(method, lambda p, m=method: traffic.event("page", m, p))
-        cdp.send("Network.enable")
+        _cdp = _watch(context, page, traffic)  # held while the page loads
         page.goto(f"{base}/", timeout=300_000)
         page.wait_for_load_state("networkidle", timeout=300_000)
         traffic.wait_quiet(page)
