@@ -615,6 +615,85 @@ def heatmap(
     console.print(f"{layer} written to {out} ({out.stat().st_size:,} bytes)")
 
 
+@app.command("backup")
+def backup_command(
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Archive to write (default: citygrid-<time>.tar)"),
+    ] = None,
+) -> None:
+    """Back up the configured (or embedded) database and the photo folder into one archive."""
+    from datetime import datetime
+
+    from service.backup import backup
+    from service.photos.photos import store_for
+
+    settings = AppSettings()
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = output or Path(f"citygrid-{stamp}.tar")
+    url = resolve_database_url(settings.database)
+    try:
+        with _engine(settings) as engine, _progress() as bar:
+            manifest = backup(engine, url, store_for(settings), output, _steps(bar))
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    counts = manifest["counts"]
+    console.print(
+        f"backed up to {output} ({output.stat().st_size:,} bytes): migration "
+        f"{manifest['alembic_revision']}, {len(counts)} tables, {sum(counts.values()):,} rows, "
+        f"{manifest['photos']['files']} photo files",
+        soft_wrap=True,
+    )
+    if not manifest["photos"]["included"]:
+        console.print(
+            "[yellow]note:[/yellow] photos live in the S3 bucket "
+            f"{settings.photos.s3_bucket!r} and are NOT in this archive; back the bucket up "
+            "with its own tools"
+        )
+
+
+@app.command("restore")
+def restore_command(
+    file: Annotated[Path, typer.Argument(dir_okay=False, help="Archive from `citygrid backup`")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Empty database to restore into (default: the configured one)"),
+    ] = None,
+) -> None:
+    """Restore a backup into an EMPTY database (refused otherwise), its photos into the photo
+    folder; counts are checked against the backup and older dumps migrated forward."""
+    from service.backup import restore
+    from service.photos.photos import store_for
+
+    settings = AppSettings()
+    url = database_url or resolve_database_url(settings.database)
+    engine = make_engine(url)
+    try:
+        with _progress() as bar:
+            report = restore(file, engine, url, store_for(settings), _steps(bar))
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    finally:
+        engine.dispose()
+    for table, (want, got) in sorted(report.counts.items()):
+        mark = "" if want == got else "  [red]MISMATCH[/red]"
+        console.print(f"  {table:<32} {got:>12,} rows (backup: {want:,}){mark}")
+    want, got = report.photos
+    console.print(f"  {'photo files':<32} {got:>12,} (backup: {want:,})")
+    if report.photos_skipped:
+        console.print(
+            "[yellow]note:[/yellow] the photo store is an S3 bucket: the archive's photo files "
+            "were NOT restored"
+        )
+    if report.mismatched or (got != want and not report.photos_skipped):
+        console.print("[red]error:[/red] the restored data differs from the backup (see above)")
+        raise typer.Exit(1)
+    moved = f", migrated forward to {report.head}" if report.revision != report.head else ""
+    console.print(f"restored {file} (migration {report.revision}{moved})", soft_wrap=True)
+
+
 @app.command("db-stop")
 def db_stop() -> None:
     """Stop the embedded database cluster (if it runs)."""
