@@ -24,6 +24,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 major="$(pg_major)"
+# `citygrid backup` / `restore` run this major's pg_dump and pg_restore
+if [ ! -x "/usr/lib/postgresql/${major}/bin/pg_restore" ]; then
+  echo "installing the PostgreSQL ${major} client programs"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-client-${major}"
+fi
 if [ ! -f "/usr/share/postgresql/${major}/extension/postgis.control" ]; then
   echo "installing PostGIS for PostgreSQL ${major}"
   $SUDO apt-get update -qq

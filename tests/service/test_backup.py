@@ -5,6 +5,7 @@ with nothing restored."""
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 import uuid
@@ -35,6 +36,8 @@ from service.settings import PhotoSettings
 from tests.helpers.city import COMM_B, commit_small_city, lonlat, mbox, point_lonlat, unit_code
 from tests.helpers.patrol import walk
 from tests.helpers.photos import jpeg
+
+pytestmark = pytest.mark.slow
 
 CITY = "990900"
 # what the test compares, row by row, in the source and the restored database
@@ -225,7 +228,7 @@ def test_a_missing_or_corrupt_archive_is_refused_and_nothing_is_restored(
                 if member.name == "database.dump":
                     data = data[:100] + bytes(64) + data[164:]
                 member.size = len(data)
-                out.addfile(member, __import__("io").BytesIO(data))
+                out.addfile(member, io.BytesIO(data))
     photos = tmp_path / "photos"
 
     result = _cli(monkeypatch, target_url, photos, "restore", str(bad))
@@ -242,3 +245,56 @@ def test_a_missing_or_corrupt_archive_is_refused_and_nothing_is_restored(
     with create_engine(target_url).connect() as conn:
         assert user_tables(conn) == []
     assert not photos.exists() or not list(photos.rglob("*.*"))
+
+
+def test_a_backup_made_before_the_latest_migration_is_migrated_forward(
+    admin_url: str, target_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(migrations.alembic_config())
+    head = scripts.get_current_head()
+    older = scripts.get_revision(head).down_revision
+    old_db = _fresh_database(admin_url)
+    old_url = next(old_db)
+    try:
+        engine = make_engine(old_url)
+        migrations.upgrade(engine, older)
+        engine.dispose()
+        path = tmp_path / "old.tar"
+        made = _cli(monkeypatch, old_url, tmp_path / "p", "backup", "-o", str(path))
+        assert made.exit_code == 0, made.output
+    finally:
+        next(old_db, None)
+
+    result = _cli(
+        monkeypatch, target_url, tmp_path / "p2", "restore", str(path), "--database-url", target_url
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"migrated forward to {head}" in " ".join(result.output.split())
+    with create_engine(target_url).connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head
+
+
+def test_a_backup_from_a_newer_citygrid_is_refused(
+    archive: Path, target_url: str, tmp_path: Path, monkeypatch
+) -> None:
+    newer = tmp_path / "newer.tar"
+    with tarfile.open(archive) as src, tarfile.open(newer, "w") as out:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            if member.name == "manifest.json":
+                manifest = json.loads(data) | {"alembic_revision": "2099_01_01_future"}
+                data = json.dumps(manifest).encode()
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+
+    result = _cli(monkeypatch, target_url, tmp_path / "p", "restore", str(newer))
+
+    assert result.exit_code == 1
+    assert "2099_01_01_future" in result.output and "unknown to this citygrid" in " ".join(
+        result.output.split()
+    )
+    with create_engine(target_url).connect() as conn:
+        assert user_tables(conn) == []
