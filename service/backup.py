@@ -33,6 +33,7 @@ from typing import Any
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import OperationalError
 
 from service.db import migrations
 from service.db.pgtools import PgToolError, run_tool
@@ -137,7 +138,11 @@ def backup(
     with tempfile.TemporaryDirectory(prefix="citygrid-backup-", dir=output.parent) as tmp:
         dump = Path(tmp) / DUMP
         progress("database", 0, 1)
-        with engine.connect() as conn:
+        try:
+            conn = engine.connect()
+        except OperationalError as exc:
+            raise _unreachable(engine, exc) from exc
+        with conn:
             conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 # the dump and the counts see the same committed data
@@ -262,9 +267,21 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return f.read()
 
 
+def _unreachable(engine: Engine, exc: Exception) -> InvalidInput:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return InvalidInput(
+        f"cannot connect to the database {engine.url.database!r} on "
+        f"{engine.url.host}:{engine.url.port or 5432} ({reason})",
+        field="database_url",
+    )
+
+
 def _refuse_non_empty(engine: Engine) -> None:
-    with engine.connect() as conn:
-        tables = user_tables(conn)
+    try:
+        with engine.connect() as conn:
+            tables = user_tables(conn)
+    except OperationalError as exc:
+        raise _unreachable(engine, exc) from exc
     if tables:
         shown = ", ".join(tables[:5]) + (" …" if len(tables) > 5 else "")
         raise Conflict(
