@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from service.db import migrations
-from service.db.pgtools import PgToolError, run_tool
+from service.db.pgtools import PgToolError, PgToolMissing, run_tool
 from service.errors import Conflict, InvalidInput
 from service.photos.store import FileSystemStore, PhotoStore
 
@@ -163,7 +163,8 @@ def backup(
                     raise InvalidInput(str(exc), field="database_url") from exc
         progress("database", 1, 1)
         folder = isinstance(store, FileSystemStore)
-        keys = sorted(store.keys()) if folder else []
+        # only photo files (a stray file in the folder would make the archive unrestorable)
+        keys = sorted(k for k in store.keys() if _PHOTO_NAME.match(PHOTOS + k)) if folder else []
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "citygrid_version": citygrid_version(),
@@ -250,6 +251,8 @@ def _open_archive(path: Path, workdir: Path) -> _Archive:
         raise _bad(f"{path}: database.dump is damaged (its checksum differs from the manifest)")
     try:
         run_tool("pg_restore", ["--list", str(dump)])
+    except PgToolMissing as exc:
+        raise InvalidInput(str(exc), field="pg_restore") from exc
     except PgToolError as exc:
         raise _bad(f"{path}: database.dump is not a pg_dump archive ({exc})") from exc
     if not _known_revision(revision):

@@ -16,6 +16,10 @@ class PgToolError(RuntimeError):
     """A client program is missing or failed."""
 
 
+class PgToolMissing(PgToolError):
+    """A client program is not installed."""
+
+
 def _by_version(path: str) -> int:
     part = Path(path).parts[4]
     return int(part) if part.isdigit() else 0
@@ -38,7 +42,7 @@ def pg_tool(name: str) -> Path:
     on_path = shutil.which(name)
     if on_path:
         return Path(on_path)
-    raise PgToolError(
+    raise PgToolMissing(
         f"{name} not found; install the PostgreSQL client programs "
         "(Debian: apt-get install postgresql-client-15)"
     )

@@ -136,7 +136,11 @@ def _rows(engine: Engine) -> dict[str, list[tuple]]:
 
 
 def _photo_files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.glob("??/??/*")}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in folder.glob("??/??/*")
+        if p.name != "notes.txt"
+    }
 
 
 def _cli(monkeypatch, url: str, photo_dir: Path, *args: str):
@@ -150,6 +154,9 @@ def _cli(monkeypatch, url: str, photo_dir: Path, *args: str):
 def archive(source, source_url: str, tmp_path_factory) -> Path:
     _, settings = source
     path = tmp_path_factory.mktemp("backup") / "city.tar"
+    stray = settings.photo_dir() / "ab" / "cd" / "notes.txt"  # not a photo: left out
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("not a photo")
     with pytest.MonkeyPatch.context() as mp:
         result = _cli(mp, source_url, settings.photo_dir(), "backup", "--output", str(path))
     assert result.exit_code == 0, result.output
@@ -195,6 +202,7 @@ def test_restore_into_a_fresh_database_finds_every_row_and_photo(
         restored.dispose()
     assert _photo_files(photos) == _photo_files(settings.photo_dir())
     assert len(_photo_files(photos)) == manifest["photos"]["files"] >= 3  # orig, display, thumb
+    assert not (photos / "ab" / "cd" / "notes.txt").exists()
 
 
 def test_restore_into_a_database_with_tables_is_refused(
