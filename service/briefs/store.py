@@ -125,11 +125,12 @@ class DocumentStore:
             return SetResult(found, False)
         inputs = inputs or Inputs(self.session, self.settings)
         label = by.label if by is not None else "system"
+        stamp = data_stamp(self.session, self.settings)  # one for the documents of the set
         docs: list[Document] = []
         pending: list[_Pending] = []
         for kind in ("brief", "circular"):
-            docs += self._render(inputs, req, kind, formats, 1, label, pending)
-        docs.append(self._ledger(req, 1, label))
+            docs += self._render(inputs, req, kind, formats, 1, label, stamp, pending)
+        docs.append(self._ledger(req, 1, label, stamp))
         for (r, kind, issue, title, version, stamp), job in pending:  # rendered by the pool
             for fmt, content in job.result().items():
                 docs.append(self._store(r, kind, fmt, issue, title, version, stamp, content, label))
@@ -170,12 +171,12 @@ class DocumentStore:
             )
             or 0
         ) + 1
+        stamp = data_stamp(self.session, self.settings)
         if old.kind == "ledger":
-            doc = self._ledger(req, issue, by.label)
+            doc = self._ledger(req, issue, by.label, stamp)
         else:
-            doc = self._render(
-                Inputs(self.session, self.settings), req, old.kind, [old.format], issue, by.label
-            )[0]
+            inputs = Inputs(self.session, self.settings)
+            doc = self._render(inputs, req, old.kind, [old.format], issue, by.label, stamp)[0]
         self.session.flush()
         return doc
 
@@ -217,6 +218,7 @@ class DocumentStore:
         formats: Sequence[str],
         issue: int,
         by: str,
+        stamp: dict[str, Any],
         pending: list[_Pending] | None = None,
     ) -> list[Document]:
         """The documents of ``kind`` in ``formats``; with a process pool in ``inputs`` and a
@@ -224,7 +226,6 @@ class DocumentStore:
         ``pending`` once rendered (nothing is returned for them here)."""
         data = brief_data(inputs, req) if kind == "brief" else circular_data(inputs, req)
         version = version_of(data)
-        stamp = data_stamp(self.session, self.settings)
         overlay, outlines = (
             (self._overlay(req), self._outlines(req)) if kind == "brief" else (None, [])
         )
@@ -257,24 +258,14 @@ class DocumentStore:
             (g.name or g.code, geom_of(g)) for g in unit_grids_of(self.session, self.settings, req)
         ]
 
-    def _ledger(self, req: Request, issue: int, by: str) -> Document:
+    def _ledger(self, req: Request, issue: int, by: str, stamp: dict[str, Any]) -> Document:
         """The 问题台账 of the set: the scope's cases reported in the period (the existing
         ledger export; names and phones masked)."""
         flt = CaseFilter(grid=req.scope, reported_from=req.period.start, reported_to=req.period.end)
         content = export_xlsx(Ledger(self.session, self.settings), flt, briefs_principal(), "zh")
         version = hashlib.sha256(content).hexdigest()
         title = f"{req.scope_name}{KIND_ZH['ledger']}"
-        return self._store(
-            req,
-            "ledger",
-            "xlsx",
-            issue,
-            title,
-            version,
-            data_stamp(self.session, self.settings),
-            content,
-            by,
-        )
+        return self._store(req, "ledger", "xlsx", issue, title, version, stamp, content, by)
 
     def _store(
         self,
