@@ -73,6 +73,9 @@ LEAFLET = NpmPackage(
     ),
     licenses=_same("LICENSE"),
 )
+# Leaflet as the hand-written pages (phone, citizen) load it from the service
+LEAFLET_JS = f"{STATIC_URL}/{LEAFLET.path('leaflet.js')}"
+LEAFLET_CSS = f"{STATIC_URL}/{LEAFLET.path('leaflet.css')}"
 JQUERY = NpmPackage(  # folium's Popup builds its content with $(...)
     "jquery",
     "3.7.1",

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from layers.assets import DATUM_JS, LEAFLET, STATIC_URL
+from layers.assets import DATUM_JS, LEAFLET_CSS, LEAFLET_JS, STATIC_URL
 from layers.i18n import N_, Messages, catalogue_script, messages
 from layers.login import Lang
 
@@ -36,8 +36,6 @@ __all__ = [
 
 CITIZEN_CSS = f"{STATIC_URL}/citygrid/citizen.css"
 CITIZEN_JS = f"{STATIC_URL}/citygrid/citizen.js"
-LEAFLET_CSS = f"{STATIC_URL}/{LEAFLET.path('leaflet.css')}"
-LEAFLET_JS = f"{STATIC_URL}/{LEAFLET.path('leaflet.js')}"
 
 # a case's status as a citizen reads it (the office's own words are for its staff)
 STATUS_TEXTS: dict[str, str] = {

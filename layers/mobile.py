@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from layers.assets import DATUM_JS, LEAFLET, STATIC_DIR, STATIC_URL
+from layers.assets import DATUM_JS, LEAFLET_CSS, LEAFLET_JS, STATIC_DIR, STATIC_URL
 from layers.i18n import N_, Messages, messages
 from layers.login import Lang
 
@@ -43,8 +43,6 @@ __all__ = [
 MOBILE_CSS = f"{STATIC_URL}/citygrid/m.css"
 MOBILE_JS = f"{STATIC_URL}/citygrid/m.js"
 WORKER_SOURCE = STATIC_DIR / "citygrid" / "m-sw.js"
-LEAFLET_JS = f"{STATIC_URL}/{LEAFLET.path('leaflet.js')}"
-LEAFLET_CSS = f"{STATIC_URL}/{LEAFLET.path('leaflet.css')}"
 
 # every text of the page and its script: key → msgid (the English text; the catalogues
 # layers/locale/*/messages.po translate it); the script receives the chosen language's dict
