@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import shapely
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -34,6 +33,7 @@ from service.patrol.workers import PatrolService, WorkerInput
 from service.photos.photos import PhotoService, PhotoUpload
 from service.settings import PhotoSettings
 from tests.helpers.city import COMM_B, commit_small_city, lonlat, mbox, point_lonlat, unit_code
+from tests.helpers.databases import fresh_database
 from tests.helpers.patrol import walk
 from tests.helpers.photos import jpeg
 
@@ -53,28 +53,14 @@ CHECKED = {
 }
 
 
-def _fresh_database(admin_url: str) -> Iterator[str]:
-    """A new empty database on the test server, dropped afterwards."""
-    name = f"citygrid_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module")
 def source_url(admin_url: str) -> Iterator[str]:
-    yield from _fresh_database(admin_url)
+    yield from fresh_database(admin_url)
 
 
 @pytest.fixture
 def target_url(admin_url: str) -> Iterator[str]:
-    yield from _fresh_database(admin_url)
+    yield from fresh_database(admin_url)
 
 
 def _edit_b_strips(session: Session, settings, split: tuple[int, int], at: datetime) -> None:
@@ -263,7 +249,7 @@ def test_a_backup_made_before_the_latest_migration_is_migrated_forward(
     scripts = ScriptDirectory.from_config(migrations.alembic_config())
     head = scripts.get_current_head()
     older = scripts.get_revision(head).down_revision
-    old_db = _fresh_database(admin_url)
+    old_db = fresh_database(admin_url)
     old_url = next(old_db)
     try:
         engine = make_engine(old_url)
