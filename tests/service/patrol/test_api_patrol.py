@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 
 from gis.datum import wgs84_to_gcj02
 from service.db.models import GpsFix, PatrolTrack
+from tests.conftest import TEST_CITY
 from tests.helpers.city import COMM_A, X0, Y0, unit_code
 from tests.helpers.patrol import CST, DAY, walk
 
@@ -50,8 +51,13 @@ def test_worker_with_unknown_grid_or_someone_elses_phone_is_refused(client, work
     assert r.status_code == 409 and "W001" in r.json()["detail"]
 
 
+def _mine(model):
+    """This city's rows only: other tests of the run commit other cities' fixes (the CLI demo)."""
+    return select(model).where(model.city == TEST_CITY)
+
+
 def _count(session, model):
-    return session.scalar(select(func.count()).select_from(model))
+    return session.scalar(select(func.count()).select_from(model).where(model.city == TEST_CITY))
 
 
 def test_a_batch_is_stored_once_and_becomes_a_track(client, worker, session):
@@ -64,7 +70,7 @@ def test_a_batch_is_stored_once_and_becomes_a_track(client, worker, session):
     assert again.json()["stored"] == 0 and again.json()["replayed"] == len(fixes)
     assert _count(session, GpsFix) == len(fixes)
     assert _count(session, PatrolTrack) == 1
-    track = session.scalars(select(PatrolTrack)).one()
+    track = session.scalars(_mine(PatrolTrack)).one()
     assert track.length_m == pytest.approx(396, abs=2)  # 33 steps of 12 m
     assert track.worker_code == "W001"
 
@@ -134,7 +140,7 @@ def test_gcj02_fixes_are_stored_in_wgs84(client, worker, session):
         "/api/patrol/fixes", json={"device_id": "phone-1", "datum": "gcj02", "fixes": shifted}
     )
     assert r.status_code == 200, r.text
-    stored = session.scalars(select(GpsFix).order_by(GpsFix.at)).all()
+    stored = session.scalars(_mine(GpsFix).order_by(GpsFix.at)).all()
     assert [s.lon for s in stored] == pytest.approx([f["lon"] for f in fixes], abs=1e-6)
     assert [s.lat for s in stored] == pytest.approx([f["lat"] for f in fixes], abs=1e-6)
 
@@ -146,7 +152,7 @@ def test_a_late_upload_joins_two_tracks_into_one(client, worker, session):
     assert _count(session, PatrolTrack) == 2  # 8 minutes of silence split the track
     client.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": middle})
     assert _count(session, PatrolTrack) == 1
-    assert session.scalars(select(PatrolTrack)).one().n_fixes == len(fixes)
+    assert session.scalars(_mine(PatrolTrack)).one().n_fixes == len(fixes)
 
 
 def test_a_session_end_splits_the_track(client, worker, session):
@@ -160,7 +166,7 @@ def test_a_session_end_splits_the_track(client, worker, session):
     end = client.post(f"/api/patrol/sessions/{sid}/end", json={"ended_at": fixes[15]["time"]})
     assert end.status_code == 200 and end.json()["device_id"] == "phone-1"
     client.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": fixes})
-    tracks = session.scalars(select(PatrolTrack).order_by(PatrolTrack.started_at)).all()
+    tracks = session.scalars(_mine(PatrolTrack).order_by(PatrolTrack.started_at)).all()
     assert [t.n_fixes for t in tracks] == [15, len(fixes) - 15]
 
 
@@ -172,7 +178,7 @@ def test_fixes_sent_during_an_open_session_are_stored_in_its_track(client, worke
     assert r.status_code == 201  # not ended: the phone page sends its fixes meanwhile
     r = client.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": fixes})
     assert r.status_code == 200, r.text
-    tracks = session.scalars(select(PatrolTrack)).all()
+    tracks = session.scalars(_mine(PatrolTrack)).all()
     assert [t.n_fixes for t in tracks] == [len(fixes)]
 
 
@@ -226,6 +232,10 @@ def test_stored_fix_times_are_exact(client, worker, session):
     fixes = walk([(0, 50), (30, 50)])
     fixes[1]["time"] = (DAY + timedelta(seconds=10, microseconds=250_001)).isoformat()
     client.post("/api/patrol/fixes", json={"device_id": "phone-1", "fixes": fixes})
-    got = session.execute(text("SELECT at FROM gps_fixes ORDER BY at")).scalars().all()
+    got = (
+        session.execute(text(f"SELECT at FROM gps_fixes WHERE city = '{TEST_CITY}' ORDER BY at"))
+        .scalars()
+        .all()
+    )
     assert got[1] == DAY + timedelta(seconds=10, microseconds=250_001)
     assert X0 and Y0  # the fixture city is in metres around (X0, Y0)
