@@ -122,10 +122,9 @@ def create_app(
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
         to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
-        if claim_scratch:  # the folders of killed server processes are removed here
-            scratch.claim()
+        claimed = claim_scratch and _claim_scratch()
         yield
-        if claim_scratch:
+        if claimed:
             scratch.release()
         scheduler = getattr(app.state, "brief_scheduler", None)
         if scheduler is not None:
@@ -216,6 +215,22 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _claim_scratch() -> bool:
+    """Claim this process's scratch folder (the folders of killed server processes are
+    removed here); a temporary folder the process cannot write to is logged, not fatal —
+    nothing needs one to start."""
+    import logging
+
+    try:
+        scratch.claim()
+    except OSError:
+        logging.getLogger("citygrid").warning(
+            "cannot make a scratch folder under the temporary folder (TMPDIR)", exc_info=True
+        )
+        return False
+    return True
 
 
 def _warm_in_background(

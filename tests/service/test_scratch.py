@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from service import scratch
 from tests.helpers.servers import ROOT
 
@@ -20,6 +22,8 @@ from tests.helpers.servers import ROOT
 _HOLDER = """
 import sys, tempfile, time
 from pathlib import Path
+import pytest
+
 from service import scratch
 folder = scratch.claim(Path(sys.argv[1]))
 tempfile.mkdtemp(prefix="citygrid-upload-")  # lands in the scratch folder
@@ -81,3 +85,13 @@ def test_a_folder_abandoned_while_being_made_is_removed_once_old(tmp_path: Path)
     os.utime(making, (0, 0))
     assert scratch.clear_abandoned(tmp_path) == 1
     assert not making.exists()
+
+
+def test_a_claim_that_cannot_make_its_folder_claims_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(OSError):
+        scratch.claim(missing)
+    assert tempfile.gettempdir() != str(missing)
+    mine = scratch.claim(tmp_path)  # a later claim starts afresh
+    scratch.release()
+    assert not mine.exists()
