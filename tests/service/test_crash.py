@@ -41,7 +41,13 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from gis.metric import from_metric_xy, to_metric, to_metric_xy, to_wgs84, utm_crs_for
+from gis.metric import (
+    from_metric_xy,
+    to_metric,
+    to_metric_xy,
+    to_wgs84,
+    utm_crs_for_geometries,
+)
 from service.accounts.accounts import AccountService, KeyInput
 from service.accounts.principal import SYSTEM
 from service.cases.catalogue import seed_catalogue
@@ -165,7 +171,7 @@ class Maker:
         self.now = datetime.now(UTC).replace(microsecond=0)
         self.units = list(world.units)
         rng.shuffle(self.units)
-        self.crs = utm_crs_for(113.66, 34.75)
+        self.crs = utm_crs_for_geometries(np.array([g for _, g in world.units]))
         self.count = 0
         self.batches = 0  # fix requests so far: each has a half-hour of its own
 
