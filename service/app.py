@@ -2,4 +2,4 @@
 
 from service.factory import create_app
 
-app = create_app()
+app = create_app(claim_scratch=True)

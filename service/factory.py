@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from layers.page import BaseMap
+from service import scratch
 from service.accounts.accounts import AccountService
 from service.auth import RENEWAL_COOKIE, SESSION_COOKIE, Anyone
 from service.cases.open311.documents import PREFIX as OPEN311_PREFIX
@@ -72,12 +73,19 @@ def background_sweeps(settings: AppSettings) -> list[Sweep]:
 
 
 def create_app(
-    settings: AppSettings | None = None, sessions: sessionmaker[Session] | None = None
+    settings: AppSettings | None = None,
+    sessions: sessionmaker[Session] | None = None,
+    *,
+    claim_scratch: bool = False,
 ) -> FastAPI:
     """Build the citygrid app.
 
     ``sessions`` lets tests hand in a session factory bound to their own transaction; otherwise
     the lifespan creates the engine from ``settings.database`` and disposes it on shutdown.
+    ``claim_scratch`` (server processes): while the app runs, the process's temporary files
+    (staged uploads …) go to a scratch folder of its own, so that a process killed outright
+    leaves nothing behind for long (``service.scratch``); tests leave their process's
+    temporary folder alone.
     """
     settings = settings or AppSettings()
 
@@ -114,7 +122,10 @@ def create_app(
             app.state.sessions = sessions
         # the thread pool is sized with the admission limit and the database pool
         to_thread.current_default_thread_limiter().total_tokens = settings.server.thread_count()
+        claimed = claim_scratch and _claim_scratch()
         yield
+        if claimed:
+            scratch.release()
         scheduler = getattr(app.state, "brief_scheduler", None)
         if scheduler is not None:
             scheduler.stop()
@@ -204,6 +215,22 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+def _claim_scratch() -> bool:
+    """Claim this process's scratch folder (the folders of killed server processes are
+    removed here); a temporary folder the process cannot write to is logged, not fatal —
+    nothing needs one to start."""
+    import logging
+
+    try:
+        scratch.claim()
+    except OSError:
+        logging.getLogger("citygrid").warning(
+            "cannot make a scratch folder under the temporary folder (TMPDIR)", exc_info=True
+        )
+        return False
+    return True
 
 
 def _warm_in_background(
