@@ -44,6 +44,7 @@ from service.grids.repository import geom_of
 from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
+from service.patrol.partitions import retention_horizon
 from service.patrol.tracks import TrackWriter
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
@@ -240,6 +241,14 @@ class FixIngester:
         at_us = self._times(frame["time"], errors)
         limit = (now().timestamp() + self.settings.patrol.future_tolerance_s) * _US
         errors.add(at_us > limit, "time", "the fix is in the future; check the phone's clock")
+        horizon = retention_horizon(self.settings)
+        if horizon is not None:
+            errors.add(
+                (at_us < epoch_us(horizon)) & (at_us != np.iinfo(np.int64).min),
+                "time",
+                f"the fix is older than the {self.settings.patrol.fix_retention_days} days raw "
+                "fixes are kept (CITYGRID_PATROL_FIX_RETENTION_DAYS); its day is no longer stored",
+            )
         wlon, wlat = lon.copy(), lat.copy()
         for name in datums.DATUMS:
             pick = (row_datum == name) & ~errors.bad
@@ -339,6 +348,7 @@ class FixIngester:
         )
         gap = int(self.rules.gap_s * _US)
         lo = (span["min"] - gap).to_numpy().copy()
+        horizon = retention_horizon(self.settings)
         hi = (span["max"] + gap).to_numpy().copy()
         keys = span.index.to_numpy()
         with driver_cursor(self.session) as cur:
@@ -355,6 +365,11 @@ class FixIngester:
                 a, b = touched[k]
                 lo[i] = min(lo[i], epoch_us(a))
                 hi[i] = max(hi[i], epoch_us(b))
+        if horizon is not None:
+            # raw fixes before the retention horizon are gone (their partitions dropped): a
+            # rebuild reaching back there would replace whole tracks by what is left of them,
+            # so windows stop at the horizon and tracks that start before it stay as they are
+            lo = np.maximum(lo, epoch_us(horizon))
         worker = pd.Series(good["worker"]).groupby(good["device_key"]).first()
         return pd.DataFrame(
             {"device_key": keys, "lo": lo, "hi": hi, "worker": worker.loc[keys].to_numpy()}
@@ -366,18 +381,7 @@ class FixIngester:
         if windows.empty:
             return {n: np.zeros(0) for n in names}
         with driver_cursor(self.session) as cur:
-            cur.execute(
-                "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
-                "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
-                "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
-                "AND f.at BETWEEN w.lo AND w.hi",
-                (
-                    windows["device_key"].tolist(),
-                    from_epoch_us(windows["lo"].to_numpy()),
-                    from_epoch_us(windows["hi"].to_numpy()),
-                    self.city,
-                ),
-            )
+            cur.execute(*stored_fixes_query(self.city, windows))
             rows = cur.fetchall()
         if not rows:
             return {n: np.zeros(0) for n in names}
@@ -416,6 +420,31 @@ class FixIngester:
         }
         writer = TrackWriter(self.session, self.city, self.rules)
         return writer.rebuild(windows, fixes, self.progress)
+
+
+def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any, ...]]:
+    """SQL and parameters reading the stored fixes of ``windows`` (device_key, lo, hi in µs).
+
+    Besides each device's own window, the fixes are bounded by the span of all windows as
+    constants: the planner prunes ``gps_fixes`` to the day partitions of that span (one for a
+    batch within a local day) instead of touching, and locking, every partition.
+    """
+    lo, hi = windows["lo"].to_numpy(), windows["hi"].to_numpy()
+    sql = (
+        "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
+        "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+        "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
+        "AND f.at BETWEEN w.lo AND w.hi WHERE f.at BETWEEN %s AND %s"
+    )
+    params = (
+        windows["device_key"].tolist(),
+        from_epoch_us(lo),
+        from_epoch_us(hi),
+        city,
+        from_epoch_us(np.array([lo.min()]))[0],
+        from_epoch_us(np.array([hi.max()]))[0],
+    )
+    return sql, params
 
 
 _ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"
