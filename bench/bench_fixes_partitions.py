@@ -24,8 +24,9 @@ Run: ``python bench/bench_fixes_partitions.py [--fixes-per-day 300000] [--batch-
 from __future__ import annotations
 
 import argparse
-import threading
+import multiprocessing as mp
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -116,6 +117,56 @@ def fix_table(fixes: pd.DataFrame, city: str, to_lonlat) -> pa.Table:
     )
 
 
+_JOB: dict = {}
+
+
+def _split(fixes: pd.DataFrame, streams: int, to_lonlat, batch_fixes: int) -> list[list]:
+    """Upload batches per stream (phones split between the server processes), made before
+    any clock starts: the phones' work, not the intake's."""
+    return [
+        list(batches(fixes[fixes["device"] % streams == k], to_lonlat, batch_fixes))
+        for k in range(streams)
+    ]
+
+
+def _stream(k: int) -> dict:
+    """One intake process (a server worker): its batches in order, a transaction each."""
+    from service.accounts.principal import SYSTEM
+    from service.db.engine import make_engine
+    from service.patrol.fixes import FixIngester
+
+    engine = make_engine(_JOB["url"])
+    out: dict = {"stored": 0, "requests": 0, "refused": 0, "failures": [], "steps": {}}
+    for i, frame in enumerate(_JOB["frames"][k]):
+        try:
+            with Session(engine) as session:
+                report = FixIngester(session, _JOB["settings"]).run(frame, SYSTEM, mode="rows")
+                session.commit()
+            out["stored"] += report.stored
+            out["refused"] += report.error_count
+            for step, seconds in report.seconds.items():
+                out["steps"][step] = out["steps"].get(step, 0.0) + seconds
+        except Exception as exc:  # noqa: BLE001 - counted and shown
+            out["failures"].append(f"{type(exc).__name__}: {exc}"[:200])
+        out["requests"] += 1
+        if i == 0 and _JOB["barrier"] is not None:
+            _JOB["barrier"].wait()
+    engine.dispose()
+    return out
+
+
+def run_streams(url, settings, frames, barrier=None, during=None):
+    """Run one intake process per list of ``frames`` (forked: they share the prepared
+    batches), and ``during`` in this process meanwhile; (seconds, results, during's)."""
+    _JOB.update(url=url, settings=settings, frames=frames, barrier=barrier)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(len(frames), mp_context=mp.get_context("fork")) as pool:
+        futures = [pool.submit(_stream, k) for k in range(len(frames))]
+        extra = during() if during is not None else None
+        results = [f.result() for f in futures]
+    return time.perf_counter() - t0, results, extra
+
+
 def _partition_counts(engine) -> dict[str, int]:
     with Session(engine) as session:
         rows = session.execute(
@@ -128,11 +179,10 @@ def run(opts: argparse.Namespace) -> None:
     """Every part, printed as it goes."""
     from demo.city import build_demo_city
     from gis import metric
-    from service.accounts.principal import SYSTEM
     from service.db.engine import driver_cursor
     from service.db.pgcopy import copy_arrow
     from service.patrol.coverage import CoverageService
-    from service.patrol.fixes import FixIngester, stored_fixes_query
+    from service.patrol.fixes import stored_fixes_query
     from service.patrol.partitions import (
         day_bounds,
         drop_expired_partitions,
@@ -195,28 +245,30 @@ def run(opts: argparse.Namespace) -> None:
             f"({rates['gps_fixes'] / rates['gps_fixes_flat']:.2f}x)"
         )
 
-        # 2. rollover: D1 and D2 in one time-ordered stream across midnight
-        stored, store_s, refused = 0, 0.0, 0
-        reasons: dict[str, int] = {}
+        # 2. rollover: D1 and D2 in time order across midnight, one stream per server process
         rollover = pd.concat(data[:2], ignore_index=True)
-        t0 = time.perf_counter()
-        for frame in batches(rollover, to_lonlat, opts.batch_fixes):
-            with Session(engine) as session:
-                report = FixIngester(session, settings).run(frame, SYSTEM, mode="rows")
-                session.commit()
-            stored += report.stored
-            store_s += report.seconds["store"]
-            refused += report.error_count
-            for e in report.errors:
-                reasons[e["reason"][:60]] = reasons.get(e["reason"][:60], 0) + 1
-        took = time.perf_counter() - t0
-        rate = stored / took
-        print(
-            f"\nIntake across midnight (D1 then D2, real path: validate, COPY, tracks, commit): "
-            f"{stored:,} fixes in {took:.1f} s = {rate:,.0f} fixes/s end to end "
-            f"(COPY step alone {stored / store_s:,.0f} fixes/s; target 150,000)"
+        engine.dispose()  # no pooled connection crosses the fork
+        took, results, _ = run_streams(
+            url, settings, _split(rollover, opts.streams, to_lonlat, opts.batch_fixes)
         )
-        print(f"  rows per partition: {_partition_counts(engine)}; refused {refused} {reasons}")
+        stored = sum(r["stored"] for r in results)
+        steps: dict[str, float] = {}
+        for r in results:
+            for step, seconds in r["steps"].items():
+                steps[step] = steps.get(step, 0.0) + seconds
+        print(
+            f"\nIntake across midnight (D1 then D2; real path: validate, COPY, tracks, commit; "
+            f"{opts.streams} processes with their own phones): {stored:,} fixes in {took:.1f} s "
+            f"= {stored / took:,.0f} fixes/s end to end (target 150,000)"
+        )
+        print(
+            f"  {sum(r['requests'] for r in results)} requests, "
+            f"{sum(len(r['failures']) for r in results)} failed, "
+            f"{sum(r['refused'] for r in results)} fixes refused; time in steps (all processes): "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
+            + f"; COPY step {stored / steps['store']:,.0f} fixes/s per process"
+        )
+        print(f"  rows per partition: {_partition_counts(engine)}")
 
         # 3. coverage per day
         shares = {}
@@ -230,55 +282,40 @@ def run(opts: argparse.Namespace) -> None:
                 f"{shares[d]:.3f}"
             )
 
-        # 4. D3 by two intake threads while D1's partition is dropped
-        failures: list[str] = []
-        done = [0, 0]
-        counts = [0, 0]
-        started = threading.Barrier(3)
-
-        def intake(k: int) -> None:
-            mine = data[2][data[2]["device"] % 2 == k]
-            first = True
-            for frame in batches(mine, to_lonlat, opts.batch_fixes // 2):
-                try:
-                    with Session(engine) as session:
-                        report = FixIngester(session, settings).run(frame, SYSTEM, mode="rows")
-                        session.commit()
-                    counts[k] += report.stored
-                except Exception as exc:  # noqa: BLE001 - counted and shown
-                    failures.append(f"{type(exc).__name__}: {exc}"[:200])
-                done[k] += 1
-                if first:
-                    first = False
-                    started.wait()
-
-        threads = [threading.Thread(target=intake, args=(k,)) for k in (0, 1)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        started.wait()  # both threads have committed a batch and keep going
+        # 4. D3 by the intake processes while D1's partition is dropped
         short = replace(settings, patrol=PatrolSettings(fix_retention_days=2))  # D1 expires
-        attempts, dropped, drop_s = 0, [], 0.0
-        while not dropped and attempts < 10:
-            attempts += 1
-            d0 = time.perf_counter()
-            with Session(engine) as session:
-                result = drop_expired_partitions(session, short)
-                session.commit()
-            drop_s = time.perf_counter() - d0
-            dropped = result.dropped
-        running = [t.is_alive() for t in threads]
-        for t in threads:
-            t.join()
-        took = time.perf_counter() - t0
+        barrier = mp.get_context("fork").Barrier(opts.streams + 1)
+        drop: dict[str, object] = {}
+
+        def drop_oldest() -> None:
+            barrier.wait()  # every intake process has stored a batch and goes on
+            attempts, d0 = 0, time.perf_counter()
+            while not drop.get("dropped") and attempts < 10:
+                attempts += 1
+                with Session(engine) as session:
+                    result = drop_expired_partitions(session, short)
+                    session.commit()
+                drop["dropped"], drop["skipped"] = result.dropped, result.skipped
+            drop["attempts"], drop["s"] = attempts, time.perf_counter() - d0
+
+        engine.dispose()
+        took, results, _ = run_streams(
+            url,
+            settings,
+            _split(data[2], opts.streams, to_lonlat, opts.batch_fixes // opts.streams),
+            barrier=barrier,
+            during=drop_oldest,
+        )
+        stored = sum(r["stored"] for r in results)
+        failures = [f for r in results for f in r["failures"]]
         print(
-            f"\nRetention under load: {sum(counts):,} fixes of {days[2]} by 2 intake threads in "
-            f"{took:.1f} s = {sum(counts) / took:,.0f} fixes/s, {sum(done)} requests, "
-            f"{len(failures)} failed"
+            f"\nRetention under load: {stored:,} fixes of {days[2]} by {opts.streams} intake "
+            f"processes in {took:.1f} s = {stored / took:,.0f} fixes/s, "
+            f"{sum(r['requests'] for r in results)} requests, {len(failures)} failed"
         )
         print(
-            f"  dropped {', '.join(dropped) or 'nothing'} after {attempts} attempt(s), "
-            f"{drop_s:.2f} s (intake threads still running then: {running})"
+            f"  dropped {', '.join(drop.get('dropped') or []) or 'nothing'} after "
+            f"{drop['attempts']} attempt(s), {drop['s']:.2f} s, while intake ran"
         )
         for f in failures[:5]:
             print(f"  failure: {f}")
@@ -314,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixes-per-day", type=int, default=300_000)
     parser.add_argument("--batch-fixes", type=int, default=250_000)
+    parser.add_argument("--streams", type=int, default=2, help="intake processes")
     opts = parser.parse_args(argv)
     print(machine_line())
     run(opts)
