@@ -376,22 +376,28 @@ class FixIngester:
         )
 
     def _stored_fixes(self, windows: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The fixes already stored inside the windows."""
+        """The fixes already stored inside the windows.
+
+        A batch that continues its phones' tracks reads back every fix of those tracks (a
+        shift's worth): they come as binary COPY of fixed-width columns straight into numpy
+        arrays, with no Python object per row or value.
+        """
         names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
         if windows.empty:
             return {n: np.zeros(0) for n in names}
+        sql, params = stored_fixes_query(self.city, windows)
+        data = bytearray()
         with driver_cursor(self.session) as cur:
-            cur.execute(*stored_fixes_query(self.city, windows))
-            rows = cur.fetchall()
-        if not rows:
-            return {n: np.zeros(0) for n in names}
-        table = pd.DataFrame(rows, columns=list(names))
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+                for chunk in copy:
+                    data += chunk
+        rows = _binary_rows(bytes(data), _STORED_ROW)
         return {
-            "device_key": table["device_key"].to_numpy(np.int64),
-            "at_us": table["at_us"].to_numpy(np.int64),
-            "lon": table["lon"].to_numpy(float),
-            "lat": table["lat"].to_numpy(float),
-            "accuracy_m": table["accuracy_m"].to_numpy(float, na_value=np.nan),
+            "device_key": rows["device_key"].astype(np.int64),
+            "at_us": rows["at"].astype(np.int64) + _PG_EPOCH_US,
+            "lon": rows["lon"].astype(float),
+            "lat": rows["lat"].astype(float),
+            "accuracy_m": rows["accuracy_m"].astype(float),
         }
 
     def _fix_table(self, new: dict[str, np.ndarray]) -> pa.Table:
@@ -431,8 +437,8 @@ def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any
     """
     lo, hi = windows["lo"].to_numpy(), windows["hi"].to_numpy()
     sql = (
-        "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
-        "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
+        "SELECT f.device_key, f.at, f.lon, f.lat, coalesce(f.accuracy_m::float8, 'NaN') "
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
         "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
         "AND f.at BETWEEN w.lo AND w.hi WHERE f.at BETWEEN %s AND %s"
     )
@@ -445,6 +451,39 @@ def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any
         from_epoch_us(np.array([hi.max()]))[0],
     )
     return sql, params
+
+
+# one row of stored_fixes_query in PostgreSQL's binary COPY format: a field count, then each
+# field's length and big-endian value (timestamptz: µs since 2000-01-01; no NULLs)
+_STORED_ROW = np.dtype(
+    [("n", ">i2")]
+    + [
+        pair
+        for name, kind in (
+            ("device_key", ">i8"),
+            ("at", ">i8"),
+            ("lon", ">f8"),
+            ("lat", ">f8"),
+            ("accuracy_m", ">f8"),
+        )
+        for pair in ((f"{name}_len", ">i4"), (name, kind))
+    ]
+)
+_PG_EPOCH_US = 946_684_800 * _US
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _binary_rows(data: bytes, row: np.dtype) -> np.ndarray:
+    """The rows of a binary COPY of fixed-width, non-null columns as a structured array."""
+    if not data.startswith(_COPY_SIGNATURE):
+        raise ValueError("not a binary COPY stream")
+    start = 19 + int.from_bytes(data[15:19], "big")  # header, then its extension area
+    body = data[start:-2]  # the trailer is a field count of -1
+    rows = np.frombuffer(body, dtype=row)
+    fields = (len(row.names or ()) - 1) // 2
+    if rows.size and not np.all(rows["n"] == fields):
+        raise ValueError("unexpected binary COPY row layout")
+    return rows
 
 
 _ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"
