@@ -305,3 +305,25 @@ def test_the_background_sweeps_keep_the_partitions(session: Session, settings: A
         report.created
     )
     assert report.dropped == [] and report.skipped is None
+
+
+def test_a_local_day_across_a_clock_change_is_one_partition_of_23_hours() -> None:
+    lo, hi = day_bounds(date(2026, 3, 29), "Europe/Berlin")  # clocks go forward at 02:00
+    assert hi - lo == timedelta(hours=23)
+    assert lo == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+
+
+def test_after_a_time_zone_change_the_upkeep_fills_gaps_without_overlap(
+    session: Session,
+) -> None:
+    """Partitions made under Asia/Shanghai, then upkeep under UTC: only the uncovered hours of
+    each UTC day get a partition (named by their local start), nothing overlaps."""
+    ensure_partitions(session, 1, TZ, datetime(2031, 6, 10, 9, 0, tzinfo=CST))
+    report = ensure_partitions(session, 0, "UTC", datetime(2031, 6, 11, 9, 0, tzinfo=UTC))
+    assert _of_year(report.created, 2031) == ["gps_fixes_20310611_1600"]
+    parts = sorted((p for p in list_partitions(session) if p.lo.year == 2031), key=lambda p: p.lo)
+    assert [(p.lo, p.hi) for p in parts] == [
+        (datetime(2031, 6, 9, 16, tzinfo=UTC), datetime(2031, 6, 10, 16, tzinfo=UTC)),
+        (datetime(2031, 6, 10, 16, tzinfo=UTC), datetime(2031, 6, 11, 16, tzinfo=UTC)),
+        (datetime(2031, 6, 11, 16, tzinfo=UTC), datetime(2031, 6, 12, 0, tzinfo=UTC)),
+    ]
