@@ -436,11 +436,14 @@ def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any
     batch within a local day) instead of touching, and locking, every partition.
     """
     lo, hi = windows["lo"].to_numpy(), windows["hi"].to_numpy()
+    # one index range scan per device on (city, device_key, at), whatever the statistics of
+    # freshly loaded partitions say: as a join, the planner may scan the city's whole index
+    # range of the span instead (OFFSET 0 keeps the LATERAL subquery from being flattened)
     sql = (
         "SELECT f.device_key, f.at, f.lon, f.lat, coalesce(f.accuracy_m::float8, 'NaN') "
-        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
-        "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
-        "AND f.at BETWEEN w.lo AND w.hi WHERE f.at BETWEEN %s AND %s"
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
+        "CROSS JOIN LATERAL (SELECT * FROM gps_fixes g WHERE g.city = %s AND g.device_key = w.k "
+        "AND g.at BETWEEN w.lo AND w.hi AND g.at BETWEEN %s AND %s OFFSET 0) AS f"
     )
     params = (
         windows["device_key"].tolist(),
