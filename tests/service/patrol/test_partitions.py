@@ -327,3 +327,15 @@ def test_after_a_time_zone_change_the_upkeep_fills_gaps_without_overlap(
         (datetime(2031, 6, 10, 16, tzinfo=UTC), datetime(2031, 6, 11, 16, tzinfo=UTC)),
         (datetime(2031, 6, 11, 16, tzinfo=UTC), datetime(2031, 6, 12, 0, tzinfo=UTC)),
     ]
+
+
+def test_the_server_makes_the_days_ahead_at_start(sessions, settings: AppSettings) -> None:
+    from service.factory import _ensure_partitions
+
+    ahead = dataclasses.replace(
+        settings, patrol=PatrolSettings(_env_file=None, partitions_ahead_days=20)
+    )
+    last = datetime.now(UTC).astimezone(ZoneInfo(TZ)).date() + timedelta(days=20)
+    _ensure_partitions(sessions, ahead)
+    with sessions() as session:
+        assert _names([last])[0] in {p.name for p in list_partitions(session)}
