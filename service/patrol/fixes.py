@@ -348,7 +348,6 @@ class FixIngester:
         )
         gap = int(self.rules.gap_s * _US)
         lo = (span["min"] - gap).to_numpy().copy()
-        horizon = retention_horizon(self.settings)
         hi = (span["max"] + gap).to_numpy().copy()
         keys = span.index.to_numpy()
         with driver_cursor(self.session) as cur:
@@ -365,6 +364,7 @@ class FixIngester:
                 a, b = touched[k]
                 lo[i] = min(lo[i], epoch_us(a))
                 hi[i] = max(hi[i], epoch_us(b))
+        horizon = retention_horizon(self.settings)
         if horizon is not None:
             # raw fixes before the retention horizon are gone (their partitions dropped): a
             # rebuild reaching back there would replace whole tracks by what is left of them,
