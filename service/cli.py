@@ -783,6 +783,58 @@ def photos_recheck() -> None:
     console.print(f"{checked} photos checked")
 
 
+fixes_app = typer.Typer(help="GPS fixes: day partitions and retention", no_args_is_help=True)
+app.add_typer(fixes_app, name="fixes")
+
+
+@fixes_app.command("partitions")
+def fixes_partitions(
+    ahead_days: Annotated[
+        int | None,
+        typer.Option(
+            "--ahead-days", min=0, help="Days ahead (CITYGRID_PATROL_PARTITIONS_AHEAD_DAYS)"
+        ),
+    ] = None,
+    retention: Annotated[
+        bool,
+        typer.Option(help="Also drop days older than CITYGRID_PATROL_FIX_RETENTION_DAYS"),
+    ] = True,
+) -> None:
+    """Create the day partitions of gps_fixes for today and the days ahead (rows waiting in the
+    default partition get theirs), drop those past the retention, and list what is there.
+    Safe to run at any time and next to running servers (they take turns on a lock)."""
+    from service.clock import now
+    from service.patrol.partitions import (
+        drop_expired_partitions,
+        ensure_partitions,
+        list_partitions,
+    )
+
+    settings = AppSettings()
+    ahead = settings.patrol.partitions_ahead_days if ahead_days is None else ahead_days
+    with _session(settings) as session:
+        report = ensure_partitions(session, ahead, settings.grids.timezone, now())
+        if retention and not report.skipped:
+            expired = drop_expired_partitions(session, settings, now())
+            report.dropped, report.skipped = expired.dropped, expired.skipped
+            report.expired_default_rows = expired.expired_default_rows
+        parts = list_partitions(session)
+    console.print(
+        f"{len(report.created)} partitions created, {report.moved} fixes moved out of the "
+        f"default partition, {len(report.dropped)} dropped, {report.expired_default_rows} "
+        "expired fixes deleted from the default partition"
+    )
+    for name in report.created:
+        console.print(f"  created {name}")
+    for name in report.dropped:
+        console.print(f"  dropped {name}")
+    if parts:
+        console.print(f"{len(parts)} day partitions: {parts[0].name} … {parts[-1].name}")
+    if report.skipped:
+        console.print(f"[yellow]not finished:[/yellow] {report.skipped}; run it again")
+        raise typer.Exit(1)
+
+
 user_app = typer.Typer(help="Accounts: create, change password, list", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of system clients: create, revoke, list", no_args_is_help=True)
 app.add_typer(user_app, name="user")

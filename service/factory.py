@@ -30,6 +30,7 @@ from service.http.security import SecurityHeaders, trusted_proxies
 from service.http.timeparse import DisplayTimeZone
 from service.notify.deliverer import DeliveryWorker, Sweep
 from service.notify.retention import prune_deliveries
+from service.patrol.partitions import maintain_partitions
 from service.photos.photos import sweep_photos
 from service.routers import (
     accounts,
@@ -64,9 +65,10 @@ from service.supervision.escalation import escalate
 def background_sweeps(settings: AppSettings) -> list[Sweep]:
     """The sweeps the background worker runs every ``CITYGRID_NOTIFY_SWEEP_INTERVAL_S`` (the
     server's and ``citygrid deliver``'s): newly overdue cases, the 督办 escalation rules, the
-    retention of the delivery log, and — with ``CITYGRID_PHOTO_RETENTION_DAYS`` > 0 — the
-    photo retention sweep."""
-    sweeps: list[Sweep] = [sweep_overdue, escalate, prune_deliveries]
+    retention of the delivery log, the day partitions of GPS fixes (created ahead, old ones
+    dropped with ``CITYGRID_PATROL_FIX_RETENTION_DAYS``) and — with
+    ``CITYGRID_PHOTO_RETENTION_DAYS`` > 0 — the photo retention sweep."""
+    sweeps: list[Sweep] = [sweep_overdue, escalate, prune_deliveries, maintain_partitions]
     if settings.photos.retention_days > 0:
         sweeps.append(sweep_photos)
     return sweeps
@@ -104,6 +106,7 @@ def create_app(
             )
             app.state.sessions = make_sessionmaker(engine)
             _seed_accounts(app.state.sessions, settings)
+            _ensure_partitions(app.state.sessions, settings)
             # committed writes announced by PostgreSQL keep in-memory answers fresh; an app on
             # sessions handed in (a test's transaction) has no such thing and asks every time
             app.state.changes = ChangeListener.for_url(url).start()
@@ -253,6 +256,28 @@ def _warm_in_background(
             logging.getLogger("citygrid").warning("warming the caches failed", exc_info=True)
 
     threading.Thread(target=warm, name="citygrid-warm", daemon=True).start()
+
+
+def _ensure_partitions(sessions: sessionmaker[Session], settings: AppSettings) -> None:
+    """Today's and the ahead day partitions of GPS fixes before the first request. A failure
+    (a lock not granted in time) only logs: the default partition takes fixes meanwhile and
+    the background sweep tries again."""
+    import logging
+
+    from service.clock import now
+    from service.patrol.partitions import ensure_partitions
+
+    log = logging.getLogger("citygrid")
+    try:
+        with sessions() as session:
+            report = ensure_partitions(
+                session, settings.patrol.partitions_ahead_days, settings.grids.timezone, now()
+            )
+            session.commit()
+        if report.skipped:
+            log.warning("fix partitions not made at start: %s", report.skipped)
+    except Exception:
+        log.warning("making the fix partitions at start failed", exc_info=True)
 
 
 def _seed_accounts(sessions: sessionmaker[Session], settings: AppSettings) -> None:

@@ -179,6 +179,15 @@ class PatrolSettings(BaseSettings):
     coverage_radius_m: float = Field(25.0, description="A place this close to a track was seen")
     coverage_cell_m: float = Field(2.0, description="Raster cell of the coverage computation")
     visit_merge_s: float = Field(600.0, description="Back in a grid within this: same visit")
+    partitions_ahead_days: int = Field(
+        7, ge=0, le=366, description="Day partitions of gps_fixes created ahead of today"
+    )
+    fix_retention_days: int = Field(
+        400,
+        ge=0,
+        description="Raw fixes older than this many days are dropped (whole day partitions); "
+        "tracks and coverage stay. 0 keeps every fix",
+    )
 
 
 DEFAULT_SECRET_KEY = "citygrid-development-secret-change-me"

@@ -352,13 +352,16 @@ class PatrolSession(Base):
 class GpsFix(Base):
     """One raw GPS fix as received (converted to WGS 84); one per device and timestamp.
 
-    Cleaning never edits fixes: it decides which fixes make up the derived tracks.
+    Cleaning never edits fixes: it decides which fixes make up the derived tracks. The table is
+    partitioned by local day of ``at`` (``service.patrol.partitions``); old days are dropped
+    whole while tracks and coverage stay.
     """
 
     __tablename__ = "gps_fixes"
     __table_args__ = (
         # time-ordered appends: a BRIN index serves period scans at a fraction of a btree's cost
         Index("ix_gps_fixes_at", "at", postgresql_using="brin"),
+        {"postgresql_partition_by": "RANGE (at)"},
     )
 
     city: Mapped[str] = mapped_column(String(12), primary_key=True)

@@ -44,6 +44,7 @@ from service.grids.repository import geom_of
 from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
+from service.patrol.partitions import retention_horizon
 from service.patrol.tracks import TrackWriter
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
@@ -240,6 +241,14 @@ class FixIngester:
         at_us = self._times(frame["time"], errors)
         limit = (now().timestamp() + self.settings.patrol.future_tolerance_s) * _US
         errors.add(at_us > limit, "time", "the fix is in the future; check the phone's clock")
+        horizon = retention_horizon(self.settings)
+        if horizon is not None:
+            errors.add(
+                (at_us < epoch_us(horizon)) & (at_us != np.iinfo(np.int64).min),
+                "time",
+                f"the fix is older than the {self.settings.patrol.fix_retention_days} days raw "
+                "fixes are kept (CITYGRID_PATROL_FIX_RETENTION_DAYS); its day is no longer stored",
+            )
         wlon, wlat = lon.copy(), lat.copy()
         for name in datums.DATUMS:
             pick = (row_datum == name) & ~errors.bad
@@ -355,39 +364,40 @@ class FixIngester:
                 a, b = touched[k]
                 lo[i] = min(lo[i], epoch_us(a))
                 hi[i] = max(hi[i], epoch_us(b))
+        horizon = retention_horizon(self.settings)
+        if horizon is not None:
+            # raw fixes before the retention horizon are gone (their partitions dropped): a
+            # rebuild reaching back there would replace whole tracks by what is left of them,
+            # so windows stop at the horizon and tracks that start before it stay as they are
+            lo = np.maximum(lo, epoch_us(horizon))
         worker = pd.Series(good["worker"]).groupby(good["device_key"]).first()
         return pd.DataFrame(
             {"device_key": keys, "lo": lo, "hi": hi, "worker": worker.loc[keys].to_numpy()}
         )
 
     def _stored_fixes(self, windows: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The fixes already stored inside the windows."""
+        """The fixes already stored inside the windows.
+
+        A batch that continues its phones' tracks reads back every fix of those tracks (a
+        shift's worth): they come as binary COPY of fixed-width columns straight into numpy
+        arrays, with no Python object per row or value.
+        """
         names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
         if windows.empty:
             return {n: np.zeros(0) for n in names}
+        sql, params = stored_fixes_query(self.city, windows)
+        data = bytearray()
         with driver_cursor(self.session) as cur:
-            cur.execute(
-                "SELECT f.device_key, (extract(epoch FROM f.at) * 1000000)::bigint, f.lon, f.lat, "
-                "f.accuracy_m FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) "
-                "AS w(k, lo, hi) JOIN gps_fixes f ON f.city = %s AND f.device_key = w.k "
-                "AND f.at BETWEEN w.lo AND w.hi",
-                (
-                    windows["device_key"].tolist(),
-                    from_epoch_us(windows["lo"].to_numpy()),
-                    from_epoch_us(windows["hi"].to_numpy()),
-                    self.city,
-                ),
-            )
-            rows = cur.fetchall()
-        if not rows:
-            return {n: np.zeros(0) for n in names}
-        table = pd.DataFrame(rows, columns=list(names))
+            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
+                for chunk in copy:
+                    data += chunk
+        rows = _binary_rows(bytes(data), _STORED_ROW)
         return {
-            "device_key": table["device_key"].to_numpy(np.int64),
-            "at_us": table["at_us"].to_numpy(np.int64),
-            "lon": table["lon"].to_numpy(float),
-            "lat": table["lat"].to_numpy(float),
-            "accuracy_m": table["accuracy_m"].to_numpy(float, na_value=np.nan),
+            "device_key": rows["device_key"].astype(np.int64),
+            "at_us": rows["at"].astype(np.int64) + _PG_EPOCH_US,
+            "lon": rows["lon"].astype(float),
+            "lat": rows["lat"].astype(float),
+            "accuracy_m": rows["accuracy_m"].astype(float),
         }
 
     def _fix_table(self, new: dict[str, np.ndarray]) -> pa.Table:
@@ -416,6 +426,67 @@ class FixIngester:
         }
         writer = TrackWriter(self.session, self.city, self.rules)
         return writer.rebuild(windows, fixes, self.progress)
+
+
+def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any, ...]]:
+    """SQL and parameters reading the stored fixes of ``windows`` (device_key, lo, hi in µs).
+
+    Besides each device's own window, the fixes are bounded by the span of all windows as
+    constants: the planner prunes ``gps_fixes`` to the day partitions of that span (one for a
+    batch within a local day) instead of touching, and locking, every partition.
+    """
+    lo, hi = windows["lo"].to_numpy(), windows["hi"].to_numpy()
+    # one index range scan per device on (city, device_key, at), whatever the statistics of
+    # freshly loaded partitions say: as a join, the planner may scan the city's whole index
+    # range of the span instead (OFFSET 0 keeps the LATERAL subquery from being flattened)
+    sql = (
+        "SELECT f.device_key, f.at, f.lon, f.lat, coalesce(f.accuracy_m::float8, 'NaN') "
+        "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
+        "CROSS JOIN LATERAL (SELECT * FROM gps_fixes g WHERE g.city = %s AND g.device_key = w.k "
+        "AND g.at BETWEEN w.lo AND w.hi AND g.at BETWEEN %s AND %s OFFSET 0) AS f"
+    )
+    params = (
+        windows["device_key"].tolist(),
+        from_epoch_us(lo),
+        from_epoch_us(hi),
+        city,
+        from_epoch_us(np.array([lo.min()]))[0],
+        from_epoch_us(np.array([hi.max()]))[0],
+    )
+    return sql, params
+
+
+# one row of stored_fixes_query in PostgreSQL's binary COPY format: a field count, then each
+# field's length and big-endian value (timestamptz: µs since 2000-01-01; no NULLs)
+_STORED_ROW = np.dtype(
+    [("n", ">i2")]
+    + [
+        pair
+        for name, kind in (
+            ("device_key", ">i8"),
+            ("at", ">i8"),
+            ("lon", ">f8"),
+            ("lat", ">f8"),
+            ("accuracy_m", ">f8"),
+        )
+        for pair in ((f"{name}_len", ">i4"), (name, kind))
+    ]
+)
+_PG_EPOCH_US = 946_684_800 * _US
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def _binary_rows(data: bytes, row: np.dtype) -> np.ndarray:
+    """The rows of a binary COPY of fixed-width, non-null columns as a structured array."""
+    if not data.startswith(_COPY_SIGNATURE):
+        raise ValueError("not a binary COPY stream")
+    start = 19 + int.from_bytes(data[15:19], "big")  # header, then its extension area
+    body = data[start:-2]  # the trailer is a field count of -1
+    rows = np.frombuffer(body, dtype=row)
+    fields = (len(row.names or ()) - 1) // 2
+    if rows.size and not np.all(rows["n"] == fields):
+        raise ValueError("unexpected binary COPY row layout")
+    return rows
 
 
 _ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"

@@ -10,7 +10,7 @@ import json
 import tarfile
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -29,12 +29,13 @@ from service.db import migrations
 from service.db.engine import make_engine
 from service.grids.registry import GridInput, Registry
 from service.patrol.fixes import FixIngester
+from service.patrol.partitions import ensure_partitions
 from service.patrol.workers import PatrolService, WorkerInput
 from service.photos.photos import PhotoService, PhotoUpload
 from service.settings import PhotoSettings
 from tests.helpers.city import COMM_B, commit_small_city, lonlat, mbox, point_lonlat, unit_code
 from tests.helpers.databases import fresh_database
-from tests.helpers.patrol import walk
+from tests.helpers.patrol import DAY, walk
 from tests.helpers.photos import jpeg
 
 pytestmark = pytest.mark.slow
@@ -49,6 +50,9 @@ CHECKED = {
     "case_events": "SELECT e.id, e.case_id, e.action, e.from_status, e.to_status, e.at "
     "FROM case_events e JOIN cases c ON c.id = e.case_id WHERE c.city = :city ORDER BY e.id",
     "gps_fixes": "SELECT * FROM gps_fixes WHERE city = :city ORDER BY 1, 2, 3",
+    # fixes in a day partition and in the default partition land where they were
+    "fix_partitions": "SELECT tableoid::regclass::text, count(*) FROM gps_fixes "
+    "WHERE city = :city GROUP BY 1 ORDER BY 1",
     "photos": "SELECT id, sha256, case_id FROM photos WHERE city = :city ORDER BY id",
 }
 
@@ -106,9 +110,12 @@ def source(source_url: str, settings_for, tmp_path_factory) -> Iterator[tuple[En
         PatrolService(session, settings).save_worker(
             WorkerInput(code="W1", name="王伟", devices=["phone-b"]), SYSTEM
         )
-        fixes = pd.DataFrame(walk([(2, 50), (398, 50)])).assign(device_id="phone-b")
-        FixIngester(session, settings).run(fixes, SYSTEM, mode="all")
-        session.commit()
+        # the walk's day gets a partition; a walk of a day without one goes to the default
+        ensure_partitions(session, 0, settings.grids.timezone, DAY)
+        for start in (DAY, DAY - timedelta(days=45)):
+            fixes = pd.DataFrame(walk([(2, 50), (398, 50)], start=start))
+            FixIngester(session, settings).run(fixes.assign(device_id="phone-b"), SYSTEM)
+            session.commit()
     yield engine, settings
     engine.dispose()
 
@@ -157,6 +164,10 @@ def test_restore_into_a_fresh_database_finds_every_row_and_photo(
     expected = _rows(engine)
     assert len(expected["grids"]) == len({r[0] for r in expected["grids"]}) + 4  # 2 grids × 3
     assert {r[1] for r in expected["case_events"]} and expected["gps_fixes"]
+    assert [r[0] for r in expected["fix_partitions"]] == [
+        "partitions.gps_fixes_20261117",
+        "partitions.gps_fixes_default",
+    ]
     assert len(expected["photos"]) == 1
 
     photos = tmp_path / "restored-photos"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -275,3 +275,27 @@ def test_cli_manages_accounts_and_keys(cli_env, engine: Engine, settings_for) ->
         for k in accounts.keys():
             session.delete(k)
         session.commit()
+
+
+def test_cli_fixes_partitions_makes_the_days_ahead_once(cli_env, engine: Engine) -> None:
+    """``citygrid fixes partitions`` makes today's and the days ahead that are missing; a second
+    run makes none. The partitions it made (days 11-12 ahead) are removed afterwards."""
+    from service.patrol.partitions import SCHEMA, list_partitions
+
+    with Session(engine) as session:
+        before = {p.name for p in list_partitions(session)}
+    try:
+        first = CliRunner().invoke(app, ["fixes", "partitions", "--ahead-days", "12"])
+        assert first.exit_code == 0, first.output
+        with Session(engine) as session:
+            made = {p.name for p in list_partitions(session)} - before
+        assert len(made) >= 1 and all(f"created {name}" in first.output for name in made)
+        second = CliRunner().invoke(app, ["fixes", "partitions", "--ahead-days", "12"])
+        assert second.exit_code == 0, second.output
+        assert "0 partitions created" in second.output and "0 dropped" in second.output
+    finally:
+        with Session(engine) as session:
+            for part in list_partitions(session):
+                if part.name not in before:
+                    session.execute(text(f'DROP TABLE {SCHEMA}."{part.name}"'))
+            session.commit()

@@ -343,3 +343,55 @@ def test_evidence_indicator_migration_seeds_the_definitions_and_goes_back(
         assert conn.scalar(total) == before - 3
     migrations.upgrade(own_engine)
     assert stored() == expected
+
+
+def test_fixes_partition_migration_moves_every_fix_to_its_day_and_back(
+    own_engine: Engine,
+) -> None:
+    """0022 turns gps_fixes into a table partitioned by local day (Asia/Shanghai): the fixes
+    stored before it land in their days' partitions (none in the default one), and going down
+    brings every fix back into one plain table with its primary key."""
+    fixes = text("SELECT city, device_key, at, lon, lat, accuracy_m, speed_mps FROM gps_fixes")
+    per_partition = text("SELECT tableoid::regclass::text, count(*) FROM gps_fixes GROUP BY 1")
+    kind = text("SELECT relkind FROM pg_class WHERE oid = 'public.gps_fixes'::regclass")
+    migrations.downgrade(own_engine, "0021_evidence_indicator")
+    with own_engine.begin() as conn:
+        assert conn.scalar(kind) == "r"
+        # 23:59:59 and 00:00:00 Shanghai time are two days; 15:59:59 and 16:00:00 UTC too
+        conn.execute(
+            text(
+                "INSERT INTO gps_fixes VALUES"
+                " ('old', 1, '2026-03-01 23:59:59+08', 113.6, 34.7, 5, 1.2),"
+                " ('old', 1, '2026-03-02 00:00:00+08', 113.6, 34.7, NULL, NULL),"
+                " ('old', 2, '2026-03-02 12:00:00+08', 113.6, 34.7, 8, 0),"
+                " ('new', 1, '2026-03-05 08:00:00+08', 113.6, 34.7, 8, 0)"
+            )
+        )
+        before = sorted(tuple(r) for r in conn.execute(fixes))
+    migrations.upgrade(own_engine)
+    with own_engine.connect() as conn:
+        assert conn.scalar(kind) == "p"
+        assert sorted(tuple(r) for r in conn.execute(fixes)) == before
+        assert dict(conn.execute(per_partition).all()) == {
+            "partitions.gps_fixes_20260301": 1,
+            "partitions.gps_fixes_20260302": 2,
+            "partitions.gps_fixes_20260305": 1,
+        }
+        names = set(
+            conn.scalars(text("SELECT tablename FROM pg_tables WHERE schemaname = 'partitions'"))
+        )
+        assert "gps_fixes_default" in names
+        assert "gps_fixes_20260303" not in names  # only days with fixes, and today onwards
+    migrations.downgrade(own_engine, "0021_evidence_indicator")
+    with own_engine.connect() as conn:
+        assert conn.scalar(kind) == "r"
+        assert sorted(tuple(r) for r in conn.execute(fixes)) == before
+        assert conn.scalar(text("SELECT to_regnamespace('partitions')")) is None
+        pk = conn.scalar(
+            text(
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
+                " WHERE conrelid = 'public.gps_fixes'::regclass AND contype = 'p'"
+            )
+        )
+        assert pk == "PRIMARY KEY (city, device_key, at)"
+    migrations.upgrade(own_engine)
