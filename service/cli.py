@@ -703,10 +703,6 @@ def db_stop() -> None:
     console.print("embedded database stopped")
 
 
-if __name__ == "__main__":
-    app()
-
-
 streets_app = typer.Typer(help="Street centre lines: import", no_args_is_help=True)
 app.add_typer(streets_app, name="streets")
 
@@ -973,3 +969,7 @@ def key_list() -> None:
                 f"{key.id}\t{key.prefix}\t{key.name}\t{','.join(key.permissions)}\t"
                 f"last used {used}\t{state}"
             )
+
+
+if __name__ == "__main__":
+    app()
