@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -211,6 +212,15 @@ class Case(Base):
         ),
         # the assessment's period scans: cases touched since a period began
         Index("ix_cases_city_updated", "city", "updated_at"),
+        # case tiles: the open cases in a tile's envelope, without walking the closed ones
+        Index(
+            "ix_cases_open_geom",
+            "geom",
+            postgresql_using="gist",
+            postgresql_where=text(
+                "status IN ('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
+            ),
+        ),
         CheckConstraint(
             "(satisfaction IS NULL OR satisfaction IN ('满意', '基本满意', '不满意'))"
             " AND (quality IS NULL OR quality BETWEEN 1 AND 5)",
@@ -474,6 +484,36 @@ class ChangeCounter(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class CaseClusterCell(Base):
+    """Open cases of a city counted in one cluster cell of one zoom (8 × 8 cells per tile),
+    rebuilt by ``service.maps.clusters`` when the cases change; no triggers."""
+
+    __tablename__ = "case_cluster_cells"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    gx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    # overdue at ``case_cluster_builds.counted_at`` (a tile adds the deadlines passed since)
+    n_overdue: Mapped[int] = mapped_column(Integer)
+    # summed Web Mercator metres: the cluster is drawn at the mean
+    sum_mx: Mapped[float] = mapped_column(Float)
+    sum_my: Mapped[float] = mapped_column(Float)
+
+
+class CaseClusterBuild(Base):
+    """Which state of the cases table (change counter) a city's cluster cells count."""
+
+    __tablename__ = "case_cluster_builds"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    cases_version: Mapped[int] = mapped_column(BigInteger)
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    open_cases: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
 
 
 class Role(Base):

@@ -28,7 +28,10 @@ cut into 8 × 8 cells (512 tile units, 32 screen pixels on a 256 px tile), and e
 with cases becomes one point at their mean position with ``count`` and ``overdue`` (how many of
 them are overdue); a case belongs to exactly one tile there (west and north edges inclusive).
 So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
-(a grid's whole subtree).
+(a grid's whole subtree). The clusters of an unfiltered WGS 84 tile for a city-wide principal
+(zoom ≤ 16) are read from cells pre-counted per state of the cases table
+(:mod:`service.maps.clusters`) instead of the raw cases; the points read the open cases through
+the partial GiST index ``ix_cases_open_geom``.
 
 ``datum=gcj02`` serves the same tiles for a GCJ-02 base map (AMap, Tencent): every geometry
 is shifted by the GCJ-02 offset at the tile's centre (the offset varies by a metre or two across
@@ -70,6 +73,7 @@ from service.cases.workflow import OPEN_SQL
 from service.clock import now
 from service.errors import BadParameter, NotFound, Unauthenticated
 from service.grids.registry import Registry
+from service.maps import clusters
 from service.maps.versions import data_version
 from service.settings import AppSettings
 
@@ -354,15 +358,36 @@ class TileService:
         if req.layer == "grids":
             return self._grids(req, at)
         sql, params = self.case_statements(req, filters, at, by)
+        # the pre-counted cells answer the unfiltered clusters of a city-wide principal
+        counted = None
+        if (
+            req.z <= clusters.MAX_CLUSTER_ZOOM
+            and all(f is None for f in filters)
+            and req.datum == "wgs84"
+            and by.city_wide
+        ):
+            counted = clusters.current(self.session, self.city, at)
+        cells = None
+        if counted is not None:
+            cells = clusters.tile_params(self.city, req.z, req.x, req.y, counted, at)
         if req.z >= CASE_POINTS_FROM_ZOOM:
-            n = self.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
-            if int(n.scalar_one()) <= MAX_POINTS:
+            crowded = False
+            if cells is not None:  # more cases inside the tile than it may carry as points
+                inside = self.session.execute(text(clusters.TILE_COUNT_SQL), cells)
+                crowded = int(inside.scalar_one()) > MAX_POINTS
+            n = MAX_POINTS + 1
+            if not crowded:
+                count = self.session.execute(text(sql["count"]), params | {"limit": n})
+                n = int(count.scalar_one())
+            if n <= MAX_POINTS:
                 # answers carry local time: format reported_at in the display zone
                 self.session.execute(
                     text("SELECT set_config('TimeZone', :tz, true)"),
                     {"tz": self.settings.grids.timezone},
                 )
                 return self._scalar(sql["points"], params)
+        if cells is not None:
+            return self._scalar(clusters.TILE_SQL, cells)
         return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
 
     def case_statements(

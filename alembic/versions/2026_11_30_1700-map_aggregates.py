@@ -1,0 +1,66 @@
+"""map aggregates: pre-counted case clusters per zoom, and an index of the open cases' places
+
+``case_cluster_cells`` holds, for every zoom 0–16, the open cases of a city counted in the
+cells the cases tile draws as clusters (8 × 8 per tile), with their summed Web Mercator
+position (the cluster is drawn at the mean) and how many were overdue when counted.
+``case_cluster_builds`` says which state of the cases table (its change counter) and which
+moment the cells were counted at. Both lead their keys with the city (a later distribution
+by city) and carry no triggers: they are rebuilt by the service, never by a write to cases.
+
+``ix_cases_open_geom`` is a GiST index of the open cases' positions only: a point tile reads
+the open cases in its envelope without walking the closed ones (70 % of a year's cases).
+
+Revision ID: 0023_map_aggregates
+Revises: 0021_evidence_indicator
+Create Date: 2026-11-30 17:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from alembic import op
+
+revision: str = "0023_map_aggregates"
+down_revision: str | None = "0021_evidence_indicator"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OPEN = "status IN ('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
+
+
+def upgrade() -> None:
+    op.create_table(
+        "case_cluster_cells",
+        sa.Column("city", sa.String(12), nullable=False),
+        sa.Column("z", sa.SmallInteger(), nullable=False),
+        sa.Column("gx", sa.Integer(), nullable=False),
+        sa.Column("gy", sa.Integer(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("n_overdue", sa.Integer(), nullable=False),
+        sa.Column("sum_mx", sa.Float(), nullable=False),
+        sa.Column("sum_my", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("city", "z", "gx", "gy"),
+    )
+    op.create_table(
+        "case_cluster_builds",
+        sa.Column("city", sa.String(12), nullable=False),
+        sa.Column("cases_version", sa.BigInteger(), nullable=False),
+        sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("open_cases", sa.Integer(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("city"),
+    )
+    op.create_index(
+        "ix_cases_open_geom",
+        "cases",
+        ["geom"],
+        postgresql_using="gist",
+        postgresql_where=sa.text(OPEN),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_cases_open_geom", table_name="cases")
+    op.drop_table("case_cluster_builds")
+    op.drop_table("case_cluster_cells")
