@@ -7,6 +7,9 @@ position (the cluster is drawn at the mean) and how many were overdue when count
 moment the cells were counted at. Both lead their keys with the city (a later distribution
 by city) and carry no triggers: they are rebuilt by the service, never by a write to cases.
 
+``ix_grids_city_valid_from`` / ``_to`` make the grids' data version (the next validity
+boundary after now) two index probes instead of a pass over a city's 31,111 grids (13 ms).
+
 ``ix_cases_open_geom`` is a GiST index of the open cases' positions only: a point tile reads
 the open cases in its envelope without walking the closed ones (70 % of a year's cases).
 
@@ -51,6 +54,9 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("city"),
     )
+    # the grids' data version asks for the next validity boundary: two index probes
+    op.create_index("ix_grids_city_valid_from", "grids", ["city", "valid_from"])
+    op.create_index("ix_grids_city_valid_to", "grids", ["city", "valid_to"])
     op.create_index(
         "ix_cases_open_geom",
         "cases",
@@ -62,5 +68,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_cases_open_geom", table_name="cases")
+    op.drop_index("ix_grids_city_valid_to", table_name="grids")
+    op.drop_index("ix_grids_city_valid_from", table_name="grids")
     op.drop_table("case_cluster_builds")
     op.drop_table("case_cluster_cells")

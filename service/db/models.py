@@ -55,6 +55,9 @@ class Grid(Base):
             postgresql_where=text("valid_to IS NULL"),
         ),
         Index("ix_grids_city_level_parent", "city", "level", "parent_code"),
+        # the grids' data version: the next validity boundary after now
+        Index("ix_grids_city_valid_from", "city", "valid_from"),
+        Index("ix_grids_city_valid_to", "city", "valid_to"),
         CheckConstraint(
             "level IN ('city', 'district', 'street', 'community', 'unit')", name="ck_grids_level"
         ),
