@@ -519,6 +519,35 @@ class CaseClusterBuild(Base):
     seconds: Mapped[float] = mapped_column(Float)
 
 
+class HeatLayerBuild(Base):
+    """The per-grid values of one heat layer for one filter and scope (``layer_key``), with
+    its legend and the data version they were computed at (``service.maps.heattiles``)."""
+
+    __tablename__ = "heat_layer_builds"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    layer: Mapped[str] = mapped_column(String(20))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[str] = mapped_column(Text)
+    legend: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    features: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class HeatLayerValue(Base):
+    """One grid's feature properties (value, fill, click-through) of a stored heat layer."""
+
+    __tablename__ = "heat_layer_values"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    props: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
 class Role(Base):
     """A role: a named set of permissions, editable data (seeded per city)."""
 

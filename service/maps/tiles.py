@@ -50,6 +50,7 @@ change shows in tiles within that time.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import math
 import threading
@@ -133,10 +134,27 @@ class TileRequest:
 
 @dataclass(frozen=True)
 class Tile:
-    """Encoded tile bytes and their strong ETag."""
+    """Encoded tile bytes and their strong ETag, and the bytes gzipped (tiles over
+    :data:`GZIP_FROM` bytes): compressed once when rendered, not on every answer."""
 
     data: bytes
     etag: str
+    gzipped: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes this tile takes in a cache."""
+        return max(len(self.data) + len(self.gzipped or b""), 1)
+
+
+GZIP_FROM = 1024
+
+
+def make_tile(data: bytes) -> Tile:
+    """A :class:`Tile` of encoded bytes: ETag from their hash, gzipped once when large."""
+    etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+    packed = gzip.compress(data, compresslevel=6, mtime=0) if len(data) >= GZIP_FROM else None
+    return Tile(data, etag, packed)
 
 
 def tile_request(
@@ -213,7 +231,7 @@ class TileCache:
     def __init__(self, max_bytes: int = 64 * 2**20, version_ttl: float = 1.0) -> None:
         self.version_ttl = version_ttl
         self._tiles: LRUCache[Hashable, Tile] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda tile: max(len(tile.data), 1)
+            maxsize=max_bytes, getsizeof=lambda tile: tile.size
         )
         self._versions: dict[Hashable, tuple[float, Hashable]] = {}
         self._lock = threading.Lock()
@@ -309,7 +327,7 @@ class TileService:
         if cached is not None:
             return cached
         data = self.render(req, filters, t, by)
-        tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"')
+        tile = make_tile(data)
         cache.put(key, tile)
         return tile
 
