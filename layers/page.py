@@ -39,7 +39,7 @@ from layers.i18n import (
 )
 from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
 from layers.styles import ANSWER_TEXTS
-from layers.vectortiles import CaseTiles, GridBoundaryTiles
+from layers.vectortiles import CaseTiles, GridBoundaryTiles, HeatTiles
 
 __all__ = [
     "LAYER_TITLES",
@@ -440,6 +440,8 @@ class PageOptions:
     campaign_name: str | None = None
     basemap: BaseMap = field(default_factory=BaseMap)
     heat_url: str = "/api/heat"
+    # choropleths of unit grids come as vector tiles from here (None: one GeoJSON each)
+    heat_tiles_url: str | None = "/tiles/heat"
     assessment_url: str = "/api/assessment/map"
     assessment_level: str = "community"
     tiles_url: str = "/tiles"
@@ -621,6 +623,10 @@ _GEOJSON_HEAT: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 }
 
 
+# heat layers with one feature per unit grid: drawn from /tiles/heat (service.maps.heattiles)
+_TILED_HEAT = frozenset({"grids", "gi", "coverage", "blind"})
+
+
 def _layer(kind: str, options: PageOptions) -> Any:
     """One layer of the page by its key in :data:`LAYER_TITLES` (heat layers are radio)."""
     tr = options.messages
@@ -636,6 +642,19 @@ def _layer(kind: str, options: PageOptions) -> Any:
     if kind in _GEOJSON_HEAT:
         path, query, style = _GEOJSON_HEAT[kind]
         style = {**style, "popup": _popup(style["popup"], tr)}
+        if path in _TILED_HEAT and options.heat_tiles_url is not None:
+            # tiles carry each grid's values; the legend is the stored layer's (one request)
+            tiles = _url(options.heat_tiles_url, f"{path}/{{z}}/{{x}}/{{y}}.mvt", {**flt, **query})
+            return HeatTiles(
+                tiles,
+                title,
+                legend_url=heat(path, **query, features="false"),
+                popup=style["popup"],
+                stroke=style["stroke"],
+                weight=style["weight"],
+                fill_opacity=style.get("fill_opacity", 0.7),
+                **radio,
+            )
         return RemoteGeoJson(heat(path, **query), title, **style, **radio)
     if kind in ("grades", "red_yellow"):
         # the month of the filter's last day, community grids (the peer groups of a street)
