@@ -72,9 +72,10 @@ def _old_render(service: TileService, req, at) -> bytes:
     open cases of the tile (points from zoom 14 unless crowded, else clusters)."""
     sql, params = service.case_statements(req, NO_FILTERS, at, SYSTEM)
     if req.z >= CASE_POINTS_FROM_ZOOM:
-        n = service.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
+        given = params | {"limit": MAX_POINTS + 1}
+        n = service.session.execute(text(sql["count"]), given)
         if int(n.scalar_one()) <= MAX_POINTS:
-            return service._scalar(sql["points"], params)
+            return bytes(service.session.execute(text(sql["points"]), given).one()[1] or b"")
     return service._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
 
 

@@ -29,9 +29,10 @@ with cases becomes one point at their mean position with ``count`` and ``overdue
 them are overdue); a case belongs to exactly one tile there (west and north edges inclusive).
 So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
 (a grid's whole subtree). The clusters of an unfiltered WGS 84 tile for a city-wide principal
-(zoom ≤ 16) are read from cells pre-counted per state of the cases table
-(:mod:`service.maps.clusters`) instead of the raw cases; the points read the open cases through
-the partial GiST index ``ix_cases_open_geom``.
+(zoom ≤ 13) are read from cells pre-counted per state of the cases table
+(:mod:`service.maps.clusters`) instead of the raw cases, which also tell a crowded point tile
+(zoom 14–16) without reading it. Points are read in one pass, at most 10,001 of them, through
+the partial GiST index ``ix_cases_open_geom`` of the open cases' positions.
 
 ``datum=gcj02`` serves the same tiles for a GCJ-02 base map (AMap, Tencent): every geometry
 is shifted by the GCJ-02 offset at the tile's centre (the offset varies by a metre or two across
@@ -376,35 +377,34 @@ class TileService:
         if req.layer == "grids":
             return self._grids(req, at)
         sql, params = self.case_statements(req, filters, at, by)
-        # the pre-counted cells answer the unfiltered clusters of a city-wide principal
+        # the pre-counted cells answer the unfiltered tiles of a city-wide principal
         counted = None
         if (
-            req.z <= clusters.MAX_CLUSTER_ZOOM
+            req.z <= clusters.COUNTED_TO_ZOOM
             and all(f is None for f in filters)
             and req.datum == "wgs84"
             and by.city_wide
         ):
             counted = clusters.current(self.session, self.city, at)
-        cells = None
-        if counted is not None:
-            cells = clusters.tile_params(self.city, req.z, req.x, req.y, counted, at)
         if req.z >= CASE_POINTS_FROM_ZOOM:
-            crowded = False
-            if cells is not None:  # more cases inside the tile than it may carry as points
-                inside = self.session.execute(text(clusters.TILE_COUNT_SQL), cells)
-                crowded = int(inside.scalar_one()) > MAX_POINTS
-            n = MAX_POINTS + 1
+            # more cases inside the tile than it may carry as points: known from the cells
+            crowded = counted is not None and (
+                clusters.inside(self.session, self.city, req.z, req.x, req.y) > MAX_POINTS
+            )
             if not crowded:
-                count = self.session.execute(text(sql["count"]), params | {"limit": n})
-                n = int(count.scalar_one())
-            if n <= MAX_POINTS:
                 # answers carry local time: format reported_at in the display zone
                 self.session.execute(
                     text("SELECT set_config('TimeZone', :tz, true)"),
                     {"tz": self.settings.grids.timezone},
                 )
-                return self._scalar(sql["points"], params)
-        if cells is not None:
+                # one pass: the points of the buffered tile, at most MAX_POINTS + 1 of them
+                n, data = self.session.execute(
+                    text(sql["points"]), params | {"limit": MAX_POINTS + 1}
+                ).one()
+                if int(n) <= MAX_POINTS:
+                    return bytes(data) if data is not None else b""
+        if counted is not None and req.z <= clusters.MAX_CLUSTER_ZOOM:
+            cells = clusters.tile_params(self.city, req.z, req.x, req.y, counted, at)
             return self._scalar(clusters.TILE_SQL, cells)
         return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
 
@@ -511,8 +511,8 @@ SELECT count(*) FROM (
 """
 
 _CASE_POINTS = f"""
-WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc, {_BUFFERED_ENV} AS wgs)
-SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
+WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc, {_BUFFERED_ENV} AS wgs),
+pts AS MATERIALIZED (
     SELECT c.id, c.category_code, c.status,
            COALESCE(c.deadline_at < :at, false) AS overdue,
            to_char(c.reported_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS reported_at,
@@ -522,8 +522,11 @@ SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
            ) AS geom
     FROM cases c, env
     WHERE {_CASE_WHERE} AND c.geom && env.wgs
-) t
-WHERE t.geom IS NOT NULL
+    LIMIT :limit
+)
+SELECT (SELECT count(*) FROM pts) AS n,
+       (SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM pts t
+        WHERE t.geom IS NOT NULL AND (SELECT count(*) FROM pts) < :limit) AS mvt
 """
 
 # clusters: each case in exactly one tile (west/north edges inclusive), one point per cell

@@ -90,13 +90,24 @@ def _stored(session: Session, z: int) -> dict[tuple[int, int], tuple[int, int, f
 
 def _check(session: Session, at: datetime) -> None:
     cases = _open(session)
-    for z in (0, 9, 12, 13, 14, 15, 16):
+    for z in range(clusters.MAX_CLUSTER_ZOOM + 1):
         want, got = _expected(cases, z, at), _stored(session, z)
         assert set(got) == set(want), z
         for key, (n, late, mx, my) in want.items():
             assert got[key][:2] == (n, late), (z, key)
             assert got[key][2] == pytest.approx(mx, abs=1e-3)
             assert got[key][3] == pytest.approx(my, abs=1e-3)
+    # the cells count the cases inside any tile down to zoom 16 (the point tiles' limit)
+    for z in (10, 13, 14, 15, 16):
+        size = 2 * HALF / 2**z
+        per_tile: dict[tuple[int, int], int] = {}
+        for lon, lat, _ in cases:
+            mx, my = TO_MERC.transform(lon, lat)
+            key = (math.floor((mx + HALF) / size), math.floor((HALF - my) / size))
+            per_tile[key] = per_tile.get(key, 0) + 1
+        for (x, y), n in per_tile.items():
+            assert clusters.inside(session, CITY, z, x, y) == n, (z, x, y)
+        assert clusters.inside(session, CITY, z, 0, 0) == 0
 
 
 def _build_row(session: Session):
