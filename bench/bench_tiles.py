@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     opts.cases = opts.cases or (1_000_000 if opts.size == "large" else 20_000)
     first, last = (int(v) for v in opts.zooms.split("-"))
-    print(machine_line())
+    print(machine_line(), f"; load average {os.getloadavg()[0]:.1f}")
     with scratch_database() as (engine, url):
         os.environ["CITYGRID_DATABASE_URL"] = url
         settings = AppSettings()
@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
                 if layer == "cases":
                     line += f", old SQL p50/p95 {_ms(old, pick, 50)}/{_ms(old, pick, 95)} ms"
                 print(line)
+    print(
+        f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews HTTP)"
+    )
     return 0
 
 

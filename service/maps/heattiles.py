@@ -270,7 +270,10 @@ class HeatStore:
         return bytes(value) if value is not None else b""
 
 
-# jsonb properties become the features' attributes (ST_AsMVT expands a jsonb column)
+# jsonb properties become the features' attributes (ST_AsMVT expands a jsonb column); the
+# grids meeting the tile come from their spatial index, each one's values by primary key
+# (LATERAL ... OFFSET 0, never flattened: the planner must not start from the layer's 30,000
+# values, which it takes for one row until the table is analysed)
 _TILE = f"""
 WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
@@ -282,8 +285,12 @@ SELECT ST_AsMVT(t, 'heat', {EXTENT}, 'geom') FROM (
                ST_Simplify(ST_Transform(ST_Translate(g.geom, :dx, :dy), 3857), :tolerance, true),
                env.merc, {EXTENT}, {BUFFER}, true
            ) AS geom
-    FROM env, grids g
-    JOIN heat_layer_values v ON v.city = g.city AND v.code = g.code AND v.layer_key = :key
+    FROM env, grids g,
+    LATERAL (
+        SELECT props FROM heat_layer_values
+        WHERE city = :city AND layer_key = :key AND code = g.code
+        OFFSET 0
+    ) v
     WHERE g.city = :city AND g.level = 'unit'
       AND g.valid_from <= :at AND (g.valid_to IS NULL OR g.valid_to > :at)
       AND g.geom && env.wgs AND ST_Intersects(g.geom, env.wgs)
