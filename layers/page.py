@@ -488,6 +488,13 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
     """The dispatcher's map page as one HTML string (assets from ``/static``); its inline
     scripts carry ``nonce`` (the Content-Security-Policy's) when one is given."""
     m = _map(options)
+    west, south, east, north = options.bounds
+    # the filter panel sits on the left, the layer control and legends on the right; fitted
+    # before any layer is added, so the tile layers ask only for the tiles of this view (not
+    # first those of the initial zoom)
+    m.fit_bounds(
+        [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
+    )
     for kind in LAYER_TITLES:
         layer = _layer(kind, options)
         if layer is not None:
@@ -495,11 +502,6 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
     _filter_panel(options).add_to(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     _LocalControls().add_to(m)
-    west, south, east, north = options.bounds
-    # the filter panel sits on the left, the layer control and legends on the right
-    m.fit_bounds(
-        [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
-    )
     html = render_offline(m, allowed_urls=options.basemap.allowed_urls())
     # branca writes a bare <html>: say the page's language (fonts, screen readers, translators)
     html = html.replace("<html>", f'<html lang="{options.messages.html_lang}">', 1)

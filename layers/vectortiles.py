@@ -2,7 +2,8 @@
 
 VectorGrid 1.3.0 is drawn with its SVG renderer; its canvas renderer calls
 ``L.DomEvent.fakeStop``, which Leaflet 1.8 removed, and ``dispatcher.js`` (loaded first)
-defines a shim for it anyway. Heat layers (choropleths of unit grids) come as tiles too:
+defines a shim for it anyway. Heat layers (choropleths of unit grids) come as tiles too,
+drawn on canvas (the shim makes that renderer work; 30,000 grids as SVG paths cost seconds):
 each feature carries the layer's values and ``fill`` colour, and the legend is fetched once
 from the layer's legend URL. Clustering of open cases happens on the server (the ``cases``
 tiles carry ``case_clusters`` below zoom 14): the browser only draws circles sized by count

@@ -592,7 +592,9 @@
     var layer = new (heatTilesClass())(
       url,
       L.extend({}, options, {
-        rendererFactory: L.svg.tile,
+        // canvas: a city's 30,000 grids as SVG paths would cost the browser seconds (the
+        // fakeStop shim above makes VectorGrid's canvas renderer work with Leaflet 1.9)
+        rendererFactory: L.canvas.tile,
         interactive: true,
         vectorTileLayerStyles: {
           heat: function (p) {

@@ -138,10 +138,8 @@ def test_dispatcher_page_in_chromium(
     }
     assert len(expected) == 11  # 8 + 3 unit grids
     assert {code: p["fill"] for code, p in features.items()} == expected
-    fills = page.eval_on_selector_all(
-        ".leaflet-overlay-pane path", "ps => ps.map(p => p.getAttribute('fill'))"
-    )
-    assert set(fills) == set(expected.values())  # drawn as the tiles say
+    # drawn on canvas tiles (thousands of grids as SVG paths would be slow)
+    assert page.locator(".leaflet-overlay-pane canvas").count() >= 1
     legend = page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').inner_text()
     # the answer's legend ("Cases per km²") shown from the page's catalogue
     assert city_with_data["grids"]["legend"]["title"] == "Cases per km²"
