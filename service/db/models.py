@@ -548,6 +548,20 @@ class HeatLayerValue(Base):
     props: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
+class HeatLayerTile(Base):
+    """A rendered tile of a stored heat layer (deleted when the layer is computed again)."""
+
+    __tablename__ = "heat_layer_tiles"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    x: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    datum: Mapped[str] = mapped_column(String(8), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class Role(Base):
     """A role: a named set of permissions, editable data (seeded per city)."""
 

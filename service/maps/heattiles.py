@@ -18,7 +18,9 @@ request per layer and filter, under an advisory lock: concurrent visitors wait f
 than compute it again); a restarted service finds them in the database. The open and overdue
 counts in the grids layer's click-through are as of the last write to cases (a deadline
 passing alone does not recompute a 30,000-grid layer). Stored layers not asked for in
-``PRUNE_AFTER`` are deleted.
+``PRUNE_AFTER`` are deleted. Rendered tiles are kept too (``heat_layer_tiles``, deleted with
+the values they were drawn from), so the first visitor after a restart is not the one who
+renders them again.
 """
 
 from __future__ import annotations
@@ -192,10 +194,11 @@ class HeatStore:
             for f in body["features"]
             for props in [json.dumps(f["properties"])]
         ]
-        self.session.execute(
-            text("DELETE FROM heat_layer_values WHERE city = :city AND layer_key = :key"),
-            {"city": self.city, "key": key},
-        )
+        for table in ("heat_layer_values", "heat_layer_tiles"):  # of the previous version
+            self.session.execute(
+                text(f"DELETE FROM {table} WHERE city = :city AND layer_key = :key"),
+                {"city": self.city, "key": key},
+            )
         if rows:
             self.session.execute(
                 text(
@@ -236,14 +239,15 @@ class HeatStore:
     def _prune(self, moment: datetime) -> None:
         """Forget stored layers nobody asked for in :data:`PRUNE_AFTER`."""
         params = {"city": self.city, "before": moment - PRUNE_AFTER}
-        self.session.execute(
-            text(
-                "DELETE FROM heat_layer_values v USING heat_layer_builds b"
-                " WHERE v.city = :city AND b.city = :city AND v.layer_key = b.layer_key"
-                " AND b.used_at < :before"
-            ),
-            params,
-        )
+        for table in ("heat_layer_values", "heat_layer_tiles"):
+            self.session.execute(
+                text(
+                    f"DELETE FROM {table} v USING heat_layer_builds b"
+                    " WHERE v.city = :city AND b.city = :city AND v.layer_key = b.layer_key"
+                    " AND b.used_at < :before"
+                ),
+                params,
+            )
         self.session.execute(
             text("DELETE FROM heat_layer_builds WHERE city = :city AND used_at < :before"),
             params,
@@ -251,23 +255,45 @@ class HeatStore:
 
     def tile(self, stored: StoredLayer, req: TileRequest, at: datetime) -> bytes:
         """The unit grids meeting the tile with the stored properties of ``stored``
-        (grid versions valid at ``at``: the window's end)."""
+        (grid versions valid at ``at``: the window's end). Rendered once, then kept with the
+        values (a restarted service draws the same view from the database)."""
+        where = {
+            "city": self.city,
+            "key": stored.key,
+            "z": req.z,
+            "x": req.x,
+            "y": req.y,
+            "datum": req.datum,
+        }
+        kept = self.session.execute(
+            text(
+                "SELECT data FROM heat_layer_tiles WHERE city = :city AND layer_key = :key"
+                " AND z = :z AND x = :x AND y = :y AND datum = :datum"
+            ),
+            where,
+        ).scalar()
+        if kept is not None:
+            return bytes(kept)
         dx, dy = req.shift()
         value = self.session.execute(
             text(_TILE),
             {
-                "z": req.z,
-                "x": req.x,
-                "y": req.y,
+                **where,
                 "dx": dx,
                 "dy": dy,
-                "city": self.city,
-                "key": stored.key,
                 "at": at,
                 "tolerance": tile_unit_m(req.z),
             },
         ).scalar()
-        return bytes(value) if value is not None else b""
+        data = bytes(value) if value is not None else b""
+        self.session.execute(
+            text(
+                "INSERT INTO heat_layer_tiles (city, layer_key, z, x, y, datum, data)"
+                " VALUES (:city, :key, :z, :x, :y, :datum, :data) ON CONFLICT DO NOTHING"
+            ),
+            {**where, "data": data},
+        )
+        return data
 
 
 # jsonb properties become the features' attributes (ST_AsMVT expands a jsonb column); the

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from service.accounts.principal import SYSTEM
 from service.factory import create_app
+from service.maps import heattiles
 from service.maps.heat import HeatService
 from tests.helpers.accounts import bearer, make_user, seeded
 from tests.helpers.city import COMM_A, COMM_B, point_lonlat, small_city
@@ -100,12 +101,15 @@ def test_stored_values_are_reused_after_a_restart_and_recomputed_when_the_data_c
     before = _features(heat_city, "grids")
     stored = _builds(session)
     assert [b[0] for b in stored] == ["grids"]
+    kept = session.execute(text("SELECT count(*) FROM heat_layer_tiles")).scalar_one()
+    assert kept == len(_tiles())  # each tile rendered once and kept
 
     # a "restart": a new app (empty tile and heat caches) on the same database
     def refuse(*args, **kwargs):
         raise AssertionError("the stored layer should have been reused")
 
     monkeypatch.setattr(HeatService, "_layer", refuse)
+    monkeypatch.setattr(heattiles, "_TILE", "SELECT 1 / 0")  # nor a tile rendered again
     with TestClient(create_app(settings, sessions=sessions)) as fresh:
         fresh.headers.update(heat_city.headers)
         assert _features(fresh, "grids") == before
@@ -113,6 +117,8 @@ def test_stored_values_are_reused_after_a_restart_and_recomputed_when_the_data_c
         assert legend.status_code == 200, legend.text
     assert _builds(session) == stored
     monkeypatch.undo()
+    # the restarted service drew from the kept tiles, rendering none again
+    assert session.execute(text("SELECT count(*) FROM heat_layer_tiles")).scalar_one() == kept
 
     # a new case in the window: the version moves, the layer is computed again
     lon, lat = point_lonlat(150, 150)
@@ -134,6 +140,8 @@ def test_stored_values_are_reused_after_a_restart_and_recomputed_when_the_data_c
     assert after[code]["cases"] == before[code]["cases"] + 1
     again = _builds(session)
     assert len(again) == 1 and again[0][1] != stored[0][1]
+    # the tiles of the old values went with them; those drawn since show the new ones
+    assert session.execute(text("SELECT count(*) FROM heat_layer_tiles")).scalar_one() == kept
 
 
 def test_heat_tiles_show_only_the_callers_grids(heat_city, settings, session):  # noqa: F811
