@@ -232,13 +232,15 @@ def _cells(poly: shapely.Polygon, n: int, rng: np.random.Generator) -> list[shap
     return parts
 
 
-def large_city_grids(city_code: str, seed: int = 11) -> list[tuple[str, str, str | None, object]]:
+def large_city_grids(
+    city_code: str, seed: int = 11
+) -> list[tuple[str, str, str | None, shapely.Polygon]]:
     """(level, code, parent code, polygon) of the whole hierarchy, parents first."""
     rng = np.random.default_rng(seed)
     (cx, cy), (w, h) = CENTRE, SPAN_DEG
     city = shapely.box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
     root = city_code[:4] + "0" * 10
-    rows: list[tuple[str, str, str | None, object]] = [("city", root, None, city)]
+    rows: list[tuple[str, str, str | None, shapely.Polygon]] = [("city", root, None, city)]
     widths = (2, 3, 3, 2)  # digits of each level's serial in the 14-digit code
     frontier = [(root, city, 4)]
     for (level, n), width in zip(FANOUT, widths, strict=True):
