@@ -23,11 +23,11 @@ import argparse
 import os
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from bigcity import generate_cases as _generate
+from bigcity import load_cases as _load
 from common import machine_line, scratch_database
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -35,39 +35,11 @@ from sqlalchemy.orm import Session
 from service.assessment.figures import GRID_LEVELS, IndicatorEngine
 from service.assessment.lists import ListService
 from service.assessment.periods import parse_period
-from service.cases.catalogue import CATEGORY_SEED, seed_catalogue
-from service.db.engine import driver_cursor
-from service.db.pgcopy import copy_arrow
+from service.cases.catalogue import seed_catalogue
 from service.settings import AppSettings
 
 DISTRICTS, STREETS, COMMUNITIES, UNITS = 10, 10, 10, 30
 CITY_CODE = "4101"
-SOURCES = np.array(["patrol", "citizen", "hotline", "inspector", "open311"])
-SOURCE_P = [0.62, 0.18, 0.12, 0.05, 0.03]
-# (name, actions, share)
-PATHS = (
-    ("closed", ("register", "dispatch", "handle", "feedback", "verify"), 0.79),
-    (
-        "reworked",
-        ("register", "dispatch", "handle", "feedback", "rework", "feedback", "verify"),
-        0.04,
-    ),
-    ("redispatched", ("register", "dispatch", "dispatch", "handle", "feedback", "verify"), 0.03),
-    ("extended", ("register", "dispatch", "extend", "handle", "feedback", "verify"), 0.02),
-    ("handling", ("register", "dispatch", "handle"), 0.05),
-    ("fed_back", ("register", "dispatch", "handle", "feedback"), 0.02),
-    ("rejected", ("reject",), 0.04),
-    ("reported", (), 0.01),
-)
-NEXT = {
-    "register": "registered",
-    "dispatch": "dispatched",
-    "handle": "handling",
-    "feedback": "fed_back",
-    "verify": "closed",
-    "rework": "handling",
-    "reject": "rejected",
-}
 
 
 def _settings(url: str) -> AppSettings:
@@ -118,145 +90,6 @@ FROM codes"""
             text("SELECT code FROM grids WHERE city = :city AND level = 'unit' ORDER BY code"),
             {"city": city},
         )
-    )
-
-
-def _generate(n: int, units: list[str], start: datetime, months: int, seed: int = 7):
-    """Cases and their histories as Arrow tables (plus extension rows needing JSON data)."""
-    rng = np.random.default_rng(seed)
-    span_s = months * 30.4 * 86400
-    reported = np.sort(rng.uniform(0, span_s, n))
-    t0 = np.datetime64(start.replace(tzinfo=None), "us")
-    rep = t0 + (reported * 1e6).astype("timedelta64[us]")
-    cats = np.array([row[0] for row in CATEGORY_SEED])
-    days = np.array([row[5] if row[6] == "days" else row[5] / 24 for row in CATEGORY_SEED])
-    cat_i = rng.integers(0, len(cats), n)
-    deadline = rep + (days[cat_i] * 86400e6).astype("timedelta64[us]")
-    departments = np.array([f"部门{i:02d}" for i in range(40)])
-    dept_i = rng.integers(0, len(departments), n)
-    # a few slow departments and grids with many reworks stand out in the figures
-    slowness = np.where(dept_i % 13 == 0, 3.0, 1.0)
-    ids = np.arange(1, n + 1, dtype=np.int64)
-    grid_codes = np.array(units)[rng.integers(0, len(units), n)]
-    shares = np.array([p[2] for p in PATHS])
-    path_i = rng.choice(len(PATHS), size=n, p=shares / shares.sum())
-    status = np.empty(n, dtype=object)
-    closed = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    updated = rep.copy()
-    deadline_final = deadline.copy()
-    ev_case, ev_action, ev_from, ev_to, ev_at, ev_actor = [], [], [], [], [], []
-    extensions = []
-    dispatchers = np.array([f"派遣员{i:02d}" for i in range(20)])
-    for k, (_name, steps, _) in enumerate(PATHS):
-        sel = np.flatnonzero(path_i == k)
-        m = len(sel)
-        if m == 0:
-            continue
-        if not steps:
-            status[sel] = "reported"
-            continue
-        # hours between steps: the department's work takes most of the deadline
-        gaps = rng.exponential(1.0, (m, len(steps))) * 0.15 * days[cat_i[sel], None] * 24
-        gaps *= slowness[sel, None]
-        at = rep[sel, None] + (np.cumsum(gaps, axis=1) * 3600e6).astype("timedelta64[us]")
-        st, froms, tos = "reported", [], []
-        for step in steps:
-            froms.append(st)
-            st = st if step == "extend" else NEXT[step]
-            tos.append(st)
-        ev_case.append(np.repeat(ids[sel], len(steps)))
-        ev_action.append(np.tile(np.array(steps), m))
-        ev_from.append(np.tile(np.array(froms), m))
-        ev_to.append(np.tile(np.array(tos), m))
-        ev_at.append(at.reshape(-1))
-        ev_actor.append(
-            np.where(
-                np.tile(np.array(steps), m) == "dispatch",
-                dispatchers[rng.integers(0, len(dispatchers), m * len(steps))],
-                "bench",
-            )
-        )
-        status[sel] = st
-        updated[sel] = at[:, -1]
-        if st == "closed":
-            closed[sel] = at[:, -1]
-        if "extend" in steps:
-            j = steps.index("extend")
-            new = deadline[sel] + np.timedelta64(3, "D")
-            deadline_final[sel] = new
-            extensions.append((ids[sel], at[:, j], deadline[sel], new))
-    # a few cases recur an earlier one nearby (the id is only a mark here)
-    rec = np.where(rng.random(n) < 0.02, np.maximum(ids - 1000, 1), 0)
-    cases = pa.table(
-        {
-            "id": ids,
-            "city": pa.array(["410100"] * n),
-            "category_code": cats[cat_i],
-            "source": SOURCES[rng.choice(len(SOURCES), size=n, p=SOURCE_P)],
-            "status": status.astype(str),
-            "reported_at": pa.array(rep, pa.timestamp("us", tz="UTC")),
-            "deadline_at": pa.array(deadline_final, pa.timestamp("us", tz="UTC")),
-            "closed_at": pa.array(closed, pa.timestamp("us", tz="UTC")),
-            "updated_at": pa.array(updated, pa.timestamp("us", tz="UTC")),
-            "lon": np.full(n, 113.5),
-            "lat": np.full(n, 34.5),
-            "grid_code": grid_codes,
-            "department": departments[dept_i],
-            "recurring_of": pa.array(rec, pa.int64(), mask=rec == 0),
-        }
-    )
-    events = pa.table(
-        {
-            "case_id": np.concatenate(ev_case),
-            "action": np.concatenate(ev_action),
-            "from_status": np.concatenate(ev_from),
-            "to_status": np.concatenate(ev_to),
-            "actor": np.concatenate(ev_actor),
-            "at": pa.array(np.concatenate(ev_at), pa.timestamp("us", tz="UTC")),
-        }
-    )
-    # extend events go in through SQL (their data carries the old and new deadline)
-    # the history is appended in time order, as the service writes it
-    non_ext = pc.not_equal(events.column("action"), "extend")
-    return cases, events.filter(non_ext).sort_by("at"), extensions
-
-
-def _load(session: Session, cases: pa.Table, events: pa.Table, extensions, city: str) -> None:
-    with driver_cursor(session) as cur:
-        # bulk load of a scratch database: skip per-row foreign-key and append-only triggers
-        cur.execute("SET session_replication_role = replica")
-        copy_arrow(cur, "cases", cases)
-        copy_arrow(cur, "case_events", events)
-        ids, at, old, new = (np.concatenate(x) for x in zip(*extensions, strict=True))
-        ext = pa.table(
-            {
-                "case_id": ids,
-                "at": pa.array(at, pa.timestamp("us", tz="UTC")),
-                "old": pa.array(old, pa.timestamp("us", tz="UTC")),
-                "new": pa.array(new, pa.timestamp("us", tz="UTC")),
-            }
-        )
-        cur.execute(
-            "CREATE TEMP TABLE ext (case_id bigint, at timestamptz, old timestamptz,"
-            " new timestamptz)"
-        )
-        copy_arrow(cur, "ext", ext)
-        cur.execute(
-            "INSERT INTO case_events (case_id, action, from_status, to_status, actor, at, data)"
-            " SELECT case_id, 'extend', 'dispatched', 'dispatched', 'bench', at,"
-            " jsonb_build_object('old_deadline', old, 'new_deadline', new) FROM ext"
-        )
-        cur.execute("SET session_replication_role = origin")
-        cur.execute("SELECT setval('cases_id_seq', (SELECT max(id) FROM cases))")
-    # grid workers: one per five unit grids
-    session.execute(
-        text(
-            "INSERT INTO workers (city, code, name, grid_codes) SELECT :city, 'W' || lpad(g::text,"
-            " 5, '0'), '网格员' || g, array_agg(code ORDER BY code) FROM (SELECT code,"
-            " (row_number() OVER (ORDER BY code) - 1) / 5 AS g FROM grids WHERE city = :city"
-            " AND level = 'unit') x GROUP BY g"
-        ),
-        {"city": city},
     )
 
 

@@ -1,12 +1,15 @@
 """Vector tile latency through the API: p50/p95 on cache miss, cache hit and 304.
 
 Runs a live server on a throw-away database with the demo world (grids, catalogue, hotspots
-and 20,000 cases). Every tile covering the demo district at zooms 12–16 is fetched for both
-layers: the first pass misses the server's tile cache, the second hits it, the third sends
-If-None-Match and gets 304. Baseline in the same run: the same tiles rendered by
-``TileService.render`` straight on a session (the ST_AsMVT SQL, no HTTP, no cache), and the
-data-version query every request pays (memoised for 1 s in the server).
-Run: ``python bench/bench_tiles.py [--cases 20000] [--zooms 12-16]``.
+and 20,000 cases), or with ``--size large`` the large city of ``bigcity.py`` (30,000 irregular
+unit grids, 1M cases of a year, ≥ 300k open). Every tile covering the city at zooms 12–16 (or
+``--per-zoom`` of them at random) is fetched for both layers: the first pass misses the
+server's tile cache, the second hits it, the third sends If-None-Match and gets 304.
+Baselines in the same run: the same tiles rendered by ``TileService.render`` straight on a
+session (no HTTP, no cache), the old per-tile query (ST_AsMVT over the raw open cases, no
+pre-counted clusters), and the data-version query every request pays (memoised for 1 s).
+Run: ``python bench/bench_tiles.py [--cases 20000] [--zooms 12-16]`` or
+``python bench/bench_tiles.py --size large [--cases 1000000] [--per-zoom 60]``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 
 import httpx2 as httpx  # the dev dependency (pyproject: httpx2)
 import numpy as np
+from bigcity import load_large_city
 from common import admin_headers, live_server, machine_line, scratch_database
 from pyproj import Transformer
 from sqlalchemy import text
@@ -27,7 +31,15 @@ from service.accounts.principal import SYSTEM
 from service.clock import now
 from service.demo import load_demo_world
 from service.grids.repository import GridFilter, GridRepository
-from service.maps.tiles import TileService, tile_request
+from service.maps import clusters
+from service.maps.tiles import (
+    CASE_POINTS_FROM_ZOOM,
+    CLUSTER_CELL,
+    MAX_POINTS,
+    NO_FILTERS,
+    TileService,
+    tile_request,
+)
 from service.settings import AppSettings
 
 HALF_WORLD = math.pi * 6378137.0
@@ -36,6 +48,10 @@ HALF_WORLD = math.pi * 6378137.0
 def _stats(samples: list[float]) -> str:
     ms = np.array(samples) * 1000
     return f"p50 {np.percentile(ms, 50):7.2f} ms   p95 {np.percentile(ms, 95):7.2f} ms"
+
+
+def _ms(samples: list[float], pick: np.ndarray, q: int) -> str:
+    return f"{np.percentile(np.array(samples)[pick], q) * 1000:6.2f}"
 
 
 def _tiles(extent: tuple[float, float, float, float], zooms: range) -> list[tuple[int, int, int]]:
@@ -51,33 +67,77 @@ def _tiles(extent: tuple[float, float, float, float], zooms: range) -> list[tupl
     return out
 
 
+def _old_render(service: TileService, req, at) -> bytes:
+    """The cases tile as it was drawn before the pre-counted clusters: ST_AsMVT over the raw
+    open cases of the tile (points from zoom 14 unless crowded, else clusters)."""
+    sql, params = service.case_statements(req, NO_FILTERS, at, SYSTEM)
+    if req.z >= CASE_POINTS_FROM_ZOOM:
+        given = params | {"limit": MAX_POINTS + 1}
+        n = service.session.execute(text(sql["count"]), given)
+        if int(n.scalar_one()) <= MAX_POINTS:
+            return bytes(service.session.execute(text(sql["points"]), given).one()[1] or b"")
+    return service._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
+
+
 def main(argv: list[str] | None = None) -> int:
     """Load the demo world, time direct rendering and HTTP miss/hit/304, print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=20_000)
+    parser.add_argument("--size", choices=("demo", "large"), default="demo")
+    parser.add_argument("--cases", type=int, help="default 20,000 (demo), 1,000,000 (large)")
     parser.add_argument("--zooms", default="12-16", help="first-last zoom")
+    parser.add_argument("--per-zoom", type=int, default=0, help="tiles per zoom (0: all)")
     opts = parser.parse_args(argv)
+    opts.cases = opts.cases or (1_000_000 if opts.size == "large" else 20_000)
     first, last = (int(v) for v in opts.zooms.split("-"))
-    print(machine_line())
+    print(machine_line(), f"; load average {os.getloadavg()[0]:.1f}")
     with scratch_database() as (engine, url):
         os.environ["CITYGRID_DATABASE_URL"] = url
         settings = AppSettings()
         with Session(engine) as session:
-            load_demo_world(session, settings, cases=opts.cases)
+            t0 = time.perf_counter()
+            if opts.size == "large":
+                load_large_city(session, settings, cases=opts.cases)
+            else:
+                load_demo_world(session, settings, cases=opts.cases)
             session.commit()
+            print(f"loaded in {time.perf_counter() - t0:.1f} s")
             extent = GridRepository(session).extent(
                 GridFilter(city=settings.grids.city, at=now(), level="district")
             )
             session.execute(text("ANALYZE"))  # as autovacuum would after a bulk load
             session.commit()
+            grids, open_cases = session.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM grids WHERE level = 'unit'),"
+                    " (SELECT count(*) FROM cases WHERE status IN"
+                    " ('reported', 'registered', 'dispatched', 'handling', 'fed_back'))"
+                )
+            ).one()
+            # the pre-counted clusters, built as the first tile request after a change would
+            build = clusters.rebuild(session, settings.grids.city, now())
+            session.commit()
         assert extent is not None
         tiles = _tiles(extent, range(first, last + 1))
+        if opts.per_zoom:
+            rng = np.random.default_rng(1)
+            zs = np.array([t[0] for t in tiles])
+            pick = [
+                i
+                for z in range(first, last + 1)
+                for i in rng.permutation(np.flatnonzero(zs == z))[: opts.per_zoom]
+            ]
+            tiles = [tiles[i] for i in sorted(pick)]
         print(
-            f"demo district, {opts.cases} cases; {len(tiles)} tiles per layer at zooms "
-            f"{first}-{last}, sequential requests"
+            f"{opts.size} city: {grids} unit grids, {opts.cases} cases, {open_cases} open;"
+            f" {len(tiles)} tiles per layer at zooms {first}-{last}, sequential requests"
+        )
+        print(
+            f"pre-counted clusters: {build['open_cases']} open cases counted into zooms 0-"
+            f"{clusters.MAX_CLUSTER_ZOOM} in {build['seconds']:.2f} s (once per cases change)"
         )
 
         direct: dict[str, list[float]] = {"grids": [], "cases": []}
+        old: list[float] = []
         version: dict[str, list[float]] = {"grids": [], "cases": []}
         sizes: dict[str, list[int]] = {"grids": [], "cases": []}
         with Session(engine) as session:
@@ -89,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
                     service.data_version(layer, now())
                     version[layer].append(time.perf_counter() - t)
                     t = time.perf_counter()
-                    data = service.render(req, (None, None), now(), SYSTEM)
+                    data = service.render(req, NO_FILTERS, now(), SYSTEM)
                     direct[layer].append(time.perf_counter() - t)
                     sizes[layer].append(len(data))
+                    if layer == "cases":
+                        t = time.perf_counter()
+                        _old_render(service, req, now())
+                        old.append(time.perf_counter() - t)
             session.rollback()
 
         miss: dict[str, list[float]] = {"grids": [], "cases": []}
@@ -122,16 +186,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  HTTP cache miss                : {_stats(miss[layer])}")
             print(f"  HTTP cache hit                 : {_stats(hit[layer])}")
             print(f"  HTTP If-None-Match → 304       : {_stats(not_modified[layer])}")
-            print(f"  baseline ST_AsMVT SQL, direct  : {_stats(direct[layer])}")
+            print(f"  SQL direct (no HTTP, no cache) : {_stats(direct[layer])}")
+            if layer == "cases":
+                print(f"  baseline: old raw-case SQL     : {_stats(old)}")
             print(f"  data-version query, direct     : {_stats(version[layer])}")
             zs = np.array([z for z, _, _ in tiles])
             for z in range(first, last + 1):
                 pick = zs == z
-                print(
-                    f"    z{z:<2} {pick.sum():3d} tiles, median {np.median(kb[pick]):6.1f} KB:"
-                    f" miss p50 {np.median(np.array(miss[layer])[pick]) * 1000:6.2f} ms,"
-                    f" SQL p50 {np.median(np.array(direct[layer])[pick]) * 1000:6.2f} ms"
+                line = (
+                    f"    z{z:<2} {pick.sum():4d} tiles, median {np.median(kb[pick]):6.1f} KB:"
+                    f" miss p50/p95 {_ms(miss[layer], pick, 50)}/{_ms(miss[layer], pick, 95)} ms,"
+                    f" SQL p50 {_ms(direct[layer], pick, 50)} ms"
                 )
+                if layer == "cases":
+                    line += f", old SQL p50/p95 {_ms(old, pick, 50)}/{_ms(old, pick, 95)} ms"
+                print(line)
+    print(
+        f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews HTTP)"
+    )
     return 0
 
 

@@ -39,7 +39,7 @@ from layers.i18n import (
 )
 from layers.remote import RUNTIME_CSS, RemoteGeoJson, RemoteImageOverlay
 from layers.styles import ANSWER_TEXTS
-from layers.vectortiles import CaseTiles, GridBoundaryTiles
+from layers.vectortiles import CaseTiles, GridBoundaryTiles, HeatTiles
 
 __all__ = [
     "LAYER_TITLES",
@@ -440,6 +440,8 @@ class PageOptions:
     campaign_name: str | None = None
     basemap: BaseMap = field(default_factory=BaseMap)
     heat_url: str = "/api/heat"
+    # choropleths of unit grids come as vector tiles from here (None: one GeoJSON each)
+    heat_tiles_url: str | None = "/tiles/heat"
     assessment_url: str = "/api/assessment/map"
     assessment_level: str = "community"
     tiles_url: str = "/tiles"
@@ -486,6 +488,13 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
     """The dispatcher's map page as one HTML string (assets from ``/static``); its inline
     scripts carry ``nonce`` (the Content-Security-Policy's) when one is given."""
     m = _map(options)
+    west, south, east, north = options.bounds
+    # the filter panel sits on the left, the layer control and legends on the right; fitted
+    # before any layer is added, so the tile layers ask only for the tiles of this view (not
+    # first those of the initial zoom)
+    m.fit_bounds(
+        [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
+    )
     for kind in LAYER_TITLES:
         layer = _layer(kind, options)
         if layer is not None:
@@ -493,11 +502,6 @@ def dispatcher_page(options: PageOptions, nonce: str = "") -> str:
     _filter_panel(options).add_to(m)
     folium.LayerControl(position="topright", collapsed=False).add_to(m)
     _LocalControls().add_to(m)
-    west, south, east, north = options.bounds
-    # the filter panel sits on the left, the layer control and legends on the right
-    m.fit_bounds(
-        [[south, west], [north, east]], padding_top_left=(330, 10), padding_bottom_right=(340, 10)
-    )
     html = render_offline(m, allowed_urls=options.basemap.allowed_urls())
     # branca writes a bare <html>: say the page's language (fonts, screen readers, translators)
     html = html.replace("<html>", f'<html lang="{options.messages.html_lang}">', 1)
@@ -621,6 +625,10 @@ _GEOJSON_HEAT: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
 }
 
 
+# heat layers with one feature per unit grid: drawn from /tiles/heat (service.maps.heattiles)
+_TILED_HEAT = frozenset({"grids", "gi", "coverage", "blind"})
+
+
 def _layer(kind: str, options: PageOptions) -> Any:
     """One layer of the page by its key in :data:`LAYER_TITLES` (heat layers are radio)."""
     tr = options.messages
@@ -636,6 +644,19 @@ def _layer(kind: str, options: PageOptions) -> Any:
     if kind in _GEOJSON_HEAT:
         path, query, style = _GEOJSON_HEAT[kind]
         style = {**style, "popup": _popup(style["popup"], tr)}
+        if path in _TILED_HEAT and options.heat_tiles_url is not None:
+            # tiles carry each grid's values; the legend is the stored layer's (one request)
+            tiles = _url(options.heat_tiles_url, f"{path}/{{z}}/{{x}}/{{y}}.mvt", {**flt, **query})
+            return HeatTiles(
+                tiles,
+                title,
+                legend_url=heat(path, **query, features="false"),
+                popup=style["popup"],
+                stroke=style["stroke"],
+                weight=style["weight"],
+                fill_opacity=style.get("fill_opacity", 0.7),
+                **radio,
+            )
         return RemoteGeoJson(heat(path, **query), title, **style, **radio)
     if kind in ("grades", "red_yellow"):
         # the month of the filter's last day, community grids (the peer groups of a street)

@@ -2,7 +2,10 @@
 
 VectorGrid 1.3.0 is drawn with its SVG renderer; its canvas renderer calls
 ``L.DomEvent.fakeStop``, which Leaflet 1.8 removed, and ``dispatcher.js`` (loaded first)
-defines a shim for it anyway. Clustering of open cases happens on the server (the ``cases``
+defines a shim for it anyway. Heat layers (choropleths of unit grids) come as tiles too,
+drawn on canvas (the shim makes that renderer work; 30,000 grids as SVG paths cost seconds):
+each feature carries the layer's values and ``fill`` colour, and the legend is fetched once
+from the layer's legend URL. Clustering of open cases happens on the server (the ``cases``
 tiles carry ``case_clusters`` below zoom 14): the browser only draws circles sized by count
 with the count as a label, and single cases from zoom 14 on.
 """
@@ -22,12 +25,13 @@ from layers.remote import (
     LayerOptions,
     check_colour,
     check_template,
+    check_url,
     layer_script,
     legend_json,
 )
 from layers.styles import Legend
 
-__all__ = ["CaseTiles", "GridBoundaryTiles", "TileOptions"]
+__all__ = ["CaseTiles", "GridBoundaryTiles", "HeatTiles", "TileOptions"]
 
 VECTORGRID_JS = (
     "vectorGrid",
@@ -161,5 +165,51 @@ class CaseTiles(_VectorTiles):
                 "clusterOverdueColor": check_colour(cluster_overdue_color, "cluster_overdue_color"),
                 "popup": check_template(popup, "popup"),
                 "pointsFromZoom": points_from_zoom,
+            }
+        )
+
+
+class HeatTiles(_VectorTiles):
+    """A heat layer of unit grids from ``/tiles/heat/{layer}`` tiles: each grid filled with
+    its ``fill`` property, outlined in ``stroke`` (default: the fill), ``popup`` (a template
+    over the feature's properties) on click. The legend is fetched from ``legend_url`` (an
+    ``/api/heat/{layer}?features=false`` answer) when the layer is first shown, and listed by
+    ``legend_order``. ``**layer`` takes :class:`TileOptions` (hidden at first by default).
+    """
+
+    default_pane = "overlayPane"  # under the boundaries, hotspots and cases
+
+    _template = layer_script("L.Citygrid.heatTiles")
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        legend_url: str,
+        popup: str | None = None,
+        stroke: str | None = None,
+        weight: float = 0.5,
+        fill_opacity: float = 0.7,
+        fallback: str = "#888888",
+        legend_order: int = 1,
+        **layer: Unpack[TileOptions],
+    ) -> None:
+        layer.setdefault("show", False)
+        super().__init__(url, name, **layer)
+        self._name = "HeatTiles"
+        if not 0.0 <= fill_opacity <= 1.0:
+            raise ValueError("fill_opacity must be between 0 and 1")
+        if weight < 0:
+            raise ValueError("weight must be >= 0")
+        self.options.update(
+            {
+                "legendUrl": check_url(legend_url, "legend_url"),
+                "legendOrder": legend_order,
+                "popup": check_template(popup, "popup"),
+                "stroke": None if stroke is None else check_colour(stroke, "stroke"),
+                "weight": weight,
+                "fillOpacity": fill_opacity,
+                "defaultFill": check_colour(fallback, "fallback"),
             }
         )

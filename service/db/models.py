@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -54,6 +55,9 @@ class Grid(Base):
             postgresql_where=text("valid_to IS NULL"),
         ),
         Index("ix_grids_city_level_parent", "city", "level", "parent_code"),
+        # the grids' data version: the next validity boundary after now
+        Index("ix_grids_city_valid_from", "city", "valid_from"),
+        Index("ix_grids_city_valid_to", "city", "valid_to"),
         CheckConstraint(
             "level IN ('city', 'district', 'street', 'community', 'unit')", name="ck_grids_level"
         ),
@@ -211,6 +215,15 @@ class Case(Base):
         ),
         # the assessment's period scans: cases touched since a period began
         Index("ix_cases_city_updated", "city", "updated_at"),
+        # case tiles: the open cases in a tile's envelope, without walking the closed ones
+        Index(
+            "ix_cases_open_geom",
+            "geom",
+            postgresql_using="gist",
+            postgresql_where=text(
+                "status IN ('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
+            ),
+        ),
         CheckConstraint(
             "(satisfaction IS NULL OR satisfaction IN ('满意', '基本满意', '不满意'))"
             " AND (quality IS NULL OR quality BETWEEN 1 AND 5)",
@@ -477,6 +490,79 @@ class ChangeCounter(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class CaseClusterCell(Base):
+    """Open cases of a city counted in one cluster cell of one zoom (8 × 8 cells per tile),
+    rebuilt by ``service.maps.clusters`` when the cases change; no triggers."""
+
+    __tablename__ = "case_cluster_cells"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    gx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gy: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+    # overdue at ``case_cluster_builds.counted_at`` (a tile adds the deadlines passed since)
+    n_overdue: Mapped[int] = mapped_column(Integer)
+    # summed Web Mercator metres: the cluster is drawn at the mean
+    sum_mx: Mapped[float] = mapped_column(Float)
+    sum_my: Mapped[float] = mapped_column(Float)
+
+
+class CaseClusterBuild(Base):
+    """Which state of the cases table (change counter) a city's cluster cells count."""
+
+    __tablename__ = "case_cluster_builds"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    cases_version: Mapped[int] = mapped_column(BigInteger)
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    open_cases: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class HeatLayerBuild(Base):
+    """The per-grid values of one heat layer for one filter and scope (``layer_key``), with
+    its legend and the data version they were computed at (``service.maps.heattiles``)."""
+
+    __tablename__ = "heat_layer_builds"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    layer: Mapped[str] = mapped_column(String(20))
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    version: Mapped[str] = mapped_column(Text)
+    legend: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    features: Mapped[int] = mapped_column(Integer)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class HeatLayerValue(Base):
+    """One grid's feature properties (value, fill, click-through) of a stored heat layer."""
+
+    __tablename__ = "heat_layer_values"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(15), primary_key=True)
+    props: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+
+class HeatLayerTile(Base):
+    """A rendered tile of a stored heat layer (deleted when the layer is computed again)."""
+
+    __tablename__ = "heat_layer_tiles"
+
+    city: Mapped[str] = mapped_column(String(12), primary_key=True)
+    layer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    x: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    datum: Mapped[str] = mapped_column(String(8), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Role(Base):

@@ -28,7 +28,11 @@ cut into 8 × 8 cells (512 tile units, 32 screen pixels on a 256 px tile), and e
 with cases becomes one point at their mean position with ``count`` and ``overdue`` (how many of
 them are overdue); a case belongs to exactly one tile there (west and north edges inclusive).
 So no tile carries more than 10,000 features. Filters: ``category`` (code prefix) and ``grid``
-(a grid's whole subtree).
+(a grid's whole subtree). The clusters of an unfiltered WGS 84 tile for a city-wide principal
+(zoom ≤ 13) are read from cells pre-counted per state of the cases table
+(:mod:`service.maps.clusters`) instead of the raw cases, which also tell a crowded point tile
+(zoom 14–16) without reading it. Points are read in one pass, at most 10,001 of them, through
+the partial GiST index ``ix_cases_open_geom`` of the open cases' positions.
 
 ``datum=gcj02`` serves the same tiles for a GCJ-02 base map (AMap, Tencent): every geometry
 is shifted by the GCJ-02 offset at the tile's centre (the offset varies by a metre or two across
@@ -47,6 +51,7 @@ change shows in tiles within that time.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import math
 import threading
@@ -70,6 +75,7 @@ from service.cases.workflow import OPEN_SQL
 from service.clock import now
 from service.errors import BadParameter, NotFound, Unauthenticated
 from service.grids.registry import Registry
+from service.maps import clusters
 from service.maps.versions import data_version
 from service.settings import AppSettings
 
@@ -129,10 +135,27 @@ class TileRequest:
 
 @dataclass(frozen=True)
 class Tile:
-    """Encoded tile bytes and their strong ETag."""
+    """Encoded tile bytes and their strong ETag, and the bytes gzipped (tiles over
+    :data:`GZIP_FROM` bytes): compressed once when rendered, not on every answer."""
 
     data: bytes
     etag: str
+    gzipped: bytes | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes this tile takes in a cache."""
+        return max(len(self.data) + len(self.gzipped or b""), 1)
+
+
+GZIP_FROM = 1024
+
+
+def make_tile(data: bytes) -> Tile:
+    """A :class:`Tile` of encoded bytes: ETag from their hash, gzipped once when large."""
+    etag = '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
+    packed = gzip.compress(data, compresslevel=6, mtime=0) if len(data) >= GZIP_FROM else None
+    return Tile(data, etag, packed)
 
 
 def tile_request(
@@ -209,7 +232,7 @@ class TileCache:
     def __init__(self, max_bytes: int = 64 * 2**20, version_ttl: float = 1.0) -> None:
         self.version_ttl = version_ttl
         self._tiles: LRUCache[Hashable, Tile] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda tile: max(len(tile.data), 1)
+            maxsize=max_bytes, getsizeof=lambda tile: tile.size
         )
         self._versions: dict[Hashable, tuple[float, Hashable]] = {}
         self._lock = threading.Lock()
@@ -305,7 +328,7 @@ class TileService:
         if cached is not None:
             return cached
         data = self.render(req, filters, t, by)
-        tile = Tile(data, '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"')
+        tile = make_tile(data)
         cache.put(key, tile)
         return tile
 
@@ -354,15 +377,35 @@ class TileService:
         if req.layer == "grids":
             return self._grids(req, at)
         sql, params = self.case_statements(req, filters, at, by)
+        # the pre-counted cells answer the unfiltered tiles of a city-wide principal
+        counted = None
+        if (
+            req.z <= clusters.COUNTED_TO_ZOOM
+            and all(f is None for f in filters)
+            and req.datum == "wgs84"
+            and by.city_wide
+        ):
+            counted = clusters.current(self.session, self.city, at)
         if req.z >= CASE_POINTS_FROM_ZOOM:
-            n = self.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
-            if int(n.scalar_one()) <= MAX_POINTS:
+            # more cases inside the tile than it may carry as points: known from the cells
+            crowded = counted is not None and (
+                clusters.inside(self.session, self.city, req.z, req.x, req.y) > MAX_POINTS
+            )
+            if not crowded:
                 # answers carry local time: format reported_at in the display zone
                 self.session.execute(
                     text("SELECT set_config('TimeZone', :tz, true)"),
                     {"tz": self.settings.grids.timezone},
                 )
-                return self._scalar(sql["points"], params)
+                # one pass: the points of the buffered tile, at most MAX_POINTS + 1 of them
+                n, data = self.session.execute(
+                    text(sql["points"]), params | {"limit": MAX_POINTS + 1}
+                ).one()
+                if int(n) <= MAX_POINTS:
+                    return bytes(data) if data is not None else b""
+        if counted is not None and req.z <= clusters.MAX_CLUSTER_ZOOM:
+            cells = clusters.tile_params(self.city, req.z, req.x, req.y, counted, at)
+            return self._scalar(clusters.TILE_SQL, cells)
         return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
 
     def case_statements(
@@ -468,8 +511,8 @@ SELECT count(*) FROM (
 """
 
 _CASE_POINTS = f"""
-WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc, {_BUFFERED_ENV} AS wgs)
-SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
+WITH env AS (SELECT ST_TileEnvelope(:z, :x, :y) AS merc, {_BUFFERED_ENV} AS wgs),
+pts AS MATERIALIZED (
     SELECT c.id, c.category_code, c.status,
            COALESCE(c.deadline_at < :at, false) AS overdue,
            to_char(c.reported_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM') AS reported_at,
@@ -479,8 +522,11 @@ SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM (
            ) AS geom
     FROM cases c, env
     WHERE {_CASE_WHERE} AND c.geom && env.wgs
-) t
-WHERE t.geom IS NOT NULL
+    LIMIT :limit
+)
+SELECT (SELECT count(*) FROM pts) AS n,
+       (SELECT ST_AsMVT(t, 'cases', {EXTENT}, 'geom', 'id') FROM pts t
+        WHERE t.geom IS NOT NULL AND (SELECT count(*) FROM pts) < :limit) AS mvt
 """
 
 # clusters: each case in exactly one tile (west/north edges inclusive), one point per cell

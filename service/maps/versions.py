@@ -18,8 +18,9 @@ from service.cases.workflow import OPEN_SQL
 _SQL = {
     "grids": (
         "SELECT (SELECT version FROM change_counters WHERE name = 'grids'), "
-        "(SELECT min(b) FROM grids, LATERAL (VALUES (valid_from), (valid_to)) v(b) "
-        " WHERE city = :city AND b > :at)"
+        # two index probes (ix_grids_city_valid_from / _to), not a pass over every grid
+        "LEAST((SELECT min(valid_from) FROM grids WHERE city = :city AND valid_from > :at), "
+        " (SELECT min(valid_to) FROM grids WHERE city = :city AND valid_to > :at))"
     ),
     "cases": (
         "SELECT (SELECT version FROM change_counters WHERE name = 'cases'), "

@@ -13,6 +13,7 @@ from service.deps import HeatServiceDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import aware
 from service.maps.heat import LAYERS
+from service.maps.heattiles import TILED_LAYERS, HeatStore, layer_options, whole_days
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRoute)
 
@@ -42,17 +43,40 @@ def heat_layer(
     datum: Annotated[
         Literal["wgs84", "gcj02", "bd09"], Query(description="Coordinates of the answer")
     ] = "wgs84",
+    features: Annotated[
+        bool,
+        Query(
+            description="false: the legend and window only, no features (the tiled layers "
+            + ", ".join(TILED_LAYERS)
+            + " are drawn from /tiles/heat/{layer}/{z}/{x}/{y}.mvt; without 'to' the window "
+            "then ends at the next local midnight)"
+        ),
+    ] = True,
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
-    flt = heat.checked(aware(start, tz), aware(end, tz), category, grid, by=by)
-    by_layer: dict[str, dict[str, Any]] = {
-        "grids": {"per": per},
-        "hexbins": {"size_m": size_m},
-        "kde": {} if bandwidth_m is None else {"bandwidth_m": bandwidth_m},
-        "gi": {"per": per, "permutations": permutations},
-        "coverage": {"metric": metric},
-        "tracks": {} if bandwidth_m is None else {"bandwidth_m": bandwidth_m},
-        "blind": {"min_cases": min_cases},
-    }
-    options = by_layer.get(layer, {})
-    return heat.layer(layer, flt, datum, **options)
+    start, end = aware(start, tz), aware(end, tz)
+    options = layer_options(
+        layer,
+        per=per,
+        size_m=size_m,
+        bandwidth_m=bandwidth_m,
+        permutations=permutations,
+        metric=metric,
+        min_cases=min_cases,
+    )
+    if not features and layer in TILED_LAYERS:
+        # the stored layer's legend: computed once per filter and data version, kept across
+        # restarts, the same one its tiles are coloured by
+        start, end = whole_days(start, end, tz)
+        flt = heat.checked(start, end, category, grid, by=by)
+        stored = HeatStore(heat.session, settings, heat).ensure(layer, flt, options)
+        return {
+            "type": "FeatureCollection",
+            "legend": stored.legend,
+            **stored.window,
+            "count": stored.features,
+            "features": [],
+        }
+    flt = heat.checked(start, end, category, grid, by=by)
+    body = heat.layer(layer, flt, datum, **options)
+    return body if features or "features" not in body else {**body, "features": []}

@@ -76,7 +76,13 @@ def constructed(html: str, factory: str) -> list[tuple[str, str, dict]]:
 
 def by_title(html: str) -> dict[str, tuple[str, dict]]:
     out = {}
-    for factory in ("RemoteGeoJson", "RemoteImageOverlay", "gridBoundaries", "caseTiles"):
+    for factory in (
+        "RemoteGeoJson",
+        "RemoteImageOverlay",
+        "gridBoundaries",
+        "caseTiles",
+        "heatTiles",
+    ):
         for _, url, opts in constructed(html, factory):
             out[opts["title"]] = (url, opts)
     return out
@@ -112,15 +118,28 @@ def test_heat_layers_fetch_the_aggregates_with_the_filter() -> None:
         "tracks": ("/api/heat/tracks", {}),
         "blind": ("/api/heat/blind", {}),
     }
+    tiled = {"density", "per_patrol_hour", "gi", "coverage", "since", "blind"}
+    window = {"from": "2026-11-16", "to": "2026-11-23", "category": "05"}
     for kind, (path, extra) in expected.items():
-        url, _ = layers[LAYER_TITLES[kind]]
-        assert urlsplit(url).path == path
+        url, opts = layers[LAYER_TITLES[kind]]
+        if kind in tiled:
+            # per-grid layers come as vector tiles of the same filter, their legend from the
+            # stored layer of /api/heat (no features)
+            layer = path.removeprefix("/api/heat/")
+            assert urlsplit(url).path == f"/tiles/heat/{layer}/{{z}}/{{x}}/{{y}}.mvt"
+            assert urlsplit(opts["legendUrl"]).path == path
+            assert query(opts["legendUrl"]) == {**window, **extra, "features": "false"}
+        else:
+            assert urlsplit(url).path == path
         # the last day is included: the API's exclusive 'to' is the day after
-        assert query(url) == {"from": "2026-11-16", "to": "2026-11-23", "category": "05", **extra}
-    # surfaces are image overlays, the rest GeoJSON
+        assert query(url) == {**window, **extra}
+    # surfaces are image overlays, hexagons GeoJSON, the grid layers tiles
     assert {o["title"] for _, _, o in constructed(html, "RemoteImageOverlay")} == {
         LAYER_TITLES["kde"],
         LAYER_TITLES["tracks"],
+    }
+    assert {o["title"] for _, _, o in constructed(html, "heatTiles")} == {
+        LAYER_TITLES[k] for k in tiled
     }
 
 

@@ -108,6 +108,7 @@ EXEMPT = {
     "/open311/discovery.{fmt}": "Open311 discovery (no positions)",
     # Binary vector tiles cannot be read here; they take datum (asserted below).
     "/tiles/{layer}/{z}/{x}/{y}.mvt": "Mapbox vector tiles",
+    "/tiles/heat/{layer}/{z}/{x}/{y}.mvt": "Mapbox vector tiles of the heat layers",
     # The dispatcher page is HTML; its data comes from the routes above.
     "/": "HTML page",
     "/login": "the login page (HTML)",
@@ -551,5 +552,7 @@ def test_every_answer_with_coordinates_takes_datum_and_shifts_by_gcj02(
     # vector tiles shift for Web-Mercator base maps only: AMap/Tencent (GCJ-02), not Baidu
     tiles = spec["paths"]["/tiles/{layer}/{z}/{x}/{y}.mvt"]["get"]
     assert datum_enum(tiles) == {"wgs84", "gcj02"}
+    heat_tiles = spec["paths"]["/tiles/heat/{layer}/{z}/{x}/{y}.mvt"]["get"]
+    assert datum_enum(heat_tiles) == {"wgs84", "gcj02"}
     # the routes of the issue, for the record
     assert {"/api/cases/{case_id}/history", "/api/grids/topology"} <= carrying

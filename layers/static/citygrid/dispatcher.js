@@ -566,6 +566,100 @@
     return CaseTiles;
   }
 
+  var HeatTiles = null;
+
+  // Heat layers as tiles: unit grids filled with their `fill` property. Every feature seen is
+  // kept in layer.features by grid code (its properties), for popups, tests and benchmarks.
+  function heatTilesClass() {
+    if (HeatTiles) return HeatTiles;
+    var Base = L.VectorGrid.Protobuf;
+    HeatTiles = Base.extend({
+      _getVectorTilePromise: function (coords) {
+        var self = this;
+        return Base.prototype._getVectorTilePromise.call(this, coords).then(function (tile) {
+          var layer = tile.layers && tile.layers.heat;
+          (layer ? layer.features : []).forEach(function (f) {
+            if (f.properties && f.properties.code) self.features[f.properties.code] = f.properties;
+          });
+          return tile;
+        });
+      },
+    });
+    return HeatTiles;
+  }
+
+  C.heatTiles = function (url, options) {
+    var layer = new (heatTilesClass())(
+      url,
+      L.extend({}, options, {
+        // canvas: a city's 30,000 grids as SVG paths would cost the browser seconds (the
+        // fakeStop shim above makes VectorGrid's canvas renderer work with Leaflet 1.9)
+        rendererFactory: L.canvas.tile,
+        interactive: true,
+        vectorTileLayerStyles: {
+          heat: function (p) {
+            var fill = p.fill || options.defaultFill;
+            return {
+              fill: true,
+              fillColor: fill,
+              fillOpacity: options.fillOpacity,
+              color: options.stroke || fill,
+              weight: options.weight,
+              opacity: 0.9,
+            };
+          },
+        },
+      })
+    );
+    layer.features = {};
+    layer.on("click", function (e) {
+      var p = e.layer && e.layer.properties;
+      if (!p || !layer._map || !options.popup) return;
+      L.popup({ maxWidth: 360, className: "citygrid-popup" })
+        .setLatLng(e.latlng)
+        .setContent(C.format(options.popup, p))
+        .openOn(layer._map);
+    });
+    // the legend of the layer's filter: fetched once, when the layer is first shown
+    var title = options.title;
+    layer.on("add", function () {
+      var map = layer._map;
+      if (layer._legend) {
+        C.legends(map).show(title, layer._legend, options.legendOrder);
+        if (layer._note) C.status(map).set(title, layer._note, "info");
+        return;
+      }
+      if (layer._legendLoading) return;
+      layer._legendLoading = true;
+      C.fetchJson(options.legendUrl)
+        .then(function (body) {
+          layer._legend = body.legend || options.legend || null;
+          layer.count = body.count;
+          layer._note =
+            body.count === 0 ? _("{title}: nothing to show for this filter", { title: title }) : null;
+          if (!layer._map) return;
+          C.legends(layer._map).show(title, layer._legend, options.legendOrder);
+          if (layer._note) C.status(layer._map).set(title, layer._note, "info");
+        })
+        .catch(function (err) {
+          if (layer._map) {
+            C.status(layer._map).set(title, _("{title}: {error}", { title: title, error: err.message }), "error");
+          }
+          if (window.console) console.warn("citygrid: " + title + ": " + err.message);
+        })
+        .then(function () {
+          layer._legendLoading = false;
+        });
+    });
+    layer.on("remove", function () {
+      if (!layer._map) return;
+      C.legends(layer._map).hide(title);
+      C.status(layer._map).clear(title);
+    });
+    C.layers[title] = paneAware(tileLoadMarks(layer));
+    return layer;
+  };
+
   C.clusterRadius = function (count) {
     return Math.min(16, 6 + 3.5 * (Math.log(Math.max(count, 1)) / Math.LN10));
   };

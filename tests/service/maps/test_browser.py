@@ -12,7 +12,6 @@ both. Missing, the tests fail (a skipped browser test would hide a broken page).
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,12 +130,16 @@ def test_dispatcher_page_in_chromium(
     assert [t.strip() for t in labels] == list(LAYER_TITLES.values())
     assert page.get_by_label(DENSITY).is_checked()
 
-    # one SVG path per unit grid, filled with the colour the API gives it
-    fills = page.eval_on_selector_all(
-        ".leaflet-overlay-pane path", "ps => ps.map(p => p.getAttribute('fill'))"
-    )
-    expected = [f["properties"]["fill"] for f in city_with_data["grids"]["features"]]
-    assert len(expected) == 11 and Counter(fills) == Counter(expected)  # 8 + 3 unit grids
+    # every unit grid comes in the heat tiles, filled with the colour the API gives it
+    features = page.evaluate("t => L.Citygrid.layers[t].features", DENSITY)
+    expected = {
+        f["properties"]["code"]: f["properties"]["fill"]
+        for f in city_with_data["grids"]["features"]
+    }
+    assert len(expected) == 11  # 8 + 3 unit grids
+    assert {code: p["fill"] for code, p in features.items()} == expected
+    # drawn on canvas tiles (thousands of grids as SVG paths would be slow)
+    assert page.locator(".leaflet-overlay-pane canvas").count() >= 1
     legend = page.locator(f'.citygrid-legend[data-layer="{DENSITY}"]').inner_text()
     # the answer's legend ("Cases per km²") shown from the page's catalogue
     assert city_with_data["grids"]["legend"]["title"] == "Cases per km²"
@@ -306,7 +309,7 @@ def test_logging_in_on_the_page_shows_the_users_scope(
     assert f"web-{role}" in page.locator(".citygrid-account-name").inner_text()
 
     # the choropleth colours the unit grids in the user's scope, and no other
-    assert page.locator(".leaflet-overlay-pane path").count() == grids_seen
+    assert len(page.evaluate("t => L.Citygrid.layers[t].features", DENSITY)) == grids_seen
     # the open cases shown all lie in the user's grids
     page.get_by_label(LAYER_TITLES["cases"]).check()
     w.drawn(LAYER_TITLES["cases"])
