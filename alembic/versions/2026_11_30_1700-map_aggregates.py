@@ -19,7 +19,7 @@ boundary after now) two index probes instead of a pass over a city's 31,111 grid
 the open cases in its envelope without walking the closed ones (70 % of a year's cases).
 
 Revision ID: 0023_map_aggregates
-Revises: 0021_evidence_indicator
+Revises: 0022_fixes_partitioned
 Create Date: 2026-11-30 17:00:00
 """
 
@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alembic import op
 
 revision: str = "0023_map_aggregates"
-down_revision: str | None = "0021_evidence_indicator"
+down_revision: str | None = "0022_fixes_partitioned"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
