@@ -230,7 +230,19 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         case["updated"] = st.at
         times.append(st.at)
         data_json = json.dumps(data, ensure_ascii=False) if data else "{}"
-        events.append([ids[st.row], st.action, before, after, st.actor, "", st.note, data_json])
+        events.append(
+            [
+                settings.grids.city,
+                ids[st.row],
+                st.action,
+                before,
+                after,
+                st.actor,
+                "",
+                st.note,
+                data_json,
+            ]
+        )
     for event, stamp in zip(events, _isos(times), strict=True):
         event[5] = stamp
     recurring = _recurring(rows, community, state, rework, settings.cases.recurrence_days, seed)
@@ -255,8 +267,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
     row_out: Any  # one COPY row; history and state rows differ in shape
     with driver_cursor(session) as cur:
         with cur.copy(
-            "COPY case_events (case_id, action, from_status, to_status, actor, at, note, data)"
-            " FROM STDIN"
+            "COPY case_events (city, case_id, action, from_status, to_status, actor, at, note,"
+            " data) FROM STDIN"
         ) as copy:
             for row_out in events:
                 copy.write_row(row_out)

@@ -572,7 +572,9 @@ class Inspections:
             self.session.delete(old)
         self.session.flush()
         for grid, scorer in pairs:
-            self.session.add(RoundAssignment(round_id=r.id, grid_code=grid, scorer_id=scorer))
+            self.session.add(
+                RoundAssignment(city=r.city, round_id=r.id, grid_code=grid, scorer_id=scorer)
+            )
         self.session.flush()
 
     def assignments(self, r: InspectionRound) -> list[RoundAssignment]:
@@ -790,6 +792,7 @@ class Inspections:
         points = sum(i["points"] for i in items)
         top_total = sum(i["max_points"] for i in items)
         row = Scoresheet(
+            city=r.city,
             round_id=r.id,
             assignment_id=assignment.id,
             grid_code=sheet.grid,

@@ -83,9 +83,9 @@ class CampaignInput:
 
 
 _TAG_CAMPAIGN = text(
-    "INSERT INTO campaign_cases (campaign_id, case_id) "
-    "SELECT k.id, c.id FROM campaigns k JOIN cases c ON c.city = k.city "
-    f"WHERE k.id = :campaign_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
+    "INSERT INTO campaign_cases (city, campaign_id, case_id) "
+    "SELECT k.city, k.id, c.id FROM campaigns k JOIN cases c ON c.city = k.city "
+    f"WHERE k.city = :city AND k.id = :campaign_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
 )
 
 
@@ -304,7 +304,7 @@ class CampaignService:
         self.audit.record(by, "delete", "campaign", str(campaign_id), before, None)
 
     def _tag(self, row: Campaign) -> None:
-        self.session.execute(_TAG_CAMPAIGN, {"campaign_id": row.id})
+        self.session.execute(_TAG_CAMPAIGN, {"city": row.city, "campaign_id": row.id})
 
     # -- checks ----------------------------------------------------------------------------
     def _checked(self, new: CampaignInput, by: Principal) -> dict[str, Any]:

@@ -581,6 +581,7 @@ class CaseService:
         actor = on_behalf if by.kind == "system" and on_behalf else by.label
         self.session.add(
             CaseEvent(
+                city=case.city,
                 case_id=case.id,
                 action=action,
                 from_status=before,

@@ -123,6 +123,7 @@ class Deliverer:
         delivery.attempts += 1
         session.add(
             NotifyAttempt(
+                city=delivery.city,
                 delivery_id=delivery.id,
                 attempt=delivery.attempts,
                 at=t,

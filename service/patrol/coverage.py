@@ -427,6 +427,7 @@ class CoverageService:
                 insert(GridCoverage),
                 [
                     {
+                        "city": run.city,
                         "run_id": run.id,
                         "grid_code": r.code,
                         "covered_share": _num(r.covered_share) or 0.0,
@@ -447,6 +448,7 @@ class CoverageService:
                 insert(HotspotCoverage),
                 [
                     {
+                        "city": run.city,
                         "run_id": run.id,
                         "hotspot_id": int(r.hotspot_id),
                         "covered_share": _num(r.covered_share),

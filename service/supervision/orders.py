@@ -416,6 +416,7 @@ class OrderService:
     ) -> None:
         self.session.add(
             SupervisionOrderEvent(
+                city=order.city,
                 order_id=order.id,
                 action=action,
                 from_status=before,

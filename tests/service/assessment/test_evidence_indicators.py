@@ -212,8 +212,9 @@ def test_departments_workers_and_hotspots_count_and_dispatchers_do_not(
     )
     session.execute(
         text(
-            "INSERT INTO case_events (case_id, action, from_status, to_status, actor, at, data)"
-            " VALUES (:id, 'dispatch', 'registered', 'dispatched', '派遣员乙', :at, '{}')"
+            "INSERT INTO case_events (city, case_id, action, from_status, to_status, actor, at,"
+            " data) SELECT city, id, 'dispatch', 'registered', 'dispatched', '派遣员乙', :at, '{}'"
+            " FROM cases WHERE id = :id"
         ),
         {"id": world.ids["twice"], "at": t(3, 10)},
     )

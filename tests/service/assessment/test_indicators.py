@@ -100,6 +100,7 @@ class Builder:
                 case.department = data["department"]
             self.session.add(
                 CaseEvent(
+                    city=case.city,
                     case_id=case.id,
                     action=action,
                     from_status=status,

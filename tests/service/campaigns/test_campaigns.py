@@ -586,7 +586,9 @@ def test_a_campaign_not_yet_started_is_deleted_with_its_tags_and_audited(world: 
     made = _future(world)
     # a tag as intake writes it (a case reported in scope during the period); no real report
     # can lie in the future, so it is written here directly
-    world.session.add(CampaignCase(campaign_id=made["id"], case_id=world.a[3]))
+    world.session.add(
+        CampaignCase(city=world.settings.grids.city, campaign_id=made["id"], case_id=world.a[3])
+    )
     world.session.flush()
     r = world.client.delete(f"{BASE}/{made['id']}", headers=world.admin)
     assert r.status_code == 204, r.text
