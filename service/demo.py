@@ -244,7 +244,7 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
             ]
         )
     for event, stamp in zip(events, _isos(times), strict=True):
-        event[5] = stamp
+        event[6] = stamp  # the "at" column
     recurring = _recurring(rows, community, state, rework, settings.cases.recurrence_days, seed)
     updates = []
     for k, case in state.items():

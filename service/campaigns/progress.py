@@ -33,8 +33,8 @@ _CASE_GROUPS = """
 SELECT (timezone(:tz, c.reported_at))::date AS reported_on,
        (timezone(:tz, c.closed_at))::date AS closed_on,
        count(*) AS n
-FROM campaign_cases cc JOIN cases c ON c.id = cc.case_id
-WHERE cc.campaign_id = :campaign_id
+FROM campaign_cases cc JOIN cases c ON c.city = cc.city AND c.id = cc.case_id
+WHERE cc.city = :city AND cc.campaign_id = :campaign_id
   AND c.status = ANY(:statuses)
   AND (cardinality(CAST(:categories AS text[])) = 0 OR c.category_code = ANY(:categories))
   AND (NOT :recurring OR c.recurring_of IS NOT NULL)
@@ -101,6 +101,7 @@ class Progress:
             {
                 **params,
                 "tz": self.tz,
+                "city": c.city,
                 "campaign_id": c.id,
                 "statuses": list(COUNTED if recurring else REGISTERED),
                 "categories": list(t["categories"]),
