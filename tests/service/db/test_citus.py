@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import sqlalchemy as sa
+import yaml
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy import Engine, text
@@ -256,3 +257,23 @@ def test_each_city_lives_in_one_shard_group_on_one_worker(province: Province) ->
             )
         )
         assert "Task Count: 1" in plan  # a router query: the spatial join runs on one worker
+
+
+def test_the_compose_file_has_a_citus_profile_of_a_coordinator_and_two_workers() -> None:
+    """No Docker engine here: the file parses, and what the profile's services name exists."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    citus = {name: s for name, s in services.items() if "citus" in s.get("profiles", [])}
+    assert {"citus-coordinator", "citus-worker1", "citus-worker2", "citus-api"} <= set(citus)
+    for name, service in citus.items():
+        for needed in service.get("depends_on", {}):
+            assert needed in services, (name, needed)
+        build = service.get("build")
+        if build:
+            assert (REPO / build / "Dockerfile").is_file(), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert source in compose["volumes"] or (REPO / source).exists(), (name, volume)
+    dockerfile = (REPO / "docker/citus/Dockerfile").read_text()
+    assert "postgis/postgis:15" in dockerfile and "citus-13.2" in dockerfile
+    assert "distribute" in " ".join(citus["citus-migrate"]["command"])
