@@ -163,8 +163,8 @@ class CampaignService:
         stmt = (
             select(func.count())
             .select_from(CampaignCase)
-            .join(Case, Case.id == CampaignCase.case_id)
-            .where(CampaignCase.campaign_id == c.id)
+            .join(Case, (Case.city == CampaignCase.city) & (Case.id == CampaignCase.case_id))
+            .where(CampaignCase.city == c.city, CampaignCase.campaign_id == c.id)
         )
         scope = case_condition(by)
         if scope is not None:
@@ -178,8 +178,12 @@ class CampaignService:
         day = day or self.today()
         rows = self.session.scalars(
             select(Campaign)
-            .join(CampaignCase, CampaignCase.campaign_id == Campaign.id)
+            .join(
+                CampaignCase,
+                (CampaignCase.city == Campaign.city) & (CampaignCase.campaign_id == Campaign.id),
+            )
             .where(
+                CampaignCase.city == self.city,
                 CampaignCase.case_id == case_id,
                 Campaign.city == self.city,
                 Campaign.start_date <= day,
@@ -268,7 +272,11 @@ class CampaignService:
             setattr(row, key, value)
         row.updated_at = now()
         self.session.flush()
-        self.session.execute(delete(CampaignCase).where(CampaignCase.campaign_id == row.id))
+        self.session.execute(
+            delete(CampaignCase).where(
+                CampaignCase.city == row.city, CampaignCase.campaign_id == row.id
+            )
+        )
         self._tag(row)
         self.audit.record(by, "update", "campaign", str(row.id), before, snapshot(row))
         return row
@@ -294,7 +302,7 @@ class CampaignService:
         untagged = list(
             self.session.scalars(
                 delete(CampaignCase)
-                .where(CampaignCase.campaign_id == row.id)
+                .where(CampaignCase.city == row.city, CampaignCase.campaign_id == row.id)
                 .returning(CampaignCase.case_id)
             )
         )

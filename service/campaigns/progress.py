@@ -44,7 +44,7 @@ GROUP BY 1, 2
 
 _HOTSPOT_MEAN = text(
     "SELECT avg(covered_share), count(covered_share) FROM hotspot_coverage "
-    "WHERE run_id = :run_id AND hotspot_id = ANY(:ids)"
+    "WHERE city = :city AND run_id = :run_id AND hotspot_id = ANY(:ids)"
 )
 
 
@@ -143,5 +143,7 @@ class Progress:
             run = self.coverage.run("week", start)
         except NotFound:  # no unit grids: no coverage to read
             return None, 0
-        mean, n = self.session.execute(_HOTSPOT_MEAN, {"run_id": run.id, "ids": ids}).one()
+        mean, n = self.session.execute(
+            _HOTSPOT_MEAN, {"city": run.city, "run_id": run.id, "ids": ids}
+        ).one()
         return (None if mean is None else float(mean)), int(n)

@@ -517,7 +517,11 @@ class CaseService:
     def _last_feedback(self, case_id: int) -> CaseEvent | None:
         stmt = (
             select(CaseEvent)
-            .where(CaseEvent.case_id == case_id, CaseEvent.action == "feedback")
+            .where(
+                CaseEvent.city == self.city,
+                CaseEvent.case_id == case_id,
+                CaseEvent.action == "feedback",
+            )
             .order_by(CaseEvent.id.desc())
             .limit(1)
         )
@@ -601,7 +605,11 @@ class CaseService:
         """The case (its report is the first step) and every later step, oldest first
         (``NotFound`` for a case out of ``by``'s scope, as :meth:`get`)."""
         case = self.get(case_id, by)
-        stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+        stmt = (
+            select(CaseEvent)
+            .where(CaseEvent.city == case.city, CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.id)
+        )
         return case, list(self.session.scalars(stmt))
 
 

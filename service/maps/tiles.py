@@ -448,7 +448,8 @@ _CASE_WHERE = f"""
     AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
     AND (CAST(:campaign AS bigint) IS NULL OR EXISTS (
-        SELECT 1 FROM campaign_cases cc WHERE cc.campaign_id = :campaign AND cc.case_id = c.id
+        SELECT 1 FROM campaign_cases cc
+        WHERE cc.city = c.city AND cc.campaign_id = :campaign AND cc.case_id = c.id
     ))
     AND {_SCOPE}
 """

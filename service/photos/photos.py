@@ -148,6 +148,7 @@ class PhotoService:
             raise NotFound(f"no inspection round {round_id}", field="round_id")
         assigned = by.kind == "user" and self.session.scalar(
             select(RoundAssignment.id).where(
+                RoundAssignment.city == self.city,
                 RoundAssignment.round_id == round_id,
                 RoundAssignment.grid_code == grid,
                 RoundAssignment.scorer_id == by.id,

@@ -463,7 +463,10 @@ class OrderService:
         """Every step of ``order``, oldest first."""
         stmt = (
             select(SupervisionOrderEvent)
-            .where(SupervisionOrderEvent.order_id == order.id)
+            .where(
+                SupervisionOrderEvent.city == order.city,
+                SupervisionOrderEvent.order_id == order.id,
+            )
             .order_by(SupervisionOrderEvent.id)
         )
         return list(self.session.scalars(stmt))
