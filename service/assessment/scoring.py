@@ -88,7 +88,7 @@ WHERE c.city = :city AND e.action = 'rework' AND e.at < :e
   AND e.case_id IN (
     SELECT case_id FROM case_events
     WHERE city = :city AND action = 'rework' AND at >= :s AND at < :e)
-GROUP BY c.id ORDER BY c.id"""
+GROUP BY c.city, c.id ORDER BY c.id"""
     )
     rows = session.execute(sql, {"city": city, "s": period.start, "e": period.end})
     return [

@@ -126,6 +126,14 @@ def distribute(engine: Engine) -> Distribution:
         conn.commit()
         # later migrations may add triggers to distributed tables too
         conn.execute(text(f'ALTER DATABASE "{database}" SET citus.enable_unsafe_triggers = on'))
+        # a transaction that wrote or read many shards in parallel may not then write a
+        # reference table (a new checklist version after a fan-out); one connection per
+        # worker keeps that possible, and the service's statements are one-city ones anyway
+        conn.execute(
+            text(f'ALTER DATABASE "{database}" SET citus.multi_shard_modify_mode = sequential')
+        )
+        # SET LOCAL (a tile's display time zone) reaches the workers that format the rows
+        conn.execute(text(f'ALTER DATABASE "{database}" SET citus.propagate_set_commands = local'))
         conn.commit()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("SET citus.enable_unsafe_triggers = on"))

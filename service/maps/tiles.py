@@ -357,11 +357,11 @@ class TileService:
         if req.z >= CASE_POINTS_FROM_ZOOM:
             n = self.session.execute(text(sql["count"]), params | {"limit": MAX_POINTS + 1})
             if int(n.scalar_one()) <= MAX_POINTS:
-                # answers carry local time: format reported_at in the display zone
-                self.session.execute(
-                    text("SELECT set_config('TimeZone', :tz, true)"),
-                    {"tz": self.settings.grids.timezone},
-                )
+                # answers carry local time: format reported_at in the display zone. A SET
+                # LOCAL statement (not set_config()) so that Citus passes it on to the worker
+                # that formats the rows (citus.propagate_set_commands, see `distribute`)
+                zone = self.settings.grids.timezone.replace("'", "''")
+                self.session.execute(text(f"SET LOCAL TIME ZONE '{zone}'"))
                 return self._scalar(sql["points"], params)
         return self._scalar(sql["clusters"], params | {"cell": CLUSTER_CELL})
 
@@ -449,7 +449,7 @@ _CASE_WHERE = f"""
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
     AND (CAST(:campaign AS bigint) IS NULL OR EXISTS (
         SELECT 1 FROM campaign_cases cc
-        WHERE cc.city = c.city AND cc.campaign_id = :campaign AND cc.case_id = c.id
+        WHERE cc.city = :city AND cc.campaign_id = :campaign AND cc.case_id = c.id
     ))
     AND {_SCOPE}
 """

@@ -534,11 +534,12 @@ def test_case_tiles_filter_by_campaign(world: World) -> None:
     open_tagged = set(
         world.session.scalars(
             text(
-                "SELECT c.id FROM cases c JOIN campaign_cases cc ON cc.case_id = c.id "
-                "WHERE cc.campaign_id = :k AND c.status IN "
+                "SELECT c.id FROM cases c JOIN campaign_cases cc"
+                " ON cc.city = c.city AND cc.case_id = c.id"
+                " WHERE cc.city = :city AND cc.campaign_id = :k AND c.status IN "
                 "('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
             ),
-            {"k": made["id"]},
+            {"city": world.settings.grids.city, "k": made["id"]},
         )
     )
     assert open_tagged  # a bare report and a dispatched case
