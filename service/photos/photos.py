@@ -331,7 +331,7 @@ class PhotoService:
         """Flagged photos of cases in ``by``'s scope, newest first (keyset paging by id)."""
         query = (
             select(Photo, Case)
-            .join(Case, Case.id == Photo.case_id)
+            .join(Case, (Case.city == Photo.city) & (Case.id == Photo.case_id))
             .where(
                 Photo.city == self.city,
                 Photo.deleted_at.is_(None),

@@ -127,7 +127,8 @@ def plain(session: Session, city: str, prefix: str, flagged: bool) -> int:
     return int(
         session.execute(
             text(
-                "SELECT count(DISTINCT c.id) FROM cases c JOIN photos p ON p.case_id = c.id"
+                "SELECT count(DISTINCT c.id) FROM cases c"
+                " JOIN photos p ON p.city = c.city AND p.case_id = c.id"
                 " WHERE c.city = :city AND c.grid_code LIKE :prefix AND p.deleted_at IS NULL"
                 " AND p.created_at >= :s AND p.created_at < :e"
                 + (" AND p.flags && CAST(:doubt AS text[])" if flagged else "")
