@@ -70,9 +70,11 @@ def ensure_citus_installed() -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _installed():
             return
-        result = subprocess.run(
-            ["bash", str(folder / BUILD_SCRIPT)], capture_output=True, text=True, check=False
-        )
+        # the script installs packages and writes into PostgreSQL's folders: root, or sudo
+        command = ["bash", str(folder / BUILD_SCRIPT)]
+        if os.geteuid() != 0 and shutil.which("sudo"):
+            command = ["sudo", "-n", *command]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(
                 f"building Citus with {folder / BUILD_SCRIPT} failed:\n"

@@ -49,6 +49,8 @@ SUITES = (
     "tests/service/cases/test_api_cases.py",
     "tests/service/cases/test_importer.py",
     "tests/service/assessment/test_indicators.py",
+    "tests/service/assessment/test_inspection.py",  # writes a reference table (checklists)
+    "tests/service/maps/test_api_tiles.py",  # local times formatted on the workers
     "tests/service/patrol/test_api_coverage.py",
 )
 
