@@ -89,6 +89,10 @@ class CitusCluster:
     root: Path
     workers: int = 2
     database: str = "citygrid"
+    # citus=False, workers=0: a plain PostGIS node set up alike (the benchmark's baseline);
+    # durable: fsync and synchronous commits as in production (tests go without)
+    citus: bool = True
+    durable: bool = False
     nodes: list[EmbeddedCluster] = field(default_factory=list)
 
     @property
@@ -105,12 +109,15 @@ class CitusCluster:
         for i in range(self.workers + 1):
             node = EmbeddedCluster(self.root / f"node{i}", database=self.database)
             self.nodes.append(node)
-            _preload_citus(node)
+            _configure(node, self.citus, self.durable)
             node.start()
         for node in self.nodes:
             with _connect(node, self.database) as conn:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
+                if self.citus:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS citus")
                 conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        if not self.citus:
+            return
         with _connect(self.coordinator, self.database) as conn:
             conn.execute(
                 "SELECT citus_set_coordinator_host('127.0.0.1', %s)", (self.coordinator.port,)
@@ -127,8 +134,9 @@ class CitusCluster:
                 pass
 
 
-def _preload_citus(node: EmbeddedCluster) -> None:
-    """initdb the node (as EmbeddedCluster would) and preload citus before its first start."""
+def _configure(node: EmbeddedCluster, citus: bool, durable: bool) -> None:
+    """initdb the node (as EmbeddedCluster would) and configure it (preloading citus) before
+    its first start."""
     node.root.mkdir(parents=True, exist_ok=True)
     node._chown_for_postgres()
     if not node.initialised():
@@ -144,15 +152,16 @@ def _preload_citus(node: EmbeddedCluster) -> None:
         )
     conf = node.pgdata / "postgresql.conf"
     text = conf.read_text()
-    if "shared_preload_libraries = 'citus'" not in text:
+    if "# citygrid test node" not in text:
         # small clusters: three of them run beside the test server on a 2-core machine
-        conf.write_text(
-            text + "\nshared_preload_libraries = 'citus'\nmax_connections = 200\n"
-            "shared_buffers = 64MB\nfsync = off\nsynchronous_commit = off\n"
-            "full_page_writes = off\nmax_prepared_transactions = 100\n"
+        lines = ["# citygrid test node", "max_connections = 200", "shared_buffers = 64MB"]
+        if citus:
+            lines += ["shared_preload_libraries = 'citus'", "max_prepared_transactions = 100"]
+        if not durable:
+            lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
             # 37 tables × 32 shards by default: fewer shards make distributing them quick
-            "citus.shard_count = 8\n"
-        )
+            lines += ["citus.shard_count = 8"] if citus else []
+        conf.write_text(text + "\n" + "\n".join(lines) + "\n")
 
 
 def _connect(node: EmbeddedCluster, database: str) -> psycopg.Connection:
@@ -162,12 +171,16 @@ def _connect(node: EmbeddedCluster, database: str) -> psycopg.Connection:
 
 
 @contextmanager
-def citus_cluster(workers: int = 2) -> Iterator[CitusCluster]:
-    """A running Citus cluster in a temporary folder, stopped and removed afterwards."""
-    ensure_citus_installed()
+def citus_cluster(
+    workers: int = 2, citus: bool = True, durable: bool = False
+) -> Iterator[CitusCluster]:
+    """A running Citus cluster in a temporary folder, stopped and removed afterwards
+    (``citus=False, workers=0``: one plain PostGIS node configured alike)."""
+    if citus:
+        ensure_citus_installed()
     root = Path(tempfile.mkdtemp(prefix="citygrid-citus-"))
     root.chmod(0o755)  # the servers run as the postgres user when we are root
-    cluster = CitusCluster(root, workers=workers)
+    cluster = CitusCluster(root, workers=workers, citus=citus, durable=durable)
     try:
         cluster.start()
         yield cluster
