@@ -60,11 +60,11 @@ def _installed() -> bool:
 
 def ensure_citus_installed() -> None:
     """Build and install Citus once (the vendor script skips when it is installed already)."""
+    if _installed():
+        return
     folder = vendor_dir()
     if folder is None:
         raise CitusUnavailable(ENABLE_HINT)
-    if _installed():
-        return
     with open(_LOCK, "w") as lock:
         # pytest-xdist workers: one builds, the others wait and then find it installed
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -115,6 +115,17 @@ def test_the_cluster_has_a_coordinator_and_two_workers_with_postgis(citus: Citus
         assert _one(conn, "SELECT ST_AsText(ST_Point(1, 2))") == "POINT(1 2)"
 
 
+def test_without_the_citus_source_the_tests_say_how_to_enable_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tests.helpers.citus as helper
+
+    monkeypatch.setattr(helper, "_installed", lambda: False)
+    monkeypatch.setattr(helper, "vendor_dir", lambda: None)
+    with pytest.raises(CitusUnavailable, match="CITYGRID_CITUS_VENDOR"):
+        helper.ensure_citus_installed()
+
+
 def test_distribute_on_plain_postgresql_exits_1_and_says_why(
     database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
