@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from service.errors import CitygridError
@@ -157,34 +158,58 @@ def distribute(engine: Engine) -> Distribution:
         keys = _foreign_keys(conn, todo)
         for table, name, _definition in keys:
             conn.execute(text(f"ALTER TABLE {table} DROP CONSTRAINT {name}"))
-        for table in [COLOCATE_WITH, *(t for t in tables if t != COLOCATE_WITH)]:
-            trigger = f"{table}_change_counter"
-            exists = conn.scalar(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = :n "
-                    "AND tgrelid = CAST(:t AS regclass))"
-                ),
-                {"n": trigger, "t": table},
-            )
-            if exists:
-                # see the module's docstring: the service bumps the counter instead
-                conn.execute(text(f"DROP TRIGGER {trigger} ON {table}"))
-                result.triggers_dropped.append(trigger)
-            if table in known:
-                result.already.append(table)
-                continue
-            conn.execute(
-                text(
-                    "SELECT create_distributed_table(CAST(:t AS regclass), :col"
-                    + ("" if table == COLOCATE_WITH else ", colocate_with => :with")
-                    + ")"
-                ),
-                {"t": table, "col": DISTRIBUTION_COLUMN, "with": COLOCATE_WITH},
-            )
-            result.distributed.append(table)
-        for table, name, definition in keys:
-            conn.execute(text(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"))
+        try:
+            _distribute_tables(conn, tables, known, result)
+        finally:
+            # made again whatever happened: a failure half-way must not lose a key (a key
+            # whose ends are now one distributed, one local table cannot be made: named)
+            conn.rollback()  # autocommit: only resets the connection after an error
+            lost = []
+            for table, name, definition in keys:
+                statement = f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}"
+                try:
+                    conn.execute(text(statement))
+                except DBAPIError:
+                    conn.rollback()
+                    lost.append(statement)
+            if lost:
+                raise CitygridError(
+                    "distributing stopped half-way and these foreign keys could not be made "
+                    "again; run `citygrid distribute` again, then these statements: "
+                    + "; ".join(lost)
+                )
     return result
+
+
+def _distribute_tables(
+    conn: Connection, tables: list[str], known: set[str], result: Distribution
+) -> None:
+    """Distribute ``tables`` (``grids`` first), dropping their change-counter triggers."""
+    for table in [COLOCATE_WITH, *(t for t in tables if t != COLOCATE_WITH)]:
+        trigger = f"{table}_change_counter"
+        exists = conn.scalar(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = :n "
+                "AND tgrelid = CAST(:t AS regclass))"
+            ),
+            {"n": trigger, "t": table},
+        )
+        if exists:
+            # see the module's docstring: the service bumps the counter instead
+            conn.execute(text(f"DROP TRIGGER {trigger} ON {table}"))
+            result.triggers_dropped.append(trigger)
+        if table in known:
+            result.already.append(table)
+            continue
+        conn.execute(
+            text(
+                "SELECT create_distributed_table(CAST(:t AS regclass), :col"
+                + ("" if table == COLOCATE_WITH else ", colocate_with => :with")
+                + ")"
+            ),
+            {"t": table, "col": DISTRIBUTION_COLUMN, "with": COLOCATE_WITH},
+        )
+        result.distributed.append(table)
 
 
 # -- change counters bumped by the service on a distributed database -----------------------------
