@@ -77,8 +77,8 @@ def _cases(session: Session, n: int, dispatched_at: datetime) -> None:
     )
     session.execute(
         text(
-            "INSERT INTO case_events (case_id, action, from_status, to_status, actor, at)"
-            " SELECT id, 'dispatch', 'registered', 'dispatched', 'bench', :t FROM cases"
+            "INSERT INTO case_events (city, case_id, action, from_status, to_status, actor, at)"
+            " SELECT city, id, 'dispatch', 'registered', 'dispatched', 'bench', :t FROM cases"
         ),
         {"t": dispatched_at},
     )

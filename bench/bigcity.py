@@ -164,7 +164,7 @@ def load_cases(session: Session, cases: pa.Table, events: pa.Table, extensions, 
         # bulk load of a scratch database: skip per-row foreign-key and append-only triggers
         cur.execute("SET session_replication_role = replica")
         copy_arrow(cur, "cases", cases)
-        copy_arrow(cur, "case_events", events)
+        copy_arrow(cur, "case_events", events.append_column("city", pa.array([city] * len(events))))
         ids, at, old, new = (np.concatenate(x) for x in zip(*extensions, strict=True))
         ext = pa.table(
             {
@@ -180,9 +180,11 @@ def load_cases(session: Session, cases: pa.Table, events: pa.Table, extensions, 
         )
         copy_arrow(cur, "ext", ext)
         cur.execute(
-            "INSERT INTO case_events (case_id, action, from_status, to_status, actor, at, data)"
-            " SELECT case_id, 'extend', 'dispatched', 'dispatched', 'bench', at,"
-            " jsonb_build_object('old_deadline', old, 'new_deadline', new) FROM ext"
+            "INSERT INTO case_events (city, case_id, action, from_status, to_status, actor, at,"
+            " data)"
+            " SELECT %s, case_id, 'extend', 'dispatched', 'dispatched', 'bench', at,"
+            " jsonb_build_object('old_deadline', old, 'new_deadline', new) FROM ext",
+            (city,),
         )
         cur.execute("SET session_replication_role = origin")
         cur.execute("SELECT setval('cases_id_seq', (SELECT max(id) FROM cases))")

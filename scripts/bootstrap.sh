@@ -36,6 +36,19 @@ if [ ! -f "/usr/share/postgresql/${major}/extension/postgis.control" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${major}-postgis-3"
 fi
 
+# The Citus tests (pytest -m citus) build Citus from the shared vendor folder's source tarball
+# against this PostgreSQL (tests/helpers/citus.py); its build needs the server headers.
+citus_vendor="${CITYGRID_CITUS_VENDOR:-../shared/vendor}"
+[ -f "$citus_vendor/citus-13.2.2.tar.gz" ] || citus_vendor=/work/shared/vendor
+if [ -f "$citus_vendor/citus-13.2.2.tar.gz" ] && [ "$major" = "15" ] \
+  && [ ! -f "/usr/lib/postgresql/15/lib/citus.so" ]; then
+  echo "installing what building Citus needs (the Citus tests)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq build-essential \
+    postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev \
+    libselinux1-dev libxslt1-dev libpam0g-dev libreadline-dev
+fi
+
 VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

@@ -615,6 +615,27 @@ def heatmap(
     console.print(f"{layer} written to {out} ({out.stat().st_size:,} bytes)")
 
 
+@app.command("distribute")
+def distribute_command() -> None:
+    """On a Citus coordinator: make the shared tables reference tables and distribute every
+    city table by its city, co-located with the grids (idempotent; run after `migrate`)."""
+    from service.db.distribute import distribute
+
+    settings = AppSettings()
+    try:
+        with _engine(settings, migrate=True) as engine:
+            done = distribute(engine)
+    except CitygridError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"distributed by city: {len(done.distributed)} tables newly, "
+        f"{len(done.reference)} reference tables newly, {len(done.already)} already; "
+        f"change-counter triggers replaced by the service: {len(done.triggers_dropped)}",
+        soft_wrap=True,
+    )
+
+
 @app.command("backup")
 def backup_command(
     output: Annotated[

@@ -230,9 +230,21 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         case["updated"] = st.at
         times.append(st.at)
         data_json = json.dumps(data, ensure_ascii=False) if data else "{}"
-        events.append([ids[st.row], st.action, before, after, st.actor, "", st.note, data_json])
+        events.append(
+            [
+                settings.grids.city,
+                ids[st.row],
+                st.action,
+                before,
+                after,
+                st.actor,
+                "",
+                st.note,
+                data_json,
+            ]
+        )
     for event, stamp in zip(events, _isos(times), strict=True):
-        event[5] = stamp
+        event[6] = stamp  # the "at" column
     recurring = _recurring(rows, community, state, rework, settings.cases.recurrence_days, seed)
     updates = []
     for k, case in state.items():
@@ -255,8 +267,8 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
     row_out: Any  # one COPY row; history and state rows differ in shape
     with driver_cursor(session) as cur:
         with cur.copy(
-            "COPY case_events (case_id, action, from_status, to_status, actor, at, note, data)"
-            " FROM STDIN"
+            "COPY case_events (city, case_id, action, from_status, to_status, actor, at, note,"
+            " data) FROM STDIN"
         ) as copy:
             for row_out in events:
                 copy.write_row(row_out)
@@ -269,17 +281,29 @@ def _advance(session: Session, settings: AppSettings, seed: int, progress: Progr
         with cur.copy("COPY demo_states FROM STDIN") as copy:
             for row_out in updates:
                 copy.write_row(row_out)
+        # typed here, in the temporary table: on Citus an UPDATE of a distributed table may
+        # not call STABLE functions (text → timestamptz) on the joined rows' columns
+        cur.execute(
+            "ALTER TABLE demo_states "
+            "ALTER closed_at TYPE timestamptz USING NULLIF(closed_at, '')::timestamptz, "
+            "ALTER updated_at TYPE timestamptz USING updated_at::timestamptz, "
+            "ALTER department TYPE text USING NULLIF(department, ''), "
+            "ALTER deadline_at TYPE timestamptz USING NULLIF(deadline_at, '')::timestamptz, "
+            "ALTER satisfaction TYPE text USING NULLIF(satisfaction, ''), "
+            "ALTER quality TYPE int USING NULLIF(quality, '')::int, "
+            "ALTER evaluated_at TYPE timestamptz USING NULLIF(evaluated_at, '')::timestamptz, "
+            "ALTER recurring_of TYPE bigint USING NULLIF(recurring_of, '')::bigint"
+        )
     session.execute(
         text(
             "UPDATE cases c SET status = d.status, lock_version = d.lock_version, "
-            "closed_at = NULLIF(d.closed_at, '')::timestamptz, "
-            "updated_at = d.updated_at::timestamptz, department = NULLIF(d.department, ''), "
-            "deadline_at = coalesce(NULLIF(d.deadline_at, '')::timestamptz, c.deadline_at), "
-            "satisfaction = NULLIF(d.satisfaction, ''), quality = NULLIF(d.quality, '')::int, "
-            "evaluated_at = NULLIF(d.evaluated_at, '')::timestamptz, "
-            "recurring_of = coalesce(NULLIF(d.recurring_of, '')::bigint, c.recurring_of) "
-            "FROM demo_states d WHERE c.id = d.id"
-        )
+            "closed_at = d.closed_at, updated_at = d.updated_at, department = d.department, "
+            "deadline_at = coalesce(d.deadline_at, c.deadline_at), "
+            "satisfaction = d.satisfaction, quality = d.quality, evaluated_at = d.evaluated_at, "
+            "recurring_of = coalesce(d.recurring_of, c.recurring_of) "
+            "FROM demo_states d WHERE c.city = :city AND c.id = d.id"
+        ),
+        {"city": settings.grids.city},
     )
     _flag(session, settings, t_now, seed)
     progress("workflow", len(updates), len(rows))
@@ -357,7 +381,8 @@ def _flag(session: Session, settings: AppSettings, t_now: datetime, seed: int) -
                 "UPDATE cases"
                 " SET fields = fields"
                 " || jsonb_build_object('flags', jsonb_build_array(CAST(:flag AS text)))"
-                " WHERE id IN (SELECT id FROM cases WHERE city = :city AND reported_at >= :s"
+                " WHERE city = :city"
+                " AND id IN (SELECT id FROM cases WHERE city = :city AND reported_at >= :s"
                 " AND reported_at < :e AND status <> 'rejected' AND NOT fields ? 'flags'"
                 " ORDER BY hashtextextended(id::text, :seed), id OFFSET :offset LIMIT :n)"
             ),

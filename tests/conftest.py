@@ -2,7 +2,9 @@
 
 The database server is ``CITYGRID_TEST_ADMIN_URL`` (default: the local PostgreSQL on
 127.0.0.1:5432 as ``postgres``); when nothing answers there, a private cluster is initialised
-in a temporary folder for the run. Settings are always built explicitly: a developer's
+in a temporary folder for the run. ``CITYGRID_TEST_DATABASE_URL`` instead names an existing
+database to run on (already migrated; kept afterwards): the Citus tests point a run of chosen
+suites at a Citus coordinator with it. Settings are always built explicitly: a developer's
 environment never leaks into the tests.
 """
 
@@ -75,6 +77,10 @@ def admin_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def database_url(admin_url: str) -> Iterator[str]:
+    existing = os.environ.get("CITYGRID_TEST_DATABASE_URL")
+    if existing:
+        yield existing
+        return
     yield from fresh_database(admin_url)
 
 

@@ -132,10 +132,12 @@ def _fact_sql(key: str) -> str:
 
 
 _FIRST_DISPATCH = (
-    "(SELECT min(d.at) FROM case_events d WHERE d.case_id = ev.case_id AND d.action = 'dispatch')"
+    "(SELECT min(d.at) FROM case_events d WHERE d.city = :city AND d.case_id = ev.case_id"
+    " AND d.action = 'dispatch')"
 )
 _FIRST_DISPATCHER = (
-    "(SELECT d.actor FROM case_events d WHERE d.case_id = c.id AND d.action = 'dispatch'"
+    "(SELECT d.actor FROM case_events d WHERE d.city = :city AND d.case_id = c.id"
+    " AND d.action = 'dispatch'"
     " AND d.from_status = 'registered' ORDER BY d.at, d.id LIMIT 1)"
 )
 
@@ -157,7 +159,8 @@ def _facts_cte(case_filter: str = "", dispatchers: bool = False) -> str:
     # at the join with c); one subject's pass reads its cases' histories one by one
     events_from = (
         # OFFSET 0 keeps the lateral a per-case index lookup (a join would hash the period)
-        "c CROSS JOIN LATERAL (SELECT * FROM case_events x WHERE x.case_id = c.id"
+        "c CROSS JOIN LATERAL (SELECT * FROM case_events x WHERE x.city = :city"
+        " AND x.case_id = c.id"
         " AND x.at >= :s OFFSET 0) e"
         if case_filter
         else "case_events e"
@@ -187,12 +190,12 @@ WITH c AS MATERIALIZED (
     CASE WHEN e.action IN ('extend', 'evaluate') THEN e.data END AS data
   FROM {events_from}
   -- handle (dispatched → handling) changes nothing an indicator reads: both are open
-  WHERE e.at >= :s AND e.action <> 'handle'
+  WHERE e.city = :city AND e.at >= :s AND e.action <> 'handle'
 ), k AS (
   SELECT w.case_id, count(*) AS checks,
     count(*) FILTER (WHERE w.at <= coalesce(w.fb, (
       SELECT max(b.at) FROM case_events b
-      WHERE b.case_id = w.case_id AND b.action = 'feedback' AND b.at <= w.at
+      WHERE b.city = :city AND b.case_id = w.case_id AND b.action = 'feedback' AND b.at <= w.at
     )) + make_interval(secs => :verify_s)) AS checks_on_time
   FROM (
     SELECT case_id, action, at,
@@ -737,7 +740,7 @@ FROM a"""
             + _track_passes("t", "wh.worker", "h.zone")
             + """
   ) AS visits
-  FROM wh JOIN hotspots h ON h.id = wh.id
+  FROM wh JOIN hotspots h ON h.city = :city AND h.id = wh.id
 )
 SELECT worker, sum(risk_weight), coalesce(sum(risk_weight) FILTER (WHERE visits >= quota), 0)
 FROM v GROUP BY worker"""

@@ -548,7 +548,7 @@ class Inspections:
             return set()
         rows = self.session.execute(
             select(RoundAssignment.grid_code, RoundAssignment.scorer_id).where(
-                RoundAssignment.round_id == prev
+                RoundAssignment.city == self.city, RoundAssignment.round_id == prev
             )
         )
         return {(g, s) for g, s in rows}
@@ -572,12 +572,16 @@ class Inspections:
             self.session.delete(old)
         self.session.flush()
         for grid, scorer in pairs:
-            self.session.add(RoundAssignment(round_id=r.id, grid_code=grid, scorer_id=scorer))
+            self.session.add(
+                RoundAssignment(city=r.city, round_id=r.id, grid_code=grid, scorer_id=scorer)
+            )
         self.session.flush()
 
     def assignments(self, r: InspectionRound) -> list[RoundAssignment]:
         """The round's assignments, by grid and scorer."""
-        stmt = select(RoundAssignment).where(RoundAssignment.round_id == r.id)
+        stmt = select(RoundAssignment).where(
+            RoundAssignment.city == r.city, RoundAssignment.round_id == r.id
+        )
         return list(
             self.session.scalars(
                 stmt.order_by(RoundAssignment.grid_code, RoundAssignment.scorer_id)
@@ -715,6 +719,7 @@ class Inspections:
         if by.kind == "user":
             assignment = self.session.scalar(
                 select(RoundAssignment).where(
+                    RoundAssignment.city == r.city,
                     RoundAssignment.round_id == r.id,
                     RoundAssignment.grid_code == sheet.grid,
                     RoundAssignment.scorer_id == by.id,
@@ -735,7 +740,9 @@ class Inspections:
                 field="scope",
             )
         done = self.session.scalar(
-            select(Scoresheet.id).where(Scoresheet.assignment_id == assignment.id)
+            select(Scoresheet.id).where(
+                Scoresheet.city == assignment.city, Scoresheet.assignment_id == assignment.id
+            )
         )
         if done is not None:
             raise Conflict(
@@ -790,6 +797,7 @@ class Inspections:
         points = sum(i["points"] for i in items)
         top_total = sum(i["max_points"] for i in items)
         row = Scoresheet(
+            city=r.city,
             round_id=r.id,
             assignment_id=assignment.id,
             grid_code=sheet.grid,
@@ -816,7 +824,7 @@ class Inspections:
 
     def sheets(self, r: InspectionRound, by: Principal | None = None) -> list[Scoresheet]:
         """The round's scoresheets (a scorer without ``assessment.rounds`` sees only theirs)."""
-        stmt = select(Scoresheet).where(Scoresheet.round_id == r.id)
+        stmt = select(Scoresheet).where(Scoresheet.city == r.city, Scoresheet.round_id == r.id)
         if by is not None and not by.can("assessment.rounds"):
             stmt = stmt.where(Scoresheet.scorer_id == (by.id if by.kind == "user" else -1))
         return list(self.session.scalars(stmt.order_by(Scoresheet.grid_code, Scoresheet.id)))
@@ -827,9 +835,18 @@ class Inspections:
             return []
         rows = self.session.execute(
             select(RoundAssignment, InspectionRound, Scoresheet.id)
-            .join(InspectionRound, InspectionRound.id == RoundAssignment.round_id)
-            .outerjoin(Scoresheet, Scoresheet.assignment_id == RoundAssignment.id)
+            .join(
+                InspectionRound,
+                (InspectionRound.city == RoundAssignment.city)
+                & (InspectionRound.id == RoundAssignment.round_id),
+            )
+            .outerjoin(
+                Scoresheet,
+                (Scoresheet.city == RoundAssignment.city)
+                & (Scoresheet.assignment_id == RoundAssignment.id),
+            )
             .where(
+                RoundAssignment.city == self.city,
                 RoundAssignment.scorer_id == by.id,
                 InspectionRound.city == self.city,
                 InspectionRound.state.in_(["draft", "open"]),

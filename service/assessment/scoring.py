@@ -83,11 +83,12 @@ SELECT c.id, c.grid_code, c.department,
   CASE WHEN jsonb_typeof(c.fields -> 'flags') = 'array' THEN
     ARRAY(SELECT jsonb_array_elements_text(c.fields -> 'flags')) ELSE '{}'::text[] END AS flags,
   count(*) FILTER (WHERE e.at >= :s) AS reworks_in, count(*) AS reworks_total
-FROM case_events e JOIN cases c ON c.id = e.case_id
+FROM case_events e JOIN cases c ON c.city = e.city AND c.id = e.case_id
 WHERE c.city = :city AND e.action = 'rework' AND e.at < :e
   AND e.case_id IN (
-    SELECT case_id FROM case_events WHERE action = 'rework' AND at >= :s AND at < :e)
-GROUP BY c.id ORDER BY c.id"""
+    SELECT case_id FROM case_events
+    WHERE city = :city AND action = 'rework' AND at >= :s AND at < :e)
+GROUP BY c.city, c.id ORDER BY c.id"""
     )
     rows = session.execute(sql, {"city": city, "s": period.start, "e": period.end})
     return [

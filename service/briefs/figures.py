@@ -340,7 +340,7 @@ def hotspots(session: Session, settings: AppSettings, req: Request) -> list[dict
         text(
             "SELECT h.id, h.name, h.kind, count(*) AS n FROM cases c"
             " CROSS JOIN LATERAL unnest(c.hotspot_ids) AS x(id)"
-            " JOIN hotspots h ON h.id = x.id"
+            " JOIN hotspots h ON h.city = c.city AND h.id = x.id"
             " WHERE c.city = :city AND c.grid_code LIKE :p"
             " AND c.reported_at >= :s AND c.reported_at < :e"
             " GROUP BY 1, 2, 3 ORDER BY n DESC, 1 LIMIT :top"

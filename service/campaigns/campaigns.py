@@ -83,9 +83,9 @@ class CampaignInput:
 
 
 _TAG_CAMPAIGN = text(
-    "INSERT INTO campaign_cases (campaign_id, case_id) "
-    "SELECT k.id, c.id FROM campaigns k JOIN cases c ON c.city = k.city "
-    f"WHERE k.id = :campaign_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
+    "INSERT INTO campaign_cases (city, campaign_id, case_id) "
+    "SELECT k.city, k.id, c.id FROM campaigns k JOIN cases c ON c.city = k.city "
+    f"WHERE k.city = :city AND k.id = :campaign_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
 )
 
 
@@ -163,8 +163,8 @@ class CampaignService:
         stmt = (
             select(func.count())
             .select_from(CampaignCase)
-            .join(Case, Case.id == CampaignCase.case_id)
-            .where(CampaignCase.campaign_id == c.id)
+            .join(Case, (Case.city == CampaignCase.city) & (Case.id == CampaignCase.case_id))
+            .where(CampaignCase.city == c.city, CampaignCase.campaign_id == c.id)
         )
         scope = case_condition(by)
         if scope is not None:
@@ -178,8 +178,12 @@ class CampaignService:
         day = day or self.today()
         rows = self.session.scalars(
             select(Campaign)
-            .join(CampaignCase, CampaignCase.campaign_id == Campaign.id)
+            .join(
+                CampaignCase,
+                (CampaignCase.city == Campaign.city) & (CampaignCase.campaign_id == Campaign.id),
+            )
             .where(
+                CampaignCase.city == self.city,
                 CampaignCase.case_id == case_id,
                 Campaign.city == self.city,
                 Campaign.start_date <= day,
@@ -268,7 +272,11 @@ class CampaignService:
             setattr(row, key, value)
         row.updated_at = now()
         self.session.flush()
-        self.session.execute(delete(CampaignCase).where(CampaignCase.campaign_id == row.id))
+        self.session.execute(
+            delete(CampaignCase).where(
+                CampaignCase.city == row.city, CampaignCase.campaign_id == row.id
+            )
+        )
         self._tag(row)
         self.audit.record(by, "update", "campaign", str(row.id), before, snapshot(row))
         return row
@@ -294,7 +302,7 @@ class CampaignService:
         untagged = list(
             self.session.scalars(
                 delete(CampaignCase)
-                .where(CampaignCase.campaign_id == row.id)
+                .where(CampaignCase.city == row.city, CampaignCase.campaign_id == row.id)
                 .returning(CampaignCase.case_id)
             )
         )
@@ -304,7 +312,7 @@ class CampaignService:
         self.audit.record(by, "delete", "campaign", str(campaign_id), before, None)
 
     def _tag(self, row: Campaign) -> None:
-        self.session.execute(_TAG_CAMPAIGN, {"campaign_id": row.id})
+        self.session.execute(_TAG_CAMPAIGN, {"city": row.city, "campaign_id": row.id})
 
     # -- checks ----------------------------------------------------------------------------
     def _checked(self, new: CampaignInput, by: Principal) -> dict[str, Any]:

@@ -33,8 +33,8 @@ _CASE_GROUPS = """
 SELECT (timezone(:tz, c.reported_at))::date AS reported_on,
        (timezone(:tz, c.closed_at))::date AS closed_on,
        count(*) AS n
-FROM campaign_cases cc JOIN cases c ON c.id = cc.case_id
-WHERE cc.campaign_id = :campaign_id
+FROM campaign_cases cc JOIN cases c ON c.city = cc.city AND c.id = cc.case_id
+WHERE cc.city = :city AND cc.campaign_id = :campaign_id
   AND c.status = ANY(:statuses)
   AND (cardinality(CAST(:categories AS text[])) = 0 OR c.category_code = ANY(:categories))
   AND (NOT :recurring OR c.recurring_of IS NOT NULL)
@@ -44,7 +44,7 @@ GROUP BY 1, 2
 
 _HOTSPOT_MEAN = text(
     "SELECT avg(covered_share), count(covered_share) FROM hotspot_coverage "
-    "WHERE run_id = :run_id AND hotspot_id = ANY(:ids)"
+    "WHERE city = :city AND run_id = :run_id AND hotspot_id = ANY(:ids)"
 )
 
 
@@ -101,6 +101,7 @@ class Progress:
             {
                 **params,
                 "tz": self.tz,
+                "city": c.city,
                 "campaign_id": c.id,
                 "statuses": list(COUNTED if recurring else REGISTERED),
                 "categories": list(t["categories"]),
@@ -142,5 +143,7 @@ class Progress:
             run = self.coverage.run("week", start)
         except NotFound:  # no unit grids: no coverage to read
             return None, 0
-        mean, n = self.session.execute(_HOTSPOT_MEAN, {"run_id": run.id, "ids": ids}).one()
+        mean, n = self.session.execute(
+            _HOTSPOT_MEAN, {"city": run.city, "run_id": run.id, "ids": ids}
+        ).one()
         return (None if mean is None else float(mean)), int(n)

@@ -30,14 +30,14 @@ IN_CAMPAIGN = """(
 )"""
 
 _TAG_ONE = text(
-    "INSERT INTO campaign_cases (campaign_id, case_id) "
-    "SELECT k.id, c.id FROM cases c JOIN campaigns k ON k.city = c.city "
-    f"WHERE c.id = :case_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
+    "INSERT INTO campaign_cases (city, campaign_id, case_id) "
+    "SELECT c.city, k.id, c.id FROM cases c JOIN campaigns k ON k.city = c.city "
+    f"WHERE c.city = :city AND c.id = :case_id AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
 )
 
 _TAG_RANGE = text(
-    "INSERT INTO campaign_cases (campaign_id, case_id) "
-    "SELECT k.id, c.id FROM campaigns k JOIN cases c ON k.city = c.city "
+    "INSERT INTO campaign_cases (city, campaign_id, case_id) "
+    "SELECT k.city, k.id, c.id FROM campaigns k JOIN cases c ON k.city = c.city "
     "WHERE k.city = :city AND k.ends_at > :first AND k.starts_at <= :last "
     f"AND c.id BETWEEN :low AND :high AND {IN_CAMPAIGN} ON CONFLICT DO NOTHING"
 )
@@ -45,7 +45,7 @@ _TAG_RANGE = text(
 
 def tag_case(session: Session, case: Case) -> None:
     """Tag the new (flushed) ``case`` with every campaign it falls in (one statement)."""
-    session.execute(_TAG_ONE, {"case_id": case.id})
+    session.execute(_TAG_ONE, {"city": case.city, "case_id": case.id})
 
 
 def tag_imported(

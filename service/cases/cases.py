@@ -517,7 +517,11 @@ class CaseService:
     def _last_feedback(self, case_id: int) -> CaseEvent | None:
         stmt = (
             select(CaseEvent)
-            .where(CaseEvent.case_id == case_id, CaseEvent.action == "feedback")
+            .where(
+                CaseEvent.city == self.city,
+                CaseEvent.case_id == case_id,
+                CaseEvent.action == "feedback",
+            )
             .order_by(CaseEvent.id.desc())
             .limit(1)
         )
@@ -581,6 +585,7 @@ class CaseService:
         actor = on_behalf if by.kind == "system" and on_behalf else by.label
         self.session.add(
             CaseEvent(
+                city=case.city,
                 case_id=case.id,
                 action=action,
                 from_status=before,
@@ -600,7 +605,11 @@ class CaseService:
         """The case (its report is the first step) and every later step, oldest first
         (``NotFound`` for a case out of ``by``'s scope, as :meth:`get`)."""
         case = self.get(case_id, by)
-        stmt = select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.id)
+        stmt = (
+            select(CaseEvent)
+            .where(CaseEvent.city == case.city, CaseEvent.case_id == case_id)
+            .order_by(CaseEvent.id)
+        )
         return case, list(self.session.scalars(stmt))
 
 

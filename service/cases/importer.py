@@ -32,6 +32,7 @@ from service.cases.cases import SOURCES
 from service.cases.catalogue import load_router
 from service.cases.workflow import OPEN_STATUSES
 from service.clock import now, work_clock
+from service.db.distribute import bump_counters
 from service.db.engine import driver_cursor
 from service.db.models import Case, Category, Hotspot
 from service.db.pgcopy import copy_pipelined
@@ -509,6 +510,7 @@ class CaseImporter:
                 jsonb=JSONB_COLUMNS,
                 progress=lambda stored: self.progress("stored", stored),
             )
+        bump_counters(self.session, "cases")  # the COPY passed no SQL hook (Citus only)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.db.distribute import install_counter_bumps
 from service.db.embedded import EmbeddedCluster
 from service.settings import DatabaseSettings
 
@@ -26,13 +27,16 @@ def make_engine(
     """A pooled engine for ``url`` (psycopg 3 driver)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
     )
+    # on a Citus coordinator the service bumps the change counters (service.db.distribute)
+    install_counter_bumps(engine)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Text,
@@ -31,6 +32,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 LEVELS = ("city", "district", "street", "community", "unit")
+
+# Every city-owned table has the city key leading its primary key, every unique constraint and
+# every foreign key between city tables, so that Citus can distribute each table by ``city`` and
+# co-locate a city's rows of all tables on one worker (``citygrid distribute``). Tables with a
+# generated ``id`` keep ``id`` alone as the ORM identity (``__mapper_args__``): ids come from one
+# sequence, so ``session.get(Case, id)`` stays exact.
 
 
 class Base(DeclarativeBase):
@@ -46,6 +53,7 @@ class Grid(Base):
 
     __tablename__ = "grids"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="grids_pkey"),
         UniqueConstraint("city", "code", "version", name="uq_grids_city_code_version"),
         Index(
             "uq_grids_current_code",
@@ -64,7 +72,9 @@ class Grid(Base):
         CheckConstraint("valid_to IS NULL OR valid_to > valid_from", name="ck_grids_validity"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     code: Mapped[str] = mapped_column(String(15))
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
@@ -102,6 +112,7 @@ class Hotspot(Base):
 
     __tablename__ = "hotspots"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="hotspots_pkey"),
         UniqueConstraint("city", "key", name="uq_hotspots_city_key"),
         ForeignKeyConstraint(
             ["city", "kind"],
@@ -117,7 +128,9 @@ class Hotspot(Base):
         CheckConstraint("active_to IS NULL OR active_to > active_from", name="ck_hotspots_active"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     key: Mapped[str] = mapped_column(String(60))
     kind: Mapped[str] = mapped_column(String(40))
@@ -169,8 +182,11 @@ class RoutingRule(Base):
     """Who handles a case: by category prefix × area (grid code prefix); most specific wins."""
 
     __tablename__ = "routing_rules"
+    __table_args__ = (PrimaryKeyConstraint("city", "id", name="routing_rules_pkey"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12), index=True)
     category_prefix: Mapped[str] = mapped_column(String(8), server_default=text("''"))
     area_prefix: Mapped[str] = mapped_column(String(15), server_default=text("''"))
@@ -184,6 +200,7 @@ class Case(Base):
 
     __tablename__ = "cases"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="cases_pkey"),
         Index("ix_cases_city_reported", "city", "reported_at", "id"),
         Index(
             "ix_cases_open_deadline",
@@ -238,7 +255,9 @@ class Case(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     category_code: Mapped[str] = mapped_column(String(8))
     source: Mapped[str] = mapped_column(String(20))
@@ -294,10 +313,19 @@ class CaseEvent(Base):
 
     __tablename__ = "case_events"
     # the assessment reads the history of a period (and after it) by time
-    __table_args__ = (Index("ix_case_events_at", "at"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="case_events_pkey"),
+        ForeignKeyConstraint(
+            ["city", "case_id"], ["cases.city", "cases.id"], name="case_events_case_id_fkey"
+        ),
+        Index("ix_case_events_at", "at"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), index=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    case_id: Mapped[int] = mapped_column(BigInteger, index=True)
     action: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(20))
     to_status: Mapped[str] = mapped_column(String(20))
@@ -334,13 +362,16 @@ class Device(Base):
 
     __tablename__ = "devices"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="devices_pkey"),
         UniqueConstraint("city", "device_id", name="uq_devices_city_device"),
         ForeignKeyConstraint(
             ["city", "worker_code"], ["workers.city", "workers.code"], name="fk_devices_worker"
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     device_id: Mapped[str] = mapped_column(String(64))
     worker_code: Mapped[str] = mapped_column(String(32))
@@ -351,13 +382,21 @@ class PatrolSession(Base):
 
     __tablename__ = "patrol_sessions"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="patrol_sessions_pkey"),
+        ForeignKeyConstraint(
+            ["city", "device_key"],
+            ["devices.city", "devices.id"],
+            name="patrol_sessions_device_key_fkey",
+        ),
         Index("ix_patrol_sessions_device", "device_key", "started_at"),
         CheckConstraint("ended_at IS NULL OR ended_at > started_at", name="ck_sessions_order"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
-    device_key: Mapped[int] = mapped_column(BigInteger, ForeignKey("devices.id"))
+    device_key: Mapped[int] = mapped_column(BigInteger)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -392,11 +431,14 @@ class PatrolTrack(Base):
 
     __tablename__ = "patrol_tracks"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="patrol_tracks_pkey"),
         Index("ix_patrol_tracks_city_time", "city", "started_at", "ended_at"),
         Index("ix_patrol_tracks_device_time", "device_key", "started_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     device_key: Mapped[int] = mapped_column(BigInteger)
     worker_code: Mapped[str] = mapped_column(String(32))
@@ -415,8 +457,11 @@ class Street(Base):
     """A street centre line; grids with streets also get a street-length coverage share."""
 
     __tablename__ = "streets"
+    __table_args__ = (PrimaryKeyConstraint("city", "id", name="streets_pkey"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12), index=True)
     name: Mapped[str | None] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(20))
@@ -431,11 +476,14 @@ class CoverageRun(Base):
 
     __tablename__ = "coverage_runs"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="coverage_runs_pkey"),
         UniqueConstraint("city", "period", "period_start", name="uq_coverage_runs_period"),
         CheckConstraint("period IN ('hour', 'day', 'week')", name="ck_coverage_runs_period"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     period: Mapped[str] = mapped_column(String(8))
     period_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -450,11 +498,19 @@ class GridCoverage(Base):
     """Coverage of one unit grid in one period (see ``gis.coverage``)."""
 
     __tablename__ = "grid_coverage"
-
-    run_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("coverage_runs.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "run_id", "grid_code", name="grid_coverage_pkey"),
+        ForeignKeyConstraint(
+            ["city", "run_id"],
+            ["coverage_runs.city", "coverage_runs.id"],
+            name="grid_coverage_run_id_fkey",
+            ondelete="CASCADE",
+        ),
     )
-    grid_code: Mapped[str] = mapped_column(String(15), primary_key=True)
+
+    city: Mapped[str] = mapped_column(String(12))
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    grid_code: Mapped[str] = mapped_column(String(15))
     covered_share: Mapped[float] = mapped_column(Float)
     street_share: Mapped[float | None] = mapped_column(Float)
     visits: Mapped[int] = mapped_column(Integer)
@@ -469,11 +525,19 @@ class HotspotCoverage(Base):
     """Coverage of one hotspot's influence zone in one period, against its patrol quota."""
 
     __tablename__ = "hotspot_coverage"
-
-    run_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("coverage_runs.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "run_id", "hotspot_id", name="hotspot_coverage_pkey"),
+        ForeignKeyConstraint(
+            ["city", "run_id"],
+            ["coverage_runs.city", "coverage_runs.id"],
+            name="hotspot_coverage_run_id_fkey",
+            ondelete="CASCADE",
+        ),
     )
-    hotspot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+    city: Mapped[str] = mapped_column(String(12))
+    run_id: Mapped[int] = mapped_column(BigInteger)
+    hotspot_id: Mapped[int] = mapped_column(BigInteger)
     covered_share: Mapped[float | None] = mapped_column(Float)
     visits: Mapped[int] = mapped_column(Integer)
     workers: Mapped[int] = mapped_column(Integer)
@@ -581,9 +645,14 @@ class User(Base):
     """An account: who someone is, what unit they belong to, and where they may act."""
 
     __tablename__ = "users"
-    __table_args__ = (UniqueConstraint("city", "login", name="uq_users_city_login"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="users_pkey"),
+        UniqueConstraint("city", "login", name="uq_users_city_login"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     login: Mapped[str] = mapped_column(String(60))
     display_name: Mapped[str] = mapped_column(Text)
@@ -606,9 +675,14 @@ class ApiKey(Base):
     """A key for a system client: a named set of permissions and a scope, stored hashed."""
 
     __tablename__ = "api_keys"
-    __table_args__ = (UniqueConstraint("city", "prefix", name="uq_api_keys_city_prefix"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="api_keys_pkey"),
+        UniqueConstraint("city", "prefix", name="uq_api_keys_city_prefix"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
     prefix: Mapped[str] = mapped_column(String(16))  # shown in lists; finds the key
@@ -630,14 +704,24 @@ class RefreshToken(Base):
     one twice revokes the whole family (a stolen token is good for one refresh at most)."""
 
     __tablename__ = "refresh_tokens"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    city: Mapped[str] = mapped_column(String(12))
-    user_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="refresh_tokens_pkey"),
+        UniqueConstraint("city", "token_hash", name="uq_refresh_tokens_city_hash"),
+        ForeignKeyConstraint(
+            ["city", "user_id"],
+            ["users.city", "users.id"],
+            name="refresh_tokens_user_id_fkey",
+            ondelete="CASCADE",
+        ),
     )
+
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
     family: Mapped[str] = mapped_column(String(32), index=True)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -650,11 +734,14 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="audit_log_pkey"),
         Index("ix_audit_log_city_at", "city", "at"),
         Index("ix_audit_log_entity", "city", "entity", "entity_key", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("now()"))
     actor_kind: Mapped[str] = mapped_column(String(12))  # user | key | system | anonymous
@@ -727,12 +814,15 @@ class PublishedList(Base):
 
     __tablename__ = "assessment_lists"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="assessment_lists_pkey"),
         UniqueConstraint("city", "period", "revision", name="uq_assessment_lists_revision"),
         CheckConstraint("revision >= 1", name="ck_assessment_lists_revision"),
         CheckConstraint("revision = 1 OR reason IS NOT NULL", name="ck_assessment_lists_reason"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     period: Mapped[str] = mapped_column(String(40))
     revision: Mapped[int] = mapped_column(Integer)
@@ -774,11 +864,14 @@ class InspectionRound(Base):
 
     __tablename__ = "inspection_rounds"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="inspection_rounds_pkey"),
         CheckConstraint("state IN ('draft', 'open', 'closed')", name="ck_inspection_rounds_state"),
         Index("ix_inspection_rounds_city_start", "city", "period_start"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
     period: Mapped[str] = mapped_column(String(40))  # the label, e.g. 2026-11
@@ -802,16 +895,31 @@ class RoundAssignment(Base):
 
     __tablename__ = "round_assignments"
     __table_args__ = (
-        UniqueConstraint("round_id", "grid_code", "scorer_id", name="uq_round_assignments_pair"),
+        PrimaryKeyConstraint("city", "id", name="round_assignments_pkey"),
+        ForeignKeyConstraint(
+            ["city", "round_id"],
+            ["inspection_rounds.city", "inspection_rounds.id"],
+            name="round_assignments_round_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["city", "scorer_id"],
+            ["users.city", "users.id"],
+            name="round_assignments_scorer_id_fkey",
+        ),
+        UniqueConstraint(
+            "city", "round_id", "grid_code", "scorer_id", name="uq_round_assignments_pair"
+        ),
         Index("ix_round_assignments_scorer", "scorer_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    round_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("inspection_rounds.id", ondelete="CASCADE"), index=True
-    )
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    round_id: Mapped[int] = mapped_column(BigInteger, index=True)
     grid_code: Mapped[str] = mapped_column(String(15))
-    scorer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    scorer_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Scoresheet(Base):
@@ -819,17 +927,34 @@ class Scoresheet(Base):
     item (``items``: [{code, points, max_points, note}]), the total, and the 0–100 score."""
 
     __tablename__ = "scoresheets"
-    __table_args__ = (UniqueConstraint("assignment_id", name="uq_scoresheets_assignment"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="scoresheets_pkey"),
+        ForeignKeyConstraint(
+            ["city", "assignment_id"],
+            ["round_assignments.city", "round_assignments.id"],
+            name="scoresheets_assignment_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["city", "round_id"],
+            ["inspection_rounds.city", "inspection_rounds.id"],
+            name="scoresheets_round_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["city", "scorer_id"], ["users.city", "users.id"], name="scoresheets_scorer_id_fkey"
+        ),
+        UniqueConstraint("city", "assignment_id", name="uq_scoresheets_assignment"),
+    )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    round_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("inspection_rounds.id", ondelete="CASCADE"), index=True
-    )
-    assignment_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("round_assignments.id", ondelete="CASCADE")
-    )
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    round_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    assignment_id: Mapped[int] = mapped_column(BigInteger)
     grid_code: Mapped[str] = mapped_column(String(15))
-    scorer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id"))
+    scorer_id: Mapped[int] = mapped_column(BigInteger)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
     points: Mapped[float] = mapped_column(Float)
     max_points: Mapped[float] = mapped_column(Float)
@@ -916,11 +1041,14 @@ class Campaign(Base):
 
     __tablename__ = "campaigns"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="campaigns_pkey"),
         CheckConstraint("end_date >= start_date", name="ck_campaigns_period"),
         Index("ix_campaigns_city_period", "city", "start_date", "end_date"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -959,6 +1087,12 @@ class SupervisionOrder(Base):
 
     __tablename__ = "supervision_orders"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="supervision_orders_pkey"),
+        ForeignKeyConstraint(
+            ["city", "parent_id"],
+            ["supervision_orders.city", "supervision_orders.id"],
+            name="supervision_orders_parent_id_fkey",
+        ),
         UniqueConstraint("city", "year", "seq", name="uq_supervision_orders_number"),
         # at most one order per case and rule at each level (the sweep relies on it)
         UniqueConstraint(
@@ -988,7 +1122,9 @@ class SupervisionOrder(Base):
         Index("ix_supervision_orders_city_unit", "city", "unit_kind", "unit"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     year: Mapped[int | None] = mapped_column(Integer)
     seq: Mapped[int | None] = mapped_column(Integer)
@@ -1010,7 +1146,7 @@ class SupervisionOrder(Base):
     issued_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     level: Mapped[int] = mapped_column(Integer, server_default=text("1"))
-    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("supervision_orders.id"))
+    parent_id: Mapped[int | None] = mapped_column(BigInteger)
     rule_key: Mapped[str | None] = mapped_column(String(40))
     trigger_case_id: Mapped[int | None] = mapped_column(BigInteger)
     answer: Mapped[str | None] = mapped_column(Text)
@@ -1022,11 +1158,20 @@ class SupervisionOrderEvent(Base):
     """One step of an order's history (who, when, what, a note); append-only."""
 
     __tablename__ = "supervision_order_events"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("supervision_orders.id"), index=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="supervision_order_events_pkey"),
+        ForeignKeyConstraint(
+            ["city", "order_id"],
+            ["supervision_orders.city", "supervision_orders.id"],
+            name="supervision_order_events_order_id_fkey",
+        ),
     )
+
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    order_id: Mapped[int] = mapped_column(BigInteger, index=True)
     action: Mapped[str] = mapped_column(String(20))
     from_status: Mapped[str | None] = mapped_column(String(12))
     to_status: Mapped[str] = mapped_column(String(12))
@@ -1041,12 +1186,23 @@ class CampaignCase(Base):
     """A case carrying a campaign's tag: reported in the campaign's scope during its period."""
 
     __tablename__ = "campaign_cases"
-    __table_args__ = (Index("ix_campaign_cases_case", "case_id"),)
-
-    campaign_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "campaign_id", "case_id", name="campaign_cases_pkey"),
+        ForeignKeyConstraint(
+            ["city", "campaign_id"],
+            ["campaigns.city", "campaigns.id"],
+            name="campaign_cases_campaign_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["city", "case_id"], ["cases.city", "cases.id"], name="campaign_cases_case_id_fkey"
+        ),
+        Index("ix_campaign_cases_case", "case_id"),
     )
-    case_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("cases.id"), primary_key=True)
+
+    city: Mapped[str] = mapped_column(String(12))
+    campaign_id: Mapped[int] = mapped_column(BigInteger)
+    case_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Document(Base):
@@ -1057,6 +1213,7 @@ class Document(Base):
 
     __tablename__ = "documents"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="documents_pkey"),
         UniqueConstraint(
             "city", "kind", "scope", "period", "format", "issue", name="uq_documents_issue"
         ),
@@ -1066,7 +1223,9 @@ class Document(Base):
         Index("ix_documents_city_day", "city", "first_day", "scope"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     kind: Mapped[str] = mapped_column(String(10))
     scope: Mapped[str] = mapped_column(String(15))
@@ -1094,6 +1253,13 @@ class NotifySubscription(Base):
 
     __tablename__ = "notify_subscriptions"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="notify_subscriptions_pkey"),
+        ForeignKeyConstraint(
+            ["city", "user_id"],
+            ["users.city", "users.id"],
+            name="notify_subscriptions_user_id_fkey",
+            ondelete="CASCADE",
+        ),
         CheckConstraint(
             "(scope_kind = 'city' AND department IS NULL AND grid_prefix IS NULL"
             " AND user_id IS NULL)"
@@ -1105,7 +1271,9 @@ class NotifySubscription(Base):
         Index("ix_notify_subscriptions_city_active", "city", "active"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     name: Mapped[str] = mapped_column(Text)
     transport: Mapped[str] = mapped_column(String(20), server_default=text("'webhook'"))
@@ -1115,9 +1283,7 @@ class NotifySubscription(Base):
     scope_kind: Mapped[str] = mapped_column(String(12))
     department: Mapped[str | None] = mapped_column(Text)
     grid_prefix: Mapped[str | None] = mapped_column(String(15))
-    user_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("users.id", ondelete="CASCADE")
-    )
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_by: Mapped[str] = mapped_column(Text)
     created_by_user_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -1133,6 +1299,7 @@ class NotifyEvent(Base):
 
     __tablename__ = "notify_events"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="notify_events_pkey"),
         Index(
             "uq_notify_events_city_key",
             "city",
@@ -1143,7 +1310,9 @@ class NotifyEvent(Base):
         Index("ix_notify_events_city_at", "city", "created_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
     kind: Mapped[str] = mapped_column(String(40))
     key: Mapped[str | None] = mapped_column(String(200))
@@ -1159,7 +1328,20 @@ class NotifyDelivery(Base):
 
     __tablename__ = "notify_deliveries"
     __table_args__ = (
-        UniqueConstraint("event_id", "subscription_id", name="uq_notify_deliveries_pair"),
+        PrimaryKeyConstraint("city", "id", name="notify_deliveries_pkey"),
+        ForeignKeyConstraint(
+            ["city", "event_id"],
+            ["notify_events.city", "notify_events.id"],
+            name="notify_deliveries_event_id_fkey",
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["city", "subscription_id"],
+            ["notify_subscriptions.city", "notify_subscriptions.id"],
+            name="notify_deliveries_subscription_id_fkey",
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("city", "event_id", "subscription_id", name="uq_notify_deliveries_pair"),
         CheckConstraint(
             "state IN ('pending', 'delivered', 'failed')", name="ck_notify_deliveries_state"
         ),
@@ -1171,14 +1353,12 @@ class NotifyDelivery(Base):
         Index("ix_notify_deliveries_subscription", "subscription_id", "id"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
-    event_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("notify_events.id", ondelete="CASCADE")
-    )
-    subscription_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("notify_subscriptions.id", ondelete="CASCADE")
-    )
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    subscription_id: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(10), server_default=text("'pending'"))
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -1193,11 +1373,21 @@ class NotifyAttempt(Base):
     long it took."""
 
     __tablename__ = "notify_attempts"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    delivery_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("notify_deliveries.id", ondelete="CASCADE"), index=True
+    __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="notify_attempts_pkey"),
+        ForeignKeyConstraint(
+            ["city", "delivery_id"],
+            ["notify_deliveries.city", "notify_deliveries.id"],
+            name="notify_attempts_delivery_id_fkey",
+            ondelete="CASCADE",
+        ),
     )
+
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
+    city: Mapped[str] = mapped_column(String(12))
+    delivery_id: Mapped[int] = mapped_column(BigInteger, index=True)
     attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ok: Mapped[bool] = mapped_column(Boolean)
@@ -1218,6 +1408,15 @@ class Photo(Base):
 
     __tablename__ = "photos"
     __table_args__ = (
+        PrimaryKeyConstraint("city", "id", name="photos_pkey"),
+        ForeignKeyConstraint(
+            ["city", "case_id"], ["cases.city", "cases.id"], name="photos_case_id_fkey"
+        ),
+        ForeignKeyConstraint(
+            ["city", "round_id"],
+            ["inspection_rounds.city", "inspection_rounds.id"],
+            name="photos_round_id_fkey",
+        ),
         CheckConstraint(
             "step IN ('report', 'feedback', 'verification', 'inspection')", name="ck_photos_step"
         ),
@@ -1243,10 +1442,12 @@ class Photo(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    __mapper_args__ = {"primary_key": ["id"]}
+
+    id: Mapped[int] = mapped_column(BigInteger, autoincrement=True)
     city: Mapped[str] = mapped_column(String(12))
-    case_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("cases.id"))
-    round_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("inspection_rounds.id"))
+    case_id: Mapped[int | None] = mapped_column(BigInteger)
+    round_id: Mapped[int | None] = mapped_column(BigInteger)
     grid_code: Mapped[str | None] = mapped_column(String(15))  # the grid scored (inspection)
     step: Mapped[str] = mapped_column(String(12))
     stage: Mapped[str] = mapped_column(String(6))

@@ -76,7 +76,9 @@ def retire_grid(
     by.require_grid(code, "grid")
     # two editors retiring (or moving into) the same grid at once: the second waits, then finds
     # the version closed
-    registry.session.execute(select(Grid.id).where(Grid.id == grid.id).with_for_update())
+    registry.session.execute(
+        select(Grid.id).where(Grid.city == grid.city, Grid.id == grid.id).with_for_update()
+    )
     registry.session.refresh(grid)
     if grid.valid_to is not None:
         raise Conflict(f"grid {code} was retired meanwhile", field="code")

@@ -392,11 +392,11 @@ class TileService:
                 clusters.inside(self.session, self.city, req.z, req.x, req.y) > MAX_POINTS
             )
             if not crowded:
-                # answers carry local time: format reported_at in the display zone
-                self.session.execute(
-                    text("SELECT set_config('TimeZone', :tz, true)"),
-                    {"tz": self.settings.grids.timezone},
-                )
+                # answers carry local time: format reported_at in the display zone. A SET
+                # LOCAL statement (not set_config()) so that Citus passes it on to the worker
+                # that formats the rows (citus.propagate_set_commands, see `distribute`)
+                zone = self.settings.grids.timezone.replace("'", "''")
+                self.session.execute(text(f"SET LOCAL TIME ZONE '{zone}'"))
                 # one pass: the points of the buffered tile, at most MAX_POINTS + 1 of them
                 n, data = self.session.execute(
                     text(sql["points"]), params | {"limit": MAX_POINTS + 1}
@@ -491,7 +491,8 @@ _CASE_WHERE = f"""
     AND (CAST(:category AS text) IS NULL OR starts_with(c.category_code, :category))
     AND (CAST(:grid_prefix AS text) IS NULL OR starts_with(c.grid_code, :grid_prefix))
     AND (CAST(:campaign AS bigint) IS NULL OR EXISTS (
-        SELECT 1 FROM campaign_cases cc WHERE cc.campaign_id = :campaign AND cc.case_id = c.id
+        SELECT 1 FROM campaign_cases cc
+        WHERE cc.city = :city AND cc.campaign_id = :campaign AND cc.case_id = c.id
     ))
     AND {_SCOPE}
 """

@@ -78,8 +78,16 @@ class Deliverer:
         with self.sessions() as session:
             stmt = (
                 select(NotifyDelivery, NotifySubscription, NotifyEvent)
-                .join(NotifySubscription, NotifySubscription.id == NotifyDelivery.subscription_id)
-                .join(NotifyEvent, NotifyEvent.id == NotifyDelivery.event_id)
+                .join(
+                    NotifySubscription,
+                    (NotifySubscription.city == NotifyDelivery.city)
+                    & (NotifySubscription.id == NotifyDelivery.subscription_id),
+                )
+                .join(
+                    NotifyEvent,
+                    (NotifyEvent.city == NotifyDelivery.city)
+                    & (NotifyEvent.id == NotifyDelivery.event_id),
+                )
                 .where(
                     NotifyDelivery.city == self.city,
                     NotifyDelivery.state == "pending",
@@ -123,6 +131,7 @@ class Deliverer:
         delivery.attempts += 1
         session.add(
             NotifyAttempt(
+                city=delivery.city,
                 delivery_id=delivery.id,
                 attempt=delivery.attempts,
                 at=t,

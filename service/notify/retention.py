@@ -30,19 +30,20 @@ _DELETE_DELIVERIES = text(
     """
     WITH doomed AS (
         SELECT d.id FROM notify_events e
-        JOIN notify_deliveries d ON d.event_id = e.id
+        JOIN notify_deliveries d ON d.city = e.city AND d.event_id = e.id
         WHERE e.city = :city AND e.created_at < :cutoff
           AND d.state IN ('delivered', 'failed')
           AND coalesce(
                 d.delivered_at,
-                (SELECT max(a.at) FROM notify_attempts a WHERE a.delivery_id = d.id),
+                (SELECT max(a.at) FROM notify_attempts a
+                 WHERE a.city = :city AND a.delivery_id = d.id),
                 d.created_at
               ) < :cutoff
         ORDER BY d.id
         LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
     )
-    DELETE FROM notify_deliveries d USING doomed WHERE d.id = doomed.id
+    DELETE FROM notify_deliveries d USING doomed WHERE d.city = :city AND d.id = doomed.id
     RETURNING d.event_id
     """
 )
@@ -50,8 +51,9 @@ _DELETE_DELIVERIES = text(
 _DELETE_EVENTS = text(
     """
     DELETE FROM notify_events e
-    WHERE e.id = ANY(:ids) AND e.key IS NULL
-      AND NOT EXISTS (SELECT 1 FROM notify_deliveries d WHERE d.event_id = e.id)
+    WHERE e.city = :city AND e.id = ANY(:ids) AND e.key IS NULL
+      AND NOT EXISTS (
+        SELECT 1 FROM notify_deliveries d WHERE d.city = :city AND d.event_id = e.id)
     """
 )
 
@@ -73,5 +75,5 @@ def prune_deliveries(
         )
     )
     if events:
-        session.execute(_DELETE_EVENTS, {"ids": sorted(set(events))})
+        session.execute(_DELETE_EVENTS, {"city": settings.grids.city, "ids": sorted(set(events))})
     return len(events)

@@ -273,7 +273,11 @@ class Subscriptions:
             return []
         stmt = (
             select(NotifyDelivery, NotifyEvent)
-            .join(NotifyEvent, NotifyEvent.id == NotifyDelivery.event_id)
+            .join(
+                NotifyEvent,
+                (NotifyEvent.city == NotifyDelivery.city)
+                & (NotifyEvent.id == NotifyDelivery.event_id),
+            )
             .where(NotifyDelivery.city == self.city, NotifyDelivery.subscription_id.in_(ids))
         )
         if state is not None:

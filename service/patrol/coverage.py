@@ -138,7 +138,7 @@ class CoverageService:
         run = self.run(period, start)
         stmt = (
             select(GridCoverage)
-            .where(GridCoverage.run_id == run.id)
+            .where(GridCoverage.city == run.city, GridCoverage.run_id == run.id)
             .order_by(GridCoverage.grid_code)
         )
         scope = grid_condition(by, GridCoverage.grid_code)
@@ -172,8 +172,11 @@ class CoverageService:
         run = self.run(period, start)
         stmt = (
             select(HotspotCoverage, Hotspot)
-            .join(Hotspot, Hotspot.id == HotspotCoverage.hotspot_id)
-            .where(HotspotCoverage.run_id == run.id)
+            .join(
+                Hotspot,
+                (Hotspot.city == HotspotCoverage.city) & (Hotspot.id == HotspotCoverage.hotspot_id),
+            )
+            .where(HotspotCoverage.city == run.city, HotspotCoverage.run_id == run.id)
             .order_by(Hotspot.id)
         )
         mine = self.hotspots_in_scope(by)
@@ -427,6 +430,7 @@ class CoverageService:
                 insert(GridCoverage),
                 [
                     {
+                        "city": run.city,
                         "run_id": run.id,
                         "grid_code": r.code,
                         "covered_share": _num(r.covered_share) or 0.0,
@@ -447,6 +451,7 @@ class CoverageService:
                 insert(HotspotCoverage),
                 [
                     {
+                        "city": run.city,
                         "run_id": run.id,
                         "hotspot_id": int(r.hotspot_id),
                         "covered_share": _num(r.covered_share),

@@ -266,7 +266,7 @@ class PatrolService:
             raise InvalidInput("'to' must be after 'from'", field="to")
         stmt = (
             select(PatrolTrack)
-            .join(Device, Device.id == PatrolTrack.device_key)
+            .join(Device, (Device.city == PatrolTrack.city) & (Device.id == PatrolTrack.device_key))
             .where(
                 PatrolTrack.city == self.city,
                 PatrolTrack.started_at < end,

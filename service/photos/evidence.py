@@ -56,10 +56,10 @@ _CHECK = text(
                        geography(COALESCE(ph.exif_geom, ph.reported_geom)), geography(c.geom)
                    ) AS distance_m
             FROM photos ph
-            JOIN cases c ON c.id = ph.case_id
+            JOIN cases c ON c.city = ph.city AND c.id = ph.case_id
             LEFT JOIN LATERAL (
                 SELECT max(e.at) AS at FROM case_events e
-                WHERE e.case_id = ph.case_id AND e.action = 'dispatch'
+                WHERE e.city = ph.city AND e.case_id = ph.case_id AND e.action = 'dispatch'
                   AND e.at <= ph.created_at
             ) dsp ON true
             WHERE ph.city = :city AND ph.step IN ('feedback', 'verification')
@@ -67,7 +67,7 @@ _CHECK = text(
               AND (CAST(:ids AS bigint[]) IS NULL OR ph.id = ANY(:ids))
         ) q
     ) d
-    WHERE p.id = d.id
+    WHERE p.city = :city AND p.id = d.id
     """
 ).bindparams(
     bindparam("owned", type_=ARRAY(Text)),
@@ -144,7 +144,7 @@ def find_reuse(
 _FLAGGED_COUNTS = text(
     """
     SELECT c.grid_code, count(DISTINCT p.case_id) AS cases, count(*) AS photos
-    FROM photos p JOIN cases c ON c.id = p.case_id
+    FROM photos p JOIN cases c ON c.city = p.city AND c.id = p.case_id
     WHERE p.city = :city AND cardinality(p.flags) > 0 AND p.deleted_at IS NULL
       AND p.created_at >= :start AND p.created_at < :end
       AND (CAST(:prefix AS text) IS NULL OR c.grid_code LIKE :prefix || '%')

@@ -148,6 +148,7 @@ class PhotoService:
             raise NotFound(f"no inspection round {round_id}", field="round_id")
         assigned = by.kind == "user" and self.session.scalar(
             select(RoundAssignment.id).where(
+                RoundAssignment.city == self.city,
                 RoundAssignment.round_id == round_id,
                 RoundAssignment.grid_code == grid,
                 RoundAssignment.scorer_id == by.id,
@@ -330,7 +331,7 @@ class PhotoService:
         """Flagged photos of cases in ``by``'s scope, newest first (keyset paging by id)."""
         query = (
             select(Photo, Case)
-            .join(Case, Case.id == Photo.case_id)
+            .join(Case, (Case.city == Photo.city) & (Case.id == Photo.case_id))
             .where(
                 Photo.city == self.city,
                 Photo.deleted_at.is_(None),

@@ -87,7 +87,8 @@ def _reworked(
 ) -> Iterator[tuple[Case, dict]]:
     """Open cases sent back for rework at least ``times`` times by ``at``."""
     stmt = text(
-        "SELECT c.id, count(*) FROM cases c JOIN case_events e ON e.case_id = c.id"
+        "SELECT c.id, count(*) FROM cases c"
+        " JOIN case_events e ON e.city = c.city AND e.case_id = c.id"
         f" WHERE c.city = :city AND c.status IN {OPEN_SQL} AND e.action = 'rework'"
         " AND e.at <= :at" + _NOT_ORDERED + " GROUP BY c.id HAVING count(*) >= :times"
         " ORDER BY c.id"
@@ -147,10 +148,10 @@ def _recurring(
 # hotspots". Of several campaigns (or hotspots), the earliest-starting one (lowest id) is named.
 _IN_CAMPAIGN_HOTSPOT = text(
     "SELECT DISTINCT ON (c.id) c.id, k.name,"
-    " (SELECT h.name FROM hotspots h WHERE h.id = ANY(c.hotspot_ids)"
+    " (SELECT h.name FROM hotspots h WHERE h.city = c.city AND h.id = ANY(c.hotspot_ids)"
     "  AND h.id = ANY(k.hotspot_ids) ORDER BY h.id LIMIT 1)"
     " FROM cases c"
-    " JOIN campaign_cases t ON t.case_id = c.id"
+    " JOIN campaign_cases t ON t.city = c.city AND t.case_id = c.id"
     " JOIN campaigns k ON k.id = t.campaign_id AND k.city = c.city"
     f" WHERE c.city = :city AND c.status IN {OPEN_SQL}"
     " AND k.starts_at <= :at AND k.ends_at > :at"

@@ -130,8 +130,8 @@ class AutoOrder:
     subject_key: str | None = None
 
 
-def order_condition(by: Principal) -> ColumnElement[bool] | None:
-    """The SQL condition of the orders ``by`` may see (``None``: every order)."""
+def order_condition(by: Principal, city: str) -> ColumnElement[bool] | None:
+    """The SQL condition of ``city``'s orders ``by`` may see (``None``: every order)."""
     if by.city_wide:
         return None
     o = SupervisionOrder
@@ -141,7 +141,9 @@ def order_condition(by: Principal) -> ColumnElement[bool] | None:
         terms.append(and_(o.unit_kind == "grid", o.unit.startswith(prefix, autoescape=True)))
     if prefixes:
         in_grids = or_(*(Case.grid_code.startswith(p, autoescape=True) for p in prefixes))
-        terms.append(exists().where(Case.city == o.city, Case.id == any_(o.case_ids), in_grids))
+        # the city as a constant: Citus routes (and may lock, FOR UPDATE) only a query whose
+        # every table is pinned to one city
+        terms.append(exists().where(Case.city == city, Case.id == any_(o.case_ids), in_grids))
     if by.department is not None:
         terms.append(and_(o.unit_kind == "department", o.unit == by.department))
     if by.kind == "user" and by.id is not None:
@@ -416,6 +418,7 @@ class OrderService:
     ) -> None:
         self.session.add(
             SupervisionOrderEvent(
+                city=order.city,
                 order_id=order.id,
                 action=action,
                 from_status=before,
@@ -448,7 +451,7 @@ class OrderService:
         stmt = select(SupervisionOrder).where(
             SupervisionOrder.city == self.city, SupervisionOrder.id == order_id
         )
-        scope = order_condition(by)
+        scope = order_condition(by, self.city)
         if scope is not None:
             stmt = stmt.where(scope)
         if lock:
@@ -462,7 +465,10 @@ class OrderService:
         """Every step of ``order``, oldest first."""
         stmt = (
             select(SupervisionOrderEvent)
-            .where(SupervisionOrderEvent.order_id == order.id)
+            .where(
+                SupervisionOrderEvent.city == order.city,
+                SupervisionOrderEvent.order_id == order.id,
+            )
             .order_by(SupervisionOrderEvent.id)
         )
         return list(self.session.scalars(stmt))
@@ -484,7 +490,7 @@ class OrderService:
                 field="status",
             )
         stmt = select(SupervisionOrder).where(SupervisionOrder.city == self.city)
-        scope = order_condition(by)
+        scope = order_condition(by, self.city)
         if scope is not None:
             stmt = stmt.where(scope)
         if status:

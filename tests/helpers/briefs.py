@@ -76,6 +76,7 @@ def add_case(
         target = STATUS[action]
         session.add(
             CaseEvent(
+                city=case.city,
                 case_id=case.id,
                 action=action,
                 from_status=status,

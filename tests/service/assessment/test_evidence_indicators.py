@@ -127,7 +127,8 @@ def plain(session: Session, city: str, prefix: str, flagged: bool) -> int:
     return int(
         session.execute(
             text(
-                "SELECT count(DISTINCT c.id) FROM cases c JOIN photos p ON p.case_id = c.id"
+                "SELECT count(DISTINCT c.id) FROM cases c"
+                " JOIN photos p ON p.city = c.city AND p.case_id = c.id"
                 " WHERE c.city = :city AND c.grid_code LIKE :prefix AND p.deleted_at IS NULL"
                 " AND p.created_at >= :s AND p.created_at < :e"
                 + (" AND p.flags && CAST(:doubt AS text[])" if flagged else "")
@@ -212,8 +213,9 @@ def test_departments_workers_and_hotspots_count_and_dispatchers_do_not(
     )
     session.execute(
         text(
-            "INSERT INTO case_events (case_id, action, from_status, to_status, actor, at, data)"
-            " VALUES (:id, 'dispatch', 'registered', 'dispatched', '派遣员乙', :at, '{}')"
+            "INSERT INTO case_events (city, case_id, action, from_status, to_status, actor, at,"
+            " data) SELECT city, id, 'dispatch', 'registered', 'dispatched', '派遣员乙', :at, '{}'"
+            " FROM cases WHERE id = :id"
         ),
         {"id": world.ids["twice"], "at": t(3, 10)},
     )

@@ -100,6 +100,7 @@ class Builder:
                 case.department = data["department"]
             self.session.add(
                 CaseEvent(
+                    city=case.city,
                     case_id=case.id,
                     action=action,
                     from_status=status,
@@ -294,20 +295,25 @@ def test_sample_of_each_indicator_matches_a_plain_count(
         ),
         "registered": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            "SELECT count(*) FROM case_events e"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'register' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "voided": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            "SELECT count(*) FROM case_events e"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'reject' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "closed": plain(
             session,
             "SELECT count(DISTINCT case_id) FROM case_events e"
-            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'verify' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
@@ -326,21 +332,25 @@ def test_sample_of_each_indicator_matches_a_plain_count(
         ),
         "reworked": plain(
             session,
-            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            "SELECT count(*) FROM case_events e"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'rework' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "extended": plain(
             session,
             "SELECT count(DISTINCT case_id) FROM case_events e"
-            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'extend' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),
         "handled": plain(
             session,
             "SELECT count(DISTINCT case_id) FROM case_events e"
-            " JOIN cases c ON c.id = e.case_id AND c.city = :city"
+            " JOIN cases c ON c.city = e.city AND c.id = e.case_id"
+            " AND c.city = :city"
             f" WHERE action = 'feedback' AND {in_p} AND grid_code LIKE :prefix",
             **p,
         ),

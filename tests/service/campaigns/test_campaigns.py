@@ -534,11 +534,12 @@ def test_case_tiles_filter_by_campaign(world: World) -> None:
     open_tagged = set(
         world.session.scalars(
             text(
-                "SELECT c.id FROM cases c JOIN campaign_cases cc ON cc.case_id = c.id "
-                "WHERE cc.campaign_id = :k AND c.status IN "
+                "SELECT c.id FROM cases c JOIN campaign_cases cc"
+                " ON cc.city = c.city AND cc.case_id = c.id"
+                " WHERE cc.city = :city AND cc.campaign_id = :k AND c.status IN "
                 "('reported', 'registered', 'dispatched', 'handling', 'fed_back')"
             ),
-            {"k": made["id"]},
+            {"city": world.settings.grids.city, "k": made["id"]},
         )
     )
     assert open_tagged  # a bare report and a dispatched case
@@ -586,7 +587,9 @@ def test_a_campaign_not_yet_started_is_deleted_with_its_tags_and_audited(world: 
     made = _future(world)
     # a tag as intake writes it (a case reported in scope during the period); no real report
     # can lie in the future, so it is written here directly
-    world.session.add(CampaignCase(campaign_id=made["id"], case_id=world.a[3]))
+    world.session.add(
+        CampaignCase(city=world.settings.grids.city, campaign_id=made["id"], case_id=world.a[3])
+    )
     world.session.flush()
     r = world.client.delete(f"{BASE}/{made['id']}", headers=world.admin)
     assert r.status_code == 204, r.text

@@ -161,7 +161,7 @@ def test_evaluation_indicators_match_a_plain_count(
         text(
             "SELECT count(*), count(*) FILTER (WHERE e.data ->> 'satisfaction' <> '不满意'),"
             " sum((e.data ->> 'quality')::int)"
-            " FROM case_events e JOIN cases k ON k.id = e.case_id"
+            " FROM case_events e JOIN cases k ON k.city = e.city AND k.id = e.case_id"
             " WHERE k.city = :city AND e.action = 'evaluate' AND e.at >= :s AND e.at < :e"
         ),
         {"city": demo_loaded.grids.city, "s": period.start, "e": period.end},

@@ -31,7 +31,10 @@ def _subscribe(session: Session, settings: AppSettings, events: list[str], **sco
 def _deliveries(session: Session, kind: str) -> list[tuple[int, dict]]:
     rows = session.execute(
         select(NotifyDelivery.subscription_id, NotifyEvent.payload)
-        .join(NotifyEvent, NotifyEvent.id == NotifyDelivery.event_id)
+        .join(
+            NotifyEvent,
+            (NotifyEvent.city == NotifyDelivery.city) & (NotifyEvent.id == NotifyDelivery.event_id),
+        )
         .where(NotifyEvent.kind == kind)
     )
     return [(sub, payload) for sub, payload in rows]

@@ -93,7 +93,10 @@ def test_a_rolled_back_dispatch_announces_nothing(
     )
     deliveries = (
         select(func.count(NotifyDelivery.id))
-        .join(NotifyEvent, NotifyEvent.id == NotifyDelivery.event_id)
+        .join(
+            NotifyEvent,
+            (NotifyEvent.city == NotifyDelivery.city) & (NotifyEvent.id == NotifyDelivery.event_id),
+        )
         .where(NotifyEvent.kind == "case.dispatched", NotifyEvent.city == local.grids.city)
     )
     assert session.scalar(events) == 1  # in the transaction

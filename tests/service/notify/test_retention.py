@@ -59,6 +59,7 @@ def _delivery(
         for n, at in ((1, created), (2, finished)):
             session.add(
                 NotifyAttempt(
+                    city=delivery.city,
                     delivery_id=delivery.id,
                     attempt=n,
                     at=at,
