@@ -218,12 +218,16 @@ class FixIngester:
         errors = RowErrors(n)
         device_id = frame["device_id"].astype(object).to_numpy()
         known = self._devices()
-        device_key = np.array([known.get(d, (-1, ""))[0] for d in device_id], dtype=np.int64)
-        errors.add(
-            device_key < 0,
-            "device_id",
-            np.array([f"unknown device {d!r}; register it first" for d in device_id], object),
-        )
+        # looked up once per distinct phone (a batch has a few hundred), not once per row
+        codes, uniques = pd.factorize(device_id, use_na_sentinel=True)
+        found = [known.get(d, (-1, "")) for d in uniques]
+        unique_key = np.array([k for k, _ in found] + [-1], dtype=np.int64)
+        unique_worker = np.array([w for _, w in found] + [""], dtype=object)
+        device_key = unique_key[codes]  # code -1 (a missing id) picks the last entry: unknown
+        unknown = device_key < 0
+        message = np.empty(n, dtype=object)
+        message[unknown] = [f"unknown device {d!r}; register it first" for d in device_id[unknown]]
+        errors.add(unknown, "device_id", message)
         lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float)
         lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(float)
         errors.add(~(np.abs(lon) <= 180), "lon", "lon must be a number in -180..180")
@@ -271,7 +275,7 @@ class FixIngester:
             "lat": wlat,
             "accuracy_m": _optional_float(frame, "accuracy_m", errors),
             "speed_mps": _optional_float(frame, "speed_mps", errors),
-            "worker": np.array([known.get(d, (-1, ""))[1] for d in device_id], dtype=object),
+            "worker": unique_worker[codes],
         }
         return cols, errors
 
@@ -379,19 +383,24 @@ class FixIngester:
         """The fixes already stored inside the windows.
 
         A batch that continues its phones' tracks reads back every fix of those tracks (a
-        shift's worth): they come as binary COPY of fixed-width columns straight into numpy
-        arrays, with no Python object per row or value.
+        shift's worth). The server packs each device's fixes into one ``bytea`` of fixed-width
+        big-endian values (:data:`_STORED_ROW`), read straight into numpy arrays: one row per
+        device instead of one per fix (a binary COPY out hands every fix over as its own
+        message, which cost more Python time than anything else in the intake).
         """
         names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
         if windows.empty:
             return {n: np.zeros(0) for n in names}
         sql, params = stored_fixes_query(self.city, windows)
-        data = bytearray()
+        packed = (
+            "SELECT string_agg(int8send(r.device_key) || timestamptz_send(r.at) || "
+            "float8send(r.lon) || float8send(r.lat) || float8send(r.accuracy_m), ''::bytea) "
+            f"FROM ({sql}) AS r(device_key, at, lon, lat, accuracy_m) GROUP BY r.device_key"
+        )
         with driver_cursor(self.session) as cur:
-            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
-                for chunk in copy:
-                    data += chunk
-        rows = _binary_rows(bytes(data), _STORED_ROW)
+            cur.execute(packed, params, binary=True)
+            data = b"".join(bytes(b) for (b,) in cur.fetchall())
+        rows = np.frombuffer(data, dtype=_STORED_ROW)
         return {
             "device_key": rows["device_key"].astype(np.int64),
             "at_us": rows["at"].astype(np.int64) + _PG_EPOCH_US,
@@ -456,37 +465,17 @@ def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any
     return sql, params
 
 
-# one row of stored_fixes_query in PostgreSQL's binary COPY format: a field count, then each
-# field's length and big-endian value (timestamptz: µs since 2000-01-01; no NULLs)
+# one fix as _stored_fixes packs it: big-endian int8, timestamptz (µs since 2000-01-01), float8s
 _STORED_ROW = np.dtype(
-    [("n", ">i2")]
-    + [
-        pair
-        for name, kind in (
-            ("device_key", ">i8"),
-            ("at", ">i8"),
-            ("lon", ">f8"),
-            ("lat", ">f8"),
-            ("accuracy_m", ">f8"),
-        )
-        for pair in ((f"{name}_len", ">i4"), (name, kind))
+    [
+        ("device_key", ">i8"),
+        ("at", ">i8"),
+        ("lon", ">f8"),
+        ("lat", ">f8"),
+        ("accuracy_m", ">f8"),
     ]
 )
 _PG_EPOCH_US = 946_684_800 * _US
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-
-def _binary_rows(data: bytes, row: np.dtype) -> np.ndarray:
-    """The rows of a binary COPY of fixed-width, non-null columns as a structured array."""
-    if not data.startswith(_COPY_SIGNATURE):
-        raise ValueError("not a binary COPY stream")
-    start = 19 + int.from_bytes(data[15:19], "big")  # header, then its extension area
-    body = data[start:-2]  # the trailer is a field count of -1
-    rows = np.frombuffer(body, dtype=row)
-    fields = (len(row.names or ()) - 1) // 2
-    if rows.size and not np.all(rows["n"] == fields):
-        raise ValueError("unexpected binary COPY row layout")
-    return rows
 
 
 _ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"
