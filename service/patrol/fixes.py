@@ -45,7 +45,7 @@ from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
 from service.patrol.partitions import retention_horizon
-from service.patrol.tracks import TrackWriter
+from service.patrol.tracks import Extension, TrackExtender, TrackWriter, context_seconds
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 
@@ -189,19 +189,34 @@ class FixIngester:
 
         clock = time.perf_counter()
         self._lock_devices(good["device_key"])
-        windows = self._windows(good)
+        extender = TrackExtender(self.session, self.city, self.rules)
+        extension = self._plan_extension(extender, good)
+        # every other phone: its stored fixes in the batch's window, replays told apart
+        rest = ~np.isin(good["device_key"], extension.devices)
+        others = {k: v[rest] for k, v in good.items()}
+        windows = self._windows(others)
         stored = self._stored_fixes(windows)
-        fresh = ~_isin_keys(good, stored)
+        fresh = ~_isin_keys(others, stored)
         report.replayed = int((~fresh).sum())
-        new = {k: v[fresh] for k, v in good.items()}
+        new = {k: v[fresh] for k, v in others.items()}
+        appended = {k: v[~rest] for k, v in good.items()}  # all after the phone's stored fixes
+        report.seconds["plan"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         with driver_cursor(self.session) as cur:
-            report.stored = copy_arrow(cur, "gps_fixes", self._fix_table(new))
+            report.stored = copy_arrow(
+                cur,
+                "gps_fixes",
+                self._fix_table({k: np.concatenate([new[k], appended[k]]) for k in new}),
+            )
         report.seconds["store"] = time.perf_counter() - clock
         self.progress("store", report.stored, report.stored)
 
         clock = time.perf_counter()
-        report.devices = len(windows)
+        report.devices = len(windows) + extension.devices.size
         report.tracks, report.cleaning = self._rebuild_tracks(windows, stored, new)
+        report.tracks += extender.write(extension)
+        for name, n in extension.counts.items():
+            report.cleaning[name] = report.cleaning.get(name, 0) + n
         report.seconds["tracks"] = time.perf_counter() - clock
         return report
 
@@ -341,8 +356,78 @@ class FixIngester:
                 (_LOCK_SPACE, buckets),
             )
 
+    def _plan_extension(self, extender: TrackExtender, good: dict[str, np.ndarray]) -> Extension:
+        """The phones whose batch continues their last track, and their new tracks (see
+        :class:`~service.patrol.tracks.TrackExtender`); the others are rebuilt in full."""
+        none = Extension(np.zeros(0, np.int64), [], None, {})
+        if good["at_us"].size == 0:
+            return none
+        span = (
+            pd.DataFrame({"device_key": good["device_key"], "at": good["at_us"]})
+            .groupby("device_key")["at"]
+            .min()
+        )
+        keys = span.index.to_numpy()
+        gap = int(self.rules.gap_s * _US)
+        # only a last track ending within the gap before the batch can continue into it
+        with driver_cursor(self.session) as cur:
+            cur.execute(
+                "SELECT w.k, t.id, t.started_at, t.ended_at, t.length_m, ST_AsBinary(t.geom) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS w(k, lo) "
+                "CROSS JOIN LATERAL (SELECT id, started_at, ended_at, length_m, geom "
+                "FROM patrol_tracks p WHERE p.device_key = w.k AND p.city = %s "
+                "ORDER BY p.started_at DESC LIMIT 1) t "
+                "WHERE t.ended_at >= w.lo",
+                (keys.tolist(), from_epoch_us(span.to_numpy() - gap), self.city),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return none
+        k, ids, started, ended, length, wkb = zip(*rows, strict=True)
+        geoms = shapely.from_wkb(np.array([bytes(b) for b in wkb], dtype=object))
+        coords, index = shapely.get_coordinates(geoms, include_m=True, return_index=True)
+        bounds = np.r_[0, np.cumsum(np.bincount(index, minlength=len(rows)))]
+        worker = pd.Series(good["worker"]).groupby(good["device_key"]).first()
+        reach = int(3 * context_seconds(self.rules) * _US)
+        last = pd.DataFrame(
+            {
+                "device_key": np.array(k, np.int64),
+                "track_id": np.array(ids, np.int64),
+                "started_us": [epoch_us(v) for v in started],
+                "read_lo_us": [epoch_us(v) - reach for v in ended],
+                "worker": worker.loc[list(k)].to_numpy(),
+                "length_m": np.array(length, np.float64),
+                "lon": [coords[a:b, 0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                "lat": [coords[a:b, 1] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                "m": [coords[a:b, 2] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+            }
+        )
+        # stored fixes from well before the track's end up to any time a fix may have: a
+        # stored fix after the batch's first one sends the phone to the full rebuild
+        latest = int((now().timestamp() + self.settings.patrol.future_tolerance_s + 1) * _US)
+        context = self._stored_fixes(
+            pd.DataFrame(
+                {
+                    "device_key": last["device_key"],
+                    "lo": last["read_lo_us"],
+                    "hi": np.full(len(last), latest),
+                }
+            )
+        )
+        mine = np.isin(good["device_key"], last["device_key"].to_numpy())
+        horizon = retention_horizon(self.settings)
+        return extender.plan(
+            last,
+            context,
+            {k: v[mine] for k, v in good.items()},
+            None if horizon is None else int(epoch_us(horizon)),
+        )
+
     def _windows(self, good: dict[str, np.ndarray]) -> pd.DataFrame:
-        """Per device: the batch's time span widened by the gap and to the tracks it touches."""
+        """Per device: the batch's time span widened by the gap and to the tracks it touches,
+        then to tracks that end or start within the cleaning's reach of it (a track split at
+        a jump, seconds from the next), and by that reach: what the cleaning decides inside
+        the window does not depend on fixes outside it, as in a rebuild of every fix."""
         if good["at_us"].size == 0:
             return pd.DataFrame(columns=["device_key", "lo", "hi", "worker"])
         span = (
@@ -351,23 +436,33 @@ class FixIngester:
             .agg(["min", "max"])
         )
         gap = int(self.rules.gap_s * _US)
+        reach = int(context_seconds(self.rules) * _US)
         lo = (span["min"] - gap).to_numpy().copy()
         hi = (span["max"] + gap).to_numpy().copy()
         keys = span.index.to_numpy()
-        with driver_cursor(self.session) as cur:
-            cur.execute(
-                "SELECT w.k, min(t.started_at), max(t.ended_at) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
-                "JOIN patrol_tracks t ON t.device_key = w.k AND t.ended_at >= w.lo "
-                "AND t.started_at <= w.hi GROUP BY w.k",
-                (keys.tolist(), from_epoch_us(lo), from_epoch_us(hi)),
-            )
-            touched = {k: (a, b) for k, a, b in cur.fetchall()}
-        for i, k in enumerate(keys):
-            if k in touched:
-                a, b = touched[k]
-                lo[i] = min(lo[i], epoch_us(a))
-                hi[i] = max(hi[i], epoch_us(b))
+        margin = 0  # the first round finds the tracks the window touches, as before
+        for _ in range(100):
+            with driver_cursor(self.session) as cur:
+                cur.execute(
+                    "SELECT w.k, min(t.started_at), max(t.ended_at) FROM "
+                    "unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
+                    "JOIN patrol_tracks t ON t.device_key = w.k AND t.ended_at >= w.lo "
+                    "AND t.started_at <= w.hi GROUP BY w.k",
+                    (keys.tolist(), from_epoch_us(lo - margin), from_epoch_us(hi + margin)),
+                )
+                touched = {k: (epoch_us(a), epoch_us(b)) for k, a, b in cur.fetchall()}
+            widened = False
+            for i, k in enumerate(keys):
+                if k in touched:
+                    a, b = touched[k]
+                    widened |= a < lo[i] or b > hi[i]
+                    lo[i] = min(lo[i], a)
+                    hi[i] = max(hi[i], b)
+            if not widened and margin:
+                break
+            margin = reach
+        lo -= reach
+        hi += reach
         horizon = retention_horizon(self.settings)
         if horizon is not None:
             # raw fixes before the retention horizon are gone (their partitions dropped): a
