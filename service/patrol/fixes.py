@@ -9,8 +9,11 @@ One path serves the batch API, CSV/GPX uploads and the CLI:
    batch stores nothing twice (counted as ``replayed``; the stored copy stays). New fixes go in
    with one binary COPY.
 3. **Rebuild tracks** of the affected devices over the batch's time window, widened by the
-   track gap and to the tracks it touches, from the stored and the new fixes together (late
-   uploads from a phone that was offline slot into place).
+   track gap, to the tracks it touches and by the cleaning's reach, from the stored and the new
+   fixes together (late uploads from a phone that was offline slot into place). A phone whose
+   new fixes continue its last track has that track extended instead, from its last minutes of
+   stored fixes (:class:`~service.patrol.tracks.TrackExtender`); either way the tracks are
+   those one rebuild of all the phone's fixes gives.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from service.settings import AppSettings
 _US = 1_000_000
 _LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")
 _LOCK_BUCKETS = 256
+_LAST_US = 253_402_300_799 * _US  # 9999-12-31 23:59:59 UTC: about the last datetime
 _OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
 
@@ -402,9 +406,10 @@ class FixIngester:
                 "m": [coords[a:b, 2] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
             }
         )
-        # stored fixes from well before the track's end up to any time a fix may have: a
-        # stored fix after the batch's first one sends the phone to the full rebuild
-        latest = int((now().timestamp() + self.settings.patrol.future_tolerance_s + 1) * _US)
+        # stored fixes from well before the track's end on, with no upper bound (whatever the
+        # clock said when they came): a stored fix after the batch's first one sends the phone
+        # to the full rebuild
+        latest = _LAST_US
         context = self._stored_fixes(
             pd.DataFrame(
                 {
