@@ -268,6 +268,12 @@ def run(opts: argparse.Namespace) -> None:
             + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items())
             + f"; COPY step {stored / steps['store']:,.0f} fixes/s per process"
         )
+        total_steps = sum(steps.values()) or 1.0
+        print(
+            "  share of intake time per stage (validate; plan: locks, windows, reads of stored "
+            "fixes and tracks; store: COPY of fixes; tracks: cleaning and writing tracks): "
+            + ", ".join(f"{k} {v / total_steps:.0%}" for k, v in steps.items())
+        )
         print(f"  rows per partition: {_partition_counts(engine)}")
 
         # 3. coverage per day

@@ -13,13 +13,13 @@ Cleaning rules (:class:`CleaningRules`), applied in this order, each fix getting
    leave it for the next one both exceed ``max_speed_mps``. Repeated a few times so that a spike
    of two or three fixes goes too. A single impossible segment that is not a spike (the phone
    reappears somewhere else and stays there) is not dropped but splits the track: no line is
-   drawn across a place nobody walked.
+   drawn across a place nobody walked. A spike never spans a silence longer than ``gap_s``.
 4. **stationary** — long stationary jitter: while a worker stands still the fixes wander within a
    few metres and a naive track zig-zags. A fix is stationary when the fixes within
    ``stationary_window_s / 2`` of it (same device) have a radius of gyration below
    ``stationary_radius_m``; in each run of stationary fixes lasting at least
    ``stationary_window_s`` only the first and last fixes are kept, so the time spent there still
-   counts while the zig-zag is gone.
+   counts while the zig-zag is gone. A silence longer than ``gap_s`` ends a run.
 5. **isolated** — a kept fix that ends up alone in its track (one fix is no line).
 
 Tracks split where the device changes, where two kept fixes are more than ``gap_s`` apart, at an
@@ -181,9 +181,12 @@ def _drop_spikes(reason, dev, ts, xs, ys, rules: CleaningRules) -> None:
     speed = _segment_speed(idx, dev, ts, xs, ys)
     # a segment to a fix more than gap_s away does not test the fix: it starts a new track
     fast = (speed > rules.max_speed_mps) & (ts[idx[1:]] - ts[idx[:-1]] <= rules.gap_s)
+    # nor does a spike span a silence longer than gap_s: what comes after it is a new track
+    silent = np.r_[0, np.cumsum(ts[idx[1:]] - ts[idx[:-1]] > rules.gap_s)]
     spike = np.zeros(idx.size, dtype=bool)
     for width in range(1, _MAX_SPIKE + 1):
         p = np.flatnonzero(fast[: fast.size - width] & fast[width:])
+        p = p[silent[p + width + 1] == silent[p]]
         p = p[~spike[p]]  # p itself must not be part of an earlier spike
         a, b = idx[p], idx[p + width + 1]
         dt = ts[b] - ts[a]
@@ -200,25 +203,41 @@ def _drop_stationary(reason, dev, ts, xs, ys, rules: CleaningRules) -> None:
         return
     d, t = dev[idx], ts[idx]
     # windows of +-half the stationary time around every fix, found on a (device, time) key;
-    # device numbers are made dense so the key stays exact in float64
+    # a complex number orders by its real part, then its imaginary part: device, then time,
+    # compared exactly (a sum of the two would round differently with other devices around)
     _, dense = np.unique(d, return_inverse=True)
-    span = float(t.max() - t.min()) + 4.0 * rules.stationary_window_s + 1.0
-    key = dense * span + (t - t.min())
     half = rules.stationary_window_s / 2.0
-    lo = np.searchsorted(key, key - half, side="left")
-    hi = np.searchsorted(key, key + half, side="right")
-    # radius of gyration of each window from prefix sums (centred to keep them small)
-    x = xs[idx] - xs[idx].mean()
-    y = ys[idx] - ys[idx].mean()
-    count = (hi - lo).astype(np.float64)
-    sums = [np.r_[0.0, np.cumsum(v)] for v in (x, y, x * x, y * y)]
-    sx, sy, sxx, syy = ((s[hi] - s[lo]) / count for s in sums)
-    gyration2 = np.maximum(sxx - sx * sx + syy - sy * sy, 0.0)
-    still = (gyration2 < rules.stationary_radius_m**2) & (hi - lo >= 3)
+    key = _pair(dense, t)
+    lo = np.searchsorted(key, _pair(dense, t - half), side="left")
+    hi = np.searchsorted(key, _pair(dense, t + half), side="right")
+    count = hi - lo
+    # radius of gyration of each window, from prefix sums of positions in whole centimetres:
+    # integer sums are exact (wrapping int64 arithmetic stays exact for the small result), so
+    # a fix's verdict depends on its window alone, not on which other fixes were cleaned with
+    # it: tracks built upload by upload equal those of one rebuild
+    n2 = count.astype(np.int64) ** 2
+    spread = np.zeros(idx.size, dtype=np.int64)
+    approx = np.zeros(idx.size)
+    with np.errstate(over="ignore"):
+        for v in (xs[idx], ys[idx]):
+            cm = np.round(v * 100.0).astype(np.int64)
+            cm -= cm.min() if cm.size else 0
+            s1 = np.r_[0, np.cumsum(cm)]
+            s2 = np.r_[0, np.cumsum(cm * cm)]
+            w1, w2 = s1[hi] - s1[lo], s2[hi] - s2[lo]
+            spread += count * w2 - w1 * w1
+            f1 = w1.astype(np.float64)
+            approx += (count * w2.astype(np.float64) - f1 * f1) / np.maximum(n2, 1)
+    radius_cm2 = (rules.stationary_radius_m * 100.0) ** 2
+    # the float figure only guards the exact one against a window too wide for int64
+    still = (approx < 4 * radius_cm2) & (spread < radius_cm2 * n2) & (count >= 3)
     if not still.any():
         return
-    # runs of consecutive still fixes on one device lasting long enough: keep their two ends
-    run_start = still & ~np.r_[False, still[:-1] & (d[1:] == d[:-1])]
+    # runs of consecutive still fixes on one device lasting long enough: keep their two ends;
+    # a silence longer than gap_s ends a run (as it ends the track), so a stop never bridges
+    # time nobody saw, and a fix's fate depends only on the fixes around it
+    joined = (d[1:] == d[:-1]) & (t[1:] - t[:-1] <= rules.gap_s)
+    run_start = still & ~np.r_[False, still[:-1] & joined]
     run_id = np.cumsum(run_start) - 1
     runs = run_id[still]
     first = np.full(run_id.max() + 1, np.inf)
@@ -231,6 +250,13 @@ def _drop_stationary(reason, dev, ts, xs, ys, rules: CleaningRules) -> None:
     run = np.maximum(run_id, 0)  # fixes before the first run are not members anyway
     interior = member & (t > first[run]) & (t < last[run])
     reason[idx[interior]] = STATIONARY
+
+
+def _pair(real: np.ndarray, imag: np.ndarray) -> np.ndarray:
+    out = np.empty(real.size, dtype=np.complex128)
+    out.real = real
+    out.imag = imag
+    return out
 
 
 def _split_tracks(reason, dev, ts, xs, ys, sess, rules: CleaningRules) -> np.ndarray:

@@ -9,8 +9,11 @@ One path serves the batch API, CSV/GPX uploads and the CLI:
    batch stores nothing twice (counted as ``replayed``; the stored copy stays). New fixes go in
    with one binary COPY.
 3. **Rebuild tracks** of the affected devices over the batch's time window, widened by the
-   track gap and to the tracks it touches, from the stored and the new fixes together (late
-   uploads from a phone that was offline slot into place).
+   track gap, to the tracks it touches and by the cleaning's reach, from the stored and the new
+   fixes together (late uploads from a phone that was offline slot into place). A phone whose
+   new fixes continue its last track has that track extended instead, from its last minutes of
+   stored fixes (:class:`~service.patrol.tracks.TrackExtender`); either way the tracks are
+   those one rebuild of all the phone's fixes gives.
 """
 
 from __future__ import annotations
@@ -45,13 +48,14 @@ from service.http.rowerrors import BulkReport, RowErrors
 from service.http.timeparse import epoch_us, from_epoch_us
 from service.http.uploads import file_refusals
 from service.patrol.partitions import retention_horizon
-from service.patrol.tracks import TrackWriter
+from service.patrol.tracks import Extension, TrackExtender, TrackWriter, context_seconds
 from service.patrol.workers import PatrolService
 from service.settings import AppSettings
 
 _US = 1_000_000
 _LOCK_SPACE = 0x6678  # advisory-lock namespace of fix intake ("fx")
 _LOCK_BUCKETS = 256
+_LAST_US = 253_402_300_799 * _US  # 9999-12-31 23:59:59 UTC: about the last datetime
 _OFFSET = r"(?:[zZ]|[+-]\d{2}:?\d{2})$"
 
 
@@ -189,19 +193,34 @@ class FixIngester:
 
         clock = time.perf_counter()
         self._lock_devices(good["device_key"])
-        windows = self._windows(good)
+        extender = TrackExtender(self.session, self.city, self.rules)
+        extension = self._plan_extension(extender, good)
+        # every other phone: its stored fixes in the batch's window, replays told apart
+        rest = ~np.isin(good["device_key"], extension.devices)
+        others = {k: v[rest] for k, v in good.items()}
+        windows = self._windows(others)
         stored = self._stored_fixes(windows)
-        fresh = ~_isin_keys(good, stored)
+        fresh = ~_isin_keys(others, stored)
         report.replayed = int((~fresh).sum())
-        new = {k: v[fresh] for k, v in good.items()}
+        new = {k: v[fresh] for k, v in others.items()}
+        appended = {k: v[~rest] for k, v in good.items()}  # all after the phone's stored fixes
+        report.seconds["plan"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         with driver_cursor(self.session) as cur:
-            report.stored = copy_arrow(cur, "gps_fixes", self._fix_table(new))
+            report.stored = copy_arrow(
+                cur,
+                "gps_fixes",
+                self._fix_table({k: np.concatenate([new[k], appended[k]]) for k in new}),
+            )
         report.seconds["store"] = time.perf_counter() - clock
         self.progress("store", report.stored, report.stored)
 
         clock = time.perf_counter()
-        report.devices = len(windows)
+        report.devices = len(windows) + extension.devices.size
         report.tracks, report.cleaning = self._rebuild_tracks(windows, stored, new)
+        report.tracks += extender.write(extension)
+        for name, n in extension.counts.items():
+            report.cleaning[name] = report.cleaning.get(name, 0) + n
         report.seconds["tracks"] = time.perf_counter() - clock
         return report
 
@@ -218,12 +237,16 @@ class FixIngester:
         errors = RowErrors(n)
         device_id = frame["device_id"].astype(object).to_numpy()
         known = self._devices()
-        device_key = np.array([known.get(d, (-1, ""))[0] for d in device_id], dtype=np.int64)
-        errors.add(
-            device_key < 0,
-            "device_id",
-            np.array([f"unknown device {d!r}; register it first" for d in device_id], object),
-        )
+        # looked up once per distinct phone (a batch has a few hundred), not once per row
+        codes, uniques = pd.factorize(device_id, use_na_sentinel=True)
+        found = [known.get(d, (-1, "")) for d in uniques]
+        unique_key = np.array([k for k, _ in found] + [-1], dtype=np.int64)
+        unique_worker = np.array([w for _, w in found] + [""], dtype=object)
+        device_key = unique_key[codes]  # code -1 (a missing id) picks the last entry: unknown
+        unknown = device_key < 0
+        message = np.empty(n, dtype=object)
+        message[unknown] = [f"unknown device {d!r}; register it first" for d in device_id[unknown]]
+        errors.add(unknown, "device_id", message)
         lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(float)
         lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(float)
         errors.add(~(np.abs(lon) <= 180), "lon", "lon must be a number in -180..180")
@@ -271,7 +294,7 @@ class FixIngester:
             "lat": wlat,
             "accuracy_m": _optional_float(frame, "accuracy_m", errors),
             "speed_mps": _optional_float(frame, "speed_mps", errors),
-            "worker": np.array([known.get(d, (-1, ""))[1] for d in device_id], dtype=object),
+            "worker": unique_worker[codes],
         }
         return cols, errors
 
@@ -337,8 +360,79 @@ class FixIngester:
                 (_LOCK_SPACE, buckets),
             )
 
+    def _plan_extension(self, extender: TrackExtender, good: dict[str, np.ndarray]) -> Extension:
+        """The phones whose batch continues their last track, and their new tracks (see
+        :class:`~service.patrol.tracks.TrackExtender`); the others are rebuilt in full."""
+        none = Extension(np.zeros(0, np.int64), [], None, {})
+        if good["at_us"].size == 0:
+            return none
+        span = (
+            pd.DataFrame({"device_key": good["device_key"], "at": good["at_us"]})
+            .groupby("device_key")["at"]
+            .min()
+        )
+        keys = span.index.to_numpy()
+        gap = int(self.rules.gap_s * _US)
+        # only a last track ending within the gap before the batch can continue into it
+        with driver_cursor(self.session) as cur:
+            cur.execute(
+                "SELECT w.k, t.id, t.started_at, t.ended_at, t.length_m, ST_AsBinary(t.geom) "
+                "FROM unnest(%s::bigint[], %s::timestamptz[]) AS w(k, lo) "
+                "CROSS JOIN LATERAL (SELECT id, started_at, ended_at, length_m, geom "
+                "FROM patrol_tracks p WHERE p.device_key = w.k AND p.city = %s "
+                "ORDER BY p.started_at DESC LIMIT 1) t "
+                "WHERE t.ended_at >= w.lo",
+                (keys.tolist(), from_epoch_us(span.to_numpy() - gap), self.city),
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return none
+        k, ids, started, ended, length, wkb = zip(*rows, strict=True)
+        geoms = shapely.from_wkb(np.array([bytes(b) for b in wkb], dtype=object))
+        coords, index = shapely.get_coordinates(geoms, include_m=True, return_index=True)
+        bounds = np.r_[0, np.cumsum(np.bincount(index, minlength=len(rows)))]
+        worker = pd.Series(good["worker"]).groupby(good["device_key"]).first()
+        reach = int(3 * context_seconds(self.rules) * _US)
+        last = pd.DataFrame(
+            {
+                "device_key": np.array(k, np.int64),
+                "track_id": np.array(ids, np.int64),
+                "started_us": [epoch_us(v) for v in started],
+                "read_lo_us": [epoch_us(v) - reach for v in ended],
+                "worker": worker.loc[list(k)].to_numpy(),
+                "length_m": np.array(length, np.float64),
+                "lon": [coords[a:b, 0] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                "lat": [coords[a:b, 1] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+                "m": [coords[a:b, 2] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+            }
+        )
+        # stored fixes from well before the track's end on, with no upper bound (whatever the
+        # clock said when they came): a stored fix after the batch's first one sends the phone
+        # to the full rebuild
+        latest = _LAST_US
+        context = self._stored_fixes(
+            pd.DataFrame(
+                {
+                    "device_key": last["device_key"],
+                    "lo": last["read_lo_us"],
+                    "hi": np.full(len(last), latest),
+                }
+            )
+        )
+        mine = np.isin(good["device_key"], last["device_key"].to_numpy())
+        horizon = retention_horizon(self.settings)
+        return extender.plan(
+            last,
+            context,
+            {k: v[mine] for k, v in good.items()},
+            None if horizon is None else int(epoch_us(horizon)),
+        )
+
     def _windows(self, good: dict[str, np.ndarray]) -> pd.DataFrame:
-        """Per device: the batch's time span widened by the gap and to the tracks it touches."""
+        """Per device: the batch's time span widened by the gap and to the tracks it touches,
+        then to tracks that end or start within the cleaning's reach of it (a track split at
+        a jump, seconds from the next), and by that reach: what the cleaning decides inside
+        the window does not depend on fixes outside it, as in a rebuild of every fix."""
         if good["at_us"].size == 0:
             return pd.DataFrame(columns=["device_key", "lo", "hi", "worker"])
         span = (
@@ -347,23 +441,33 @@ class FixIngester:
             .agg(["min", "max"])
         )
         gap = int(self.rules.gap_s * _US)
+        reach = int(context_seconds(self.rules) * _US)
         lo = (span["min"] - gap).to_numpy().copy()
         hi = (span["max"] + gap).to_numpy().copy()
         keys = span.index.to_numpy()
-        with driver_cursor(self.session) as cur:
-            cur.execute(
-                "SELECT w.k, min(t.started_at), max(t.ended_at) "
-                "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
-                "JOIN patrol_tracks t ON t.device_key = w.k AND t.ended_at >= w.lo "
-                "AND t.started_at <= w.hi GROUP BY w.k",
-                (keys.tolist(), from_epoch_us(lo), from_epoch_us(hi)),
-            )
-            touched = {k: (a, b) for k, a, b in cur.fetchall()}
-        for i, k in enumerate(keys):
-            if k in touched:
-                a, b = touched[k]
-                lo[i] = min(lo[i], epoch_us(a))
-                hi[i] = max(hi[i], epoch_us(b))
+        margin = 0  # the first round finds the tracks the window touches, as before
+        for _ in range(100):
+            with driver_cursor(self.session) as cur:
+                cur.execute(
+                    "SELECT w.k, min(t.started_at), max(t.ended_at) FROM "
+                    "unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
+                    "JOIN patrol_tracks t ON t.device_key = w.k AND t.ended_at >= w.lo "
+                    "AND t.started_at <= w.hi GROUP BY w.k",
+                    (keys.tolist(), from_epoch_us(lo - margin), from_epoch_us(hi + margin)),
+                )
+                touched = {k: (epoch_us(a), epoch_us(b)) for k, a, b in cur.fetchall()}
+            widened = False
+            for i, k in enumerate(keys):
+                if k in touched:
+                    a, b = touched[k]
+                    widened |= a < lo[i] or b > hi[i]
+                    lo[i] = min(lo[i], a)
+                    hi[i] = max(hi[i], b)
+            if not widened and margin:
+                break
+            margin = reach
+        lo -= reach
+        hi += reach
         horizon = retention_horizon(self.settings)
         if horizon is not None:
             # raw fixes before the retention horizon are gone (their partitions dropped): a
@@ -379,19 +483,24 @@ class FixIngester:
         """The fixes already stored inside the windows.
 
         A batch that continues its phones' tracks reads back every fix of those tracks (a
-        shift's worth): they come as binary COPY of fixed-width columns straight into numpy
-        arrays, with no Python object per row or value.
+        shift's worth). The server packs each device's fixes into one ``bytea`` of fixed-width
+        big-endian values (:data:`_STORED_ROW`), read straight into numpy arrays: one row per
+        device instead of one per fix (a binary COPY out hands every fix over as its own
+        message, which cost more Python time than anything else in the intake).
         """
         names = ("device_key", "at_us", "lon", "lat", "accuracy_m")
         if windows.empty:
             return {n: np.zeros(0) for n in names}
         sql, params = stored_fixes_query(self.city, windows)
-        data = bytearray()
+        packed = (
+            "SELECT string_agg(int8send(r.device_key) || timestamptz_send(r.at) || "
+            "float8send(r.lon) || float8send(r.lat) || float8send(r.accuracy_m), ''::bytea) "
+            f"FROM ({sql}) AS r(device_key, at, lon, lat, accuracy_m) GROUP BY r.device_key"
+        )
         with driver_cursor(self.session) as cur:
-            with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT binary)", params) as copy:
-                for chunk in copy:
-                    data += chunk
-        rows = _binary_rows(bytes(data), _STORED_ROW)
+            cur.execute(packed, params, binary=True)
+            data = b"".join(bytes(b) for (b,) in cur.fetchall())
+        rows = np.frombuffer(data, dtype=_STORED_ROW)
         return {
             "device_key": rows["device_key"].astype(np.int64),
             "at_us": rows["at"].astype(np.int64) + _PG_EPOCH_US,
@@ -456,37 +565,17 @@ def stored_fixes_query(city: str, windows: pd.DataFrame) -> tuple[str, tuple[Any
     return sql, params
 
 
-# one row of stored_fixes_query in PostgreSQL's binary COPY format: a field count, then each
-# field's length and big-endian value (timestamptz: µs since 2000-01-01; no NULLs)
+# one fix as _stored_fixes packs it: big-endian int8, timestamptz (µs since 2000-01-01), float8s
 _STORED_ROW = np.dtype(
-    [("n", ">i2")]
-    + [
-        pair
-        for name, kind in (
-            ("device_key", ">i8"),
-            ("at", ">i8"),
-            ("lon", ">f8"),
-            ("lat", ">f8"),
-            ("accuracy_m", ">f8"),
-        )
-        for pair in ((f"{name}_len", ">i4"), (name, kind))
+    [
+        ("device_key", ">i8"),
+        ("at", ">i8"),
+        ("lon", ">f8"),
+        ("lat", ">f8"),
+        ("accuracy_m", ">f8"),
     ]
 )
 _PG_EPOCH_US = 946_684_800 * _US
-_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-
-
-def _binary_rows(data: bytes, row: np.dtype) -> np.ndarray:
-    """The rows of a binary COPY of fixed-width, non-null columns as a structured array."""
-    if not data.startswith(_COPY_SIGNATURE):
-        raise ValueError("not a binary COPY stream")
-    start = 19 + int.from_bytes(data[15:19], "big")  # header, then its extension area
-    body = data[start:-2]  # the trailer is a field count of -1
-    rows = np.frombuffer(body, dtype=row)
-    fields = (len(row.names or ()) - 1) // 2
-    if rows.size and not np.all(rows["n"] == fields):
-        raise ValueError("unexpected binary COPY row layout")
-    return rows
 
 
 _ORDER_HELP = "out of order: an earlier row of this device has a later time; send oldest first"

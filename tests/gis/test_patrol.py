@@ -85,6 +85,47 @@ def test_long_stationary_jitter_keeps_only_the_ends_of_the_stop():
     assert out.n_tracks == 1
 
 
+def test_a_stop_ends_at_a_silence_longer_than_the_gap():
+    """Standing still before and after a night's silence: two stops, each keeping its ends
+    (one stop across the night would drop the evening's last and the morning's first fix)."""
+    rng = np.random.default_rng(5)
+    t = np.r_[np.arange(40) * 10.0, 40_000 + np.arange(40) * 10.0]
+    x, y = rng.normal(0, 2, 80), rng.normal(0, 2, 80)
+    out = clean_fixes(np.zeros(80, int), t, x, y)
+    assert out.kept[[0, 39, 40, 79]].all()
+    assert out.n_tracks == 2 and out.kept.sum() == 4
+
+
+def test_a_spike_does_not_span_a_silence():
+    """A wild fix, a silence, another wild fix: not one spike of two across the silence."""
+    t = np.r_[np.arange(10) * 10.0, 1_000 + np.arange(10) * 10.0]
+    x, y = t * 1.2, np.zeros(20)
+    y[9], y[10] = 5_000, 5_000
+    out = clean_fixes(np.zeros(20, int), t, x, y)
+    assert _reason(out, 9) != "jump" and _reason(out, 10) != "jump"
+
+
+def test_a_fix_is_cleaned_alike_whatever_is_cleaned_with_it():
+    """Verdicts depend on a fix's own device's neighbours only: not on other devices cleaned in
+    the same call, nor on where the call's fixes begin (a rebuild window)."""
+    rng = np.random.default_rng(11)
+    n = 600
+    t = 1.79e9 + np.cumsum(rng.choice([10.0] * 30 + [1.0, 400.0], n)) + 0.775373
+    walking = np.repeat(rng.random(n // 30) < 0.5, 30)  # stretches of 30 fixes walked or stood
+    x = np.cumsum(walking * 12.0) + rng.normal(0, 3, n) + 500_000
+    y = rng.normal(0, 3, n) + 3_800_000
+    x[rng.choice(n, 20)] += 900.0  # spikes
+    alone = clean_fixes(np.zeros(n, int), t, x, y)
+    others = np.r_[np.zeros(n, int), np.ones(n, int)]
+    together = clean_fixes(others, np.r_[t, t + 3.3], np.r_[x, x + 7_000], np.r_[y, y])
+    assert np.array_equal(alone.reason, together.reason[:n])
+    assert alone.counts()["stationary"] > 0 and alone.counts()["jump"] > 0
+    for start in (37, 200):  # later windows agree once past the cleaning's reach
+        part = clean_fixes(np.zeros(n - start, int), t[start:], x[start:], y[start:])
+        settled = t[start:] > t[start] + 700
+        assert np.array_equal(part.reason[settled], alone.reason[start:][settled])
+
+
 def test_walking_slowly_is_not_stationary():
     t, x, y = _walk(100, speed=0.6)
     out = clean_fixes(np.zeros(100, int), t, x, y)
