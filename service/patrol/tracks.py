@@ -52,8 +52,9 @@ class TrackWriter:
             cur.execute(
                 "DELETE FROM patrol_tracks t "
                 "USING unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS w(k, lo, hi) "
-                "WHERE t.device_key = w.k AND t.started_at >= w.lo AND t.ended_at <= w.hi",
-                (keys, lo, hi),
+                "WHERE t.city = %s AND t.device_key = w.k AND t.started_at >= w.lo "
+                "AND t.ended_at <= w.hi",
+                (keys, lo, hi, self.city),
             )
         device, at_us = fixes["device_key"].astype(np.int64), fixes["at_us"].astype(np.int64)
         if at_us.size == 0:
@@ -420,7 +421,11 @@ class TrackExtender:
         if extension.table is None:
             return 0
         with driver_cursor(self.session) as cur:
-            cur.execute("DELETE FROM patrol_tracks WHERE id = ANY(%s)", (extension.replaced,))
+            # the city too: on Citus that makes it a one-shard statement
+            cur.execute(
+                "DELETE FROM patrol_tracks WHERE city = %s AND id = ANY(%s)",
+                (self.city, extension.replaced),
+            )
             copy_arrow(cur, "patrol_tracks", extension.table)
         return extension.table.num_rows
 

@@ -52,6 +52,7 @@ SUITES = (
     "tests/service/assessment/test_inspection.py",  # writes a reference table (checklists)
     "tests/service/maps/test_api_tiles.py",  # local times formatted on the workers
     "tests/service/patrol/test_api_coverage.py",
+    "tests/service/patrol/test_track_extension.py",  # tracks extended and rebuilt
     "tests/service/patrol/test_partitions.py",  # day partitions of a distributed table
     "tests/service/maps/test_clusters.py",  # pre-counted clusters and stored heat layers
     "tests/service/maps/test_heat_tiles.py",
