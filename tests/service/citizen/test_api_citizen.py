@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from service.db.models import Case, Photo
 from service.factory import create_app
 from service.settings import AuthSettings, PublicSettings
+from tests.conftest import TEST_CITY
 from tests.helpers.accounts import admin_headers, bearer, make_user
 from tests.helpers.city import CITY, point_lonlat
 from tests.helpers.photos import jpeg
@@ -81,7 +82,8 @@ def report(
 
 
 def count(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model))
+    """This city's rows (other tests of the run commit rows of other cities)."""
+    return session.scalar(select(func.count()).select_from(model).where(model.city == TEST_CITY))
 
 
 def test_report_with_photo_answers_a_number_whose_status_anyone_reads(
@@ -95,7 +97,9 @@ def test_report_with_photo_answers_a_number_whose_status_anyone_reads(
     assert body["status"] == "reported" and body["category"] == "暴露垃圾"
     assert body["status_url"] == f"/report/status?number={number}"
 
-    case = session.scalars(select(Case).order_by(Case.id.desc())).first()
+    case = session.scalars(
+        select(Case).where(Case.city == TEST_CITY).order_by(Case.id.desc())
+    ).first()
     assert number.startswith(f"{case.id}-")
     assert case.source == "citizen" and case.reporters[0]["phone"] == PHONE
     assert case.reporters[0]["device_id"] == DEVICE
@@ -229,7 +233,9 @@ def test_the_reporters_phone_is_masked_for_roles_without_people_read(
     citizen: TestClient, session, settings, sessions
 ) -> None:
     report(citizen)
-    case = session.scalars(select(Case).order_by(Case.id.desc())).first()
+    case = session.scalars(
+        select(Case).where(Case.city == TEST_CITY).order_by(Case.id.desc())
+    ).first()
     worker = make_user(session, settings, "grid_worker", scope_grids=[CITY])
     session.commit()
     with TestClient(create_app(settings, sessions=sessions)) as staff:
@@ -274,7 +280,9 @@ def test_the_problem_map_has_no_personal_data_and_snapped_positions(
             "open",
             "reported_on",
         }
-    cases = session.scalars(select(Case).order_by(Case.reported_at.desc(), Case.id.desc())).all()
+    cases = session.scalars(
+        select(Case).where(Case.city == TEST_CITY).order_by(Case.reported_at.desc(), Case.id.desc())
+    ).all()
     got = [tuple(f["geometry"]["coordinates"]) for f in doc["features"]]
     expected = [cell_centre(c.lon, c.lat, 100.0) for c in cases]
     for (glon, glat), (elon, elat), c in zip(got, expected, cases, strict=True):
@@ -294,7 +302,7 @@ def test_the_precision_is_a_setting(settings, sessions, case_city, session) -> N
     with TestClient(create_app(coarse, sessions=sessions)) as c:
         assert report(c, x=150, y=50).status_code == 201
         doc = c.get("/api/public/cases").json()
-    case = session.scalars(select(Case)).one()
+    case = session.scalars(select(Case).where(Case.city == TEST_CITY)).one()
     lon, lat = doc["features"][0]["geometry"]["coordinates"]
     assert (lon, lat) == pytest.approx(cell_centre(case.lon, case.lat, 500.0), abs=2e-7)
 
