@@ -612,13 +612,24 @@
       })
     );
     layer.features = {};
+    // a tile carries each grid's code and colour only: the popup's fields are the stored
+    // layer's, fetched on the click (the legend's URL with the grid's code)
     layer.on("click", function (e) {
       var p = e.layer && e.layer.properties;
-      if (!p || !layer._map || !options.popup) return;
-      L.popup({ maxWidth: 360, className: "citygrid-popup" })
-        .setLatLng(e.latlng)
-        .setContent(C.format(options.popup, p))
-        .openOn(layer._map);
+      if (!p || !p.code || !layer._map || !options.popup) return;
+      var map = layer._map;
+      var sep = options.legendUrl.indexOf("?") < 0 ? "?" : "&";
+      C.fetchJson(options.legendUrl + sep + "code=" + encodeURIComponent(p.code))
+        .then(function (body) {
+          var props = L.extend({}, p, body.properties || {});
+          L.popup({ maxWidth: 360, className: "citygrid-popup" })
+            .setLatLng(e.latlng)
+            .setContent(C.format(options.popup, props))
+            .openOn(map);
+        })
+        .catch(function (err) {
+          C.status(map).set(title, _("{title}: {error}", { title: title, error: err.message }), "error");
+        });
     });
     // the legend of the layer's filter: fetched once, when the layer is first shown
     var title = options.title;
