@@ -43,6 +43,8 @@ def _features(client: TestClient, layer: str, **params) -> dict[str, dict]:
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
         tile = mapbox_vector_tile.decode(r.content)
+        if "heat" in tile:  # drawn at the coarser heat-tile extent
+            assert tile["heat"]["extent"] == heattiles.HEAT_EXTENT
         for f in tile.get("heat", {"features": []})["features"]:
             code = f["properties"]["code"]
             assert found.setdefault(code, f["properties"]) == f["properties"]
