@@ -574,9 +574,16 @@
     if (HeatTiles) return HeatTiles;
     var Base = L.VectorGrid.Protobuf;
     HeatTiles = Base.extend({
-      _getVectorTilePromise: function (coords) {
+      // 512-pixel tiles: a 512-pixel tile at zoom z is the server's tile of zoom z - 1 (a
+      // quarter of the requests of 256-pixel tiles; VectorGrid ignores Leaflet's zoomOffset)
+      _getVectorTilePromise: function (coords, tileBounds) {
         var self = this;
-        return Base.prototype._getVectorTilePromise.call(this, coords).then(function (tile) {
+        var asked = coords;
+        if (this.options.tileZoomOffset) {
+          asked = L.point(coords.x, coords.y);
+          asked.z = coords.z + this.options.tileZoomOffset;
+        }
+        return Base.prototype._getVectorTilePromise.call(this, asked, tileBounds).then(function (tile) {
           var layer = tile.layers && tile.layers.heat;
           (layer ? layer.features : []).forEach(function (f) {
             if (f.properties && f.properties.code) self.features[f.properties.code] = f.properties;
