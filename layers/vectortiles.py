@@ -211,5 +211,9 @@ class HeatTiles(_VectorTiles):
                 "weight": weight,
                 "fillOpacity": fill_opacity,
                 "defaultFill": check_colour(fallback, "fallback"),
+                # 512-pixel tiles, each the server's tile one zoom out: a quarter of the
+                # requests for a view (52 → ~15 on the large city's dispatcher page)
+                "tileSize": 512,
+                "tileZoomOffset": -1,
             }
         )

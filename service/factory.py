@@ -21,6 +21,7 @@ from service.cases.open311.documents import error_document
 from service.cases.overdue import sweep_overdue
 from service.db.changes import ChangeListener
 from service.db.engine import make_engine, make_sessionmaker, resolve_database_url
+from service.http.activity import Activity, ActivityMeter
 from service.http.bodyguard import GuardedRoute
 from service.http.cookies import PendingCookies
 from service.http.csrf import CsrfGuard
@@ -110,7 +111,7 @@ def create_app(
             # committed writes announced by PostgreSQL keep in-memory answers fresh; an app on
             # sessions handed in (a test's transaction) has no such thing and asks every time
             app.state.changes = ChangeListener.for_url(url).start()
-            _warm_in_background(app.state.sessions, settings, app.state.changes)
+            _warm_in_background(app.state.sessions, settings, app.state.changes, app.state.activity)
             if settings.briefs.schedule:
                 from service.briefs.schedule import BriefScheduler
 
@@ -181,6 +182,9 @@ def create_app(
     proxies = trusted_proxies(settings.server.trusted_proxies)
     if proxies:  # outermost: the scheme (https) and client address as the proxy says
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    # requests in flight: the start-up warm-up waits for a quiet moment
+    app.state.activity = Activity()
+    app.add_middleware(ActivityMeter, activity=app.state.activity)
 
     for module in (
         auth,
@@ -237,17 +241,28 @@ def _claim_scratch() -> bool:
 
 
 def _warm_in_background(
-    sessions: sessionmaker[Session], settings: AppSettings, changes: ChangeListener
+    sessions: sessionmaker[Session],
+    settings: AppSettings,
+    changes: ChangeListener,
+    activity: Activity,
 ) -> None:
-    """Build the grid snapshot, grid index and coverage raster while the server already
-    answers."""
+    """Build the grid snapshot, grid index and coverage raster once the server has been quiet
+    for ``CITYGRID_WARM_QUIET_S`` seconds, in a thread at the lowest CPU priority: the first
+    visitors after a start are answered from the stored aggregates and must not share the CPU
+    (and the interpreter lock) with tens of seconds of raster work of every worker process."""
     import logging
+    import os
     import threading
 
     def warm() -> None:
         from service.grids.snapshot import committed_snapshot
         from service.patrol.coverage import CoverageService
 
+        try:  # Linux: a thread's id names it alone
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
+        activity.wait_quiet(settings.server.warm_quiet_s)
         try:
             committed_snapshot(sessions, settings.grids.city, changes)
             with sessions() as session:

@@ -116,6 +116,12 @@ class ServerSettings(BaseSettings):
     threads: int | None = Field(
         None, ge=1, description="Worker threads per process (default: max_active_requests + 8)"
     )
+    warm_quiet_s: float = Field(
+        10.0,
+        ge=0,
+        description="The start-up warm-up (grid index, coverage raster) waits until no request "
+        "has come for this many seconds",
+    )
     trusted_proxies: str = Field(
         "",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "

@@ -41,6 +41,7 @@ from service.accounts.audit import AuditLog, snapshot
 from service.accounts.principal import SYSTEM, Principal
 from service.assessment.periods import Period, parse_period
 from service.clock import now
+from service.db.anyof import any_of
 from service.db.models import (
     Checklist,
     Grid,
@@ -364,7 +365,7 @@ class Inspections:
         codes = list(codes)
         rows = self.session.scalars(
             select(Grid).where(
-                Grid.city == self.city, Grid.valid_to.is_(None), Grid.code.in_(codes)
+                Grid.city == self.city, Grid.valid_to.is_(None), any_of(Grid.code, codes)
             )
         )
         return {g.code: g for g in rows}
@@ -920,7 +921,7 @@ class Inspections:
     def _grid_info(self, codes: Sequence[str]) -> dict[str, dict[str, str]]:
         rows = self.session.execute(
             select(Grid.code, Grid.name, Grid.level).where(
-                Grid.city == self.city, Grid.valid_to.is_(None), Grid.code.in_(list(codes))
+                Grid.city == self.city, Grid.valid_to.is_(None), any_of(Grid.code, codes)
             )
         )
         return {code: {"name": name, "level": level} for code, name, level in rows}

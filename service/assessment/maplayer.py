@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gis.datum import transform_geometries
+from service.db.anyof import any_of
 from service.db.models import Grid
 from service.settings import AppSettings
 
@@ -64,7 +65,7 @@ def list_layer(
             Grid.city == settings.grids.city,
             Grid.level == level,
             Grid.valid_to.is_(None),
-            Grid.code.in_(list(rows)),
+            any_of(Grid.code, rows),
         )
     ).all()
     features = []

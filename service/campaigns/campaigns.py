@@ -34,6 +34,7 @@ from service.campaigns.plan import KINDS, SHARE_KINDS, Milestone, check_mileston
 from service.campaigns.progress import Progress
 from service.cases.campaigns import IN_CAMPAIGN
 from service.clock import now
+from service.db.anyof import any_of
 from service.db.models import Campaign, CampaignCase, Case, Category, Grid, Hotspot, User
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
 from service.patrol.coverage import CoverageService
@@ -372,7 +373,7 @@ class CampaignService:
             g.code: g
             for g in self.session.scalars(
                 select(Grid).where(
-                    Grid.city == self.city, Grid.valid_to.is_(None), Grid.code.in_(codes)
+                    Grid.city == self.city, Grid.valid_to.is_(None), any_of(Grid.code, codes)
                 )
             )
         }

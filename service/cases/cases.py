@@ -35,6 +35,7 @@ from service.cases.workflow import (
 )
 from service.clock import now, work_clock
 from service.datums import to_wgs84_point
+from service.db.anyof import any_of
 from service.db.models import Case, CaseEvent, Category
 from service.db.versions import change_counters
 from service.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -298,7 +299,7 @@ class CaseService:
     def by_ids(self, ids: list[int], by: Principal) -> list[Case]:
         """The cases of this city among ``ids`` that ``by`` may see (unknown ids and cases out
         of scope are skipped alike), in id order."""
-        stmt = select(Case).where(Case.city == self.city, Case.id.in_(ids)).order_by(Case.id)
+        stmt = select(Case).where(Case.city == self.city, any_of(Case.id, ids)).order_by(Case.id)
         scope = case_condition(by)
         if scope is not None:
             stmt = stmt.where(scope)

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
+from service.db.anyof import any_of
 from service.db.models import Grid, Hotspot
 
 
@@ -162,7 +163,7 @@ class GridRepository:
         """Versions valid at ``at`` for each of ``codes`` that exists."""
         if not codes:
             return {}
-        stmt = select(Grid).where(Grid.city == city, Grid.code.in_(list(codes)), valid_at(at))
+        stmt = select(Grid).where(Grid.city == city, any_of(Grid.code, codes), valid_at(at))
         return {g.code: g for g in self.session.scalars(stmt)}
 
     def chain(self, grid: Grid, at: datetime) -> builtins.list[Grid]:

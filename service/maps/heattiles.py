@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,9 +36,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.clock import now
+from service.db.engine import session_scope
 from service.errors import NotFound
 from service.maps.heat import HeatFilter, HeatService
 from service.maps.tiles import BUFFER, EXTENT, TileRequest, tile_unit_m
@@ -47,6 +49,18 @@ from service.settings import AppSettings
 
 # heat layers with one feature per unit grid (``code``): the ones that can be tiled
 TILED_LAYERS: tuple[str, ...] = ("grids", "gi", "coverage", "blind")
+# what a tile carries of each grid: its code and colour (the style needs no more); the other
+# properties, a popup's, come from ``HeatStore.properties`` on a click. The name, unit, person,
+# phone and counts of every grid made the tiles of a dispatcher's view 1.4 MB on the large city.
+TILE_PROPS: tuple[str, ...] = ("code", "fill")
+# a quarter of the grid tiles' resolution: 4 units per pixel of a 256-pixel tile still draws
+# the fill exactly, and each vertex costs fewer bytes (smaller deltas) with the simplification
+# following the coarser unit
+HEAT_EXTENT = EXTENT // 4
+HEAT_BUFFER = BUFFER // 4
+# part of every layer key: stored tiles drawn with another property set or extent are never
+# served
+TILE_FORMAT = f"tile-props:{','.join(TILE_PROPS)};extent:{HEAT_EXTENT}"
 PRUNE_AFTER = timedelta(days=7)
 USED_AT_STEP = timedelta(hours=1)  # used_at is rewritten at most this often
 
@@ -59,6 +73,42 @@ class StoredLayer:
     legend: dict[str, Any]
     window: dict[str, Any]
     features: int
+    built_at: datetime | None = None
+    # the values of an earlier data version, served while they are computed again
+    stale: bool = False
+
+    def about(self) -> dict[str, Any]:
+        """When the values were computed and whether newer ones are being computed."""
+        built = self.built_at.isoformat() if self.built_at is not None else None
+        return {"built_at": built, "stale": self.stale}
+
+
+# stored layers being computed again in the background, by (city, layer key): one at a time
+_REFRESHING: set[tuple[str, str]] = set()
+_REFRESHING_LOCK = threading.Lock()
+
+
+def refresh_in_background(
+    sessions: sessionmaker[Session],
+    settings: AppSettings,
+    name: str,
+    flt: HeatFilter,
+    options: dict[str, Any],
+) -> None:
+    """Compute the stored layer of this request at the current data version, on a session of
+    its own (run after the answer, e.g. as a background task); nothing when this process is
+    already at it (another process waits on the advisory lock, then finds it stored)."""
+    mark = (settings.grids.city, layer_key(settings.grids.city, name, flt, options))
+    with _REFRESHING_LOCK:
+        if mark in _REFRESHING:
+            return
+        _REFRESHING.add(mark)
+    try:
+        with session_scope(sessions) as session:
+            HeatStore(session, settings, HeatService(session, settings)).ensure(name, flt, options)
+    finally:
+        with _REFRESHING_LOCK:
+            _REFRESHING.discard(mark)
 
 
 def check_layer(name: str) -> str:
@@ -111,6 +161,7 @@ def layer_key(city: str, name: str, flt: HeatFilter, options: dict[str, Any]) ->
     """The key of one layer request: layer, options, window, filters and scope."""
     raw = json.dumps(
         [
+            TILE_FORMAT,
             city,
             name,
             sorted(options.items()),
@@ -143,16 +194,28 @@ class HeatStore:
         return json.dumps([cases, [str(g) for g in grids], cov], default=str)
 
     def ensure(
-        self, name: str, flt: HeatFilter, options: dict[str, Any], version: str | None = None
+        self,
+        name: str,
+        flt: HeatFilter,
+        options: dict[str, Any],
+        version: str | None = None,
+        stale_ok: bool = False,
     ) -> StoredLayer:
         """The stored layer for this request, computed and stored first when missing or
-        computed at another data version (``version``: already read by the caller)."""
+        computed at another data version (``version``: already read by the caller). With
+        ``stale_ok`` the values of another version are returned as they are (``stale``: the
+        caller has them computed again, :func:`refresh_in_background`): a write to cases
+        must not make the next visitor of a large city wait minutes for the map."""
         check_layer(name)
         key = layer_key(self.city, name, flt, options)
         version = version or self.version(flt)
         found = self._stored(key, version)
         if found is not None:
             return found
+        if stale_ok:
+            older = self._stored(key, None)
+            if older is not None:
+                return older
         # one computation per layer request: a second visitor waits for the first
         self.session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext('heat_layer_values'), hashtext(:key))"),
@@ -163,11 +226,13 @@ class HeatStore:
             return found
         return self._compute(key, name, flt, options, version)
 
-    def _stored(self, key: str, version: str) -> StoredLayer | None:
+    def _stored(self, key: str, version: str | None) -> StoredLayer | None:
+        """The stored layer of ``key`` at ``version`` (None: at whatever version)."""
         row = self.session.execute(
             text(
-                "SELECT legend, request, features, used_at FROM heat_layer_builds"
-                " WHERE city = :city AND layer_key = :key AND version = :version"
+                "SELECT legend, request, features, used_at, built_at, version"
+                " FROM heat_layer_builds WHERE city = :city AND layer_key = :key"
+                " AND (CAST(:version AS text) IS NULL OR version = :version)"
             ),
             {"city": self.city, "key": key, "version": version},
         ).first()
@@ -182,7 +247,14 @@ class HeatStore:
                 ),
                 {"city": self.city, "key": key, "at": moment},
             )
-        return StoredLayer(key, row.legend, row.request["window"], row.features)
+        return StoredLayer(
+            key,
+            row.legend,
+            row.request["window"],
+            row.features,
+            row.built_at,
+            stale=version is None,
+        )
 
     def _compute(
         self, key: str, name: str, flt: HeatFilter, options: dict[str, Any], version: str
@@ -234,7 +306,7 @@ class HeatStore:
             },
         )
         self._prune(moment)
-        return StoredLayer(key, body["legend"], window, len(rows))
+        return StoredLayer(key, body["legend"], window, len(rows), moment)
 
     def _prune(self, moment: datetime) -> None:
         """Forget stored layers nobody asked for in :data:`PRUNE_AFTER`."""
@@ -252,6 +324,20 @@ class HeatStore:
             text("DELETE FROM heat_layer_builds WHERE city = :city AND used_at < :before"),
             params,
         )
+
+    def properties(self, stored: StoredLayer, code: str) -> dict[str, Any]:
+        """All stored properties of grid ``code`` in ``stored`` (a tile's popup), or a 404
+        naming the code."""
+        props = self.session.execute(
+            text(
+                "SELECT props FROM heat_layer_values"
+                " WHERE city = :city AND layer_key = :key AND code = :code"
+            ),
+            {"city": self.city, "key": stored.key, "code": code},
+        ).scalar()
+        if props is None:
+            raise NotFound(f"no unit grid {code!r} in this heat layer", field="code")
+        return dict(props)
 
     def tile(self, stored: StoredLayer, req: TileRequest, at: datetime) -> bytes:
         """The unit grids meeting the tile with the stored properties of ``stored``
@@ -282,7 +368,7 @@ class HeatStore:
                 "dx": dx,
                 "dy": dy,
                 "at": at,
-                "tolerance": tile_unit_m(req.z),
+                "tolerance": tile_unit_m(req.z) * EXTENT / HEAT_EXTENT,
             },
         ).scalar()
         data = bytes(value) if value is not None else b""
@@ -296,20 +382,22 @@ class HeatStore:
         return data
 
 
-# jsonb properties become the features' attributes (ST_AsMVT expands a jsonb column); the
+# jsonb properties (the ``TILE_PROPS`` of the stored ones) become the features' attributes
+# (ST_AsMVT expands a jsonb column); the
 # grids meeting the tile come from their spatial index, each one's values by primary key
 # (LATERAL ... OFFSET 0, never flattened: the planner must not start from the layer's 30,000
 # values, which it takes for one row until the table is analysed)
+_TILE_PROPS_SQL = ", ".join(f"'{k}', v.props->'{k}'" for k in TILE_PROPS)
 _TILE = f"""
 WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
            ST_Translate(ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326), -:dx, -:dy) AS wgs
 )
-SELECT ST_AsMVT(t, 'heat', {EXTENT}, 'geom') FROM (
-    SELECT v.props,
+SELECT ST_AsMVT(t, 'heat', {HEAT_EXTENT}, 'geom') FROM (
+    SELECT jsonb_build_object({_TILE_PROPS_SQL}) AS props,
            ST_AsMVTGeom(
                ST_Simplify(ST_Transform(ST_Translate(g.geom, :dx, :dy), 3857), :tolerance, true),
-               env.merc, {EXTENT}, {BUFFER}, true
+               env.merc, {HEAT_EXTENT}, {HEAT_BUFFER}, true
            ) AS geom
     FROM env, grids g,
     LATERAL (

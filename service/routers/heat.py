@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from service.accounts.principal import Principal
 from service.auth import Allow
@@ -13,7 +13,13 @@ from service.deps import HeatServiceDep, SettingsDep
 from service.http.bodyguard import GuardedRoute
 from service.http.timeparse import aware
 from service.maps.heat import LAYERS
-from service.maps.heattiles import TILED_LAYERS, HeatStore, layer_options, whole_days
+from service.maps.heattiles import (
+    TILED_LAYERS,
+    HeatStore,
+    layer_options,
+    refresh_in_background,
+    whole_days,
+)
 
 router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRoute)
 
@@ -26,6 +32,8 @@ router = APIRouter(prefix="/api/heat", tags=["heat maps"], route_class=GuardedRo
     "Only the cases, grids and patrols in your scope.",
 )
 def heat_layer(
+    request: Request,
+    background: BackgroundTasks,
     layer: str,
     heat: HeatServiceDep,
     by: Annotated[Principal, Allow("maps.read")],
@@ -52,6 +60,15 @@ def heat_layer(
             "then ends at the next local midnight)"
         ),
     ] = True,
+    code: Annotated[
+        str | None,
+        Query(
+            max_length=15,
+            description="with features=false on a tiled layer: also the stored properties of "
+            "this unit grid ('properties'; the popup of a tile, whose features carry only "
+            "code and fill)",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     tz = settings.grids.timezone
     start, end = aware(start, tz), aware(end, tz)
@@ -69,14 +86,22 @@ def heat_layer(
         # restarts, the same one its tiles are coloured by
         start, end = whole_days(start, end, tz)
         flt = heat.checked(start, end, category, grid, by=by)
-        stored = HeatStore(heat.session, settings, heat).ensure(layer, flt, options)
-        return {
+        store = HeatStore(heat.session, settings, heat)
+        stored = store.ensure(layer, flt, options, stale_ok=True)
+        if stored.stale:  # the values of an earlier data version, computed again after this
+            sessions = request.app.state.sessions
+            background.add_task(refresh_in_background, sessions, settings, layer, flt, options)
+        answer = {
             "type": "FeatureCollection",
             "legend": stored.legend,
             **stored.window,
+            **stored.about(),
             "count": stored.features,
             "features": [],
         }
+        if code is not None:
+            answer["properties"] = store.properties(stored, code)
+        return answer
     flt = heat.checked(start, end, category, grid, by=by)
     body = heat.layer(layer, flt, datum, **options)
     return body if features or "features" not in body else {**body, "features": []}

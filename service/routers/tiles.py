@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -21,6 +21,7 @@ from service.maps.heattiles import (
     check_layer,
     layer_key,
     layer_options,
+    refresh_in_background,
     whole_days,
 )
 from service.maps.tiles import (
@@ -139,6 +140,7 @@ async def get_tile(
 )
 def get_heat_tile(
     request: Request,
+    background: BackgroundTasks,
     by: Annotated[Principal, Allow("maps.read")],
     heat: HeatServiceDep,
     settings: SettingsDep,
@@ -178,8 +180,14 @@ def get_heat_tile(
     tile_key = (city, "heat", key, version, z, x, y, datum)
     tile = cache.get(tile_key)
     if tile is None:
-        stored = store.ensure(layer, flt, options, str(version))
+        # values of an earlier data version are drawn while the current ones are computed
+        # after the answer (stale-while-revalidate); only current tiles are kept in memory
+        stored = store.ensure(layer, flt, options, str(version), stale_ok=True)
         data = store.tile(stored, req, flt.end)
         tile = make_tile(data)
-        cache.put(tile_key, tile)
+        if stored.stale:
+            sessions = request.app.state.sessions
+            background.add_task(refresh_in_background, sessions, settings, layer, flt, options)
+        else:
+            cache.put(tile_key, tile)
     return _tile_response(request, tile, "no-cache")

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from service.cases.workflow import OPEN_SQL
 from service.clock import now, work_clock
+from service.db.anyof import any_of
 from service.db.models import Case, EscalationRule, SupervisionOrder
 from service.errors import InvalidInput
 from service.settings import AppSettings
@@ -54,7 +55,7 @@ _NOT_ORDERED = (
 def _cases(session: Session, ids: list[int]) -> dict[int, Case]:
     if not ids:
         return {}
-    return {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(ids)))}
+    return {c.id: c for c in session.scalars(select(Case).where(any_of(Case.id, ids)))}
 
 
 def _overdue(

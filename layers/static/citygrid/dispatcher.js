@@ -574,9 +574,16 @@
     if (HeatTiles) return HeatTiles;
     var Base = L.VectorGrid.Protobuf;
     HeatTiles = Base.extend({
-      _getVectorTilePromise: function (coords) {
+      // 512-pixel tiles: a 512-pixel tile at zoom z is the server's tile of zoom z - 1 (a
+      // quarter of the requests of 256-pixel tiles; VectorGrid ignores Leaflet's zoomOffset)
+      _getVectorTilePromise: function (coords, tileBounds) {
         var self = this;
-        return Base.prototype._getVectorTilePromise.call(this, coords).then(function (tile) {
+        var asked = coords;
+        if (this.options.tileZoomOffset) {
+          asked = L.point(coords.x, coords.y);
+          asked.z = coords.z + this.options.tileZoomOffset;
+        }
+        return Base.prototype._getVectorTilePromise.call(this, asked, tileBounds).then(function (tile) {
           var layer = tile.layers && tile.layers.heat;
           (layer ? layer.features : []).forEach(function (f) {
             if (f.properties && f.properties.code) self.features[f.properties.code] = f.properties;
@@ -612,13 +619,24 @@
       })
     );
     layer.features = {};
+    // a tile carries each grid's code and colour only: the popup's fields are the stored
+    // layer's, fetched on the click (the legend's URL with the grid's code)
     layer.on("click", function (e) {
       var p = e.layer && e.layer.properties;
-      if (!p || !layer._map || !options.popup) return;
-      L.popup({ maxWidth: 360, className: "citygrid-popup" })
-        .setLatLng(e.latlng)
-        .setContent(C.format(options.popup, p))
-        .openOn(layer._map);
+      if (!p || !p.code || !layer._map || !options.popup) return;
+      var map = layer._map;
+      var sep = options.legendUrl.indexOf("?") < 0 ? "?" : "&";
+      C.fetchJson(options.legendUrl + sep + "code=" + encodeURIComponent(p.code))
+        .then(function (body) {
+          var props = L.extend({}, p, body.properties || {});
+          L.popup({ maxWidth: 360, className: "citygrid-popup" })
+            .setLatLng(e.latlng)
+            .setContent(C.format(options.popup, props))
+            .openOn(map);
+        })
+        .catch(function (err) {
+          C.status(map).set(title, _("{title}: {error}", { title: title, error: err.message }), "error");
+        });
     });
     // the legend of the layer's filter: fetched once, when the layer is first shown
     var title = options.title;

@@ -43,6 +43,8 @@ def _features(client: TestClient, layer: str, **params) -> dict[str, dict]:
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
         tile = mapbox_vector_tile.decode(r.content)
+        if "heat" in tile:  # drawn at the coarser heat-tile extent
+            assert tile["heat"]["extent"] == heattiles.HEAT_EXTENT
         for f in tile.get("heat", {"features": []})["features"]:
             code = f["properties"]["code"]
             assert found.setdefault(code, f["properties"]) == f["properties"]
@@ -72,14 +74,31 @@ def test_tile_features_carry_the_values_of_the_geojson_layer(heat_city, layer, p
     if layer != "blind":
         assert set(got) == _units()  # every unit grid of the city, once
     for code, props in want.items():
-        # a vector tile drops null attributes; every other value is the same
-        assert got[code] == {k: v for k, v in props.items() if v is not None}, code
+        # a tile carries each grid's code and colour only, the same as the GeoJSON's
+        assert got[code] == {k: props[k] for k in heattiles.TILE_PROPS}, code
     legend = heat_city.get(
         f"/api/heat/{layer}", params={**WINDOW, **params, "features": "false"}
     ).json()
     assert legend["legend"] == body["legend"]
     assert legend["features"] == [] and legend["count"] == len(want)
     assert (legend["from"], legend["to"]) == (body["from"], body["to"])
+    assert "properties" not in legend
+    # a click on a grid: every property of the GeoJSON feature, from the stored layer
+    for code, props in want.items():
+        one = heat_city.get(
+            f"/api/heat/{layer}", params={**WINDOW, **params, "features": "false", "code": code}
+        )
+        assert one.status_code == 200, one.text
+        assert one.json()["properties"] == props, code
+        assert one.json()["legend"] == body["legend"]
+
+
+def test_the_properties_of_a_grid_not_in_the_layer_are_a_404_naming_the_code(heat_city):  # noqa: F811
+    r = heat_city.get(
+        "/api/heat/grids", params={**WINDOW, "features": "false", "code": "nosuchgrid"}
+    )
+    assert r.status_code == 404, r.text
+    assert "nosuchgrid" in r.text and "code" in r.text
 
 
 def _builds(session) -> list[tuple]:
@@ -99,6 +118,8 @@ def test_stored_values_are_reused_after_a_restart_and_recomputed_when_the_data_c
     monkeypatch: pytest.MonkeyPatch,
 ):
     before = _features(heat_city, "grids")
+    body = heat_city.get("/api/heat/grids", params=WINDOW).json()
+    cases_before = {f["properties"]["code"]: f["properties"]["cases"] for f in body["features"]}
     stored = _builds(session)
     assert [b[0] for b in stored] == ["grids"]
     kept = session.execute(text("SELECT count(*) FROM heat_layer_tiles")).scalar_one()
@@ -133,11 +154,20 @@ def test_stored_values_are_reused_after_a_restart_and_recomputed_when_the_data_c
         },
     )
     assert r.status_code == 201, r.text
+    code = r.json()["grid_code"]
+    params = {**WINDOW, "features": "false", "code": code}
     with TestClient(create_app(settings, sessions=sessions)) as fresh:
         fresh.headers.update(heat_city.headers)
+        # stale-while-revalidate: the values stored before the case are answered, marked
+        # stale with the moment they were computed; they are computed again after the answer
+        old = fresh.get("/api/heat/grids", params=params).json()
+        assert old["stale"] is True and old["properties"]["cases"] == cases_before[code]
+        assert _builds(session) != stored  # computed again once answered
+        new = fresh.get("/api/heat/grids", params=params).json()
+        assert new["stale"] is False and new["properties"]["cases"] == cases_before[code] + 1
+        assert new["built_at"] > old["built_at"]
         after = _features(fresh, "grids")
-    code = r.json()["grid_code"]
-    assert after[code]["cases"] == before[code]["cases"] + 1
+    assert after.keys() == before.keys()
     again = _builds(session)
     assert len(again) == 1 and again[0][1] != stored[0][1]
     # the tiles of the old values went with them; those drawn since show the new ones

@@ -191,3 +191,16 @@ def test_a_disabled_rule_orders_nothing(session: Session, city: AppSettings) -> 
     reported(session, city, days_ago=20)
     assert escalate(session, city).issued == []
     assert order_count(session, city.grids.city) == (0, 0)
+
+
+def test_the_cases_of_a_sweep_load_by_one_array_parameter_whatever_their_count(
+    session: Session, city: AppSettings
+) -> None:
+    # 1M-case city: every open case can breach a rule; an IN list of 70,000 ids binds 70,000
+    # parameters and PostgreSQL refuses more than 65,535 in one statement
+    from service.supervision.escalation import _cases
+
+    late = reported(session, city, days_ago=20)
+    ids = [late.id, *range(10**9, 10**9 + 70_000)]  # unknown ids are skipped
+    assert list(_cases(session, ids)) == [late.id]
+    assert _cases(session, []) == {}
