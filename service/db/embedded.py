@@ -143,8 +143,9 @@ class EmbeddedCluster:
         """SQLAlchemy URL of ``database`` (default: the citygrid database)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database or self.database}"
 
-    def start(self) -> str:
-        """Initialise (first time) and start the cluster; return the SQLAlchemy URL."""
+    def initialise(self) -> None:
+        """Create the cluster's folder (first time only): ``initdb`` with trust auth, UTF-8.
+        Its ``postgresql.conf`` may be edited before the first :meth:`start`."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._chown_for_postgres()
         if not self.initialised():
@@ -158,6 +159,10 @@ class EmbeddedCluster:
                 "--encoding=UTF8",
                 "--locale=C.UTF-8",
             )
+
+    def start(self) -> str:
+        """Initialise (first time) and start the cluster; return the SQLAlchemy URL."""
+        self.initialise()
         if not self.running():
             port = self.port if self._port_file.exists() else _free_port()
             if _port_in_use(port):

@@ -37,6 +37,15 @@ from service.maps.tiles import (
 )
 from service.settings import AppSettings
 
+# checked by tile_request (422 naming the field); the enum documents the choices
+DatumQuery = Annotated[
+    str,
+    Query(
+        description="wgs84, or gcj02 to line up with AMap/Tencent base maps",
+        json_schema_extra={"enum": list(TILE_DATUMS)},
+    ),
+]
+
 router = APIRouter(prefix="/tiles", tags=["tiles"], route_class=GuardedRoute)
 
 # grids change rarely: browsers may reuse a tile for a minute; cases are revalidated every time
@@ -106,14 +115,7 @@ async def get_tile(
     campaign: Annotated[
         int | None, Query(description="cases: only the cases tagged by this campaign (id)")
     ] = None,
-    datum: Annotated[
-        str,
-        # checked by tile_request (422 naming the field); the enum documents the choices
-        Query(
-            description="wgs84, or gcj02 to line up with AMap/Tencent base maps",
-            json_schema_extra={"enum": list(TILE_DATUMS)},
-        ),
-    ] = "wgs84",
+    datum: DatumQuery = "wgs84",
 ) -> Response:
     req = tile_request(
         layer, z, x, y, level=level, category=category, grid=grid, datum=datum, campaign=campaign
@@ -157,13 +159,7 @@ def get_heat_tile(
     permutations: Annotated[int, Query(description="gi: permutations")] = 999,
     metric: Annotated[Literal["share", "since"], Query(description="coverage")] = "share",
     min_cases: Annotated[int, Query(description="blind: least cases")] = 3,
-    datum: Annotated[
-        str,
-        Query(
-            description="wgs84, or gcj02 to line up with AMap/Tencent base maps",
-            json_schema_extra={"enum": list(TILE_DATUMS)},
-        ),
-    ] = "wgs84",
+    datum: DatumQuery = "wgs84",
 ) -> Response:
     req = tile_request("grids", z, x, y, datum=datum)
     store = HeatStore(heat.session, settings, heat)

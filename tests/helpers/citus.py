@@ -135,21 +135,8 @@ class CitusCluster:
 
 
 def _configure(node: EmbeddedCluster, citus: bool, durable: bool) -> None:
-    """initdb the node (as EmbeddedCluster would) and configure it (preloading citus) before
-    its first start."""
-    node.root.mkdir(parents=True, exist_ok=True)
-    node._chown_for_postgres()
-    if not node.initialised():
-        node._run(
-            "initdb",
-            "-D",
-            str(node.pgdata),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C.UTF-8",
-        )
+    """Initialise the node and configure it (preloading citus) before its first start."""
+    node.initialise()
     conf = node.pgdata / "postgresql.conf"
     text = conf.read_text()
     if "# citygrid test node" not in text:
