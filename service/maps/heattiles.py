@@ -42,7 +42,7 @@ from service.clock import now
 from service.db.engine import session_scope
 from service.errors import NotFound
 from service.maps.heat import HeatFilter, HeatService
-from service.maps.tiles import BUFFER, EXTENT, TileRequest, tile_unit_m
+from service.maps.tiles import BUFFER, EXTENT, TILE_ENV, TileRequest, tile_unit_m
 from service.maps.versions import data_version
 from service.patrol.coverage import CoverageService
 from service.settings import AppSettings
@@ -389,11 +389,7 @@ class HeatStore:
 # values, which it takes for one row until the table is analysed)
 _TILE_PROPS_SQL = ", ".join(f"'{k}', v.props->'{k}'" for k in TILE_PROPS)
 _TILE = f"""
-WITH env AS (
-    SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
-           ST_Translate(ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326), -:dx, -:dy) AS wgs
-)
-SELECT ST_AsMVT(t, 'heat', {HEAT_EXTENT}, 'geom') FROM (
+{TILE_ENV}SELECT ST_AsMVT(t, 'heat', {HEAT_EXTENT}, 'geom') FROM (
     SELECT jsonb_build_object({_TILE_PROPS_SQL}) AS props,
            ST_AsMVTGeom(
                ST_Simplify(ST_Transform(ST_Translate(g.geom, :dx, :dy), 3857), :tolerance, true),

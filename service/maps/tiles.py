@@ -460,12 +460,16 @@ class TileService:
         return bytes(value) if value is not None else b""
 
 
-_GRIDS = f"""
-WITH env AS (
+# the tile in Web Mercator (what ST_AsMVTGeom clips to) and, for the index lookup, in WGS 84
+# shifted back by the datum offset (:dx, :dy) of a GCJ-02 tile
+TILE_ENV = """WITH env AS (
     SELECT ST_TileEnvelope(:z, :x, :y) AS merc,
            ST_Translate(ST_Transform(ST_TileEnvelope(:z, :x, :y), 4326), -:dx, -:dy) AS wgs
 )
-SELECT ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') FROM (
+"""
+
+_GRIDS = f"""
+{TILE_ENV}SELECT ST_AsMVT(t, 'grids', {EXTENT}, 'geom', 'id') FROM (
     SELECT g.id, g.code, g.name, g.level, g.responsible_unit,
            ST_AsMVTGeom(
                ST_Simplify(ST_Transform(ST_Translate(g.geom, :dx, :dy), 3857), :tolerance, true),
