@@ -29,6 +29,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import time as dt_time
@@ -225,6 +226,23 @@ class HeatStore:
         if found is not None:
             return found
         return self._compute(key, name, flt, options, version)
+
+    def serve(
+        self,
+        name: str,
+        flt: HeatFilter,
+        options: dict[str, Any],
+        schedule: Callable[..., Any],
+        sessions: sessionmaker[Session],
+        version: str | None = None,
+    ) -> StoredLayer:
+        """What an answer draws (stale-while-revalidate): the stored layer of the current
+        version, else that of an earlier one while ``schedule`` (a background-task runner, e.g.
+        ``BackgroundTasks.add_task``) has the current one computed after the answer."""
+        stored = self.ensure(name, flt, options, version, stale_ok=True)
+        if stored.stale:
+            schedule(refresh_in_background, sessions, self.settings, name, flt, options)
+        return stored
 
     def _stored(self, key: str, version: str | None) -> StoredLayer | None:
         """The stored layer of ``key`` at ``version`` (None: at whatever version)."""

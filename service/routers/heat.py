@@ -17,7 +17,6 @@ from service.maps.heattiles import (
     TILED_LAYERS,
     HeatStore,
     layer_options,
-    refresh_in_background,
     whole_days,
 )
 
@@ -87,10 +86,7 @@ def heat_layer(
         start, end = whole_days(start, end, tz)
         flt = heat.checked(start, end, category, grid, by=by)
         store = HeatStore(heat.session, settings, heat)
-        stored = store.ensure(layer, flt, options, stale_ok=True)
-        if stored.stale:  # the values of an earlier data version, computed again after this
-            sessions = request.app.state.sessions
-            background.add_task(refresh_in_background, sessions, settings, layer, flt, options)
+        stored = store.serve(layer, flt, options, background.add_task, request.app.state.sessions)
         answer = {
             "type": "FeatureCollection",
             "legend": stored.legend,

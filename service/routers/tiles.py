@@ -21,7 +21,6 @@ from service.maps.heattiles import (
     check_layer,
     layer_key,
     layer_options,
-    refresh_in_background,
     whole_days,
 )
 from service.maps.tiles import (
@@ -178,12 +177,10 @@ def get_heat_tile(
     if tile is None:
         # values of an earlier data version are drawn while the current ones are computed
         # after the answer (stale-while-revalidate); only current tiles are kept in memory
-        stored = store.ensure(layer, flt, options, str(version), stale_ok=True)
-        data = store.tile(stored, req, flt.end)
-        tile = make_tile(data)
-        if stored.stale:
-            sessions = request.app.state.sessions
-            background.add_task(refresh_in_background, sessions, settings, layer, flt, options)
-        else:
+        stored = store.serve(
+            layer, flt, options, background.add_task, request.app.state.sessions, str(version)
+        )
+        tile = make_tile(store.tile(stored, req, flt.end))
+        if not stored.stale:
             cache.put(tile_key, tile)
     return _tile_response(request, tile, "no-cache")
