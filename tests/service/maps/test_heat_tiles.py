@@ -13,6 +13,7 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from service.accounts.principal import SYSTEM
+from service.accounts.privacy import mask_name, mask_phone
 from service.factory import create_app
 from service.maps import heattiles
 from service.maps.heat import HeatService
@@ -199,3 +200,26 @@ def test_heat_tiles_need_maps_read_and_a_tiled_layer(heat_city, settings, sessio
     assert r.status_code == 404 and "grids" in r.text
     r = heat_city.get(f"/tiles/heat/grids/{Z}/0/{y}.mvt", params={"datum": "bd09"})
     assert r.status_code in (400, 422) and "datum" in r.text
+
+
+def test_a_popup_shows_names_and_phones_only_to_roles_with_people_read(
+    heat_city,  # noqa: F811
+    settings,
+    session,
+):
+    """The stored values are shared by callers of one scope, but not across who may see
+    personal data: a viewer without ``people.read`` asking after the admin gets them masked."""
+    code = sorted(_units())[0]
+    query = {**WINDOW, "features": "false", "code": code}
+    admin = heat_city.get("/api/heat/grids", params=query)
+    assert admin.status_code == 200, admin.text
+    shown = admin.json()["properties"]
+    assert shown["responsible_phone"].isdigit() and "*" not in shown["responsible_person"]
+    seeded(session, settings).save_role("viewer", "只看地图", "viewer", ["maps.read"], by=SYSTEM)
+    viewer = make_user(session, settings, "viewer")
+    client = TestClient(heat_city.app, headers=bearer(session, settings, viewer))
+    r = client.get("/api/heat/grids", params=query)
+    assert r.status_code == 200, r.text
+    masked = r.json()["properties"]
+    assert masked["responsible_phone"] == mask_phone(shown["responsible_phone"])
+    assert masked["responsible_person"] == mask_name(shown["responsible_person"])
